@@ -1,0 +1,248 @@
+namespace GpuCommons.Core.Fleet;
+
+/// <summary>
+/// Builds a <see cref="Fleet"/> and checks it: unique names, known parents, no cycles, GPU counts in range.
+/// Every error is a <see cref="SpecException"/> naming the field.
+/// </summary>
+public sealed class FleetBuilder
+{
+    /// <summary>Largest GPU count on one node that the engine supports.</summary>
+    public const int MaxGpusPerNode = 64;
+
+    private readonly string _name;
+    private readonly List<PartitionDraft> _partitions = [];
+
+    public FleetBuilder(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new SpecException("name", "a fleet needs a name");
+        }
+
+        _name = name;
+    }
+
+    /// <summary>Adds a partition; its root domain is named after it.</summary>
+    public FleetBuilder AddPartition(string name, string gpuModel, decimal ratePerGpuHour, string? field = null)
+    {
+        field ??= $"partitions[{_partitions.Count}]";
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new SpecException(field + ".name", "a partition needs a name");
+        }
+
+        if (_partitions.Any(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new SpecException(field + ".name", $"duplicate partition name '{name}'");
+        }
+
+        if (ratePerGpuHour < 0)
+        {
+            throw new SpecException(field + ".ratePerGpuHour", "must not be negative");
+        }
+
+        _partitions.Add(new PartitionDraft(name, string.IsNullOrWhiteSpace(gpuModel) ? "GPU" : gpuModel, ratePerGpuHour, field));
+        return this;
+    }
+
+    /// <summary>Adds a topology domain under <paramref name="parent"/> (null: under the partition root).</summary>
+    public FleetBuilder AddDomain(string partition, string name, string? parent, string? field = null)
+    {
+        var p = Get(partition, field);
+        field ??= $"{p.Field}.domains[{p.Domains.Count}]";
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new SpecException(field + ".name", "a domain needs a name");
+        }
+
+        if (p.Domains.Any(d => d.Name == name) || name == p.Name)
+        {
+            throw new SpecException(field + ".name", $"duplicate domain name '{name}' in partition '{p.Name}'");
+        }
+
+        p.Domains.Add((name, parent, field));
+        return this;
+    }
+
+    /// <summary>Adds a node under <paramref name="domain"/> (null: under the partition root).</summary>
+    public FleetBuilder AddNode(string partition, string name, int gpus, string? domain = null, NodeState state = NodeState.Up, string? field = null)
+    {
+        var p = Get(partition, field);
+        field ??= $"{p.Field}.nodes[{p.Nodes.Count}]";
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new SpecException(field + ".name", "a node needs a name");
+        }
+
+        if (gpus < 1 || gpus > MaxGpusPerNode)
+        {
+            throw new SpecException(field + ".gpus", $"must be between 1 and {MaxGpusPerNode}, got {gpus}");
+        }
+
+        p.Nodes.Add((name, gpus, domain, state, field));
+        return this;
+    }
+
+    /// <summary>Adds <paramref name="count"/> nodes named prefix0001… in generated blocks of <paramref name="blockSize"/> nodes.</summary>
+    public FleetBuilder AddNodeGroup(string partition, string prefix, int count, int gpus, int blockSize, string? domain = null, int digits = 4, string? field = null)
+    {
+        var p = Get(partition, field);
+        field ??= $"{p.Field}.nodeGroups";
+        if (count < 1)
+        {
+            throw new SpecException(field + ".count", $"must be at least 1, got {count}");
+        }
+
+        if (blockSize < 0)
+        {
+            throw new SpecException(field + ".blockSize", "must not be negative");
+        }
+
+        if (digits is < 1 or > 9)
+        {
+            throw new SpecException(field + ".digits", "must be between 1 and 9");
+        }
+
+        var blocks = blockSize == 0 ? 1 : (count + blockSize - 1) / blockSize;
+        for (var b = 0; b < blocks; b++)
+        {
+            var blockName = domain;
+            if (blockSize > 0)
+            {
+                blockName = $"{prefix}-blk{b:D2}";
+                AddDomain(partition, blockName, domain, $"{field}.block[{b}]");
+            }
+
+            var end = blockSize == 0 ? count : Math.Min(count, (b + 1) * blockSize);
+            for (var i = b * Math.Max(blockSize, 0); i < end; i++)
+            {
+                AddNode(partition, prefix + (i + 1).ToString("D" + digits, System.Globalization.CultureInfo.InvariantCulture), gpus, blockName, NodeState.Up, $"{field}.node[{i}]");
+            }
+        }
+
+        return this;
+    }
+
+    public Fleet Build()
+    {
+        if (_partitions.Count == 0)
+        {
+            throw new SpecException("partitions", "a fleet needs at least one partition");
+        }
+
+        var partitions = new List<Partition>();
+        var nodes = new List<Node>();
+        var domains = new List<TopologyDomain>();
+        var nodeNames = new HashSet<string>(StringComparer.Ordinal);
+        var gpuCursor = 0;
+        for (var pi = 0; pi < _partitions.Count; pi++)
+        {
+            var draft = _partitions[pi];
+            if (draft.Nodes.Count == 0)
+            {
+                throw new SpecException(draft.Field + ".nodes", $"partition '{draft.Name}' has no nodes");
+            }
+
+            var partition = new Partition(pi, draft.Name, draft.GpuModel, draft.Rate);
+            var local = new List<TopologyDomain>();
+            var root = new TopologyDomain(domains.Count, draft.Name, pi, null, 0);
+            domains.Add(root);
+            local.Add(root);
+            var byName = new Dictionary<string, TopologyDomain>(StringComparer.Ordinal) { [draft.Name] = root };
+
+            // Resolve domains in dependency order; whatever is left unresolved is a cycle or an unknown parent.
+            var remaining = new List<(string Name, string? Parent, string Field)>(draft.Domains);
+            var declared = new HashSet<string>(draft.Domains.Select(d => d.Name), StringComparer.Ordinal);
+            while (remaining.Count > 0)
+            {
+                var progressed = false;
+                for (var i = 0; i < remaining.Count; i++)
+                {
+                    var (name, parent, field) = remaining[i];
+                    if (parent is not null && !declared.Contains(parent) && parent != draft.Name)
+                    {
+                        throw new SpecException(field + ".parent", $"unknown parent domain '{parent}'");
+                    }
+
+                    var parentDomain = parent is null ? root : byName.GetValueOrDefault(parent);
+                    if (parentDomain is null)
+                    {
+                        continue;
+                    }
+
+                    var d = new TopologyDomain(domains.Count, name, pi, parentDomain, local.Count);
+                    domains.Add(d);
+                    local.Add(d);
+                    byName[name] = d;
+                    remaining.RemoveAt(i);
+                    i--;
+                    progressed = true;
+                }
+
+                if (!progressed)
+                {
+                    var first = remaining[0];
+                    throw new SpecException(first.Field + ".parent", $"domains form a cycle: {string.Join(" -> ", remaining.Select(r => r.Name))}");
+                }
+            }
+
+            var nodeIdx = new List<int>();
+            var sizes = new Dictionary<int, int>();
+            foreach (var (name, gpus, domainName, state, field) in draft.Nodes)
+            {
+                if (!nodeNames.Add(name))
+                {
+                    throw new SpecException(field + ".name", $"duplicate node name '{name}'");
+                }
+
+                TopologyDomain leaf;
+                if (domainName is null)
+                {
+                    leaf = root;
+                }
+                else if (!byName.TryGetValue(domainName, out leaf!))
+                {
+                    throw new SpecException(field + ".domain", $"unknown domain '{domainName}'");
+                }
+
+                var node = new Node(nodes.Count, name, gpus, pi, leaf.Index, state, gpuCursor);
+                gpuCursor = checked(gpuCursor + gpus);
+                nodes.Add(node);
+                leaf.AddNode(node.Index);
+                nodeIdx.Add(node.Index);
+                sizes[gpus] = sizes.GetValueOrDefault(gpus) + 1;
+                for (var d = leaf; d is not null; d = d.Parent)
+                {
+                    d.NodeCount++;
+                    d.GpuCount += gpus;
+                }
+            }
+
+            partition.Root = root;
+            partition.Nodes = nodeIdx;
+            partition.Domains = local;
+            partition.TotalGpus = root.GpuCount;
+            partition.TypicalGpusPerNode = sizes.OrderByDescending(kv => kv.Value).ThenByDescending(kv => kv.Key).First().Key;
+            partition.MaxGpusPerNode = sizes.Keys.Max();
+            partitions.Add(partition);
+        }
+
+        return new Fleet(_name, partitions, nodes, domains);
+    }
+
+    private PartitionDraft Get(string partition, string? field)
+    {
+        var p = _partitions.FirstOrDefault(x => string.Equals(x.Name, partition, StringComparison.OrdinalIgnoreCase));
+        return p ?? throw new SpecException(field ?? "partition", $"unknown partition '{partition}'");
+    }
+
+    private sealed class PartitionDraft(string name, string gpuModel, decimal rate, string field)
+    {
+        public string Name { get; } = name;
+        public string GpuModel { get; } = gpuModel;
+        public decimal Rate { get; } = rate;
+        public string Field { get; } = field;
+        public List<(string Name, string? Parent, string Field)> Domains { get; } = [];
+        public List<(string Name, int Gpus, string? Domain, NodeState State, string Field)> Nodes { get; } = [];
+    }
+}

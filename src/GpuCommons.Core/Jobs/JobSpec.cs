@@ -1,0 +1,98 @@
+namespace GpuCommons.Core.Jobs;
+
+/// <summary>
+/// What a user asks for. <see cref="Gpus"/> is a whole number of GPUs, or a fraction of one GPU (0 &lt; g &lt; 1,
+/// in steps of 0.001) for a job that shares a GPU. A multi-node job takes whole nodes.
+/// </summary>
+public sealed record JobSpec
+{
+    public const int MilliPerGpu = 1000;
+
+    public required long Id { get; init; }
+    public required string Project { get; init; }
+    public string User { get; init; } = "";
+    public string Name { get; init; } = "";
+    /// <summary>Partition to run on; null lets the engine pick any partition that can hold the job.</summary>
+    public string? Partition { get; init; }
+    public required double Gpus { get; init; }
+    /// <summary>Number of nodes (optional; a multi-node job takes whole nodes).</summary>
+    public int? Nodes { get; init; }
+    /// <summary>GPUs used on each node of a multi-node job (optional; default: the partition's node size).</summary>
+    public int? GpusPerNode { get; init; }
+    public required TimeSpan Walltime { get; init; }
+    public PriorityClass Priority { get; init; } = PriorityClass.Normal;
+    public bool Checkpointable { get; init; }
+    public bool Requeueable { get; init; } = true;
+    public required DateTimeOffset SubmitTime { get; init; }
+    /// <summary>Known run time, used only by clairvoyant reference policies in the simulator.</summary>
+    public TimeSpan? DurationHint { get; init; }
+
+    /// <summary>The request in thousandths of a GPU.</summary>
+    public int GpuMilli => (int)Math.Round(Gpus * MilliPerGpu);
+
+    public bool IsFractional => Gpus < 1;
+
+    /// <summary>Checks what can be checked without a fleet; returns null when valid.</summary>
+    public SpecException? Check()
+    {
+        if (string.IsNullOrWhiteSpace(Project))
+        {
+            return new SpecException("project", "is required");
+        }
+
+        if (!double.IsFinite(Gpus) || Gpus <= 0)
+        {
+            return new SpecException("gpus", $"must be more than 0, got {Gpus}");
+        }
+
+        if (Gpus > 1_000_000)
+        {
+            return new SpecException("gpus", $"{Gpus} is more GPUs than any fleet has");
+        }
+
+        if (Gpus < 1)
+        {
+            var milli = Gpus * MilliPerGpu;
+            if (Math.Abs(milli - Math.Round(milli)) > 1e-6 || Math.Round(milli) < 1)
+            {
+                return new SpecException("gpus", $"a fraction of a GPU must be a multiple of 0.001, got {Gpus}");
+            }
+
+            if (Nodes is > 1 || GpusPerNode is not null)
+            {
+                return new SpecException("gpus", "a fraction of a GPU cannot be combined with nodes or gpusPerNode");
+            }
+        }
+        else if (Gpus != Math.Floor(Gpus))
+        {
+            return new SpecException("gpus", $"a request of more than one GPU must be a whole number, got {Gpus}; fractions are for a share of one GPU");
+        }
+
+        if (Nodes is < 1)
+        {
+            return new SpecException("nodes", $"must be at least 1, got {Nodes}");
+        }
+
+        if (GpusPerNode is < 1)
+        {
+            return new SpecException("gpusPerNode", $"must be at least 1, got {GpusPerNode}");
+        }
+
+        if (Nodes is { } n && GpusPerNode is { } g && (long)n * g != (long)Gpus)
+        {
+            return new SpecException("gpus", $"must equal nodes × gpusPerNode ({n} × {g} = {(long)n * g}), got {Gpus}");
+        }
+
+        if (Walltime <= TimeSpan.Zero)
+        {
+            return new SpecException("walltime", $"must be more than zero, got {Walltime}");
+        }
+
+        if (DurationHint is { } d && d < TimeSpan.Zero)
+        {
+            return new SpecException("durationHint", "must not be negative");
+        }
+
+        return null;
+    }
+}

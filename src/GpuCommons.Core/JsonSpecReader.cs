@@ -1,0 +1,171 @@
+using System.Text.Json;
+
+namespace GpuCommons.Core;
+
+/// <summary>
+/// Strict reading of JSON specs: unknown fields, wrong types and missing required fields are
+/// <see cref="SpecException"/>s that name the field by its path.
+/// </summary>
+public static class JsonSpecReader
+{
+    public static JsonDocument Parse(string json, string what)
+    {
+        try
+        {
+            return JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip, MaxDepth = 32 });
+        }
+        catch (JsonException e)
+        {
+            throw new SpecException($"{what} (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})", "not valid JSON: " + FirstSentence(e.Message), e);
+        }
+    }
+
+    public static void RequireObject(JsonElement e, string path, params string[] allowed)
+    {
+        if (e.ValueKind != JsonValueKind.Object)
+        {
+            throw new SpecException(path, $"expected an object, got {Kind(e)}");
+        }
+
+        foreach (var p in e.EnumerateObject())
+        {
+            if (Array.IndexOf(allowed, p.Name) < 0)
+            {
+                throw new SpecException(Join(path, p.Name), $"unknown field (allowed: {string.Join(", ", allowed)})");
+            }
+        }
+    }
+
+    public static string RequiredString(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            throw new SpecException(Join(path, name), "is required");
+        }
+
+        if (v.ValueKind != JsonValueKind.String)
+        {
+            throw new SpecException(Join(path, name), $"expected a string, got {Kind(v)}");
+        }
+
+        var s = v.GetString()!;
+        if (string.IsNullOrWhiteSpace(s))
+        {
+            throw new SpecException(Join(path, name), "must not be empty");
+        }
+
+        return s;
+    }
+
+    public static string? OptionalString(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (v.ValueKind != JsonValueKind.String)
+        {
+            throw new SpecException(Join(path, name), $"expected a string, got {Kind(v)}");
+        }
+
+        return v.GetString();
+    }
+
+    public static int? OptionalInt(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var i))
+        {
+            throw new SpecException(Join(path, name), $"expected a whole number, got {Describe(v)}");
+        }
+
+        return i;
+    }
+
+    public static int RequiredInt(JsonElement obj, string path, string name) =>
+        OptionalInt(obj, path, name) ?? throw new SpecException(Join(path, name), "is required");
+
+    public static double? OptionalDouble(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var d) || !double.IsFinite(d))
+        {
+            throw new SpecException(Join(path, name), $"expected a number, got {Describe(v)}");
+        }
+
+        return d;
+    }
+
+    public static bool? OptionalBool(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new SpecException(Join(path, name), $"expected true or false, got {Describe(v)}"),
+        };
+    }
+
+    public static IEnumerable<(JsonElement Item, string Path)> OptionalArray(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            yield break;
+        }
+
+        if (v.ValueKind != JsonValueKind.Array)
+        {
+            throw new SpecException(Join(path, name), $"expected an array, got {Kind(v)}");
+        }
+
+        var i = 0;
+        foreach (var item in v.EnumerateArray())
+        {
+            yield return (item, $"{Join(path, name)}[{i++}]");
+        }
+    }
+
+    public static TEnum OptionalEnum<TEnum>(JsonElement obj, string path, string name, TEnum fallback)
+        where TEnum : struct, Enum
+    {
+        var s = OptionalString(obj, path, name);
+        if (s is null)
+        {
+            return fallback;
+        }
+
+        var normalized = s.Replace("-", string.Empty, StringComparison.Ordinal).Replace("_", string.Empty, StringComparison.Ordinal);
+        if (Enum.TryParse<TEnum>(normalized, ignoreCase: true, out var value) && !int.TryParse(normalized, out _))
+        {
+            return value;
+        }
+
+        throw new SpecException(Join(path, name), $"'{s}' is not one of: {string.Join(", ", Enum.GetNames<TEnum>().Select(n => n.ToLowerInvariant()))}");
+    }
+
+    public static string Join(string path, string name) => string.IsNullOrEmpty(path) ? name : path + "." + name;
+
+    private static string Kind(JsonElement e) => e.ValueKind.ToString().ToLowerInvariant();
+
+    private static string Describe(JsonElement e) => e.ValueKind == JsonValueKind.Number ? e.GetRawText() : Kind(e);
+
+    private static string FirstSentence(string message)
+    {
+        var i = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return i > 0 ? message[..i] : message;
+    }
+}

@@ -1,0 +1,93 @@
+using GpuCommons.Core.Tenancy;
+
+namespace GpuCommons.Scheduling.Internal;
+
+/// <summary>Allocations of GPU-hours: spent (charged) and committed (walltime × GPUs of running jobs).</summary>
+internal sealed class GrantTracker
+{
+    private readonly List<Grant> _grants = [];
+    private readonly List<List<int>> _byProject = [];
+    private readonly Dictionary<string, int> _byId = new(StringComparer.Ordinal);
+
+    public int Count => _grants.Count;
+
+    public Grant this[int i] => _grants[i];
+
+    public void EnsureProject(int project)
+    {
+        while (_byProject.Count <= project)
+        {
+            _byProject.Add([]);
+        }
+    }
+
+    public int Add(AllocationSpec spec, int project, int partition)
+    {
+        if (_byId.TryGetValue(spec.Id, out var existing))
+        {
+            var g = _grants[existing];
+            g.Spec = spec;
+            g.Spent = spec.SpentGpuHours;
+            return existing;
+        }
+
+        EnsureProject(project);
+        var grant = new Grant(spec, project, partition) { Spent = spec.SpentGpuHours };
+        _grants.Add(grant);
+        _byProject[project].Add(_grants.Count - 1);
+        _byId[spec.Id] = _grants.Count - 1;
+        return _grants.Count - 1;
+    }
+
+    public int Find(string id) => _byId.TryGetValue(id, out var i) ? i : -1;
+
+    public bool HasAny(int project) => project < _byProject.Count && _byProject[project].Count > 0;
+
+    /// <summary>
+    /// Picks the active allocation of the project on the partition that can cover <paramref name="gpuHours"/>,
+    /// preferring the one that expires first. Returns -1 and the reason when none can.
+    /// </summary>
+    public int Find(int project, int partition, double gpuHours, long nowTicks, out PendingReason reason)
+    {
+        reason = PendingReason.NoAllocation;
+        if (project >= _byProject.Count)
+        {
+            return -1;
+        }
+
+        var best = -1;
+        foreach (var i in _byProject[project])
+        {
+            var g = _grants[i];
+            if ((g.Partition >= 0 && g.Partition != partition) || nowTicks < g.StartTicks || nowTicks >= g.EndTicks)
+            {
+                continue;
+            }
+
+            if (g.Remaining + 1e-9 < gpuHours)
+            {
+                reason = PendingReason.GrantExhausted;
+                continue;
+            }
+
+            if (best < 0 || g.EndTicks < _grants[best].EndTicks)
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+}
+
+internal sealed class Grant(AllocationSpec spec, int project, int partition)
+{
+    public AllocationSpec Spec { get; set; } = spec;
+    public int Project { get; } = project;
+    public int Partition { get; } = partition;
+    public long StartTicks => Spec.Start.UtcTicks;
+    public long EndTicks => Spec.End.UtcTicks;
+    public double Spent { get; set; }
+    public double Committed { get; set; }
+    public double Remaining => Spec.GpuHours - Spent - Committed;
+}

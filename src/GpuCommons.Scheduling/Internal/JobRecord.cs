@@ -1,0 +1,37 @@
+using GpuCommons.Core.Jobs;
+
+namespace GpuCommons.Scheduling.Internal;
+
+/// <summary>The engine's mutable record of a pending or running job.</summary>
+internal sealed class JobRecord(JobSpec spec, int project, int user, int partitionFilter)
+{
+    public JobSpec Spec { get; } = spec;
+    public long Id => Spec.Id;
+    public int Project { get; } = project;
+    public int User { get; } = user;
+    /// <summary>-1: any partition.</summary>
+    public int PartitionFilter { get; } = partitionFilter;
+    public long SubmitTicks { get; } = spec.SubmitTime.UtcTicks;
+    public long WalltimeTicks { get; } = spec.Walltime.Ticks;
+
+    public JobState State;
+    public PendingReason Reason = PendingReason.New;
+    public long EstimatedStartTicks = -1;
+    public int PendingSlot = -1;
+    public double Priority;
+    public long PriorityTieBreak;
+    public int Attempts;
+    public double AttainedGpuSeconds;
+
+    // Running state.
+    public Placement? Placement;
+    public int Partition = -1;
+    public int Allocation = -1;
+    public long StartTicks;
+    public long EndByTicks;
+    public bool Exclusive;
+    public bool Preempting;
+    public long PreemptKillTicks;
+    /// <summary>Reservation pool held by this pending job (-1: none).</summary>
+    public int HeldPool = -1;
+}

@@ -1,0 +1,163 @@
+namespace GpuCommons.Scheduling.Internal;
+
+/// <summary>
+/// Kueue-style quota over the tree root → organisation → project, per partition.
+/// A child may use up to nominal + borrowing limit; what children use above their nominal must be covered by
+/// what their siblings lend (unused nominal, up to each lending limit) plus the parent's unassigned capacity.
+/// </summary>
+internal sealed class QuotaTracker
+{
+    private readonly List<QuotaNode> _orgs = [];
+    private readonly List<QuotaNode> _projects = [];
+    private readonly List<int> _projectOrg = [];
+    private readonly QuotaNode _root;
+    private readonly long[] _capacity;
+
+    public QuotaTracker(long[] capacityMilli)
+    {
+        _capacity = capacityMilli;
+        _root = new QuotaNode(capacityMilli.Length, [], _ => 0);
+    }
+
+    public int AddOrganisation(QuotaNode node)
+    {
+        _orgs.Add(node);
+        for (var p = 0; p < _capacity.Length; p++)
+        {
+            _root.ChildNominal[p] += node.Nominal[p];
+            _root.ChildLend[p] += node.Lendable(p);
+        }
+
+        return _orgs.Count - 1;
+    }
+
+    public int AddProject(QuotaNode node, int org)
+    {
+        _projects.Add(node);
+        _projectOrg.Add(org);
+        var o = _orgs[org];
+        for (var p = 0; p < _capacity.Length; p++)
+        {
+            o.ChildNominal[p] += node.Nominal[p];
+            o.ChildLend[p] += node.Lendable(p);
+        }
+
+        return _projects.Count - 1;
+    }
+
+    public QuotaNode Project(int i) => _projects[i];
+
+    public QuotaNode Organisation(int i) => _orgs[i];
+
+    public int OrgOf(int project) => _projectOrg[project];
+
+    /// <summary>Returns why <paramref name="milli"/> more for the project on partition <paramref name="p"/> is refused, or null.</summary>
+    public PendingReason? Check(int project, int p, long milli)
+    {
+        var proj = _projects[project];
+        var org = _orgs[_projectOrg[project]];
+        var newProj = proj.Usage[p] + milli;
+        if (newProj > proj.Nominal[p] + proj.Borrow[p])
+        {
+            return PendingReason.ProjectQuota;
+        }
+
+        var newOrg = org.Usage[p] + milli;
+        if (newOrg > org.Nominal[p] + org.Borrow[p])
+        {
+            return PendingReason.OrganisationQuota;
+        }
+
+        if (org.Borrow[p] < QuotaNode.Unlimited)
+        {
+            var excess = org.ChildExcess[p] - proj.Excess(p) + proj.ExcessAt(p, newProj);
+            var lend = org.ChildLend[p] - proj.Lendable(p) + proj.LendableAt(p, newProj);
+            var free = Math.Max(0, org.Nominal[p] + org.Borrow[p] - org.ChildNominal[p]);
+            if (excess > lend + free)
+            {
+                return PendingReason.CohortQuota;
+            }
+        }
+
+        var rootExcess = _root.ChildExcess[p] - org.Excess(p) + org.ExcessAt(p, newOrg);
+        var rootLend = _root.ChildLend[p] - org.Lendable(p) + org.LendableAt(p, newOrg);
+        var rootFree = Math.Max(0, _capacity[p] - _root.ChildNominal[p]);
+        return rootExcess > rootLend + rootFree ? PendingReason.CohortQuota : null;
+    }
+
+    /// <summary>True when the request stays inside the project's and the organisation's nominal quota.</summary>
+    public bool WithinGuarantee(int project, int p, long milli)
+    {
+        var proj = _projects[project];
+        var org = _orgs[_projectOrg[project]];
+        return proj.Usage[p] + milli <= proj.Nominal[p] && org.Usage[p] + milli <= org.Nominal[p];
+    }
+
+    /// <summary>True when the project or its organisation uses more than its nominal quota.</summary>
+    public bool Borrowing(int project, int p) => _projects[project].Borrowing(p) || _orgs[_projectOrg[project]].Borrowing(p);
+
+    public void Apply(int project, int p, long delta)
+    {
+        var proj = _projects[project];
+        var org = _orgs[_projectOrg[project]];
+        org.ChildExcess[p] -= proj.Excess(p);
+        org.ChildLend[p] -= proj.Lendable(p);
+        _root.ChildExcess[p] -= org.Excess(p);
+        _root.ChildLend[p] -= org.Lendable(p);
+        proj.Usage[p] += delta;
+        org.Usage[p] += delta;
+        org.ChildExcess[p] += proj.Excess(p);
+        org.ChildLend[p] += proj.Lendable(p);
+        _root.ChildExcess[p] += org.Excess(p);
+        _root.ChildLend[p] += org.Lendable(p);
+    }
+
+    /// <summary>Checks that the cached sums match the usage (for invariant tests).</summary>
+    public string? Verify()
+    {
+        for (var p = 0; p < _capacity.Length; p++)
+        {
+            long rootExcess = 0, rootLend = 0;
+            for (var o = 0; o < _orgs.Count; o++)
+            {
+                long excess = 0, lend = 0, usage = 0;
+                for (var j = 0; j < _projects.Count; j++)
+                {
+                    if (_projectOrg[j] != o)
+                    {
+                        continue;
+                    }
+
+                    excess += _projects[j].Excess(p);
+                    lend += _projects[j].Lendable(p);
+                    usage += _projects[j].Usage[p];
+                    if (_projects[j].Usage[p] > _projects[j].Nominal[p] + _projects[j].Borrow[p])
+                    {
+                        return $"project {j} over quota on partition {p}";
+                    }
+                }
+
+                var org = _orgs[o];
+                if (usage != org.Usage[p] || excess != org.ChildExcess[p] || lend != org.ChildLend[p])
+                {
+                    return $"organisation {o} sums out of date on partition {p}";
+                }
+
+                if (org.Usage[p] > org.Nominal[p] + org.Borrow[p])
+                {
+                    return $"organisation {o} over quota on partition {p}";
+                }
+
+                rootExcess += org.Excess(p);
+                rootLend += org.Lendable(p);
+            }
+
+            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p])
+            {
+                return $"root sums out of date on partition {p}";
+            }
+        }
+
+        return null;
+    }
+}

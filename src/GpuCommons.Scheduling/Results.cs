@@ -1,0 +1,60 @@
+using GpuCommons.Core;
+using GpuCommons.Core.Jobs;
+
+namespace GpuCommons.Scheduling;
+
+/// <summary>Outcome of a submission: accepted, or rejected with the field and the reason.</summary>
+public sealed record SubmitResult(bool Accepted, SpecException? Error)
+{
+    public static readonly SubmitResult Ok = new(true, null);
+
+    public static SubmitResult Reject(string field, string message) => new(false, new SpecException(field, message));
+}
+
+/// <summary>The engine decided to start a job here; the backend must now run it.</summary>
+public sealed record JobStart(long JobId, Placement Placement, string AllocationId, DateTimeOffset Time);
+
+/// <summary>The engine asks the backend to stop a job to make room; after <see cref="Grace"/> it must be killed.</summary>
+public sealed record JobPreemption(long JobId, long ForJobId, TimeSpan Grace, DateTimeOffset Time);
+
+/// <summary>What one call of <see cref="SchedulerEngine.Schedule"/> decided.</summary>
+public sealed class ScheduleResult
+{
+    public List<JobStart> Started { get; } = [];
+    public List<JobPreemption> Preempted { get; } = [];
+    /// <summary>Jobs looked at in this pass.</summary>
+    public int Considered { get; internal set; }
+    public bool Full { get; internal set; }
+}
+
+/// <summary>How a running job ended, as reported by the backend.</summary>
+public enum JobOutcome
+{
+    Finished,
+    Failed,
+    Cancelled,
+    /// <summary>Stopped by preemption; goes back to the queue with its original submit time.</summary>
+    Preempted,
+    /// <summary>Killed at its walltime limit (a failure).</summary>
+    Walltime,
+    /// <summary>Its node failed; requeued when requeueable.</summary>
+    NodeFailure,
+}
+
+/// <summary>One charge: allocated GPUs × actual runtime, against one allocation.</summary>
+public sealed record Charge(string AllocationId, string Project, string Partition, double GpuHours, decimal Amount);
+
+/// <summary>What happened to a job that stopped running or was cancelled while pending.</summary>
+public sealed record JobEnd(long JobId, JobState State, bool Requeued, DateTimeOffset? Start, DateTimeOffset End, Placement? Placement, Charge? Charge, JobOutcome Outcome);
+
+/// <summary>A read-only view of a job known to the engine (pending or running).</summary>
+public sealed record JobView(
+    long JobId,
+    JobState State,
+    PendingReason Reason,
+    DateTimeOffset? EstimatedStart,
+    Placement? Placement,
+    DateTimeOffset? Start,
+    double Priority,
+    bool Preempting,
+    int Attempts);

@@ -1,0 +1,337 @@
+using GpuCommons.Core.Jobs;
+using GpuCommons.Scheduling.Internal;
+
+namespace GpuCommons.Scheduling;
+
+// Preemption: a job within its guarantee reclaims GPUs from borrowing jobs; any non-preemptible job may take GPUs
+// from preemptible-class jobs. Victims are chosen to lose the least work.
+public sealed partial class SchedulerEngine
+{
+    private readonly Dictionary<int, List<JobRecord>> _victimsByNode = [];
+
+    private bool IsVictimFor(JobRecord victim, JobRecord job, int p, bool withinGuarantee)
+    {
+        if (victim.Preempting || victim.Id == job.Id)
+        {
+            return false;
+        }
+
+        if (victim.Spec.Priority == PriorityClass.Preemptible && job.Spec.Priority > PriorityClass.Preemptible)
+        {
+            return true;
+        }
+
+        return withinGuarantee && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && _quota.Borrowing(victim.Project, p);
+    }
+
+    private double Loss(JobRecord victim, long now)
+    {
+        var elapsed = TimeSpan.FromTicks(now - victim.StartTicks).TotalSeconds;
+        if (victim.Spec.Checkpointable)
+        {
+            elapsed = Math.Min(elapsed, Options.PreemptionGrace.TotalSeconds);
+        }
+
+        return victim.Placement!.HeldGpuMilli / (double)Milli * Math.Max(elapsed, 1);
+    }
+
+    private bool TryPreempt(JobRecord job, ulong partitions, long now, ScheduleResult result)
+    {
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((partitions & (1UL << p)) == 0 || !Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            {
+                continue;
+            }
+
+            var within = _quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
+            if (!within && job.Spec.Priority == PriorityClass.Preemptible)
+            {
+                continue;
+            }
+
+            _victimsByNode.Clear();
+            var any = false;
+            foreach (var (_, id) in _runningByEnd[p])
+            {
+                var v = _jobs[id];
+                if (!IsVictimFor(v, job, p, within))
+                {
+                    continue;
+                }
+
+                foreach (var n in v.Placement!.Nodes)
+                {
+                    if (!NodeUsableFor(n, job))
+                    {
+                        continue;
+                    }
+
+                    if (!_victimsByNode.TryGetValue(n, out var list))
+                    {
+                        _victimsByNode[n] = list = [];
+                    }
+
+                    list.Add(v);
+                    any = true;
+                }
+            }
+
+            if (!any)
+            {
+                continue;
+            }
+
+            var chosen = shape.Kind == ShapeKind.Gang ? ChooseGangVictims(job, p, shape, now, out var nodes) : ChooseNodeVictims(shape, now, out nodes);
+            if (chosen is null || !QuotaAllowsAfter(job, p, shape.HeldMilli, chosen))
+            {
+                continue;
+            }
+
+            Preempt(job, chosen, nodes!, p, now, result);
+            return true;
+        }
+
+        return false;
+    }
+
+    private List<JobRecord>? ChooseNodeVictims(in Shape shape, long now, out int[]? nodes)
+    {
+        nodes = null;
+        List<JobRecord>? best = null;
+        var bestCost = double.MaxValue;
+        var need = shape.Kind == ShapeKind.Share ? 1 : shape.Amount;
+        foreach (var (n, victims) in _victimsByNode)
+        {
+            victims.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
+            var free = _free[n];
+            double cost = 0;
+            var taken = new List<JobRecord>();
+            foreach (var v in victims)
+            {
+                if (free >= need)
+                {
+                    break;
+                }
+
+                taken.Add(v);
+                cost += Loss(v, now);
+                free += v.Exclusive ? Fleet.Nodes[n].Gpus : CountWholeOn(v, n);
+            }
+
+            if (free >= need && cost < bestCost)
+            {
+                bestCost = cost;
+                best = taken;
+                nodes = [n];
+            }
+        }
+
+        return best;
+    }
+
+    private static int CountWholeOn(JobRecord v, int n)
+    {
+        var c = 0;
+        foreach (var s in v.Placement!.Slots)
+        {
+            if (s.Node == n && !s.IsShare)
+            {
+                c++;
+            }
+        }
+
+        return c;
+    }
+
+    private List<JobRecord>? ChooseGangVictims(JobRecord job, int p, in Shape shape, long now, out int[]? nodes)
+    {
+        nodes = null;
+        var part = Fleet.Partitions[p];
+        var cost = new Dictionary<int, double>();
+        foreach (var n in part.Nodes)
+        {
+            if (!NodeUsableFor(n, job) || Fleet.Nodes[n].Gpus < shape.Amount)
+            {
+                continue;
+            }
+
+            if (IsFullyFree(n))
+            {
+                cost[n] = 0;
+                continue;
+            }
+
+            if (!_victimsByNode.TryGetValue(n, out var victims) || victims.Count != _nodeJobs[n].Count)
+            {
+                continue;
+            }
+
+            double c = 0;
+            foreach (var v in victims)
+            {
+                c += Loss(v, now);
+            }
+
+            cost[n] = c;
+        }
+
+        var levels = _domainsByDepth[p];
+        for (var depth = levels.Length - 1; depth >= 0; depth--)
+        {
+            int[]? bestNodes = null;
+            var bestCost = double.MaxValue;
+            foreach (var d in levels[depth])
+            {
+                var candidates = new List<(double Cost, int Node)>();
+                foreach (var leaf in _leavesUnder[p][d])
+                {
+                    foreach (var n in part.Domains[leaf].DirectNodes)
+                    {
+                        if (cost.TryGetValue(n, out var c))
+                        {
+                            candidates.Add((c, n));
+                        }
+                    }
+                }
+
+                if (candidates.Count < shape.Nodes)
+                {
+                    continue;
+                }
+
+                candidates.Sort();
+                double total = 0;
+                for (var i = 0; i < shape.Nodes; i++)
+                {
+                    total += candidates[i].Cost;
+                }
+
+                if (total < bestCost)
+                {
+                    bestCost = total;
+                    bestNodes = [.. candidates.Take(shape.Nodes).Select(c => c.Node)];
+                }
+            }
+
+            if (bestNodes is not null)
+            {
+                nodes = bestNodes;
+                var victims = new List<JobRecord>();
+                foreach (var n in bestNodes)
+                {
+                    foreach (var v in _nodeJobs[n])
+                    {
+                        if (!victims.Contains(v))
+                        {
+                            victims.Add(v);
+                        }
+                    }
+                }
+
+                return victims;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Mutate-and-undo: would the job pass its quota check once the victims are gone?</summary>
+    private bool QuotaAllowsAfter(JobRecord job, int p, long held, List<JobRecord> victims)
+    {
+        foreach (var v in victims)
+        {
+            _quota.Apply(v.Project, v.Partition, -v.Placement!.HeldGpuMilli);
+        }
+
+        var ok = _quota.Check(job.Project, p, held) is null;
+        foreach (var v in victims)
+        {
+            _quota.Apply(v.Project, v.Partition, v.Placement!.HeldGpuMilli);
+        }
+
+        return ok;
+    }
+
+    private void Preempt(JobRecord job, List<JobRecord> victims, int[] nodes, int p, long now, ScheduleResult result)
+    {
+        var grace = TimeSpan.Zero;
+        foreach (var v in victims)
+        {
+            var g = v.Spec.Checkpointable ? Options.PreemptionGrace : TimeSpan.Zero;
+            grace = g > grace ? g : grace;
+            v.Preempting = true;
+            v.PreemptKillTicks = now + g.Ticks;
+            _preempting++;
+            result.Preempted.Add(new JobPreemption(v.Id, job.Id, g, new DateTimeOffset(now, TimeSpan.Zero)));
+        }
+
+        if (job.HeldPool >= 0)
+        {
+            DissolveHold(_pools[job.HeldPool]);
+        }
+
+        if (nodes.Length > 0)
+        {
+            // Claim the victims' nodes for the job so that nobody else takes the GPUs they release.
+            var pool = NewPool(Fleet.Partitions[p], PoolKind.Hold);
+            pool.HolderJob = job.Id;
+            pool.UsableUntil = now;
+            pool.StickyUntil = now + grace.Ticks + TimeSpan.FromMinutes(2).Ticks;
+            foreach (var n in nodes)
+            {
+                Reassign(n, pool.Id);
+            }
+
+            job.HeldPool = pool.Id;
+        }
+
+        job.Reason = PendingReason.WaitingForPreemption;
+        job.EstimatedStartTicks = now + grace.Ticks;
+    }
+
+    private bool TryPreemptForQuota(JobRecord job, long now, ScheduleResult result)
+    {
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((job.PartitionFilter >= 0 && p != job.PartitionFilter) || !Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            {
+                continue;
+            }
+
+            if (!_quota.WithinGuarantee(job.Project, p, shape.HeldMilli) || _quota.Check(job.Project, p, shape.HeldMilli) != PendingReason.CohortQuota)
+            {
+                continue;
+            }
+
+            var candidates = new List<JobRecord>();
+            foreach (var (_, id) in _runningByEnd[p])
+            {
+                var v = _jobs[id];
+                if (IsVictimFor(v, job, p, withinGuarantee: true))
+                {
+                    candidates.Add(v);
+                }
+            }
+
+            candidates.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
+            var chosen = new List<JobRecord>();
+            foreach (var v in candidates)
+            {
+                chosen.Add(v);
+                if (QuotaAllowsAfter(job, p, shape.HeldMilli, chosen))
+                {
+                    Preempt(job, chosen, [], p, now, result);
+                    return true;
+                }
+
+                if (chosen.Count >= 64)
+                {
+                    break;
+                }
+            }
+        }
+
+        return false;
+    }
+}

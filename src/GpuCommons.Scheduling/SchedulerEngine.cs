@@ -1,0 +1,463 @@
+using GpuCommons.Core;
+using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
+using GpuCommons.Core.Tenancy;
+using GpuCommons.Scheduling.Internal;
+
+namespace GpuCommons.Scheduling;
+
+/// <summary>
+/// The scheduling engine: a pure, deterministic, in-memory model of the fleet, the tenants and the queue that decides
+/// which jobs start now and exactly on which GPUs. It does no I/O and reads time only from its <see cref="TimeProvider"/>.
+/// Not thread-safe: one owner (the server's scheduler loop or the simulator) calls it.
+/// </summary>
+/// <remarks>
+/// Decisions are "assumed": the engine reserves the GPUs as soon as it decides; the caller persists and runs the job, and
+/// calls <see cref="StartFailed"/> to roll back when that fails. Running jobs report back through <see cref="Complete"/>.
+/// </remarks>
+public sealed partial class SchedulerEngine
+{
+    private const int Milli = JobSpec.MilliPerGpu;
+
+    private readonly TimeProvider _time;
+    private readonly int[] _nodeState;
+    private readonly int[] _free;
+    private readonly int[] _shared;
+    private readonly int[] _gpuUsed;
+    private readonly int[] _assigned;
+    private readonly int[] _home;
+    private readonly int[] _posPartial;
+    private readonly int[] _posFull;
+    private readonly int[][] _nodePath;
+    private readonly List<JobRecord>[] _nodeJobs;
+    private readonly List<Pool> _pools = [];
+    private readonly Stack<Pool>[] _spareHolds;
+    private readonly List<int>[] _activePools;
+    private readonly int[] _generalPool;
+    private readonly List<int>[][] _domainsByDepth;
+    private readonly List<int>[][] _leavesUnder;
+    private readonly int[][] _nodesAtLeast;
+    private readonly SortedSet<(long End, long Id)>[] _runningByEnd;
+
+    private readonly QuotaTracker _quota;
+    private readonly GrantTracker _grants = new();
+    private readonly FairShare _fairShare;
+    private readonly Dictionary<string, int> _projectIndex = new(StringComparer.Ordinal);
+    private readonly List<string> _projectNames = [];
+    private readonly Dictionary<string, int> _orgIndex = new(StringComparer.Ordinal);
+    private readonly Dictionary<(int Project, string User), int> _userIndex = [];
+
+    private readonly Dictionary<long, JobRecord> _jobs = [];
+    private readonly List<JobRecord> _pending = [];
+    private readonly List<JobRecord> _order = [];
+    private readonly List<JobRecord> _arrivals = [];
+    private readonly Dictionary<string, List<Pool>> _advance = new(StringComparer.Ordinal);
+    private OrderEntry[] _sortBuffer = [];
+
+    private long _freeMilliTotal;
+    private long _allocatedMilli;
+    private int _running;
+    private int _preempting;
+    private bool _capacityDirty = true;
+    private long _lastFairShareTicks = long.MinValue;
+    private long _cycles;
+
+    public SchedulerEngine(Fleet fleet, TenancySpec tenancy, SchedulerOptions? options = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(fleet);
+        ArgumentNullException.ThrowIfNull(tenancy);
+        Options = options ?? new SchedulerOptions();
+        Options.Validate();
+        tenancy.Validate(fleet);
+        Fleet = fleet;
+        _time = time ?? TimeProvider.System;
+
+        var n = fleet.Nodes.Count;
+        _nodeState = new int[n];
+        _free = new int[n];
+        _shared = new int[n];
+        _gpuUsed = new int[fleet.TotalGpus];
+        _assigned = new int[n];
+        _home = new int[n];
+        _posPartial = new int[n];
+        _posFull = new int[n];
+        _nodePath = new int[n][];
+        _nodeJobs = new List<JobRecord>[n];
+        Array.Fill(_posPartial, -1);
+        Array.Fill(_posFull, -1);
+
+        var parts = fleet.Partitions.Count;
+        _generalPool = new int[parts];
+        _spareHolds = new Stack<Pool>[parts];
+        _activePools = new List<int>[parts];
+        _domainsByDepth = new List<int>[parts][];
+        _leavesUnder = new List<int>[parts][];
+        _nodesAtLeast = new int[parts][];
+        _runningByEnd = new SortedSet<(long, long)>[parts];
+        var capacity = new long[parts];
+        for (var p = 0; p < parts; p++)
+        {
+            var part = fleet.Partitions[p];
+            capacity[p] = (long)part.TotalGpus * Milli;
+            _spareHolds[p] = new Stack<Pool>();
+            _activePools[p] = [];
+            _runningByEnd[p] = [];
+            var maxDepth = part.Domains.Max(d => d.Depth);
+            _domainsByDepth[p] = new List<int>[maxDepth + 1];
+            for (var d = 0; d <= maxDepth; d++)
+            {
+                _domainsByDepth[p][d] = [];
+            }
+
+            _leavesUnder[p] = new List<int>[part.Domains.Count];
+            foreach (var d in part.Domains)
+            {
+                _domainsByDepth[p][d.Depth].Add(d.LocalIndex);
+                _leavesUnder[p][d.LocalIndex] = [];
+            }
+
+            foreach (var d in part.Domains)
+            {
+                if (d.DirectNodes.Count == 0)
+                {
+                    continue;
+                }
+
+                for (var a = d; a is not null; a = a.Parent)
+                {
+                    _leavesUnder[p][a.LocalIndex].Add(d.LocalIndex);
+                }
+            }
+
+            _nodesAtLeast[p] = new int[FleetBuilder.MaxGpusPerNode + 1];
+            foreach (var ni in part.Nodes)
+            {
+                for (var k = 1; k <= fleet.Nodes[ni].Gpus; k++)
+                {
+                    _nodesAtLeast[p][k]++;
+                }
+            }
+
+            var general = NewPool(part, PoolKind.General);
+            _generalPool[p] = general.Id;
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            var node = fleet.Nodes[i];
+            _free[i] = node.Gpus;
+            _nodeJobs[i] = [];
+            var path = new List<int>();
+            for (var d = fleet.Domains[node.DomainIndex]; d is not null; d = d.Parent)
+            {
+                path.Add(d.LocalIndex);
+            }
+
+            _nodePath[i] = [.. path];
+            _home[i] = _assigned[i] = _generalPool[node.PartitionIndex];
+            _nodeState[i] = (int)node.InitialState;
+            _pools[_assigned[i]].Members.Add(i);
+            if (node.InitialState == NodeState.Up)
+            {
+                Attach(i);
+            }
+        }
+
+        _quota = new QuotaTracker(capacity);
+        _fairShare = new FairShare(tenancy.TypeShares);
+        foreach (var o in tenancy.Organisations)
+        {
+            AddOrganisation(o);
+        }
+
+        foreach (var pr in tenancy.Projects)
+        {
+            AddProject(pr);
+        }
+
+        foreach (var a in tenancy.Allocations)
+        {
+            UpsertAllocation(a);
+        }
+    }
+
+    public Fleet Fleet { get; }
+    public SchedulerOptions Options { get; }
+    public int PendingCount => _pending.Count;
+    public int RunningCount => _running;
+    /// <summary>Full scheduling cycles run so far.</summary>
+    public long Cycles => _cycles;
+
+    // ---- Tenancy ---------------------------------------------------------------------------------------------
+
+    public void AddOrganisation(OrganisationSpec org)
+    {
+        ArgumentNullException.ThrowIfNull(org);
+        if (_orgIndex.ContainsKey(org.Name))
+        {
+            throw new SpecException("organisation.name", $"duplicate organisation '{org.Name}'");
+        }
+
+        var node = new QuotaNode(Fleet.Partitions.Count, org.Quotas, PartitionOrThrow);
+        _orgIndex[org.Name] = _quota.AddOrganisation(node);
+        _fairShare.AddOrganisation(org.Type, org.Shares);
+    }
+
+    public void AddProject(ProjectSpec project)
+    {
+        ArgumentNullException.ThrowIfNull(project);
+        if (_projectIndex.ContainsKey(project.Name))
+        {
+            throw new SpecException("project.name", $"duplicate project '{project.Name}'");
+        }
+
+        if (!_orgIndex.TryGetValue(project.Organisation, out var org))
+        {
+            throw new SpecException("project.organisation", $"unknown organisation '{project.Organisation}'");
+        }
+
+        var node = new QuotaNode(Fleet.Partitions.Count, project.Quotas, PartitionOrThrow);
+        var idx = _quota.AddProject(node, org);
+        _projectIndex[project.Name] = idx;
+        _projectNames.Add(project.Name);
+        _fairShare.AddProject(org, project.Shares);
+        _grants.EnsureProject(idx);
+    }
+
+    public bool HasProject(string name) => _projectIndex.ContainsKey(name);
+
+    /// <summary>Adds an allocation, or replaces one with the same id (a new end, more GPU-hours, spent so far).</summary>
+    public void UpsertAllocation(AllocationSpec allocation)
+    {
+        ArgumentNullException.ThrowIfNull(allocation);
+        if (!_projectIndex.TryGetValue(allocation.Project, out var project))
+        {
+            throw new SpecException("allocation.project", $"unknown project '{allocation.Project}'");
+        }
+
+        var partition = allocation.Partition is null ? -1 : PartitionOrThrow(allocation.Partition);
+        _grants.Add(allocation, project, partition);
+        _capacityDirty = true;
+    }
+
+    /// <summary>GPU-hours of an allocation: (granted, spent, committed by running jobs).</summary>
+    public (double Granted, double Spent, double Committed)? GetAllocationUsage(string id)
+    {
+        var i = _grants.Find(id);
+        if (i < 0)
+        {
+            return null;
+        }
+
+        var g = _grants[i];
+        return (g.Spec.GpuHours, g.Spent, g.Committed);
+    }
+
+    /// <summary>Adds past usage (for fair share) to a project's user, e.g. history restored at start.</summary>
+    public void AddUsageHistory(string project, string user, double gpuSeconds)
+    {
+        if (_projectIndex.TryGetValue(project, out var p))
+        {
+            _fairShare.AddUsage(UserIndex(p, user), gpuSeconds * Milli);
+        }
+    }
+
+    private int PartitionOrThrow(string name) =>
+        Fleet.FindPartition(name)?.Index ?? throw new SpecException("partition", $"unknown partition '{name}'");
+
+    private int UserIndex(int project, string user)
+    {
+        if (!_userIndex.TryGetValue((project, user), out var u))
+        {
+            u = _fairShare.AddUser(project);
+            _userIndex[(project, user)] = u;
+        }
+
+        return u;
+    }
+
+    // ---- Submission ------------------------------------------------------------------------------------------
+
+    /// <summary>Checks a job against the fleet and tenancy without queueing it.</summary>
+    public SubmitResult Validate(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Check() is { } error)
+        {
+            return new SubmitResult(false, error);
+        }
+
+        if (!_projectIndex.ContainsKey(spec.Project))
+        {
+            return SubmitResult.Reject("project", $"unknown project '{spec.Project}'");
+        }
+
+        if (Options.MaxWalltime is { } max && spec.Walltime > max)
+        {
+            return SubmitResult.Reject("walltime", $"{spec.Walltime} is beyond the longest walltime allowed ({max})");
+        }
+
+        var filter = -1;
+        if (spec.Partition is not null)
+        {
+            var part = Fleet.FindPartition(spec.Partition);
+            if (part is null)
+            {
+                return SubmitResult.Reject("partition", $"unknown partition '{spec.Partition}' (known: {string.Join(", ", Fleet.Partitions.Select(p => p.Name))})");
+            }
+
+            filter = part.Index;
+        }
+
+        string? why = null;
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if (filter >= 0 && p != filter)
+            {
+                continue;
+            }
+
+            if (Shape.TryResolve(spec, Fleet.Partitions[p], _nodesAtLeast[p], out _, out var never))
+            {
+                return SubmitResult.Ok;
+            }
+
+            why ??= never;
+        }
+
+        return SubmitResult.Reject(why!.StartsWith("gpusPerNode", StringComparison.Ordinal) ? "gpusPerNode" : why.StartsWith("nodes", StringComparison.Ordinal) ? "nodes" : "gpus", why);
+    }
+
+    /// <summary>Queues a job, or rejects it with the field and the reason when it is invalid or can never run.</summary>
+    public SubmitResult Submit(JobSpec spec)
+    {
+        var result = Validate(spec);
+        if (!result.Accepted)
+        {
+            return result;
+        }
+
+        if (_jobs.ContainsKey(spec.Id))
+        {
+            return SubmitResult.Reject("id", $"job {spec.Id} already exists");
+        }
+
+        var project = _projectIndex[spec.Project];
+        var filter = spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index;
+        var job = new JobRecord(spec, project, UserIndex(project, spec.User), filter);
+        _jobs.Add(spec.Id, job);
+        AddPending(job);
+        return result;
+    }
+
+    private void AddPending(JobRecord job)
+    {
+        job.State = JobState.Pending;
+        job.Reason = PendingReason.New;
+        job.EstimatedStartTicks = -1;
+        job.PendingSlot = _pending.Count;
+        job.Priority = double.PositiveInfinity;
+        _pending.Add(job);
+        _order.Add(job);
+        _arrivals.Add(job);
+    }
+
+    private void RemovePending(JobRecord job)
+    {
+        var slot = job.PendingSlot;
+        var last = _pending[^1];
+        _pending[slot] = last;
+        last.PendingSlot = slot;
+        _pending.RemoveAt(_pending.Count - 1);
+        job.PendingSlot = -1;
+        if (job.HeldPool >= 0)
+        {
+            DissolveHold(_pools[job.HeldPool]);
+        }
+    }
+
+    /// <summary>The engine's view of a pending or running job; null for an unknown or ended job.</summary>
+    public JobView? GetJob(long id)
+    {
+        if (!_jobs.TryGetValue(id, out var j))
+        {
+            return null;
+        }
+
+        return new JobView(
+            j.Id,
+            j.State,
+            j.State == JobState.Pending ? j.Reason : PendingReason.New,
+            j.EstimatedStartTicks >= 0 ? new DateTimeOffset(j.EstimatedStartTicks, TimeSpan.Zero) : null,
+            j.Placement,
+            j.State == JobState.Running ? new DateTimeOffset(j.StartTicks, TimeSpan.Zero) : null,
+            double.IsInfinity(j.Priority) ? 0 : j.Priority,
+            j.Preempting,
+            j.Attempts);
+    }
+
+    /// <summary>Ids of jobs the engine holds (pending and running).</summary>
+    public IEnumerable<long> JobIds => _jobs.Keys;
+
+    /// <summary>Current capacity and queue figures.</summary>
+    public EngineStats GetStats()
+    {
+        int up = 0, free = 0, stranded = 0;
+        for (var i = 0; i < Fleet.Nodes.Count; i++)
+        {
+            if (_nodeState[i] != (int)NodeState.Up)
+            {
+                continue;
+            }
+
+            up += Fleet.Nodes[i].Gpus;
+            free += _free[i];
+            if (_free[i] > 0 && (_free[i] < Fleet.Nodes[i].Gpus || _shared[i] > 0))
+            {
+                stranded += _free[i];
+            }
+        }
+
+        var byPartition = new double[Fleet.Partitions.Count];
+        foreach (var j in _jobs.Values)
+        {
+            if (j.State == JobState.Running)
+            {
+                byPartition[j.Partition] += j.Placement!.HeldGpuMilli / (double)Milli;
+            }
+        }
+
+        return new EngineStats(Fleet.TotalGpus, up, _allocatedMilli / (double)Milli, free, stranded, _pending.Count, _running, _preempting, byPartition);
+    }
+
+    /// <summary>The next instant at which the engine's decisions change without any event: a reservation window opening or closing, a claim expiring.</summary>
+    public DateTimeOffset? NextWakeup()
+    {
+        var now = _time.GetUtcNow().UtcTicks;
+        var next = long.MaxValue;
+        foreach (var list in _advance.Values)
+        {
+            foreach (var p in list)
+            {
+                if (p.WindowStart > now)
+                {
+                    next = Math.Min(next, p.WindowStart);
+                }
+                else if (p.WindowEnd > now)
+                {
+                    next = Math.Min(next, p.WindowEnd);
+                }
+            }
+        }
+
+        foreach (var p in _pools)
+        {
+            if (p.Active && p.Kind == PoolKind.Hold && p.StickyUntil > now)
+            {
+                next = Math.Min(next, p.StickyUntil);
+            }
+        }
+
+        return next == long.MaxValue ? null : new DateTimeOffset(next, TimeSpan.Zero);
+    }
+}

@@ -1,0 +1,114 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace GpuCommons.Scheduling;
+
+/// <summary>How pending jobs are ordered.</summary>
+public enum OrderingPolicy
+{
+    /// <summary>Slurm-style multifactor priority: fair share, age, priority class, size (the default).</summary>
+    Multifactor,
+    /// <summary>First come, first served by submit time.</summary>
+    Fifo,
+    /// <summary>Tiresias-style: least attained service (GPU-seconds already received) first.</summary>
+    LeastAttainedService,
+    /// <summary>Clairvoyant shortest remaining time first; uses <c>JobSpec.DurationHint</c> (a reference for simulations).</summary>
+    ShortestRemainingFirst,
+}
+
+/// <summary>Whether and how later jobs may start ahead of a blocked higher-priority job.</summary>
+public enum BackfillMode
+{
+    /// <summary>Strict order: a blocked job blocks every later job on its partition.</summary>
+    None,
+    /// <summary>EASY: the top blocked job gets a reservation; later jobs start only if they do not delay it.</summary>
+    Easy,
+    /// <summary>Conservative: the first <see cref="SchedulerOptions.ConservativeDepth"/> blocked jobs each get a reservation.</summary>
+    Conservative,
+}
+
+/// <summary>Scheduling policy and weights. Every default is documented on its property.</summary>
+public sealed class SchedulerOptions
+{
+    /// <value>Default <see cref="OrderingPolicy.Multifactor"/>.</value>
+    public OrderingPolicy Ordering { get; set; } = OrderingPolicy.Multifactor;
+
+    /// <value>Default <see cref="BackfillMode.Easy"/>.</value>
+    public BackfillMode Backfill { get; set; } = BackfillMode.Easy;
+
+    /// <summary>Blocked jobs that get a reservation under conservative backfill.</summary>
+    /// <value>Default 32.</value>
+    [Range(1, 10_000)]
+    public int ConservativeDepth { get; set; } = 32;
+
+    /// <summary>Whether jobs within guarantee may reclaim GPUs from borrowing or preemptible jobs.</summary>
+    /// <value>Default true.</value>
+    public bool Preemption { get; set; } = true;
+
+    /// <summary>Blocked jobs per full cycle that may try preemption.</summary>
+    /// <value>Default 16.</value>
+    [Range(0, 10_000)]
+    public int MaxPreemptorsPerCycle { get; set; } = 16;
+
+    /// <summary>Grace period a checkpointable victim gets between the signal and the kill.</summary>
+    /// <value>Default 5 minutes.</value>
+    public TimeSpan PreemptionGrace { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Half-life of the decay of past usage in fair share (Slurm's PriorityDecayHalfLife).</summary>
+    /// <value>Default 7 days.</value>
+    public TimeSpan FairShareHalfLife { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Age at which the age factor reaches 1 (Slurm's PriorityMaxAge).</summary>
+    /// <value>Default 7 days.</value>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(7);
+
+    /// <value>Default 10,000: fair share dominates, so small tenants are not starved by big ones.</value>
+    [Range(0, 1e9)]
+    public double WeightFairShare { get; set; } = 10_000;
+
+    /// <value>Default 2,000.</value>
+    [Range(0, 1e9)]
+    public double WeightAge { get; set; } = 2_000;
+
+    /// <value>Default 5,000 (preemptible 0, normal 0.5, high 1).</value>
+    [Range(0, 1e9)]
+    public double WeightPriorityClass { get; set; } = 5_000;
+
+    /// <summary>Favours large jobs a little (log of GPUs), so gangs are not overtaken forever.</summary>
+    /// <value>Default 1,000.</value>
+    [Range(0, 1e9)]
+    public double WeightSize { get; set; } = 1_000;
+
+    /// <summary>Whether a job needs an active allocation with enough GPU-hours. The simulator may turn this off.</summary>
+    /// <value>Default true.</value>
+    public bool RequireAllocation { get; set; } = true;
+
+    /// <summary>Longest walltime accepted; null means no limit.</summary>
+    /// <value>Default 30 days.</value>
+    public TimeSpan? MaxWalltime { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
+    public void Validate()
+    {
+        var ctx = new ValidationContext(this);
+        var results = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(this, ctx, results, validateAllProperties: true))
+        {
+            throw new ArgumentException(results[0].ErrorMessage, results[0].MemberNames.FirstOrDefault());
+        }
+
+        if (FairShareHalfLife <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("must be positive", nameof(FairShareHalfLife));
+        }
+
+        if (MaxAge <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("must be positive", nameof(MaxAge));
+        }
+
+        if (PreemptionGrace < TimeSpan.Zero)
+        {
+            throw new ArgumentException("must not be negative", nameof(PreemptionGrace));
+        }
+    }
+}
