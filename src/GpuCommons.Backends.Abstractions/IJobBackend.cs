@@ -1,0 +1,72 @@
+namespace GpuCommons.Backends;
+
+/// <summary>
+/// Where admitted jobs actually run (this machine, a Slurm cluster, …). The server never assumes which one.
+/// A backend is told what to start, where, and reports back what happened through <see cref="PollAsync"/>.
+/// </summary>
+public interface IJobBackend : IAsyncDisposable
+{
+    /// <summary>Short name: <c>local</c>, <c>slurm</c>.</summary>
+    string Name { get; }
+
+    /// <summary>Reads the fleet this backend runs on (nodes, GPUs, partitions and node states).</summary>
+    Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Starts a job on exactly the nodes and GPUs given. Idempotent by <see cref="BackendJob.JobId"/>: starting a job
+    /// that the backend already runs returns its existing handle instead of starting it twice.
+    /// </summary>
+    Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken);
+
+    /// <summary>Stops a job: a signal to all its processes, then a kill after <paramref name="grace"/>.</summary>
+    Task CancelAsync(long jobId, TimeSpan grace, CancellationToken cancellationToken);
+
+    /// <summary>What happened since the last poll: jobs that started, ended (with exit code and times) or were lost.</summary>
+    Task<IReadOnlyList<BackendEvent>> PollAsync(CancellationToken cancellationToken);
+
+    /// <summary>After a restart of the server: takes back a job that was running, or reports it lost.</summary>
+    Task<bool> ReattachAsync(long jobId, BackendHandle handle, CancellationToken cancellationToken);
+}
+
+/// <summary>A job as the backend needs it.</summary>
+public sealed record BackendJob(
+    long JobId,
+    string Name,
+    string Project,
+    string User,
+    IReadOnlyList<string> Command,
+    string? WorkingDirectory,
+    IReadOnlyDictionary<string, string> Environment,
+    IReadOnlyList<AssignedNode> Nodes,
+    TimeSpan Walltime,
+    string LogDirectory,
+    bool Checkpointable);
+
+/// <summary>GPUs of one node given to a job: indices, and the UUIDs where the backend knows them.</summary>
+public sealed record AssignedNode(string Node, IReadOnlyList<int> Gpus, IReadOnlyList<string> GpuUuids, double? Share = null);
+
+/// <summary>The backend's own identity of a running job (a process group id, a Slurm job id), persisted by the server.</summary>
+public sealed record BackendHandle(long JobId, string ExternalId, string? StdoutPath, string? StderrPath);
+
+public enum BackendEventKind
+{
+    Started,
+    Finished,
+    Failed,
+    Cancelled,
+    WalltimeExceeded,
+    /// <summary>The backend no longer knows the job (process gone without an exit code, Slurm lost it).</summary>
+    Lost,
+    NodeDown,
+    NodeUp,
+    NodeDraining,
+}
+
+public sealed record BackendEvent(BackendEventKind Kind, long JobId, DateTimeOffset Time, int? ExitCode = null, string? Node = null, string? Message = null);
+
+/// <summary>A fleet read from a backend: nodes with GPUs (and their UUIDs where known).</summary>
+public sealed record DiscoveredFleet(string Source, IReadOnlyList<DiscoveredNode> Nodes, bool VirtualGpus, string? Note = null);
+
+public sealed record DiscoveredNode(string Name, string Partition, string GpuModel, IReadOnlyList<DiscoveredGpu> Gpus, string State = "up", string? Reason = null);
+
+public sealed record DiscoveredGpu(int Index, string Uuid, string Model, long MemoryMiB);

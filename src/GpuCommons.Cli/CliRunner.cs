@@ -1,0 +1,51 @@
+using System.CommandLine;
+using GpuCommons.Core;
+
+namespace GpuCommons.Cli;
+
+/// <summary>Runs the command line and turns expected errors into a message and an exit code, never a stack trace.</summary>
+internal static class CliRunner
+{
+    /// <summary>Exit codes scripts can trust.</summary>
+    public const int Ok = 0, Failure = 1, Usage = 2, NotFound = 3, Denied = 4, Unavailable = 5;
+
+    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    {
+        try
+        {
+            var parse = root.Parse(args);
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (SpecException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return Usage;
+        }
+        catch (CliException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("cancelled");
+            return 130;
+        }
+        catch (IOException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return Failure;
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return Failure;
+        }
+    }
+}
+
+/// <summary>An error the user can act on, with the exit code to return.</summary>
+internal sealed class CliException(string message, int exitCode = CliRunner.Failure) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

@@ -1,0 +1,13 @@
+using System.CommandLine;
+using GpuCommons.Cli.Commands;
+
+namespace GpuCommons.Cli;
+
+/// <summary>Every top-level command of gpuc; each area adds its commands in its own file.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return BenchCommands.Create();
+    }
+}

@@ -1,0 +1,27 @@
+namespace GpuCommons.Core;
+
+/// <summary>
+/// A clock that only moves when told to: the simulator's virtual time and the benchmarks' deterministic time.
+/// Timers are not supported; the simulator drives time by its own event queue.
+/// </summary>
+public sealed class VirtualTimeProvider(DateTimeOffset start) : TimeProvider
+{
+    private DateTimeOffset _now = start;
+
+    public override DateTimeOffset GetUtcNow() => _now;
+
+    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+
+    /// <summary>Moves the clock to <paramref name="time"/>; it never goes back.</summary>
+    public void SetUtcNow(DateTimeOffset time)
+    {
+        if (time < _now)
+        {
+            throw new ArgumentOutOfRangeException(nameof(time), $"virtual time cannot go back from {_now:o} to {time:o}");
+        }
+
+        _now = time;
+    }
+
+    public void Advance(TimeSpan by) => SetUtcNow(_now + by);
+}

@@ -1,0 +1,53 @@
+using GpuCommons.Core;
+using GpuCommons.Core.Fleet;
+
+namespace GpuCommons.Scheduling.Scenarios;
+
+/// <summary>An engine on a fleet that is already full of running jobs, with a given number of jobs pending: the state a busy center is in.</summary>
+public sealed class LoadedEngine
+{
+    private LoadedEngine(SchedulerEngine engine, VirtualTimeProvider time, NationalScenario scenario)
+    {
+        Engine = engine;
+        Time = time;
+        Scenario = scenario;
+    }
+
+    public SchedulerEngine Engine { get; }
+    public VirtualTimeProvider Time { get; }
+    public NationalScenario Scenario { get; }
+
+    public static LoadedEngine Create(Fleet fleet, int pending, int seed = 42, int organisations = 500, int projects = 2000, SchedulerOptions? options = null)
+    {
+        var time = new VirtualTimeProvider(new DateTimeOffset(2026, 3, 2, 9, 0, 0, TimeSpan.Zero));
+        var scenario = new NationalScenario(fleet, seed, organisations, projects);
+        var engine = new SchedulerEngine(fleet, scenario.Tenancy, options, time);
+
+        // Fill the fleet: submit in batches and schedule until a batch leaves most of its jobs pending.
+        while (true)
+        {
+            var batch = Math.Max(256, fleet.TotalGpus / 20);
+            for (var i = 0; i < batch; i++)
+            {
+                engine.Submit(scenario.NextJob(time.GetUtcNow()));
+            }
+
+            time.Advance(TimeSpan.FromSeconds(1));
+            engine.Schedule(full: true);
+            var stats = engine.GetStats();
+            if (engine.PendingCount >= batch / 2 || stats.FreeGpus < fleet.TotalGpus / 50)
+            {
+                break;
+            }
+        }
+
+        while (engine.PendingCount < pending)
+        {
+            engine.Submit(scenario.NextJob(time.GetUtcNow()));
+        }
+
+        time.Advance(TimeSpan.FromSeconds(30));
+        engine.Schedule(full: true);
+        return new LoadedEngine(engine, time, scenario);
+    }
+}
