@@ -221,7 +221,7 @@ public sealed partial class SchedulerEngine
                 }
 
                 admissible |= 1UL << p;
-                if (_pools[_generalPool[p]].Members.Count > 0 || _activePools[p].Count > 1)
+                if (_upNodes[p] >= shape.Nodes)
                 {
                     unavailable = false;
                 }

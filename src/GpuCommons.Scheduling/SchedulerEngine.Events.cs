@@ -150,12 +150,14 @@ public sealed partial class SchedulerEngine
         if (old == NodeState.Up)
         {
             Detach(n);
+            _upNodes[node.PartitionIndex]--;
         }
 
         _nodeState[n] = (int)state;
         if (state == NodeState.Up)
         {
             Attach(n);
+            _upNodes[node.PartitionIndex]++;
             _capacityDirty = true;
         }
 

@@ -160,6 +160,7 @@ public sealed partial class SchedulerEngine
         }
 
         _allocatedMilli += delta;
+        _allocatedByPartition[Fleet.Nodes[n].PartitionIndex] += delta;
         if (attached)
         {
             Attach(n);
@@ -187,6 +188,7 @@ public sealed partial class SchedulerEngine
             _gpuUsed[gpu] = after;
             _free[n] += deltaEach > 0 ? -1 : 1;
             _allocatedMilli += deltaEach;
+            _allocatedByPartition[Fleet.Nodes[n].PartitionIndex] += deltaEach;
         }
 
         if (attached)

@@ -55,6 +55,8 @@ public sealed partial class SchedulerEngine
     private OrderEntry[] _sortBuffer = [];
 
     private long _freeMilliTotal;
+    private readonly long[] _allocatedByPartition;
+    private readonly int[] _upNodes;
     private long _allocatedMilli;
     private int _running;
     private int _preempting;
@@ -90,6 +92,8 @@ public sealed partial class SchedulerEngine
         _generalPool = new int[parts];
         _spareHolds = new Stack<Pool>[parts];
         _activePools = new List<int>[parts];
+        _allocatedByPartition = new long[parts];
+        _upNodes = new int[parts];
         _domainsByDepth = new List<int>[parts][];
         _leavesUnder = new List<int>[parts][];
         _nodesAtLeast = new int[parts][];
@@ -160,6 +164,7 @@ public sealed partial class SchedulerEngine
             if (node.InitialState == NodeState.Up)
             {
                 Attach(i);
+                _upNodes[node.PartitionIndex]++;
             }
         }
 
@@ -419,12 +424,9 @@ public sealed partial class SchedulerEngine
         }
 
         var byPartition = new double[Fleet.Partitions.Count];
-        foreach (var j in _jobs.Values)
+        for (var p = 0; p < byPartition.Length; p++)
         {
-            if (j.State == JobState.Running)
-            {
-                byPartition[j.Partition] += j.Placement!.HeldGpuMilli / (double)Milli;
-            }
+            byPartition[p] = _allocatedByPartition[p] / (double)Milli;
         }
 
         return new EngineStats(Fleet.TotalGpus, up, _allocatedMilli / (double)Milli, free, stranded, _pending.Count, _running, _preempting, byPartition);
