@@ -7,6 +7,52 @@ namespace GpuCommons.Scheduling;
 public sealed partial class SchedulerEngine
 {
     private int _holdCount;
+    private int[] _sigWhole = [];
+    private int[] _sigShare = [];
+    private int[] _sigFull = [];
+
+    /// <summary>
+    /// Per partition, an upper bound of what any pool could place right now: the most free GPUs on one node, the most
+    /// room on one GPU, and the number of free nodes. Jobs that exceed it are skipped without looking further.
+    /// </summary>
+    private void RefreshCapacitySignature(int p)
+    {
+        int whole = 0, share = 0, full = 0;
+        foreach (var id in _activePools[p])
+        {
+            var pool = _pools[id];
+            for (var k = pool.Partial.Length - 1; k > whole; k--)
+            {
+                if (pool.Partial[k].Count > 0)
+                {
+                    whole = k;
+                    break;
+                }
+            }
+
+            if (pool.FullFree > 0)
+            {
+                whole = Math.Max(whole, pool.Partition.MaxGpusPerNode);
+                full += pool.FullFree;
+            }
+
+            if (pool.Shared.Count > 0)
+            {
+                share = Math.Max(share, (int)(pool.Shared.Max >> 32));
+            }
+        }
+
+        _sigWhole[p] = whole;
+        _sigShare[p] = whole > 0 ? Milli : share;
+        _sigFull[p] = full;
+    }
+
+    private bool MayFit(in Shape shape, int p) => shape.Kind switch
+    {
+        ShapeKind.Share => _sigShare[p] >= shape.Amount,
+        ShapeKind.SingleNode => _sigWhole[p] >= shape.Amount,
+        _ => _sigFull[p] >= shape.Nodes,
+    };
 
     private struct OrderEntry
     {
@@ -169,6 +215,18 @@ public sealed partial class SchedulerEngine
         };
         var blocked = 0UL;
         var preemptors = 0;
+        if (_sigWhole.Length != Fleet.Partitions.Count)
+        {
+            _sigWhole = new int[Fleet.Partitions.Count];
+            _sigShare = new int[Fleet.Partitions.Count];
+            _sigFull = new int[Fleet.Partitions.Count];
+        }
+
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            RefreshCapacitySignature(p);
+        }
+
         var allBlocked = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
         for (var i = 0; i < jobs.Count; i++)
         {
@@ -196,6 +254,7 @@ public sealed partial class SchedulerEngine
             var admissible = 0UL;
             var started = false;
             var unavailable = true;
+            var skipped = false;
             for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
                 if (job.PartitionFilter >= 0 && p != job.PartitionFilter)
@@ -213,6 +272,14 @@ public sealed partial class SchedulerEngine
                     continue;
                 }
 
+                var mayFit = MayFit(shape, p) || (job.HeldPool >= 0 && _pools[job.HeldPool].Partition.Index == p);
+                if (!mayFit && !full && _holdCount >= depth)
+                {
+                    // Incremental pass: nothing that could hold this job was freed; its reason stands.
+                    skipped = true;
+                    continue;
+                }
+
                 var allocation = Admit(job, p, shape.HeldMilli, now, out var reason);
                 if (reason is { } r)
                 {
@@ -226,9 +293,10 @@ public sealed partial class SchedulerEngine
                     unavailable = false;
                 }
 
-                if (TryPlace(job, p, shape, end, out var plan))
+                if (mayFit && TryPlace(job, p, shape, end, out var plan))
                 {
                     result.Started.Add(Commit(job, p, shape, plan, allocation, now));
+                    RefreshCapacitySignature(p);
                     started = true;
                     break;
                 }
@@ -236,6 +304,16 @@ public sealed partial class SchedulerEngine
 
             if (started)
             {
+                continue;
+            }
+
+            if (skipped && admissible == 0)
+            {
+                if (job.Reason == PendingReason.New)
+                {
+                    job.Reason = PendingReason.Resources;
+                }
+
                 continue;
             }
 
