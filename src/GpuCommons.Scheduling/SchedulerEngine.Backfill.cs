@@ -64,7 +64,7 @@ public sealed partial class SchedulerEngine
 
         job.HeldPool = pool.Id;
         job.EstimatedStartTicks = bestT;
-        _holdCount++;
+        _holdCount[bestP]++;
         return true;
     }
 
@@ -280,7 +280,7 @@ public sealed partial class SchedulerEngine
 
         if (pool.StickyUntil < 0)
         {
-            _holdCount--;
+            _holdCount[pool.Partition.Index]--;
         }
 
         pool.Active = false;

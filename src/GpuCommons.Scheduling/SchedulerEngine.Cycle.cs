@@ -6,7 +6,22 @@ namespace GpuCommons.Scheduling;
 // The scheduling cycle.
 public sealed partial class SchedulerEngine
 {
-    private int _holdCount;
+    private int[] _holdCount = [];
+
+    /// <summary>Partitions, among <paramref name="partitions"/>, that can take one more backfill reservation.</summary>
+    private ulong HoldSlots(ulong partitions, int depth)
+    {
+        var slots = 0UL;
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((partitions & (1UL << p)) != 0 && _holdCount[p] < depth)
+            {
+                slots |= 1UL << p;
+            }
+        }
+
+        return slots;
+    }
     private int[] _sigWhole = [];
     private int[] _sigShare = [];
     private int[] _sigFull = [];
@@ -273,7 +288,7 @@ public sealed partial class SchedulerEngine
                 }
 
                 var mayFit = MayFit(shape, p) || (job.HeldPool >= 0 && _pools[job.HeldPool].Partition.Index == p);
-                if (!mayFit && !full && _holdCount >= depth)
+                if (!mayFit && !full && _holdCount[p] >= depth)
                 {
                     // Incremental pass: nothing that could hold this job was freed; its reason stands.
                     skipped = true;
@@ -340,7 +355,7 @@ public sealed partial class SchedulerEngine
             {
                 job.Reason = _pools[job.HeldPool].StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
             }
-            else if (_holdCount < depth && MakeHold(job, admissible, now))
+            else if (HoldSlots(admissible, depth) is var slots && slots != 0 && MakeHold(job, slots, now))
             {
                 job.Reason = PendingReason.Reserved;
             }

@@ -94,6 +94,7 @@ public sealed partial class SchedulerEngine
         _activePools = new List<int>[parts];
         _allocatedByPartition = new long[parts];
         _upNodes = new int[parts];
+        _holdCount = new int[parts];
         _domainsByDepth = new List<int>[parts][];
         _leavesUnder = new List<int>[parts][];
         _nodesAtLeast = new int[parts][];
