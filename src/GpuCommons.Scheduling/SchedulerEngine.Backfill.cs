@@ -64,6 +64,7 @@ public sealed partial class SchedulerEngine
 
         job.HeldPool = pool.Id;
         job.EstimatedStartTicks = bestT;
+        RefreshCapacitySignature(bestP);
         _holdCount[bestP]++;
         return true;
     }

@@ -50,6 +50,8 @@ public sealed partial class SchedulerEngine
     private readonly Dictionary<long, JobRecord> _jobs = [];
     private readonly List<JobRecord> _pending = [];
     private readonly List<JobRecord> _order = [];
+    /// <summary>Walltime of each job in <see cref="_order"/>, kept beside it so that a pass can skip jobs without touching them.</summary>
+    private readonly List<long> _orderWall = [];
     private readonly List<JobRecord> _arrivals = [];
     private readonly Dictionary<string, List<Pool>> _advance = new(StringComparer.Ordinal);
     private OrderEntry[] _sortBuffer = [];
@@ -351,13 +353,28 @@ public sealed partial class SchedulerEngine
         var project = _projectIndex[spec.Project];
         var filter = spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index;
         var job = new JobRecord(spec, project, UserIndex(project, spec.User), filter);
+        ResolveShapes(job);
         _jobs.Add(spec.Id, job);
         AddPending(job);
         return result;
     }
 
+    private void ResolveShapes(JobRecord job)
+    {
+        job.Shapes = new Shape[Fleet.Partitions.Count];
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            {
+                job.Shapes[p] = shape;
+                job.ShapeMask |= 1UL << p;
+            }
+        }
+    }
+
     private void AddPending(JobRecord job)
     {
+        _minPendingWalltime = Math.Min(_minPendingWalltime, job.WalltimeTicks);
         job.State = JobState.Pending;
         job.Reason = PendingReason.New;
         job.EstimatedStartTicks = -1;
@@ -365,6 +382,7 @@ public sealed partial class SchedulerEngine
         job.Priority = double.PositiveInfinity;
         _pending.Add(job);
         _order.Add(job);
+        _orderWall.Add(job.WalltimeTicks);
         _arrivals.Add(job);
     }
 

@@ -64,6 +64,8 @@ internal sealed class Pool
     public SortedSet<long> Shared { get; } = [];
 
     public long FreeMilli { get; set; }
+    public int SigWhole { get; set; }
+    public int SigShare { get; set; }
     public int FullFree => DomainFull[0];
 
     public IndexedSet FullSet(int localDomain) => FullByDomain[localDomain] ??= new IndexedSet(PosFull);
