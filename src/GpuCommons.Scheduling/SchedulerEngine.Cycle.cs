@@ -228,6 +228,20 @@ public sealed partial class SchedulerEngine
 
                 if (TryPlace(job, p, shape, end, out var plan))
                 {
+                    // A gang holds whole nodes, which may be larger than the typical node its admission assumed:
+                    // quota and grant must cover what it will really hold.
+                    var held = HeldBy(shape, plan);
+                    if (held > shape.HeldMilli)
+                    {
+                        allocation = Admit(job, p, held, now, out var heldReason);
+                        if (heldReason is { } hr)
+                        {
+                            admissionReason = Worse(admissionReason, hr);
+                            admissible &= ~(1UL << p);
+                            continue;
+                        }
+                    }
+
                     result.Started.Add(Commit(job, p, shape, plan, allocation, now));
                     started = true;
                     break;

@@ -266,6 +266,23 @@ public sealed partial class SchedulerEngine
         return null;
     }
 
+    /// <summary>Capacity the plan will really hold: whole nodes for a gang, whatever their size.</summary>
+    private long HeldBy(in Shape shape, in Plan plan)
+    {
+        if (shape.Kind != ShapeKind.Gang)
+        {
+            return shape.HeldMilli;
+        }
+
+        long held = 0;
+        foreach (var n in plan.Nodes!)
+        {
+            held += (long)Fleet.Nodes[n].Gpus * Milli;
+        }
+
+        return held;
+    }
+
     /// <summary>Applies a plan: takes the GPUs and records the job as running.</summary>
     private JobStart Commit(JobRecord job, int p, in Shape shape, in Plan plan, int allocation, long now)
     {
