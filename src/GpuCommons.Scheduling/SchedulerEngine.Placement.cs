@@ -22,7 +22,7 @@ public sealed partial class SchedulerEngine
     private static bool Eligible(Pool pool, JobRecord job, long end) => pool.Kind switch
     {
         PoolKind.General => true,
-        PoolKind.Hold => pool.HolderJob == job.Id || end <= pool.UsableUntil,
+        PoolKind.Hold => pool.HolderJob == job.Id || (end <= pool.UsableUntil && !pool.HoldsReserved),
         PoolKind.Advance => pool.UsableUntil == long.MinValue ? pool.OwnerProject == job.Project && pool.OwnerProject >= 0 : end <= pool.UsableUntil,
         _ => false,
     };

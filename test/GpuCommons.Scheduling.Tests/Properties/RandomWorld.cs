@@ -222,11 +222,11 @@ internal static class RandomWorld
     };
 
     /// <summary>Builds the world and plays every event; the <see cref="CheckedEngine"/> throws at the first broken rule.</summary>
-    public static CheckedEngine Play(WorldShape w)
+    public static CheckedEngine Play(WorldShape w, Action<string>? log = null)
     {
         var fleet = BuildFleet(w.Partitions);
         var tenancy = BuildTenancy(w, fleet);
-        var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch);
+        var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch) { Log = log };
         long nextId = 1;
         foreach (var op in w.Ops)
         {

@@ -42,9 +42,13 @@ internal sealed class CheckedEngine
     public IReadOnlyDictionary<long, DateTimeOffset> Preempting => _killAt;
     public List<JobStart> Starts { get; } = [];
 
+    /// <summary>Trace of every call, for reproducing a failure (set CsCheck_Seed and GPUC_TRACE=1).</summary>
+    public Action<string>? Log { get; set; }
+
     public SubmitResult Submit(JobSpec spec)
     {
         var r = Engine.Submit(spec);
+        Log?.Invoke($"{Now:HH:mm} submit {spec.Id}: {spec.Gpus} GPUs nodes {spec.Nodes} per {spec.GpusPerNode} {spec.Project} {spec.Partition} {spec.Walltime} {spec.Priority} ckpt={spec.Checkpointable} -> {(r.Accepted ? "ok" : r.Error!.Message)}");
         if (r.Accepted)
         {
             _specs.Add(spec.Id, spec);
@@ -61,6 +65,21 @@ internal sealed class CheckedEngine
     {
         var holdsBefore = Engine.HoldsForTests();
         var result = Engine.Schedule(full);
+        if (Log is { } log)
+        {
+            log($"{Now:HH:mm} schedule(full={full}): started [{string.Join(", ", result.Started.Select(x => $"{x.JobId}@{x.Placement.Format(Fleet)}"))}] preempted [{string.Join(", ", result.Preempted.Select(x => $"{x.JobId} for {x.ForJobId}"))}]");
+            foreach (var h in Engine.HoldsForTests())
+            {
+                log($"   hold for {h.Holder} until {new DateTimeOffset(h.UsableUntil == long.MinValue ? 0 : h.UsableUntil, TimeSpan.Zero):MM-dd HH:mm} sticky={h.Sticky} nodes {string.Join(",", h.Nodes.Select(n => Fleet.Nodes[n].Name))}");
+            }
+
+            foreach (var id in PendingIds)
+            {
+                var v = View(id);
+                log($"   pending {id}: {v.Reason} est {v.EstimatedStart:MM-dd HH:mm} prio {v.Priority:0.###}");
+            }
+        }
+
         Verify(full ? "full schedule" : "incremental schedule");
         CheckDecisions(result, full, holdsBefore);
         Starts.AddRange(result.Started);
@@ -75,6 +94,7 @@ internal sealed class CheckedEngine
     public JobEnd Complete(long id, JobOutcome outcome = JobOutcome.Finished, DateTimeOffset? at = null)
     {
         var end = Engine.Complete(id, outcome, at);
+        Log?.Invoke($"{Now:HH:mm} complete {id} {outcome} -> {end.State} requeued={end.Requeued}");
         Record(end);
         Verify($"completion of job {id} ({outcome})");
         return end;
@@ -83,6 +103,7 @@ internal sealed class CheckedEngine
     public JobEnd? Cancel(long id)
     {
         var end = Engine.Cancel(id);
+        Log?.Invoke($"{Now:HH:mm} cancel {id} -> {end?.State}");
         if (end is not null)
         {
             Record(end);
@@ -95,6 +116,7 @@ internal sealed class CheckedEngine
     public void StartFailed(long id)
     {
         Engine.StartFailed(id);
+        Log?.Invoke($"{Now:HH:mm} start failed {id}");
         _killAt.Remove(id);
         Verify($"start failure of job {id}");
     }
@@ -102,6 +124,7 @@ internal sealed class CheckedEngine
     public IReadOnlyList<JobEnd> SetNodeState(string node, NodeState state)
     {
         var ends = Engine.SetNodeState(node, state);
+        Log?.Invoke($"{Now:HH:mm} node {node} {state}: ended [{string.Join(", ", ends.Select(x => x.JobId))}]");
         foreach (var e in ends)
         {
             Record(e);
@@ -116,6 +139,7 @@ internal sealed class CheckedEngine
     public void AddReservation(AdvanceReservation r)
     {
         Engine.AddReservation(r);
+        Log?.Invoke($"{Now:HH:mm} reserve {r.Name} {r.Project ?? "maintenance"} {r.Start:MM-dd HH:mm}..{r.End:MM-dd HH:mm} [{string.Join(",", r.Nodes)}]");
         _reservations[r.Name] = r;
         Verify($"reservation {r.Name} added");
     }
@@ -123,6 +147,7 @@ internal sealed class CheckedEngine
     public bool RemoveReservation(string name)
     {
         var removed = Engine.RemoveReservation(name);
+        Log?.Invoke($"{Now:HH:mm} unreserve {name} -> {removed}");
         _reservations.Remove(name);
         Verify($"reservation {name} removed");
         return removed;
@@ -226,7 +251,11 @@ internal sealed class CheckedEngine
 
         // Backfill: a job started on nodes held for a blocked job must end by the time the held job is due to start.
         var holdsAfter = Engine.HoldsForTests();
-        var holds = full ? holdsAfter : holdsBefore.Where(h => Engine.GetJob(h.Holder)?.State == JobState.Pending);
+        // A full pass makes its holds while it walks the queue in priority order (jobs walked before the holder were free
+        // to start anywhere); an incremental pass keeps the holds it found, unless one expired or its holder started.
+        var holds = full
+            ? holdsAfter
+            : holdsBefore.Where(h => holdsAfter.Any(a => a.Holder == h.Holder && a.UsableUntil == h.UsableUntil && a.Sticky == h.Sticky && a.Nodes.Order().SequenceEqual(h.Nodes.Order())));
         foreach (var (holder, usableUntil, _, nodes) in holds)
         {
             var h = View(holder);
