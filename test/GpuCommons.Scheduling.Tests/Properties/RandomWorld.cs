@@ -49,6 +49,9 @@ internal sealed record OptionShape(BackfillMode Backfill, OrderingPolicy Orderin
 /// <summary>A random world: fleet, tenants with quotas and grants, options, and a stream of events.</summary>
 internal sealed record WorldShape(PartitionShape[] Partitions, TenantShape[] Orgs, TenantShape[] Projects, OptionShape Options, Op[] Ops)
 {
+    /// <summary>A given fleet instead of a generated one.</summary>
+    public Fleet? Fleet { get; init; }
+
     public override string ToString() =>
         $"partitions: {string.Join(" | ", Partitions.AsEnumerable())}\norgs: {string.Join(" | ", Orgs.AsEnumerable())}\nprojects: {string.Join(" | ", Projects.AsEnumerable())}\noptions: {Options}\nops ({Ops.Length}): {string.Join(" ", Ops.AsEnumerable())}";
 }
@@ -118,6 +121,14 @@ internal static class RandomWorld
         from options in OptionsGen
         from ops in Operation.Array[minOps, maxOps]
         select new WorldShape(partitions, orgs, projects, options, ops);
+
+    /// <summary>A random world on a given fleet (its shape is ignored).</summary>
+    public static Gen<WorldShape> WorldOn(Fleet fleet, int minOps, int maxOps) =>
+        from orgs in Tenant(fleet.Partitions.Count).Array[1, 3]
+        from projects in Tenant(fleet.Partitions.Count).Array[1, 5]
+        from options in OptionsGen
+        from ops in Operation.Array[minOps, maxOps]
+        select new WorldShape([], orgs, projects, options, ops) { Fleet = fleet };
 
     public static Fleet BuildFleet(PartitionShape[] partitions)
     {
@@ -224,7 +235,7 @@ internal static class RandomWorld
     /// <summary>Builds the world and plays every event; the <see cref="CheckedEngine"/> throws at the first broken rule.</summary>
     public static CheckedEngine Play(WorldShape w, Action<string>? log = null)
     {
-        var fleet = BuildFleet(w.Partitions);
+        var fleet = w.Fleet ?? BuildFleet(w.Partitions);
         var tenancy = BuildTenancy(w, fleet);
         var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch) { Log = log };
         long nextId = 1;

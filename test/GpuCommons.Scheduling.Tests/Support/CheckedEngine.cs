@@ -41,6 +41,11 @@ internal sealed class CheckedEngine
     /// <summary>Jobs the engine asked to stop, and when the backend kills them.</summary>
     public IReadOnlyDictionary<long, DateTimeOffset> Preempting => _killAt;
     public List<JobStart> Starts { get; } = [];
+    public int PreemptionCount { get; private set; }
+    public int RequeueCount { get; private set; }
+    public int ReservationCount { get; private set; }
+    /// <summary>How often each pending reason was seen after a full pass (to check what the random worlds reach).</summary>
+    public Dictionary<PendingReason, int> ReasonsSeen { get; } = [];
 
     /// <summary>Trace of every call, for reproducing a failure (set CsCheck_Seed and GPUC_TRACE=1).</summary>
     public Action<string>? Log { get; set; }
@@ -83,9 +88,19 @@ internal sealed class CheckedEngine
         Verify(full ? "full schedule" : "incremental schedule");
         CheckDecisions(result, full, holdsBefore);
         Starts.AddRange(result.Started);
+        PreemptionCount += result.Preempted.Count;
         foreach (var p in result.Preempted)
         {
             _killAt[p.JobId] = p.Time + p.Grace;
+        }
+
+        if (full)
+        {
+            foreach (var id in PendingIds)
+            {
+                var reason = View(id).Reason;
+                ReasonsSeen[reason] = ReasonsSeen.GetValueOrDefault(reason) + 1;
+            }
         }
 
         return result;
@@ -141,6 +156,7 @@ internal sealed class CheckedEngine
         Engine.AddReservation(r);
         Log?.Invoke($"{Now:HH:mm} reserve {r.Name} {r.Project ?? "maintenance"} {r.Start:MM-dd HH:mm}..{r.End:MM-dd HH:mm} [{string.Join(",", r.Nodes)}]");
         _reservations[r.Name] = r;
+        ReservationCount++;
         Verify($"reservation {r.Name} added");
     }
 
@@ -208,7 +224,11 @@ internal sealed class CheckedEngine
     private void Record(JobEnd end)
     {
         _killAt.Remove(end.JobId);
-        if (!end.Requeued)
+        if (end.Requeued)
+        {
+            RequeueCount++;
+        }
+        else
         {
             _ended[end.JobId] = end;
         }
@@ -248,6 +268,29 @@ internal sealed class CheckedEngine
         }
 
         CheckQuotaModel();
+        foreach (var p in result.Preempted)
+        {
+            var victim = _specs[p.JobId];
+            var preemptor = _specs[p.ForJobId];
+            var vv = View(p.JobId);
+            if (vv.State != JobState.Running || !vv.Preempting || View(p.ForJobId).State != JobState.Pending)
+            {
+                throw new InvariantViolation($"preemption of {p.JobId} for {p.ForJobId}: the victim must be running and marked, the preemptor pending");
+            }
+
+            // A higher class takes from the preemptible class; within its guarantee, a job reclaims from other projects'
+            // borrowers of its class or below; nobody preempts a higher class or its own project's peers.
+            if (victim.Priority > preemptor.Priority || (victim.Priority == preemptor.Priority && victim.Project == preemptor.Project))
+            {
+                throw new InvariantViolation($"job {p.ForJobId} ({preemptor.Priority}, {preemptor.Project}) preempted job {p.JobId} ({victim.Priority}, {victim.Project})");
+            }
+
+            var grace = victim.Checkpointable ? Engine.Options.PreemptionGrace : TimeSpan.Zero;
+            if (p.Grace != grace)
+            {
+                throw new InvariantViolation($"preempted job {p.JobId} (checkpointable={victim.Checkpointable}) got grace {p.Grace}, expected {grace}");
+            }
+        }
 
         // Backfill: a job started on nodes held for a blocked job must end by the time the held job is due to start.
         var holdsAfter = Engine.HoldsForTests();
