@@ -221,7 +221,7 @@ public sealed partial class SchedulerEngine
                 }
 
                 admissible |= 1UL << p;
-                if (_pools[_generalPool[p]].Members.Count > 0 || _activePools[p].Count > 1)
+                if (_upNodes[p] > 0)
                 {
                     unavailable = false;
                 }
@@ -231,7 +231,7 @@ public sealed partial class SchedulerEngine
                     // A gang holds whole nodes, which may be larger than the typical node its admission assumed:
                     // quota and grant must cover what it will really hold.
                     var held = HeldBy(shape, plan);
-                    if (held > shape.HeldMilli)
+                    if (held != shape.HeldMilli)
                     {
                         allocation = Admit(job, p, held, now, out var heldReason);
                         if (heldReason is { } hr)

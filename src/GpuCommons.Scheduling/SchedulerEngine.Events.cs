@@ -150,11 +150,13 @@ public sealed partial class SchedulerEngine
         if (old == NodeState.Up)
         {
             Detach(n);
+            _upNodes[node.PartitionIndex]--;
         }
 
         _nodeState[n] = (int)state;
         if (state == NodeState.Up)
         {
+            _upNodes[node.PartitionIndex]++;
             Attach(n);
             _capacityDirty = true;
         }

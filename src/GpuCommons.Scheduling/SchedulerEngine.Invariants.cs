@@ -415,6 +415,20 @@ public sealed partial class SchedulerEngine
             }
         }
 
+        var up = new int[Fleet.Partitions.Count];
+        for (var n = 0; n < Fleet.Nodes.Count; n++)
+        {
+            if (IsAttached(n))
+            {
+                up[Fleet.Nodes[n].PartitionIndex]++;
+            }
+        }
+
+        if (!up.AsSpan().SequenceEqual(_upNodes))
+        {
+            return "the count of up nodes per partition is out of date";
+        }
+
         if (holds != _holdCount)
         {
             return $"{holds} backfill holds are active, but the count is {_holdCount}";

@@ -21,6 +21,8 @@ public sealed partial class SchedulerEngine
 
     private readonly TimeProvider _time;
     private readonly int[] _nodeState;
+    /// <summary>Nodes up (taking new jobs) per partition.</summary>
+    private readonly int[] _upNodes;
     private readonly int[] _free;
     private readonly int[] _shared;
     private readonly int[] _gpuUsed;
@@ -88,6 +90,7 @@ public sealed partial class SchedulerEngine
 
         var parts = fleet.Partitions.Count;
         _generalPool = new int[parts];
+        _upNodes = new int[parts];
         _spareHolds = new Stack<Pool>[parts];
         _activePools = new List<int>[parts];
         _domainsByDepth = new List<int>[parts][];
@@ -159,6 +162,7 @@ public sealed partial class SchedulerEngine
             _pools[_assigned[i]].Members.Add(i);
             if (node.InitialState == NodeState.Up)
             {
+                _upNodes[node.PartitionIndex]++;
                 Attach(i);
             }
         }

@@ -82,7 +82,11 @@ internal sealed class QuotaTracker
         var rootExcess = _root.ChildExcess[p] - org.Excess(p) + org.ExcessAt(p, newOrg);
         var rootLend = _root.ChildLend[p] - org.Lendable(p) + org.LendableAt(p, newOrg);
         var rootFree = Math.Max(0, _capacity[p] - _root.ChildNominal[p]);
-        return rootExcess > rootLend + rootFree ? PendingReason.CohortQuota : null;
+
+        // Over the cohort only because every GPU of the partition is in use is a question of resources, not of quota:
+        // placement answers it, and the job then waits (with a backfill reservation, or by preemption) like any job
+        // waiting for GPUs. Only a limit stricter than the hardware (a lending limit) is a quota refusal.
+        return rootExcess > rootLend + rootFree && _root.Usage[p] + milli <= _capacity[p] ? PendingReason.CohortQuota : null;
     }
 
     /// <summary>True when the request stays inside the project's and the organisation's nominal quota.</summary>
@@ -106,6 +110,7 @@ internal sealed class QuotaTracker
         _root.ChildLend[p] -= org.Lendable(p);
         proj.Usage[p] += delta;
         org.Usage[p] += delta;
+        _root.Usage[p] += delta;
         org.ChildExcess[p] += proj.Excess(p);
         org.ChildLend[p] += proj.Lendable(p);
         _root.ChildExcess[p] += org.Excess(p);
@@ -117,7 +122,7 @@ internal sealed class QuotaTracker
     {
         for (var p = 0; p < _capacity.Length; p++)
         {
-            long rootExcess = 0, rootLend = 0;
+            long rootExcess = 0, rootLend = 0, rootUsage = 0;
             for (var o = 0; o < _orgs.Count; o++)
             {
                 long excess = 0, lend = 0, usage = 0;
@@ -150,9 +155,10 @@ internal sealed class QuotaTracker
 
                 rootExcess += org.Excess(p);
                 rootLend += org.Lendable(p);
+                rootUsage += org.Usage[p];
             }
 
-            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p])
+            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p] || rootUsage != _root.Usage[p])
             {
                 return $"root sums out of date on partition {p}";
             }

@@ -196,6 +196,13 @@ internal sealed class CheckedEngine
 
     public IEnumerable<long> PendingIds => Engine.JobIds.Where(id => Engine.GetJob(id)!.State == JobState.Pending).Order();
 
+    public bool IsRunning(long id) => Engine.GetJob(id)?.State == JobState.Running;
+
+    public PendingReason Reason(long id) => View(id).Reason;
+
+    /// <summary>Names of the nodes a running job is on.</summary>
+    public string[] NodesOf(long id) => [.. View(id).Placement!.Nodes.Select(n => Fleet.Nodes[n].Name)];
+
     public JobView View(long id) => Engine.GetJob(id) ?? throw new InvalidOperationException($"job {id} is not known to the engine");
 
     private (long Id, DateTimeOffset At, JobOutcome Outcome)? NextForcedEnd(DateTimeOffset until)

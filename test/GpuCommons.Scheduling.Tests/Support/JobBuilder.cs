@@ -3,7 +3,7 @@ using GpuCommons.Core.Jobs;
 namespace GpuCommons.Scheduling.Tests.Support;
 
 /// <summary>Fluent job builder in Kueue's style: <c>Job(1).Gpus(8).Project("a").Hours(2)</c>.</summary>
-internal sealed class JobBuilder(long id)
+public sealed class JobBuilder(long id)
 {
     private string _project = "a";
     private string _user = "alice";
