@@ -183,6 +183,14 @@ public sealed partial class SchedulerEngine
                 break;
             }
 
+            if (job.SubmitTicks > now)
+            {
+                // Submitted with a time still to come (a replayed trace, a clock ahead of ours): not eligible before it.
+                job.Reason = PendingReason.New;
+                job.EstimatedStartTicks = -1;
+                continue;
+            }
+
             result.Considered++;
             var mask = job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked;
             if (Options.Backfill == BackfillMode.None && (blocked & mask) == mask)

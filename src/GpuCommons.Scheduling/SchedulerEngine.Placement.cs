@@ -246,20 +246,33 @@ public sealed partial class SchedulerEngine
         });
         var picked = new int[nodes];
         var count = 0;
-        foreach (var leaf in _leafScratch)
+
+        // A gang holds whole nodes: with mixed node sizes, take the smallest nodes that fit first (fewest stranded GPUs).
+        var part = pool.Partition;
+        var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _nodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
+        for (var size = perNode; size <= part.MaxGpusPerNode; size++)
         {
-            var set = pool.FullByDomain[leaf]!;
-            for (var i = 0; i < set.Count && count < nodes; i++)
+            foreach (var leaf in _leafScratch)
             {
-                if (Fleet.Nodes[set[i]].Gpus >= perNode)
+                var set = pool.FullByDomain[leaf]!;
+                for (var i = 0; i < set.Count && count < nodes; i++)
                 {
-                    picked[count++] = set[i];
+                    var gpus = Fleet.Nodes[set[i]].Gpus;
+                    if (mixed ? gpus == size : gpus >= perNode)
+                    {
+                        picked[count++] = set[i];
+                    }
+                }
+
+                if (count == nodes)
+                {
+                    return picked;
                 }
             }
 
-            if (count == nodes)
+            if (!mixed)
             {
-                return picked;
+                break;
             }
         }
 

@@ -462,6 +462,14 @@ public sealed partial class SchedulerEngine
             }
         }
 
+        foreach (var j in _pending)
+        {
+            if (j.SubmitTicks > now)
+            {
+                next = Math.Min(next, j.SubmitTicks);
+            }
+        }
+
         return next == long.MaxValue ? null : new DateTimeOffset(next, TimeSpan.Zero);
     }
 }
