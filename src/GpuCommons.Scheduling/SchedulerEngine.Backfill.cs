@@ -384,6 +384,12 @@ public sealed partial class SchedulerEngine
                 {
                     Reassign(n, pool.Id);
                 }
+                else
+                {
+                    // The node is held for a blocked job, whose hold would let it in regardless of the window:
+                    // give the hold up (its nodes go home, this one into the reservation); the next cycle plans the job again.
+                    DissolveHold(_pools[_assigned[n]]);
+                }
             }
 
             pools.Add(pool);

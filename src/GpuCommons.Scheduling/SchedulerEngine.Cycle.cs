@@ -338,6 +338,14 @@ public sealed partial class SchedulerEngine
                 break;
             }
 
+            if (job.SubmitTicks > now)
+            {
+                // Submitted with a time still to come (a replayed trace, a clock ahead of ours): not eligible before it.
+                job.Reason = PendingReason.New;
+                job.EstimatedStartTicks = -1;
+                continue;
+            }
+
             result.Considered++;
             var mask = job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked;
             if (Options.Backfill == BackfillMode.None && (blocked & mask) == mask)
@@ -395,6 +403,20 @@ public sealed partial class SchedulerEngine
 
                 if (mayFit && TryPlace(job, p, shape, end, out var plan))
                 {
+                    // A gang holds whole nodes, which may be larger than the typical node its admission assumed:
+                    // quota and grant must cover what it will really hold.
+                    var held = HeldBy(shape, plan);
+                    if (held != shape.HeldMilli)
+                    {
+                        allocation = Admit(job, p, held, now, out var heldReason);
+                        if (heldReason is { } hr)
+                        {
+                            admissionReason = Worse(admissionReason, hr);
+                            admissible &= ~(1UL << p);
+                            continue;
+                        }
+                    }
+
                     result.Started.Add(Commit(job, p, shape, plan, allocation, now));
                     RefreshCapacitySignature(p);
                     started = true;

@@ -156,8 +156,8 @@ public sealed partial class SchedulerEngine
         _nodeState[n] = (int)state;
         if (state == NodeState.Up)
         {
-            Attach(n);
             _upNodes[node.PartitionIndex]++;
+            Attach(n);
             _capacityDirty = true;
         }
 

@@ -14,6 +14,7 @@ public sealed partial class SchedulerEngine
             spare.Active = true;
             spare.HolderJob = -1;
             spare.StickyUntil = -1;
+            spare.HoldsReserved = false;
             spare.UsableUntil = long.MaxValue;
             _activePools[partition.Index].Add(spare.Id);
             return spare;
@@ -115,6 +116,12 @@ public sealed partial class SchedulerEngine
 
         _pools[_assigned[n]].Members.Remove(n);
         _assigned[n] = pool;
+        if (_pools[pool].Kind == PoolKind.Hold && _pools[_home[n]].Kind == PoolKind.Advance)
+        {
+            // A hold may take its holder's own reserved nodes, but must not open them to anyone else's backfill.
+            _pools[pool].HoldsReserved = true;
+        }
+
         _pools[pool].Members.Add(n);
         if (attached)
         {

@@ -21,6 +21,8 @@ public sealed partial class SchedulerEngine
 
     private readonly TimeProvider _time;
     private readonly int[] _nodeState;
+    /// <summary>Nodes up (taking new jobs) per partition.</summary>
+    private readonly int[] _upNodes;
     private readonly int[] _free;
     private readonly int[] _shared;
     private readonly int[] _gpuUsed;
@@ -58,7 +60,6 @@ public sealed partial class SchedulerEngine
 
     private long _freeMilliTotal;
     private readonly long[] _allocatedByPartition;
-    private readonly int[] _upNodes;
     private long _allocatedMilli;
     private int _running;
     private int _preempting;
@@ -92,10 +93,10 @@ public sealed partial class SchedulerEngine
 
         var parts = fleet.Partitions.Count;
         _generalPool = new int[parts];
+        _upNodes = new int[parts];
         _spareHolds = new Stack<Pool>[parts];
         _activePools = new List<int>[parts];
         _allocatedByPartition = new long[parts];
-        _upNodes = new int[parts];
         _holdCount = new int[parts];
         _domainsByDepth = new List<int>[parts][];
         _leavesUnder = new List<int>[parts][];
@@ -166,8 +167,8 @@ public sealed partial class SchedulerEngine
             _pools[_assigned[i]].Members.Add(i);
             if (node.InitialState == NodeState.Up)
             {
-                Attach(i);
                 _upNodes[node.PartitionIndex]++;
+                Attach(i);
             }
         }
 
@@ -476,6 +477,14 @@ public sealed partial class SchedulerEngine
             if (p.Active && p.Kind == PoolKind.Hold && p.StickyUntil > now)
             {
                 next = Math.Min(next, p.StickyUntil);
+            }
+        }
+
+        foreach (var j in _pending)
+        {
+            if (j.SubmitTicks > now)
+            {
+                next = Math.Min(next, j.SubmitTicks);
             }
         }
 

@@ -118,6 +118,7 @@ internal sealed class QuotaTracker
         _root.ChildUnused[p] -= org.Unused(p);
         proj.Usage[p] += delta;
         org.Usage[p] += delta;
+        _root.Usage[p] += delta;
         org.ChildExcess[p] += proj.Excess(p);
         org.ChildLend[p] += proj.Lendable(p);
         org.ChildUnused[p] += proj.Unused(p);
@@ -131,7 +132,7 @@ internal sealed class QuotaTracker
     {
         for (var p = 0; p < _capacity.Length; p++)
         {
-            long rootExcess = 0, rootLend = 0;
+            long rootExcess = 0, rootLend = 0, rootUsage = 0;
             for (var o = 0; o < _orgs.Count; o++)
             {
                 long excess = 0, lend = 0, usage = 0;
@@ -164,9 +165,10 @@ internal sealed class QuotaTracker
 
                 rootExcess += org.Excess(p);
                 rootLend += org.Lendable(p);
+                rootUsage += org.Usage[p];
             }
 
-            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p])
+            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p] || rootUsage != _root.Usage[p])
             {
                 return $"root sums out of date on partition {p}";
             }
