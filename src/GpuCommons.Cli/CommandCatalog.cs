@@ -9,5 +9,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return BenchCommands.Create();
+        foreach (var c in SimulationCommands.Create()) { yield return c; }
     }
 }
