@@ -120,6 +120,8 @@ public sealed class JobRow
     public string? Outcome { get; set; }
     public bool CancelRequested { get; set; }
     public string? IdempotencyKey { get; set; }
+
+    public JobRow Clone() => (JobRow)MemberwiseClone();
 }
 
 public sealed class LedgerRow
