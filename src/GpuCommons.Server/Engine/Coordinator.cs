@@ -701,7 +701,7 @@ public sealed partial class Coordinator : BackgroundService
                         BackendEventKind.WalltimeExceeded => JobOutcome.Walltime,
                         _ => JobOutcome.Failed,
                     };
-                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, e.Message ?? e.Kind.ToString().ToLowerInvariant(), ct);
+                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : ""), ct);
                     break;
             }
         }
