@@ -10,5 +10,9 @@ internal static class CommandCatalog
     {
         yield return BenchCommands.Create();
         yield return ServeCommands.Create();
+        foreach (var c in ClientCommands.Create())
+        {
+            yield return c;
+        }
     }
 }
