@@ -269,7 +269,7 @@ internal static class TenancyApi
             db.Organisations.Add(row);
             db.Events.Add(co.Event(c.User, "organisation.created", $"organisation/{row.Name}", null, row.Type));
             await db.SaveChangesAsync();
-            engine.AddOrganisation(new OrganisationSpec(row.Name, type) { Shares = shares });
+            engine.AddOrganisation(co.OrganisationSpecFor(row.Name, type, shares));
             return true;
         });
         return Results.Created($"/api/organisations/{row.Name}", new OrganisationDto(row.Name, row.Type, row.Shares));

@@ -257,7 +257,7 @@ public sealed partial class Coordinator : BackgroundService
         var tenancy = new TenancySpec();
         foreach (var o in orgs)
         {
-            tenancy.Organisations.Add(new OrganisationSpec(o.Name, Enum.Parse<OrganisationType>(o.Type, true)) { Shares = o.Shares });
+            tenancy.Organisations.Add(OrganisationSpecFor(o.Name, Enum.Parse<OrganisationType>(o.Type, true), o.Shares));
         }
 
         var orgType = orgs.ToDictionary(o => o.Name, o => o.Type, StringComparer.Ordinal);
@@ -391,6 +391,13 @@ public sealed partial class Coordinator : BackgroundService
 
         return b.Build();
     }
+
+    /// <summary>
+    /// The server has no quota configuration yet: each organisation is guaranteed every GPU of every partition, so what
+    /// limits a tenant is its grant and the free capacity (and waiting jobs get a reason "resources" and an estimated start).
+    /// </summary>
+    internal OrganisationSpec OrganisationSpecFor(string name, OrganisationType type, double shares) =>
+        new(name, type) { Shares = shares, Quotas = Fleet.Partitions.Select(p => new QuotaSpec(p.Name, p.TotalGpus)).ToList() };
 
     internal static AllocationSpec ToSpec(AllocationRow a, double spent) =>
         new(a.Id, a.Project, a.Partition, a.ReleasedGpuHours, a.Start, a.End) { SpentGpuHours = spent };
