@@ -169,7 +169,7 @@ internal static class TenancyApi
             var c = ctx.Caller();
             if (!c.IsAdmin && !c.IsPi(name))
             {
-                throw c.InProject(name) ? ApiException.Forbidden("only the PI or an admin manages members") : ApiException.NotFound($"project {name}");
+                throw c.InProject(name) || c.SeesAllTenancy ? ApiException.Forbidden("only the PI or an admin manages members") : ApiException.NotFound($"project {name}");
             }
 
             await using var db = f.Create();
@@ -324,7 +324,7 @@ internal static class TenancyApi
         var c = ctx.Caller();
         if (!c.IsAdmin && !c.IsPi(name))
         {
-            throw c.InProject(name) ? ApiException.Forbidden("only the PI or an admin manages members") : ApiException.NotFound($"project {name}");
+            throw c.InProject(name) || c.SeesAllTenancy ? ApiException.Forbidden("only the PI or an admin manages members") : ApiException.NotFound($"project {name}");
         }
 
         var req = await Http.ReadAsync<AddMemberRequest>(ctx, o);
