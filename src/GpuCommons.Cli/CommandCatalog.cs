@@ -9,6 +9,14 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return BenchCommands.Create();
-        foreach (var c in SimulationCommands.Create()) { yield return c; }
+        yield return ServeCommands.Create();
+        foreach (var c in ClientCommands.Create())
+        {
+            yield return c;
+        }
+        foreach (var c in SimulationCommands.Create())
+        {
+            yield return c;
+        }
     }
 }
