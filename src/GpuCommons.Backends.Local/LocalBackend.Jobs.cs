@@ -527,11 +527,7 @@ public sealed partial class LocalBackend
         }
 
         // Whatever the job left behind in its group or session goes with it (only while the leader's PID is not reused).
-        var leader = Posix.ReadStat(f.Pid);
-        if (f.Pid > 0 && (leader is null || leader.Value.StartTime == f.StartTicks))
-        {
-            Posix.SignalJob(f.Pid, Posix.SigKill);
-        }
+        Posix.SignalJobIfOurs(f.Pid, f.StartTicks, Posix.SigKill);
 
         var time = now;
         if (!job.SeenAlive && File.Exists(f.ExitCodePath))
@@ -548,13 +544,22 @@ public sealed partial class LocalBackend
             _ when exitCode is not null => BackendEventKind.Failed,
             _ => BackendEventKind.Lost,
         };
-        message ??= kind switch
+        var summary = kind switch
         {
             BackendEventKind.Lost => $"no exit code: {why}",
             BackendEventKind.WalltimeExceeded => FormattableString.Invariant($"walltime of {TimeSpan.FromSeconds(f.WalltimeSeconds)} reached"),
+            BackendEventKind.Cancelled => "cancelled",
             BackendEventKind.Failed => FormattableString.Invariant($"exit code {exitCode}"),
             _ => null,
         };
+        if (f.StopReason is not null && f.StopStage > 0)
+        {
+            summary += job.File.Checkpointable
+                ? FormattableString.Invariant($" (signals sent: {string.Join(", ", new[] { "SIGUSR1", "SIGTERM", "SIGKILL" }.Take(f.StopStage))})")
+                : FormattableString.Invariant($" (signals sent: {string.Join(", ", new[] { "SIGTERM", "SIGKILL" }.Take(f.StopStage))})");
+        }
+
+        message = summary is null ? message : message is null ? summary : summary + "; " + message;
         return new BackendEvent(kind, f.JobId, time, exitCode, f.Node, message);
     }
 

@@ -112,6 +112,22 @@ internal static partial class Posix
         return count;
     }
 
+    /// <summary>
+    /// Signals a job's leftovers only while <paramref name="leader"/> is not someone else's PID: either the leader is the
+    /// job's own process (same start time) or it is gone, in which case the kernel does not reuse its PID while its group
+    /// or session still has members, so the members are the job's.
+    /// </summary>
+    public static int SignalJobIfOurs(int leader, ulong startTicks, int signal)
+    {
+        if (leader <= 0)
+        {
+            return 0;
+        }
+
+        var stat = ReadStat(leader);
+        return stat is null || stat.Value.StartTime == startTicks ? SignalJob(leader, signal) : 0;
+    }
+
     private static string? _bootId;
 
     /// <summary>The kernel's boot id (<c>/proc/sys/kernel/random/boot_id</c>): a PID and start time mean nothing across a reboot.</summary>

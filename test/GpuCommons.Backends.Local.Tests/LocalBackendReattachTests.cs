@@ -1,0 +1,104 @@
+using GpuCommons.Backends.Local.Internal;
+
+namespace GpuCommons.Backends.Local.Tests;
+
+/// <summary>A server restart: a new backend over the same state folder takes back running jobs and finds lost ones.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class LocalBackendReattachTests
+{
+    [Fact]
+    public async Task ReattachAsync_StillRunning_TakenBackAndCancellable()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(40, "echo hi; sleep 300"));
+        (await t.PollUntilAsync(e => e.Any(x => x.Kind == BackendEventKind.Started))).Count.ShouldBe(1);
+        await t.Backend.DisposeAsync();
+
+        var restarted = t.NewBackend();
+        (await restarted.ReattachAsync(40, handle, CancellationToken.None)).ShouldBeTrue();
+        (await restarted.PollAsync(CancellationToken.None)).ShouldBeEmpty(); // no second Started
+
+        await restarted.CancelAsync(40, TimeSpan.FromSeconds(1), CancellationToken.None);
+        var end = (await t.PollUntilEndAsync(40, restarted)).Last();
+        end.Kind.ShouldBe(BackendEventKind.Cancelled);
+        await TestBackend.WaitForAsync(() => Posix.ProcessesOf(TestBackend.LeaderPid(handle)).Count == 0, "the job to be gone");
+    }
+
+    [Fact]
+    public async Task ReattachAsync_EndedWhileServerWasDown_ExitCodeRecovered()
+    {
+        await using var t = new TestBackend();
+        var go = Path.Combine(t.Root, "go");
+        var handle = await t.StartAsync(t.Job(41, $"while [ ! -e '{go}' ]; do sleep 0.05; done; exit 7"));
+        await t.PollUntilAsync(e => e.Any(x => x.Kind == BackendEventKind.Started));
+        await t.Backend.DisposeAsync();
+
+        await File.WriteAllTextAsync(go, "");
+        await TestBackend.WaitForAsync(() => File.Exists(Path.Combine(t.StateDirectory, "jobs", "41", "exitcode")), "the exit code file");
+
+        var restarted = t.NewBackend();
+        (await restarted.ReattachAsync(41, handle, CancellationToken.None)).ShouldBeTrue();
+        var end = (await t.PollUntilEndAsync(41, restarted)).Single();
+        end.Kind.ShouldBe(BackendEventKind.Failed);
+        end.ExitCode.ShouldBe(7);
+    }
+
+    [Fact]
+    public async Task ReattachAsync_KilledWhileServerWasDown_Lost()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(42, "sleep 300"));
+        await t.PollUntilAsync(e => e.Any(x => x.Kind == BackendEventKind.Started));
+        await t.Backend.DisposeAsync();
+
+        var pid = TestBackend.LeaderPid(handle);
+        Posix.SignalJob(pid, Posix.SigKill); // no exit code can be written
+        await TestBackend.WaitForAsync(() => Posix.ReadStat(pid) is not { IsZombie: false }, "the job to die");
+
+        var restarted = t.NewBackend();
+        (await restarted.ReattachAsync(42, handle, CancellationToken.None)).ShouldBeFalse();
+        var lost = (await restarted.PollAsync(CancellationToken.None)).Single();
+        lost.Kind.ShouldBe(BackendEventKind.Lost);
+        lost.JobId.ShouldBe(42);
+        lost.Message!.ShouldContain("no exit code");
+
+        // Reported once only.
+        (await restarted.ReattachAsync(42, handle, CancellationToken.None)).ShouldBeFalse();
+        (await restarted.PollAsync(CancellationToken.None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task ReattachAsync_PidNowSomeoneElses_Lost()
+    {
+        await using var t = new TestBackend();
+        // Our own PID with a start time that is not ours: a recycled PID.
+        var self = Posix.ReadStat(Environment.ProcessId)!.Value;
+        var handle = new BackendHandle(43, JobFile.FormatExternalId(self.Pid, self.StartTime + 12345, Posix.BootId), null, null);
+
+        (await t.Backend.ReattachAsync(43, handle, CancellationToken.None)).ShouldBeFalse();
+        var lost = (await t.Backend.PollAsync(CancellationToken.None)).Single();
+        lost.Kind.ShouldBe(BackendEventKind.Lost);
+        lost.Message!.ShouldContain("another process");
+    }
+
+    [Fact]
+    public async Task ReattachAsync_HandleOfAnotherBackend_LostWithReason()
+    {
+        await using var t = new TestBackend();
+        (await t.Backend.ReattachAsync(44, new BackendHandle(44, "slurm-12345", null, null), CancellationToken.None)).ShouldBeFalse();
+        (await t.Backend.PollAsync(CancellationToken.None)).Single().Message!.ShouldContain("not a local backend handle");
+    }
+
+    [Fact]
+    public async Task Reattach_WalltimeStillEnforcedAfterRestart()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(45, "sleep 300", walltime: TimeSpan.FromSeconds(2)));
+        await t.Backend.DisposeAsync();
+
+        var restarted = t.NewBackend();
+        (await restarted.ReattachAsync(45, handle, CancellationToken.None)).ShouldBeTrue();
+        var events = await t.PollUntilEndAsync(45, restarted);
+        events.Last().Kind.ShouldBe(BackendEventKind.WalltimeExceeded);
+    }
+}
