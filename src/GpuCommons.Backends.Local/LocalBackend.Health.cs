@@ -163,7 +163,13 @@ public sealed partial class LocalBackend
             return last is null ? null : last with { Live = false };
         }
 
-        var samples = await SampleAsync([job!], cancellationToken).ConfigureAwait(false);
+        // Callers that show a job record every second or so share one nvidia-smi run.
+        if (job!.LastUsage is { } recent && _time.GetUtcNow() - recent.Time < TimeSpan.FromSeconds(2))
+        {
+            return recent;
+        }
+
+        var samples = await SampleAsync([job], cancellationToken).ConfigureAwait(false);
         return samples.Count == 0 ? null : samples[0];
     }
 

@@ -178,7 +178,7 @@ public sealed partial class LocalBackend
 
     private ProcessStartInfo BuildStartInfo(BackendJob job, JobFile file)
     {
-        var psi = new ProcessStartInfo(_options.SetsidPath)
+        var psi = new ProcessStartInfo(_options.ResolvedSetsidPath)
         {
             UseShellExecute = false,
             WorkingDirectory = job.WorkingDirectory ?? Path.GetFullPath(job.LogDirectory),

@@ -87,7 +87,10 @@ public sealed class LocalBackendNodeTests
         down.Node.ShouldBe(TestBackend.Node);
         down.Message!.ShouldContain("couldn't communicate");
         (await t.Backend.PollAsync(CancellationToken.None)).ShouldBeEmpty(); // reported once
-        (await t.Backend.DiscoverAsync(CancellationToken.None)).Nodes[0].State.ShouldBe("down");
+        var seen = await t.Backend.DiscoverAsync(CancellationToken.None);
+        seen.Nodes[0].State.ShouldBe("down");
+        seen.VirtualGpus.ShouldBeFalse(); // still the node's real GPU, not virtual ones
+        seen.Nodes[0].Gpus.ShouldHaveSingleItem().Uuid.ShouldBe(Fixture.H100Uuid);
 
         smi.Answer = _ => new NvidiaSmiResult(0, "index, uuid, name, memory.total [MiB]\n", ""); // GPU missing
         (await t.Backend.PollAsync(CancellationToken.None)).ShouldBeEmpty(); // still down, other reason
@@ -95,6 +98,11 @@ public sealed class LocalBackendNodeTests
 
         smi.Answer = healthy;
         (await t.Backend.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.NodeUp);
+
+        // Found by a discovery first: the next poll still reports the transition.
+        smi.Answer = _ => null;
+        (await t.Backend.DiscoverAsync(CancellationToken.None)).Nodes[0].State.ShouldBe("down");
+        (await t.Backend.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.NodeDown);
     }
 
     [Fact]
