@@ -79,6 +79,7 @@ public sealed partial class LocalBackend
             };
             File.Delete(file.ExitCodePath);
 
+            _envDefaultSignal ??= await ProbeEnvDefaultSignalAsync(cancellationToken).ConfigureAwait(false);
             var psi = BuildStartInfo(job, file);
             var process = new Process { StartInfo = psi };
             try
@@ -183,6 +184,13 @@ public sealed partial class LocalBackend
             UseShellExecute = false,
             WorkingDirectory = job.WorkingDirectory ?? Path.GetFullPath(job.LogDirectory),
         };
+        if (_envDefaultSignal == true)
+        {
+            // .NET ignores SIGPIPE and its children inherit that (a shell cannot undo it): give the job the default back.
+            psi.ArgumentList.Add(EnvPath);
+            psi.ArgumentList.Add("--default-signal=PIPE");
+        }
+
         psi.ArgumentList.Add(_options.ShellPath);
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(WrapperScript);
@@ -248,6 +256,39 @@ public sealed partial class LocalBackend
         }
 
         return psi;
+    }
+
+    private const string EnvPath = "/usr/bin/env";
+    private bool? _envDefaultSignal;
+
+    // GNU env ≥ 8.31 can reset a signal to its default before exec; busybox env cannot.
+    private static async Task<bool> ProbeEnvDefaultSignalAsync(CancellationToken cancellationToken)
+    {
+        if (!File.Exists(EnvPath))
+        {
+            return false;
+        }
+
+        var psi = new ProcessStartInfo(EnvPath) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        psi.ArgumentList.Add("--default-signal=PIPE");
+        psi.ArgumentList.Add("true");
+        try
+        {
+            using var probe = Process.Start(psi);
+            if (probe is null)
+            {
+                return false;
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            await probe.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            return probe.ExitCode == 0;
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     private bool IsDenied(string key)

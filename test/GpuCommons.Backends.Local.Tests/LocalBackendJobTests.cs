@@ -83,6 +83,21 @@ public sealed class LocalBackendJobTests
     }
 
     [Fact]
+    public async Task StartAsync_Job_GetsDefaultSignalDispositions()
+    {
+        if (!File.Exists("/usr/bin/env"))
+        {
+            return;
+        }
+
+        await using var t = new TestBackend();
+        await t.StartAsync(t.Job(12, "grep SigIgn /proc/self/status; yes | head -n 2"));
+        (await t.PollUntilEndAsync(12)).Last().Kind.ShouldBe(BackendEventKind.Finished);
+        t.Stdout(12).ShouldBe("SigIgn:\t0000000000000000\ny\ny\n");
+        t.Stderr(12).ShouldBeEmpty(); // yes died of SIGPIPE quietly instead of reporting a write error
+    }
+
+    [Fact]
     public async Task StartAsync_RealGpus_CudaVisibleDevicesHoldsUuids()
     {
         await using var t = new TestBackend(FakeNvidiaSmi.H100());
@@ -252,4 +267,57 @@ public sealed class LocalBackendJobTests
 public sealed class ProcessCollection
 {
     public const string Name = "real processes";
+}
+
+[Collection(ProcessCollection.Name)]
+public sealed class LocalBackendConcurrencyTests
+{
+    [Fact]
+    public async Task StartAsync_ManyCallersSameJob_OneProcess()
+    {
+        await using var t = new TestBackend();
+        var job = t.Job(70, "echo once");
+        var handles = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => t.StartAsync(job))));
+        handles.Select(h => h.ExternalId).Distinct().Count().ShouldBe(1);
+        (await t.PollUntilEndAsync(70)).Last().Kind.ShouldBe(BackendEventKind.Finished);
+        t.Stdout(70).ShouldBe("once\n");
+    }
+
+    [Fact]
+    public async Task StartAsync_ManyJobs_AllFinishWithTheirOwnExitCodes()
+    {
+        await using var t = new TestBackend();
+        for (var i = 0; i < 12; i++)
+        {
+            await t.StartAsync(t.Job(100 + i, $"exit {i}"));
+        }
+
+        var events = await t.PollUntilAsync(e => e.Count(x => x.Kind is BackendEventKind.Finished or BackendEventKind.Failed) == 12);
+        for (var i = 0; i < 12; i++)
+        {
+            events.Single(e => e.JobId == 100 + i && e.Kind != BackendEventKind.Started).ExitCode.ShouldBe(i);
+        }
+    }
+
+    [Fact]
+    public async Task CancelAsync_RightAfterStart_KillsTheJob()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(71, "sleep 300 & sleep 301"));
+        await t.Backend.CancelAsync(71, TimeSpan.Zero, CancellationToken.None);
+        var events = await t.PollUntilEndAsync(71);
+        events.Select(e => e.Kind).ShouldBe([BackendEventKind.Started, BackendEventKind.Cancelled]);
+        await TestBackend.WaitForAsync(() => Posix.ProcessesOf(TestBackend.LeaderPid(handle)).Count == 0, "the job to be gone");
+    }
+
+    [Fact]
+    public async Task DisposeAsync_LeavesJobsRunning()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(72, "sleep 300"));
+        await t.Backend.DisposeAsync();
+        var stat = Posix.ReadStat(TestBackend.LeaderPid(handle)).ShouldNotBeNull();
+        stat.IsZombie.ShouldBeFalse();
+        await Should.ThrowAsync<ObjectDisposedException>(() => t.Backend.PollAsync(CancellationToken.None));
+    }
 }

@@ -14,8 +14,9 @@ internal sealed class TestBackend : IAsyncDisposable
     private readonly List<LocalBackend> _backends = [];
     private readonly List<BackendHandle> _handles = [];
 
-    public TestBackend(INvidiaSmi? nvidiaSmi = null, Action<LocalBackendOptions>? configure = null)
+    public TestBackend(INvidiaSmi? nvidiaSmi = null, Action<LocalBackendOptions>? configure = null, TimeProvider? time = null)
     {
+        Time = time ?? TimeProvider.System;
         Root = Path.Combine(Path.GetTempPath(), "gpuc-local-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Root);
         NvidiaSmi = nvidiaSmi;
@@ -30,6 +31,8 @@ internal sealed class TestBackend : IAsyncDisposable
     public string LogDirectory => Path.Combine(Root, "logs");
 
     public INvidiaSmi? NvidiaSmi { get; }
+
+    public TimeProvider Time { get; }
 
     public Action<LocalBackendOptions>? Configure { get; }
 
@@ -54,7 +57,7 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>A new backend over the same state folder (a server restart).</summary>
     public LocalBackend NewBackend()
     {
-        var backend = new LocalBackend(Options(), TimeProvider.System, NvidiaSmi ?? FakeNvidiaSmi.NotInstalled());
+        var backend = new LocalBackend(Options(), Time, NvidiaSmi ?? FakeNvidiaSmi.NotInstalled());
         _backends.Add(backend);
         Backend = backend;
         return backend;
