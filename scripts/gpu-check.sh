@@ -58,7 +58,12 @@ if [ -z "$python" ]; then echo "FAIL no python with torch (set GPUC_CHECK_PYTHON
 log "unpack gpuc ($archive)"
 if [ ! -f "$archive" ]; then echo "FAIL $archive not found: run scripts/publish-gpuc.sh first and carry it"; exit 2; fi
 mkdir -p "$work/gpuc"
-tar -xJf "$archive" -C "$work/gpuc" || { echo "FAIL cannot unpack $archive"; exit 2; }
+if command -v xz >/dev/null; then
+  tar -xJf "$archive" -C "$work/gpuc" || { echo "FAIL cannot unpack $archive"; exit 2; }
+else # no xz tool: Python's lzma reads it too
+  "$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' "$archive" "$work/gpuc" \
+    || { echo "FAIL cannot unpack $archive"; exit 2; }
+fi
 gpuc="$work/gpuc/gpuc"
 chmod +x "$gpuc"
 "$gpuc" --version 2>/dev/null || true

@@ -24,6 +24,11 @@ public sealed partial class LocalBackend
 
     private string? ReadDrainFile()
     {
+        if (!File.Exists(DrainPath))
+        {
+            return null;
+        }
+
         try
         {
             var text = File.ReadAllText(DrainPath).Trim();

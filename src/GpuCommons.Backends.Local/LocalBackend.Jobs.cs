@@ -44,6 +44,11 @@ public sealed partial class LocalBackend
             }
 
             var previous = JobFile.Load(Path.Combine(directory, "job.json"));
+            if (previous is { EndReported: false, Pid: 0 } && !AdoptInterruptedLaunch(previous))
+            {
+                previous = null; // the earlier backend died before it launched anything: launch now
+            }
+
             if (previous is not null && !previous.EndReported)
             {
                 // Started before (by this or an earlier backend) and its end not yet reported: the same run, not a new one.
@@ -79,6 +84,11 @@ public sealed partial class LocalBackend
             };
             File.Delete(file.ExitCodePath);
 
+            // Recorded before the launch: a backend that dies between the launch and the record below leaves this, and
+            // its successor finds the wrapper by its command line instead of launching the job a second time.
+            file.StartedAt = _time.GetUtcNow();
+            new LocalJob(file, directory).Save();
+
             _envDefaultSignal ??= await ProbeEnvDefaultSignalAsync(cancellationToken).ConfigureAwait(false);
             var psi = BuildStartInfo(job, file);
             var process = new Process { StartInfo = psi };
@@ -94,7 +104,7 @@ public sealed partial class LocalBackend
 
             file.StartedAt = _time.GetUtcNow();
             file.Pid = process.Id;
-            var stat = await SessionLeaderStatAsync(process, cancellationToken).ConfigureAwait(false);
+            var stat = await SessionLeaderStatAsync(process, CancellationToken.None).ConfigureAwait(false);
             file.StartTicks = stat?.StartTime ?? 0;
             var local = new LocalJob(file, directory) { Process = process, SeenAlive = stat is not null };
             local.Save();
@@ -105,6 +115,27 @@ public sealed partial class LocalBackend
         {
             _gate.Release();
         }
+    }
+
+    private static string WrapperName(long jobId) => FormattableString.Invariant($"gpuc-job-{jobId}");
+
+    /// <summary>
+    /// A record written just before a launch and never completed: finds the wrapper (by its name and exit-code path in
+    /// <c>/proc/PID/cmdline</c>) and completes the record. True when the job was launched (running, or ended with an
+    /// exit code), false when nothing was launched.
+    /// </summary>
+    private static bool AdoptInterruptedLaunch(JobFile file)
+    {
+        if (Posix.FindSessionLeaderWithArguments(WrapperName(file.JobId), file.ExitCodePath) is { } leader)
+        {
+            file.Pid = leader.Pid;
+            file.StartTicks = leader.StartTime;
+            file.BootId = Posix.BootId;
+            file.Save(Path.Combine(Path.GetDirectoryName(file.ExitCodePath)!, "job.json"));
+            return true;
+        }
+
+        return File.Exists(file.ExitCodePath);
     }
 
     private void Validate(BackendJob job)
@@ -194,7 +225,7 @@ public sealed partial class LocalBackend
         psi.ArgumentList.Add(_options.ShellPath);
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(WrapperScript);
-        psi.ArgumentList.Add(FormattableString.Invariant($"gpuc-job-{job.JobId}"));
+        psi.ArgumentList.Add(WrapperName(job.JobId));
         psi.ArgumentList.Add(file.Stdout);
         psi.ArgumentList.Add(file.Stderr);
         psi.ArgumentList.Add(file.ExitCodePath);

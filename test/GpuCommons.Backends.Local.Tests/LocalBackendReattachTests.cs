@@ -90,6 +90,44 @@ public sealed class LocalBackendReattachTests
     }
 
     [Fact]
+    public async Task StartAsync_BackendDiedBetweenLaunchAndRecord_FindsTheWrapperInsteadOfLaunchingTwice()
+    {
+        await using var t = new TestBackend();
+        var job = t.Job(46, "echo once; sleep 300");
+        var handle = await t.StartAsync(job);
+        await t.Backend.DisposeAsync();
+        var state = Path.Combine(t.StateDirectory, "jobs", "46", "job.json");
+        var text = await File.ReadAllTextAsync(state);
+        var pid = TestBackend.LeaderPid(handle);
+        // The record as it was just before the launch: no PID, no start time.
+        text = System.Text.RegularExpressions.Regex.Replace(text, "\"pid\": \\d+", "\"pid\": 0");
+        text = System.Text.RegularExpressions.Regex.Replace(text, "\"startTicks\": \\d+", "\"startTicks\": 0");
+        await File.WriteAllTextAsync(state, text);
+
+        var restarted = t.NewBackend();
+        var again = await restarted.StartAsync(job, CancellationToken.None);
+
+        again.ExternalId.ShouldBe(handle.ExternalId);
+        await restarted.CancelAsync(46, TimeSpan.Zero, CancellationToken.None);
+        (await t.PollUntilEndAsync(46, restarted)).Last().Kind.ShouldBe(BackendEventKind.Cancelled);
+        t.Stdout(46).ShouldBe("once\n");
+    }
+
+    [Fact]
+    public async Task StartAsync_RecordWithoutLaunch_Launches()
+    {
+        await using var t = new TestBackend();
+        var job = t.Job(47, "echo ran");
+        var dir = Path.Combine(t.StateDirectory, "jobs", "47");
+        Directory.CreateDirectory(dir);
+        new JobFile { JobId = 47, ExitCodePath = Path.Combine(dir, "exitcode"), BootId = Posix.BootId }.Save(Path.Combine(dir, "job.json"));
+
+        await t.StartAsync(job);
+        (await t.PollUntilEndAsync(47)).Last().Kind.ShouldBe(BackendEventKind.Finished);
+        t.Stdout(47).ShouldBe("ran\n");
+    }
+
+    [Fact]
     public async Task Reattach_WalltimeStillEnforcedAfterRestart()
     {
         await using var t = new TestBackend();

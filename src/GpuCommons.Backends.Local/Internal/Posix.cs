@@ -97,6 +97,36 @@ internal static partial class Posix
         return found;
     }
 
+    /// <summary>The session leader whose command line holds all of <paramref name="arguments"/> (a job's wrapper), if one runs.</summary>
+    public static ProcStat? FindSessionLeaderWithArguments(params string[] arguments)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            var name = Path.GetFileName(dir);
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || !int.TryParse(name, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            string[] argv;
+            try
+            {
+                argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            if (arguments.All(a => argv.Contains(a, StringComparer.Ordinal)) && ReadStat(pid) is { IsZombie: false } st && st.Session == pid)
+            {
+                return st;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Signals the whole job: its process group, and every process left in its session under another group.</summary>
     public static int SignalJob(int leader, int signal)
     {
