@@ -530,7 +530,7 @@ public sealed partial class LocalBackend
                 if (IsAlive(job, out var why))
                 {
                     job.SeenAlive = true;
-                    if (f.StopReason is null && now >= f.StartedAt + TimeSpan.FromSeconds(f.WalltimeSeconds))
+                    if (f.StopReason is null && f.WalltimeSeconds > 0 && now - f.StartedAt >= TimeSpan.FromSeconds(f.WalltimeSeconds))
                     {
                         BeginStop(job, StopWalltime, _options.WalltimeGrace, now);
                         dirty = true;
@@ -619,7 +619,7 @@ public sealed partial class LocalBackend
         var summary = kind switch
         {
             BackendEventKind.Lost => $"no exit code: {why}",
-            BackendEventKind.WalltimeExceeded => FormattableString.Invariant($"walltime of {TimeSpan.FromSeconds(f.WalltimeSeconds)} reached"),
+            BackendEventKind.WalltimeExceeded => FormattableString.Invariant($"walltime of {TimeSpan.FromSeconds(f.WalltimeSeconds):c} reached"),
             BackendEventKind.Cancelled => "cancelled",
             BackendEventKind.Failed => FormattableString.Invariant($"exit code {exitCode}"),
             _ => null,
@@ -676,7 +676,7 @@ public sealed partial class LocalBackend
                 file = new JobFile
                 {
                     JobId = jobId, Pid = pid, StartTicks = ticks, BootId = boot, StartedAt = _time.GetUtcNow(),
-                    WalltimeSeconds = TimeSpan.MaxValue.TotalSeconds / 2, Stdout = handle.StdoutPath ?? "", Stderr = handle.StderrPath ?? "",
+                    WalltimeSeconds = 0, Stdout = handle.StdoutPath ?? "", Stderr = handle.StderrPath ?? "",
                     ExitCodePath = Path.Combine(directory, "exitcode"), Node = NodeName,
                 };
             }
@@ -692,21 +692,13 @@ public sealed partial class LocalBackend
             {
                 // Running: watch it again. Ended with a recorded exit code: the next poll reports the outcome.
                 _jobs[jobId] = job;
-                if (Directory.Exists(directory))
-                {
-                    job.Save();
-                }
-
+                job.Save();
                 return true;
             }
 
             _pending.Add(new BackendEvent(BackendEventKind.Lost, jobId, _time.GetUtcNow(), Node: file.Node, Message: $"no exit code: {why}"));
             file.EndReported = true;
-            if (Directory.Exists(directory))
-            {
-                job.Save();
-            }
-
+            job.Save();
             return false;
         }
         finally

@@ -128,6 +128,23 @@ public sealed class LocalBackendReattachTests
     }
 
     [Fact]
+    public async Task ReattachAsync_OtherStateFolder_TakenBackFromTheHandleAlone()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(48, "sleep 300"));
+        await t.Backend.DisposeAsync();
+
+        var options = t.Options();
+        options.StateDirectory = Path.Combine(t.Root, "other-state");
+        await using var stranger = new LocalBackend(options, TimeProvider.System, FakeNvidiaSmi.NotInstalled());
+        (await stranger.ReattachAsync(48, handle, CancellationToken.None)).ShouldBeTrue();
+        (await stranger.PollAsync(CancellationToken.None)).ShouldBeEmpty();
+        await stranger.CancelAsync(48, TimeSpan.Zero, CancellationToken.None);
+        (await t.PollUntilEndAsync(48, stranger)).Single().Kind.ShouldBe(BackendEventKind.Cancelled);
+        await TestBackend.WaitForAsync(() => Posix.ProcessesOf(TestBackend.LeaderPid(handle)).Count == 0, "the job to be gone");
+    }
+
+    [Fact]
     public async Task Reattach_WalltimeStillEnforcedAfterRestart()
     {
         await using var t = new TestBackend();
