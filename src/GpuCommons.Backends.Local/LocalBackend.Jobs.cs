@@ -445,11 +445,10 @@ public sealed partial class LocalBackend
             ? [(Posix.SigUsr1, grace), (Posix.SigTerm, _options.TerminateGrace), (Posix.SigKill, TimeSpan.FromSeconds(5))]
             : [(Posix.SigTerm, grace), (Posix.SigKill, TimeSpan.FromSeconds(5))];
         var stage = Math.Min(job.File.StopStage, stages.Length - 1);
-        Posix.SignalJob(job.File.Pid, stages[stage].Signal);
-        if (stages[stage].Signal == Posix.SigTerm)
-        {
-            Posix.SignalJob(job.File.Pid, Posix.SigCont);
-        }
+        // A stopped job gets SIGCONT after SIGTERM, so that it can act on it.
+        _ = stages[stage].Signal == Posix.SigTerm
+            ? Posix.SignalJob(job.File.Pid, Posix.SigTerm, Posix.SigCont)
+            : Posix.SignalJob(job.File.Pid, stages[stage].Signal);
 
         job.File.StopStage = stage + 1;
         job.File.NextSignalAt = now + stages[stage].Wait;

@@ -12,6 +12,7 @@ internal static partial class Posix
     public const int SigTerm = 15;
     public const int SigCont = 18;
 
+    private const int Eperm = 1;
     private const int Esrch = 3;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -25,8 +26,9 @@ internal static partial class Posix
             return true;
         }
 
+        // ESRCH: no such process (or group). EPERM: a process of the job that is no longer ours to signal (setuid).
         var errno = Marshal.GetLastPInvokeError();
-        return errno == Esrch ? false : throw new IOException($"kill({pid}, {signal}) failed: errno {errno}");
+        return errno is Esrch or Eperm ? false : throw new IOException($"kill({pid}, {signal}) failed: errno {errno}");
     }
 
     /// <summary>The fields of <c>/proc/PID/stat</c> this backend uses.</summary>
@@ -128,14 +130,25 @@ internal static partial class Posix
     }
 
     /// <summary>Signals the whole job: its process group, and every process left in its session under another group.</summary>
-    public static int SignalJob(int leader, int signal)
+    /// <remarks>Several signals (<c>SIGTERM</c> then <c>SIGCONT</c>) go out in order with one scan of <c>/proc</c>.</remarks>
+    public static int SignalJob(int leader, params int[] signals)
     {
-        var count = Kill(-leader, signal) ? 1 : 0;
+        var count = 0;
+        foreach (var signal in signals)
+        {
+            count += Kill(-leader, signal) ? 1 : 0;
+        }
+
         foreach (var p in ProcessesOf(leader))
         {
-            if (p.ProcessGroup != leader && Kill(p.Pid, signal))
+            if (p.ProcessGroup == leader)
             {
-                count++;
+                continue;
+            }
+
+            foreach (var signal in signals)
+            {
+                count += Kill(p.Pid, signal) ? 1 : 0;
             }
         }
 
