@@ -99,6 +99,7 @@ public sealed partial class LocalBackend
             catch (System.ComponentModel.Win32Exception e)
             {
                 process.Dispose();
+                File.Delete(Path.Combine(directory, "job.json")); // nothing was launched
                 throw new InvalidOperationException($"Job {job.JobId}: could not start '{psi.FileName}': {e.Message}", e);
             }
 
@@ -682,7 +683,14 @@ public sealed partial class LocalBackend
 
             if (file.EndReported)
             {
-                return false;
+                // The end was reported, but the server asks for the job again: it did not keep that report (it stopped
+                // before saving it). Report it again: ends are delivered at least once, never lost.
+                var ended = new LocalJob(file, directory);
+                IsAlive(ended, out var gone);
+                var again = EndEvent(ended, gone, _time.GetUtcNow());
+                _pending.Add(again);
+                _ended[jobId] = ended;
+                return again.Kind != BackendEventKind.Lost;
             }
 
             file.StartReported = true;

@@ -44,6 +44,20 @@ public sealed class LocalBackendReattachTests
     }
 
     [Fact]
+    public async Task ReattachAsync_EndReportedButNotKeptByTheServer_ReportedAgain()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(49, "exit 5"));
+        (await t.PollUntilEndAsync(49)).Last().ExitCode.ShouldBe(5);
+        await t.Backend.DisposeAsync(); // the server crashed before it saved the Failed event
+
+        var restarted = t.NewBackend();
+        (await restarted.ReattachAsync(49, handle, CancellationToken.None)).ShouldBeTrue();
+        var again = (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem();
+        (again.Kind, again.ExitCode).ShouldBe((BackendEventKind.Failed, 5));
+    }
+
+    [Fact]
     public async Task ReattachAsync_KilledWhileServerWasDown_Lost()
     {
         await using var t = new TestBackend();
@@ -62,9 +76,9 @@ public sealed class LocalBackendReattachTests
         lost.JobId.ShouldBe(42);
         lost.Message!.ShouldContain("no exit code");
 
-        // Reported once only.
+        // Asked again (the server did not keep the report): reported again, never silently dropped.
         (await restarted.ReattachAsync(42, handle, CancellationToken.None)).ShouldBeFalse();
-        (await restarted.PollAsync(CancellationToken.None)).ShouldBeEmpty();
+        (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.Lost);
     }
 
     [Fact]
