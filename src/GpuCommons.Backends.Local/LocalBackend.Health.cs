@@ -174,8 +174,17 @@ public sealed partial class LocalBackend
             return recent;
         }
 
-        var samples = await SampleAsync([job], cancellationToken).ConfigureAwait(false);
-        return samples.Count == 0 ? null : samples[0];
+        try
+        {
+            var samples = await SampleAsync([job], cancellationToken).ConfigureAwait(false);
+            return samples.Count == 0 ? null : samples[0];
+        }
+        catch (Exception e) when (e is NvidiaSmiFormatException or IOException or InvalidOperationException)
+        {
+            // Telemetry is best effort: say why there is no fresh sample, with the last one if any.
+            var last = job.LastUsage ?? new JobGpuUsage(jobId, _time.GetUtcNow(), "nvidia-smi", []);
+            return last with { Live = false, Note = "nvidia-smi could not be read: " + e.Message };
+        }
     }
 
     private async Task SampleGpuUsageAsync(CancellationToken cancellationToken)

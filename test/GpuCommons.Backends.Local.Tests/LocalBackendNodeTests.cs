@@ -151,6 +151,55 @@ public sealed class LocalBackendNodeTests
     }
 
     [Fact]
+    public async Task PollAsync_SamplesUsage_KeptAfterTheJobEnds()
+    {
+        int jobPid = 0;
+        var smi = FakeNvidiaSmi.H100(() =>
+            $"pid, gpu_uuid, process_name, used_gpu_memory [MiB]\n{jobPid}, {Fixture.H100Uuid}, python3, 2048 MiB\n");
+        await using var t = new TestBackend(smi, o => o.GpuUsageSampleInterval = TimeSpan.FromMilliseconds(1));
+        jobPid = TestBackend.LeaderPid(await t.StartAsync(t.Job(51, "sleep 300", gpus: [0])));
+        await t.PollUntilAsync(e => e.Any(x => x.Kind == BackendEventKind.Started));
+        await t.Backend.PollAsync(CancellationToken.None); // a sample while it runs
+
+        jobPid = 0; // from now on nvidia-smi no longer shows the job
+        await t.Backend.CancelAsync(51, TimeSpan.Zero, CancellationToken.None);
+        await t.PollUntilEndAsync(51);
+
+        var usage = (await t.Backend.GetGpuUsageAsync(51, CancellationToken.None)).ShouldNotBeNull();
+        usage.Live.ShouldBeFalse();
+        usage.Gpus.ShouldHaveSingleItem().Processes.ShouldHaveSingleItem().UsedMemoryMiB.ShouldBe(2048);
+    }
+
+    [Fact]
+    public async Task GetGpuUsageAsync_MalformedTelemetry_NoteSaysWhy()
+    {
+        var smi = FakeNvidiaSmi.H100();
+        await using var t = new TestBackend(smi);
+        await t.StartAsync(t.Job(52, "sleep 300", gpus: [0]));
+        smi.Answer = args => args[0].StartsWith("--query-compute-apps", StringComparison.Ordinal)
+            ? new NvidiaSmiResult(0, "pid, gpu_uuid\n12, GPU-x, extra\n", "")
+            : new NvidiaSmiResult(0, Fixture.Read("query-gpu-idle.csv"), "");
+
+        var usage = (await t.Backend.GetGpuUsageAsync(52, CancellationToken.None)).ShouldNotBeNull();
+        usage.Live.ShouldBeFalse();
+        usage.Note!.ShouldContain("3 fields but 2 columns");
+        await t.Backend.CancelAsync(52, TimeSpan.Zero, CancellationToken.None);
+        await t.PollUntilEndAsync(52);
+    }
+
+    [Fact]
+    public async Task GetGpuUsageAsync_VirtualGpus_SaysThereIsNoTelemetry()
+    {
+        await using var t = new TestBackend();
+        await t.StartAsync(t.Job(53, "sleep 300", gpus: [2]));
+        var usage = (await t.Backend.GetGpuUsageAsync(53, CancellationToken.None)).ShouldNotBeNull();
+        usage.Source.ShouldBe("virtual");
+        usage.Gpus.ShouldHaveSingleItem().Index.ShouldBe(2);
+        await t.Backend.CancelAsync(53, TimeSpan.Zero, CancellationToken.None);
+        await t.PollUntilEndAsync(53);
+    }
+
+    [Fact]
     public async Task GetGpuUsageAsync_UnknownJob_Null()
     {
         await using var t = new TestBackend();
