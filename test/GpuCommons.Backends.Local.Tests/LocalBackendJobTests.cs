@@ -236,6 +236,21 @@ public sealed class LocalBackendJobTests
     }
 
     [Fact]
+    public async Task PollAsync_JobAndWrapperKilledFromOutside_FailedWithTheSignalStatus()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(33, "echo ready; sleep 300"));
+        await TestBackend.WaitForAsync(() => File.Exists(Path.Combine(t.LogDirectory, "job-33.out")) && t.Stdout(33).Contains("ready", StringComparison.Ordinal), "the job to start");
+
+        Posix.SignalJob(TestBackend.LeaderPid(handle), Posix.SigKill); // the OOM killer, an operator's kill -9
+        var end = (await t.PollUntilEndAsync(33)).Last();
+
+        end.Kind.ShouldBe(BackendEventKind.Failed);
+        end.ExitCode.ShouldBe(137);
+        end.Message!.ShouldContain("before it could record");
+    }
+
+    [Fact]
     public async Task CancelAsync_Checkpointable_GetsUsr1ThenTerm()
     {
         await using var t = new TestBackend();
