@@ -5,17 +5,18 @@
 # On the GPU machine:        bash scripts/gpu-check.sh [artifacts/gpuc-linux-x64.tar.xz]
 #   (with the device tool: carry ["artifacts/gpuc-linux-x64.tar.xz"], command "bash scripts/gpu-check.sh", timeout ~420 s)
 #
-# It starts `gpuc serve` on SQLite with the local backend, shows that the backend discovered the real GPU (not virtual
+# Stage 1 runs the local backend alone (`gpuc local gpus`, `gpuc local run`): real GPU discovered, a PyTorch job on it
+# with CUDA_VISIBLE_DEVICES = its UUID, its process seen by nvidia-smi. Stage 2 starts `gpuc serve` on SQLite with the local backend, shows that the backend discovered the real GPU (not virtual
 # ones), submits a PyTorch CUDA job for one GPU, and prints the job record while it runs (with its GPU usage from
 # nvidia-smi) and when it has ended, next to what nvidia-smi itself says. Everything it prints is also written under
 # $OUT/gpu-check/ when $OUT is set. Exit status 0 only if every check passed.
 #
 # Settings (environment): GPUC_CHECK_PROJECT (default: the first project the server lists, else "demo"),
-# GPUC_CHECK_PYTHON (default: a python3 that imports torch), GPUC_CHECK_SECONDS (how long the job computes, default 60).
+# GPUC_CHECK_PYTHON (default: a python3 that imports torch), GPUC_CHECK_SECONDS (how long each job computes, default 45).
 set -uo pipefail
 
 archive=${1:-artifacts/gpuc-linux-x64.tar.xz}
-seconds=${GPUC_CHECK_SECONDS:-60}
+seconds=${GPUC_CHECK_SECONDS:-45}
 work=$(mktemp -d /tmp/gpuc-gpu-check.XXXXXX)
 report=${OUT:+$OUT/gpu-check}
 [ -n "$report" ] && mkdir -p "$report"
@@ -31,7 +32,7 @@ finish() {
     kill "$server_pid" 2>/dev/null; sleep 2; kill -9 "$server_pid" 2>/dev/null
   fi
   if [ -n "$report" ]; then
-    cp "$work"/*.log "$work"/*.json "$report"/ 2>/dev/null
+    cp "$work"/*.log "$work"/*.json "$work"/*.jsonl "$report"/ 2>/dev/null
   fi
 }
 trap finish EXIT
@@ -68,7 +69,40 @@ gpuc="$work/gpuc/gpuc"
 chmod +x "$gpuc"
 "$gpuc" --version 2>/dev/null || true
 
-log "gpuc serve"
+log "stage 1: the local backend alone (gpuc local gpus / gpuc local run)"
+"$gpuc" local gpus >"$work/local-gpus.json" 2>&1
+cat "$work/local-gpus.json"; echo
+grep -q "$gpu_uuid" "$work/local-gpus.json"; check "local backend discovers the real GPU ($gpu_uuid)" $?
+grep -q '"virtualGpus":false' "$work/local-gpus.json"; check "local backend fleet is not virtual" $?
+write_job() { # the CUDA job: which GPU it sees, then bf16 matmuls for $seconds seconds
+cat >"$work/job.py" <<PY
+import os, time, torch
+print("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"), "GPUC_JOB_ID", os.environ.get("GPUC_JOB_ID"), flush=True)
+print("device_count", torch.cuda.device_count(), "name", torch.cuda.get_device_name(0), flush=True)
+a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+n, start = 0, time.time()
+while time.time() - start < $seconds:
+    c = a @ b
+    n += 1
+    if n % 200 == 0:
+        torch.cuda.synchronize()
+torch.cuda.synchronize()
+elapsed = time.time() - start
+print("matmuls", n, "seconds", round(elapsed, 1), "TFLOP/s", round(2 * 8192**3 * n / elapsed / 1e12, 1), flush=True)
+PY
+}
+write_job
+(cd "$work" && "$gpuc" local run --gpus 1 --time 10m --sample-every 5s -- "$python" "$work/job.py") >"$work/local-run.jsonl" 2>&1
+local_rc=$?
+cat "$work/local-run.jsonl"
+check "local run exits 0" $local_rc
+grep -q '"kind":"Finished"' "$work/local-run.jsonl"; check "local run: Finished event" $?
+grep -q "CUDA_VISIBLE_DEVICES $gpu_uuid" "$work/local-run.jsonl"; check "local run: CUDA_VISIBLE_DEVICES is the GPU's UUID" $?
+grep -q "device_count 1" "$work/local-run.jsonl"; check "local run: the job saw exactly one GPU" $?
+grep '"gpuUsage"' "$work/local-run.jsonl" | grep -q '"inJob":true'; check "local run: nvidia-smi shows the job's process on its GPU" $?
+
+log "stage 2: gpuc serve"
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 data="$work/data"
 mkdir -p "$data"
@@ -82,7 +116,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 check "server answers /healthz" $ready
-if [ $ready != 0 ]; then tail -n 60 "$work/serve.log"; exit 1; fi
+if [ $ready != 0 ]; then tail -n 60 "$work/serve.log"; echo "$failures CHECK(S) FAILED (the server stage did not run)"; exit 1; fi
 export GPUC_TOKEN=$(cat "$data/admin-token")
 head -n 30 "$work/serve.log"
 
@@ -120,22 +154,6 @@ fi
 echo "project: $project"
 
 log "the CUDA job"
-cat >"$work/job.py" <<PY
-import os, time, torch
-print("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"), "GPUC_JOB_ID", os.environ.get("GPUC_JOB_ID"), flush=True)
-print("device_count", torch.cuda.device_count(), "name", torch.cuda.get_device_name(0), flush=True)
-a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-n, start = 0, time.time()
-while time.time() - start < $seconds:
-    c = a @ b
-    n += 1
-    if n % 200 == 0:
-        torch.cuda.synchronize()
-torch.cuda.synchronize()
-elapsed = time.time() - start
-print("matmuls", n, "seconds", round(elapsed, 1), "TFLOP/s", round(2 * 8192**3 * n / elapsed / 1e12, 1), flush=True)
-PY
 "$gpuc" submit --project "$project" --gpus 1 --time 10m --json -- "$python" "$work/job.py" >"$work/submit.json" 2>&1 \
   || "$gpuc" submit --project "$project" --gpus 1 --time 10m -- "$python" "$work/job.py" >"$work/submit.json" 2>&1
 submit_rc=$?

@@ -232,7 +232,9 @@ public sealed partial class LocalBackend
             foreach (var job in jobs)
             {
                 var gpus = job.File.Gpus.Select((g, i) => new GpuUsageSample(job.File.Node, g, job.File.GpuUuids.ElementAtOrDefault(i) ?? "", _options.VirtualGpuModel, null, null, _options.VirtualGpuMemoryMiB, [])).ToList();
-                results.Add(new JobGpuUsage(job.File.JobId, now, "virtual", gpus, Note: "virtual GPUs: no telemetry"));
+                var usage = new JobGpuUsage(job.File.JobId, now, "virtual", gpus, Note: "virtual GPUs: no telemetry");
+                job.LastUsage = usage;
+                results.Add(usage);
             }
 
             return results;

@@ -9,5 +9,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return BenchCommands.Create();
+        yield return LocalCommands.Create();
     }
 }
