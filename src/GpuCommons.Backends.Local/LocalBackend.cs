@@ -67,14 +67,30 @@ public sealed partial class LocalBackend : IJobBackend
     public async Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        GpuInventory inventory;
+        if (_baseline is { Virtual: false } baseline)
+        {
+            // The node's GPUs are those found at the first discovery; a later failure of nvidia-smi or a missing GPU makes
+            // the node down (with the reason), it never turns the node into one with virtual GPUs.
+            _lastHealthCheck = _time.GetUtcNow();
+            _gpuProblem = await GpuProblemAsync(baseline, cancellationToken).ConfigureAwait(false);
+            inventory = baseline;
+        }
+        else
+        {
+            inventory = _baseline ?? await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             _inventory ??= inventory;
             _baseline ??= inventory;
             var model = inventory.Gpus.Count > 0 ? inventory.Gpus[0].Model : _options.VirtualGpuModel;
-            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, _nodeState, _nodeReason);
+            // The state as of now; the transition itself is reported (once) by the next poll.
+            var drain = ReadDrainFile();
+            var (state, reason) = _gpuProblem is not null ? (NodeDown, _gpuProblem) : drain is not null ? (NodeDrain, drain) : (NodeUp, (string?)null);
+            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, state, reason);
             return new DiscoveredFleet("local:" + inventory.Source, [node], inventory.Virtual, inventory.Note);
         }
         finally

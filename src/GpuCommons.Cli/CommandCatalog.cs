@@ -9,6 +9,7 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return BenchCommands.Create();
+<<<<<<< HEAD
         yield return ServeCommands.Create();
         foreach (var c in ClientCommands.Create())
         {
@@ -18,5 +19,8 @@ internal static class CommandCatalog
         {
             yield return c;
         }
+=======
+        yield return LocalCommands.Create();
+>>>>>>> local
     }
 }
