@@ -9,7 +9,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return BenchCommands.Create();
-<<<<<<< HEAD
         yield return ServeCommands.Create();
         foreach (var c in ClientCommands.Create())
         {
@@ -19,8 +18,6 @@ internal static class CommandCatalog
         {
             yield return c;
         }
-=======
         yield return LocalCommands.Create();
->>>>>>> local
     }
 }
