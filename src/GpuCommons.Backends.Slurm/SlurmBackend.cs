@@ -673,6 +673,11 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 continue;
             }
 
+            if (SlurmNodeStates.IsUndetermined(r.State))
+            {
+                continue;
+            }
+
             var state = SlurmNodeStates.Categorize(r.State);
             NodeState? before;
             bool baseline;

@@ -30,6 +30,13 @@ public static class SlurmNodeStates
         return NodeState.Up;
     }
 
+    /// <summary>
+    /// True for <c>unknown</c>: after slurmctld restarts, idle nodes read <c>unknown</c> until their slurmd registers
+    /// again. That is no news about the node, so it raises no event.
+    /// </summary>
+    public static bool IsUndetermined(string slurmState) =>
+        slurmState.Trim().TrimEnd('*', '~', '#', '!', '%', '$', '@', '^', '-', '+').Equals("unknown", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The word used in <see cref="DiscoveredNode.State"/>.</summary>
     public static string Word(NodeState state) => state switch
     {

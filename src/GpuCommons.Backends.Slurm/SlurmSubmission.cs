@@ -18,8 +18,6 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
     };
 
-    public static string NameFor(string prefix, long jobId) => prefix + jobId.ToString(CultureInfo.InvariantCulture);
-
     /// <summary>Builds the submission; throws <see cref="ArgumentException"/> for a job Slurm cannot be pinned to.</summary>
     public static SlurmSubmission Create(BackendJob job, SlurmBackendOptions options, string? partition)
     {
@@ -50,7 +48,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             }
         }
 
-        var name = NameFor(options.JobNamePrefix, job.JobId);
+        var name = SlurmJobName.Format(options.JobNamePrefix, job.JobId, job.Attempt);
         var stdout = Path.Combine(job.LogDirectory, name + ".out");
         var stderr = Path.Combine(job.LogDirectory, name + ".err");
         var minutes = Math.Max(1, (long)Math.Ceiling(job.Walltime.TotalMinutes));
