@@ -18,6 +18,12 @@ public static class HostList
             return result;
         }
 
+        if (list.AsSpan().IndexOfAny('[', ',', ']') < 0 && list.AsSpan().IndexOfAny(' ', '\t') < 0)
+        {
+            result.Add(list); // one plain name: the common case in squeue output
+            return result;
+        }
+
         foreach (var item in SplitTopLevel(list.Trim()))
         {
             ExpandItem(item, result);
