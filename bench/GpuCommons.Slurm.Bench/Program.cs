@@ -37,6 +37,12 @@ internal static class SubmitBench
         r["plain_sbatch_bash_loop_s"] = Math.Round(bash.Elapsed.TotalSeconds, 2);
         r["plain_sbatch_failures"] = output.Split('\n').Count(l => l == "FAIL") + (code == 0 ? 0 : 1);
         Cancel(ids);
+        ids.Clear();
+
+        // 1b. Plain sbatch spawned straight from .NET (no shell): the same process cost the backend pays.
+        var direct = DirectSbatch(n, "plain-net", ids);
+        r["plain_sbatch_dotnet_s"] = Math.Round(direct.TotalSeconds, 2);
+        Cancel(ids);
 
         // 2. The same jobs through SlurmBackend.StartAsync (name index read once, script on stdin, pinned, --export=NONE).
         var options = new SlurmBackendOptions();
@@ -83,12 +89,32 @@ internal static class SubmitBench
         r["plain_sbatch_bash_loop_again_s"] = Math.Round(bash2.Elapsed.TotalSeconds, 2);
         Cancel(ids2);
 
+        var ids3 = new List<string>();
+        var direct2 = DirectSbatch(n, "plain-net2", ids3);
+        r["plain_sbatch_dotnet_again_s"] = Math.Round(direct2.TotalSeconds, 2);
+        Cancel(ids3);
+
         var plainMean = (bash.Elapsed.TotalSeconds + bash2.Elapsed.TotalSeconds) / 2;
+        var directMean = (direct.TotalSeconds + direct2.TotalSeconds) / 2;
         r["ratio_backend_to_plain_sbatch"] = Math.Round(sw.Elapsed.TotalSeconds / plainMean, 3);
+        r["ratio_backend_to_plain_sbatch_dotnet"] = Math.Round(sw.Elapsed.TotalSeconds / directMean, 3);
         r["target_ratio"] = 1.5;
         r["backend_jobs_per_s"] = Math.Round(n / sw.Elapsed.TotalSeconds, 1);
         r["plain_jobs_per_s"] = Math.Round(n / plainMean, 1);
         return r;
+    }
+
+    private static TimeSpan DirectSbatch(int n, string prefix, List<string> ids)
+    {
+        var sw = Stopwatch.StartNew();
+        for (var i = 0; i < n; i++)
+        {
+            var (_, o) = Run("sbatch", "-Q", "--parsable", "--hold", "--gpus-per-node=1", $"--nodelist=n{(i % 4) + 1}", "--time=1",
+                $"-J{prefix}-{i}", "-o", "/dev/null", "--wrap=true");
+            ids.Add(o.Trim());
+        }
+
+        return sw.Elapsed;
     }
 
     private static void Cancel(List<string> ids)

@@ -52,7 +52,7 @@ public sealed class SlurmClient
         }
 
         var r = await RunAsync("squeue", args, null, ct).ConfigureAwait(false);
-        return Report(SlurmOutputParser.ParseSqueue(r.Stdout));
+        return Report(SlurmOutputParser.ParseSqueue(r.Stdout, _options.JobNamePrefix));
     }
 
     /// <summary>Accounting records of the given jobs (allocations only, <c>-X</c>).</summary>
@@ -65,7 +65,7 @@ public sealed class SlurmClient
             var args = Sacct();
             args.Add("--jobs=" + string.Join(',', chunk.Select(i => i.ToString(CultureInfo.InvariantCulture))));
             var r = await RunAsync("sacct", args, null, ct).ConfigureAwait(false);
-            var p = SlurmOutputParser.ParseSacct(r.Stdout);
+            var p = SlurmOutputParser.ParseSacct(r.Stdout, _options.JobNamePrefix);
             rows.AddRange(p.Rows);
             errors.AddRange(p.Errors);
         }
@@ -86,7 +86,7 @@ public sealed class SlurmClient
         }
 
         var r = await RunAsync("sacct", args, null, ct).ConfigureAwait(false);
-        return Report(SlurmOutputParser.ParseSacct(r.Stdout));
+        return Report(SlurmOutputParser.ParseSacct(r.Stdout, _options.JobNamePrefix));
     }
 
     /// <summary><c>scontrol show job -o</c> for the given ids (exit codes without an accounting database).</summary>

@@ -46,18 +46,20 @@ public class ParserTests
             x16|RUNNING|None|n1|2026-11-27T18:10:35|2026-11-27T18:10:35|N/A|gpuc-5
             17_3|RUNNING|None|n1|2026-11-27T18:10:35|2026-11-27T18:10:35|N/A|array
             18|RUNNING|None
+            19|RUNNING|None|n1|2026-11-27T18:10:35|2026-11-27T18:10:35|N/A|gpuc-6|NEW
             """;
 
         var r = SlurmOutputParser.ParseSqueue(text);
 
         r.Rows.Select(x => x.SlurmJobId).ShouldBe([12L]);
-        r.Errors.Count.ShouldBe(6);
+        r.Errors.Count.ShouldBe(7);
         r.Errors[0].Problem.ShouldContain("expected 8");
         r.Errors[1].Problem.ShouldContain("unknown job state 'TELEPORTING'");
         r.Errors[2].Problem.ShouldContain("time");
         r.Errors[3].Problem.ShouldContain("unbalanced");
         r.Errors[4].Problem.ShouldContain("not a number");
         r.Errors[5].Line.ShouldBe(8);
+        r.Errors[6].Problem.ShouldContain("unexpected column");
     }
 
     [Fact]
@@ -101,9 +103,10 @@ public class ParserTests
 
         var r = SlurmOutputParser.ParseSacct(text);
 
-        // The extra column lands in the (last) name field, which then no longer matches our name.
-        r.Rows.ShouldHaveSingleItem().Name.ShouldBe("gpuc-99|extra");
-        r.Errors.Count.ShouldBe(3);
+        // The extra column lands in the (last) name field: for one of our names that is an error, not a row.
+        r.Rows.ShouldBeEmpty();
+        r.Errors.Count.ShouldBe(4);
+        r.Errors[0].Problem.ShouldContain("unexpected column");
     }
 
     [Fact]

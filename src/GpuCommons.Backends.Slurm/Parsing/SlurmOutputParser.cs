@@ -21,7 +21,9 @@ public static class SlurmOutputParser
     public const string SinfoFormat = "%N|%P|%T|%c|%m|%G|%E";
     private const int SinfoFields = 7;
 
-    public static SlurmParseResult<SlurmJobRow> ParseSqueue(string output)
+    /// <param name="output">What squeue printed.</param>
+    /// <param name="ourPrefix">Our job-name prefix: a row of ours whose name field holds a '|' has an extra column.</param>
+    public static SlurmParseResult<SlurmJobRow> ParseSqueue(string output, string? ourPrefix = "gpuc-")
     {
         var rows = new List<SlurmJobRow>();
         var errors = new List<SlurmParseError>();
@@ -87,13 +89,19 @@ public static class SlurmOutputParser
                 end = null;
             }
 
+            if (ExtraColumn(f[7], ourPrefix))
+            {
+                errors.Add(new("squeue", lineNo, line, "unexpected column after the job name"));
+                continue;
+            }
+
             rows.Add(new SlurmJobRow(id, f[7], state, NullIfNone(f[2]), nodes, submit, start, end, Source: "squeue"));
         }
 
         return new(rows, errors);
     }
 
-    public static SlurmParseResult<SlurmJobRow> ParseSacct(string output)
+    public static SlurmParseResult<SlurmJobRow> ParseSacct(string output, string? ourPrefix = "gpuc-")
     {
         var rows = new List<SlurmJobRow>();
         var errors = new List<SlurmParseError>();
@@ -162,6 +170,12 @@ public static class SlurmOutputParser
             if (!state.IsTerminal())
             {
                 end = null;
+            }
+
+            if (ExtraColumn(f[9], ourPrefix))
+            {
+                errors.Add(new("sacct", lineNo, line, "unexpected column after the job name"));
+                continue;
             }
 
             rows.Add(new SlurmJobRow(id, f[9], state, null, nodes, submit, start, end, exit, signal, elapsed, GpusFromTres(f[8]), "sacct"));
@@ -434,6 +448,10 @@ public static class SlurmOutputParser
 
         return false;
     }
+
+    /// <summary>Our names never hold '|': one that does means Slurm printed a column we did not ask for.</summary>
+    private static bool ExtraColumn(string name, string? ourPrefix) =>
+        ourPrefix is not null && name.StartsWith(ourPrefix, StringComparison.Ordinal) && name.Contains('|', StringComparison.Ordinal);
 
     private static bool IsForeignJobId(string id) =>
         id.Length > 0 && char.IsAsciiDigit(id[0]) && (id.Contains('_', StringComparison.Ordinal) || id.Contains('+', StringComparison.Ordinal));
