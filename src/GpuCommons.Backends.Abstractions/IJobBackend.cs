@@ -35,7 +35,10 @@ public interface IJobBackend : IAsyncDisposable
     Task<JobGpuUsage?> GetGpuUsageAsync(long jobId, CancellationToken cancellationToken) => Task.FromResult<JobGpuUsage?>(null);
 }
 
-/// <summary>A job as the backend needs it.</summary>
+/// <summary>
+/// A job as the backend needs it. <see cref="Attempt"/> counts starts of the same job (0 first, 1 after one requeue…):
+/// idempotency is per job and attempt, so a requeued job is started again while a retried start is not.
+/// </summary>
 public sealed record BackendJob(
     long JobId,
     string Name,
@@ -47,7 +50,8 @@ public sealed record BackendJob(
     IReadOnlyList<AssignedNode> Nodes,
     TimeSpan Walltime,
     string LogDirectory,
-    bool Checkpointable);
+    bool Checkpointable,
+    int Attempt = 0);
 
 /// <summary>GPUs of one node given to a job: indices, and the UUIDs where the backend knows them.</summary>
 public sealed record AssignedNode(string Node, IReadOnlyList<int> Gpus, IReadOnlyList<string> GpuUuids, double? Share = null);

@@ -1,0 +1,797 @@
+using System.Globalization;
+using GpuCommons.Backends.Slurm.Parsing;
+using GpuCommons.Core.Fleet;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace GpuCommons.Backends.Slurm;
+
+/// <summary>
+/// Runs GpuCommons jobs on a Slurm cluster through its command-line tools. The engine decides placement; each job is
+/// submitted pinned there (<c>--nodelist</c>, <c>--gpus-per-node</c>) under the name <c>gpuc-&lt;id&gt;</c>, which makes
+/// submission idempotent: before the first submission after a start, every job in Slurm named like ours is indexed
+/// (<c>squeue</c> + <c>sacct</c>), and a job found there is adopted instead of submitted again. Slurm is the truth for
+/// what runs: <see cref="PollAsync"/> turns <c>squeue</c>/<c>sacct</c> state into events and never guesses a state
+/// from output it could not read.
+/// </summary>
+public sealed class SlurmBackend : IJobBackend, INodeControl
+{
+    private readonly SlurmBackendOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<long, TrackedJob> _jobs = [];
+    private readonly HashSet<string> _uncertain = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim[] _startLocks;
+    private readonly SemaphoreSlim _indexLock = new(1, 1);
+    private readonly Dictionary<string, NodeState> _nodeStates = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _nodePartition = new(StringComparer.Ordinal);
+    private NameIndex? _index;
+    private bool _nodeBaseline;
+
+    public SlurmBackend(SlurmBackendOptions? options = null, ISlurmCommandRunner? runner = null, TimeProvider? time = null, ILogger<SlurmBackend>? logger = null)
+    {
+        _options = options ?? new SlurmBackendOptions();
+        _options.Validate();
+        _time = time ?? TimeProvider.System;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        Client = new SlurmClient(runner ?? new ProcessSlurmCommandRunner(_options.BinDirectory, _time), _options, _time, _logger);
+        _startLocks = new SemaphoreSlim[64];
+        for (var i = 0; i < _startLocks.Length; i++)
+        {
+            _startLocks[i] = new SemaphoreSlim(1, 1);
+        }
+    }
+
+    public string Name => "slurm";
+
+    public SlurmBackendOptions Options => _options;
+
+    public SlurmClient Client { get; }
+
+    /// <summary>Whether slurmctld answers; drives back-off. The server may skip starts while it is unavailable.</summary>
+    public SlurmHealth Health => Client.Health;
+
+    /// <summary>What the last successful poll read from Slurm.</summary>
+    public SlurmSnapshot? LastSnapshot { get; private set; }
+
+    /// <summary>The Slurm job id of a job this backend tracks.</summary>
+    public long? SlurmJobIdOf(long jobId)
+    {
+        lock (_lock)
+        {
+            return _jobs.TryGetValue(jobId, out var t) ? t.SlurmId : null;
+        }
+    }
+
+    public async Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
+    {
+        var parsed = await Client.NodesAsync(cancellationToken).ConfigureAwait(false);
+        var nodes = new List<DiscoveredNode>();
+        foreach (var group in parsed.Rows.GroupBy(r => r.Name, StringComparer.Ordinal))
+        {
+            var rows = group.ToList();
+            var main = rows.FirstOrDefault(r => r.DefaultPartition) ?? rows[0];
+            var model = main.GpuType ?? "GPU";
+            var state = SlurmNodeStates.Categorize(main.State);
+            var gpus = new List<DiscoveredGpu>(main.Gpus);
+            for (var i = 0; i < main.Gpus; i++)
+            {
+                gpus.Add(new DiscoveredGpu(i, $"slurm:{main.Name}:gpu{i}", model, 0));
+            }
+
+            nodes.Add(new DiscoveredNode(main.Name, main.Partition, model, gpus, SlurmNodeStates.Word(state), main.Reason));
+            lock (_lock)
+            {
+                _nodePartition[main.Name] = main.Partition;
+                _nodeStates[main.Name] = state;
+            }
+        }
+
+        lock (_lock)
+        {
+            _nodeBaseline = true;
+        }
+
+        var note = "from sinfo: GPU counts and types from GRES; Slurm reports no GPU UUIDs or memory";
+        if (!parsed.Clean)
+        {
+            note += $"; {parsed.Errors.Count} unreadable sinfo line(s) skipped: {parsed.Errors[0]}";
+        }
+
+        return new DiscoveredFleet("slurm", nodes, VirtualGpus: false, note);
+    }
+
+    public async Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        var name = SlurmJobName.Format(_options.JobNamePrefix, job.JobId, job.Attempt);
+        var gate = _startLocks[(int)(job.JobId & 63)];
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            bool uncertain;
+            lock (_lock)
+            {
+                if (_jobs.TryGetValue(job.JobId, out var known) && known.Attempt == job.Attempt)
+                {
+                    return known.Handle;
+                }
+
+                uncertain = _uncertain.Contains(name);
+            }
+
+            // 1. An earlier sbatch of this job ended without a clear answer: ask Slurm by name first.
+            if (uncertain)
+            {
+                var found = await LookUpByNameAsync(name, cancellationToken).ConfigureAwait(false);
+                if (found is not null)
+                {
+                    return Adopt(job, name, found);
+                }
+
+                lock (_lock)
+                {
+                    _uncertain.Remove(name);
+                }
+            }
+
+            // 2. After a (re)start of this process: everything named like ours, indexed once.
+            var index = await EnsureIndexAsync(cancellationToken).ConfigureAwait(false);
+            var existing = index.Take(name);
+            if (existing is not null)
+            {
+                return Adopt(job, name, existing);
+            }
+
+            // 3. Submit.
+            var partition = await PartitionOfAsync(job.Nodes.Count > 0 ? job.Nodes[0].Node : null, cancellationToken).ConfigureAwait(false);
+            var submission = SlurmSubmission.Create(job, _options, partition);
+            TryCreateDirectory(job.LogDirectory);
+            long slurmId;
+            try
+            {
+                slurmId = await Client.SubmitAsync(submission, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SlurmException e) when (e.IsTransient)
+            {
+                lock (_lock)
+                {
+                    _uncertain.Add(name);
+                }
+
+                Log.SubmitUncertain(_logger, job.JobId, e.Message);
+                throw;
+            }
+            catch (SlurmException e)
+            {
+                Log.SubmitRefused(_logger, job.JobId, e.Message);
+                throw;
+            }
+            catch (OperationCanceledException)
+            {
+                // Cancelled while sbatch ran: it may have reached slurmctld.
+                lock (_lock)
+                {
+                    _uncertain.Add(name);
+                }
+
+                throw;
+            }
+
+            var tracked = new TrackedJob(job.JobId, job.Attempt, slurmId, name, job.Nodes.Select(n => n.Node).ToArray(), _time.GetUtcNow(),
+                submission.StdoutPath, submission.StderrPath);
+            lock (_lock)
+            {
+                _jobs[job.JobId] = tracked;
+            }
+
+            Log.Submitted(_logger, job.JobId, slurmId, name, string.Join(',', tracked.Nodes));
+            return tracked.Handle;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    public async Task CancelAsync(long jobId, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        TrackedJob? t;
+        lock (_lock)
+        {
+            _jobs.TryGetValue(jobId, out t);
+        }
+
+        if (t is null)
+        {
+            // Not started by this process: cancel whatever Slurm runs under this job's names.
+            var index = await EnsureIndexAsync(cancellationToken).ConfigureAwait(false);
+            var rows = index.ActiveFor(jobId);
+            foreach (var row in rows)
+            {
+                Log.Cancelling(_logger, jobId, row.SlurmJobId, null, 0);
+                await Client.CancelAsync(row.SlurmJobId, row.Name, null, cancellationToken).ConfigureAwait(false);
+            }
+
+            string[] names;
+            lock (_lock)
+            {
+                names = _uncertain.Where(n => SlurmJobName.TryParse(_options.JobNamePrefix, n, out var id, out _) && id == jobId).ToArray();
+            }
+
+            foreach (var n in names)
+            {
+                await Client.CancelAsync(null, n, null, cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        string? signal = null;
+        lock (_lock)
+        {
+            t.CancelRequested = true;
+            if (grace > TimeSpan.Zero && t.LastState is { } s && s.IsActive())
+            {
+                signal = _options.CheckpointSignal;
+                t.KillAt = _time.GetUtcNow() + grace;
+            }
+        }
+
+        Log.Cancelling(_logger, jobId, t.SlurmId, signal, signal is null ? 0 : grace.TotalSeconds);
+        await Client.CancelAsync(t.SlurmId, t.Name, signal, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<BackendEvent>> PollAsync(CancellationToken cancellationToken)
+    {
+        var events = new List<BackendEvent>();
+        if (!Health.MayTry())
+        {
+            return events;
+        }
+
+        try
+        {
+            await KillDueAsync(cancellationToken).ConfigureAwait(false);
+            var nodes = await Client.NodesAsync(cancellationToken).ConfigureAwait(false);
+            var queue = await Client.QueueAsync(cancellationToken).ConfigureAwait(false);
+            NodeEvents(nodes.Rows, events);
+
+            TrackedJob[] open;
+            lock (_lock)
+            {
+                open = _jobs.Values.Where(j => !j.EndReported).ToArray();
+            }
+
+            var bySlurm = new Dictionary<long, SlurmJobRow>(queue.Rows.Count);
+            foreach (var r in queue.Rows)
+            {
+                bySlurm[r.SlurmJobId] = r;
+            }
+
+            // Jobs that ended or that the controller no longer holds: the accounting record has the exit code.
+            var needFinal = new List<long>();
+            foreach (var t in open)
+            {
+                if (!bySlurm.TryGetValue(t.SlurmId, out var r) || r.State.IsTerminal())
+                {
+                    needFinal.Add(t.SlurmId);
+                }
+            }
+
+            var (final, finalComplete) = await FinalRecordsAsync(needFinal, bySlurm, cancellationToken).ConfigureAwait(false);
+            var errors = new List<SlurmParseError>(queue.Errors);
+            errors.AddRange(nodes.Errors);
+            var now = _time.GetUtcNow();
+            foreach (var t in open)
+            {
+                JobEvents(t, bySlurm.GetValueOrDefault(t.SlurmId), final.GetValueOrDefault(t.SlurmId), queue.Clean && finalComplete, now, events);
+            }
+
+            LastSnapshot = new SlurmSnapshot(now, queue.Rows, final.Values.ToList(), nodes.Rows, errors);
+        }
+        catch (SlurmException e) when (e.IsTransient)
+        {
+            // Logged by the client; back-off is in Health. Nothing is guessed: jobs keep their last known state.
+        }
+
+        return events;
+    }
+
+    public async Task<bool> ReattachAsync(long jobId, BackendHandle handle, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        if (!long.TryParse(handle.ExternalId, NumberStyles.None, CultureInfo.InvariantCulture, out var slurmId))
+        {
+            return false;
+        }
+
+        lock (_lock)
+        {
+            if (_jobs.TryGetValue(jobId, out var known) && known.SlurmId == slurmId)
+            {
+                return true;
+            }
+        }
+
+        var index = await EnsureIndexAsync(cancellationToken).ConfigureAwait(false);
+        var row = index.BySlurmId(slurmId);
+        if (row is null || !SlurmJobName.TryParse(_options.JobNamePrefix, row.Name, out var id, out var attempt) || id != jobId)
+        {
+            return false;
+        }
+
+        var t = new TrackedJob(jobId, attempt, slurmId, row.Name, row.Nodes.ToArray(), row.Submit ?? _time.GetUtcNow(), handle.StdoutPath, handle.StderrPath)
+        {
+            LastState = row.State,
+            StartReported = row.State != SlurmJobState.Pending,
+        };
+        lock (_lock)
+        {
+            _jobs[jobId] = t;
+        }
+
+        index.Take(row.Name);
+        return true;
+    }
+
+    public async Task DrainNodeAsync(string node, string reason, CancellationToken cancellationToken)
+    {
+        var r = "gpuc: " + (string.IsNullOrWhiteSpace(reason) ? "drained by operator" : reason.Replace('\n', ' '));
+        await Client.UpdateNodeAsync(node, "drain", r, cancellationToken).ConfigureAwait(false);
+        Log.NodeUpdated(_logger, node, "drain", r);
+    }
+
+    public async Task ResumeNodeAsync(string node, CancellationToken cancellationToken)
+    {
+        await Client.UpdateNodeAsync(node, "resume", null, cancellationToken).ConfigureAwait(false);
+        Log.NodeUpdated(_logger, node, "resume", null);
+    }
+
+    /// <summary>Sets a node down in Slurm (its jobs fail); for operators and tests.</summary>
+    public async Task SetNodeDownAsync(string node, string reason, CancellationToken cancellationToken)
+    {
+        var r = "gpuc: " + reason.Replace('\n', ' ');
+        await Client.UpdateNodeAsync(node, "down", r, cancellationToken).ConfigureAwait(false);
+        Log.NodeUpdated(_logger, node, "down", r);
+    }
+
+    /// <summary>Forgets the name index so that the next submission re-reads Slurm (as after a restart).</summary>
+    public void InvalidateIndex()
+    {
+        lock (_lock)
+        {
+            _index = null;
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _indexLock.Dispose();
+        foreach (var s in _startLocks)
+        {
+            s.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private BackendHandle Adopt(BackendJob job, string name, SlurmJobRow row)
+    {
+        var stdout = Path.Combine(job.LogDirectory, name + ".out");
+        var stderr = Path.Combine(job.LogDirectory, name + ".err");
+        var t = new TrackedJob(job.JobId, job.Attempt, row.SlurmJobId, name, job.Nodes.Select(n => n.Node).ToArray(), row.Submit ?? _time.GetUtcNow(), stdout, stderr);
+        lock (_lock)
+        {
+            _jobs[job.JobId] = t;
+            _uncertain.Remove(name);
+        }
+
+        Log.Adopted(_logger, job.JobId, row.SlurmJobId, name, row.State.ToString());
+        return t.Handle;
+    }
+
+    private async Task<SlurmJobRow?> LookUpByNameAsync(string name, CancellationToken ct)
+    {
+        var q = await Client.QueueAsync(ct, name).ConfigureAwait(false);
+        var rows = q.Rows.Where(r => r.Name == name).ToList();
+        if (rows.Count == 0 && _options.UseAccounting)
+        {
+            var a = await Client.AccountingSinceAsync(_time.GetUtcNow() - _options.AccountingLookback, ct, name).ConfigureAwait(false);
+            rows = a.Rows.Where(r => r.Name == name).ToList();
+            ThrowIfUnsure(a.Errors, name);
+        }
+
+        ThrowIfUnsure(q.Errors, name);
+        return rows.OrderByDescending(r => r.SlurmJobId).FirstOrDefault();
+    }
+
+    private void ThrowIfUnsure(IReadOnlyList<SlurmParseError> errors, string? name)
+    {
+        // A line we could not read might be one of our jobs: submitting now could submit it twice.
+        foreach (var e in errors)
+        {
+            if (name is null ? e.Text.Contains(_options.JobNamePrefix, StringComparison.Ordinal) : e.Text.Contains(name, StringComparison.Ordinal))
+            {
+                throw new SlurmException($"cannot tell whether a job named like ours exists: {e}", false, e.Command);
+            }
+        }
+    }
+
+    private async Task<NameIndex> EnsureIndexAsync(CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            if (_index is not null)
+            {
+                return _index;
+            }
+        }
+
+        await _indexLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            lock (_lock)
+            {
+                if (_index is not null)
+                {
+                    return _index;
+                }
+            }
+
+            var q = await Client.QueueAsync(ct).ConfigureAwait(false);
+            ThrowIfUnsure(q.Errors, null);
+            var rows = new Dictionary<long, SlurmJobRow>();
+            if (_options.UseAccounting)
+            {
+                var a = await Client.AccountingSinceAsync(_time.GetUtcNow() - _options.AccountingLookback, ct).ConfigureAwait(false);
+                ThrowIfUnsure(a.Errors, null);
+                foreach (var r in a.Rows)
+                {
+                    if (SlurmJobName.TryParse(_options.JobNamePrefix, r.Name, out _, out _))
+                    {
+                        rows[r.SlurmJobId] = r;
+                    }
+                }
+            }
+
+            foreach (var r in q.Rows)
+            {
+                if (SlurmJobName.TryParse(_options.JobNamePrefix, r.Name, out _, out _))
+                {
+                    rows[r.SlurmJobId] = r; // the controller's view is newer than accounting's
+                }
+            }
+
+            var index = new NameIndex(_options.JobNamePrefix, rows.Values);
+            lock (_lock)
+            {
+                // Jobs this process already tracks are not candidates for adoption.
+                foreach (var t in _jobs.Values)
+                {
+                    index.Take(t.Name);
+                }
+
+                _index = index;
+            }
+
+            return index;
+        }
+        finally
+        {
+            _indexLock.Release();
+        }
+    }
+
+    private async Task<string?> PartitionOfAsync(string? node, CancellationToken ct)
+    {
+        if (_options.Partition is not null || node is null)
+        {
+            return _options.Partition;
+        }
+
+        lock (_lock)
+        {
+            if (_nodePartition.TryGetValue(node, out var p))
+            {
+                return p;
+            }
+        }
+
+        await DiscoverAsync(ct).ConfigureAwait(false);
+        lock (_lock)
+        {
+            return _nodePartition.GetValueOrDefault(node);
+        }
+    }
+
+    private async Task KillDueAsync(CancellationToken ct)
+    {
+        TrackedJob[] due;
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            due = _jobs.Values.Where(j => j.KillAt is { } k && k <= now && !j.EndReported).ToArray();
+        }
+
+        foreach (var t in due)
+        {
+            await Client.CancelAsync(t.SlurmId, t.Name, null, ct).ConfigureAwait(false);
+            lock (_lock)
+            {
+                t.KillAt = null;
+            }
+        }
+    }
+
+    /// <summary>Final records (exit code, start, end) for ended or vanished jobs: sacct, else scontrol for what the controller still holds.</summary>
+    private async Task<(Dictionary<long, SlurmJobRow> Rows, bool Complete)> FinalRecordsAsync(List<long> ids, Dictionary<long, SlurmJobRow> queue, CancellationToken ct)
+    {
+        var result = new Dictionary<long, SlurmJobRow>();
+        if (ids.Count == 0)
+        {
+            return (result, true);
+        }
+
+        var complete = true;
+        if (_options.UseAccounting)
+        {
+            try
+            {
+                var a = await Client.AccountingAsync(ids, ct).ConfigureAwait(false);
+                complete = a.Clean;
+                foreach (var r in a.Rows)
+                {
+                    result[r.SlurmJobId] = r;
+                }
+            }
+            catch (SlurmException e) when (e.IsTransient || e.Command?.StartsWith("sacct", StringComparison.Ordinal) == true)
+            {
+                complete = false; // slurmdbd down: no verdict on vanished jobs this pass
+            }
+        }
+
+        // Ended in the controller but not (yet) final in accounting: the controller still has the exit code.
+        var fromController = ids.Where(id => queue.TryGetValue(id, out var q) && q.State.IsTerminal()
+            && (!result.TryGetValue(id, out var a) || !a.State.IsTerminal())).ToList();
+        if (fromController.Count > 0)
+        {
+            var c = await Client.ControllerJobsAsync(fromController, ct).ConfigureAwait(false);
+            foreach (var r in c.Rows)
+            {
+                if (r.State.IsTerminal())
+                {
+                    result[r.SlurmJobId] = r;
+                }
+            }
+        }
+
+        return (result, complete);
+    }
+
+    private void JobEvents(TrackedJob t, SlurmJobRow? queued, SlurmJobRow? final, bool verdictSafe, DateTimeOffset now, List<BackendEvent> events)
+    {
+        if (queued is null && (final is null || !final.State.IsTerminal()))
+        {
+            // Not in the controller, and no final accounting record: sacct may still say RUNNING for a job slurmctld lost.
+            if (!verdictSafe)
+            {
+                return;
+            }
+
+            lock (_lock)
+            {
+                t.Missed++;
+                if (t.Missed < _options.LostAfterMissedPolls)
+                {
+                    return;
+                }
+
+                t.EndReported = true;
+            }
+
+            Log.JobLost(_logger, t.JobId, t.SlurmId);
+            events.Add(new BackendEvent(BackendEventKind.Lost, t.JobId, now, Message: $"Slurm job {t.SlurmId} ({t.Name}) is in neither squeue nor sacct"));
+            return;
+        }
+
+        t.Missed = 0;
+        var state = final is not null && final.State.IsTerminal() ? final.State : (queued ?? final)!.State;
+        var row = final is not null && final.State.IsTerminal() ? final : queued ?? final!;
+        var start = row.Start ?? queued?.Start;
+        var nodes = row.Nodes.Count > 0 ? row.Nodes : queued?.Nodes ?? [];
+
+        if (!t.StartReported && (state.IsActive() || (state.IsTerminal() && start is not null)))
+        {
+            t.StartReported = true;
+            var msg = $"Slurm job {t.SlurmId} on {string.Join(',', nodes)}";
+            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, start ?? now, Node: nodes.FirstOrDefault(), Message: msg));
+            Log.JobEvent(_logger, t.JobId, t.SlurmId, BackendEventKind.Started, msg);
+        }
+
+        lock (_lock)
+        {
+            t.LastState = state;
+        }
+
+        if (!state.IsTerminal() || row.ExitCode is null && row.Source == "squeue")
+        {
+            return; // not ended, or ended without an exit code yet: wait for accounting, never guess
+        }
+
+        var exit = row.ExitCode is int e && e != 0 ? e : row.Signal is int sig && sig != 0 ? 128 + sig : row.ExitCode ?? 0;
+        var (kind, message) = state switch
+        {
+            SlurmJobState.Completed => (BackendEventKind.Finished, "completed"),
+            SlurmJobState.Cancelled => (BackendEventKind.Cancelled, "cancelled in Slurm"),
+            SlurmJobState.Preempted => (BackendEventKind.Cancelled, "preempted by Slurm"),
+            SlurmJobState.Timeout => (BackendEventKind.WalltimeExceeded, "killed at its time limit"),
+            SlurmJobState.Deadline => (BackendEventKind.WalltimeExceeded, "killed at its deadline"),
+            SlurmJobState.NodeFail => (BackendEventKind.Failed, "node failure"),
+            SlurmJobState.OutOfMemory => (BackendEventKind.Failed, "out of memory"),
+            SlurmJobState.BootFail => (BackendEventKind.Failed, "node boot failure"),
+            SlurmJobState.Revoked => (BackendEventKind.Lost, "revoked (federation)"),
+            _ => (BackendEventKind.Failed, "failed"),
+        };
+        if (t.CancelRequested && kind is BackendEventKind.Failed or BackendEventKind.Finished)
+        {
+            (kind, message) = (BackendEventKind.Cancelled, $"cancelled by GpuCommons ({message} after the signal)");
+        }
+
+        string? node = null;
+        if (state == SlurmJobState.NodeFail)
+        {
+            lock (_lock)
+            {
+                node = nodes.FirstOrDefault(n => _nodeStates.GetValueOrDefault(n) != NodeState.Up) ?? nodes.FirstOrDefault();
+            }
+
+            message += node is null ? "" : " on " + node;
+        }
+
+        var end = row.End ?? now;
+        var text = $"Slurm job {t.SlurmId} {state.ToString().ToUpperInvariant()}: {message}; exit {exit}; {start:o} – {end:o}";
+        lock (_lock)
+        {
+            t.EndReported = true;
+            t.KillAt = null;
+        }
+
+        events.Add(new BackendEvent(kind, t.JobId, end, exit, node ?? nodes.FirstOrDefault(), text));
+        Log.JobEvent(_logger, t.JobId, t.SlurmId, kind, text);
+    }
+
+    private void NodeEvents(IReadOnlyList<SlurmNodeRow> rows, List<BackendEvent> events)
+    {
+        var now = _time.GetUtcNow();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var r in rows)
+        {
+            if (!seen.Add(r.Name))
+            {
+                continue;
+            }
+
+            if (SlurmNodeStates.IsUndetermined(r.State))
+            {
+                continue;
+            }
+
+            var state = SlurmNodeStates.Categorize(r.State);
+            NodeState? before;
+            bool baseline;
+            lock (_lock)
+            {
+                before = _nodeStates.TryGetValue(r.Name, out var b) ? b : null;
+                baseline = _nodeBaseline;
+                _nodeStates[r.Name] = state;
+                _nodePartition.TryAdd(r.Name, r.Partition);
+            }
+
+            if (before == state || (before is null && (state == NodeState.Up || baseline)))
+            {
+                continue;
+            }
+
+            var kind = state switch
+            {
+                NodeState.Down => BackendEventKind.NodeDown,
+                NodeState.Draining => BackendEventKind.NodeDraining,
+                _ => BackendEventKind.NodeUp,
+            };
+            Log.NodeChanged(_logger, r.Name, r.State, r.Reason);
+            events.Add(new BackendEvent(kind, 0, now, Node: r.Name, Message: $"{r.State}{(r.Reason is null ? "" : ": " + r.Reason)}"));
+        }
+
+        lock (_lock)
+        {
+            _nodeBaseline = true;
+        }
+    }
+
+    private static void TryCreateDirectory(string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The directory may live on the compute nodes' shared file system only; Slurm reports it if it is missing.
+        }
+    }
+
+    private sealed class TrackedJob(long jobId, int attempt, long slurmId, string name, string[] nodes, DateTimeOffset submitted, string? stdout, string? stderr)
+    {
+        public long JobId { get; } = jobId;
+        public int Attempt { get; } = attempt;
+        public long SlurmId { get; } = slurmId;
+        public string Name { get; } = name;
+        public string[] Nodes { get; } = nodes;
+        public DateTimeOffset Submitted { get; } = submitted;
+        public BackendHandle Handle { get; } = new(jobId, slurmId.ToString(CultureInfo.InvariantCulture), stdout, stderr);
+        public SlurmJobState? LastState { get; set; }
+        public bool StartReported { get; set; }
+        public bool EndReported { get; set; }
+        public int Missed { get; set; }
+        public bool CancelRequested { get; set; }
+        public DateTimeOffset? KillAt { get; set; }
+    }
+
+    /// <summary>Jobs in Slurm named like ours, read once after start; a job is taken out when it is adopted or tracked.</summary>
+    private sealed class NameIndex
+    {
+        private readonly string _prefix;
+        private readonly Dictionary<string, List<SlurmJobRow>> _byName = new(StringComparer.Ordinal);
+        private readonly Dictionary<long, SlurmJobRow> _bySlurm = [];
+        private readonly Lock _lock = new();
+
+        public NameIndex(string prefix, IEnumerable<SlurmJobRow> rows)
+        {
+            _prefix = prefix;
+            foreach (var r in rows)
+            {
+                _bySlurm[r.SlurmJobId] = r;
+                if (!_byName.TryGetValue(r.Name, out var list))
+                {
+                    _byName[r.Name] = list = [];
+                }
+
+                list.Add(r);
+            }
+        }
+
+        /// <summary>The newest Slurm job under <paramref name="name"/>, removed from the index.</summary>
+        public SlurmJobRow? Take(string name)
+        {
+            lock (_lock)
+            {
+                if (!_byName.Remove(name, out var list))
+                {
+                    return null;
+                }
+
+                return list.MaxBy(r => r.SlurmJobId);
+            }
+        }
+
+        public SlurmJobRow? BySlurmId(long id)
+        {
+            lock (_lock)
+            {
+                return _bySlurm.GetValueOrDefault(id);
+            }
+        }
+
+        public List<SlurmJobRow> ActiveFor(long jobId)
+        {
+            lock (_lock)
+            {
+                return _byName.Values.SelectMany(l => l)
+                    .Where(r => !r.State.IsTerminal() && SlurmJobName.TryParse(_prefix, r.Name, out var id, out _) && id == jobId)
+                    .ToList();
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+namespace GpuCommons.Backends.Slurm;
+
+/// <summary>
+/// Slurm did not do what was asked. <see cref="IsTransient"/>: the controller did not answer (down, slow, timed out);
+/// retrying later is safe because submission is idempotent. Otherwise Slurm refused the request (bad node name,
+/// invalid option) or printed something we could not read.
+/// </summary>
+public sealed class SlurmException : Exception
+{
+    public SlurmException(string message, bool isTransient, string? command = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        IsTransient = isTransient;
+        Command = command;
+    }
+
+    public SlurmException()
+    {
+    }
+
+    public SlurmException(string message)
+        : base(message)
+    {
+    }
+
+    public SlurmException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    public bool IsTransient { get; }
+
+    /// <summary>The command line that failed.</summary>
+    public string? Command { get; }
+}

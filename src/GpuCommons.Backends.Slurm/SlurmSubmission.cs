@@ -1,0 +1,170 @@
+using System.Globalization;
+using System.Text;
+
+namespace GpuCommons.Backends.Slurm;
+
+/// <summary>
+/// The <c>sbatch</c> arguments and batch script for one job, pinned to the engine's placement: the nodes by
+/// <c>--nodelist</c>, the GPU count per node by <c>--gpus-per-node</c>. Slurm then picks the GPU indices on each node
+/// and sets <c>CUDA_VISIBLE_DEVICES</c>, <c>SLURM_JOB_GPUS</c> and <c>GPU_DEVICE_ORDINAL</c> itself; where the engine
+/// gave whole nodes (every multi-node gang) the indices are exactly the engine's. The server's environment is kept out
+/// of the job (<c>--export=NONE</c>); the job's own environment is exported by the script.
+/// </summary>
+public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Arguments, string Script, string StdoutPath, string StderrPath)
+{
+    /// <summary>Variables that Slurm sets per job and that the job's environment may not override.</summary>
+    private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
+    {
+        "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+    };
+
+    /// <summary>Builds the submission; throws <see cref="ArgumentException"/> for a job Slurm cannot be pinned to.</summary>
+    public static SlurmSubmission Create(BackendJob job, SlurmBackendOptions options, string? partition)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        if (job.Nodes.Count == 0)
+        {
+            throw new ArgumentException($"job {job.JobId} has no nodes assigned", nameof(job));
+        }
+
+        if (job.Command.Count == 0)
+        {
+            throw new ArgumentException($"job {job.JobId} has no command", nameof(job));
+        }
+
+        var perNode = job.Nodes[0].Gpus.Count;
+        foreach (var n in job.Nodes)
+        {
+            if (n.Gpus.Count != perNode)
+            {
+                throw new ArgumentException(
+                    $"job {job.JobId}: Slurm pins the same GPU count on every node, the placement has {string.Join(",", job.Nodes.Select(x => $"{x.Node}:{x.Gpus.Count}"))}",
+                    nameof(job));
+            }
+
+            if (n.Node.Length == 0 || n.Node.Any(c => char.IsWhiteSpace(c) || c is ',' or '[' or ']'))
+            {
+                throw new ArgumentException($"job {job.JobId}: '{n.Node}' is not a node name", nameof(job));
+            }
+        }
+
+        var name = SlurmJobName.Format(options.JobNamePrefix, job.JobId, job.Attempt);
+        var stdout = Path.Combine(job.LogDirectory, name + ".out");
+        var stderr = Path.Combine(job.LogDirectory, name + ".err");
+        var minutes = Math.Max(1, (long)Math.Ceiling(job.Walltime.TotalMinutes));
+        var args = new List<string>(20)
+        {
+            "--parsable",
+            "--job-name=" + name,
+            "--nodes=" + job.Nodes.Count.ToString(CultureInfo.InvariantCulture),
+            "--ntasks-per-node=1",
+            "--nodelist=" + string.Join(',', job.Nodes.Select(n => n.Node)),
+            "--time=" + minutes.ToString(CultureInfo.InvariantCulture),
+            "--output=" + stdout,
+            "--error=" + stderr,
+            "--export=NONE",
+            "--no-requeue",
+            "--comment=" + Sanitize($"gpuc job={job.JobId} project={job.Project} user={job.User}"),
+        };
+        if (perNode > 0)
+        {
+            args.Add("--gpus-per-node=" + perNode.ToString(CultureInfo.InvariantCulture));
+        }
+
+        if ((options.Partition ?? partition) is { } part)
+        {
+            args.Add("--partition=" + part);
+        }
+
+        if (options.Account is { } account)
+        {
+            args.Add("--account=" + account);
+        }
+
+        if (job.WorkingDirectory is { } wd)
+        {
+            args.Add("--chdir=" + wd);
+        }
+
+        args.AddRange(options.ExtraSbatchArguments);
+        return new SlurmSubmission(name, args, BuildScript(job, options, perNode), stdout, stderr);
+    }
+
+    private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode)
+    {
+        var sb = new StringBuilder(256);
+        sb.Append("#!").Append(options.Shell).Append('\n');
+        sb.Append("# GpuCommons job ").Append(job.JobId.ToString(CultureInfo.InvariantCulture)).Append(": ").Append(Sanitize(job.Name)).Append('\n');
+        if (!job.Environment.ContainsKey("PATH"))
+        {
+            sb.Append("export PATH=").Append(Quote(options.DefaultPath)).Append('\n');
+        }
+
+        sb.Append("export GPUC_JOB_ID=").Append(job.JobId.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var (key, value) in job.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            if (!IsName(key))
+            {
+                throw new ArgumentException($"job {job.JobId}: '{key}' is not an environment variable name", nameof(job));
+            }
+
+            if (Reserved.Contains(key) || key.StartsWith("SLURM_", StringComparison.Ordinal))
+            {
+                continue; // Slurm sets these for the GPUs it allocated.
+            }
+
+            sb.Append("export ").Append(key).Append('=').Append(Quote(value)).Append('\n');
+        }
+
+        sb.Append("exec ");
+        if (job.Nodes.Count > 1)
+        {
+            // One task per node, each with its own GPUs; the batch shell runs on the first node only.
+            sb.Append("srun --export=ALL --ntasks-per-node=1 --kill-on-bad-exit=1");
+            if (gpusPerNode > 0)
+            {
+                sb.Append(" --gpus-per-node=").Append(gpusPerNode.ToString(CultureInfo.InvariantCulture));
+            }
+
+            sb.Append(" -- ");
+        }
+
+        for (var i = 0; i < job.Command.Count; i++)
+        {
+            if (i > 0)
+            {
+                sb.Append(' ');
+            }
+
+            sb.Append(Quote(job.Command[i]));
+        }
+
+        sb.Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>POSIX single-quoting: safe for any byte except NUL.</summary>
+    public static string Quote(string s)
+    {
+        if (s.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("a NUL character cannot be passed to a job");
+        }
+
+        return "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    }
+
+    private static bool IsName(string s) =>
+        s.Length > 0 && (char.IsAsciiLetter(s[0]) || s[0] == '_') && s.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
+
+    private static string Sanitize(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        foreach (var c in s)
+        {
+            sb.Append(char.IsControl(c) ? ' ' : c);
+        }
+
+        return sb.ToString();
+    }
+}
