@@ -541,6 +541,11 @@ public sealed partial class LocalBackend
                         dirty = true;
                     }
                 }
+                else if (job.Process is { } process && !process.HasExited && !File.Exists(f.ExitCodePath))
+                {
+                    // Gone from /proc but .NET has not yet recorded the wrapper's exit status (the reaping thread is a
+                    // moment behind): decide at the next poll, with the status.
+                }
                 else
                 {
                     events.Add(EndEvent(job, why, now));
