@@ -154,7 +154,9 @@ public sealed partial class LocalBackend
             running = _jobs.TryGetValue(jobId, out job);
             if (!running && !_ended.TryGetValue(jobId, out job))
             {
-                return null;
+                // Ended before this backend started: the last sample an earlier backend kept on disk, if any.
+                var kept = LocalJob.LoadUsage(JobDirectory(jobId));
+                return kept is null ? null : kept with { Live = false };
             }
         }
         finally
@@ -258,6 +260,7 @@ public sealed partial class LocalBackend
             if (usage.Gpus.Any(g => g.Processes.Any(p => p.InJob) || g.UtilizationPercent > 0))
             {
                 job.LastActiveUsage = usage;
+                job.SaveUsage(usage);
             }
 
             results.Add(usage);

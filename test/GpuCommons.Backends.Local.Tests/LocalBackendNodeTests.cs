@@ -168,6 +168,11 @@ public sealed class LocalBackendNodeTests
         var usage = (await t.Backend.GetGpuUsageAsync(51, CancellationToken.None)).ShouldNotBeNull();
         usage.Live.ShouldBeFalse();
         usage.Gpus.ShouldHaveSingleItem().Processes.ShouldHaveSingleItem().UsedMemoryMiB.ShouldBe(2048);
+
+        // And after a restart of the server, from the job's folder.
+        var kept = (await t.NewBackend().GetGpuUsageAsync(51, CancellationToken.None)).ShouldNotBeNull();
+        kept.Live.ShouldBeFalse();
+        kept.Gpus.ShouldHaveSingleItem().Processes.ShouldHaveSingleItem().InJob.ShouldBeTrue();
     }
 
     [Fact]

@@ -88,4 +88,5 @@ internal sealed class JobFile
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(JobFile))]
+[JsonSerializable(typeof(JobGpuUsage))]
 internal sealed partial class JobFileJson : JsonSerializerContext;
