@@ -128,6 +128,23 @@ public sealed class LocalBackendReattachTests
     }
 
     [Fact]
+    public async Task ReattachAsync_EmptyHandle_FindsTheRunByJobId()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(50, "sleep 300"));
+        await t.Backend.DisposeAsync();
+
+        var restarted = t.NewBackend();
+        (await restarted.ReattachAsync(50, new BackendHandle(50, "", null, null), CancellationToken.None)).ShouldBeTrue();
+        (await restarted.ReattachAsync(51, new BackendHandle(51, "", null, null), CancellationToken.None)).ShouldBeFalse();
+        (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Message.ShouldBe("never launched");
+
+        await restarted.CancelAsync(50, TimeSpan.Zero, CancellationToken.None);
+        (await t.PollUntilEndAsync(50, restarted)).Last().Kind.ShouldBe(BackendEventKind.Cancelled);
+        await TestBackend.WaitForAsync(() => Posix.ProcessesOf(TestBackend.LeaderPid(handle)).Count == 0, "the job to be gone");
+    }
+
+    [Fact]
     public async Task StartAsync_RecordWithoutLaunch_Launches()
     {
         await using var t = new TestBackend();
