@@ -128,16 +128,8 @@ public sealed partial class LocalBackend
                 + string.Join(", ", missing.Select(g => FormattableString.Invariant($"{g.Index} ({g.Uuid})")));
         }
 
-        lock (_telemetryLock)
-        {
-            _telemetry = gpus;
-        }
-
         return null;
     }
-
-    private readonly object _telemetryLock = new();
-    private IReadOnlyList<NvidiaSmiGpu> _telemetry = [];
 
     /// <summary>
     /// The job's GPUs now (from nvidia-smi: utilisation, memory, and which processes on them belong to the job) while it

@@ -106,6 +106,28 @@ public sealed class LocalBackendNodeTests
     }
 
     [Fact]
+    public async Task DiscoverAsync_GpusGoneWhileServerWasDown_RealGpusAndNodeDown()
+    {
+        var smi = FakeNvidiaSmi.H100();
+        await using var t = new TestBackend(smi);
+        (await t.Backend.DiscoverAsync(CancellationToken.None)).VirtualGpus.ShouldBeFalse();
+        File.Exists(Path.Combine(t.StateDirectory, "gpus.json")).ShouldBeTrue();
+
+        smi.Answer = _ => new NvidiaSmiResult(9, "", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.");
+        var restarted = t.NewBackend();
+        var fleet = await restarted.DiscoverAsync(CancellationToken.None);
+
+        fleet.VirtualGpus.ShouldBeFalse(); // not silently replaced by virtual GPUs
+        fleet.Nodes[0].Gpus.ShouldHaveSingleItem().Uuid.ShouldBe(Fixture.H100Uuid);
+        fleet.Nodes[0].State.ShouldBe("down");
+        (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.NodeDown);
+
+        // After a hardware change the operator deletes the kept inventory: discovered afresh.
+        File.Delete(Path.Combine(t.StateDirectory, "gpus.json"));
+        (await t.NewBackend().DiscoverAsync(CancellationToken.None)).VirtualGpus.ShouldBeTrue();
+    }
+
+    [Fact]
     public async Task DrainAsync_ThenResume_NodeDrainingThenUp()
     {
         await using var t = new TestBackend();
