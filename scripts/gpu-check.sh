@@ -129,10 +129,10 @@ PY
 }
 
 log "fleet as the server sees it (the local backend's discovery)"
-"$gpuc" nodes --json >"$work/nodes.json" 2>&1 || api /api/fleet/nodes >"$work/nodes.json" 2>&1
+"$gpuc" nodes --json >"$work/nodes.json" 2>&1 || api /api/nodes >"$work/nodes.json" 2>&1
 cat "$work/nodes.json"
-grep -q "$gpu_uuid" "$work/nodes.json"; check "the real GPU ($gpu_uuid) is in the fleet" $?
-grep -qi '"virtualGpus": *true' "$work/nodes.json"; [ $? != 0 ]; check "the fleet is not virtual" $?
+grep -q "$gpu_uuid" "$work/nodes.json"; check "the real GPU ($gpu_uuid) is in the server's fleet" $?
+grep -q "VIRTUAL GPUs" "$work/serve.log"; [ $? != 0 ]; check "the server does not run on virtual GPUs" $?
 
 project=${GPUC_CHECK_PROJECT:-}
 if [ -z "$project" ]; then
