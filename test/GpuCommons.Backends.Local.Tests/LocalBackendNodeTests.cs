@@ -64,6 +64,18 @@ public sealed class LocalBackendNodeTests
     }
 
     [Fact]
+    public async Task DiscoverAsync_OlderDriverRefusesAField_RetriesWithTheMinimalFields()
+    {
+        var smi = new FakeNvidiaSmi(args => args[0].Contains("mig.mode.current", StringComparison.Ordinal)
+            ? new NvidiaSmiResult(2, "", "Field \"mig.mode.current\" is not a valid field to query.")
+            : new NvidiaSmiResult(0, $"index, uuid, name, memory.total [MiB], memory.used [MiB], utilization.gpu [%]\n0, {Fixture.H100Uuid}, {Fixture.H100Name}, 81559, 0, 0\n", ""));
+        await using var t = new TestBackend(smi);
+        var fleet = await t.Backend.DiscoverAsync(CancellationToken.None);
+        fleet.VirtualGpus.ShouldBeFalse();
+        fleet.Nodes[0].Gpus.ShouldHaveSingleItem().MemoryMiB.ShouldBe(81559);
+    }
+
+    [Fact]
     public async Task DiscoverAsync_MalformedOutput_ThrowsNotGuesses()
     {
         var smi = new FakeNvidiaSmi(_ => new NvidiaSmiResult(0, "index, uuid, name, memory.total [MiB]\n0, GPU-x, H100\n", ""));
