@@ -91,7 +91,7 @@ public sealed partial class LocalBackend
         NvidiaSmiResult? result;
         try
         {
-            result = await _nvidiaSmi.RunAsync(NvidiaSmiParser.QueryGpuArguments, cancellationToken).ConfigureAwait(false);
+            result = await GpuDiscovery.QueryGpusAsync(_nvidiaSmi, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
@@ -128,16 +128,8 @@ public sealed partial class LocalBackend
                 + string.Join(", ", missing.Select(g => FormattableString.Invariant($"{g.Index} ({g.Uuid})")));
         }
 
-        lock (_telemetryLock)
-        {
-            _telemetry = gpus;
-        }
-
         return null;
     }
-
-    private readonly object _telemetryLock = new();
-    private IReadOnlyList<NvidiaSmiGpu> _telemetry = [];
 
     /// <summary>
     /// The job's GPUs now (from nvidia-smi: utilisation, memory, and which processes on them belong to the job) while it
@@ -154,7 +146,9 @@ public sealed partial class LocalBackend
             running = _jobs.TryGetValue(jobId, out job);
             if (!running && !_ended.TryGetValue(jobId, out job))
             {
-                return null;
+                // Ended before this backend started: the last sample an earlier backend kept on disk, if any.
+                var kept = LocalJob.LoadUsage(JobDirectory(jobId));
+                return kept is null ? null : kept with { Live = false };
             }
         }
         finally
@@ -240,7 +234,7 @@ public sealed partial class LocalBackend
             return results;
         }
 
-        var gpuResult = await _nvidiaSmi.RunAsync(NvidiaSmiParser.QueryGpuArguments, cancellationToken).ConfigureAwait(false);
+        var gpuResult = await GpuDiscovery.QueryGpusAsync(_nvidiaSmi, cancellationToken).ConfigureAwait(false);
         var appsResult = await _nvidiaSmi.RunAsync(NvidiaSmiParser.QueryComputeAppsArguments, cancellationToken).ConfigureAwait(false);
         if (gpuResult is not { ExitCode: 0 })
         {
@@ -258,6 +252,7 @@ public sealed partial class LocalBackend
             if (usage.Gpus.Any(g => g.Processes.Any(p => p.InJob) || g.UtilizationPercent > 0))
             {
                 job.LastActiveUsage = usage;
+                job.SaveUsage(usage);
             }
 
             results.Add(usage);

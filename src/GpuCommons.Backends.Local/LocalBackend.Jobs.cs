@@ -541,6 +541,11 @@ public sealed partial class LocalBackend
                         dirty = true;
                     }
                 }
+                else if (job.Process is { } process && !process.HasExited && !File.Exists(f.ExitCodePath))
+                {
+                    // Gone from /proc but .NET has not yet recorded the wrapper's exit status (the reaping thread is a
+                    // moment behind): decide at the next poll, with the status.
+                }
                 else
                 {
                     events.Add(EndEvent(job, why, now));
@@ -663,7 +668,20 @@ public sealed partial class LocalBackend
 
             var directory = JobDirectory(jobId);
             var file = JobFile.Load(Path.Combine(directory, "job.json"));
-            if (file is null || !string.Equals(file.ExternalId, handle.ExternalId, StringComparison.Ordinal))
+            if (handle.ExternalId.Length == 0 && file is { EndReported: false, Pid: 0 } && !AdoptInterruptedLaunch(file))
+            {
+                file = null;
+            }
+
+            if (handle.ExternalId.Length == 0 && file is null)
+            {
+                // A server that placed the job but never got a handle asks whether it runs: it does not.
+                _pending.Add(new BackendEvent(BackendEventKind.Lost, jobId, _time.GetUtcNow(), Node: NodeName, Message: "never launched"));
+                return false;
+            }
+
+            // An empty ExternalId asks by job id: whatever this backend's state folder knows about the job's last run.
+            if (file is null || (handle.ExternalId.Length > 0 && !string.Equals(file.ExternalId, handle.ExternalId, StringComparison.Ordinal)))
             {
                 if (!JobFile.TryParseExternalId(handle.ExternalId, out var pid, out var ticks, out var boot))
                 {

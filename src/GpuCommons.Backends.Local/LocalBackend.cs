@@ -27,6 +27,7 @@ public sealed partial class LocalBackend : IJobBackend
     private readonly Dictionary<long, LocalJob> _ended = [];
     private readonly List<BackendEvent> _pending = [];
     private readonly string _jobsDirectory;
+    private readonly FileStream _lock;
     private GpuInventory? _inventory;
     private bool _disposed;
 
@@ -48,6 +49,7 @@ public sealed partial class LocalBackend : IJobBackend
         _nvidiaSmi = nvidiaSmi ?? new NvidiaSmiCommand(options.NvidiaSmiPath);
         NodeName = string.IsNullOrWhiteSpace(options.NodeName) ? Environment.MachineName : options.NodeName;
         Directory.CreateDirectory(options.StateDirectory);
+        _lock = LockStateDirectory(options.StateDirectory);
         _jobsDirectory = Path.Combine(options.StateDirectory, "jobs");
         Directory.CreateDirectory(_jobsDirectory);
         _nodeState = ReadDrainFile() is null ? NodeUp : NodeDrain;
@@ -67,25 +69,19 @@ public sealed partial class LocalBackend : IJobBackend
     public async Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        GpuInventory inventory;
-        if (_baseline is { Virtual: false } baseline)
+        var known = _baseline is not null;
+        var inventory = await InventoryAsync(cancellationToken).ConfigureAwait(false);
+        if (known && !inventory.Virtual)
         {
             // The node's GPUs are those found at the first discovery; a later failure of nvidia-smi or a missing GPU makes
             // the node down (with the reason), it never turns the node into one with virtual GPUs.
             _lastHealthCheck = _time.GetUtcNow();
-            _gpuProblem = await GpuProblemAsync(baseline, cancellationToken).ConfigureAwait(false);
-            inventory = baseline;
-        }
-        else
-        {
-            inventory = _baseline ?? await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+            _gpuProblem = await GpuProblemAsync(inventory, cancellationToken).ConfigureAwait(false);
         }
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _inventory ??= inventory;
-            _baseline ??= inventory;
             var model = inventory.Gpus.Count > 0 ? inventory.Gpus[0].Model : _options.VirtualGpuModel;
             // The state as of now; the transition itself is reported (once) by the next poll.
             var drain = ReadDrainFile();
@@ -102,6 +98,13 @@ public sealed partial class LocalBackend : IJobBackend
     private Task<GpuInventory> DiscoverGpusAsync(CancellationToken cancellationToken) =>
         GpuDiscovery.DiscoverAsync(_nvidiaSmi, _options.GpuMode, _options.VirtualGpuCount, _options.VirtualGpuModel, _options.VirtualGpuMemoryMiB, NodeName, cancellationToken);
 
+    private string KeptGpusPath => Path.Combine(_options.StateDirectory, "gpus.json");
+
+    /// <summary>
+    /// The node's GPUs, found once: the real GPUs kept in <c>STATE/gpus.json</c> by an earlier backend (so that a
+    /// machine whose GPUs vanished while the server was down comes back as a node that is down, not as one with
+    /// virtual GPUs; delete the file after a hardware change), else what discovery finds now (and real GPUs are kept).
+    /// </summary>
     private async Task<GpuInventory> InventoryAsync(CancellationToken cancellationToken)
     {
         if (_inventory is { } known)
@@ -109,7 +112,22 @@ public sealed partial class LocalBackend : IJobBackend
             return known;
         }
 
-        var inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        GpuInventory inventory;
+        if (_options.GpuMode != LocalGpuMode.Virtual && GpuKeeping.Load(KeptGpusPath) is { Count: > 0 } kept)
+        {
+            inventory = new GpuInventory(kept, false, "nvidia-smi", null, []);
+            _lastHealthCheck = _time.GetUtcNow();
+            _gpuProblem = await GpuProblemAsync(inventory, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+            if (!inventory.Virtual)
+            {
+                GpuKeeping.Save(KeptGpusPath, inventory.Gpus);
+            }
+        }
+
         _inventory ??= inventory;
         _baseline ??= inventory;
         return _inventory;
@@ -150,10 +168,32 @@ public sealed partial class LocalBackend : IJobBackend
 
             _jobs.Clear();
             _ended.Clear();
+            await _lock.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    // One backend per state folder: two would each watch, signal and report the same jobs. An exclusive lock on
+    // STATE/lock (released by the kernel if the process dies) keeps a second one out.
+    private static FileStream LockStateDirectory(string stateDirectory)
+    {
+        var path = Path.Combine(stateDirectory, "lock");
+        try
+        {
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+            stream.Write(pid);
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException(
+                $"The local backend state folder '{stateDirectory}' is in use by another backend (see {path}); one server per data folder.", e);
         }
     }
 

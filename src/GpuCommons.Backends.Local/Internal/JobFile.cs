@@ -88,4 +88,6 @@ internal sealed class JobFile
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(JobFile))]
+[JsonSerializable(typeof(JobGpuUsage))]
+[JsonSerializable(typeof(List<DiscoveredGpu>))]
 internal sealed partial class JobFileJson : JsonSerializerContext;
