@@ -26,6 +26,13 @@ public interface IJobBackend : IAsyncDisposable
 
     /// <summary>After a restart of the server: takes back a job that was running, or reports it lost.</summary>
     Task<bool> ReattachAsync(long jobId, BackendHandle handle, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What the job's GPUs are doing (utilisation, memory, the job's processes on them), as the backend last saw it;
+    /// <see langword="null"/> when the backend does not know the job or has no GPU telemetry. Optional: the default
+    /// implementation returns <see langword="null"/>.
+    /// </summary>
+    Task<JobGpuUsage?> GetGpuUsageAsync(long jobId, CancellationToken cancellationToken) => Task.FromResult<JobGpuUsage?>(null);
 }
 
 /// <summary>
@@ -74,3 +81,23 @@ public sealed record DiscoveredFleet(string Source, IReadOnlyList<DiscoveredNode
 public sealed record DiscoveredNode(string Name, string Partition, string GpuModel, IReadOnlyList<DiscoveredGpu> Gpus, string State = "up", string? Reason = null);
 
 public sealed record DiscoveredGpu(int Index, string Uuid, string Model, long MemoryMiB);
+
+/// <summary>A job's GPU usage as sampled by the backend (for example from <c>nvidia-smi</c>).</summary>
+/// <param name="Time">When the sample was taken.</param>
+/// <param name="Source">Where the numbers come from: <c>nvidia-smi</c>, <c>virtual</c> (no real GPU, no numbers).</param>
+/// <param name="Live">True when sampled now; false when this is the last sample taken while the job ran.</param>
+public sealed record JobGpuUsage(long JobId, DateTimeOffset Time, string Source, IReadOnlyList<GpuUsageSample> Gpus, bool Live = true, string? Note = null);
+
+/// <summary>One GPU of a job: device totals and the job's own processes on it.</summary>
+public sealed record GpuUsageSample(
+    string Node,
+    int Index,
+    string Uuid,
+    string Model,
+    int? UtilizationPercent,
+    long? MemoryUsedMiB,
+    long? MemoryTotalMiB,
+    IReadOnlyList<GpuProcessSample> Processes);
+
+/// <summary>A process using a GPU; <paramref name="InJob"/> when it belongs to the job's process group or session.</summary>
+public sealed record GpuProcessSample(int Pid, string ProcessName, long? UsedMemoryMiB, bool InJob);

@@ -9,5 +9,15 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return BenchCommands.Create();
+        yield return ServeCommands.Create();
+        foreach (var c in ClientCommands.Create())
+        {
+            yield return c;
+        }
+        foreach (var c in SimulationCommands.Create())
+        {
+            yield return c;
+        }
+        yield return LocalCommands.Create();
     }
 }

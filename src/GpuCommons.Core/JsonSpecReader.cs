@@ -18,6 +18,11 @@ public static class JsonSpecReader
         {
             throw new SpecException($"{what} (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})", "not valid JSON: " + FirstSentence(e.Message), e);
         }
+        catch (ArgumentException e)
+        {
+            // Text that is not valid UTF-16 (a lone surrogate) cannot be transcoded to UTF-8 for the parser.
+            throw new SpecException(what, "not valid text: " + e.Message, e);
+        }
     }
 
     public static void RequireObject(JsonElement e, string path, params string[] allowed)
@@ -29,9 +34,19 @@ public static class JsonSpecReader
 
         foreach (var p in e.EnumerateObject())
         {
-            if (Array.IndexOf(allowed, p.Name) < 0)
+            string name;
+            try
             {
-                throw new SpecException(Join(path, p.Name), $"unknown field (allowed: {string.Join(", ", allowed)})");
+                name = p.Name;
+            }
+            catch (InvalidOperationException ex)
+            {
+                throw new SpecException(path, "a field name is not valid text: " + ex.Message, ex);
+            }
+
+            if (Array.IndexOf(allowed, name) < 0)
+            {
+                throw new SpecException(Join(path, name), $"unknown field (allowed: {string.Join(", ", allowed)})");
             }
         }
     }
@@ -48,7 +63,7 @@ public static class JsonSpecReader
             throw new SpecException(Join(path, name), $"expected a string, got {Kind(v)}");
         }
 
-        var s = v.GetString()!;
+        var s = Text(v, Join(path, name));
         if (string.IsNullOrWhiteSpace(s))
         {
             throw new SpecException(Join(path, name), "must not be empty");
@@ -69,7 +84,20 @@ public static class JsonSpecReader
             throw new SpecException(Join(path, name), $"expected a string, got {Kind(v)}");
         }
 
-        return v.GetString();
+        return Text(v, Join(path, name));
+    }
+
+    private static string Text(JsonElement v, string path)
+    {
+        try
+        {
+            return v.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            // A string with an escaped lone surrogate ("\uD800") has no text value.
+            throw new SpecException(path, "not a valid string: " + e.Message, e);
+        }
     }
 
     public static int? OptionalInt(JsonElement obj, string path, string name)

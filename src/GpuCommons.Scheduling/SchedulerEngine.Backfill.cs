@@ -64,7 +64,8 @@ public sealed partial class SchedulerEngine
 
         job.HeldPool = pool.Id;
         job.EstimatedStartTicks = bestT;
-        _holdCount++;
+        RefreshCapacitySignature(bestP);
+        _holdCount[bestP]++;
         return true;
     }
 
@@ -280,7 +281,7 @@ public sealed partial class SchedulerEngine
 
         if (pool.StickyUntil < 0)
         {
-            _holdCount--;
+            _holdCount[pool.Partition.Index]--;
         }
 
         pool.Active = false;
@@ -382,6 +383,12 @@ public sealed partial class SchedulerEngine
                 if (wasHome)
                 {
                     Reassign(n, pool.Id);
+                }
+                else
+                {
+                    // The node is held for a blocked job, whose hold would let it in regardless of the window:
+                    // give the hold up (its nodes go home, this one into the reservation); the next cycle plans the job again.
+                    DissolveHold(_pools[_assigned[n]]);
                 }
             }
 

@@ -6,7 +6,129 @@ namespace GpuCommons.Scheduling;
 // The scheduling cycle.
 public sealed partial class SchedulerEngine
 {
-    private int _holdCount;
+    private int[] _holdCount = [];
+    private long _minPendingWalltime = long.MaxValue;
+
+    /// <summary>Partitions, among <paramref name="partitions"/>, that can take one more backfill reservation.</summary>
+    private ulong HoldSlots(ulong partitions, int depth)
+    {
+        var slots = 0UL;
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((partitions & (1UL << p)) != 0 && _holdCount[p] < depth)
+            {
+                slots |= 1UL << p;
+            }
+        }
+
+        return slots;
+    }
+    /// <summary>
+    /// Per pool, an upper bound of what it could place right now: the most free GPUs on one node, the most room on one
+    /// GPU, and the number of free nodes. Jobs that exceed it in every pool they may use are skipped at once.
+    /// </summary>
+    private long _walkGeneralFree;
+    private long _walkHorizon;
+    private long _walkNow;
+    private readonly List<int> _walkOwners = [];
+
+    /// <summary>
+    /// Where free capacity is: in pools anyone may use, or only in pools that take jobs ending within a horizon or jobs
+    /// of an owner project. Lets an incremental pass skip at once the jobs that could not use any of it.
+    /// </summary>
+    private void RefreshWalkCapacity()
+    {
+        _walkGeneralFree = 0;
+        _walkHorizon = -1;
+        _walkOwners.Clear();
+        for (var p = 0; p < _activePools.Length; p++)
+        {
+            foreach (var id in _activePools[p])
+            {
+                var pool = _pools[id];
+                if (pool.FreeMilli == 0)
+                {
+                    continue;
+                }
+
+                if (pool.Kind == PoolKind.General)
+                {
+                    _walkGeneralFree += pool.FreeMilli;
+                }
+                else if (pool.Kind == PoolKind.Advance && pool.UsableUntil == long.MinValue)
+                {
+                    _walkOwners.Add(pool.OwnerProject);
+                }
+                else
+                {
+                    _walkHorizon = Math.Max(_walkHorizon, pool.UsableUntil - _walkNow);
+                }
+            }
+        }
+
+        var holdsComplete = true;
+        for (var p = 0; p < _holdCount.Length; p++)
+        {
+            holdsComplete &= _holdCount[p] >= _walkDepth;
+        }
+
+        _walkSkipLong = _walkGeneralFree == 0 && _walkOwners.Count == 0 && holdsComplete;
+    }
+
+    /// <summary>True while the only free GPUs are in pools for jobs ending by <see cref="_walkHorizon"/> and every partition has its reservations.</summary>
+    private bool _walkSkipLong;
+    private int _walkDepth;
+
+    private void RefreshCapacitySignature(int p)
+    {
+        RefreshWalkCapacity();
+        foreach (var id in _activePools[p])
+        {
+            var pool = _pools[id];
+            int whole = 0, share = 0;
+            for (var k = pool.Partial.Length - 1; k > 0; k--)
+            {
+                if (pool.Partial[k].Count > 0)
+                {
+                    whole = k;
+                    break;
+                }
+            }
+
+            if (pool.FullFree > 0)
+            {
+                whole = pool.Partition.MaxGpusPerNode;
+            }
+
+            if (pool.Shared.Count > 0)
+            {
+                share = (int)(pool.Shared.Max >> 32);
+            }
+
+            pool.SigWhole = whole;
+            pool.SigShare = whole > 0 ? Milli : share;
+        }
+    }
+
+    private bool MayFit(in Shape shape, int p, JobRecord job, long end)
+    {
+        foreach (var id in _activePools[p])
+        {
+            var pool = _pools[id];
+            var fits = shape.Kind switch
+            {
+                ShapeKind.Share => pool.SigShare >= shape.Amount,
+                ShapeKind.SingleNode => pool.SigWhole >= shape.Amount,
+                _ => pool.FullFree >= shape.Nodes,
+            };
+            if (fits && (pool.Id == job.HeldPool || Eligible(pool, job, end)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     private struct OrderEntry
     {
@@ -55,9 +177,20 @@ public sealed partial class SchedulerEngine
         }
 
         // Phase 3: walk the queue in order: admit, place, reserve, backfill, preempt.
-        if (full || _capacityDirty)
+        if (!full && _capacityDirty && _arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
+        {
+            // The only free GPUs are held for reserved jobs until times that no pending job can finish by:
+            // only the holders themselves may start.
+            WalkHolders(now, result);
+        }
+        else if (full || _capacityDirty)
         {
             Walk(_order, now, full, result);
+            if (!full)
+            {
+                WalkHolders(now, result);
+            }
+
             if (full || _order.Count > 2 * _pending.Count + 1024)
             {
                 CompactOrder();
@@ -83,11 +216,13 @@ public sealed partial class SchedulerEngine
             var j = _order[i];
             if (j.State == JobState.Pending && (seen is null || seen.Add(j.Id)))
             {
+                _orderWall[w] = j.WalltimeTicks;
                 _order[w++] = j;
             }
         }
 
         _order.RemoveRange(w, _order.Count - w);
+        _orderWall.RemoveRange(w, _orderWall.Count - w);
     }
 
     private void UpdateFairShare(long now)
@@ -115,6 +250,7 @@ public sealed partial class SchedulerEngine
         }
 
         var maxAge = (double)Options.MaxAge.Ticks;
+        _minPendingWalltime = long.MaxValue;
         var logTotal = Math.Log2(1 + Fleet.TotalGpus);
         for (var i = 0; i < count; i++)
         {
@@ -146,15 +282,18 @@ public sealed partial class SchedulerEngine
             }
 
             j.Priority = key;
+            _minPendingWalltime = Math.Min(_minPendingWalltime, j.WalltimeTicks);
             _sortBuffer[i] = new OrderEntry { Key = key, Submit = j.SubmitTicks, Id = j.Id, Job = j };
         }
 
         var span = _sortBuffer.AsSpan(0, count);
         span.Sort(default(OrderComparer));
         _order.Clear();
+        _orderWall.Clear();
         for (var i = 0; i < count; i++)
         {
             _order.Add(span[i].Job);
+            _orderWall.Add(span[i].Job.WalltimeTicks);
             span[i].Job = null!;
         }
     }
@@ -169,18 +308,42 @@ public sealed partial class SchedulerEngine
         };
         var blocked = 0UL;
         var preemptors = 0;
+        _walkNow = now;
+        _walkDepth = depth;
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            RefreshCapacitySignature(p);
+        }
+
         var allBlocked = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
+        var walls = ReferenceEquals(jobs, _order) && !full ? _orderWall : null;
+        var examined = 0;
         for (var i = 0; i < jobs.Count; i++)
         {
+            if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon)
+            {
+                // Only short jobs could use the free GPUs (held until a reserved job starts); this one is not short.
+                // Holders of those GPUs are tried after the pass.
+                continue;
+            }
+
             var job = jobs[i];
             if (job.State != JobState.Pending)
             {
                 continue;
             }
 
-            if (!full && _freeMilliTotal == 0)
+            if (!full && (_freeMilliTotal == 0 || examined >= Options.IncrementalDepth))
             {
                 break;
+            }
+
+            if (job.SubmitTicks > now)
+            {
+                // Submitted with a time still to come (a replayed trace, a clock ahead of ours): not eligible before it.
+                job.Reason = PendingReason.New;
+                job.EstimatedStartTicks = -1;
+                continue;
             }
 
             result.Considered++;
@@ -196,6 +359,7 @@ public sealed partial class SchedulerEngine
             var admissible = 0UL;
             var started = false;
             var unavailable = true;
+            var skipped = false;
             for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
                 if (job.PartitionFilter >= 0 && p != job.PartitionFilter)
@@ -208,11 +372,22 @@ public sealed partial class SchedulerEngine
                     continue;
                 }
 
-                if (!Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+                if ((job.ShapeMask & (1UL << p)) == 0)
                 {
                     continue;
                 }
 
+                ref readonly var shape = ref job.Shapes[p];
+
+                var mayFit = MayFit(shape, p, job, end);
+                if (!mayFit && !full && _holdCount[p] >= depth)
+                {
+                    // Incremental pass: nothing that could hold this job was freed; its reason stands.
+                    skipped = true;
+                    continue;
+                }
+
+                examined++;
                 var allocation = Admit(job, p, shape.HeldMilli, now, out var reason);
                 if (reason is { } r)
                 {
@@ -221,14 +396,29 @@ public sealed partial class SchedulerEngine
                 }
 
                 admissible |= 1UL << p;
-                if (_pools[_generalPool[p]].Members.Count > 0 || _activePools[p].Count > 1)
+                if (_upNodes[p] >= shape.Nodes)
                 {
                     unavailable = false;
                 }
 
-                if (TryPlace(job, p, shape, end, out var plan))
+                if (mayFit && TryPlace(job, p, shape, end, out var plan))
                 {
+                    // A gang holds whole nodes, which may be larger than the typical node its admission assumed:
+                    // quota and grant must cover what it will really hold.
+                    var held = HeldBy(shape, plan);
+                    if (held != shape.HeldMilli)
+                    {
+                        allocation = Admit(job, p, held, now, out var heldReason);
+                        if (heldReason is { } hr)
+                        {
+                            admissionReason = Worse(admissionReason, hr);
+                            admissible &= ~(1UL << p);
+                            continue;
+                        }
+                    }
+
                     result.Started.Add(Commit(job, p, shape, plan, allocation, now));
+                    RefreshCapacitySignature(p);
                     started = true;
                     break;
                 }
@@ -239,13 +429,24 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            if (skipped && admissible == 0)
+            {
+                if (job.Reason == PendingReason.New)
+                {
+                    job.Reason = PendingReason.Resources;
+                }
+
+                continue;
+            }
+
             if (admissible == 0)
             {
                 job.Reason = admissionReason;
                 job.EstimatedStartTicks = -1;
-                if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && admissionReason == PendingReason.CohortQuota && TryPreemptForQuota(job, now, result))
+                if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && admissionReason == PendingReason.CohortQuota)
                 {
                     preemptors++;
+                    TryPreemptForQuota(job, now, result);
                 }
 
                 continue;
@@ -262,7 +463,7 @@ public sealed partial class SchedulerEngine
             {
                 job.Reason = _pools[job.HeldPool].StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
             }
-            else if (_holdCount < depth && MakeHold(job, admissible, now))
+            else if (HoldSlots(admissible, depth) is var slots && slots != 0 && MakeHold(job, slots, now))
             {
                 job.Reason = PendingReason.Reserved;
             }
@@ -272,11 +473,73 @@ public sealed partial class SchedulerEngine
                 job.EstimatedStartTicks = -1;
             }
 
-            if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Spec.Priority != PriorityClass.Preemptible && job.Reason != PendingReason.WaitingForPreemption && TryPreempt(job, admissible, now, result))
+            if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.Spec.Priority != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
             {
                 preemptors++;
+                TryPreempt(job, admissible, now, result);
             }
         }
+    }
+
+    /// <summary>
+    /// False when all free capacity sits in pools that only take jobs ending by some time, and no pending job is short
+    /// enough for any of them (holders of those pools aside).
+    /// </summary>
+    private bool AnyoneCanUseFreeCapacity(long now)
+    {
+        foreach (var pool in _pools)
+        {
+            if (!pool.Active || pool.FreeMilli == 0)
+            {
+                continue;
+            }
+
+            var horizon = pool.Kind switch
+            {
+                PoolKind.General => long.MaxValue,
+                PoolKind.Advance when pool.UsableUntil == long.MinValue => long.MaxValue,
+                _ => pool.UsableUntil == long.MinValue ? 0 : pool.UsableUntil - now,
+            };
+            if (horizon >= _minPendingWalltime)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private readonly List<JobRecord> _holders = [];
+
+    private void WalkHolders(long now, ScheduleResult result)
+    {
+        _holders.Clear();
+        foreach (var pool in _pools)
+        {
+            if (pool.Active && pool.Kind == PoolKind.Hold && pool.FreeMilli > 0 && _jobs.TryGetValue(pool.HolderJob, out var holder) && holder.State == JobState.Pending)
+            {
+                _holders.Add(holder);
+            }
+        }
+
+        if (_holders.Count > 0)
+        {
+            _holders.Sort((a, b) => b.Priority.CompareTo(a.Priority));
+            Walk(_holders, now, false, result);
+        }
+    }
+
+    private bool AnyWithinGuarantee(JobRecord job, ulong partitions)
+    {
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((partitions & (1UL << p)) != 0 && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _) && _quota.WithinGuarantee(job.Project, p, shape.HeldMilli))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static PendingReason Worse(PendingReason current, PendingReason candidate) =>

@@ -150,11 +150,13 @@ public sealed partial class SchedulerEngine
         if (old == NodeState.Up)
         {
             Detach(n);
+            _upNodes[node.PartitionIndex]--;
         }
 
         _nodeState[n] = (int)state;
         if (state == NodeState.Up)
         {
+            _upNodes[node.PartitionIndex]++;
             Attach(n);
             _capacityDirty = true;
         }
@@ -214,6 +216,7 @@ public sealed partial class SchedulerEngine
 
         var project = _projectIndex[spec.Project];
         var job = new JobRecord(spec, project, UserIndex(project, spec.User), spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index);
+        ResolveShapes(job);
         _jobs.Add(spec.Id, job);
         long held = 0;
         Span<int> scratch = stackalloc int[FleetBuilder.MaxGpusPerNode];

@@ -14,6 +14,7 @@ public sealed partial class SchedulerEngine
             spare.Active = true;
             spare.HolderJob = -1;
             spare.StickyUntil = -1;
+            spare.HoldsReserved = false;
             spare.UsableUntil = long.MaxValue;
             _activePools[partition.Index].Add(spare.Id);
             return spare;
@@ -115,6 +116,12 @@ public sealed partial class SchedulerEngine
 
         _pools[_assigned[n]].Members.Remove(n);
         _assigned[n] = pool;
+        if (_pools[pool].Kind == PoolKind.Hold && _pools[_home[n]].Kind == PoolKind.Advance)
+        {
+            // A hold may take its holder's own reserved nodes, but must not open them to anyone else's backfill.
+            _pools[pool].HoldsReserved = true;
+        }
+
         _pools[pool].Members.Add(n);
         if (attached)
         {
@@ -160,6 +167,7 @@ public sealed partial class SchedulerEngine
         }
 
         _allocatedMilli += delta;
+        _allocatedByPartition[Fleet.Nodes[n].PartitionIndex] += delta;
         if (attached)
         {
             Attach(n);
@@ -187,6 +195,7 @@ public sealed partial class SchedulerEngine
             _gpuUsed[gpu] = after;
             _free[n] += deltaEach > 0 ? -1 : 1;
             _allocatedMilli += deltaEach;
+            _allocatedByPartition[Fleet.Nodes[n].PartitionIndex] += deltaEach;
         }
 
         if (attached)

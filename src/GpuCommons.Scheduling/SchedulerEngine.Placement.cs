@@ -22,7 +22,7 @@ public sealed partial class SchedulerEngine
     private static bool Eligible(Pool pool, JobRecord job, long end) => pool.Kind switch
     {
         PoolKind.General => true,
-        PoolKind.Hold => pool.HolderJob == job.Id || end <= pool.UsableUntil,
+        PoolKind.Hold => pool.HolderJob == job.Id || (end <= pool.UsableUntil && !pool.HoldsReserved),
         PoolKind.Advance => pool.UsableUntil == long.MinValue ? pool.OwnerProject == job.Project && pool.OwnerProject >= 0 : end <= pool.UsableUntil,
         _ => false,
     };
@@ -246,24 +246,54 @@ public sealed partial class SchedulerEngine
         });
         var picked = new int[nodes];
         var count = 0;
-        foreach (var leaf in _leafScratch)
+
+        // A gang holds whole nodes: with mixed node sizes, take the smallest nodes that fit first (fewest stranded GPUs).
+        var part = pool.Partition;
+        var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _nodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
+        for (var size = perNode; size <= part.MaxGpusPerNode; size++)
         {
-            var set = pool.FullByDomain[leaf]!;
-            for (var i = 0; i < set.Count && count < nodes; i++)
+            foreach (var leaf in _leafScratch)
             {
-                if (Fleet.Nodes[set[i]].Gpus >= perNode)
+                var set = pool.FullByDomain[leaf]!;
+                for (var i = 0; i < set.Count && count < nodes; i++)
                 {
-                    picked[count++] = set[i];
+                    var gpus = Fleet.Nodes[set[i]].Gpus;
+                    if (mixed ? gpus == size : gpus >= perNode)
+                    {
+                        picked[count++] = set[i];
+                    }
+                }
+
+                if (count == nodes)
+                {
+                    return picked;
                 }
             }
 
-            if (count == nodes)
+            if (!mixed)
             {
-                return picked;
+                break;
             }
         }
 
         return null;
+    }
+
+    /// <summary>Capacity the plan will really hold: whole nodes for a gang, whatever their size.</summary>
+    private long HeldBy(in Shape shape, in Plan plan)
+    {
+        if (shape.Kind != ShapeKind.Gang)
+        {
+            return shape.HeldMilli;
+        }
+
+        long held = 0;
+        foreach (var n in plan.Nodes!)
+        {
+            held += (long)Fleet.Nodes[n].Gpus * Milli;
+        }
+
+        return held;
     }
 
     /// <summary>Applies a plan: takes the GPUs and records the job as running.</summary>

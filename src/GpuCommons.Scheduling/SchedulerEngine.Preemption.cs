@@ -288,6 +288,7 @@ public sealed partial class SchedulerEngine
 
         job.Reason = PendingReason.WaitingForPreemption;
         job.EstimatedStartTicks = now + grace.Ticks;
+        RefreshCapacitySignature(p);
     }
 
     private bool TryPreemptForQuota(JobRecord job, long now, ScheduleResult result)

@@ -21,6 +21,8 @@ public sealed partial class SchedulerEngine
 
     private readonly TimeProvider _time;
     private readonly int[] _nodeState;
+    /// <summary>Nodes up (taking new jobs) per partition.</summary>
+    private readonly int[] _upNodes;
     private readonly int[] _free;
     private readonly int[] _shared;
     private readonly int[] _gpuUsed;
@@ -50,11 +52,14 @@ public sealed partial class SchedulerEngine
     private readonly Dictionary<long, JobRecord> _jobs = [];
     private readonly List<JobRecord> _pending = [];
     private readonly List<JobRecord> _order = [];
+    /// <summary>Walltime of each job in <see cref="_order"/>, kept beside it so that a pass can skip jobs without touching them.</summary>
+    private readonly List<long> _orderWall = [];
     private readonly List<JobRecord> _arrivals = [];
     private readonly Dictionary<string, List<Pool>> _advance = new(StringComparer.Ordinal);
     private OrderEntry[] _sortBuffer = [];
 
     private long _freeMilliTotal;
+    private readonly long[] _allocatedByPartition;
     private long _allocatedMilli;
     private int _running;
     private int _preempting;
@@ -88,8 +93,11 @@ public sealed partial class SchedulerEngine
 
         var parts = fleet.Partitions.Count;
         _generalPool = new int[parts];
+        _upNodes = new int[parts];
         _spareHolds = new Stack<Pool>[parts];
         _activePools = new List<int>[parts];
+        _allocatedByPartition = new long[parts];
+        _holdCount = new int[parts];
         _domainsByDepth = new List<int>[parts][];
         _leavesUnder = new List<int>[parts][];
         _nodesAtLeast = new int[parts][];
@@ -159,6 +167,7 @@ public sealed partial class SchedulerEngine
             _pools[_assigned[i]].Members.Add(i);
             if (node.InitialState == NodeState.Up)
             {
+                _upNodes[node.PartitionIndex]++;
                 Attach(i);
             }
         }
@@ -345,13 +354,28 @@ public sealed partial class SchedulerEngine
         var project = _projectIndex[spec.Project];
         var filter = spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index;
         var job = new JobRecord(spec, project, UserIndex(project, spec.User), filter);
+        ResolveShapes(job);
         _jobs.Add(spec.Id, job);
         AddPending(job);
         return result;
     }
 
+    private void ResolveShapes(JobRecord job)
+    {
+        job.Shapes = new Shape[Fleet.Partitions.Count];
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            {
+                job.Shapes[p] = shape;
+                job.ShapeMask |= 1UL << p;
+            }
+        }
+    }
+
     private void AddPending(JobRecord job)
     {
+        _minPendingWalltime = Math.Min(_minPendingWalltime, job.WalltimeTicks);
         job.State = JobState.Pending;
         job.Reason = PendingReason.New;
         job.EstimatedStartTicks = -1;
@@ -359,6 +383,7 @@ public sealed partial class SchedulerEngine
         job.Priority = double.PositiveInfinity;
         _pending.Add(job);
         _order.Add(job);
+        _orderWall.Add(job.WalltimeTicks);
         _arrivals.Add(job);
     }
 
@@ -419,12 +444,9 @@ public sealed partial class SchedulerEngine
         }
 
         var byPartition = new double[Fleet.Partitions.Count];
-        foreach (var j in _jobs.Values)
+        for (var p = 0; p < byPartition.Length; p++)
         {
-            if (j.State == JobState.Running)
-            {
-                byPartition[j.Partition] += j.Placement!.HeldGpuMilli / (double)Milli;
-            }
+            byPartition[p] = _allocatedByPartition[p] / (double)Milli;
         }
 
         return new EngineStats(Fleet.TotalGpus, up, _allocatedMilli / (double)Milli, free, stranded, _pending.Count, _running, _preempting, byPartition);
@@ -455,6 +477,14 @@ public sealed partial class SchedulerEngine
             if (p.Active && p.Kind == PoolKind.Hold && p.StickyUntil > now)
             {
                 next = Math.Min(next, p.StickyUntil);
+            }
+        }
+
+        foreach (var j in _pending)
+        {
+            if (j.SubmitTicks > now)
+            {
+                next = Math.Min(next, j.SubmitTicks);
             }
         }
 

@@ -40,6 +40,14 @@ public sealed class SchedulerOptions
     [Range(1, 10_000)]
     public int ConservativeDepth { get; set; } = 32;
 
+    /// <summary>
+    /// Jobs an incremental pass (after a job ends) examines in full before it stops; the next full cycle looks at the
+    /// rest. Like Slurm's <c>default_queue_depth</c> for event-driven scheduling.
+    /// </summary>
+    /// <value>Default 2,000.</value>
+    [Range(1, 10_000_000)]
+    public int IncrementalDepth { get; set; } = 2_000;
+
     /// <summary>Whether jobs within guarantee may reclaim GPUs from borrowing or preemptible jobs.</summary>
     /// <value>Default true.</value>
     public bool Preemption { get; set; } = true;

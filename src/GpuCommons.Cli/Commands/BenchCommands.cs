@@ -49,6 +49,9 @@ internal static class BenchCommands
             AnsiConsole.MarkupLine($"[grey]loaded {engine.RunningCount:N0} running and {engine.PendingCount:N0} pending jobs in {setup.Elapsed.TotalSeconds:0.0} s[/]");
         }
 
+        var pendingAtCycle = engine.PendingCount;
+        var runningAtCycle = engine.RunningCount;
+
         // Full cycles: each one re-sorts the whole queue, redoes the backfill reservation and walks every pending job.
         var cycleMs = new List<double>();
         var allocated = new List<long>();
@@ -105,8 +108,8 @@ internal static class BenchCommands
             ["nodes"] = fleet.Nodes.Count,
             ["partitions"] = fleet.Partitions.Count,
             ["projects"] = loaded.Scenario.Projects.Count,
-            ["pending"] = engine.PendingCount,
-            ["running"] = engine.RunningCount,
+            ["pending"] = pendingAtCycle,
+            ["running"] = runningAtCycle,
             ["allocated_gpus"] = Math.Round(stats.AllocatedGpus, 1),
             ["cycles"] = cycles,
             ["cycle_ms_p50"] = Round(Percentile(cycleMs, 50)),

@@ -9,6 +9,9 @@ public sealed class FleetBuilder
     /// <summary>Largest GPU count on one node that the engine supports.</summary>
     public const int MaxGpusPerNode = 64;
 
+    /// <summary>Most nodes a fleet may have (the national center has 3,431): bounds what a spec can make the loader build.</summary>
+    public const int MaxNodes = 100_000;
+
     private readonly string _name;
     private readonly List<PartitionDraft> _partitions = [];
 
@@ -79,6 +82,11 @@ public sealed class FleetBuilder
             throw new SpecException(field + ".gpus", $"must be between 1 and {MaxGpusPerNode}, got {gpus}");
         }
 
+        if (_partitions.Sum(x => x.Nodes.Count) >= MaxNodes)
+        {
+            throw new SpecException(field + ".name", $"a fleet may have at most {MaxNodes} nodes");
+        }
+
         p.Nodes.Add((name, gpus, domain, state, field));
         return this;
     }
@@ -88,9 +96,14 @@ public sealed class FleetBuilder
     {
         var p = Get(partition, field);
         field ??= $"{p.Field}.nodeGroups";
-        if (count < 1)
+        if (count < 1 || count > MaxNodes)
         {
-            throw new SpecException(field + ".count", $"must be at least 1, got {count}");
+            throw new SpecException(field + ".count", $"must be between 1 and {MaxNodes}, got {count}");
+        }
+
+        if (gpus < 1 || gpus > MaxGpusPerNode)
+        {
+            throw new SpecException(field + ".gpus", $"must be between 1 and {MaxGpusPerNode}, got {gpus}");
         }
 
         if (blockSize < 0)

@@ -42,6 +42,10 @@ public static class FleetSpecLoader
             RequireObject(p, pp, "name", "gpuModel", "ratePerGpuHour", "domains", "nodes", "nodeGroups");
             var name = RequiredString(p, pp, "name");
             var rate = OptionalDouble(p, pp, "ratePerGpuHour") ?? 0;
+            if (Math.Abs(rate) >= 7.9e28)
+            {
+                throw new SpecException(Join(pp, "ratePerGpuHour"), $"{rate} is beyond any price");
+            }
             builder.AddPartition(name, OptionalString(p, pp, "gpuModel") ?? "GPU", (decimal)rate, pp);
             foreach (var (d, dp) in OptionalArray(p, pp, "domains"))
             {
@@ -103,6 +107,7 @@ public static class FleetSpecLoader
         var builder = new FleetBuilder(name);
         var partitions = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var blocks = new HashSet<(string, string)>();
+        var nodes = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 1; i < lines.Length; i++)
         {
             if (string.IsNullOrWhiteSpace(lines[i]))
@@ -140,7 +145,17 @@ public static class FleetSpecLoader
                 }
             }
 
-            builder.AddNode(part, node, gpus, block, NodeState.Up, $"{where} column {(string.IsNullOrWhiteSpace(node) ? "node" : "gpus")}");
+            if (string.IsNullOrWhiteSpace(node) || !nodes.Add(node))
+            {
+                throw new SpecException($"{where} column node", string.IsNullOrWhiteSpace(node) ? "is empty" : $"duplicate node name '{node}'");
+            }
+
+            if (gpus is < 1 or > FleetBuilder.MaxGpusPerNode)
+            {
+                throw new SpecException($"{where} column gpus", $"must be between 1 and {FleetBuilder.MaxGpusPerNode}, got {gpus}");
+            }
+
+            builder.AddNode(part, node, gpus, block, NodeState.Up, $"{where} column node");
         }
 
         return builder.Build();

@@ -14,6 +14,10 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     public long SubmitTicks { get; } = spec.SubmitTime.UtcTicks;
     public long WalltimeTicks { get; } = spec.Walltime.Ticks;
 
+    /// <summary>The request resolved per partition (index = partition); valid where <see cref="ShapeMask"/> has the bit.</summary>
+    public Shape[] Shapes = [];
+    public ulong ShapeMask;
+
     public JobState State;
     public PendingReason Reason = PendingReason.New;
     public long EstimatedStartTicks = -1;

@@ -44,6 +44,8 @@ internal sealed class Pool
     public long UsableUntil { get; set; } = long.MaxValue;
     /// <summary>Hold pools: the job the nodes are held for.</summary>
     public long HolderJob { get; set; } = -1;
+    /// <summary>Hold pools: some node is in an advance reservation (only its owner's holder may run there).</summary>
+    public bool HoldsReserved { get; set; }
     /// <summary>Hold pools made for preemption outlive a cycle until this time.</summary>
     public long StickyUntil { get; set; } = -1;
     /// <summary>Advance pools: owner project index (-1: maintenance) and the window.</summary>
@@ -64,6 +66,8 @@ internal sealed class Pool
     public SortedSet<long> Shared { get; } = [];
 
     public long FreeMilli { get; set; }
+    public int SigWhole { get; set; }
+    public int SigShare { get; set; }
     public int FullFree => DomainFull[0];
 
     public IndexedSet FullSet(int localDomain) => FullByDomain[localDomain] ??= new IndexedSet(PosFull);

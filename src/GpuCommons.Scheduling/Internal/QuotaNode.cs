@@ -16,6 +16,7 @@ internal sealed class QuotaNode
         ChildExcess = new long[partitions];
         ChildLend = new long[partitions];
         ChildNominal = new long[partitions];
+        ChildUnused = new long[partitions];
         Array.Fill(Borrow, Unlimited);
         foreach (var q in quotas)
         {
@@ -34,6 +35,12 @@ internal sealed class QuotaNode
     public long[] ChildExcess { get; }
     public long[] ChildLend { get; }
     public long[] ChildNominal { get; }
+    /// <summary>Σ over children of max(0, N−U): what they would lend with no lending limit.</summary>
+    public long[] ChildUnused { get; }
+
+    public long Unused(int p) => Math.Max(0, Nominal[p] - Usage[p]);
+
+    public long UnusedAt(int p, long usage) => Math.Max(0, Nominal[p] - usage);
 
     public long Excess(int p) => Math.Max(0, Usage[p] - Nominal[p]);
 

@@ -26,6 +26,7 @@ internal sealed class QuotaTracker
         {
             _root.ChildNominal[p] += node.Nominal[p];
             _root.ChildLend[p] += node.Lendable(p);
+            _root.ChildUnused[p] += node.Unused(p);
         }
 
         return _orgs.Count - 1;
@@ -40,6 +41,7 @@ internal sealed class QuotaTracker
         {
             o.ChildNominal[p] += node.Nominal[p];
             o.ChildLend[p] += node.Lendable(p);
+            o.ChildUnused[p] += node.Unused(p);
         }
 
         return _projects.Count - 1;
@@ -82,7 +84,15 @@ internal sealed class QuotaTracker
         var rootExcess = _root.ChildExcess[p] - org.Excess(p) + org.ExcessAt(p, newOrg);
         var rootLend = _root.ChildLend[p] - org.Lendable(p) + org.LendableAt(p, newOrg);
         var rootFree = Math.Max(0, _capacity[p] - _root.ChildNominal[p]);
-        return rootExcess > rootLend + rootFree ? PendingReason.CohortQuota : null;
+        if (rootExcess <= rootLend + rootFree)
+        {
+            return null;
+        }
+
+        // Would it fail even if every organisation lent all its unused quota? Then the partition is simply full:
+        // that is a matter for placement (and a reservation), not a quota refusal.
+        var rootUnused = _root.ChildUnused[p] - org.Unused(p) + org.UnusedAt(p, newOrg);
+        return rootExcess > rootUnused + rootFree ? null : PendingReason.CohortQuota;
     }
 
     /// <summary>True when the request stays inside the project's and the organisation's nominal quota.</summary>
@@ -102,14 +112,19 @@ internal sealed class QuotaTracker
         var org = _orgs[_projectOrg[project]];
         org.ChildExcess[p] -= proj.Excess(p);
         org.ChildLend[p] -= proj.Lendable(p);
+        org.ChildUnused[p] -= proj.Unused(p);
         _root.ChildExcess[p] -= org.Excess(p);
         _root.ChildLend[p] -= org.Lendable(p);
+        _root.ChildUnused[p] -= org.Unused(p);
         proj.Usage[p] += delta;
         org.Usage[p] += delta;
+        _root.Usage[p] += delta;
         org.ChildExcess[p] += proj.Excess(p);
         org.ChildLend[p] += proj.Lendable(p);
+        org.ChildUnused[p] += proj.Unused(p);
         _root.ChildExcess[p] += org.Excess(p);
         _root.ChildLend[p] += org.Lendable(p);
+        _root.ChildUnused[p] += org.Unused(p);
     }
 
     /// <summary>Checks that the cached sums match the usage (for invariant tests).</summary>
@@ -117,7 +132,7 @@ internal sealed class QuotaTracker
     {
         for (var p = 0; p < _capacity.Length; p++)
         {
-            long rootExcess = 0, rootLend = 0;
+            long rootExcess = 0, rootLend = 0, rootUsage = 0;
             for (var o = 0; o < _orgs.Count; o++)
             {
                 long excess = 0, lend = 0, usage = 0;
@@ -150,9 +165,10 @@ internal sealed class QuotaTracker
 
                 rootExcess += org.Excess(p);
                 rootLend += org.Lendable(p);
+                rootUsage += org.Usage[p];
             }
 
-            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p])
+            if (rootExcess != _root.ChildExcess[p] || rootLend != _root.ChildLend[p] || rootUsage != _root.Usage[p])
             {
                 return $"root sums out of date on partition {p}";
             }

@@ -46,8 +46,17 @@ public sealed class LoadedEngine
             engine.Submit(scenario.NextJob(time.GetUtcNow()));
         }
 
-        time.Advance(TimeSpan.FromSeconds(30));
-        engine.Schedule(full: true);
+        // Let the queue settle, then top it up to exactly the asked number of pending jobs.
+        for (var round = 0; round < 3; round++)
+        {
+            time.Advance(TimeSpan.FromSeconds(30));
+            engine.Schedule(full: true);
+            while (engine.PendingCount < pending)
+            {
+                engine.Submit(scenario.NextJob(time.GetUtcNow()));
+            }
+        }
+
         return new LoadedEngine(engine, time, scenario);
     }
 }

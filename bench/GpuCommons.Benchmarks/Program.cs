@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(GpuCommons.Benchmarks.SchedulingCycleBenchmarks).Assembly).Run(args);

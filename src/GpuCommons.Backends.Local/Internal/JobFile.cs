@@ -1,0 +1,91 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace GpuCommons.Backends.Local.Internal;
+
+/// <summary>
+/// What the backend knows about one run of a job, persisted as <c>jobs/ID/job.json</c> so that a new backend (after a
+/// server restart) can take the job back, keep enforcing its walltime and cancel, and report its end exactly once.
+/// </summary>
+internal sealed class JobFile
+{
+    public long JobId { get; set; }
+    public string Name { get; set; } = "";
+    public int Pid { get; set; }
+    public ulong StartTicks { get; set; }
+    public string BootId { get; set; } = "";
+    public DateTimeOffset StartedAt { get; set; }
+    /// <summary>Walltime in seconds; 0 when unknown (a job taken back from a handle alone), which is never enforced.</summary>
+    public double WalltimeSeconds { get; set; }
+    public bool Checkpointable { get; set; }
+    public string Stdout { get; set; } = "";
+    public string Stderr { get; set; } = "";
+    public string ExitCodePath { get; set; } = "";
+    public string Node { get; set; } = "";
+    public int[] Gpus { get; set; } = [];
+    public string[] GpuUuids { get; set; } = [];
+    public string CudaVisibleDevices { get; set; } = "";
+
+    public bool StartReported { get; set; }
+
+    /// <summary><c>cancel</c> or <c>walltime</c> once the backend began stopping the job.</summary>
+    public string? StopReason { get; set; }
+    public int StopStage { get; set; }
+    public double StopGraceSeconds { get; set; }
+    public DateTimeOffset? NextSignalAt { get; set; }
+
+    public bool EndReported { get; set; }
+
+    [JsonIgnore]
+    public string ExternalId => FormatExternalId(Pid, StartTicks, BootId);
+
+    public static string FormatExternalId(int pid, ulong startTicks, string bootId) =>
+        FormattableString.Invariant($"{pid}:{startTicks}:{(bootId.Length > 8 ? bootId[..8] : bootId)}");
+
+    public static bool TryParseExternalId(string externalId, out int pid, out ulong startTicks, out string bootPrefix)
+    {
+        pid = 0;
+        startTicks = 0;
+        bootPrefix = "";
+        var parts = externalId.Split(':');
+        if (parts.Length != 3
+            || !int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out pid)
+            || !ulong.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out startTicks)
+            || pid <= 0)
+        {
+            return false;
+        }
+
+        bootPrefix = parts[2];
+        return true;
+    }
+
+    public static JobFile? Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllText(path), JobFileJson.Default.JobFile);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Local backend state file '{path}' is not valid: {e.Message}", e);
+        }
+    }
+
+    public void Save(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, JsonSerializer.Serialize(this, JobFileJson.Default.JobFile));
+        File.Move(tmp, path, overwrite: true);
+    }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(JobFile))]
+internal sealed partial class JobFileJson : JsonSerializerContext;

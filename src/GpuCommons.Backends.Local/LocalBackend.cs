@@ -1,0 +1,161 @@
+using GpuCommons.Backends.Local.Gpus;
+using GpuCommons.Backends.Local.Internal;
+
+namespace GpuCommons.Backends.Local;
+
+/// <summary>
+/// Runs admitted jobs as processes on this machine (Linux). Each job runs in its own session and process group
+/// (through <c>setsid</c>) under a small <c>sh</c> wrapper that sends stdout and stderr to the job's log files and writes
+/// the command's exit code to a file, so the outcome survives a restart of the server. The job sees its GPUs in
+/// <c>CUDA_VISIBLE_DEVICES</c> (UUIDs of real GPUs, indices of virtual ones) and <c>GPUC_*</c> variables.
+/// </summary>
+/// <remarks>
+/// <see cref="PollAsync"/> drives everything that happens over time — walltime, the signal-then-kill escalation of a
+/// cancel, node health and GPU usage sampling — so the server should call it every second or few. Disposing the
+/// backend leaves running jobs running: a new backend over the same <see cref="LocalBackendOptions.StateDirectory"/>
+/// takes them back through <see cref="ReattachAsync"/>. Schedule times (start, walltime, grace, event times) come from
+/// the injected <see cref="TimeProvider"/>; a job that ended while no backend watched it gets the time its exit-code file
+/// was written.
+/// </remarks>
+public sealed partial class LocalBackend : IJobBackend
+{
+    private readonly LocalBackendOptions _options;
+    private readonly TimeProvider _time;
+    private readonly INvidiaSmi _nvidiaSmi;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<long, LocalJob> _jobs = [];
+    private readonly Dictionary<long, LocalJob> _ended = [];
+    private readonly List<BackendEvent> _pending = [];
+    private readonly string _jobsDirectory;
+    private GpuInventory? _inventory;
+    private bool _disposed;
+
+    /// <summary>Creates the backend; nothing runs until the first call.</summary>
+    /// <param name="options">Settings; validated here.</param>
+    /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when null.</param>
+    /// <param name="nvidiaSmi">How nvidia-smi is run; the real one (<see cref="NvidiaSmiCommand"/>) when null.</param>
+    public LocalBackend(LocalBackendOptions options, TimeProvider? timeProvider = null, INvidiaSmi? nvidiaSmi = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("The local backend runs jobs with Linux process groups and /proc; it needs Linux.");
+        }
+
+        options.Validate();
+        _options = options;
+        _time = timeProvider ?? TimeProvider.System;
+        _nvidiaSmi = nvidiaSmi ?? new NvidiaSmiCommand(options.NvidiaSmiPath);
+        NodeName = string.IsNullOrWhiteSpace(options.NodeName) ? Environment.MachineName : options.NodeName;
+        Directory.CreateDirectory(options.StateDirectory);
+        _jobsDirectory = Path.Combine(options.StateDirectory, "jobs");
+        Directory.CreateDirectory(_jobsDirectory);
+        _nodeState = ReadDrainFile() is null ? NodeUp : NodeDrain;
+        _nodeReason = ReadDrainFile();
+        _nodeStateReported = _nodeState == NodeUp;
+    }
+
+    public string Name => "local";
+
+    /// <summary>The one node this backend runs.</summary>
+    public string NodeName { get; }
+
+    /// <summary>The options it was created with.</summary>
+    public LocalBackendOptions Options => _options;
+
+    /// <inheritdoc />
+    public async Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        GpuInventory inventory;
+        if (_baseline is { Virtual: false } baseline)
+        {
+            // The node's GPUs are those found at the first discovery; a later failure of nvidia-smi or a missing GPU makes
+            // the node down (with the reason), it never turns the node into one with virtual GPUs.
+            _lastHealthCheck = _time.GetUtcNow();
+            _gpuProblem = await GpuProblemAsync(baseline, cancellationToken).ConfigureAwait(false);
+            inventory = baseline;
+        }
+        else
+        {
+            inventory = _baseline ?? await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _inventory ??= inventory;
+            _baseline ??= inventory;
+            var model = inventory.Gpus.Count > 0 ? inventory.Gpus[0].Model : _options.VirtualGpuModel;
+            // The state as of now; the transition itself is reported (once) by the next poll.
+            var drain = ReadDrainFile();
+            var (state, reason) = _gpuProblem is not null ? (NodeDown, _gpuProblem) : drain is not null ? (NodeDrain, drain) : (NodeUp, (string?)null);
+            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, state, reason);
+            return new DiscoveredFleet("local:" + inventory.Source, [node], inventory.Virtual, inventory.Note);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private Task<GpuInventory> DiscoverGpusAsync(CancellationToken cancellationToken) =>
+        GpuDiscovery.DiscoverAsync(_nvidiaSmi, _options.GpuMode, _options.VirtualGpuCount, _options.VirtualGpuModel, _options.VirtualGpuMemoryMiB, NodeName, cancellationToken);
+
+    private async Task<GpuInventory> InventoryAsync(CancellationToken cancellationToken)
+    {
+        if (_inventory is { } known)
+        {
+            return known;
+        }
+
+        var inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        _inventory ??= inventory;
+        _baseline ??= inventory;
+        return _inventory;
+    }
+
+    /// <summary>Drains the node (operator action): running jobs go on, the next poll reports <see cref="BackendEventKind.NodeDraining"/>.</summary>
+    public async Task DrainAsync(string reason, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        await File.WriteAllTextAsync(DrainPath, reason.Trim() + "\n", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Returns a drained node to service; the next poll reports <see cref="BackendEventKind.NodeUp"/> if nothing else is wrong.</summary>
+    public Task ResumeAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        File.Delete(DrainPath);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Leaves jobs running (a later backend re-attaches to them) and releases this backend's handles.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _disposed = true;
+            foreach (var job in _jobs.Values)
+            {
+                job.Process?.Dispose();
+                job.Process = null;
+            }
+
+            _jobs.Clear();
+            _ended.Clear();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private string JobDirectory(long jobId) => Path.Combine(_jobsDirectory, jobId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+}

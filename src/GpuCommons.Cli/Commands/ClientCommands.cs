@@ -1,0 +1,611 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace GpuCommons.Cli.Commands;
+
+/// <summary>
+/// The client side of gpuc (sbatch/squeue/scancel/sacct habits): talks to a server found through <c>--server</c>/<c>--token</c>,
+/// <c>GPUC_URL</c>/<c>GPUC_TOKEN</c>, or <c>~/.config/gpuc/config.json</c> (<c>{"server": …, "token": …}</c>).
+/// Exit codes: 0 ok, 2 bad input (HTTP 400), 3 not found, 4 denied (401/403), 5 server unavailable, 1 anything else.
+/// </summary>
+internal static class ClientCommands
+{
+    private sealed record Common(Option<string?> Server, Option<string?> Token, Option<bool> Json);
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Submit();
+        yield return Queue();
+        yield return Show();
+        yield return Cancel();
+        yield return Logs();
+        yield return Usage();
+        yield return Alloc();
+        yield return Nodes();
+    }
+
+    private static Common AddCommon(Command c)
+    {
+        var server = new Option<string?>("--server") { Description = "Server URL (env GPUC_URL)" };
+        var token = new Option<string?>("--token") { Description = "API token (env GPUC_TOKEN)" };
+        var json = new Option<bool>("--json") { Description = "Print JSON for scripts" };
+        c.Options.Add(server);
+        c.Options.Add(token);
+        c.Options.Add(json);
+        return new Common(server, token, json);
+    }
+
+    // ---- Commands ----------------------------------------------------------------------------------------------
+
+    private static Command Submit()
+    {
+        var project = new Option<string?>("--project", "-p") { Description = "Project to charge" };
+        var gpus = new Option<double?>("--gpus", "-g") { Description = "GPUs (a fraction below 1 shares one GPU)" };
+        var time = new Option<string?>("--time", "-t") { Description = "Walltime: 90m, 2h, 1d, 1-12:00:00" };
+        var name = new Option<string?>("--name", "-J") { Description = "Job name" };
+        var partition = new Option<string?>("--partition") { Description = "Partition (default: any that fits)" };
+        var nodes = new Option<int?>("--nodes", "-N") { Description = "Nodes (multi-node jobs take whole nodes)" };
+        var priority = new Option<string?>("--priority") { Description = "preemptible, normal or high" };
+        var file = new Option<string?>("--file", "-f") { Description = "Job file (JSON with the API's fields); flags override it" };
+        var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried submission safe (default: a new one per call)" };
+        var checkpointable = new Option<bool>("--checkpointable") { Description = "The job handles SIGUSR1 and can be preempted with a grace period" };
+        var command = new Argument<string[]>("command") { Description = "Command to run, after --", Arity = ArgumentArity.ZeroOrMore };
+        var c = new Command("submit", "Submit a job: gpuc submit --project P --gpus 8 --time 2h -- python train.py")
+        {
+            project, gpus, time, name, partition, nodes, priority, file, key, checkpointable, command,
+        };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            var body = new JsonObject();
+            if (parse.GetValue(file) is { } path)
+            {
+                try
+                {
+                    body = JsonNode.Parse(await File.ReadAllTextAsync(path, ct)) as JsonObject ?? throw new CliException($"{path}: a JSON object is needed", CliRunner.Usage);
+                }
+                catch (JsonException e)
+                {
+                    throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+                }
+            }
+
+            void Set(string k, JsonNode? v)
+            {
+                if (v is not null)
+                {
+                    body[k] = v;
+                }
+            }
+
+            Set("project", parse.GetValue(project));
+            Set("gpus", parse.GetValue(gpus));
+            Set("walltime", parse.GetValue(time));
+            Set("name", parse.GetValue(name));
+            Set("partition", parse.GetValue(partition));
+            Set("nodes", parse.GetValue(nodes));
+            Set("priority", parse.GetValue(priority));
+            if (parse.GetValue(checkpointable))
+            {
+                body["checkpointable"] = true;
+            }
+
+            var cmd = parse.GetValue(command) ?? [];
+            if (cmd.Length > 0)
+            {
+                body["command"] = new JsonArray(cmd.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+            }
+
+            if (!body.ContainsKey("workingDirectory"))
+            {
+                body["workingDirectory"] = Environment.CurrentDirectory;
+            }
+
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var headers = new Dictionary<string, string> { ["Idempotency-Key"] = parse.GetValue(key) ?? Guid.NewGuid().ToString("N") };
+            var job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+            if (parse.GetValue(common.Json))
+            {
+                Print(job);
+            }
+            else
+            {
+                Console.WriteLine($"Submitted job {job!["id"]}");
+            }
+
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Queue()
+    {
+        var project = new Option<string?>("--project", "-p") { Description = "Only this project" };
+        var state = new Option<string?>("--state") { Description = "pending,running (default), or finished, failed, cancelled; 'all' for every state" };
+        var user = new Option<string?>("--user", "-u") { Description = "Only this user's jobs" };
+        var limit = new Option<int>("--limit") { Description = "Most jobs to show", DefaultValueFactory = _ => 1000 };
+        var c = new Command("queue", "List jobs (squeue)") { project, state, user, limit };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var st = parse.GetValue(state) ?? "pending,running";
+            var items = new JsonArray();
+            string? after = null;
+            var want = Math.Max(1, parse.GetValue(limit));
+            do
+            {
+                var q = new StringBuilder($"/api/jobs?limit={Math.Min(1000, want - items.Count)}");
+                if (st != "all")
+                {
+                    q.Append("&state=").Append(Uri.EscapeDataString(st));
+                }
+
+                if (parse.GetValue(project) is { } p)
+                {
+                    q.Append("&project=").Append(Uri.EscapeDataString(p));
+                }
+
+                if (parse.GetValue(user) is { } u)
+                {
+                    q.Append("&user=").Append(Uri.EscapeDataString(u));
+                }
+
+                if (after is not null)
+                {
+                    q.Append("&after=").Append(after);
+                }
+
+                var page = await api.SendAsync(HttpMethod.Get, q.ToString(), null, ct);
+                foreach (var j in page!["items"]!.AsArray())
+                {
+                    items.Add(j!.DeepClone());
+                }
+
+                after = page["next"]?.GetValue<string>();
+            }
+            while (after is not null && items.Count < want);
+
+            if (parse.GetValue(common.Json))
+            {
+                Print(items);
+                return 0;
+            }
+
+            var t = new Table().AddColumns("ID", "NAME", "PROJECT", "USER", "GPUS", "STATE", "WALLTIME", "SUBMITTED", "WHERE");
+            foreach (var j in items)
+            {
+                t.AddRow(S(j!["id"]), Markup.Escape(S(j["name"])), Markup.Escape(S(j["project"])), Markup.Escape(S(j["user"])), S(j["gpus"]), S(j["state"]),
+                    Dur(j["walltimeSeconds"]), Time(j["submitTime"]), Markup.Escape(S(j["placement"])));
+            }
+
+            AnsiConsole.Write(t);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Show()
+    {
+        var id = new Argument<long>("id") { Description = "Job id" };
+        var c = new Command("show", "A job in detail, with why it waits and when it should start") { id };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var job = await api.SendAsync(HttpMethod.Get, $"/api/jobs/{parse.GetValue(id)}", null, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(job);
+                return 0;
+            }
+
+            var grid = new Grid().AddColumn().AddColumn();
+            foreach (var (k, v) in job!.AsObject())
+            {
+                grid.AddRow($"[bold]{Markup.Escape(k)}[/]", Markup.Escape(v is JsonArray a ? string.Join(' ', a.Select(x => x?.ToString())) : v?.ToString() ?? ""));
+            }
+
+            AnsiConsole.Write(grid);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Cancel()
+    {
+        var ids = new Argument<long[]>("id") { Description = "Job ids", Arity = ArgumentArity.OneOrMore };
+        var c = new Command("cancel", "Cancel jobs (scancel)") { ids };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var results = new JsonArray();
+            foreach (var id in parse.GetValue(ids)!)
+            {
+                var job = await api.SendAsync(HttpMethod.Post, $"/api/jobs/{id}/cancel", null, ct);
+                results.Add(job);
+                if (!parse.GetValue(common.Json))
+                {
+                    Console.WriteLine($"Cancelling job {id} ({job!["state"]})");
+                }
+            }
+
+            if (parse.GetValue(common.Json))
+            {
+                Print(results);
+            }
+
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Logs()
+    {
+        var id = new Argument<long>("id") { Description = "Job id" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing output until the job ends" };
+        var stderr = new Option<bool>("--stderr") { Description = "Standard error instead of standard output" };
+        var c = new Command("logs", "A job's output") { id, follow, stderr };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            long offset = 0;
+            var stream = parse.GetValue(stderr) ? "stderr" : "stdout";
+            using var stdout = Console.OpenStandardOutput();
+            while (true)
+            {
+                var (bytes, next, state) = await api.GetLogAsync(parse.GetValue(id), stream, offset, ct);
+                await stdout.WriteAsync(bytes, ct);
+                await stdout.FlushAsync(ct);
+                offset = next;
+                if (!parse.GetValue(follow) || (bytes.Length == 0 && state is not ("pending" or "running")))
+                {
+                    return 0;
+                }
+
+                if (bytes.Length == 0)
+                {
+                    await Task.Delay(500, ct);
+                }
+            }
+        });
+        return c;
+    }
+
+    private static Command Usage()
+    {
+        var by = new Option<string>("--by") { Description = "allocation, project, member or orgtype", DefaultValueFactory = _ => "project" };
+        var c = new Command("usage", "GPU-hours granted, spent, committed and remaining (sacct/sshare)") { by };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var rows = await api.SendAsync(HttpMethod.Get, $"/api/usage?by={Uri.EscapeDataString(parse.GetValue(by)!)}", null, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(rows);
+                return 0;
+            }
+
+            var t = new Table().AddColumns(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED", "SPENT", "COMMITTED", "REMAINING", "AMOUNT");
+            foreach (var r in rows!.AsArray())
+            {
+                t.AddRow(Markup.Escape(S(r!["key"])), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
+            }
+
+            AnsiConsole.Write(t);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Alloc()
+    {
+        var alloc = new Command("alloc", "Allocation requests, reviews and allocations");
+
+        var project = new Option<string>("--project", "-p") { Description = "Project", Required = true };
+        var hours = new Option<double>("--gpu-hours") { Description = "GPU-hours asked for", Required = true };
+        var why = new Option<string>("--justification") { Description = "Why (science case)", Required = true };
+        var partition = new Option<string?>("--partition") { Description = "Partition (default: any)" };
+        var months = new Option<int?>("--months") { Description = "Months (default 6)" };
+        var request = new Command("request", "Ask for GPU-hours (PI)") { project, hours, why, partition, months };
+        var c1 = AddCommon(request);
+        request.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
+            var body = new JsonObject { ["project"] = parse.GetValue(project), ["gpuHours"] = parse.GetValue(hours), ["justification"] = parse.GetValue(why) };
+            if (parse.GetValue(partition) is { } p)
+            {
+                body["partition"] = p;
+            }
+
+            if (parse.GetValue(months) is { } m)
+            {
+                body["months"] = m;
+            }
+
+            var r = await api.SendAsync(HttpMethod.Post, "/api/allocation-requests", body, ct);
+            if (parse.GetValue(c1.Json))
+            {
+                Print(r);
+            }
+            else
+            {
+                Console.WriteLine($"Allocation request {r!["id"]} submitted");
+            }
+
+            return 0;
+        });
+
+        var id = new Argument<long>("id") { Description = "Request id" };
+        var award = new Option<bool>("--award") { Description = "Award it" };
+        var reject = new Option<bool>("--reject") { Description = "Reject it" };
+        var score = new Option<int?>("--score") { Description = "Score 0–100" };
+        var awardHours = new Option<double?>("--gpu-hours") { Description = "GPU-hours awarded (default: as asked)" };
+        var tranches = new Option<int?>("--tranches") { Description = "Tranches (default 1)" };
+        var comment = new Option<string?>("--comment") { Description = "Comment to the PI" };
+        var review = new Command("review", "Award (possibly less) or reject a request (reviewer)") { id, award, reject, score, awardHours, tranches, comment };
+        var c2 = AddCommon(review);
+        review.SetAction(async (parse, ct) =>
+        {
+            if (parse.GetValue(award) == parse.GetValue(reject))
+            {
+                throw new CliException("say --award or --reject", CliRunner.Usage);
+            }
+
+            using var api = Api.From(parse.GetValue(c2.Server), parse.GetValue(c2.Token));
+            var body = new JsonObject { ["decision"] = parse.GetValue(award) ? "award" : "reject" };
+            if (parse.GetValue(score) is { } s)
+            {
+                body["score"] = s;
+            }
+
+            if (parse.GetValue(awardHours) is { } h)
+            {
+                body["gpuHours"] = h;
+            }
+
+            if (parse.GetValue(tranches) is { } t)
+            {
+                body["tranches"] = t;
+            }
+
+            if (parse.GetValue(comment) is { } cm)
+            {
+                body["comment"] = cm;
+            }
+
+            var r = await api.SendAsync(HttpMethod.Post, $"/api/allocation-requests/{parse.GetValue(id)}/review", body, ct);
+            if (parse.GetValue(c2.Json))
+            {
+                Print(r);
+            }
+            else
+            {
+                Console.WriteLine($"Request {r!["id"]}: {r["state"]}{(r["allocation"] is { } a ? $" as allocation {a}" : "")}");
+            }
+
+            return 0;
+        });
+
+        var requests = new Option<bool>("--requests") { Description = "List requests instead of allocations" };
+        var list = new Command("list", "Allocations with usage, or --requests") { requests };
+        var c3 = AddCommon(list);
+        list.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(c3.Server), parse.GetValue(c3.Token));
+            if (parse.GetValue(requests))
+            {
+                var page = await api.SendAsync(HttpMethod.Get, "/api/allocation-requests?limit=1000", null, ct);
+                if (parse.GetValue(c3.Json))
+                {
+                    Print(page!["items"]);
+                    return 0;
+                }
+
+                var t = new Table().AddColumns("ID", "PROJECT", "GPU-HOURS", "STATE", "SCORE", "AWARDED", "BY");
+                foreach (var r in page!["items"]!.AsArray())
+                {
+                    t.AddRow(S(r!["id"]), Markup.Escape(S(r["project"])), Num(r["gpuHours"]), S(r["state"]), S(r["score"]), Num(r["awardedGpuHours"]), Markup.Escape(S(r["requestedBy"])));
+                }
+
+                AnsiConsole.Write(t);
+                return 0;
+            }
+
+            var rows = await api.SendAsync(HttpMethod.Get, "/api/allocations", null, ct);
+            if (parse.GetValue(c3.Json))
+            {
+                Print(rows);
+                return 0;
+            }
+
+            var table = new Table().AddColumns("ID", "PROJECT", "PARTITION", "STATE", "RELEASED", "SPENT", "COMMITTED", "REMAINING", "USED %", "END");
+            foreach (var a in rows!.AsArray())
+            {
+                table.AddRow(Markup.Escape(S(a!["id"])), Markup.Escape(S(a["project"])), S(a["partition"]) is "" ? "any" : S(a["partition"]), S(a["state"]), Num(a["releasedGpuHours"]),
+                    Num(a["spentGpuHours"]), Num(a["committedGpuHours"]), Num(a["remainingGpuHours"]), Num(a["usedPercent"]), Time(a["end"]));
+            }
+
+            AnsiConsole.Write(table);
+            return 0;
+        });
+
+        alloc.Subcommands.Add(request);
+        alloc.Subcommands.Add(review);
+        alloc.Subcommands.Add(list);
+        return alloc;
+    }
+
+    private static Command Nodes()
+    {
+        var c = new Command("nodes", "Nodes and their states (sinfo)");
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var rows = await api.SendAsync(HttpMethod.Get, "/api/nodes", null, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(rows);
+                return 0;
+            }
+
+            var t = new Table().AddColumns("NODE", "PARTITION", "GPUS", "STATE", "REASON");
+            foreach (var n in rows!.AsArray())
+            {
+                t.AddRow(Markup.Escape(S(n!["name"])), Markup.Escape(S(n["partition"])), S(n["gpus"]), S(n["state"]), Markup.Escape(S(n["reason"])));
+            }
+
+            AnsiConsole.Write(t);
+            return 0;
+        });
+        return c;
+    }
+
+    // ---- Helpers -----------------------------------------------------------------------------------------------
+
+    private static string S(JsonNode? n) => n?.ToString() ?? "";
+
+    private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d.ToString("#,0.##", CultureInfo.InvariantCulture) : n.ToString();
+
+    private static string Dur(JsonNode? n) => n is null ? "" : TimeSpan.FromSeconds(n.GetValue<long>()).ToString(@"d\-hh\:mm\:ss", CultureInfo.InvariantCulture);
+
+    private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : n.ToString();
+
+    private static void Print(JsonNode? node) => Console.WriteLine(node?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? "null");
+
+    /// <summary>A thin HTTP client that turns problem documents into messages and exit codes.</summary>
+    private sealed class Api : IDisposable
+    {
+        private readonly HttpClient _http;
+
+        private Api(HttpClient http) => _http = http;
+
+        public static Api From(string? server, string? token)
+        {
+            server ??= Environment.GetEnvironmentVariable("GPUC_URL");
+            token ??= Environment.GetEnvironmentVariable("GPUC_TOKEN");
+            if (server is null || token is null)
+            {
+                var path = Environment.GetEnvironmentVariable("GPUC_CONFIG")
+                    ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config", "gpuc", "config.json");
+                if (File.Exists(path))
+                {
+                    try
+                    {
+                        var cfg = JsonNode.Parse(File.ReadAllText(path));
+                        server ??= cfg?["server"]?.GetValue<string>();
+                        token ??= cfg?["token"]?.GetValue<string>();
+                    }
+                    catch (Exception e) when (e is JsonException or InvalidOperationException)
+                    {
+                        throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+                    }
+                }
+            }
+
+            if (string.IsNullOrWhiteSpace(server))
+            {
+                throw new CliException("no server: give --server, set GPUC_URL, or write ~/.config/gpuc/config.json", CliRunner.Usage);
+            }
+
+            if (string.IsNullOrWhiteSpace(token))
+            {
+                throw new CliException("no token: give --token, set GPUC_TOKEN, or write ~/.config/gpuc/config.json", CliRunner.Usage);
+            }
+
+            if (!Uri.TryCreate(server, UriKind.Absolute, out var uri))
+            {
+                throw new CliException($"--server: '{server}' is not a URL", CliRunner.Usage);
+            }
+
+            var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
+            return new Api(http);
+        }
+
+        public async Task<JsonNode?> SendAsync(HttpMethod method, string path, JsonNode? body, CancellationToken ct, Dictionary<string, string>? headers = null)
+        {
+            using var req = new HttpRequestMessage(method, path);
+            if (body is not null)
+            {
+                req.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+            }
+
+            foreach (var (k, v) in headers ?? [])
+            {
+                req.Headers.TryAddWithoutValidation(k, v);
+            }
+
+            using var resp = await SendRawAsync(req, ct);
+            var text = await resp.Content.ReadAsStringAsync(ct);
+            return text.Length == 0 ? null : JsonNode.Parse(text);
+        }
+
+        public async Task<(byte[] Bytes, long Next, string? State)> GetLogAsync(long id, string stream, long offset, CancellationToken ct)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, $"/api/jobs/{id}/logs?stream={stream}&offset={offset}");
+            using var resp = await SendRawAsync(req, ct);
+            var bytes = await resp.Content.ReadAsByteArrayAsync(ct);
+            var next = resp.Headers.TryGetValues("X-Log-Offset", out var v) && long.TryParse(v.First(), CultureInfo.InvariantCulture, out var n) ? n : offset + bytes.Length;
+            var state = resp.Headers.TryGetValues("X-Job-State", out var s) ? s.First() : null;
+            return (bytes, next, state);
+        }
+
+        private async Task<HttpResponseMessage> SendRawAsync(HttpRequestMessage req, CancellationToken ct)
+        {
+            HttpResponseMessage resp;
+            try
+            {
+                resp = await _http.SendAsync(req, ct);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new CliException($"cannot reach {_http.BaseAddress}: {e.Message}", CliRunner.Unavailable);
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new CliException($"{_http.BaseAddress} did not answer in time", CliRunner.Unavailable);
+            }
+
+            if (resp.IsSuccessStatusCode)
+            {
+                return resp;
+            }
+
+            var text = await resp.Content.ReadAsStringAsync(ct);
+            resp.Dispose();
+            string message;
+            try
+            {
+                var p = JsonNode.Parse(text);
+                message = p?["detail"]?.GetValue<string>() ?? p?["title"]?.GetValue<string>() ?? resp.ReasonPhrase ?? "";
+            }
+            catch (JsonException)
+            {
+                message = text.Length > 0 ? text : resp.ReasonPhrase ?? "";
+            }
+
+            var code = resp.StatusCode switch
+            {
+                HttpStatusCode.BadRequest or HttpStatusCode.Conflict or HttpStatusCode.UnsupportedMediaType or HttpStatusCode.RequestEntityTooLarge => CliRunner.Usage,
+                HttpStatusCode.NotFound => CliRunner.NotFound,
+                HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => CliRunner.Denied,
+                >= HttpStatusCode.InternalServerError => CliRunner.Unavailable,
+                _ => CliRunner.Failure,
+            };
+            throw new CliException($"{(int)resp.StatusCode} {message}", code);
+        }
+
+        public void Dispose() => _http.Dispose();
+    }
+}

@@ -1,0 +1,121 @@
+using System.CommandLine;
+using GpuCommons.Backends.Local;
+using GpuCommons.Server;
+using GpuCommons.Server.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace GpuCommons.Cli.Commands;
+
+/// <summary><c>gpuc serve</c>: the control-plane server on this machine (SQLite and the local backend by default).</summary>
+internal static class ServeCommands
+{
+    public static Command Create()
+    {
+        var urls = new Option<string>("--urls") { Description = "Where to listen", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var dataDir = new Option<string>("--data-dir") { Description = "SQLite file, job logs, backend state and admin-token live here", DefaultValueFactory = _ => "gpuc-data" };
+        var provider = new Option<string>("--db") { Description = "sqlite (default) or postgres", DefaultValueFactory = _ => "sqlite" };
+        var connection = new Option<string?>("--connection") { Description = "Database connection string (required for postgres; env GPUC_DB_CONNECTION)" };
+        var gpuMode = new Option<string>("--gpus") { Description = "auto (nvidia-smi, else virtual), real or virtual", DefaultValueFactory = _ => "auto" };
+        var virtualGpus = new Option<int>("--virtual-gpus") { Description = "GPUs to pretend when there is none", DefaultValueFactory = _ => 8 };
+        var webhook = new Option<string?>("--webhook") { Description = "URL that receives allocation alerts as JSON" };
+        var noDemo = new Option<bool>("--no-demo") { Description = "Do not seed the demo tenancy into a new database" };
+        var logJson = new Option<bool>("--log-json") { Description = "Structured JSON logs on stdout" };
+        var rate = new Option<decimal>("--rate") { Description = "Charge per GPU-hour", DefaultValueFactory = _ => 1000m };
+        var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
+        {
+            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate,
+        };
+        serve.SetAction(async (parse, ct) =>
+        {
+            var dir = Path.GetFullPath(parse.GetValue(dataDir)!);
+            var options = new ServerOptions
+            {
+                DataDir = dir,
+                Provider = parse.GetValue(provider)!,
+                ConnectionString = parse.GetValue(connection) ?? Environment.GetEnvironmentVariable("GPUC_DB_CONNECTION"),
+                WebhookUrl = parse.GetValue(webhook),
+                SeedDemo = !parse.GetValue(noDemo),
+                RatePerGpuHour = parse.GetValue(rate),
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message, CliRunner.Usage);
+            }
+
+            var mode = parse.GetValue(gpuMode) switch
+            {
+                "auto" => LocalGpuMode.Auto,
+                "real" => LocalGpuMode.Real,
+                "virtual" => LocalGpuMode.Virtual,
+                var m => throw new CliException($"--gpus must be auto, real or virtual, got '{m}'", CliRunner.Usage),
+            };
+            Directory.CreateDirectory(dir);
+            var backend = new LocalBackend(new LocalBackendOptions
+            {
+                StateDirectory = Path.Combine(dir, "backend"),
+                GpuMode = mode,
+                VirtualGpuCount = parse.GetValue(virtualGpus),
+                NodeName = "local-1",
+            });
+            var json = parse.GetValue(logJson);
+            var url = parse.GetValue(urls)!;
+            var app = ServerApp.Build(options, backend, b =>
+            {
+                b.WebHost.UseUrls(url.Split(';', StringSplitOptions.RemoveEmptyEntries));
+                b.Logging.ClearProviders();
+                if (json)
+                {
+                    b.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+                }
+                else
+                {
+                    b.Logging.AddSimpleConsole(o =>
+                    {
+                        o.SingleLine = true;
+                        o.UseUtcTimestamp = true;
+                        o.TimestampFormat = "HH:mm:ss ";
+                    });
+                }
+            });
+            var token = await ServerApp.InitialiseAsync(app, ct);
+            await app.StartAsync(ct);
+            var co = app.Services.GetRequiredService<Coordinator>();
+            await co.Ready.WaitAsync(ct);
+            var fleet = co.Discovered!;
+            await Console.Out.WriteLineAsync($"gpuc: fleet: {co.Fleet.TotalGpus} GPUs on {co.Fleet.Nodes.Count} node(s) from {fleet.Source}{(fleet.VirtualGpus ? " — VIRTUAL GPUs (no real GPU found or --gpus virtual)" : "")}");
+            await Console.Out.WriteLineAsync($"gpuc: database: {options.Provider} {(options.Provider == "sqlite" ? Path.Combine(dir, "gpuc.db") : "(connection string)")}");
+            await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
+            var tokenFile = Path.Combine(dir, "admin-token");
+            await Console.Out.WriteLineAsync(token is not null
+                ? $"gpuc: admin token: {token}  (written to {tokenFile})"
+                : $"gpuc: admin token: in {tokenFile} (database already initialised)");
+            if (token is not null && options.SeedDemo)
+            {
+                await Console.Out.WriteLineAsync($"gpuc: demo tenancy seeded: projects demo (PI alice, member bob), startup-demo; tokens in {Path.Combine(dir, "demo-tokens.json")}");
+            }
+
+            await Console.Out.FlushAsync(ct);
+            try
+            {
+                await app.WaitForShutdownAsync(ct);
+            }
+            finally
+            {
+                await app.StopAsync(CancellationToken.None);
+                await app.DisposeAsync();
+                await backend.DisposeAsync();
+            }
+
+            return 0;
+        });
+        return serve;
+    }
+}

@@ -1,0 +1,364 @@
+using GpuCommons.Core.Tenancy;
+using GpuCommons.Server.Data;
+using GpuCommons.Server.Engine;
+using GpuCommons.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.EntityFrameworkCore;
+
+namespace GpuCommons.Server.Api;
+
+public sealed class CreateUserRequest
+{
+    public string? Name { get; set; }
+    /// <summary>admin, operator, reviewer or user (default).</summary>
+    public string? Role { get; set; }
+}
+
+public sealed class CreateOrganisationRequest
+{
+    public string? Name { get; set; }
+    /// <summary>university, institute, companylab, startup or flagship.</summary>
+    public string? Type { get; set; }
+    public double? Shares { get; set; }
+}
+
+public sealed class CreateProjectRequest
+{
+    public string? Name { get; set; }
+    public string? Organisation { get; set; }
+    public double? Shares { get; set; }
+    public string? Description { get; set; }
+    /// <summary>User who becomes the project's PI (optional).</summary>
+    public string? Pi { get; set; }
+}
+
+public sealed class AddMemberRequest
+{
+    public string? User { get; set; }
+    /// <summary>pi or member (default).</summary>
+    public string? Role { get; set; }
+}
+
+public sealed record UserDto(string Name, string Role, IReadOnlyDictionary<string, string>? Projects = null, string? Token = null);
+public sealed record OrganisationDto(string Name, string Type, double Shares);
+public sealed record ProjectDto(string Name, string Organisation, double Shares, string? Description);
+public sealed record MemberDto(string User, string Role);
+
+internal static class TenancyApi
+{
+    public static void Map(RouteGroupBuilder api)
+    {
+        api.MapGet("/me", (HttpContext ctx) =>
+        {
+            var c = ctx.Caller();
+            return Results.Ok(new UserDto(c.User, c.Role, c.Projects));
+        }).WithTags("users").Produces<UserDto>();
+
+        var users = api.MapGroup("/users").WithTags("users");
+        users.MapPost("/", CreateUserAsync).Accepts<CreateUserRequest>("application/json").Produces<UserDto>(201).WithSummary("Create a user and their first token (admin)");
+        users.MapGet("/", async (HttpContext ctx, GpucDbFactory f, ServerOptions o, string? after, int? limit) =>
+        {
+            Require(ctx.Caller().IsAdmin);
+            await using var db = f.Create();
+            var take = Http.Limit(limit, o);
+            var q = db.Users.AsNoTracking();
+            if (after is not null)
+            {
+                q = q.Where(u => string.Compare(u.Name, after) > 0);
+            }
+
+            var rows = await q.OrderBy(u => u.Name).Take(take + 1).ToListAsync();
+            return Results.Ok(PageOf(rows, take, r => new UserDto(r.Name, r.Role), r => r.Name));
+        }).Produces<Page<UserDto>>();
+        users.MapPost("/{name}/tokens", async (HttpContext ctx, GpucDbFactory f, TimeProvider time, Coordinator co, string name) =>
+        {
+            var c = ctx.Caller();
+            if (!c.IsAdmin && c.User != name)
+            {
+                throw ApiException.NotFound($"user {name}");
+            }
+
+            await using var db = f.Create();
+            var user = await db.Users.FindAsync(name) ?? throw ApiException.NotFound($"user {name}");
+            var token = TokenService.Issue(db, name, time.GetUtcNow());
+            db.Events.Add(co.Event(c.User, "token.created", $"user/{name}", null, null));
+            await db.SaveChangesAsync();
+            return Results.Created($"/api/users/{name}", new UserDto(user.Name, user.Role, null, token));
+        }).Produces<UserDto>(201).WithSummary("Issue another token (admin or the user)");
+
+        var orgs = api.MapGroup("/organisations").WithTags("tenancy");
+        orgs.MapGet("/", async (HttpContext ctx, GpucDbFactory f, ServerOptions o, string? after, int? limit) =>
+        {
+            var c = ctx.Caller();
+            await using var db = f.Create();
+            var q = db.Organisations.AsNoTracking();
+            if (!c.SeesAllTenancy)
+            {
+                var mine = c.Projects.Keys.ToList();
+                var myOrgs = db.Projects.Where(p => mine.Contains(p.Name)).Select(p => p.Organisation);
+                q = q.Where(x => myOrgs.Contains(x.Name));
+            }
+
+            if (after is not null)
+            {
+                q = q.Where(x => string.Compare(x.Name, after) > 0);
+            }
+
+            var take = Http.Limit(limit, o);
+            var rows = await q.OrderBy(x => x.Name).Take(take + 1).ToListAsync();
+            return Results.Ok(PageOf(rows, take, r => new OrganisationDto(r.Name, r.Type, r.Shares), r => r.Name));
+        }).Produces<Page<OrganisationDto>>();
+        orgs.MapPost("/", CreateOrganisationAsync).Accepts<CreateOrganisationRequest>("application/json").Produces<OrganisationDto>(201).WithSummary("Create an organisation (admin)");
+
+        var projects = api.MapGroup("/projects").WithTags("tenancy");
+        projects.MapGet("/", async (HttpContext ctx, GpucDbFactory f, ServerOptions o, string? after, int? limit) =>
+        {
+            var c = ctx.Caller();
+            await using var db = f.Create();
+            var q = db.Projects.AsNoTracking();
+            if (!c.SeesAllTenancy)
+            {
+                var mine = c.Projects.Keys.ToList();
+                q = q.Where(p => mine.Contains(p.Name));
+            }
+
+            if (after is not null)
+            {
+                q = q.Where(x => string.Compare(x.Name, after) > 0);
+            }
+
+            var take = Http.Limit(limit, o);
+            var rows = await q.OrderBy(x => x.Name).Take(take + 1).ToListAsync();
+            return Results.Ok(PageOf(rows, take, r => new ProjectDto(r.Name, r.Organisation, r.Shares, r.Description), r => r.Name));
+        }).Produces<Page<ProjectDto>>();
+        projects.MapGet("/{name}", async (HttpContext ctx, GpucDbFactory f, string name) =>
+        {
+            var c = ctx.Caller();
+            if (!c.SeesAllTenancy && !c.InProject(name))
+            {
+                throw ApiException.NotFound($"project {name}");
+            }
+
+            await using var db = f.Create();
+            var p = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
+            return Results.Ok(new ProjectDto(p.Name, p.Organisation, p.Shares, p.Description));
+        }).Produces<ProjectDto>().ProducesProblem(404);
+        projects.MapPost("/", CreateProjectAsync).Accepts<CreateProjectRequest>("application/json").Produces<ProjectDto>(201).WithSummary("Create a project (admin)");
+        projects.MapGet("/{name}/members", async (HttpContext ctx, GpucDbFactory f, string name) =>
+        {
+            var c = ctx.Caller();
+            if (!c.SeesAllTenancy && !c.InProject(name))
+            {
+                throw ApiException.NotFound($"project {name}");
+            }
+
+            await using var db = f.Create();
+            if (await db.Projects.FindAsync(name) is null)
+            {
+                throw ApiException.NotFound($"project {name}");
+            }
+
+            var rows = await db.Memberships.AsNoTracking().Where(m => m.Project == name).OrderBy(m => m.User).ToListAsync();
+            return Results.Ok(rows.Select(m => new MemberDto(m.User, m.Role)).ToList());
+        }).Produces<List<MemberDto>>();
+        projects.MapPost("/{name}/members", AddMemberAsync).Accepts<AddMemberRequest>("application/json").Produces<MemberDto>(201).WithSummary("Add a member (admin or the project's PI)");
+        projects.MapDelete("/{name}/members/{user}", async (HttpContext ctx, GpucDbFactory f, TokenService tokens, Coordinator co, string name, string user) =>
+        {
+            var c = ctx.Caller();
+            if (!c.IsAdmin && !c.IsPi(name))
+            {
+                throw c.InProject(name) || c.SeesAllTenancy ? ApiException.Forbidden("only the PI or an admin manages members") : ApiException.NotFound($"project {name}");
+            }
+
+            await using var db = f.Create();
+            var m = await db.Memberships.FindAsync(name, user) ?? throw ApiException.NotFound($"member {user}");
+            db.Memberships.Remove(m);
+            db.Events.Add(co.Event(c.User, "member.removed", $"project/{name}", name, user));
+            await db.SaveChangesAsync();
+            tokens.Invalidate();
+            return Results.NoContent();
+        });
+    }
+
+    internal static void Require(bool allowed, string why = "your role does not allow this")
+    {
+        if (!allowed)
+        {
+            throw ApiException.Forbidden(why);
+        }
+    }
+
+    internal static Page<TDto> PageOf<TRow, TDto>(List<TRow> rows, int take, Func<TRow, TDto> map, Func<TRow, string> key)
+    {
+        string? next = null;
+        if (rows.Count > take)
+        {
+            rows.RemoveAt(rows.Count - 1);
+            next = key(rows[^1]);
+        }
+
+        return new Page<TDto>(rows.Select(map).ToList(), next);
+    }
+
+    internal static void CheckName(string? name, string field)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw ApiException.Field(field, "is required");
+        }
+
+        if (name.Length > 128 || name.Any(ch => char.IsControl(ch) || ch is '/' or '\\' or ','))
+        {
+            throw ApiException.Field(field, "at most 128 characters, without control characters, '/', '\\' or ','");
+        }
+    }
+
+    private static async Task<IResult> CreateUserAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, TimeProvider time, Coordinator co)
+    {
+        var c = ctx.Caller();
+        Require(c.IsAdmin);
+        var req = await Http.ReadAsync<CreateUserRequest>(ctx, o);
+        CheckName(req.Name, "name");
+        var role = req.Role ?? Caller.UserRole;
+        if (role is not (Caller.Admin or Caller.Operator or Caller.Reviewer or Caller.UserRole))
+        {
+            throw ApiException.Field("role", "must be admin, operator, reviewer or user");
+        }
+
+        await using var db = f.Create();
+        if (await db.Users.FindAsync(req.Name) is not null)
+        {
+            throw new ApiException(409, "conflict", "name", $"name: user '{req.Name}' exists");
+        }
+
+        db.Users.Add(new UserRow { Name = req.Name!, Role = role, Created = time.GetUtcNow() });
+        var token = TokenService.Issue(db, req.Name!, time.GetUtcNow());
+        db.Events.Add(co.Event(c.User, "user.created", $"user/{req.Name}", null, role));
+        await db.SaveChangesAsync();
+        return Results.Created($"/api/users/{req.Name}", new UserDto(req.Name!, role, null, token));
+    }
+
+    private static async Task<IResult> CreateOrganisationAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time)
+    {
+        var c = ctx.Caller();
+        Require(c.IsAdmin);
+        var req = await Http.ReadAsync<CreateOrganisationRequest>(ctx, o);
+        CheckName(req.Name, "name");
+        if (req.Type is null || !Enum.TryParse<OrganisationType>(req.Type, true, out var type) || int.TryParse(req.Type, out _))
+        {
+            throw ApiException.Field("type", "must be university, institute, companylab, startup or flagship");
+        }
+
+        var shares = req.Shares ?? 1;
+        if (!(shares > 0) || !double.IsFinite(shares))
+        {
+            throw ApiException.Field("shares", "must be a positive number");
+        }
+
+        var row = new OrganisationRow { Name = req.Name!, Type = type.ToString().ToLowerInvariant(), Shares = shares, Created = time.GetUtcNow() };
+        await co.RunAsync(async engine =>
+        {
+            await using var db = co.Db.Create();
+            if (await db.Organisations.FindAsync(row.Name) is not null)
+            {
+                throw new ApiException(409, "conflict", "name", $"name: organisation '{row.Name}' exists");
+            }
+
+            db.Organisations.Add(row);
+            db.Events.Add(co.Event(c.User, "organisation.created", $"organisation/{row.Name}", null, row.Type));
+            await db.SaveChangesAsync();
+            engine.AddOrganisation(co.OrganisationSpecFor(row.Name, type, shares));
+            return true;
+        });
+        return Results.Created($"/api/organisations/{row.Name}", new OrganisationDto(row.Name, row.Type, row.Shares));
+    }
+
+    private static async Task<IResult> CreateProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, TokenService tokens)
+    {
+        var c = ctx.Caller();
+        Require(c.IsAdmin);
+        var req = await Http.ReadAsync<CreateProjectRequest>(ctx, o);
+        CheckName(req.Name, "name");
+        CheckName(req.Organisation, "organisation");
+        var shares = req.Shares ?? 1;
+        if (!(shares > 0) || !double.IsFinite(shares))
+        {
+            throw ApiException.Field("shares", "must be a positive number");
+        }
+
+        var row = new ProjectRow { Name = req.Name!, Organisation = req.Organisation!, Shares = shares, Description = req.Description, Created = time.GetUtcNow() };
+        await co.RunAsync(async engine =>
+        {
+            await using var db = co.Db.Create();
+            if (await db.Projects.FindAsync(row.Name) is not null)
+            {
+                throw new ApiException(409, "conflict", "name", $"name: project '{row.Name}' exists");
+            }
+
+            var org = await db.Organisations.FindAsync(row.Organisation) ?? throw ApiException.Field("organisation", $"unknown organisation '{row.Organisation}'");
+            if (req.Pi is not null && await db.Users.FindAsync(req.Pi) is null)
+            {
+                throw ApiException.Field("pi", $"unknown user '{req.Pi}'");
+            }
+
+            db.Projects.Add(row);
+            if (req.Pi is not null)
+            {
+                db.Memberships.Add(new MembershipRow { Project = row.Name, User = req.Pi, Role = "pi" });
+            }
+
+            db.Events.Add(co.Event(c.User, "project.created", $"project/{row.Name}", row.Name, row.Organisation));
+            await db.SaveChangesAsync();
+            engine.AddProject(new ProjectSpec(row.Name, row.Organisation) { Shares = shares });
+            co.OnProjectAdded(row.Name, org.Type);
+            return true;
+        });
+        tokens.Invalidate();
+        return Results.Created($"/api/projects/{row.Name}", new ProjectDto(row.Name, row.Organisation, row.Shares, row.Description));
+    }
+
+    private static async Task<IResult> AddMemberAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, Coordinator co, TokenService tokens, string name)
+    {
+        var c = ctx.Caller();
+        if (!c.IsAdmin && !c.IsPi(name))
+        {
+            throw c.InProject(name) || c.SeesAllTenancy ? ApiException.Forbidden("only the PI or an admin manages members") : ApiException.NotFound($"project {name}");
+        }
+
+        var req = await Http.ReadAsync<AddMemberRequest>(ctx, o);
+        CheckName(req.User, "user");
+        var role = req.Role ?? "member";
+        if (role is not ("pi" or "member"))
+        {
+            throw ApiException.Field("role", "must be pi or member");
+        }
+
+        await using var db = f.Create();
+        if (await db.Projects.FindAsync(name) is null)
+        {
+            throw ApiException.NotFound($"project {name}");
+        }
+
+        if (await db.Users.FindAsync(req.User) is null)
+        {
+            throw ApiException.Field("user", $"unknown user '{req.User}'");
+        }
+
+        var m = await db.Memberships.FindAsync(name, req.User);
+        if (m is null)
+        {
+            db.Memberships.Add(new MembershipRow { Project = name, User = req.User!, Role = role });
+        }
+        else
+        {
+            m.Role = role;
+        }
+
+        db.Events.Add(co.Event(c.User, "member.added", $"project/{name}", name, $"{req.User} as {role}"));
+        await db.SaveChangesAsync();
+        tokens.Invalidate();
+        return Results.Created($"/api/projects/{name}/members", new MemberDto(req.User!, role));
+    }
+}

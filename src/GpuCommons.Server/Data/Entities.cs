@@ -1,0 +1,171 @@
+namespace GpuCommons.Server.Data;
+
+// Rows of the control plane's database. Times are UTC; GPU-hours are doubles, money is decimal.
+
+public sealed class OrganisationRow
+{
+    public required string Name { get; set; }
+    public required string Type { get; set; }
+    public double Shares { get; set; } = 1;
+    public DateTimeOffset Created { get; set; }
+}
+
+public sealed class ProjectRow
+{
+    public required string Name { get; set; }
+    public required string Organisation { get; set; }
+    public double Shares { get; set; } = 1;
+    public string? Description { get; set; }
+    public DateTimeOffset Created { get; set; }
+}
+
+public sealed class UserRow
+{
+    public required string Name { get; set; }
+    /// <summary>admin, operator, reviewer or user (project roles are memberships).</summary>
+    public required string Role { get; set; }
+    public DateTimeOffset Created { get; set; }
+}
+
+public sealed class TokenRow
+{
+    /// <summary>SHA-256 of the token, lowercase hex; the token itself is never stored.</summary>
+    public required string Hash { get; set; }
+    public required string User { get; set; }
+    public DateTimeOffset Created { get; set; }
+}
+
+public sealed class MembershipRow
+{
+    public required string Project { get; set; }
+    public required string User { get; set; }
+    /// <summary>pi or member.</summary>
+    public required string Role { get; set; }
+}
+
+public sealed class AllocationRequestRow
+{
+    public long Id { get; set; }
+    public required string Project { get; set; }
+    public string? Partition { get; set; }
+    public double GpuHours { get; set; }
+    public required string Justification { get; set; }
+    public required string RequestedBy { get; set; }
+    /// <summary>submitted, awarded or rejected.</summary>
+    public required string State { get; set; }
+    public int? Score { get; set; }
+    public double? AwardedGpuHours { get; set; }
+    public string? ReviewedBy { get; set; }
+    public string? Comment { get; set; }
+    public string? AllocationId { get; set; }
+    public DateTimeOffset Created { get; set; }
+    public DateTimeOffset? Decided { get; set; }
+}
+
+public sealed class AllocationRow
+{
+    public required string Id { get; set; }
+    public required string Project { get; set; }
+    public string? Partition { get; set; }
+    /// <summary>GPU-hours awarded in total.</summary>
+    public double AwardedGpuHours { get; set; }
+    public int Tranches { get; set; } = 1;
+    public int TranchesReleased { get; set; } = 1;
+    public DateTimeOffset Start { get; set; }
+    public DateTimeOffset End { get; set; }
+    /// <summary>Alerts already sent: bit 0 = 50%, 1 = 80%, 2 = 100%, 3 = expiry soon, 4 = expired.</summary>
+    public int AlertsSent { get; set; }
+    public long? RequestId { get; set; }
+    public DateTimeOffset Created { get; set; }
+
+    /// <summary>GPU-hours usable now: the released tranches of the award.</summary>
+    public double ReleasedGpuHours => Tranches <= 1 ? AwardedGpuHours : AwardedGpuHours * TranchesReleased / Tranches;
+}
+
+public sealed class JobRow
+{
+    public long Id { get; set; }
+    public required string Project { get; set; }
+    public required string User { get; set; }
+    public string Name { get; set; } = "";
+    public string? Partition { get; set; }
+    public double Gpus { get; set; }
+    public int? Nodes { get; set; }
+    public int? GpusPerNode { get; set; }
+    public long WalltimeSeconds { get; set; }
+    public string Priority { get; set; } = "normal";
+    public bool Checkpointable { get; set; }
+    public bool Requeueable { get; set; } = true;
+    /// <summary>JSON array of strings.</summary>
+    public required string Command { get; set; }
+    public string? WorkingDirectory { get; set; }
+    /// <summary>JSON object of strings.</summary>
+    public string? Environment { get; set; }
+    /// <summary>pending, running, finished, failed or cancelled.</summary>
+    public required string State { get; set; }
+    public DateTimeOffset SubmitTime { get; set; }
+    public DateTimeOffset? StartTime { get; set; }
+    public DateTimeOffset? EndTime { get; set; }
+    public int Attempt { get; set; }
+    /// <summary>GPU slots while running: <c>node:gpu:milli;…</c> with node indices of the fleet.</summary>
+    public string? Slots { get; set; }
+    /// <summary>Readable placement (<c>node:gpu;…</c>).</summary>
+    public string? Placement { get; set; }
+    public double HeldGpus { get; set; }
+    public string? AllocationId { get; set; }
+    public string? BackendId { get; set; }
+    public string? StdoutPath { get; set; }
+    public string? StderrPath { get; set; }
+    public int? ExitCode { get; set; }
+    public string? Outcome { get; set; }
+    public bool CancelRequested { get; set; }
+    public string? IdempotencyKey { get; set; }
+
+    public JobRow Clone() => (JobRow)MemberwiseClone();
+}
+
+public sealed class LedgerRow
+{
+    public long Id { get; set; }
+    public long JobId { get; set; }
+    public int Attempt { get; set; }
+    public required string AllocationId { get; set; }
+    public required string Project { get; set; }
+    public required string User { get; set; }
+    public required string Partition { get; set; }
+    public double HeldGpus { get; set; }
+    public double Seconds { get; set; }
+    public double GpuHours { get; set; }
+    public decimal Amount { get; set; }
+    public DateTimeOffset Time { get; set; }
+}
+
+public sealed class EventRow
+{
+    public long Id { get; set; }
+    public DateTimeOffset Time { get; set; }
+    public required string Actor { get; set; }
+    /// <summary>Dotted kind: <c>job.submitted</c>, <c>allocation.alert</c>, <c>node.drained</c>, …</summary>
+    public required string Kind { get; set; }
+    public required string Subject { get; set; }
+    /// <summary>Project the event belongs to, for tenant filtering (null: center-wide).</summary>
+    public string? Project { get; set; }
+    public string? Detail { get; set; }
+}
+
+public sealed class NodeStateRow
+{
+    public required string Node { get; set; }
+    public required string State { get; set; }
+    public string? Reason { get; set; }
+}
+
+public sealed class ReservationRow
+{
+    public required string Name { get; set; }
+    /// <summary>Comma-separated node names.</summary>
+    public required string Nodes { get; set; }
+    public DateTimeOffset Start { get; set; }
+    public DateTimeOffset End { get; set; }
+    public string? Project { get; set; }
+}

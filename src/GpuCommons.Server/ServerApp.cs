@@ -1,0 +1,216 @@
+using System.Text.Json;
+using GpuCommons.Backends;
+using GpuCommons.Core;
+using GpuCommons.Server.Api;
+using GpuCommons.Server.Data;
+using GpuCommons.Server.Engine;
+using GpuCommons.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace GpuCommons.Server;
+
+/// <summary>Builds and starts the control-plane server: used by <c>gpuc serve</c> and by the tests.</summary>
+public static class ServerApp
+{
+    /// <summary>Builds the web application. Call <see cref="InitialiseAsync"/> before starting it.</summary>
+    public static WebApplication Build(ServerOptions options, IJobBackend backend, Action<WebApplicationBuilder>? configure = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(backend);
+        options.Validate();
+        Directory.CreateDirectory(options.DataDir);
+        Directory.CreateDirectory(options.LogDirectory);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(ServerApp).Assembly.GetName().Name, ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = Math.Max(8L * 1024 * 1024, options.MaxBodyBytes * 2L);
+            k.Limits.MaxRequestHeadersTotalSize = 64 * 1024;
+        });
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(backend);
+        builder.Services.AddSingleton(time ?? TimeProvider.System);
+        builder.Services.AddSingleton(new GpucDbFactory(options.Provider, options.ResolveConnectionString()));
+        builder.Services.AddSingleton<ServerMetrics>();
+        builder.Services.AddSingleton<TokenService>();
+        builder.Services.AddHttpClient("webhook", c => c.Timeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddSingleton<Coordinator>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Coordinator>());
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
+        {
+            doc.Info.Title = "GpuCommons control plane";
+            doc.Info.Description = "Tenants, allocations, jobs, fleet and accounting of a shared GPU center. Authenticate with 'Authorization: Bearer <token>'.";
+            return Task.CompletedTask;
+        }));
+        builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+        });
+        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.Use(ErrorsAsProblems);
+        app.Use(Authenticate);
+        app.MapOpenApi();
+        app.MapGet("/healthz", (Coordinator co) => co.IsReady ? Results.Text("ok") : Results.Text("starting", statusCode: 503)).ExcludeFromDescription();
+        app.MapGet("/readyz", (Coordinator co) => co.IsReady ? Results.Text("ready") : Results.Text("starting", statusCode: 503)).ExcludeFromDescription();
+        app.MapGet("/livez", () => Results.Text("ok")).ExcludeFromDescription();
+        app.MapGet("/metrics", (ServerMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4")).ExcludeFromDescription();
+        var api = app.MapGroup("/api");
+        JobsApi.Map(api);
+        TenancyApi.Map(api);
+        AllocationsApi.Map(api);
+        FleetApi.Map(api);
+        return app;
+    }
+
+    /// <summary>Creates or migrates the database, and seeds the first admin (and the demo tenancy) into an empty one.</summary>
+    /// <returns>The first admin's token when it was created now; null when the database already had users.</returns>
+    public static async Task<string?> InitialiseAsync(WebApplication app, CancellationToken ct = default)
+    {
+        var options = app.Services.GetRequiredService<ServerOptions>();
+        var factory = app.Services.GetRequiredService<GpucDbFactory>();
+        var time = app.Services.GetRequiredService<TimeProvider>();
+        await factory.MigrateAsync(ct);
+        await using var db = factory.Create();
+        if (await db.Users.AnyAsync(ct))
+        {
+            return null;
+        }
+
+        var now = time.GetUtcNow();
+        db.Users.Add(new UserRow { Name = "admin", Role = Caller.Admin, Created = now });
+        var adminToken = TokenService.Issue(db, "admin", now);
+        db.Events.Add(new EventRow { Time = now, Actor = "system", Kind = "user.created", Subject = "user/admin", Detail = "first admin" });
+        var demoTokens = new Dictionary<string, string>();
+        if (options.SeedDemo)
+        {
+            db.Organisations.Add(new OrganisationRow { Name = "University 01", Type = "university", Created = now });
+            db.Organisations.Add(new OrganisationRow { Name = "Startup 001", Type = "startup", Created = now });
+            db.Projects.Add(new ProjectRow { Name = "demo", Organisation = "University 01", Description = "demo project", Created = now });
+            db.Projects.Add(new ProjectRow { Name = "startup-demo", Organisation = "Startup 001", Description = "demo startup project", Created = now });
+            foreach (var (user, role) in new[] { ("alice", Caller.UserRole), ("bob", Caller.UserRole), ("carol", Caller.Reviewer), ("oscar", Caller.Operator), ("sam", Caller.UserRole) })
+            {
+                db.Users.Add(new UserRow { Name = user, Role = role, Created = now });
+                demoTokens[user] = TokenService.Issue(db, user, now);
+            }
+
+            db.Memberships.Add(new MembershipRow { Project = "demo", User = "alice", Role = "pi" });
+            db.Memberships.Add(new MembershipRow { Project = "demo", User = "bob", Role = "member" });
+            db.Memberships.Add(new MembershipRow { Project = "startup-demo", User = "sam", Role = "pi" });
+            db.Allocations.Add(new AllocationRow { Id = "demo-2026", Project = "demo", AwardedGpuHours = 10_000, Start = now.AddMinutes(-1), End = now.AddMonths(6), Created = now });
+            db.Allocations.Add(new AllocationRow { Id = "startup-demo-2026", Project = "startup-demo", AwardedGpuHours = 1_000, Start = now.AddMinutes(-1), End = now.AddMonths(4), Created = now });
+            db.Events.Add(new EventRow { Time = now, Actor = "system", Kind = "demo.seeded", Subject = "tenancy", Detail = "organisations University 01, Startup 001; projects demo, startup-demo" });
+        }
+
+        await db.SaveChangesAsync(ct);
+        var tokenFile = Path.Combine(options.DataDir, "admin-token");
+        await File.WriteAllTextAsync(tokenFile, adminToken + "\n", ct);
+        TryRestrict(tokenFile);
+        if (demoTokens.Count > 0)
+        {
+            var demoFile = Path.Combine(options.DataDir, "demo-tokens.json");
+            await File.WriteAllTextAsync(demoFile, JsonSerializer.Serialize(demoTokens, new JsonSerializerOptions { WriteIndented = true }), ct);
+            TryRestrict(demoFile);
+        }
+
+        return adminToken;
+    }
+
+    private static void TryRestrict(string path)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+
+    private static async Task ErrorsAsProblems(HttpContext ctx, RequestDelegate next)
+    {
+        try
+        {
+            await next(ctx);
+        }
+        catch (Exception e) when (!ctx.Response.HasStarted)
+        {
+            var (status, title, detail, field) = e switch
+            {
+                ApiException a => (a.Status, a.Title, a.Detail, a.FieldName),
+                SpecException s => (400, "invalid request", s.Message, s.Field),
+                BadHttpRequestException b => (b.StatusCode, "invalid request", b.Message, FieldOf(b.Message)),
+                OperationCanceledException when ctx.RequestAborted.IsCancellationRequested => (499, "client closed request", null, null),
+                _ => (500, "internal error", "the server failed; see its log", null),
+            };
+            if (status == 500)
+            {
+                ctx.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("GpuCommons.Server.Api").LogError(e, "request {Method} {Path} failed", ctx.Request.Method, ctx.Request.Path);
+            }
+
+            ctx.Response.Clear();
+            ctx.Response.StatusCode = status;
+            await Http.Problem(status, title, detail, field).ExecuteAsync(ctx);
+        }
+    }
+
+    private static string? FieldOf(string message)
+    {
+        // 'Failed to bind parameter "int? limit" from "abc".'
+        var i = message.IndexOf('"', StringComparison.Ordinal);
+        var j = i >= 0 ? message.IndexOf('"', i + 1) : -1;
+        if (j <= i)
+        {
+            return null;
+        }
+
+        var p = message[(i + 1)..j];
+        var space = p.LastIndexOf(' ');
+        return space >= 0 ? p[(space + 1)..] : p;
+    }
+
+    private static async Task Authenticate(HttpContext ctx, RequestDelegate next)
+    {
+        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal))
+        {
+            await next(ctx);
+            return;
+        }
+
+        var header = ctx.Request.Headers.Authorization.ToString();
+        const string prefix = "Bearer ";
+        Caller? caller = null;
+        if (header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) && header.Length > prefix.Length && header.Length < 512)
+        {
+            caller = await ctx.RequestServices.GetRequiredService<TokenService>().ResolveAsync(header[prefix.Length..].Trim(), ctx.RequestAborted);
+        }
+
+        if (caller is null)
+        {
+            ctx.Response.StatusCode = 401;
+            ctx.Response.Headers.WWWAuthenticate = "Bearer";
+            await Http.Problem(401, "unauthorized", "a valid bearer token is required", null).ExecuteAsync(ctx);
+            return;
+        }
+
+        var co = ctx.RequestServices.GetRequiredService<Coordinator>();
+        if (!co.IsReady)
+        {
+            ctx.Response.StatusCode = 503;
+            await Http.Problem(503, "starting", "the server is rebuilding its state; retry shortly", null).ExecuteAsync(ctx);
+            return;
+        }
+
+        ctx.Items["caller"] = caller;
+        await next(ctx);
+    }
+}

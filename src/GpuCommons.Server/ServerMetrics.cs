@@ -1,0 +1,103 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+
+namespace GpuCommons.Server;
+
+/// <summary>Counters and gauges exposed at <c>/metrics</c> in the Prometheus text format.</summary>
+public sealed class ServerMetrics
+{
+    private static readonly double[] Buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
+    private readonly long[] _admissionBuckets = new long[Buckets.Length + 1];
+    private readonly ConcurrentDictionary<string, long> _outcomes = new(StringComparer.Ordinal);
+    private readonly object _lock = new();
+    private double _admissionSum;
+    private long _admissionCount;
+    private long _submitted;
+
+    /// <summary>Pending jobs by tenant class (organisation type), set by the scheduler loop.</summary>
+    public IReadOnlyDictionary<string, int> QueueByClass { get; set; } = new Dictionary<string, int>();
+    public double GpusAllocated { get; set; }
+    public int GpusTotal { get; set; }
+    public int GpusUp { get; set; }
+    public int Running { get; set; }
+    public long Cycles { get; set; }
+
+    public void Submitted(int n) => Interlocked.Add(ref _submitted, n);
+
+    public void Outcome(string state) => _outcomes.AddOrUpdate(state, 1, static (_, v) => v + 1);
+
+    /// <summary>Records the time from submission to start of one job.</summary>
+    public void Admitted(TimeSpan wait)
+    {
+        var s = Math.Max(0, wait.TotalSeconds);
+        lock (_lock)
+        {
+            var i = 0;
+            while (i < Buckets.Length && s > Buckets[i])
+            {
+                i++;
+            }
+
+            _admissionBuckets[i]++;
+            _admissionSum += s;
+            _admissionCount++;
+        }
+    }
+
+    public string Render()
+    {
+        var sb = new StringBuilder();
+        var c = CultureInfo.InvariantCulture;
+        sb.AppendLine("# HELP gpuc_queue_pending_jobs Pending jobs by tenant class.");
+        sb.AppendLine("# TYPE gpuc_queue_pending_jobs gauge");
+        foreach (var (k, v) in QueueByClass.OrderBy(x => x.Key, StringComparer.Ordinal))
+        {
+            sb.Append(c, $"gpuc_queue_pending_jobs{{tenant_class=\"{k}\"}} {v}\n");
+        }
+
+        sb.AppendLine("# HELP gpuc_gpus_allocated GPUs given to running jobs.");
+        sb.AppendLine("# TYPE gpuc_gpus_allocated gauge");
+        sb.Append(c, $"gpuc_gpus_allocated {GpusAllocated}\n");
+        sb.AppendLine("# HELP gpuc_gpus_total GPUs in the fleet.");
+        sb.AppendLine("# TYPE gpuc_gpus_total gauge");
+        sb.Append(c, $"gpuc_gpus_total {GpusTotal}\n");
+        sb.AppendLine("# HELP gpuc_gpus_up GPUs on nodes that accept jobs.");
+        sb.AppendLine("# TYPE gpuc_gpus_up gauge");
+        sb.Append(c, $"gpuc_gpus_up {GpusUp}\n");
+        sb.AppendLine("# HELP gpuc_jobs_running Running jobs.");
+        sb.AppendLine("# TYPE gpuc_jobs_running gauge");
+        sb.Append(c, $"gpuc_jobs_running {Running}\n");
+        sb.AppendLine("# HELP gpuc_jobs_submitted_total Jobs accepted by the API.");
+        sb.AppendLine("# TYPE gpuc_jobs_submitted_total counter");
+        sb.Append(c, $"gpuc_jobs_submitted_total {Interlocked.Read(ref _submitted)}\n");
+        sb.AppendLine("# HELP gpuc_job_outcomes_total Jobs ended, by final state.");
+        sb.AppendLine("# TYPE gpuc_job_outcomes_total counter");
+        foreach (var (k, v) in _outcomes.OrderBy(x => x.Key, StringComparer.Ordinal))
+        {
+            sb.Append(c, $"gpuc_job_outcomes_total{{outcome=\"{k}\"}} {v}\n");
+        }
+
+        sb.AppendLine("# HELP gpuc_scheduler_cycles_total Full scheduling cycles.");
+        sb.AppendLine("# TYPE gpuc_scheduler_cycles_total counter");
+        sb.Append(c, $"gpuc_scheduler_cycles_total {Cycles}\n");
+        sb.AppendLine("# HELP gpuc_admission_latency_seconds Time from submission to start.");
+        sb.AppendLine("# TYPE gpuc_admission_latency_seconds histogram");
+        lock (_lock)
+        {
+            long cum = 0;
+            for (var i = 0; i < Buckets.Length; i++)
+            {
+                cum += _admissionBuckets[i];
+                sb.Append(c, $"gpuc_admission_latency_seconds_bucket{{le=\"{Buckets[i]}\"}} {cum}\n");
+            }
+
+            cum += _admissionBuckets[^1];
+            sb.Append(c, $"gpuc_admission_latency_seconds_bucket{{le=\"+Inf\"}} {cum}\n");
+            sb.Append(c, $"gpuc_admission_latency_seconds_sum {_admissionSum}\n");
+            sb.Append(c, $"gpuc_admission_latency_seconds_count {_admissionCount}\n");
+        }
+
+        return sb.ToString();
+    }
+}

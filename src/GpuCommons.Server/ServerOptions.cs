@@ -1,0 +1,77 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace GpuCommons.Server;
+
+/// <summary>Settings of one control-plane server. Each default is documented; <see cref="Validate"/> runs at start.</summary>
+public sealed class ServerOptions
+{
+    /// <summary>Directory for the SQLite file, job logs and the admin token. Default: <c>./gpuc-data</c>.</summary>
+    public string DataDir { get; set; } = "gpuc-data";
+
+    /// <summary><c>sqlite</c> (default) or <c>postgres</c>.</summary>
+    public string Provider { get; set; } = "sqlite";
+
+    /// <summary>Connection string; default: a SQLite file <c>gpuc.db</c> in <see cref="DataDir"/>.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>Charge per GPU-hour for partitions discovered from a backend. Default 1,000.</summary>
+    [Range(0, 1e9)]
+    public decimal RatePerGpuHour { get; set; } = 1000;
+
+    /// <summary>Longest walltime a job may ask for. Default 7 days.</summary>
+    public TimeSpan MaxWalltime { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Time between full scheduling cycles. Default 2 s.</summary>
+    public TimeSpan FullCycleInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Time between polls of the backend for job events. Default 100 ms.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Grace between the stop signal and the kill when cancelling. Default 10 s.</summary>
+    public TimeSpan CancelGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Warn this long before an allocation expires. Default 7 days.</summary>
+    public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Where allocation alerts are POSTed as JSON; null: events only.</summary>
+    public string? WebhookUrl { get; set; }
+
+    /// <summary>Largest request body accepted by the API. Default 256 KiB.</summary>
+    [Range(1024, 64 * 1024 * 1024)]
+    public int MaxBodyBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Largest page of a list. Default 1,000 (default page 100).</summary>
+    [Range(1, 100_000)]
+    public int MaxPageSize { get; set; } = 1000;
+
+    /// <summary>Most submissions written in one transaction (group commit). Default 2,048.</summary>
+    [Range(1, 100_000)]
+    public int MaxSubmitBatch { get; set; } = 2048;
+
+    /// <summary>Seed a demo tenancy (organisations, projects, users, an allocation) into an empty database. Default true.</summary>
+    public bool SeedDemo { get; set; } = true;
+
+    public string LogDirectory => Path.Combine(DataDir, "logs");
+
+    public string ResolveConnectionString() =>
+        ConnectionString ?? $"Data Source={Path.Combine(DataDir, "gpuc.db")};Pooling=True";
+
+    public void Validate()
+    {
+        var results = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(this, new ValidationContext(this), results, true))
+        {
+            throw new ArgumentException(results[0].ErrorMessage, results[0].MemberNames.FirstOrDefault());
+        }
+
+        if (Provider is not ("sqlite" or "postgres"))
+        {
+            throw new ArgumentException($"provider must be sqlite or postgres, got '{Provider}'", nameof(Provider));
+        }
+
+        if (Provider == "postgres" && string.IsNullOrWhiteSpace(ConnectionString))
+        {
+            throw new ArgumentException("postgres needs a connection string", nameof(ConnectionString));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using GpuCommons.Simulation.Metrics;
+
+namespace GpuCommons.Simulation;
+
+/// <summary>One time-series sample: the state of the fleet and the queue at <see cref="Seconds"/>.</summary>
+public sealed record TimeSample(double Seconds, int Pending, int Running, double AllocatedGpus, int UpGpus, int StrandedGpus, int Preempting, double[] AllocatedByClass, double[] PendingGpusByClass);
+
+/// <summary>Figures of one month (by submit month for waits), per tenant class.</summary>
+public sealed class MonthStats(int month, int classes)
+{
+    public int Month { get; } = month;
+    /// <summary>GPU-hours of demand left waiting: GPUs asked by pending jobs × hours pending, in this month.</summary>
+    public double[] UnservedGpuHours { get; } = new double[classes];
+    /// <summary>GPU-hours allocated to running jobs in this month.</summary>
+    public double[] AllocatedGpuHours { get; } = new double[classes];
+    /// <summary>GPU-hours of work submitted in this month.</summary>
+    public double[] DemandGpuHours { get; } = new double[classes];
+    /// <summary>Waits (first start − submit) of jobs submitted this month that started.</summary>
+    public QuantileSketch[] Wait { get; } = [.. Enumerable.Range(0, classes).Select(_ => new QuantileSketch())];
+    /// <summary>Jobs submitted this month that never started before the end of the run.</summary>
+    public long[] NeverStarted { get; } = new long[classes];
+}
+
+/// <summary>What a simulation measured.</summary>
+public sealed class SimulationResult
+{
+    public required string Policy { get; init; }
+    public required string Fleet { get; init; }
+    public required string Workload { get; init; }
+    public required int Gpus { get; init; }
+    public required int Nodes { get; init; }
+    public required MetricGroup All { get; init; }
+    public required IReadOnlyList<MetricGroup> ByClass { get; init; }
+    public required IReadOnlyList<MetricGroup> BySize { get; init; }
+    public required IReadOnlyList<string> Classes { get; init; }
+    public required IReadOnlyList<TimeSample> Series { get; init; }
+    public required IReadOnlyList<MonthStats> Months { get; init; }
+    public long Jobs { get; init; }
+    public long Unfinished { get; init; }
+    public double AvgJctLowerBound { get; init; }
+    public double MakespanSeconds { get; init; }
+    public double MakespanLowerBound { get; init; }
+    public double OfferedLoad { get; init; }
+    public double GpuAllocation { get; init; }
+    public double GpuUtilization { get; init; }
+    public double StrandedGpusAvg { get; init; }
+    public double SimulatedSeconds { get; init; }
+    public long Events { get; init; }
+    public long FullCycles { get; init; }
+    public long Cycles { get; init; }
+    public long NodeFailures { get; init; }
+    public double WallSeconds { get; set; }
+    public double PeakMemoryMb { get; set; }
+
+    public double AvgJctRatio => AvgJctLowerBound > 0 ? All.Jct.Mean / AvgJctLowerBound : 0;
+
+    public Dictionary<string, object?> ToJson()
+    {
+        var json = new Dictionary<string, object?>
+        {
+            ["policy"] = Policy,
+            ["fleet"] = Fleet,
+            ["workload"] = Workload,
+            ["gpus"] = Gpus,
+            ["nodes"] = Nodes,
+            ["jobs"] = Jobs,
+            ["finished"] = All.Finished,
+            ["failed"] = All.Failed,
+            ["rejected"] = All.Rejected,
+            ["unfinished"] = Unfinished,
+            ["wall_seconds"] = Math.Round(WallSeconds, 3),
+            ["peak_memory_mb"] = Math.Round(PeakMemoryMb, 1),
+            ["jobs_per_second"] = WallSeconds > 0 ? Math.Round(Jobs / WallSeconds, 1) : 0,
+            ["avg_jct_s"] = MetricGroup.R(All.Jct.Mean),
+            ["avg_jct_lower_bound_s"] = MetricGroup.R(AvgJctLowerBound),
+            ["avg_jct_ratio"] = MetricGroup.R(AvgJctRatio),
+            ["mean_wait_s"] = MetricGroup.R(All.Wait.Mean),
+            ["p50_wait_s"] = MetricGroup.R(All.Wait.Quantile(0.5)),
+            ["p95_wait_s"] = MetricGroup.R(All.Wait.Quantile(0.95)),
+            ["p99_wait_s"] = MetricGroup.R(All.Wait.Quantile(0.99)),
+            ["mean_slowdown"] = MetricGroup.R(All.Slowdown.Mean),
+            ["ftf_mean"] = MetricGroup.R(All.FinishTimeFairness.Mean),
+            ["ftf_max"] = MetricGroup.R(All.FinishTimeFairness.Count == 0 ? 0 : All.FinishTimeFairness.Max),
+            ["makespan_s"] = MetricGroup.R(MakespanSeconds),
+            ["makespan_lower_bound_s"] = MetricGroup.R(MakespanLowerBound),
+            ["gpu_allocation"] = Math.Round(GpuAllocation, 4),
+            ["gpu_utilization"] = Math.Round(GpuUtilization, 4),
+            ["utilization_upper_bound"] = Math.Round(Math.Min(1, OfferedLoad), 4),
+            ["offered_load"] = Math.Round(OfferedLoad, 4),
+            ["stranded_gpus_avg"] = MetricGroup.R(StrandedGpusAvg),
+            ["preemptions"] = All.Preemptions,
+            ["lost_gpu_hours"] = MetricGroup.R(All.LostGpuHours),
+            ["charged_gpu_hours"] = MetricGroup.R(All.ChargedGpuHours),
+            ["node_failures"] = NodeFailures,
+            ["simulated_seconds"] = MetricGroup.R(SimulatedSeconds),
+            ["events"] = Events,
+            ["scheduling_cycles"] = Cycles,
+            ["full_cycles"] = FullCycles,
+            ["by_class"] = ByClass.Where(g => g.Submitted > 0).ToDictionary(g => g.Name, g => (object)g.ToJson()),
+            ["by_size"] = BySize.Where(g => g.Submitted > 0).ToDictionary(g => g.Name, g => (object)g.ToJson()),
+        };
+        return json;
+    }
+}

@@ -1,0 +1,272 @@
+using GpuCommons.Core.Jobs;
+using GpuCommons.Core.Tenancy;
+using GpuCommons.Scheduling.Tests.Support;
+using static GpuCommons.Scheduling.Tests.Support.Dsl;
+
+namespace GpuCommons.Scheduling.Tests.Scenarios;
+
+/// <summary>Quota (nominal, borrowing, lending, reclaim), priority classes, grants and charges.</summary>
+public sealed class AdmissionTests
+{
+    private static QuotaSpec Q(double nominal, double? borrow = null, double? lend = null) => new("p", nominal, borrow, lend);
+
+    /// <summary>16 GPUs (two 8-GPU nodes); organisations oa and ob with 8 GPUs nominal each, projects a and b inside them.</summary>
+    private static CheckedEngine TwoTenants(double? borrowA = null, double? lendB = null, SchedulerOptions? options = null)
+    {
+        var tenancy = Tenants()
+            .Org("oa", quotas: [Q(8)]).Org("ob", quotas: [Q(8, lend: lendB)])
+            .Project("a", "oa", quotas: [Q(8, borrowA)])
+            .Project("b", "ob", quotas: [Q(8, lend: lendB)])
+            .Obj();
+        return new CheckedEngine(TestFleets.Flat(2, 8), tenancy, options ?? new SchedulerOptions { Ordering = OrderingPolicy.Fifo });
+    }
+
+    [Fact]
+    public void Borrowing_IdleQuotaOfAnotherTenant_IsUsed()
+    {
+        var e = TwoTenants();
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(6).Hours(10));
+        e.Schedule();
+
+        e.IsRunning(1).ShouldBeTrue();
+        e.IsRunning(2).ShouldBeTrue("b's 8 GPUs are idle and a may borrow them");
+    }
+
+    [Fact]
+    public void Borrowing_BeyondTheLendingLimit_IsRefused()
+    {
+        var e = TwoTenants(lendB: 2);
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(2).Hours(10));
+        e.Submit(Job(3).Project("a").Gpus(1).Hours(10));
+        e.Schedule();
+
+        e.IsRunning(2).ShouldBeTrue("b lends up to 2 GPUs");
+        e.IsRunning(3).ShouldBeFalse();
+        e.Reason(3).ShouldBe(PendingReason.CohortQuota);
+    }
+
+    [Fact]
+    public void Borrowing_BeyondTheBorrowingLimit_IsRefused()
+    {
+        var e = TwoTenants(borrowA: 1);
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(2).Hours(10));
+        e.Submit(Job(3).Project("a").Gpus(1).Hours(10));
+        e.Schedule();
+
+        e.IsRunning(2).ShouldBeFalse();
+        e.Reason(2).ShouldBe(PendingReason.ProjectQuota);
+        e.IsRunning(3).ShouldBeTrue("one GPU is within the borrowing limit");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Reclaim_JobWithinGuarantee_PreemptsTheBorrower_WhichRequeuesWithItsSubmitTime(bool checkpointable)
+    {
+        var e = TwoTenants();
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Schedule();
+        e.Advance(TimeSpan.FromMinutes(30));
+        var borrower = Job(2).Project("a").Gpus(4).Hours(10);
+        e.Submit(checkpointable ? borrower.Checkpointable() : borrower);
+        e.Schedule();
+        e.IsRunning(2).ShouldBeTrue();
+        e.Advance(TimeSpan.FromMinutes(30));
+
+        e.Submit(Job(3).Project("b").Gpus(8).Hours(1));
+        var r = e.Schedule();
+
+        // The borrower (least work lost) is asked to stop; checkpointable jobs get the grace period.
+        var p = r.Preempted.ShouldHaveSingleItem();
+        p.JobId.ShouldBe(2);
+        p.ForJobId.ShouldBe(3);
+        p.Grace.ShouldBe(checkpointable ? e.Engine.Options.PreemptionGrace : TimeSpan.Zero);
+        e.View(2).Preempting.ShouldBeTrue();
+        e.Reason(3).ShouldBe(PendingReason.WaitingForPreemption);
+        e.IsRunning(1).ShouldBeTrue("job 1 is within a's guarantee");
+
+        // A later job of a, submitted before the victim requeues, must queue behind it.
+        e.Submit(Job(4).Project("a").Gpus(8).Hours(1));
+        e.Advance(p.Grace);
+        if (e.IsRunning(2))
+        {
+            e.Complete(2, JobOutcome.Preempted);
+        }
+
+        e.Ended.ContainsKey(2).ShouldBeFalse();
+        e.View(2).State.ShouldBe(JobState.Pending);
+        e.View(2).Attempts.ShouldBe(1);
+        e.Specs[2].SubmitTime.ShouldBeLessThan(e.Specs[4].SubmitTime);
+
+        e.Schedule();
+        e.IsRunning(3).ShouldBeTrue();
+
+        e.Complete(3);
+        e.Schedule();
+        e.IsRunning(2).ShouldBeTrue("the requeued job kept its place ahead of job 4");
+        e.IsRunning(4).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void PreemptibleClass_IsPreemptedByANormalJob()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"));
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10).Preemptible());
+        e.Schedule();
+        e.Submit(Job(2).Project("b").Gpus(8).Hours(1));
+        var r = e.Schedule();
+
+        r.Preempted.ShouldHaveSingleItem().JobId.ShouldBe(1);
+        e.Reason(2).ShouldBe(PendingReason.WaitingForPreemption);
+
+        e.Complete(1, JobOutcome.Preempted);
+        e.Schedule();
+        e.IsRunning(2).ShouldBeTrue();
+        e.View(1).State.ShouldBe(JobState.Pending);
+    }
+
+    [Fact]
+    public void NormalJob_IsNotPreemptedByAnotherNormalJob_WithoutAGuarantee()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"));
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Schedule();
+        e.Submit(Job(2).Project("b").Gpus(8).Hours(1).High());
+        var r = e.Schedule();
+
+        r.Preempted.ShouldBeEmpty();
+        e.Reason(2).ShouldBe(PendingReason.Reserved);
+    }
+
+    [Fact]
+    public void Grant_TooFewHoursLeft_GrantExhausted()
+    {
+        var tenancy = Tenants().Org("org").Project("a", unlimited: false).Allocation("a-1", "a", gpuHours: 10).Obj();
+        var e = new CheckedEngine(TestFleets.Flat(2, 8), tenancy);
+        e.Submit(Job(1).Gpus(4).Hours(2));
+        e.Submit(Job(2).Gpus(2).Hours(2));
+        e.Schedule();
+
+        e.IsRunning(1).ShouldBeTrue();
+        e.IsRunning(2).ShouldBeFalse("8 committed + 4 asked > 10 granted");
+        e.Reason(2).ShouldBe(PendingReason.GrantExhausted);
+        e.Engine.GetAllocationUsage("a-1").ShouldBe((10, 0, 8));
+    }
+
+    [Theory]
+    [InlineData("none")]
+    [InlineData("other partition")]
+    [InlineData("expired")]
+    [InlineData("not yet started")]
+    public void Grant_NoActiveAllocationForThePartition_NoAllocation(string which)
+    {
+        var fleet = Core.Fleet.BuiltInFleets.Get("small");
+        var epoch = TenancyBuilder.Epoch;
+        var b = Tenants().Org("org").Project("a", unlimited: false);
+        _ = which switch
+        {
+            "other partition" => b.Allocation("a-l40s", "a", 100, partition: "l40s"),
+            "expired" => b.Allocation("a-old", "a", 100, start: epoch.AddDays(-30), end: epoch.AddDays(-1)),
+            "not yet started" => b.Allocation("a-new", "a", 100, start: epoch.AddDays(1), end: epoch.AddDays(30)),
+            _ => b,
+        };
+        var e = new CheckedEngine(fleet, b.Obj());
+        e.Submit(Job(1).Gpus(8).Partition("h100"));
+        e.Schedule();
+
+        e.IsRunning(1).ShouldBeFalse();
+        e.Reason(1).ShouldBe(PendingReason.NoAllocation);
+    }
+
+    [Fact]
+    public void Charge_IsGpusTimesRuntimeTimesRate_AndMovesFromCommittedToSpent()
+    {
+        var tenancy = Tenants().Org("org").Project("a", unlimited: false).Allocation("a-1", "a", gpuHours: 100, spent: 5).Obj();
+        var e = new CheckedEngine(TestFleets.Flat(2, 8, rate: 2500), tenancy);
+        e.Submit(Job(1).Gpus(4).Hours(2));
+        var start = e.Schedule().Started.ShouldHaveSingleItem();
+        start.AllocationId.ShouldBe("a-1");
+        e.Engine.GetAllocationUsage("a-1").ShouldBe((100, 5, 8));
+
+        e.Advance(TimeSpan.FromMinutes(90));
+        var end = e.Complete(1);
+
+        end.Charge.ShouldNotBeNull();
+        end.Charge.AllocationId.ShouldBe("a-1");
+        end.Charge.Project.ShouldBe("a");
+        end.Charge.Partition.ShouldBe("p");
+        end.Charge.GpuHours.ShouldBe(6, 1e-9);
+        end.Charge.Amount.ShouldBe(15_000m);
+        e.Engine.GetAllocationUsage("a-1").ShouldBe((100, 11, 0));
+    }
+
+    [Theory]
+    [InlineData(0.5, null, 1.0)]
+    [InlineData(12, null, 32.0)]
+    [InlineData(3, null, 6.0)]
+    public void Charge_CountsWholeNodesForGangsAndTheShareForFractions(double gpus, int? nodes, double expectedGpuHours)
+    {
+        var e = new CheckedEngine(TestFleets.Flat(2, 8), TenancyBuilder.Simple("a"));
+        var job = Job(1).Gpus(gpus).Hours(4);
+        if (nodes is { } n)
+        {
+            job.Nodes(n);
+        }
+
+        e.Submit(job);
+        e.Schedule();
+        e.Advance(TimeSpan.FromHours(2));
+        e.Complete(1).Charge!.GpuHours.ShouldBe(expectedGpuHours, 1e-9);
+    }
+
+    [Fact]
+    public void StartFailed_RollsTheDecisionBack()
+    {
+        var tenancy = Tenants().Org("org").Project("a", unlimited: false).Allocation("a-1", "a", gpuHours: 100).Obj();
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), tenancy);
+        e.Submit(Job(1).Gpus(8).Hours(2));
+        e.Schedule();
+        e.StartFailed(1);
+
+        e.View(1).State.ShouldBe(JobState.Pending);
+        e.Engine.GetAllocationUsage("a-1").ShouldBe((100, 0, 0));
+        e.Engine.GetStats().FreeGpus.ShouldBe(8);
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void FairShare_LightUser_GoesAheadOfAHeavyOne()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("heavy", "light"));
+        e.Engine.AddUsageHistory("heavy", "alice", 8 * 3600 * 24 * 3);
+        e.Submit(Job(1).Project("heavy").User("alice").Gpus(8).SubmittedAt(e.Now - TimeSpan.FromMinutes(10)));
+        e.Submit(Job(2).Project("light").User("bob").Gpus(8));
+        e.Schedule();
+
+        e.IsRunning(2).ShouldBeTrue();
+        e.IsRunning(1).ShouldBeFalse();
+        e.View(1).Priority.ShouldBeLessThan(e.Engine.GetJob(2)!.Priority);
+    }
+
+    [Fact]
+    public void FairShare_UsageFromRunningJobs_TurnsTheOrder()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"));
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(24));
+        e.Schedule();
+        e.Advance(TimeSpan.FromHours(24));
+        e.Schedule();
+
+        // a has just used the whole fleet for a day; b has used nothing: b's later job goes first.
+        e.Submit(Job(2).Project("a").Gpus(8));
+        e.Advance(TimeSpan.FromMinutes(1));
+        e.Submit(Job(3).Project("b").Gpus(8));
+        e.Schedule();
+        e.IsRunning(3).ShouldBeTrue();
+        e.IsRunning(2).ShouldBeFalse();
+    }
+}

@@ -1,0 +1,116 @@
+using GpuCommons.Core.Tenancy;
+using GpuCommons.Scheduling.Tests.Support;
+using static GpuCommons.Scheduling.Tests.Support.Dsl;
+
+namespace GpuCommons.Scheduling.Tests.Scenarios;
+
+/// <summary>Engine bugs the property tests found, each pinned by the smallest scenario that shows it.</summary>
+public sealed class RegressionTests
+{
+    /// <summary>
+    /// On a partition of mostly 2-GPU nodes, a 2 × 2 gang was admitted for 4 GPUs (two typical nodes) but placed on two
+    /// 8-GPU nodes, holding 16: its grant and quota were charged for four times what admission checked.
+    /// </summary>
+    [Fact]
+    public void Gang_PlacedOnLargerNodes_IsAdmittedForWhatItReallyHolds()
+    {
+        var tenancy = Tenants().Org("org")
+            .Project("filler")
+            .Project("g", unlimited: false)
+            .Allocation("g-1", "g", gpuHours: 10)
+            .Obj();
+        var e = new CheckedEngine(TestFleets.Sizes(2, 2, 2, 8, 8), tenancy);
+        for (var i = 1; i <= 3; i++)
+        {
+            e.Submit(Job(i).Project("filler").Gpus(2).Hours(5));
+        }
+
+        e.Schedule();
+        e.Engine.GetStats().FreeGpus.ShouldBe(16, "the fillers take the three 2-GPU nodes");
+
+        e.Submit(Job(4).Project("g").Gpus(4).Nodes(2).Hours(1));
+        e.Schedule();
+
+        e.IsRunning(4).ShouldBeFalse("two 8-GPU nodes for an hour is 16 GPU-hours, more than the 10 granted");
+        e.Reason(4).ShouldBe(PendingReason.GrantExhausted);
+        e.Engine.GetAllocationUsage("g-1").ShouldBe((10, 0, 0));
+    }
+
+    [Fact]
+    public void Gang_PlacedOnLargerNodes_StaysWithinItsQuota()
+    {
+        var tenancy = Tenants().Org("org")
+            .Project("filler")
+            .Project("g", quotas: [new QuotaSpec("p", 4, BorrowingLimitGpus: 0)])
+            .Obj();
+        var e = new CheckedEngine(TestFleets.Sizes(2, 2, 2, 8, 8), tenancy);
+        for (var i = 1; i <= 3; i++)
+        {
+            e.Submit(Job(i).Project("filler").Gpus(2).Hours(5));
+        }
+
+        e.Schedule();
+        e.Submit(Job(4).Project("g").Gpus(4).Nodes(2).Hours(1));
+        e.Schedule();
+
+        e.IsRunning(4).ShouldBeFalse("two whole 8-GPU nodes are 16 GPUs against a quota of 4");
+        e.Reason(4).ShouldBe(PendingReason.ProjectQuota);
+
+        // On the 2-GPU nodes the same gang holds 4 GPUs and fits the quota.
+        e.Complete(1);
+        e.Complete(2);
+        e.Schedule();
+        e.IsRunning(4).ShouldBeTrue();
+        e.View(4).Placement!.HeldGpuMilli.ShouldBe(4000);
+    }
+
+    /// <summary>
+    /// With no quotas, the cohort's only limit is the hardware; a job waiting for busy GPUs was refused as "cohort quota",
+    /// so it never got a backfill reservation (big jobs starved behind a stream of small ones) and never blocked strict order.
+    /// </summary>
+    [Fact]
+    public void JobWaitingForBusyGpus_IsWaitingForResources_NotRefusedByQuota()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"));
+        e.Submit(Job(1).Project("a").Gpus(4).Hours(2));
+        e.Schedule();
+        e.Submit(Job(2).Project("b").Gpus(8).Hours(1));
+        e.Schedule();
+
+        e.Reason(2).ShouldBe(PendingReason.Reserved);
+        e.View(2).EstimatedStart.ShouldNotBeNull();
+
+        // Small jobs keep coming; none may push the big job's start past its estimate.
+        var due = e.View(2).EstimatedStart!.Value;
+        for (var i = 3; e.Now + TimeSpan.FromMinutes(10) < due; i++)
+        {
+            e.Submit(Job(i).Project("a").Gpus(2).Minutes(50));
+            e.Schedule(full: i % 2 == 0);
+            e.Advance(TimeSpan.FromMinutes(10));
+        }
+
+        e.Starts.Count.ShouldBeGreaterThan(3, "short jobs backfill meanwhile");
+
+        e.Advance(due - e.Now);
+        e.Schedule();
+        e.IsRunning(2).ShouldBeTrue();
+        e.View(2).Start.ShouldBe(due);
+    }
+
+    /// <summary>A job submitted with a submit time still in the future must not start before it.</summary>
+    [Fact]
+    public void Job_WithAFutureSubmitTime_DoesNotStartBeforeIt()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a"));
+        var at = e.Now + TimeSpan.FromHours(1);
+        e.Submit(Job(1).Gpus(1).SubmittedAt(at));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeFalse();
+        e.Engine.NextWakeup().ShouldBe(at);
+
+        e.Advance(TimeSpan.FromHours(1));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue();
+        e.View(1).Start.ShouldBe(at);
+    }
+}

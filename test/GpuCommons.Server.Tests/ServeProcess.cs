@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace GpuCommons.Server.Tests;
+
+/// <summary><c>gpuc serve</c> as a child process (the real product: Kestrel, SQLite file, local backend).</summary>
+public sealed class ServeProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output;
+
+    private ServeProcess(Process process, StringBuilder output, string url, string dataDir)
+    {
+        _process = process;
+        _output = output;
+        Url = url;
+        DataDir = dataDir;
+    }
+
+    public string Url { get; }
+    public string DataDir { get; }
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public static async Task<ServeProcess> StartAsync(string dataDir, int? port = null, params string[] extra)
+    {
+        var url = $"http://127.0.0.1:{port ?? FreePort()}";
+        var dll = Path.Combine(AppContext.BaseDirectory, "gpuc.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "serve", "--urls", url, "--data-dir", dataDir, "--gpus", "virtual", "--virtual-gpus", "8" }.Concat(extra))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        var output = new StringBuilder();
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, e) =>
+        {
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+        };
+        p.ErrorDataReceived += (_, e) =>
+        {
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+        };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        var s = new ServeProcess(p, output, url, dataDir);
+        using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(2) };
+        var until = Environment.TickCount64 + 60_000;
+        while (Environment.TickCount64 < until)
+        {
+            if (p.HasExited)
+            {
+                throw new InvalidOperationException("gpuc serve exited: " + s.Output);
+            }
+
+            try
+            {
+                if ((await http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK)
+                {
+                    return s;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException("gpuc serve did not become healthy: " + s.Output);
+    }
+
+    public HttpClient Client(string user)
+    {
+        string token;
+        if (user == "admin")
+        {
+            token = File.ReadAllText(Path.Combine(DataDir, "admin-token")).Trim();
+        }
+        else
+        {
+            token = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(DataDir, "demo-tokens.json")))![user];
+        }
+
+        var c = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(30) };
+        c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return c;
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs.</summary>
+    public void KillHard()
+    {
+        _process.Kill(entireProcessTree: false);
+        _process.WaitForExit(10_000);
+    }
+
+    private bool _disposed;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: false);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}

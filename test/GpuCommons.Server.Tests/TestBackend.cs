@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using GpuCommons.Backends;
+
+namespace GpuCommons.Server.Tests;
+
+/// <summary>
+/// An in-process stand-in for a backend, for API tests only: it "runs" nothing, remembers what was started, and reports
+/// ends when a test says so. Its state survives a server restart when the same instance is reused.
+/// </summary>
+public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBackend
+{
+    private readonly ConcurrentQueue<BackendEvent> _events = new();
+
+    public ConcurrentDictionary<long, BackendJob> Running { get; } = new();
+    public ConcurrentDictionary<long, int> Starts { get; } = new();
+    public ConcurrentBag<long> Cancelled { get; } = [];
+    public bool FailStarts { get; set; }
+    public bool LoseOnReattach { get; set; }
+
+    public string Name => "test";
+
+    public Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
+    {
+        var list = Enumerable.Range(1, nodes).Select(n => new DiscoveredNode($"node-{n}", "gpu", "TEST",
+            Enumerable.Range(0, gpusPerNode).Select(g => new DiscoveredGpu(g, $"GPU-{n}-{g}", "TEST", 1024)).ToList())).ToList();
+        return Task.FromResult(new DiscoveredFleet("test", list, true, "test backend"));
+    }
+
+    public Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)
+    {
+        if (FailStarts)
+        {
+            throw new IOException("start refused by the test backend");
+        }
+
+        Running[job.JobId] = job;
+        Starts.AddOrUpdate(job.JobId, 1, (_, v) => v + 1);
+        return Task.FromResult(new BackendHandle(job.JobId, $"test-{job.JobId}", null, null));
+    }
+
+    public Task CancelAsync(long jobId, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        Cancelled.Add(jobId);
+        if (Running.TryRemove(jobId, out _))
+        {
+            _events.Enqueue(new BackendEvent(BackendEventKind.Cancelled, jobId, TimeProvider.System.GetUtcNow()));
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Ends a running job with an exit code, as if its process exited.</summary>
+    public void Finish(long jobId, int exitCode = 0, DateTimeOffset? at = null)
+    {
+        if (Running.TryRemove(jobId, out _))
+        {
+            _events.Enqueue(new BackendEvent(BackendEventKind.Finished, jobId, at ?? TimeProvider.System.GetUtcNow(), exitCode));
+        }
+    }
+
+    /// <summary>Reports an end again (a backend that repeats itself must not cause a second charge).</summary>
+    public void Replay(BackendEvent e) => _events.Enqueue(e);
+
+    public Task<IReadOnlyList<BackendEvent>> PollAsync(CancellationToken cancellationToken)
+    {
+        var list = new List<BackendEvent>();
+        while (_events.TryDequeue(out var e))
+        {
+            list.Add(e);
+        }
+
+        return Task.FromResult<IReadOnlyList<BackendEvent>>(list);
+    }
+
+    public Task<bool> ReattachAsync(long jobId, BackendHandle handle, CancellationToken cancellationToken) =>
+        Task.FromResult(!LoseOnReattach && Running.ContainsKey(jobId));
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
