@@ -52,7 +52,7 @@ internal static class SubmitBench
                         // Plain sbatch from a shell loop, as an operator would time it.
                         var sw0 = Stopwatch.StartNew();
                         var (_, output) = Run("bash", "-c",
-                            $"for ((i=0;i<{per};i++)); do sbatch -Q --parsable --hold --gpus-per-node=1 --nodelist=n$((i%4+1)) --time=1 -J plain-$i -o /dev/null --wrap=true || echo FAIL; done");
+                            $"for ((i=0;i<{per};i++)); do sbatch --parsable --hold --gpus-per-node=1 --nodelist=n$((i%4+1)) --time=1 -J plain-$i -o /dev/null --wrap=true || echo FAIL; done");
                         bashTotal += sw0.Elapsed;
                         failures += output.Split('\n').Count(l => l == "FAIL");
                         plainIds.AddRange(output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -116,7 +116,7 @@ internal static class SubmitBench
         var sw = Stopwatch.StartNew();
         for (var i = 0; i < n; i++)
         {
-            var (_, o) = Run("sbatch", "-Q", "--parsable", "--hold", "--gpus-per-node=1", $"--nodelist=n{(i % 4) + 1}", "--time=1",
+            var (_, o) = Run("sbatch", "--parsable", "--hold", "--gpus-per-node=1", $"--nodelist=n{(i % 4) + 1}", "--time=1",
                 $"-J{prefix}-{i}", "-o", "/dev/null", "--wrap=true");
             ids.Add(o.Trim());
         }

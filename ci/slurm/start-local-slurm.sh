@@ -157,8 +157,11 @@ render() { # render <template> <dest> <mode> <owner>
   install -m "$3" -o "$4" -g "$4" "$tmp" "$2"; rm -f "$tmp"
 }
 install -d -m 0755 "$ETC"
+CONF_BEFORE=$(cat "$ETC/slurm.conf" "$ETC/gres.conf" 2>/dev/null | md5sum)
 render "$HERE/slurm.conf.template" "$ETC/slurm.conf" 0644 root
 render "$HERE/gres.conf.template" "$ETC/gres.conf" 0644 root
+CONF_CHANGED=0
+[ "$CONF_BEFORE" = "$(cat "$ETC/slurm.conf" "$ETC/gres.conf" | md5sum)" ] || CONF_CHANGED=1
 
 # ---------------------------------------------------------------- munge
 if ! pid_alive /run/munge/munged.pid; then
@@ -210,6 +213,11 @@ if ! pid_alive "$RUNDIR/slurmctld.pid"; then
 fi
 WATCH_PID=$RUNDIR/slurmctld.pid wait_for 60 scontrol ping || die "slurmctld not answering (see $LOGDIR/slurmctld.log)"
 wait_for 30 sh -c "scontrol ping | grep -q UP" || die "slurmctld not UP"
+
+if [ $CONF_CHANGED = 1 ] && pid_alive "$RUNDIR/slurmctld.pid"; then
+  log "configuration changed: scontrol reconfigure"
+  scontrol reconfigure || log "scontrol reconfigure failed; a node count change needs --clean"
+fi
 
 # ---------------------------------------------------------------- slurmd(s)
 for n in "${NODE_NAMES[@]}"; do

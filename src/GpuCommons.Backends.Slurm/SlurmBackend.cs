@@ -105,19 +105,29 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
     public async Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(job);
-        var name = SlurmJobName.Format(_options.JobNamePrefix, job.JobId, job.Attempt);
         var gate = _startLocks[(int)(job.JobId & 63)];
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             bool uncertain;
+            string name;
             lock (_lock)
             {
-                if (_jobs.TryGetValue(job.JobId, out var known) && known.Attempt == job.Attempt)
+                if (_jobs.TryGetValue(job.JobId, out var known))
                 {
-                    return known.Handle;
+                    if (known.EndReported && job.Attempt <= known.Attempt)
+                    {
+                        // Its end was reported and the server starts it again (a requeue that did not count attempts):
+                        // a new run under the next attempt's name.
+                        job = job with { Attempt = known.Attempt + 1 };
+                    }
+                    else if (known.Attempt == job.Attempt)
+                    {
+                        return known.Handle;
+                    }
                 }
 
+                name = SlurmJobName.Format(_options.JobNamePrefix, job.JobId, job.Attempt);
                 uncertain = _uncertain.Contains(name);
             }
 
@@ -138,10 +148,10 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
             // 2. After a (re)start of this process: everything named like ours, indexed once.
             var index = await EnsureIndexAsync(cancellationToken).ConfigureAwait(false);
-            var existing = index.Take(name);
+            var existing = index.TakeFor(job.JobId, job.Attempt, name);
             if (existing is not null)
             {
-                return Adopt(job, name, existing);
+                return Adopt(job, existing.Name, existing);
             }
 
             // 3. Submit.
@@ -381,7 +391,8 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
     {
         var stdout = Path.Combine(job.LogDirectory, name + ".out");
         var stderr = Path.Combine(job.LogDirectory, name + ".err");
-        var t = new TrackedJob(job.JobId, job.Attempt, row.SlurmJobId, name, job.Nodes.Select(n => n.Node).ToArray(), row.Submit ?? _time.GetUtcNow(), stdout, stderr);
+        var attempt = SlurmJobName.TryParse(_options.JobNamePrefix, name, out _, out var a) ? a : job.Attempt;
+        var t = new TrackedJob(job.JobId, attempt, row.SlurmJobId, name, job.Nodes.Select(n => n.Node).ToArray(), row.Submit ?? _time.GetUtcNow(), stdout, stderr);
         lock (_lock)
         {
             _jobs[job.JobId] = t;
@@ -743,7 +754,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
     private sealed class NameIndex
     {
         private readonly string _prefix;
-        private readonly Dictionary<string, List<SlurmJobRow>> _byName = new(StringComparer.Ordinal);
+        private readonly Dictionary<long, List<(int Attempt, SlurmJobRow Row)>> _byJob = [];
         private readonly Dictionary<long, SlurmJobRow> _bySlurm = [];
         private readonly Lock _lock = new();
 
@@ -753,27 +764,80 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             foreach (var r in rows)
             {
                 _bySlurm[r.SlurmJobId] = r;
-                if (!_byName.TryGetValue(r.Name, out var list))
+                if (!SlurmJobName.TryParse(prefix, r.Name, out var id, out var attempt))
                 {
-                    _byName[r.Name] = list = [];
+                    continue;
                 }
 
-                list.Add(r);
+                if (!_byJob.TryGetValue(id, out var list))
+                {
+                    _byJob[id] = list = [];
+                }
+
+                list.Add((attempt, r));
             }
         }
 
         /// <summary>The newest Slurm job under <paramref name="name"/>, removed from the index.</summary>
         public SlurmJobRow? Take(string name)
         {
+            if (!SlurmJobName.TryParse(_prefix, name, out var id, out var attempt))
+            {
+                return null;
+            }
+
             lock (_lock)
             {
-                if (!_byName.Remove(name, out var list))
+                if (!_byJob.TryGetValue(id, out var list))
                 {
                     return null;
                 }
 
-                return list.MaxBy(r => r.SlurmJobId);
+                SlurmJobRow? best = null;
+                foreach (var (a, r) in list)
+                {
+                    if (a == attempt && (best is null || r.SlurmJobId > best.SlurmJobId))
+                    {
+                        best = r;
+                    }
+                }
+
+                list.RemoveAll(x => x.Attempt == attempt);
+                return best;
             }
+        }
+
+        /// <summary>
+        /// What to adopt for a start of (<paramref name="jobId"/>, <paramref name="attempt"/>): a live Slurm job of this
+        /// attempt or a later one (a later attempt that is still running is never submitted again), else the newest
+        /// job under <paramref name="name"/>. Taken out of the index.
+        /// </summary>
+        public SlurmJobRow? TakeFor(long jobId, int attempt, string name)
+        {
+            lock (_lock)
+            {
+                if (!_byJob.TryGetValue(jobId, out var list))
+                {
+                    return null;
+                }
+
+                (int Attempt, SlurmJobRow Row)? live = null;
+                foreach (var x in list)
+                {
+                    if (x.Attempt >= attempt && !x.Row.State.IsTerminal() && (live is null || x.Attempt > live.Value.Attempt))
+                    {
+                        live = x;
+                    }
+                }
+
+                if (live is { } l)
+                {
+                    list.RemoveAll(x => x.Attempt == l.Attempt);
+                    return l.Row;
+                }
+            }
+
+            return Take(name);
         }
 
         public SlurmJobRow? BySlurmId(long id)
@@ -788,9 +852,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         {
             lock (_lock)
             {
-                return _byName.Values.SelectMany(l => l)
-                    .Where(r => !r.State.IsTerminal() && SlurmJobName.TryParse(_prefix, r.Name, out var id, out _) && id == jobId)
-                    .ToList();
+                return _byJob.TryGetValue(jobId, out var list)
+                    ? list.Where(x => !x.Row.State.IsTerminal()).Select(x => x.Row).ToList()
+                    : [];
             }
         }
     }

@@ -65,6 +65,35 @@ public class BackendTests
     }
 
     [Fact]
+    public async Task StartAsync_AgainAfterItsEndWasReported_RunsANewAttempt()
+    {
+        await using var b = CreateSut();
+        var job = Jobs.Make(44, ["n1"], 1);
+        await b.StartAsync(job, default);
+        _slurm.Squeue = "1000|NODE_FAIL|None|n1|2026-11-27T18:00:00|2026-11-27T18:00:05|2026-11-27T18:01:05|gpuc-44\n";
+        _slurm.Sacct = "1000|NODE_FAIL|0:0|2026-11-27T18:00:00|2026-11-27T18:00:05|2026-11-27T18:01:05|60|n1|gres/gpu=1|gpuc-44\n";
+        (await b.PollAsync(default)).Last().Kind.ShouldBe(BackendEventKind.Failed);
+
+        var again = await b.StartAsync(job, default); // the server requeued it without counting attempts
+
+        again.ExternalId.ShouldBe("1001");
+        _slurm.Calls.Where(c => c.Tool == "sbatch").Last().Args.ShouldContain("--job-name=gpuc-44-r1");
+    }
+
+    [Fact]
+    public async Task StartAsync_AfterRestart_AdoptsALiveLaterAttemptInsteadOfTheEndedFirst()
+    {
+        _slurm.Squeue = "900|NODE_FAIL|None|n1|2026-11-27T17:00:00|2026-11-27T17:00:01|2026-11-27T17:05:00|gpuc-45\n"
+                        + "901|RUNNING|None|n2|2026-11-27T17:06:00|2026-11-27T17:06:01|N/A|gpuc-45-r1\n";
+        await using var b = CreateSut();
+
+        var h = await b.StartAsync(Jobs.Make(45, ["n2"], 1), default);
+
+        h.ExternalId.ShouldBe("901");
+        _slurm.Count("sbatch").ShouldBe(0);
+    }
+
+    [Fact]
     public async Task StartAsync_SbatchTimesOutButJobWasCreated_RetryAdoptsIt()
     {
         var first = true;
