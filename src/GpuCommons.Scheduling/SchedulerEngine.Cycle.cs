@@ -313,7 +313,12 @@ public sealed partial class SchedulerEngine
             {
                 foreach (var id in _activePools[p])
                 {
-                    free += _pools[id].FreeMilli;
+                    // Only GPUs set aside (backfill holds, advance reservations) can be "held for a higher-priority job":
+                    // free GPUs of the general pool that the job could not use are fragmentation, a question of resources.
+                    if (_pools[id].Kind != PoolKind.General)
+                    {
+                        free += _pools[id].FreeMilli;
+                    }
                 }
             }
         }

@@ -133,6 +133,6 @@ public sealed class EasyReservationProperty(ITestOutputHelper output)
     [Fact]
     public void EasyReservation_IsNeverDelayed()
     {
-        Deterministic.Sample(World, Play, iter: 400, stream: 21, print: w => $"{string.Join(" | ", w.Partitions.AsEnumerable())}\n{string.Join(" ", w.Ops.AsEnumerable())}", writeLine: output.WriteLine);
+        Deterministic.Sample(World, Play, iter: 300, stream: 21, print: w => $"{string.Join(" | ", w.Partitions.AsEnumerable())}\n{string.Join(" ", w.Ops.AsEnumerable())}", writeLine: output.WriteLine);
     }
 }

@@ -96,10 +96,24 @@ internal sealed class CheckedEngine
 
         if (full)
         {
+            // After a full pass every pending job was looked at: its reason and estimate must agree with the holds.
+            var holds = Engine.HoldsForTests();
             foreach (var id in PendingIds)
             {
-                var reason = View(id).Reason;
-                ReasonsSeen[reason] = ReasonsSeen.GetValueOrDefault(reason) + 1;
+                var v = View(id);
+                ReasonsSeen[v.Reason] = ReasonsSeen.GetValueOrDefault(v.Reason) + 1;
+                var ok = v.Reason switch
+                {
+                    PendingReason.Reserved => v.EstimatedStart >= Now && holds.Any(h => h.Holder == id && !h.Sticky),
+                    PendingReason.WaitingForPreemption => v.EstimatedStart is not null,
+                    PendingReason.BehindReservation => holds.Count > 0 || Engine.Reservations.Count > 0,
+                    PendingReason.New => _specs[id].SubmitTime > Now,
+                    _ => v.EstimatedStart is null || holds.Any(h => h.Holder == id),
+                };
+                if (!ok)
+                {
+                    throw new InvariantViolation($"after a full pass at {Now:o}, pending job {id} says {v.Reason} with estimate {v.EstimatedStart:o}, which the holds do not bear out");
+                }
             }
         }
 
