@@ -154,4 +154,31 @@ public sealed class RegressionTests
         e.NodesOf(2).Order().ShouldBe(["n02", "n03"]);
         e.View(2).Placement!.HeldGpuMilli.ShouldBe(6000);
     }
+
+    /// <summary>
+    /// Fair share: a job that started after the last full pass and ended before the next one had the time between that
+    /// pass and its start subtracted from its user's usage and never added back: usage went negative, the fair-share
+    /// factor above 1 (up to infinity), and the heavy user jumped the queue.
+    /// </summary>
+    [Fact]
+    public void FairShare_JobBetweenTwoFullPasses_CountsAsUsage()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("x", "y"));
+        e.Schedule();
+        e.Advance(TimeSpan.FromHours(10));
+        e.Submit(Job(1).Project("x").Gpus(8).Hours(2));
+        e.Schedule(full: false);
+        e.IsRunning(1).ShouldBeTrue();
+        e.Advance(TimeSpan.FromHours(1));
+        e.Complete(1);
+
+        e.Submit(Job(2).Project("x").Gpus(8));
+        e.Submit(Job(3).Project("y").Gpus(8));
+        e.Schedule();
+
+        e.IsRunning(3).ShouldBeTrue("y has used nothing, x has used 8 GPU-hours");
+        e.IsRunning(2).ShouldBeFalse();
+        double.IsFinite(e.View(2).Priority).ShouldBeTrue();
+        e.View(2).Priority.ShouldBeLessThan(e.View(3).Priority);
+    }
 }

@@ -72,7 +72,7 @@ internal sealed class CheckedEngine
         var result = Engine.Schedule(full);
         if (Log is { } log)
         {
-            log($"{Now:HH:mm} schedule(full={full}): started [{string.Join(", ", result.Started.Select(x => $"{x.JobId}@{x.Placement.Format(Fleet)}"))}] preempted [{string.Join(", ", result.Preempted.Select(x => $"{x.JobId} for {x.ForJobId}"))}]");
+            log($"{Now:HH:mm} schedule(full={full}): started [{string.Join(", ", result.Started.Select(x => $"{x.JobId}(prio {View(x.JobId).Priority:0.###})@{x.Placement.Format(Fleet)}"))}] preempted [{string.Join(", ", result.Preempted.Select(x => $"{x.JobId} for {x.ForJobId}"))}]");
             foreach (var h in Engine.HoldsForTests())
             {
                 log($"   hold for {h.Holder} until {new DateTimeOffset(h.UsableUntil == long.MinValue ? 0 : h.UsableUntil, TimeSpan.Zero):MM-dd HH:mm} sticky={h.Sticky} nodes {string.Join(",", h.Nodes.Select(n => Fleet.Nodes[n].Name))}");
