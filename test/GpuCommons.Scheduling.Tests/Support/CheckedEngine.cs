@@ -106,7 +106,8 @@ internal sealed class CheckedEngine
                 {
                     PendingReason.Reserved => v.EstimatedStart >= Now && holds.Any(h => h.Holder == id && !h.Sticky),
                     PendingReason.WaitingForPreemption => v.EstimatedStart is not null,
-                    PendingReason.BehindReservation => holds.Count > 0 || Engine.Reservations.Count > 0,
+                    // Sticky (preemption) holds may have ended within the pass when their holder started.
+                    PendingReason.BehindReservation => holds.Count > 0 || holdsBefore.Count > 0 || Engine.Reservations.Count > 0,
                     PendingReason.New => _specs[id].SubmitTime > Now,
                     _ => v.EstimatedStart is null || holds.Any(h => h.Holder == id),
                 };
