@@ -146,7 +146,11 @@ public sealed partial class SchedulerEngine
             }
 
             j.Priority = key;
-            _sortBuffer[i] = new OrderEntry { Key = key, Submit = j.SubmitTicks, Id = j.Id, Job = j };
+
+            // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier) place
+            // takes the GPUs or quota back, and the preemption repeats.
+            var sortKey = j.Reason == PendingReason.WaitingForPreemption ? double.PositiveInfinity : key;
+            _sortBuffer[i] = new OrderEntry { Key = sortKey, Submit = j.SubmitTicks, Id = j.Id, Job = j };
         }
 
         var span = _sortBuffer.AsSpan(0, count);
@@ -277,12 +281,19 @@ public sealed partial class SchedulerEngine
             {
                 blocked |= admissible;
                 job.Reason = PendingReason.Resources;
+                job.EstimatedStartTicks = -1;
                 continue;
             }
 
             if (job.HeldPool >= 0)
             {
-                job.Reason = _pools[job.HeldPool].StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+                var held = _pools[job.HeldPool];
+                job.Reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+                if (job.EstimatedStartTicks < 0)
+                {
+                    // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
+                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - TimeSpan.FromMinutes(2).Ticks) : Math.Max(now, held.UsableUntil);
+                }
             }
             else if (_holdCount < depth && MakeHold(job, admissible, now))
             {

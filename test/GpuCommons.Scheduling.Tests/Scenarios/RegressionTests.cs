@@ -181,4 +181,45 @@ public sealed class RegressionTests
         double.IsFinite(e.View(2).Priority).ShouldBeTrue();
         e.View(2).Priority.ShouldBeLessThan(e.View(3).Priority);
     }
+
+    /// <summary>
+    /// Quota reclaim: while the first victim was still in its grace period, every further full pass preempted another
+    /// job for the same preemptor (the victims already stopping were not counted), down to jobs within their guarantee.
+    /// </summary>
+    [Fact]
+    public void QuotaReclaim_DoesNotPreemptMoreWhileTheVictimsAreStopping()
+    {
+        var q = (double nominal, double? lend) => new QuotaSpec("p", nominal, LendingLimitGpus: lend);
+        var tenancy = Tenants()
+            .Org("oa", quotas: [q(8, null)]).Org("ob", quotas: [q(8, null)]).Org("oc", quotas: [q(8, 0)])
+            .Project("a", "oa", quotas: [q(8, null)])
+            .Project("b", "ob", quotas: [q(8, null)])
+            .Project("c", "oc", quotas: [q(8, 0)])
+            .Obj();
+        var e = new CheckedEngine(TestFleets.Flat(3, 8), tenancy, new SchedulerOptions { Ordering = OrderingPolicy.Fifo });
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(6).Hours(10).Checkpointable());
+        e.Schedule();
+        e.IsRunning(2).ShouldBeTrue("a borrows b's idle quota");
+        e.Advance(TimeSpan.FromMinutes(30));
+
+        e.Submit(Job(3).Project("b").Gpus(8).Hours(1));
+        e.Schedule().Preempted.ShouldHaveSingleItem().JobId.ShouldBe(2);
+        e.Reason(3).ShouldBe(PendingReason.WaitingForPreemption);
+
+        // Within the 5-minute grace, more full passes: job 1 is within a's guarantee and must be left alone.
+        for (var i = 0; i < 3; i++)
+        {
+            e.Advance(TimeSpan.FromMinutes(1));
+            e.Schedule().Preempted.ShouldBeEmpty();
+        }
+
+        e.View(1).Preempting.ShouldBeFalse();
+        e.Reason(3).ShouldBe(PendingReason.WaitingForPreemption);
+
+        e.Advance(TimeSpan.FromMinutes(2));
+        e.Schedule();
+        e.IsRunning(3).ShouldBeTrue();
+        e.IsRunning(1).ShouldBeTrue();
+    }
 }

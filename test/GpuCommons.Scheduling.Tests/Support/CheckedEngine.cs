@@ -5,9 +5,6 @@ using GpuCommons.Core.Tenancy;
 
 namespace GpuCommons.Scheduling.Tests.Support;
 
-/// <summary>Thrown when the engine breaks a scheduling invariant; the message says which and where.</summary>
-internal sealed class InvariantViolation(string message) : Exception(message);
-
 /// <summary>
 /// A <see cref="SchedulerEngine"/> on a virtual clock that checks, after every call, the engine's own invariants
 /// (<see cref="SchedulerEngine.VerifyInvariants"/>) and, after every scheduling decision, the rules of DESIGN.md from the
@@ -20,6 +17,8 @@ internal sealed class CheckedEngine
     private readonly Dictionary<long, JobEnd> _ended = [];
     private readonly Dictionary<long, DateTimeOffset> _killAt = [];
     private readonly Dictionary<string, AdvanceReservation> _reservations = new(StringComparer.Ordinal);
+    /// <summary>Jobs waiting for their preemptions when a pass began: the pass looks at them first.</summary>
+    private readonly HashSet<long> _claimants = [];
 
     public CheckedEngine(Fleet fleet, TenancySpec tenancy, SchedulerOptions? options = null, DateTimeOffset? start = null)
     {
@@ -69,6 +68,8 @@ internal sealed class CheckedEngine
     public ScheduleResult Schedule(bool full = true)
     {
         var holdsBefore = Engine.HoldsForTests();
+        _claimants.Clear();
+        _claimants.UnionWith(PendingIds.Where(id => View(id).Reason == PendingReason.WaitingForPreemption));
         var result = Engine.Schedule(full);
         if (Log is { } log)
         {
@@ -348,6 +349,11 @@ internal sealed class CheckedEngine
     /// <summary>Whether the full pass looked at <paramref name="a"/> before <paramref name="b"/> (priority, then submit time, then id).</summary>
     private bool WalkedBefore(long a, long b)
     {
+        if (_claimants.Contains(a) != _claimants.Contains(b))
+        {
+            return _claimants.Contains(a);
+        }
+
         var pa = View(a).Priority;
         var pb = View(b).Priority;
         if (pa != pb)
