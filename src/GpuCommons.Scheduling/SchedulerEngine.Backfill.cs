@@ -63,6 +63,7 @@ public sealed partial class SchedulerEngine
         }
 
         job.HeldPool = pool.Id;
+        job.HoldPartition = bestP;
         job.EstimatedStartTicks = bestT;
         RefreshCapacitySignature(bestP);
         _holdCount[bestP]++;
@@ -88,14 +89,40 @@ public sealed partial class SchedulerEngine
             }
 
             Array.Clear(_domainCount, 0, part.Domains.Count);
+            var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _nodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
             foreach (var id in _activePools[p])
             {
                 var pool = _pools[id];
                 if (pool.Kind == PoolKind.General || pool.HolderJob == job.Id || (pool.Kind == PoolKind.Advance && pool.UsableUntil == long.MinValue && pool.OwnerProject == job.Project))
                 {
-                    for (var d = 0; d < part.Domains.Count; d++)
+                    if (!mixed)
                     {
-                        _domainCount[d] += pool.DomainFull[d];
+                        for (var d = 0; d < part.Domains.Count; d++)
+                        {
+                            _domainCount[d] += pool.DomainFull[d];
+                        }
+
+                        continue;
+                    }
+
+                    // Mixed node sizes: a free node counts only if it is big enough for the gang's GPUs per node.
+                    foreach (var leaf in _leavesUnder[p][0])
+                    {
+                        if (pool.FullByDomain[leaf] is not { } set)
+                        {
+                            continue;
+                        }
+
+                        for (var i = 0; i < set.Count; i++)
+                        {
+                            if (Fleet.Nodes[set[i]].Gpus >= shape.Amount)
+                            {
+                                foreach (var d in _nodePath[set[i]])
+                                {
+                                    _domainCount[d]++;
+                                }
+                            }
+                        }
                     }
                 }
             }

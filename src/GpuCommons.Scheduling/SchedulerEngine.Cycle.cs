@@ -9,6 +9,23 @@ public sealed partial class SchedulerEngine
     private int[] _holdCount = [];
     private long _minPendingWalltime = long.MaxValue;
 
+    private static ulong HoldBit(JobRecord job) => job.HoldPartition >= 0 ? 1UL << job.HoldPartition : 0;
+
+    /// <summary>
+    /// Where a blocked job may get a reservation: the first blocked job on any partition it may use; a later one only on
+    /// the one partition it is bound to. A job that may run anywhere thus never takes the reservation of a partition
+    /// from the job that was first in line there.
+    /// </summary>
+    private ulong HoldSlotsFor(JobRecord job, ulong admissible, int depth, bool blockedSeen)
+    {
+        if (blockedSeen && System.Numerics.BitOperations.PopCount(admissible) > 1)
+        {
+            return 0;
+        }
+
+        return HoldSlots(admissible, depth);
+    }
+
     /// <summary>Partitions, among <paramref name="partitions"/>, that can take one more backfill reservation.</summary>
     private ulong HoldSlots(ulong partitions, int depth)
     {
@@ -72,11 +89,13 @@ public sealed partial class SchedulerEngine
             holdsComplete &= _holdCount[p] >= _walkDepth;
         }
 
+        _walkHoldsComplete = holdsComplete;
         _walkSkipLong = _walkGeneralFree == 0 && _walkOwners.Count == 0 && holdsComplete;
     }
 
     /// <summary>True while the only free GPUs are in pools for jobs ending by <see cref="_walkHorizon"/> and every partition has its reservations.</summary>
     private bool _walkSkipLong;
+    private bool _walkHoldsComplete;
     private int _walkDepth;
 
     private void RefreshCapacitySignature(int p)
@@ -180,8 +199,13 @@ public sealed partial class SchedulerEngine
         if (!full && _capacityDirty && _arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
         {
             // The only free GPUs are held for reserved jobs until times that no pending job can finish by:
-            // only the holders themselves may start.
+            // only the holders themselves may start. A holder that starts leaves its partition without a reservation:
+            // the walk then gives it to the next job in line.
             WalkHolders(now, result);
+            if (result.Started.Count > 0)
+            {
+                Walk(_order, now, false, result);
+            }
         }
         else if (full || _capacityDirty)
         {
@@ -283,7 +307,11 @@ public sealed partial class SchedulerEngine
 
             j.Priority = key;
             _minPendingWalltime = Math.Min(_minPendingWalltime, j.WalltimeTicks);
-            _sortBuffer[i] = new OrderEntry { Key = key, Submit = j.SubmitTicks, Id = j.Id, Job = j };
+
+            // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier) place
+            // takes the GPUs or quota back, and the preemption repeats.
+            var sortKey = j.Reason == PendingReason.WaitingForPreemption ? double.PositiveInfinity : key;
+            _sortBuffer[i] = new OrderEntry { Key = sortKey, Submit = j.SubmitTicks, Id = j.Id, Job = j };
         }
 
         var span = _sortBuffer.AsSpan(0, count);
@@ -308,6 +336,7 @@ public sealed partial class SchedulerEngine
         };
         var blocked = 0UL;
         var preemptors = 0;
+        var blockedSeen = false;
         _walkNow = now;
         _walkDepth = depth;
         for (var p = 0; p < Fleet.Partitions.Count; p++)
@@ -333,7 +362,8 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            if (!full && (_freeMilliTotal == 0 || examined >= Options.IncrementalDepth))
+            // With nothing free, only a missing reservation is left to give: once every partition has its own, stop.
+            if (!full && ((_freeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth))
             {
                 break;
             }
@@ -456,14 +486,21 @@ public sealed partial class SchedulerEngine
             {
                 blocked |= admissible;
                 job.Reason = PendingReason.Resources;
+                job.EstimatedStartTicks = -1;
                 continue;
             }
 
             if (job.HeldPool >= 0)
             {
-                job.Reason = _pools[job.HeldPool].StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+                var held = _pools[job.HeldPool];
+                job.Reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+                if (job.EstimatedStartTicks < 0)
+                {
+                    // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
+                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - TimeSpan.FromMinutes(2).Ticks) : Math.Max(now, held.UsableUntil);
+                }
             }
-            else if (HoldSlots(admissible, depth) is var slots && slots != 0 && MakeHold(job, slots, now))
+            else if (HoldSlotsFor(job, admissible, depth, blockedSeen) is var slots && slots != 0 && (((slots & HoldBit(job)) != 0 && MakeHold(job, HoldBit(job), now)) || MakeHold(job, slots, now)))
             {
                 job.Reason = PendingReason.Reserved;
             }
@@ -473,6 +510,7 @@ public sealed partial class SchedulerEngine
                 job.EstimatedStartTicks = -1;
             }
 
+            blockedSeen = true;
             if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.Spec.Priority != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
             {
                 preemptors++;
@@ -554,7 +592,12 @@ public sealed partial class SchedulerEngine
             {
                 foreach (var id in _activePools[p])
                 {
-                    free += _pools[id].FreeMilli;
+                    // Only GPUs set aside (backfill holds, advance reservations) can be "held for a higher-priority job":
+                    // free GPUs of the general pool that the job could not use are fragmentation, a question of resources.
+                    if (_pools[id].Kind != PoolKind.General)
+                    {
+                        free += _pools[id].FreeMilli;
+                    }
                 }
             }
         }

@@ -43,7 +43,9 @@ public sealed partial class SchedulerEngine
         _fairShare.AddRunning(job.User, -held);
         if (_lastFairShareTicks != long.MinValue && endTicks > _lastFairShareTicks)
         {
-            var from = Math.Max(job.StartTicks, _lastFairShareTicks);
+            // Usage is counted from the last fair-share step: a job that started after it had that gap subtracted at its
+            // start (MarkRunning), expecting the next step to add it back; ending first, it adds it back here.
+            var from = _lastFairShareTicks;
             _fairShare.AddUsage(job.User, held * TimeSpan.FromTicks(endTicks - from).TotalSeconds);
         }
 

@@ -36,13 +36,16 @@ public sealed partial class SchedulerEngine
             return true;
         }
 
+        // Cheap filter: a pool needs at least one node's worth of the job free (a gang's GPUs per node, not the typical
+        // node size, which on a partition of mixed sizes may be more than the nodes the gang can use).
+        var minFree = shape.Kind == ShapeKind.Gang ? (long)shape.Amount * Milli : shape.HeldMilli;
         var pools = _activePools[p];
         for (var pass = 0; pass < 2; pass++)
         {
             for (var i = 0; i < pools.Count; i++)
             {
                 var pool = _pools[pools[i]];
-                if (pool.Id == job.HeldPool || pool.FreeMilli < shape.HeldMilli / Math.Max(1, shape.Nodes) || (pass == 0) == (pool.Kind == PoolKind.General))
+                if (pool.Id == job.HeldPool || pool.FreeMilli < minFree || (pass == 0) == (pool.Kind == PoolKind.General))
                 {
                     continue;
                 }

@@ -306,27 +306,47 @@ public sealed partial class SchedulerEngine
             }
 
             var candidates = new List<JobRecord>();
+            var stopping = new List<JobRecord>();
             foreach (var (_, id) in _runningByEnd[p])
             {
                 var v = _jobs[id];
-                if (IsVictimFor(v, job, p, withinGuarantee: true))
+                if (v.Preempting)
+                {
+                    stopping.Add(v);
+                }
+                else if (IsVictimFor(v, job, p, withinGuarantee: true))
                 {
                     candidates.Add(v);
                 }
             }
 
+            // Jobs already told to stop will free their quota: count them as gone, and preempt only what is still missing.
+            if (stopping.Count > 0 && QuotaAllowsAfter(job, p, shape.HeldMilli, stopping))
+            {
+                job.Reason = PendingReason.WaitingForPreemption;
+                job.EstimatedStartTicks = now;
+                foreach (var v in stopping)
+                {
+                    job.EstimatedStartTicks = Math.Max(job.EstimatedStartTicks, v.PreemptKillTicks);
+                }
+
+                return true;
+            }
+
             candidates.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
-            var chosen = new List<JobRecord>();
+            var chosen = new List<JobRecord>(stopping);
+            var fresh = new List<JobRecord>();
             foreach (var v in candidates)
             {
                 chosen.Add(v);
+                fresh.Add(v);
                 if (QuotaAllowsAfter(job, p, shape.HeldMilli, chosen))
                 {
-                    Preempt(job, chosen, [], p, now, result);
+                    Preempt(job, fresh, [], p, now, result);
                     return true;
                 }
 
-                if (chosen.Count >= 64)
+                if (fresh.Count >= 64)
                 {
                     break;
                 }

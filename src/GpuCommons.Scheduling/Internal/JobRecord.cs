@@ -38,4 +38,6 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     public long PreemptKillTicks;
     /// <summary>Reservation pool held by this pending job (-1: none).</summary>
     public int HeldPool = -1;
+    /// <summary>Partition of this job's last backfill reservation: kept across passes so others' reservations stay valid.</summary>
+    public int HoldPartition = -1;
 }

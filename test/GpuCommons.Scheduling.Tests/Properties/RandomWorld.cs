@@ -400,7 +400,13 @@ internal static class RandomWorld
             },
             Checkpointable = bits / 80 % 2 == 0,
             Requeueable = bits / 160 % 3 != 0,
-            SubmitTime = e.Now,
+            // Mostly now; some with a submit time still to come (a replayed trace), some from the past (age).
+            SubmitTime = (bits / 480 % 10) switch
+            {
+                0 => e.Now + TimeSpan.FromMinutes(1 + (op.A % 90)),
+                1 => e.Now - TimeSpan.FromMinutes(op.A % 600),
+                _ => e.Now,
+            },
         };
     }
 

@@ -45,7 +45,7 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
     [Fact]
     public void RandomWorlds_LongBusyStreams_KeepEveryInvariant()
     {
-        Deterministic.Sample(RandomWorld.World(300, 600), w => Play(w), iter: 100, stream: 2, print: w => w.ToString(), writeLine: output.WriteLine);
+        Deterministic.Sample(RandomWorld.World(300, 600), w => Play(w), iter: 70, stream: 2, print: w => w.ToString(), writeLine: output.WriteLine);
     }
 
     [Fact]

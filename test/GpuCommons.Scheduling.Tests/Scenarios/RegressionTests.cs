@@ -113,4 +113,113 @@ public sealed class RegressionTests
         e.IsRunning(1).ShouldBeTrue();
         e.View(1).Start.ShouldBe(at);
     }
+
+    /// <summary>
+    /// Mixed node sizes: the backfill shadow counted free 1-GPU nodes towards a gang of 8-GPU nodes, so the reservation
+    /// promised a start at the first node's release and held too few nodes; the job then started later than promised.
+    /// </summary>
+    [Fact]
+    public void GangReservation_OnMixedNodes_CountsOnlyNodesBigEnough()
+    {
+        var e = new CheckedEngine(TestFleets.Sizes(8, 8, 1, 1), TenancyBuilder.Simple("a"), new SchedulerOptions { Ordering = OrderingPolicy.Fifo });
+        var t0 = e.Now;
+        e.Submit(Job(1).Gpus(8).Hours(2));
+        e.Submit(Job(2).Gpus(8).Hours(4));
+        e.Schedule();
+        e.Submit(Job(3).Gpus(16).Nodes(2).Hours(1));
+        e.Schedule();
+
+        e.Reason(3).ShouldBe(PendingReason.Reserved);
+        e.View(3).EstimatedStart.ShouldBe(t0 + TimeSpan.FromHours(4));
+
+        e.Advance(TimeSpan.FromHours(4));
+        e.Schedule();
+        e.View(3).Start.ShouldBe(t0 + TimeSpan.FromHours(4));
+    }
+
+    /// <summary>
+    /// Mixed node sizes: a 2 × 2 gang was skipped by the pool's free-capacity filter, which assumed the typical 8-GPU node,
+    /// although a free 4-GPU and a free 2-GPU node could hold it.
+    /// </summary>
+    [Fact]
+    public void SmallGang_OnMixedNodes_StartsOnTheSmallNodesThatFit()
+    {
+        var e = new CheckedEngine(TestFleets.Sizes(8, 4, 2), TenancyBuilder.Simple("a"));
+        e.Submit(Job(1).Gpus(8).Hours(2));
+        e.Schedule();
+        e.Submit(Job(2).Gpus(4).Nodes(2).Hours(1));
+        e.Schedule();
+
+        e.IsRunning(2).ShouldBeTrue();
+        e.NodesOf(2).Order().ShouldBe(["n02", "n03"]);
+        e.View(2).Placement!.HeldGpuMilli.ShouldBe(6000);
+    }
+
+    /// <summary>
+    /// Fair share: a job that started after the last full pass and ended before the next one had the time between that
+    /// pass and its start subtracted from its user's usage and never added back: usage went negative, the fair-share
+    /// factor above 1 (up to infinity), and the heavy user jumped the queue.
+    /// </summary>
+    [Fact]
+    public void FairShare_JobBetweenTwoFullPasses_CountsAsUsage()
+    {
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("x", "y"));
+        e.Schedule();
+        e.Advance(TimeSpan.FromHours(10));
+        e.Submit(Job(1).Project("x").Gpus(8).Hours(2));
+        e.Schedule(full: false);
+        e.IsRunning(1).ShouldBeTrue();
+        e.Advance(TimeSpan.FromHours(1));
+        e.Complete(1);
+
+        e.Submit(Job(2).Project("x").Gpus(8));
+        e.Submit(Job(3).Project("y").Gpus(8));
+        e.Schedule();
+
+        e.IsRunning(3).ShouldBeTrue("y has used nothing, x has used 8 GPU-hours");
+        e.IsRunning(2).ShouldBeFalse();
+        double.IsFinite(e.View(2).Priority).ShouldBeTrue();
+        e.View(2).Priority.ShouldBeLessThan(e.View(3).Priority);
+    }
+
+    /// <summary>
+    /// Quota reclaim: while the first victim was still in its grace period, every further full pass preempted another
+    /// job for the same preemptor (the victims already stopping were not counted), down to jobs within their guarantee.
+    /// </summary>
+    [Fact]
+    public void QuotaReclaim_DoesNotPreemptMoreWhileTheVictimsAreStopping()
+    {
+        var q = (double nominal, double? lend) => new QuotaSpec("p", nominal, LendingLimitGpus: lend);
+        var tenancy = Tenants()
+            .Org("oa", quotas: [q(8, null)]).Org("ob", quotas: [q(8, null)]).Org("oc", quotas: [q(8, 0)])
+            .Project("a", "oa", quotas: [q(8, null)])
+            .Project("b", "ob", quotas: [q(8, null)])
+            .Project("c", "oc", quotas: [q(8, 0)])
+            .Obj();
+        var e = new CheckedEngine(TestFleets.Flat(3, 8), tenancy, new SchedulerOptions { Ordering = OrderingPolicy.Fifo });
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(6).Hours(10).Checkpointable());
+        e.Schedule();
+        e.IsRunning(2).ShouldBeTrue("a borrows b's idle quota");
+        e.Advance(TimeSpan.FromMinutes(30));
+
+        e.Submit(Job(3).Project("b").Gpus(8).Hours(1));
+        e.Schedule().Preempted.ShouldHaveSingleItem().JobId.ShouldBe(2);
+        e.Reason(3).ShouldBe(PendingReason.WaitingForPreemption);
+
+        // Within the 5-minute grace, more full passes: job 1 is within a's guarantee and must be left alone.
+        for (var i = 0; i < 3; i++)
+        {
+            e.Advance(TimeSpan.FromMinutes(1));
+            e.Schedule().Preempted.ShouldBeEmpty();
+        }
+
+        e.View(1).Preempting.ShouldBeFalse();
+        e.Reason(3).ShouldBe(PendingReason.WaitingForPreemption);
+
+        e.Advance(TimeSpan.FromMinutes(2));
+        e.Schedule();
+        e.IsRunning(3).ShouldBeTrue();
+        e.IsRunning(1).ShouldBeTrue();
+    }
 }

@@ -5,9 +5,6 @@ using GpuCommons.Core.Tenancy;
 
 namespace GpuCommons.Scheduling.Tests.Support;
 
-/// <summary>Thrown when the engine breaks a scheduling invariant; the message says which and where.</summary>
-internal sealed class InvariantViolation(string message) : Exception(message);
-
 /// <summary>
 /// A <see cref="SchedulerEngine"/> on a virtual clock that checks, after every call, the engine's own invariants
 /// (<see cref="SchedulerEngine.VerifyInvariants"/>) and, after every scheduling decision, the rules of DESIGN.md from the
@@ -20,6 +17,8 @@ internal sealed class CheckedEngine
     private readonly Dictionary<long, JobEnd> _ended = [];
     private readonly Dictionary<long, DateTimeOffset> _killAt = [];
     private readonly Dictionary<string, AdvanceReservation> _reservations = new(StringComparer.Ordinal);
+    /// <summary>Jobs waiting for their preemptions when a pass began: the pass looks at them first.</summary>
+    private readonly HashSet<long> _claimants = [];
 
     public CheckedEngine(Fleet fleet, TenancySpec tenancy, SchedulerOptions? options = null, DateTimeOffset? start = null)
     {
@@ -69,10 +68,12 @@ internal sealed class CheckedEngine
     public ScheduleResult Schedule(bool full = true)
     {
         var holdsBefore = Engine.HoldsForTests();
+        _claimants.Clear();
+        _claimants.UnionWith(PendingIds.Where(id => View(id).Reason == PendingReason.WaitingForPreemption));
         var result = Engine.Schedule(full);
         if (Log is { } log)
         {
-            log($"{Now:HH:mm} schedule(full={full}): started [{string.Join(", ", result.Started.Select(x => $"{x.JobId}@{x.Placement.Format(Fleet)}"))}] preempted [{string.Join(", ", result.Preempted.Select(x => $"{x.JobId} for {x.ForJobId}"))}]");
+            log($"{Now:HH:mm} schedule(full={full}): started [{string.Join(", ", result.Started.Select(x => $"{x.JobId}(prio {View(x.JobId).Priority:0.###})@{x.Placement.Format(Fleet)}"))}] preempted [{string.Join(", ", result.Preempted.Select(x => $"{x.JobId} for {x.ForJobId}"))}]");
             foreach (var h in Engine.HoldsForTests())
             {
                 log($"   hold for {h.Holder} until {new DateTimeOffset(h.UsableUntil == long.MinValue ? 0 : h.UsableUntil, TimeSpan.Zero):MM-dd HH:mm} sticky={h.Sticky} nodes {string.Join(",", h.Nodes.Select(n => Fleet.Nodes[n].Name))}");
@@ -96,10 +97,25 @@ internal sealed class CheckedEngine
 
         if (full)
         {
+            // After a full pass every pending job was looked at: its reason and estimate must agree with the holds.
+            var holds = Engine.HoldsForTests();
             foreach (var id in PendingIds)
             {
-                var reason = View(id).Reason;
-                ReasonsSeen[reason] = ReasonsSeen.GetValueOrDefault(reason) + 1;
+                var v = View(id);
+                ReasonsSeen[v.Reason] = ReasonsSeen.GetValueOrDefault(v.Reason) + 1;
+                var ok = v.Reason switch
+                {
+                    PendingReason.Reserved => v.EstimatedStart >= Now && holds.Any(h => h.Holder == id && !h.Sticky),
+                    PendingReason.WaitingForPreemption => v.EstimatedStart is not null,
+                    // Sticky (preemption) holds may have ended within the pass when their holder started.
+                    PendingReason.BehindReservation => holds.Count > 0 || holdsBefore.Count > 0 || Engine.Reservations.Count > 0,
+                    PendingReason.New => _specs[id].SubmitTime > Now,
+                    _ => v.EstimatedStart is null || holds.Any(h => h.Holder == id),
+                };
+                if (!ok)
+                {
+                    throw new InvariantViolation($"after a full pass at {Now:o}, pending job {id} says {v.Reason} with estimate {v.EstimatedStart:o}, which the holds do not bear out");
+                }
             }
         }
 
@@ -333,6 +349,11 @@ internal sealed class CheckedEngine
     /// <summary>Whether the full pass looked at <paramref name="a"/> before <paramref name="b"/> (priority, then submit time, then id).</summary>
     private bool WalkedBefore(long a, long b)
     {
+        if (_claimants.Contains(a) != _claimants.Contains(b))
+        {
+            return _claimants.Contains(a);
+        }
+
         var pa = View(a).Priority;
         var pb = View(b).Priority;
         if (pa != pb)

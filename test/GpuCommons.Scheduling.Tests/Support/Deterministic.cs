@@ -8,8 +8,12 @@ namespace GpuCommons.Scheduling.Tests.Support;
 /// </summary>
 internal static class Deterministic
 {
+    /// <summary>GPUC_STREAM_OFFSET=n explores other seeds (for a longer hunt); the suite itself always runs offset 0.</summary>
+    private static readonly uint Offset = uint.TryParse(Environment.GetEnvironmentVariable("GPUC_STREAM_OFFSET"), out var o) ? o : 0;
+
     public static void Sample<T>(Gen<T> gen, Action<T> property, int iter, uint stream, Func<T, string>? print = null, Action<string>? writeLine = null)
     {
+        stream += Offset * 1000;
         for (var i = 0; i < iter; i++)
         {
             var pcg = new PCG(stream, (ulong)i * 0x9E3779B97F4A7C15UL);
