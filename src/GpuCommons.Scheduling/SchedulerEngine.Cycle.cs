@@ -212,7 +212,13 @@ public sealed partial class SchedulerEngine
             Walk(_order, now, full, result);
             if (!full)
             {
+                var before = result.Started.Count;
                 WalkHolders(now, result);
+                if (result.Started.Count > before)
+                {
+                    // A holder started: its partition's reservation goes to the next job in line.
+                    Walk(_order, now, false, result);
+                }
             }
 
             if (full || _order.Count > 2 * _pending.Count + 1024)
