@@ -1,5 +1,4 @@
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -14,6 +13,7 @@ namespace GpuCommons.Portal;
 /// </summary>
 public sealed class PortalApi(IHttpClientFactory http, IServer server)
 {
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
     private string? _base;
 
     /// <summary>Overrides the loopback address (tests on an in-memory server).</summary>
@@ -46,7 +46,8 @@ public sealed class PortalApi(IHttpClientFactory http, IServer server)
         using var req = new HttpRequestMessage(method, path.TrimStart('/'));
         if (body is not null)
         {
-            req.Content = JsonContent.Create(body, body.GetType(), options: new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull });
+            // A string body carries a Content-Length (the API reads optional bodies only when it is there).
+            req.Content = new StringContent(JsonSerializer.Serialize(body, body.GetType(), JsonOptions), System.Text.Encoding.UTF8, "application/json");
         }
 
         using var resp = await client.SendAsync(req, ctx.RequestAborted);

@@ -124,8 +124,13 @@ public static class PortalSetup
         await next(ctx);
     }
 
-    internal static IDataProtector Protector(HttpContext ctx) =>
-        ctx.RequestServices.GetRequiredService<IDataProtectionProvider>().CreateProtector("gpuc-portal-token");
+    internal static IDataProtector Protector(HttpContext ctx) => Protector(ctx.RequestServices);
+
+    private static IDataProtector Protector(IServiceProvider services) =>
+        services.GetRequiredService<IDataProtectionProvider>().CreateProtector("gpuc-portal-token");
+
+    /// <summary>The value of the portal's session cookie for a token (what the login form sets); for benchmarks and tools.</summary>
+    public static string SessionCookie(IServiceProvider services, string token) => Protector(services).Protect(token);
 
     private static string? Unprotect(HttpContext ctx, string value)
     {
