@@ -35,6 +35,7 @@ public static class PortalSetup
         builder.Services.AddSingleton<QueueSnapshot>();
         builder.Services.AddSingleton<PortalApi>();
         builder.Services.AddSingleton<Reports>();
+        builder.Services.AddHostedService<ReportsWarmup>();
         builder.Services.AddHttpClient("portal-self");
         builder.Services.AddDataProtection().SetApplicationName("gpucommons-portal");
         builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()

@@ -31,23 +31,35 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
 
     public const int Days = 14;
 
-    public async Task<Snapshot> GetAsync(bool fresh = false)
+    /// <summary>
+    /// The latest figures. A snapshot older than a minute is still served while a new one is computed in the
+    /// background, so only the very first request after a start waits for the computation.
+    /// </summary>
+    public async Task<Snapshot> GetAsync()
     {
-        if (!fresh && _last is { } s && time.GetUtcNow() - s.Taken < TimeSpan.FromSeconds(60))
+        if (_last is { } s)
         {
+            if (time.GetUtcNow() - s.Taken >= TimeSpan.FromSeconds(60) && _gate.CurrentCount > 0)
+            {
+                _ = Task.Run(RefreshAsync);
+            }
+
             return s;
         }
 
+        await RefreshAsync();
+        return _last!;
+    }
+
+    private async Task RefreshAsync()
+    {
         await _gate.WaitAsync();
         try
         {
-            if (!fresh && _last is { } s2 && time.GetUtcNow() - s2.Taken < TimeSpan.FromSeconds(60))
+            if (_last is null || time.GetUtcNow() - _last.Taken >= TimeSpan.FromSeconds(60))
             {
-                return s2;
+                _last = await ComputeAsync();
             }
-
-            _last = await ComputeAsync();
-            return _last;
         }
         finally
         {

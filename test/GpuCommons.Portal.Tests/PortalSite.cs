@@ -18,7 +18,7 @@ namespace GpuCommons.Portal.Tests;
 /// The whole server with the portal on real Kestrel (127.0.0.1, free port), the local backend running jobs as
 /// processes on virtual GPUs, and one headless Debian Chromium shared by the tests.
 /// </summary>
-public sealed class PortalSite : IAsyncLifetime
+public class PortalSite : IAsyncLifetime
 {
     public const string Chromium = "/usr/bin/chromium";
 
@@ -30,7 +30,7 @@ public sealed class PortalSite : IAsyncLifetime
     ];
 
     private WebApplication? _app;
-    private LocalBackend? _backend;
+    private GpuCommons.Backends.IJobBackend? _backend;
     private IPlaywright? _playwright;
 
     public string BaseUrl { get; private set; } = "";
@@ -39,7 +39,7 @@ public sealed class PortalSite : IAsyncLifetime
     public IBrowser? Browser { get; private set; }
     public WebApplication App => _app!;
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         var options = new ServerOptions
         {
@@ -47,13 +47,7 @@ public sealed class PortalSite : IAsyncLifetime
             PollInterval = TimeSpan.FromMilliseconds(50),
             FullCycleInterval = TimeSpan.FromMilliseconds(250),
         };
-        _backend = new LocalBackend(new LocalBackendOptions
-        {
-            StateDirectory = Path.Combine(DataDir, "backend"),
-            GpuMode = LocalGpuMode.Virtual,
-            VirtualGpuCount = 8,
-            NodeName = "local-1",
-        });
+        _backend = CreateBackend();
         _app = ServerApp.Build(options, _backend, b =>
         {
             PortalSetup.AddPortal(b);
@@ -62,6 +56,7 @@ public sealed class PortalSite : IAsyncLifetime
         });
         PortalSetup.MapPortal(_app);
         await ServerApp.InitialiseAsync(_app);
+        await SeedAsync(_app);
         await _app.StartAsync();
         await _app.Services.GetRequiredService<Coordinator>().Ready.WaitAsync(TimeSpan.FromSeconds(30));
         BaseUrl = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
@@ -87,6 +82,18 @@ public sealed class PortalSite : IAsyncLifetime
             Timeout = 60_000,
         });
     }
+
+    /// <summary>Where jobs run: the local backend (processes on 8 virtual GPUs of node local-1).</summary>
+    protected virtual GpuCommons.Backends.IJobBackend CreateBackend() => new LocalBackend(new LocalBackendOptions
+    {
+        StateDirectory = Path.Combine(DataDir, "backend"),
+        GpuMode = LocalGpuMode.Virtual,
+        VirtualGpuCount = 8,
+        NodeName = "local-1",
+    });
+
+    /// <summary>Data to add before the server starts (none: the demo tenancy only).</summary>
+    protected virtual Task SeedAsync(WebApplication app) => Task.CompletedTask;
 
     /// <summary>A fresh browser context signed in as <paramref name="user"/> through the login form.</summary>
     public async Task<IPage> SignInAsync(string user, string lang = "en-US")
@@ -119,7 +126,7 @@ public sealed class PortalSite : IAsyncLifetime
         return d?.FullName ?? AppContext.BaseDirectory;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (Browser is not null)
         {
@@ -167,3 +174,14 @@ public sealed class BrowserFactAttribute : FactAttribute
 
 [CollectionDefinition("portal")]
 public sealed class PortalCollection : ICollectionFixture<PortalSite>;
+
+/// <summary>The portal over the national fleet (3,400 nodes, about 19,000 GPUs) with 20,000 jobs, for the at-scale pages.</summary>
+public sealed class NationalSite : PortalSite
+{
+    private readonly GpuCommons.Core.Fleet.Fleet _fleet = GpuCommons.Core.Fleet.FleetSpecLoader.Load("national");
+
+    protected override GpuCommons.Backends.IJobBackend CreateBackend() => new NationalDemo.Backend(_fleet);
+
+    protected override async Task SeedAsync(WebApplication app) =>
+        await NationalDemo.SeedAsync(app.Services.GetRequiredService<GpuCommons.Server.Data.GpucDbFactory>(), _fleet, 20_000, CancellationToken.None);
+}
