@@ -24,6 +24,11 @@ public sealed partial class LocalBackend
 
     private string? ReadDrainFile()
     {
+        if (!File.Exists(DrainPath))
+        {
+            return null;
+        }
+
         try
         {
             var text = File.ReadAllText(DrainPath).Trim();
@@ -123,16 +128,8 @@ public sealed partial class LocalBackend
                 + string.Join(", ", missing.Select(g => FormattableString.Invariant($"{g.Index} ({g.Uuid})")));
         }
 
-        lock (_telemetryLock)
-        {
-            _telemetry = gpus;
-        }
-
         return null;
     }
-
-    private readonly object _telemetryLock = new();
-    private IReadOnlyList<NvidiaSmiGpu> _telemetry = [];
 
     /// <summary>
     /// The job's GPUs now (from nvidia-smi: utilisation, memory, and which processes on them belong to the job) while it
@@ -149,7 +146,9 @@ public sealed partial class LocalBackend
             running = _jobs.TryGetValue(jobId, out job);
             if (!running && !_ended.TryGetValue(jobId, out job))
             {
-                return null;
+                // Ended before this backend started: the last sample an earlier backend kept on disk, if any.
+                var kept = LocalJob.LoadUsage(JobDirectory(jobId));
+                return kept is null ? null : kept with { Live = false };
             }
         }
         finally
@@ -163,8 +162,23 @@ public sealed partial class LocalBackend
             return last is null ? null : last with { Live = false };
         }
 
-        var samples = await SampleAsync([job!], cancellationToken).ConfigureAwait(false);
-        return samples.Count == 0 ? null : samples[0];
+        // Callers that show a job record every second or so share one nvidia-smi run.
+        if (job!.LastUsage is { } recent && _time.GetUtcNow() - recent.Time < TimeSpan.FromSeconds(2))
+        {
+            return recent;
+        }
+
+        try
+        {
+            var samples = await SampleAsync([job], cancellationToken).ConfigureAwait(false);
+            return samples.Count == 0 ? null : samples[0];
+        }
+        catch (Exception e) when (e is NvidiaSmiFormatException or IOException or InvalidOperationException)
+        {
+            // Telemetry is best effort: say why there is no fresh sample, with the last one if any.
+            var last = job.LastUsage ?? new JobGpuUsage(jobId, _time.GetUtcNow(), "nvidia-smi", []);
+            return last with { Live = false, Note = "nvidia-smi could not be read: " + e.Message };
+        }
     }
 
     private async Task SampleGpuUsageAsync(CancellationToken cancellationToken)
@@ -212,7 +226,9 @@ public sealed partial class LocalBackend
             foreach (var job in jobs)
             {
                 var gpus = job.File.Gpus.Select((g, i) => new GpuUsageSample(job.File.Node, g, job.File.GpuUuids.ElementAtOrDefault(i) ?? "", _options.VirtualGpuModel, null, null, _options.VirtualGpuMemoryMiB, [])).ToList();
-                results.Add(new JobGpuUsage(job.File.JobId, now, "virtual", gpus, Note: "virtual GPUs: no telemetry"));
+                var usage = new JobGpuUsage(job.File.JobId, now, "virtual", gpus, Note: "virtual GPUs: no telemetry");
+                job.LastUsage = usage;
+                results.Add(usage);
             }
 
             return results;
@@ -236,6 +252,7 @@ public sealed partial class LocalBackend
             if (usage.Gpus.Any(g => g.Processes.Any(p => p.InJob) || g.UtilizationPercent > 0))
             {
                 job.LastActiveUsage = usage;
+                job.SaveUsage(usage);
             }
 
             results.Add(usage);

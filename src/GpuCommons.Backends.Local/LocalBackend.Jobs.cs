@@ -44,6 +44,11 @@ public sealed partial class LocalBackend
             }
 
             var previous = JobFile.Load(Path.Combine(directory, "job.json"));
+            if (previous is { EndReported: false, Pid: 0 } && !AdoptInterruptedLaunch(previous))
+            {
+                previous = null; // the earlier backend died before it launched anything: launch now
+            }
+
             if (previous is not null && !previous.EndReported)
             {
                 // Started before (by this or an earlier backend) and its end not yet reported: the same run, not a new one.
@@ -79,6 +84,12 @@ public sealed partial class LocalBackend
             };
             File.Delete(file.ExitCodePath);
 
+            // Recorded before the launch: a backend that dies between the launch and the record below leaves this, and
+            // its successor finds the wrapper by its command line instead of launching the job a second time.
+            file.StartedAt = _time.GetUtcNow();
+            new LocalJob(file, directory).Save();
+
+            _envDefaultSignal ??= await ProbeEnvDefaultSignalAsync(cancellationToken).ConfigureAwait(false);
             var psi = BuildStartInfo(job, file);
             var process = new Process { StartInfo = psi };
             try
@@ -88,12 +99,13 @@ public sealed partial class LocalBackend
             catch (System.ComponentModel.Win32Exception e)
             {
                 process.Dispose();
+                File.Delete(Path.Combine(directory, "job.json")); // nothing was launched
                 throw new InvalidOperationException($"Job {job.JobId}: could not start '{psi.FileName}': {e.Message}", e);
             }
 
             file.StartedAt = _time.GetUtcNow();
             file.Pid = process.Id;
-            var stat = await SessionLeaderStatAsync(process, cancellationToken).ConfigureAwait(false);
+            var stat = await SessionLeaderStatAsync(process, CancellationToken.None).ConfigureAwait(false);
             file.StartTicks = stat?.StartTime ?? 0;
             var local = new LocalJob(file, directory) { Process = process, SeenAlive = stat is not null };
             local.Save();
@@ -104,6 +116,27 @@ public sealed partial class LocalBackend
         {
             _gate.Release();
         }
+    }
+
+    private static string WrapperName(long jobId) => FormattableString.Invariant($"gpuc-job-{jobId}");
+
+    /// <summary>
+    /// A record written just before a launch and never completed: finds the wrapper (by its name and exit-code path in
+    /// <c>/proc/PID/cmdline</c>) and completes the record. True when the job was launched (running, or ended with an
+    /// exit code), false when nothing was launched.
+    /// </summary>
+    private static bool AdoptInterruptedLaunch(JobFile file)
+    {
+        if (Posix.FindSessionLeaderWithArguments(WrapperName(file.JobId), file.ExitCodePath) is { } leader)
+        {
+            file.Pid = leader.Pid;
+            file.StartTicks = leader.StartTime;
+            file.BootId = Posix.BootId;
+            file.Save(Path.Combine(Path.GetDirectoryName(file.ExitCodePath)!, "job.json"));
+            return true;
+        }
+
+        return File.Exists(file.ExitCodePath);
     }
 
     private void Validate(BackendJob job)
@@ -178,15 +211,22 @@ public sealed partial class LocalBackend
 
     private ProcessStartInfo BuildStartInfo(BackendJob job, JobFile file)
     {
-        var psi = new ProcessStartInfo(_options.SetsidPath)
+        var psi = new ProcessStartInfo(_options.ResolvedSetsidPath)
         {
             UseShellExecute = false,
             WorkingDirectory = job.WorkingDirectory ?? Path.GetFullPath(job.LogDirectory),
         };
+        if (_envDefaultSignal == true)
+        {
+            // .NET ignores SIGPIPE and its children inherit that (a shell cannot undo it): give the job the default back.
+            psi.ArgumentList.Add(EnvPath);
+            psi.ArgumentList.Add("--default-signal=PIPE");
+        }
+
         psi.ArgumentList.Add(_options.ShellPath);
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(WrapperScript);
-        psi.ArgumentList.Add(FormattableString.Invariant($"gpuc-job-{job.JobId}"));
+        psi.ArgumentList.Add(WrapperName(job.JobId));
         psi.ArgumentList.Add(file.Stdout);
         psi.ArgumentList.Add(file.Stderr);
         psi.ArgumentList.Add(file.ExitCodePath);
@@ -248,6 +288,39 @@ public sealed partial class LocalBackend
         }
 
         return psi;
+    }
+
+    private const string EnvPath = "/usr/bin/env";
+    private bool? _envDefaultSignal;
+
+    // GNU env ≥ 8.31 can reset a signal to its default before exec; busybox env cannot.
+    private static async Task<bool> ProbeEnvDefaultSignalAsync(CancellationToken cancellationToken)
+    {
+        if (!File.Exists(EnvPath))
+        {
+            return false;
+        }
+
+        var psi = new ProcessStartInfo(EnvPath) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        psi.ArgumentList.Add("--default-signal=PIPE");
+        psi.ArgumentList.Add("true");
+        try
+        {
+            using var probe = Process.Start(psi);
+            if (probe is null)
+            {
+                return false;
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            await probe.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            return probe.ExitCode == 0;
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     private bool IsDenied(string key)
@@ -373,11 +446,10 @@ public sealed partial class LocalBackend
             ? [(Posix.SigUsr1, grace), (Posix.SigTerm, _options.TerminateGrace), (Posix.SigKill, TimeSpan.FromSeconds(5))]
             : [(Posix.SigTerm, grace), (Posix.SigKill, TimeSpan.FromSeconds(5))];
         var stage = Math.Min(job.File.StopStage, stages.Length - 1);
-        Posix.SignalJob(job.File.Pid, stages[stage].Signal);
-        if (stages[stage].Signal == Posix.SigTerm)
-        {
-            Posix.SignalJob(job.File.Pid, Posix.SigCont);
-        }
+        // A stopped job gets SIGCONT after SIGTERM, so that it can act on it.
+        _ = stages[stage].Signal == Posix.SigTerm
+            ? Posix.SignalJob(job.File.Pid, Posix.SigTerm, Posix.SigCont)
+            : Posix.SignalJob(job.File.Pid, stages[stage].Signal);
 
         job.File.StopStage = stage + 1;
         job.File.NextSignalAt = now + stages[stage].Wait;
@@ -458,7 +530,7 @@ public sealed partial class LocalBackend
                 if (IsAlive(job, out var why))
                 {
                     job.SeenAlive = true;
-                    if (f.StopReason is null && now >= f.StartedAt + TimeSpan.FromSeconds(f.WalltimeSeconds))
+                    if (f.StopReason is null && f.WalltimeSeconds > 0 && now - f.StartedAt >= TimeSpan.FromSeconds(f.WalltimeSeconds))
                     {
                         BeginStop(job, StopWalltime, _options.WalltimeGrace, now);
                         dirty = true;
@@ -468,6 +540,11 @@ public sealed partial class LocalBackend
                         SignalNextStage(job, now);
                         dirty = true;
                     }
+                }
+                else if (job.Process is { } process && !process.HasExited && !File.Exists(f.ExitCodePath))
+                {
+                    // Gone from /proc but .NET has not yet recorded the wrapper's exit status (the reaping thread is a
+                    // moment behind): decide at the next poll, with the status.
                 }
                 else
                 {
@@ -527,11 +604,7 @@ public sealed partial class LocalBackend
         }
 
         // Whatever the job left behind in its group or session goes with it (only while the leader's PID is not reused).
-        var leader = Posix.ReadStat(f.Pid);
-        if (f.Pid > 0 && (leader is null || leader.Value.StartTime == f.StartTicks))
-        {
-            Posix.SignalJob(f.Pid, Posix.SigKill);
-        }
+        Posix.SignalJobIfOurs(f.Pid, f.StartTicks, Posix.SigKill);
 
         var time = now;
         if (!job.SeenAlive && File.Exists(f.ExitCodePath))
@@ -548,13 +621,22 @@ public sealed partial class LocalBackend
             _ when exitCode is not null => BackendEventKind.Failed,
             _ => BackendEventKind.Lost,
         };
-        message ??= kind switch
+        var summary = kind switch
         {
             BackendEventKind.Lost => $"no exit code: {why}",
-            BackendEventKind.WalltimeExceeded => FormattableString.Invariant($"walltime of {TimeSpan.FromSeconds(f.WalltimeSeconds)} reached"),
+            BackendEventKind.WalltimeExceeded => FormattableString.Invariant($"walltime of {TimeSpan.FromSeconds(f.WalltimeSeconds):c} reached"),
+            BackendEventKind.Cancelled => "cancelled",
             BackendEventKind.Failed => FormattableString.Invariant($"exit code {exitCode}"),
             _ => null,
         };
+        if (f.StopReason is not null && f.StopStage > 0)
+        {
+            summary += job.File.Checkpointable
+                ? FormattableString.Invariant($" (signals sent: {string.Join(", ", new[] { "SIGUSR1", "SIGTERM", "SIGKILL" }.Take(f.StopStage))})")
+                : FormattableString.Invariant($" (signals sent: {string.Join(", ", new[] { "SIGTERM", "SIGKILL" }.Take(f.StopStage))})");
+        }
+
+        message = summary is null ? message : message is null ? summary : summary + "; " + message;
         return new BackendEvent(kind, f.JobId, time, exitCode, f.Node, message);
     }
 
@@ -586,7 +668,20 @@ public sealed partial class LocalBackend
 
             var directory = JobDirectory(jobId);
             var file = JobFile.Load(Path.Combine(directory, "job.json"));
-            if (file is null || !string.Equals(file.ExternalId, handle.ExternalId, StringComparison.Ordinal))
+            if (handle.ExternalId.Length == 0 && file is { EndReported: false, Pid: 0 } && !AdoptInterruptedLaunch(file))
+            {
+                file = null;
+            }
+
+            if (handle.ExternalId.Length == 0 && file is null)
+            {
+                // A server that placed the job but never got a handle asks whether it runs: it does not.
+                _pending.Add(new BackendEvent(BackendEventKind.Lost, jobId, _time.GetUtcNow(), Node: NodeName, Message: "never launched"));
+                return false;
+            }
+
+            // An empty ExternalId asks by job id: whatever this backend's state folder knows about the job's last run.
+            if (file is null || (handle.ExternalId.Length > 0 && !string.Equals(file.ExternalId, handle.ExternalId, StringComparison.Ordinal)))
             {
                 if (!JobFile.TryParseExternalId(handle.ExternalId, out var pid, out var ticks, out var boot))
                 {
@@ -599,14 +694,21 @@ public sealed partial class LocalBackend
                 file = new JobFile
                 {
                     JobId = jobId, Pid = pid, StartTicks = ticks, BootId = boot, StartedAt = _time.GetUtcNow(),
-                    WalltimeSeconds = TimeSpan.MaxValue.TotalSeconds / 2, Stdout = handle.StdoutPath ?? "", Stderr = handle.StderrPath ?? "",
+                    WalltimeSeconds = 0, Stdout = handle.StdoutPath ?? "", Stderr = handle.StderrPath ?? "",
                     ExitCodePath = Path.Combine(directory, "exitcode"), Node = NodeName,
                 };
             }
 
             if (file.EndReported)
             {
-                return false;
+                // The end was reported, but the server asks for the job again: it did not keep that report (it stopped
+                // before saving it). Report it again: ends are delivered at least once, never lost.
+                var ended = new LocalJob(file, directory);
+                IsAlive(ended, out var gone);
+                var again = EndEvent(ended, gone, _time.GetUtcNow());
+                _pending.Add(again);
+                _ended[jobId] = ended;
+                return again.Kind != BackendEventKind.Lost;
             }
 
             file.StartReported = true;
@@ -615,21 +717,13 @@ public sealed partial class LocalBackend
             {
                 // Running: watch it again. Ended with a recorded exit code: the next poll reports the outcome.
                 _jobs[jobId] = job;
-                if (Directory.Exists(directory))
-                {
-                    job.Save();
-                }
-
+                job.Save();
                 return true;
             }
 
             _pending.Add(new BackendEvent(BackendEventKind.Lost, jobId, _time.GetUtcNow(), Node: file.Node, Message: $"no exit code: {why}"));
             file.EndReported = true;
-            if (Directory.Exists(directory))
-            {
-                job.Save();
-            }
-
+            job.Save();
             return false;
         }
         finally

@@ -67,14 +67,24 @@ public sealed partial class LocalBackend : IJobBackend
     public async Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        var known = _baseline is not null;
+        var inventory = await InventoryAsync(cancellationToken).ConfigureAwait(false);
+        if (known && !inventory.Virtual)
+        {
+            // The node's GPUs are those found at the first discovery; a later failure of nvidia-smi or a missing GPU makes
+            // the node down (with the reason), it never turns the node into one with virtual GPUs.
+            _lastHealthCheck = _time.GetUtcNow();
+            _gpuProblem = await GpuProblemAsync(inventory, cancellationToken).ConfigureAwait(false);
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _inventory ??= inventory;
-            _baseline ??= inventory;
             var model = inventory.Gpus.Count > 0 ? inventory.Gpus[0].Model : _options.VirtualGpuModel;
-            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, _nodeState, _nodeReason);
+            // The state as of now; the transition itself is reported (once) by the next poll.
+            var drain = ReadDrainFile();
+            var (state, reason) = _gpuProblem is not null ? (NodeDown, _gpuProblem) : drain is not null ? (NodeDrain, drain) : (NodeUp, (string?)null);
+            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, state, reason);
             return new DiscoveredFleet("local:" + inventory.Source, [node], inventory.Virtual, inventory.Note);
         }
         finally
@@ -86,6 +96,13 @@ public sealed partial class LocalBackend : IJobBackend
     private Task<GpuInventory> DiscoverGpusAsync(CancellationToken cancellationToken) =>
         GpuDiscovery.DiscoverAsync(_nvidiaSmi, _options.GpuMode, _options.VirtualGpuCount, _options.VirtualGpuModel, _options.VirtualGpuMemoryMiB, NodeName, cancellationToken);
 
+    private string KeptGpusPath => Path.Combine(_options.StateDirectory, "gpus.json");
+
+    /// <summary>
+    /// The node's GPUs, found once: the real GPUs kept in <c>STATE/gpus.json</c> by an earlier backend (so that a
+    /// machine whose GPUs vanished while the server was down comes back as a node that is down, not as one with
+    /// virtual GPUs; delete the file after a hardware change), else what discovery finds now (and real GPUs are kept).
+    /// </summary>
     private async Task<GpuInventory> InventoryAsync(CancellationToken cancellationToken)
     {
         if (_inventory is { } known)
@@ -93,7 +110,22 @@ public sealed partial class LocalBackend : IJobBackend
             return known;
         }
 
-        var inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+        GpuInventory inventory;
+        if (_options.GpuMode != LocalGpuMode.Virtual && GpuKeeping.Load(KeptGpusPath) is { Count: > 0 } kept)
+        {
+            inventory = new GpuInventory(kept, false, "nvidia-smi", null, []);
+            _lastHealthCheck = _time.GetUtcNow();
+            _gpuProblem = await GpuProblemAsync(inventory, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            inventory = await DiscoverGpusAsync(cancellationToken).ConfigureAwait(false);
+            if (!inventory.Virtual)
+            {
+                GpuKeeping.Save(KeptGpusPath, inventory.Gpus);
+            }
+        }
+
         _inventory ??= inventory;
         _baseline ??= inventory;
         return _inventory;

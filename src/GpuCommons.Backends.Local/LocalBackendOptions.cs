@@ -62,8 +62,14 @@ public sealed class LocalBackendOptions
     /// <summary>How often <see cref="LocalBackend.PollAsync"/> samples running jobs' GPU usage. <value>The default is 15 seconds; zero turns sampling off.</value></summary>
     public TimeSpan GpuUsageSampleInterval { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>The <c>setsid</c> that puts each job in its own session and process group. <value>The default is <c>/usr/bin/setsid</c>.</value></summary>
-    public string SetsidPath { get; set; } = "/usr/bin/setsid";
+    /// <summary>
+    /// The <c>setsid</c> (util-linux or busybox) that puts each job in its own session and process group.
+    /// <value>The default (null) is the first of <c>/usr/bin/setsid</c>, <c>/bin/setsid</c>, <c>/usr/local/bin/setsid</c>.</value>
+    /// </summary>
+    public string? SetsidPath { get; set; }
+
+    internal string ResolvedSetsidPath =>
+        SetsidPath ?? new[] { "/usr/bin/setsid", "/bin/setsid", "/usr/local/bin/setsid" }.FirstOrDefault(File.Exists) ?? "/usr/bin/setsid";
 
     /// <summary>The POSIX shell of the job wrapper. <value>The default is <c>/bin/sh</c>.</value></summary>
     public string ShellPath { get; set; } = "/bin/sh";
@@ -108,9 +114,9 @@ public sealed class LocalBackendOptions
             }
         }
 
-        if (!File.Exists(SetsidPath))
+        if (!File.Exists(ResolvedSetsidPath))
         {
-            throw new ArgumentException($"LocalBackendOptions.SetsidPath: '{SetsidPath}' does not exist (util-linux setsid is needed to give each job its own process group).", nameof(SetsidPath));
+            throw new ArgumentException($"LocalBackendOptions.SetsidPath: '{ResolvedSetsidPath}' does not exist (util-linux setsid is needed to give each job its own process group).", nameof(SetsidPath));
         }
 
         if (!File.Exists(ShellPath))

@@ -14,5 +14,6 @@ internal static class CommandCatalog
         {
             yield return c;
         }
+        yield return LocalCommands.Create();
     }
 }

@@ -141,7 +141,8 @@ public sealed class PersistenceTests
         {
             var id = await SubmitAsync(s.Client("bob"), ApiTests.Job(8));
             await Task.Delay(300);
-            (await s.JobAsync(id)).GetProperty("state").GetString().ShouldBe("pending");
+            backend.Starts.ContainsKey(id).ShouldBeFalse();
+            await ServerHarness.EventuallyAsync(async () => (await s.JobAsync(id)).GetProperty("state").GetString() == "pending", "rolled back to pending");
             backend.FailStarts = false;
             await ServerHarness.EventuallyAsync(async () => (await s.JobAsync(id)).GetProperty("state").GetString() == "running", "start once the backend works");
             backend.Starts[id].ShouldBe(1);

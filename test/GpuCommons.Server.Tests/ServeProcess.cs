@@ -41,7 +41,23 @@ public sealed class ServeProcess : IAsyncDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
+    /// <summary>Starts the server; retries twice when it dies while starting (a busy machine, a port taken meanwhile).</summary>
     public static async Task<ServeProcess> StartAsync(string dataDir, int? port = null, params string[] extra)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(dataDir, port, extra);
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                await Task.Delay(500);
+            }
+        }
+    }
+
+    private static async Task<ServeProcess> StartOnceAsync(string dataDir, int? port, string[] extra)
     {
         var url = $"http://127.0.0.1:{port ?? FreePort()}";
         var dll = Path.Combine(AppContext.BaseDirectory, "gpuc.dll");
@@ -76,7 +92,8 @@ public sealed class ServeProcess : IAsyncDisposable
         {
             if (p.HasExited)
             {
-                throw new InvalidOperationException("gpuc serve exited: " + s.Output);
+                p.WaitForExit();
+                throw new InvalidOperationException($"gpuc serve exited with {p.ExitCode}: " + s.Output);
             }
 
             try

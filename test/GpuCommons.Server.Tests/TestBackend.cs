@@ -33,6 +33,18 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
             throw new IOException("start refused by the test backend");
         }
 
+        // Idempotent by job id, as the contract says: a job already started gets its handle back.
+        if (Starts.ContainsKey(job.JobId))
+        {
+            if (!Running.ContainsKey(job.JobId) || LoseOnReattach)
+            {
+                Running.TryRemove(job.JobId, out _);
+                _events.Enqueue(new BackendEvent(BackendEventKind.Lost, job.JobId, TimeProvider.System.GetUtcNow(), Message: "process gone"));
+            }
+
+            return Task.FromResult(new BackendHandle(job.JobId, $"test-{job.JobId}", null, null));
+        }
+
         Running[job.JobId] = job;
         Starts.AddOrUpdate(job.JobId, 1, (_, v) => v + 1);
         return Task.FromResult(new BackendHandle(job.JobId, $"test-{job.JobId}", null, null));

@@ -15,6 +15,7 @@ internal sealed class JobFile
     public ulong StartTicks { get; set; }
     public string BootId { get; set; } = "";
     public DateTimeOffset StartedAt { get; set; }
+    /// <summary>Walltime in seconds; 0 when unknown (a job taken back from a handle alone), which is never enforced.</summary>
     public double WalltimeSeconds { get; set; }
     public bool Checkpointable { get; set; }
     public string Stdout { get; set; } = "";
@@ -78,6 +79,7 @@ internal sealed class JobFile
 
     public void Save(string path)
     {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(this, JobFileJson.Default.JobFile));
         File.Move(tmp, path, overwrite: true);
@@ -86,4 +88,6 @@ internal sealed class JobFile
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(JobFile))]
+[JsonSerializable(typeof(JobGpuUsage))]
+[JsonSerializable(typeof(List<DiscoveredGpu>))]
 internal sealed partial class JobFileJson : JsonSerializerContext;

@@ -23,5 +23,35 @@ internal sealed class LocalJob(JobFile file, string directory)
 
     public void Save() => File.Save(StatePath);
 
+    /// <summary>Keeps the last sample that showed the job on its GPUs (<c>usage.json</c>), for its record after a restart.</summary>
+    public void SaveUsage(GpuCommons.Backends.JobGpuUsage usage)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            var path = Path.Combine(Directory, "usage.json");
+            var tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+            System.IO.File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(usage, JobFileJson.Default.JobGpuUsage));
+            System.IO.File.Move(tmp, path, overwrite: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: telemetry never fails a job.
+        }
+    }
+
+    public static GpuCommons.Backends.JobGpuUsage? LoadUsage(string directory)
+    {
+        try
+        {
+            var text = System.IO.File.ReadAllText(Path.Combine(directory, "usage.json"));
+            return System.Text.Json.JsonSerializer.Deserialize(text, JobFileJson.Default.JobGpuUsage);
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
     public BackendHandle Handle => new(File.JobId, File.ExternalId, File.Stdout, File.Stderr);
 }

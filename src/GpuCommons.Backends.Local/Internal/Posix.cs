@@ -12,6 +12,7 @@ internal static partial class Posix
     public const int SigTerm = 15;
     public const int SigCont = 18;
 
+    private const int Eperm = 1;
     private const int Esrch = 3;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -25,8 +26,9 @@ internal static partial class Posix
             return true;
         }
 
+        // ESRCH: no such process (or group). EPERM: a process of the job that is no longer ours to signal (setuid).
         var errno = Marshal.GetLastPInvokeError();
-        return errno == Esrch ? false : throw new IOException($"kill({pid}, {signal}) failed: errno {errno}");
+        return errno is Esrch or Eperm ? false : throw new IOException($"kill({pid}, {signal}) failed: errno {errno}");
     }
 
     /// <summary>The fields of <c>/proc/PID/stat</c> this backend uses.</summary>
@@ -97,19 +99,76 @@ internal static partial class Posix
         return found;
     }
 
-    /// <summary>Signals the whole job: its process group, and every process left in its session under another group.</summary>
-    public static int SignalJob(int leader, int signal)
+    /// <summary>The session leader whose command line holds all of <paramref name="arguments"/> (a job's wrapper), if one runs.</summary>
+    public static ProcStat? FindSessionLeaderWithArguments(params string[] arguments)
     {
-        var count = Kill(-leader, signal) ? 1 : 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            var name = Path.GetFileName(dir);
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || !int.TryParse(name, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            string[] argv;
+            try
+            {
+                argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            if (arguments.All(a => argv.Contains(a, StringComparer.Ordinal)) && ReadStat(pid) is { IsZombie: false } st && st.Session == pid)
+            {
+                return st;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Signals the whole job: its process group, and every process left in its session under another group.</summary>
+    /// <remarks>Several signals (<c>SIGTERM</c> then <c>SIGCONT</c>) go out in order with one scan of <c>/proc</c>.</remarks>
+    public static int SignalJob(int leader, params int[] signals)
+    {
+        var count = 0;
+        foreach (var signal in signals)
+        {
+            count += Kill(-leader, signal) ? 1 : 0;
+        }
+
         foreach (var p in ProcessesOf(leader))
         {
-            if (p.ProcessGroup != leader && Kill(p.Pid, signal))
+            if (p.ProcessGroup == leader)
             {
-                count++;
+                continue;
+            }
+
+            foreach (var signal in signals)
+            {
+                count += Kill(p.Pid, signal) ? 1 : 0;
             }
         }
 
         return count;
+    }
+
+    /// <summary>
+    /// Signals a job's leftovers only while <paramref name="leader"/> is not someone else's PID: either the leader is the
+    /// job's own process (same start time) or it is gone, in which case the kernel does not reuse its PID while its group
+    /// or session still has members, so the members are the job's.
+    /// </summary>
+    public static int SignalJobIfOurs(int leader, ulong startTicks, int signal)
+    {
+        if (leader <= 0)
+        {
+            return 0;
+        }
+
+        var stat = ReadStat(leader);
+        return stat is null || stat.Value.StartTime == startTicks ? SignalJob(leader, signal) : 0;
     }
 
     private static string? _bootId;

@@ -29,6 +29,7 @@ internal static class BenchCommands
         });
         bench.Subcommands.Add(scheduler);
         bench.Subcommands.Add(PortalBenchCommands.Create());
+        bench.Subcommands.Add(BenchServerCommand.Create());
         return bench;
     }
 

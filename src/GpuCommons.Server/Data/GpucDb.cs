@@ -74,8 +74,10 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.ToTable("jobs");
             e.HasKey(x => x.Id);
             e.Property(x => x.Id).ValueGeneratedNever();
-            e.HasIndex(x => x.State);
+            // Keyset pages: by id within a state, and by id within a project.
+            e.HasIndex(x => new { x.State, x.Id });
             e.HasIndex(x => new { x.Project, x.Id });
+            e.HasIndex(x => new { x.Project, x.State, x.Id });
             e.HasIndex(x => new { x.User, x.IdempotencyKey }).IsUnique();
         });
         b.Entity<LedgerRow>(e =>

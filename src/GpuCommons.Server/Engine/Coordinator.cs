@@ -43,6 +43,8 @@ public sealed partial class Coordinator : BackgroundService
     private readonly Dictionary<string, string> _projectClass = new(StringComparer.Ordinal);
     private readonly HashSet<long> _preempting = [];
     private readonly Dictionary<string, DiscoveredNode> _discovered = new(StringComparer.Ordinal);
+    private readonly List<JobRow> _deferredRows = [];
+    private readonly List<EventRow> _deferredEvents = [];
     private SchedulerEngine _engine = null!;
     private long _nextId = 1;
     private long _lastFull;
@@ -201,6 +203,12 @@ public sealed partial class Coordinator : BackgroundService
                     await ScheduleAsync(full, stoppingToken);
                 }
 
+                if (!reader.TryPeek(out var waiting) || waiting is not SubmitCommand)
+                {
+                    // Submissions waiting would carry these writes in their transaction; otherwise write them now.
+                    await FlushDeferredAsync(stoppingToken);
+                }
+
                 if (_time.GetElapsedTime(_lastAlerts, now) >= TimeSpan.FromSeconds(5))
                 {
                     _lastAlerts = now;
@@ -223,6 +231,15 @@ public sealed partial class Coordinator : BackgroundService
                 work.Clear();
                 await Task.Delay(TimeSpan.FromMilliseconds(50), _time, CancellationToken.None);
             }
+        }
+
+        try
+        {
+            await FlushDeferredAsync(CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            LogLoopError(e);
         }
 
         _channel.Writer.TryComplete();
@@ -320,12 +337,7 @@ public sealed partial class Coordinator : BackgroundService
         foreach (var row in live)
         {
             _active[row.Id] = row;
-            if (row.State == "running" && row.BackendId is null)
-            {
-                // Placed and written, but the backend never confirmed a start: it never ran. Queue it again.
-                ResetToPending(row);
-                requeued++;
-            }
+            var restartStart = row.State == "running" && row.BackendId is null;
 
             if (row.State == "pending")
             {
@@ -344,7 +356,32 @@ public sealed partial class Coordinator : BackgroundService
 
             var slots = JobMapping.ParseSlots(row.Slots, Fleet);
             var restored = slots is not null && _engine.RestoreRunning(JobMapping.ToSpec(row), slots, row.StartTime ?? row.SubmitTime, row.AllocationId).Accepted;
-            var handle = new BackendHandle(row.Id, row.BackendId!, row.StdoutPath, row.StderrPath);
+            if (restored && restartStart)
+            {
+                // Written as started, but the server died before it recorded the backend's handle. Starting is idempotent
+                // by job id: the backend returns the handle of the run it has, or starts it now on the same GPUs.
+                try
+                {
+                    var placement = _engine.GetJob(row.Id)!.Placement!;
+                    var h = await _backend.StartAsync(ToBackendJob(row, placement), ct);
+                    row.BackendId = h.ExternalId;
+                    row.StdoutPath = h.StdoutPath;
+                    row.StderrPath = h.StderrPath;
+                    requeued++;
+                    continue;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogBackendError("start after restart", row.Id, e);
+                    _engine.StartFailed(row.Id);
+                    ResetToPending(row);
+                    _engine.Cancel(row.Id);
+                    _engine.Submit(JobMapping.ToSpec(row));
+                    continue;
+                }
+            }
+
+            var handle = new BackendHandle(row.Id, row.BackendId ?? "", row.StdoutPath, row.StderrPath);
             if (restored && await _backend.ReattachAsync(row.Id, handle, ct))
             {
                 continue;
@@ -359,6 +396,11 @@ public sealed partial class Coordinator : BackgroundService
                 row.EndTime = _time.GetUtcNow();
                 _active.Remove(row.Id);
             }
+        }
+
+        foreach (var row in live)
+        {
+            db.Jobs.Update(row);
         }
 
         await db.SaveChangesAsync(ct);
@@ -456,9 +498,13 @@ public sealed partial class Coordinator : BackgroundService
                 foreach (var cmd in accepted)
                 {
                     db.Jobs.Add(cmd.Row);
+                    db.Events.Add(new EventRow { Time = now, Actor = cmd.Row.User, Kind = "job.submitted", Subject = $"job/{cmd.Row.Id}", Project = cmd.Row.Project });
                 }
 
+                AddDeferred(db);
                 await db.SaveChangesAsync(ct);
+                _deferredRows.Clear();
+                _deferredEvents.Clear();
             }
             catch (Exception e)
             {
@@ -622,21 +668,53 @@ public sealed partial class Coordinator : BackgroundService
             }
         }
 
-        await using (var db = _db.Create())
+        // The handles and the audit events ride with the next write (a crash before it is safe: on restart the
+        // backend is asked again, and StartAsync is idempotent by job id).
+        _deferredRows.AddRange(started);
+        if (failed.Count > 0)
         {
-            db.ChangeTracker.AutoDetectChangesEnabled = false;
-            foreach (var row in started.Concat(failed))
+            // Written as running a moment ago: put the pending state on disk now.
+            await using var db = _db.Create();
+            foreach (var row in failed)
             {
                 db.Jobs.Update(row);
             }
 
-            foreach (var row in started)
-            {
-                db.Events.Add(Event("scheduler", "job.started", $"job/{row.Id}", row.Project, $"on {row.Placement}"));
-            }
-
             await db.SaveChangesAsync(ct);
         }
+
+        foreach (var row in started)
+        {
+            _deferredEvents.Add(Event("scheduler", "job.started", $"job/{row.Id}", row.Project, $"on {row.Placement}"));
+        }
+    }
+
+    private void AddDeferred(GpucDb db)
+    {
+        foreach (var row in _deferredRows.DistinctBy(r => r.Id))
+        {
+            if (db.Jobs.Local.FindEntry(row.Id) is null)
+            {
+                db.Jobs.Update(row);
+            }
+        }
+
+        db.Events.AddRange(_deferredEvents);
+    }
+
+    private async Task FlushDeferredAsync(CancellationToken ct)
+    {
+        if (_deferredRows.Count == 0 && _deferredEvents.Count == 0)
+        {
+            return;
+        }
+
+        await using var db = _db.Create();
+        db.ChangeTracker.AutoDetectChangesEnabled = false;
+        AddDeferred(db);
+        await db.SaveChangesAsync(ct);
+        _deferredRows.Clear();
+        _deferredEvents.Clear();
     }
 
     private static void ResetToPending(JobRow row)
@@ -708,7 +786,7 @@ public sealed partial class Coordinator : BackgroundService
                         BackendEventKind.WalltimeExceeded => JobOutcome.Walltime,
                         _ => JobOutcome.Failed,
                     };
-                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : ""), ct);
+                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, (e.Kind == BackendEventKind.Lost ? "lost: " : "") + (e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : "")), ct);
                     break;
             }
         }
@@ -756,10 +834,13 @@ public sealed partial class Coordinator : BackgroundService
             _metrics.Outcome(row.State);
         }
 
+        AddDeferred(db);
         db.Jobs.Update(row);
         db.Events.Add(Event("scheduler", end.Requeued ? "job.requeued" : "job." + row.State, $"job/{id}", row.Project,
             $"{row.Outcome}; charged {end.Charge?.GpuHours ?? 0:0.####} GPU-hours"));
         await db.SaveChangesAsync(ct);
+        _deferredRows.Clear();
+        _deferredEvents.Clear();
     }
 
     /// <summary>Cancels a job: a pending one leaves the queue now; a running one is signalled and ends when the backend says so.</summary>

@@ -252,12 +252,14 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.HasIndex("State");
-
                     b.HasIndex("Project", "Id");
+
+                    b.HasIndex("State", "Id");
 
                     b.HasIndex("User", "IdempotencyKey")
                         .IsUnique();
+
+                    b.HasIndex("Project", "State", "Id");
 
                     b.ToTable("jobs", (string)null);
                 });
