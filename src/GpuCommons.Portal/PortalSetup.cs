@@ -32,6 +32,9 @@ public static class PortalSetup
             o.Conventions.AddPageRoute("/Project", "projects/{name}");
         }).AddApplicationPart(typeof(PortalSetup).Assembly).AddViewLocalization();
         builder.Services.AddAntiforgery(o => o.Cookie.Name = "gpuc_af");
+        // Pages are compressed on plain HTTP only (the default): the fleet grid of 3,400 nodes is ~300 KB of SVG paths, ~10× smaller gzipped.
+        builder.Services.AddResponseCompression(o => o.MimeTypes = ["text/html", "text/css", "text/javascript", "text/csv"]);
+        builder.Services.Configure<Microsoft.AspNetCore.ResponseCompression.GzipCompressionProviderOptions>(o => o.Level = System.IO.Compression.CompressionLevel.Fastest);
         builder.Services.AddSingleton<QueueSnapshot>();
         builder.Services.AddSingleton<PortalApi>();
         builder.Services.AddSingleton<Reports>();
@@ -48,6 +51,7 @@ public static class PortalSetup
     {
         ArgumentNullException.ThrowIfNull(app);
         app.Use(Timing);
+        app.UseWhen(ctx => IsPortalPath(ctx.Request.Path), a => a.UseResponseCompression());
         app.UseRequestLocalization(o =>
         {
             o.DefaultRequestCulture = new RequestCulture("en-US");
