@@ -144,7 +144,7 @@ public sealed class PersistenceTests
             backend.Starts.ContainsKey(id).ShouldBeFalse();
             await ServerHarness.EventuallyAsync(async () => (await s.JobAsync(id)).GetProperty("state").GetString() == "pending", "rolled back to pending");
             backend.FailStarts = false;
-            await ServerHarness.EventuallyAsync(async () => (await s.JobAsync(id)).GetProperty("state").GetString() == "running", "start once the backend works");
+            await ServerHarness.EventuallyAsync(async () => backend.Starts.ContainsKey(id) && (await s.JobAsync(id)).GetProperty("state").GetString() == "running", "start once the backend works");
             backend.Starts[id].ShouldBe(1);
         }
         finally

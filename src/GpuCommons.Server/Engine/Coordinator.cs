@@ -489,16 +489,37 @@ public sealed partial class Coordinator : BackgroundService
             }
         }
 
+        List<(JobStart Start, JobRow Row)> starts = [];
         if (accepted.Count > 0)
         {
+            // Queue them, and place at once what fits on free GPUs, so that a job that can start is written as
+            // submitted and started in one transaction (one commit between the request and the run).
+            foreach (var cmd in accepted)
+            {
+                _engine.Submit(JobMapping.ToSpec(cmd.Row));
+                _active[cmd.Row.Id] = cmd.Row;
+            }
+
+            var placed = _engine.Schedule(full: false);
+            starts = PrepareStarts(placed.Started);
             try
             {
                 await using var db = _db.Create();
                 db.ChangeTracker.AutoDetectChangesEnabled = false;
+                var fresh = new HashSet<long>(accepted.Count);
                 foreach (var cmd in accepted)
                 {
                     db.Jobs.Add(cmd.Row);
+                    fresh.Add(cmd.Row.Id);
                     db.Events.Add(new EventRow { Time = now, Actor = cmd.Row.User, Kind = "job.submitted", Subject = $"job/{cmd.Row.Id}", Project = cmd.Row.Project });
+                }
+
+                foreach (var (_, row) in starts)
+                {
+                    if (!fresh.Contains(row.Id))
+                    {
+                        db.Jobs.Update(row);
+                    }
                 }
 
                 AddDeferred(db);
@@ -508,9 +529,18 @@ public sealed partial class Coordinator : BackgroundService
             }
             catch (Exception e)
             {
+                // Roll back the engine: nothing of this batch was stored.
                 LogSubmitWriteFailed(accepted.Count, e);
+                foreach (var (st, row) in starts)
+                {
+                    _engine.StartFailed(st.JobId);
+                    ResetToPending(row);
+                }
+
                 foreach (var cmd in accepted)
                 {
+                    _engine.Cancel(cmd.Row.Id);
+                    _active.Remove(cmd.Row.Id);
                     cmd.Done.TrySetException(e);
                 }
 
@@ -520,6 +550,7 @@ public sealed partial class Coordinator : BackgroundService
                 }
 
                 accepted.Clear();
+                starts.Clear();
                 replays.RemoveAll(r => r.Of is not null);
             }
         }
@@ -527,20 +558,18 @@ public sealed partial class Coordinator : BackgroundService
         foreach (var cmd in accepted)
         {
             var row = cmd.Row;
-            var r = _engine.Submit(JobMapping.ToSpec(row));
-            if (!r.Accepted)
-            {
-                // Validated a moment ago on this same thread; cannot happen, but never leave a row the engine does not know.
-                LogRestoreRejected(row.Id, r.Error!.Message);
-            }
-
-            _active[row.Id] = row;
             if (row.IdempotencyKey is { } key)
             {
                 _idempotency[(row.User, key)] = row.Id;
             }
 
             cmd.Done.TrySetResult(new SubmitOutcome(Clone(row), false, null));
+        }
+
+        if (starts.Count > 0)
+        {
+            await RunStartsAsync(starts, ct);
+            PublishStats();
         }
 
         _metrics.Submitted(accepted.Count);
@@ -603,25 +632,7 @@ public sealed partial class Coordinator : BackgroundService
     private async Task StartJobsAsync(List<JobStart> starts, CancellationToken ct)
     {
         // Assume: the engine holds the GPUs. Persist: write the starts in one transaction.
-        var rows = new List<(JobStart Start, JobRow Row)>(starts.Count);
-        foreach (var s in starts)
-        {
-            if (!_active.TryGetValue(s.JobId, out var row))
-            {
-                _engine.StartFailed(s.JobId);
-                continue;
-            }
-
-            row.State = "running";
-            row.StartTime = s.Time;
-            row.Slots = JobMapping.FormatSlots(s.Placement, Fleet);
-            row.Placement = s.Placement.Format(Fleet);
-            row.HeldGpus = s.Placement.HeldGpuMilli / 1000.0;
-            row.AllocationId = s.AllocationId;
-            row.BackendId = null;
-            rows.Add((s, row));
-        }
-
+        var rows = PrepareStarts(starts);
         try
         {
             await using var db = _db.Create();
@@ -646,6 +657,37 @@ public sealed partial class Coordinator : BackgroundService
             return;
         }
 
+        await RunStartsAsync(rows, ct);
+    }
+
+    /// <summary>Marks the rows of jobs the engine just placed as running (in memory; the caller writes them).</summary>
+    private List<(JobStart Start, JobRow Row)> PrepareStarts(List<JobStart> starts)
+    {
+        var rows = new List<(JobStart Start, JobRow Row)>(starts.Count);
+        foreach (var s in starts)
+        {
+            if (!_active.TryGetValue(s.JobId, out var row))
+            {
+                _engine.StartFailed(s.JobId);
+                continue;
+            }
+
+            row.State = "running";
+            row.StartTime = s.Time;
+            row.Slots = JobMapping.FormatSlots(s.Placement, Fleet);
+            row.Placement = s.Placement.Format(Fleet);
+            row.HeldGpus = s.Placement.HeldGpuMilli / 1000.0;
+            row.AllocationId = s.AllocationId;
+            row.BackendId = null;
+            rows.Add((s, row));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Runs jobs whose start is on disk; a backend failure gives the GPUs back and writes the job pending again.</summary>
+    private async Task RunStartsAsync(List<(JobStart Start, JobRow Row)> rows, CancellationToken ct)
+    {
         var started = new List<JobRow>(rows.Count);
         var failed = new List<JobRow>();
         foreach (var (s, row) in rows)
