@@ -52,7 +52,8 @@ public static class PortalSetup
         ArgumentNullException.ThrowIfNull(app);
         app.Use(Timing);
         app.UseWhen(ctx => IsPortalPath(ctx.Request.Path), a => a.UseResponseCompression());
-        app.UseRequestLocalization(o =>
+        // Only the portal's pages are localized: the API answers the same whatever the browser's language.
+        app.UseWhen(ctx => IsPortalPath(ctx.Request.Path), a => a.UseRequestLocalization(o =>
         {
             o.DefaultRequestCulture = new RequestCulture("en-US");
             o.SupportedCultures = Cultures;
@@ -63,7 +64,7 @@ public static class PortalSetup
                 new CookieRequestCultureProvider { CookieName = CultureCookie },
                 new AcceptLanguageHeaderRequestCultureProvider(),
             ];
-        });
+        }));
         app.Use(RememberLanguage);
         app.Use(SignedIn);
         app.MapGet("/static/{name}", StaticFile).ExcludeFromDescription();
