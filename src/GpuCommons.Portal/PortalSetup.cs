@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Localization;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace GpuCommons.Portal;
 
@@ -26,6 +27,11 @@ public static class PortalSetup
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddLocalization(o => o.ResourcesPath = "Resources");
+        // Korean text is written as UTF-8, not as &#x…; entities (a third of the bytes).
+        builder.Services.Configure<Microsoft.Extensions.WebEncoders.WebEncoderOptions>(o =>
+            o.TextEncoderSettings = new System.Text.Encodings.Web.TextEncoderSettings(System.Text.Unicode.UnicodeRanges.All));
+        // The session-cookie keys sit in the data directory beside admin-token, readable by the server's user only.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
         builder.Services.AddRazorPages(o =>
         {
             o.Conventions.AddPageRoute("/Job", "jobs/{id:long}");
@@ -43,7 +49,18 @@ public static class PortalSetup
         builder.Services.AddDataProtection().SetApplicationName("gpucommons-portal");
         builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
             .Configure<ServerOptions>((k, o) => k.XmlRepository = new Microsoft.AspNetCore.DataProtection.Repositories.FileSystemXmlRepository(
-                new DirectoryInfo(Path.Combine(o.DataDir, "portal-keys")), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
+                KeyDirectory(o), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
+    }
+
+    private static DirectoryInfo KeyDirectory(ServerOptions o)
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(o.DataDir, "portal-keys"));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(dir.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        return dir;
     }
 
     /// <summary>Adds the portal's middleware and pages to a built server.</summary>
