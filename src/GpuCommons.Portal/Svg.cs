@@ -31,7 +31,7 @@ public static class Svg
         for (var t = 0; t <= 4; t++)
         {
             var y = top + h - h * t / 4.0;
-            sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{left}\" y1=\"{F(y)}\" x2=\"{left + w}\" y2=\"{F(y)}\" stroke=\"#ddd\"/><text x=\"{left - 4}\" y=\"{F(y + 4)}\" text-anchor=\"end\" font-size=\"11\">{WebUtility.HtmlEncode((max * t / 4).ToString(max < 10 ? "N1" : "N0", CultureInfo.CurrentCulture))}</text>");
+            sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{left}\" y1=\"{F(y)}\" x2=\"{left + w}\" y2=\"{F(y)}\" stroke=\"#ddd\"/><text x=\"{left - 4}\" y=\"{F(y + 4)}\" text-anchor=\"end\" font-size=\"11\">{WebUtility.HtmlEncode((max * t / 4).ToString(max < 10 ? "N2" : "N0", CultureInfo.CurrentCulture))}</text>");
         }
 
         var step = Math.Max(1, xLabels.Count / 7);

@@ -18,6 +18,7 @@ public sealed class FleetModel : PortalPage
     public List<PartitionView> Partitions { get; } = [];
     public List<NodeLine> Unavailable { get; } = [];
     public List<ReservationRow> Reservations { get; private set; } = [];
+    public List<JobRow> Lost { get; private set; } = [];
     public Reports.Snapshot Report { get; private set; } = null!;
     public IReadOnlyList<string> Classes { get; private set; } = [];
     public int TotalGpus { get; private set; }
@@ -129,9 +130,10 @@ public sealed class FleetModel : PortalPage
             }
 
             var rows = (k + perRow - 1) / perRow;
+            var width = Math.Max(1, Math.Min(perRow, k)) * nodeW;
             var sb = new StringBuilder();
             var title = L["FleetGridTitle", p.Name, Fmt.Int(p.Nodes.Count), Fmt.Int(p.TotalGpus)].Value;
-            sb.Append(CultureInfo.InvariantCulture, $"<svg class=\"fleet\" role=\"img\" aria-label=\"{System.Net.WebUtility.HtmlEncode(title)}\" width=\"{perRow * nodeW}\" height=\"{Math.Max(1, rows) * nodeH}\" viewBox=\"0 0 {perRow * nodeW} {Math.Max(1, rows) * nodeH}\" shape-rendering=\"crispEdges\">");
+            sb.Append(CultureInfo.InvariantCulture, $"<svg class=\"fleet\" role=\"img\" aria-label=\"{System.Net.WebUtility.HtmlEncode(title)}\" width=\"{width}\" height=\"{Math.Max(1, rows) * nodeH}\" viewBox=\"0 0 {width} {Math.Max(1, rows) * nodeH}\" shape-rendering=\"crispEdges\">");
             for (var i = 0; i < paths.Length; i++)
             {
                 if (paths[i].Length == 0)
@@ -150,6 +152,8 @@ public sealed class FleetModel : PortalPage
         }
 
         Reservations = await db.Reservations.AsNoTracking().OrderBy(r => r.Start).Take(200).ToListAsync();
+        // Discrepancies between the server's records and the backend: jobs the backend lost (after a restart or a node failure).
+        Lost = await db.Jobs.AsNoTracking().Where(j => j.Outcome != null && j.Outcome.StartsWith("lost")).OrderByDescending(j => j.Id).Take(20).ToListAsync();
         return Page();
     }
 
