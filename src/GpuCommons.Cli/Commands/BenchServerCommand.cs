@@ -130,6 +130,14 @@ internal static class BenchServerCommand
                 }
 
                 result["submit_to_start_ms"] = Stats(lat);
+
+                // The same jobs seen by the scheduler: from accepting the submission to placing it (both in the same
+                // group commit when GPUs are free, so this is the engine's share; the rest of the client's figure is
+                // HTTP, one durable commit and the process start).
+                var factory0 = app.Services.GetRequiredService<GpucDbFactory>();
+                await using var db0 = factory0.Create();
+                var times = db0.Jobs.Where(j => j.Id > 5 && j.StartTime != null).Select(j => new { j.SubmitTime, j.StartTime }).ToList();
+                result["scheduler_decision_ms"] = Stats(times.Select(t => (t.StartTime!.Value - t.SubmitTime).TotalMilliseconds).ToList());
             }
 
             // 2. Durable submissions: N clients, each its own connection, for the given time.
