@@ -13,19 +13,34 @@ public sealed class QueueSnapshot(Coordinator co, TimeProvider time)
     private IReadOnlyDictionary<long, Entry> _entries = new Dictionary<long, Entry>();
     private DateTimeOffset _taken = DateTimeOffset.MinValue;
 
+    /// <summary>
+    /// Positions at most a second or two old. A stale snapshot is served while a new one is taken in the background
+    /// (taking it waits for the scheduler loop, which may be in a full cycle); only the first call waits.
+    /// </summary>
     public async Task<IReadOnlyDictionary<long, Entry>> GetAsync()
     {
-        if (time.GetUtcNow() - _taken < TimeSpan.FromSeconds(1))
+        if (_taken != DateTimeOffset.MinValue)
         {
+            if (time.GetUtcNow() - _taken >= TimeSpan.FromSeconds(1) && _gate.CurrentCount > 0)
+            {
+                _ = Task.Run(RefreshAsync);
+            }
+
             return _entries;
         }
 
+        await RefreshAsync();
+        return _entries;
+    }
+
+    private async Task RefreshAsync()
+    {
         await _gate.WaitAsync();
         try
         {
             if (time.GetUtcNow() - _taken < TimeSpan.FromSeconds(1))
             {
-                return _entries;
+                return;
             }
 
             var views = await co.RunAsync(engine =>
@@ -51,7 +66,6 @@ public sealed class QueueSnapshot(Coordinator co, TimeProvider time)
 
             _entries = d;
             _taken = time.GetUtcNow();
-            return d;
         }
         finally
         {

@@ -20,7 +20,11 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         IReadOnlyList<MonthRow> Months,
         IReadOnlyList<WaitRow> Waits,
         int TotalGpus,
-        IReadOnlyDictionary<string, string> ProjectClass);
+        IReadOnlyDictionary<string, string> ProjectClass,
+        /// <summary>The latest jobs the backend lost (the server's records and the backend disagreed).</summary>
+        IReadOnlyList<LostJob> Lost);
+
+    public sealed record LostJob(long Id, string Project, string? Placement, DateTimeOffset? End, string Outcome);
 
     public sealed record MonthRow(DateTime Month, string OrgType, string Partition, double GpuHours, decimal Amount);
 
@@ -89,10 +93,20 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         var from = new DateTimeOffset(first, TimeSpan.Zero);
 
         var jobs = db.Jobs.AsNoTracking()
-            .Select(j => new { j.Project, j.Gpus, j.HeldGpus, j.SubmitTime, j.StartTime, j.EndTime })
+            .Select(j => new { j.Id, j.Project, j.Gpus, j.HeldGpus, j.SubmitTime, j.StartTime, j.EndTime, j.Outcome, j.Placement })
             .AsAsyncEnumerable();
+        var lost = new PriorityQueue<LostJob, long>();
         await foreach (var j in jobs)
         {
+            if (j.Outcome is { } outcome && outcome.StartsWith("lost", StringComparison.Ordinal))
+            {
+                lost.Enqueue(new LostJob(j.Id, j.Project, j.Placement, j.EndTime, outcome), j.Id);
+                if (lost.Count > 20)
+                {
+                    lost.Dequeue();
+                }
+            }
+
             var cls = projectClass.GetValueOrDefault(j.Project, "unknown");
             if (!busy.ContainsKey(cls))
             {
@@ -156,7 +170,14 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
             v.Sort();
             return new WaitRow(kv.Key.Item1, kv.Key.Item2, v.Count, Pctl(v, 0.5), Pctl(v, 0.9), Pctl(v, 0.99));
         }).OrderBy(r => r.Month).ThenBy(r => r.OrgType, StringComparer.Ordinal).ToList();
-        return new Snapshot(now, classes, days, busy, queue, monthRows, waitRows, co.Fleet.TotalGpus, projectClass);
+        var lostList = new List<LostJob>();
+        while (lost.TryDequeue(out var l, out _))
+        {
+            lostList.Add(l);
+        }
+
+        lostList.Reverse();
+        return new Snapshot(now, classes, days, busy, queue, monthRows, waitRows, co.Fleet.TotalGpus, projectClass, lostList);
     }
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;

@@ -18,7 +18,8 @@ public sealed class FleetModel : PortalPage
     public List<PartitionView> Partitions { get; } = [];
     public List<NodeLine> Unavailable { get; } = [];
     public List<ReservationRow> Reservations { get; private set; } = [];
-    public List<JobRow> Lost { get; private set; } = [];
+    /// <summary>Discrepancies between the server's records and the backend: jobs the backend lost (after a restart or a node failure).</summary>
+    public IReadOnlyList<Reports.LostJob> Lost => Report.Lost;
     public Reports.Snapshot Report { get; private set; } = null!;
     public IReadOnlyList<string> Classes { get; private set; } = [];
     public int TotalGpus { get; private set; }
@@ -152,8 +153,7 @@ public sealed class FleetModel : PortalPage
         }
 
         Reservations = await db.Reservations.AsNoTracking().OrderBy(r => r.Start).Take(200).ToListAsync();
-        // Discrepancies between the server's records and the backend: jobs the backend lost (after a restart or a node failure).
-        Lost = await db.Jobs.AsNoTracking().Where(j => j.Outcome != null && j.Outcome.StartsWith("lost")).OrderByDescending(j => j.Id).Take(20).ToListAsync();
+
         return Page();
     }
 
