@@ -188,10 +188,20 @@ while [ $SECONDS -lt $deadline ]; do
     nvidia-smi --query-gpu=index,uuid,utilization.gpu,memory.used --format=csv
     nvidia-smi --query-compute-apps=pid,gpu_uuid,process_name,used_memory --format=csv
   fi
+  if [ "$state" = running ] && [ -z "${printed_smi:-}" ] && [ $((SECONDS - ${running_since:=$SECONDS})) -ge 10 ]; then
+    printed_smi=1 # once, ten seconds into the run: the job record and nvidia-smi side by side
+    echo "--- gpuc show $job --json (running)"; cat "$work/show-running.json"
+    echo "--- nvidia-smi while the job runs"
+    nvidia-smi --query-gpu=index,uuid,utilization.gpu,memory.used --format=csv
+    nvidia-smi --query-compute-apps=pid,gpu_uuid,process_name,used_memory --format=csv | tee "$work/compute-apps-running.csv"
+  fi
   case "$state" in finished|completed|succeeded|failed|cancelled|canceled|lost|walltimeexceeded|timeout) break ;; esac
   sleep 3
 done
 check "the running job's record shows its process on $gpu_uuid (from nvidia-smi)" $seen_usage
+if [ $seen_usage != 0 ]; then
+  echo "  (the server's job record should carry the backend's GetGpuUsageAsync(id) sample, e.g. as \"gpuUsage\" in GET /api/jobs/{id})"
+fi
 
 log "after the end"
 "$gpuc" show "$job" --json >"$work/show-final.json" 2>&1

@@ -91,7 +91,7 @@ public sealed partial class LocalBackend
         NvidiaSmiResult? result;
         try
         {
-            result = await _nvidiaSmi.RunAsync(NvidiaSmiParser.QueryGpuArguments, cancellationToken).ConfigureAwait(false);
+            result = await GpuDiscovery.QueryGpusAsync(_nvidiaSmi, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
@@ -234,7 +234,7 @@ public sealed partial class LocalBackend
             return results;
         }
 
-        var gpuResult = await _nvidiaSmi.RunAsync(NvidiaSmiParser.QueryGpuArguments, cancellationToken).ConfigureAwait(false);
+        var gpuResult = await GpuDiscovery.QueryGpusAsync(_nvidiaSmi, cancellationToken).ConfigureAwait(false);
         var appsResult = await _nvidiaSmi.RunAsync(NvidiaSmiParser.QueryComputeAppsArguments, cancellationToken).ConfigureAwait(false);
         if (gpuResult is not { ExitCode: 0 })
         {

@@ -27,6 +27,7 @@ public sealed partial class LocalBackend : IJobBackend
     private readonly Dictionary<long, LocalJob> _ended = [];
     private readonly List<BackendEvent> _pending = [];
     private readonly string _jobsDirectory;
+    private readonly FileStream _lock;
     private GpuInventory? _inventory;
     private bool _disposed;
 
@@ -48,6 +49,7 @@ public sealed partial class LocalBackend : IJobBackend
         _nvidiaSmi = nvidiaSmi ?? new NvidiaSmiCommand(options.NvidiaSmiPath);
         NodeName = string.IsNullOrWhiteSpace(options.NodeName) ? Environment.MachineName : options.NodeName;
         Directory.CreateDirectory(options.StateDirectory);
+        _lock = LockStateDirectory(options.StateDirectory);
         _jobsDirectory = Path.Combine(options.StateDirectory, "jobs");
         Directory.CreateDirectory(_jobsDirectory);
         _nodeState = ReadDrainFile() is null ? NodeUp : NodeDrain;
@@ -166,10 +168,32 @@ public sealed partial class LocalBackend : IJobBackend
 
             _jobs.Clear();
             _ended.Clear();
+            await _lock.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    // One backend per state folder: two would each watch, signal and report the same jobs. An exclusive lock on
+    // STATE/lock (released by the kernel if the process dies) keeps a second one out.
+    private static FileStream LockStateDirectory(string stateDirectory)
+    {
+        var path = Path.Combine(stateDirectory, "lock");
+        try
+        {
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+            stream.Write(pid);
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException(
+                $"The local backend state folder '{stateDirectory}' is in use by another backend (see {path}); one server per data folder.", e);
         }
     }
 

@@ -145,7 +145,7 @@ public sealed class LocalBackendJobTests
         second.ShouldBe(first);
 
         // A restarted server that starts it again (it never saved the handle) gets the same run too.
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.StartAsync(job, CancellationToken.None)).ExternalId.ShouldBe(first.ExternalId);
 
         await File.WriteAllTextAsync(go, "");

@@ -13,7 +13,7 @@ public sealed class LocalBackendNodeTests
         await using var t = new TestBackend(FakeNvidiaSmi.NotInstalled(), o => o.VirtualGpuCount = 8);
 
         var fleet = await t.Backend.DiscoverAsync(CancellationToken.None);
-        var again = await t.NewBackend().DiscoverAsync(CancellationToken.None);
+        var again = await (await t.NewBackendAsync()).DiscoverAsync(CancellationToken.None);
 
         fleet.VirtualGpus.ShouldBeTrue();
         fleet.Note!.ShouldContain("nvidia-smi is not installed");
@@ -26,6 +26,15 @@ public sealed class LocalBackendNodeTests
         node.Gpus.Select(g => g.Uuid).Distinct().Count().ShouldBe(8);
         node.Gpus.Select(g => g.Uuid).ShouldBe(again.Nodes[0].Gpus.Select(g => g.Uuid));
         node.Gpus[0].Uuid.ShouldStartWith("VGPU-");
+    }
+
+    [Fact]
+    public async Task Constructor_StateFolderInUse_Refused()
+    {
+        await using var t = new TestBackend();
+        var e = Should.Throw<InvalidOperationException>(() => new LocalBackend(t.Options(), TimeProvider.System, FakeNvidiaSmi.NotInstalled()));
+        e.Message.ShouldContain("in use by another backend");
+        await (await t.NewBackendAsync()).DiscoverAsync(CancellationToken.None); // free again once the first is disposed
     }
 
     [Fact]
@@ -61,6 +70,18 @@ public sealed class LocalBackendNodeTests
         node.GpuModel.ShouldBe(Fixture.H100Name);
         var gpu = node.Gpus.ShouldHaveSingleItem();
         gpu.ShouldBe(new DiscoveredGpu(0, Fixture.H100Uuid, Fixture.H100Name, 81559));
+    }
+
+    [Fact]
+    public async Task DiscoverAsync_OlderDriverRefusesAField_RetriesWithTheMinimalFields()
+    {
+        var smi = new FakeNvidiaSmi(args => args[0].Contains("mig.mode.current", StringComparison.Ordinal)
+            ? new NvidiaSmiResult(2, "", "Field \"mig.mode.current\" is not a valid field to query.")
+            : new NvidiaSmiResult(0, $"index, uuid, name, memory.total [MiB], memory.used [MiB], utilization.gpu [%]\n0, {Fixture.H100Uuid}, {Fixture.H100Name}, 81559, 0, 0\n", ""));
+        await using var t = new TestBackend(smi);
+        var fleet = await t.Backend.DiscoverAsync(CancellationToken.None);
+        fleet.VirtualGpus.ShouldBeFalse();
+        fleet.Nodes[0].Gpus.ShouldHaveSingleItem().MemoryMiB.ShouldBe(81559);
     }
 
     [Fact]
@@ -114,7 +135,7 @@ public sealed class LocalBackendNodeTests
         File.Exists(Path.Combine(t.StateDirectory, "gpus.json")).ShouldBeTrue();
 
         smi.Answer = _ => new NvidiaSmiResult(9, "", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.");
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         var fleet = await restarted.DiscoverAsync(CancellationToken.None);
 
         fleet.VirtualGpus.ShouldBeFalse(); // not silently replaced by virtual GPUs
@@ -124,7 +145,7 @@ public sealed class LocalBackendNodeTests
 
         // After a hardware change the operator deletes the kept inventory: discovered afresh.
         File.Delete(Path.Combine(t.StateDirectory, "gpus.json"));
-        (await t.NewBackend().DiscoverAsync(CancellationToken.None)).VirtualGpus.ShouldBeTrue();
+        (await (await t.NewBackendAsync()).DiscoverAsync(CancellationToken.None)).VirtualGpus.ShouldBeTrue();
     }
 
     [Fact]
@@ -138,7 +159,7 @@ public sealed class LocalBackendNodeTests
         (await t.Backend.DiscoverAsync(CancellationToken.None)).Nodes[0].State.ShouldBe("drain");
 
         // A restarted backend still sees the drain (it is a file in the state folder) and reports it once.
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.NodeDraining);
 
         await restarted.ResumeAsync(CancellationToken.None);
@@ -192,7 +213,7 @@ public sealed class LocalBackendNodeTests
         usage.Gpus.ShouldHaveSingleItem().Processes.ShouldHaveSingleItem().UsedMemoryMiB.ShouldBe(2048);
 
         // And after a restart of the server, from the job's folder.
-        var kept = (await t.NewBackend().GetGpuUsageAsync(51, CancellationToken.None)).ShouldNotBeNull();
+        var kept = (await (await t.NewBackendAsync()).GetGpuUsageAsync(51, CancellationToken.None)).ShouldNotBeNull();
         kept.Live.ShouldBeFalse();
         kept.Gpus.ShouldHaveSingleItem().Processes.ShouldHaveSingleItem().InJob.ShouldBeTrue();
     }

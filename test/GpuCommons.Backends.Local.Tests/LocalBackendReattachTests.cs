@@ -14,7 +14,7 @@ public sealed class LocalBackendReattachTests
         (await t.PollUntilAsync(e => e.Any(x => x.Kind == BackendEventKind.Started))).Count.ShouldBe(1);
         await t.Backend.DisposeAsync();
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.ReattachAsync(40, handle, CancellationToken.None)).ShouldBeTrue();
         (await restarted.PollAsync(CancellationToken.None)).ShouldBeEmpty(); // no second Started
 
@@ -36,7 +36,7 @@ public sealed class LocalBackendReattachTests
         await File.WriteAllTextAsync(go, "");
         await TestBackend.WaitForAsync(() => File.Exists(Path.Combine(t.StateDirectory, "jobs", "41", "exitcode")), "the exit code file");
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.ReattachAsync(41, handle, CancellationToken.None)).ShouldBeTrue();
         var end = (await t.PollUntilEndAsync(41, restarted)).Single();
         end.Kind.ShouldBe(BackendEventKind.Failed);
@@ -51,7 +51,7 @@ public sealed class LocalBackendReattachTests
         (await t.PollUntilEndAsync(49)).Last().ExitCode.ShouldBe(5);
         await t.Backend.DisposeAsync(); // the server crashed before it saved the Failed event
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.ReattachAsync(49, handle, CancellationToken.None)).ShouldBeTrue();
         var again = (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem();
         (again.Kind, again.ExitCode).ShouldBe((BackendEventKind.Failed, 5));
@@ -69,7 +69,7 @@ public sealed class LocalBackendReattachTests
         Posix.SignalJob(pid, Posix.SigKill); // no exit code can be written
         await TestBackend.WaitForAsync(() => Posix.ReadStat(pid) is not { IsZombie: false }, "the job to die");
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.ReattachAsync(42, handle, CancellationToken.None)).ShouldBeFalse();
         var lost = (await restarted.PollAsync(CancellationToken.None)).Single();
         lost.Kind.ShouldBe(BackendEventKind.Lost);
@@ -118,7 +118,7 @@ public sealed class LocalBackendReattachTests
         text = System.Text.RegularExpressions.Regex.Replace(text, "\"startTicks\": \\d+", "\"startTicks\": 0");
         await File.WriteAllTextAsync(state, text);
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         var again = await restarted.StartAsync(job, CancellationToken.None);
 
         again.ExternalId.ShouldBe(handle.ExternalId);
@@ -134,7 +134,7 @@ public sealed class LocalBackendReattachTests
         var handle = await t.StartAsync(t.Job(50, "sleep 300"));
         await t.Backend.DisposeAsync();
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.ReattachAsync(50, new BackendHandle(50, "", null, null), CancellationToken.None)).ShouldBeTrue();
         (await restarted.ReattachAsync(51, new BackendHandle(51, "", null, null), CancellationToken.None)).ShouldBeFalse();
         (await restarted.PollAsync(CancellationToken.None)).ShouldHaveSingleItem().Message.ShouldBe("never launched");
@@ -182,7 +182,7 @@ public sealed class LocalBackendReattachTests
         var handle = await t.StartAsync(t.Job(45, "sleep 300", walltime: TimeSpan.FromSeconds(2)));
         await t.Backend.DisposeAsync();
 
-        var restarted = t.NewBackend();
+        var restarted = await t.NewBackendAsync();
         (await restarted.ReattachAsync(45, handle, CancellationToken.None)).ShouldBeTrue();
         var events = await t.PollUntilEndAsync(45, restarted);
         events.Last().Kind.ShouldBe(BackendEventKind.WalltimeExceeded);

@@ -54,8 +54,14 @@ internal sealed class TestBackend : IAsyncDisposable
         return o;
     }
 
-    /// <summary>A new backend over the same state folder (a server restart).</summary>
-    public LocalBackend NewBackend()
+    /// <summary>A new backend over the same state folder (a server restart: the previous one is disposed first).</summary>
+    public async Task<LocalBackend> NewBackendAsync()
+    {
+        await Backend.DisposeAsync();
+        return NewBackend();
+    }
+
+    private LocalBackend NewBackend()
     {
         var backend = new LocalBackend(Options(), Time, NvidiaSmi ?? FakeNvidiaSmi.NotInstalled());
         _backends.Add(backend);

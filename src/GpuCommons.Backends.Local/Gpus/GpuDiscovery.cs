@@ -22,7 +22,7 @@ public static class GpuDiscovery
             return Virtual(node, virtualCount, virtualModel, virtualMemoryMiB, "virtual GPUs by configuration");
         }
 
-        var result = await nvidiaSmi.RunAsync(NvidiaSmiParser.QueryGpuArguments, cancellationToken).ConfigureAwait(false);
+        var result = await QueryGpusAsync(nvidiaSmi, cancellationToken).ConfigureAwait(false);
         string reason;
         if (result is null)
         {
@@ -54,6 +54,22 @@ public static class GpuDiscovery
         }
 
         return Virtual(node, virtualCount, virtualModel, virtualMemoryMiB, reason);
+    }
+
+    /// <summary>
+    /// Runs the GPU query; where the driver refuses one of its fields (<c>Field "…" is not a valid field to query</c>, an
+    /// older nvidia-smi), runs it again with <see cref="NvidiaSmiParser.MinimalQueryGpuFields"/>. Null: no nvidia-smi.
+    /// </summary>
+    public static async Task<NvidiaSmiResult?> QueryGpusAsync(INvidiaSmi nvidiaSmi, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(nvidiaSmi);
+        var result = await nvidiaSmi.RunAsync(NvidiaSmiParser.QueryGpuArguments, cancellationToken).ConfigureAwait(false);
+        if (result is { ExitCode: not 0 } && (result.Stdout + result.Stderr).Contains("not a valid field", StringComparison.OrdinalIgnoreCase))
+        {
+            result = await nvidiaSmi.RunAsync(NvidiaSmiParser.MinimalQueryGpuArguments, cancellationToken).ConfigureAwait(false);
+        }
+
+        return result;
     }
 
     /// <summary>Virtual GPUs whose UUIDs depend only on the node name and index (the same on every start).</summary>

@@ -26,6 +26,13 @@ public static partial class NvidiaSmiParser
     public static IReadOnlyList<string> QueryGpuArguments { get; } =
         ["--query-gpu=" + string.Join(',', QueryGpuFields), "--format=csv,nounits"];
 
+    /// <summary>The fields every nvidia-smi knows: the fallback when an older driver refuses a field of <see cref="QueryGpuFields"/>.</summary>
+    public static readonly IReadOnlyList<string> MinimalQueryGpuFields = ["index", "uuid", "name", "memory.total", "memory.used", "utilization.gpu"];
+
+    /// <summary>Arguments for <see cref="MinimalQueryGpuFields"/>.</summary>
+    public static IReadOnlyList<string> MinimalQueryGpuArguments { get; } =
+        ["--query-gpu=" + string.Join(',', MinimalQueryGpuFields), "--format=csv,nounits"];
+
     /// <summary>Arguments for the per-process GPU memory query.</summary>
     public static IReadOnlyList<string> QueryComputeAppsArguments { get; } =
         ["--query-compute-apps=" + string.Join(',', ComputeAppFields), "--format=csv,nounits"];

@@ -73,6 +73,10 @@ internal static class LocalCommands
         {
             throw new CliException(e.Message, CliRunner.Unavailable);
         }
+        catch (InvalidOperationException e)
+        {
+            throw new CliException(e.Message, CliRunner.Unavailable); // the state folder is in use
+        }
     }
 
     private static async Task<int> RunAsync(string? state, int? virtualGpus, int gpus, TimeSpan walltime, string? logs, TimeSpan sampleEvery, string[] command, CancellationToken ct)
