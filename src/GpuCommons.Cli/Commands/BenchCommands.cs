@@ -28,6 +28,7 @@ internal static class BenchCommands
             return 0;
         });
         bench.Subcommands.Add(scheduler);
+        bench.Subcommands.Add(PortalBenchCommands.Create());
         bench.Subcommands.Add(BenchServerCommand.Create());
         return bench;
     }

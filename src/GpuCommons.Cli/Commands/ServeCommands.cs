@@ -69,6 +69,7 @@ internal static class ServeCommands
             var url = parse.GetValue(urls)!;
             var app = ServerApp.Build(options, backend, b =>
             {
+                GpuCommons.Portal.PortalSetup.AddPortal(b);
                 b.WebHost.UseUrls(url.Split(';', StringSplitOptions.RemoveEmptyEntries));
                 b.Logging.ClearProviders();
                 if (json)
@@ -85,6 +86,7 @@ internal static class ServeCommands
                     });
                 }
             });
+            GpuCommons.Portal.PortalSetup.MapPortal(app);
             var token = await ServerApp.InitialiseAsync(app, ct);
             await app.StartAsync(ct);
             var co = app.Services.GetRequiredService<Coordinator>();
@@ -92,7 +94,7 @@ internal static class ServeCommands
             var fleet = co.Discovered!;
             await Console.Out.WriteLineAsync($"gpuc: fleet: {co.Fleet.TotalGpus} GPUs on {co.Fleet.Nodes.Count} node(s) from {fleet.Source}{(fleet.VirtualGpus ? " — VIRTUAL GPUs (no real GPU found or --gpus virtual)" : "")}");
             await Console.Out.WriteLineAsync($"gpuc: database: {options.Provider} {(options.Provider == "sqlite" ? Path.Combine(dir, "gpuc.db") : "(connection string)")}");
-            await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
+            await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (portal: {url.Split(';')[0].TrimEnd('/')}/, OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
             var tokenFile = Path.Combine(dir, "admin-token");
             await Console.Out.WriteLineAsync(token is not null
                 ? $"gpuc: admin token: {token}  (written to {tokenFile})"
