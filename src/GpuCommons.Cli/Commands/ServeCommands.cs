@@ -1,5 +1,7 @@
 using System.CommandLine;
+using GpuCommons.Backends;
 using GpuCommons.Backends.Local;
+using GpuCommons.Backends.Slurm;
 using GpuCommons.Server;
 using GpuCommons.Server.Engine;
 using Microsoft.AspNetCore.Builder;
@@ -24,10 +26,12 @@ internal static class ServeCommands
         var webhook = new Option<string?>("--webhook") { Description = "URL that receives allocation alerts as JSON" };
         var noDemo = new Option<bool>("--no-demo") { Description = "Do not seed the demo tenancy into a new database" };
         var logJson = new Option<bool>("--log-json") { Description = "Structured JSON logs on stdout" };
+        var backendKind = new Option<string>("--backend") { Description = "Where jobs run: local (processes on this machine) or slurm (the Slurm cluster this machine submits to)", DefaultValueFactory = _ => "local" };
+        var slurmAccount = new Option<string?>("--slurm-account") { Description = "Slurm account to charge jobs to (slurm backend)" };
         var rate = new Option<decimal>("--rate") { Description = "Charge per GPU-hour", DefaultValueFactory = _ => 1000m };
         var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
         {
-            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate,
+            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount,
         };
         serve.SetAction(async (parse, ct) =>
         {
@@ -58,13 +62,18 @@ internal static class ServeCommands
                 var m => throw new CliException($"--gpus must be auto, real or virtual, got '{m}'", CliRunner.Usage),
             };
             Directory.CreateDirectory(dir);
-            var backend = new LocalBackend(new LocalBackendOptions
+            IJobBackend backend = parse.GetValue(backendKind) switch
             {
-                StateDirectory = Path.Combine(dir, "backend"),
-                GpuMode = mode,
-                VirtualGpuCount = parse.GetValue(virtualGpus),
-                NodeName = "local-1",
-            });
+                "local" => new LocalBackend(new LocalBackendOptions
+                {
+                    StateDirectory = Path.Combine(dir, "backend"),
+                    GpuMode = mode,
+                    VirtualGpuCount = parse.GetValue(virtualGpus),
+                    NodeName = "local-1",
+                }),
+                "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount) }),
+                var b => throw new CliException($"--backend must be local or slurm, got '{b}'", CliRunner.Usage),
+            };
             var json = parse.GetValue(logJson);
             var url = parse.GetValue(urls)!;
             var app = ServerApp.Build(options, backend, b =>

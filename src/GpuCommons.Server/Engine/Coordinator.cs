@@ -785,7 +785,10 @@ public sealed partial class Coordinator : BackgroundService
 
         var env = new Dictionary<string, string>(JobMapping.Environment(row), StringComparer.Ordinal);
         return new BackendJob(row.Id, row.Name, row.Project, row.User, JobMapping.Command(row), row.WorkingDirectory, env, nodes,
-            TimeSpan.FromSeconds(row.WalltimeSeconds), Path.Combine(_options.LogDirectory, row.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), row.Checkpointable);
+            TimeSpan.FromSeconds(row.WalltimeSeconds), Path.Combine(_options.LogDirectory, row.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), row.Checkpointable)
+        {
+            Attempt = row.Attempt,
+        };
     }
 
     // ---- Backend events and job ends ---------------------------------------------------------------------------
