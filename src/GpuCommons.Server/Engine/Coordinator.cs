@@ -936,6 +936,27 @@ public sealed partial class Coordinator : BackgroundService
         RunAsync(async _ =>
         {
             await ChangeNodeStateAsync(node, state, reason, actor, CancellationToken.None);
+            if (_backend is INodeControl control)
+            {
+                // An operator's drain holds in the cluster manager too (Slurm: scontrol update state=drain), so that
+                // nothing else schedules onto the node either; down is a drain there, not a kill.
+                try
+                {
+                    if (state == NodeState.Up)
+                    {
+                        await control.ResumeNodeAsync(node, CancellationToken.None);
+                    }
+                    else
+                    {
+                        await control.DrainNodeAsync(node, reason ?? $"drained by {actor} in GpuCommons", CancellationToken.None);
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogBackendError("node " + state.ToString().ToLowerInvariant(), 0, e);
+                }
+            }
+
             return true;
         });
 
