@@ -41,6 +41,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            _holdAttempts[p]++;
             if (Shadow(job, p, shape, now, bestT) is ({ } t, { } nodes) && t < bestT)
             {
                 bestT = t;

@@ -27,12 +27,16 @@ public sealed partial class SchedulerEngine
     }
 
     /// <summary>Partitions, among <paramref name="partitions"/>, that can take one more backfill reservation.</summary>
+    /// <summary>Reservation computations tried per partition in this pass; a partition whose jobs cannot get one stops trying.</summary>
+    private int[] _holdAttempts = [];
+    private int _holdAttemptLimit;
+
     private ulong HoldSlots(ulong partitions, int depth)
     {
         var slots = 0UL;
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((partitions & (1UL << p)) != 0 && _holdCount[p] < depth)
+            if ((partitions & (1UL << p)) != 0 && _holdCount[p] < depth && _holdAttempts[p] < _holdAttemptLimit)
             {
                 slots |= 1UL << p;
             }
@@ -86,7 +90,7 @@ public sealed partial class SchedulerEngine
         var holdsComplete = true;
         for (var p = 0; p < _holdCount.Length; p++)
         {
-            holdsComplete &= _holdCount[p] >= _walkDepth;
+            holdsComplete &= _holdCount[p] >= _walkDepth || _holdAttempts[p] >= _holdAttemptLimit;
         }
 
         _walkHoldsComplete = holdsComplete;
@@ -345,6 +349,13 @@ public sealed partial class SchedulerEngine
         var blockedSeen = false;
         _walkNow = now;
         _walkDepth = depth;
+        if (_holdAttempts.Length != Fleet.Partitions.Count)
+        {
+            _holdAttempts = new int[Fleet.Partitions.Count];
+        }
+
+        Array.Clear(_holdAttempts);
+        _holdAttemptLimit = full ? Math.Max(64, depth * 4) : Math.Max(8, depth * 2);
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
             RefreshCapacitySignature(p);
