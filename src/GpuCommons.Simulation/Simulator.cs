@@ -3,6 +3,7 @@ using System.Globalization;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Core.Jobs;
+using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
 using GpuCommons.Simulation.Metrics;
 using GpuCommons.Simulation.Traces;
@@ -81,7 +82,7 @@ public sealed class Simulator
         _fleet = fleet;
         _workload = workload;
         _options = options;
-        _engine = new SchedulerEngine(fleet, workload.Tenancy, options.Scheduler, _clock);
+        _engine = new SchedulerEngine(fleet, EngineTenancy(fleet, workload.Tenancy), EngineOptions(options.Scheduler, workload), _clock);
         _bounds = new LowerBounds(fleet.TotalGpus);
         _bySize = [.. SizeBands.Select(b => new MetricGroup(b))];
         _present = new bool[fleet.Nodes.Count];
@@ -100,6 +101,60 @@ public sealed class Simulator
         }
 
         _activeByProject = new int[p];
+    }
+
+    /// <summary>
+    /// The engine options for a run: the policy's, with the preemption search off when no running job could ever be a
+    /// victim (no preemptible-class job and no quota anywhere). The engine would find no victim anyway, but it scans
+    /// every running job of the partition for each of up to 16 blocked jobs in every full cycle.
+    /// </summary>
+    internal static SchedulerOptions EngineOptions(SchedulerOptions o, Workload workload)
+    {
+        var quotas = workload.Tenancy.Organisations.Any(x => x.Quotas.Count > 0) || workload.Tenancy.Projects.Any(x => x.Quotas.Count > 0);
+        var preemption = o.Preemption && (workload.MayHavePreemptibleJobs || quotas);
+        return new SchedulerOptions
+        {
+            Ordering = o.Ordering,
+            Backfill = o.Backfill,
+            ConservativeDepth = o.ConservativeDepth,
+            Preemption = preemption,
+            MaxPreemptorsPerCycle = o.MaxPreemptorsPerCycle,
+            PreemptionGrace = o.PreemptionGrace,
+            FairShareHalfLife = o.FairShareHalfLife,
+            MaxAge = o.MaxAge,
+            WeightFairShare = o.WeightFairShare,
+            WeightAge = o.WeightAge,
+            WeightPriorityClass = o.WeightPriorityClass,
+            WeightSize = o.WeightSize,
+            RequireAllocation = o.RequireAllocation,
+            MaxWalltime = o.MaxWalltime,
+        };
+    }
+
+    /// <summary>
+    /// The tenancy the engine gets. When no organisation or project has a quota ("no quota" in the workload), each gets a
+    /// nominal quota of <see cref="UnboundedQuotaGpus"/> on every partition, which can never bind. Without it the engine
+    /// counts every tenant's usage as borrowed from the cohort, so a job that does not fit the free GPUs is refused as
+    /// <see cref="Scheduling.PendingReason.CohortQuota"/> (inadmissible) instead of waiting for resources: it gets no
+    /// backfill reservation and does not block FIFO, and big jobs starve. (An engine problem; see docs/simulation.md.)
+    /// </summary>
+    public const double UnboundedQuotaGpus = 1_000_000;
+
+    internal static TenancySpec EngineTenancy(Fleet fleet, TenancySpec tenancy)
+    {
+        if (tenancy.Organisations.Any(o => o.Quotas.Count > 0) || tenancy.Projects.Any(p => p.Quotas.Count > 0))
+        {
+            return tenancy;
+        }
+
+        List<QuotaSpec> whole = [.. fleet.Partitions.Select(p => new QuotaSpec(p.Name, UnboundedQuotaGpus))];
+        return new TenancySpec
+        {
+            Organisations = [.. tenancy.Organisations.Select(o => o with { Quotas = whole })],
+            Projects = [.. tenancy.Projects.Select(p => p with { Quotas = whole })],
+            Allocations = tenancy.Allocations,
+            TypeShares = tenancy.TypeShares,
+        };
     }
 
     /// <summary>Runs a workload to its end (or the horizon) and returns the figures.</summary>

@@ -362,6 +362,7 @@ internal static class SimulationCommands
             ClassOfProject = workload.ClassOfProject,
             Count = workload.Count,
             SpanSeconds = workload.SpanSeconds,
+            MayHavePreemptibleJobs = workload.MayHavePreemptibleJobs,
         };
     }
 
