@@ -49,6 +49,8 @@ public sealed class SimulationResult
     public long FullCycles { get; init; }
     public long Cycles { get; init; }
     public long NodeFailures { get; init; }
+    /// <summary>Starts decided by the engine (every attempt of every job).</summary>
+    public long Placements { get; init; }
     public double WallSeconds { get; set; }
     public double PeakMemoryMb { get; set; }
 
@@ -71,6 +73,8 @@ public sealed class SimulationResult
             ["wall_seconds"] = Math.Round(WallSeconds, 3),
             ["peak_memory_mb"] = Math.Round(PeakMemoryMb, 1),
             ["jobs_per_second"] = WallSeconds > 0 ? Math.Round(Jobs / WallSeconds, 1) : 0,
+            ["placements"] = Placements,
+            ["placements_per_second"] = WallSeconds > 0 ? Math.Round(Placements / WallSeconds, 1) : 0,
             ["avg_jct_s"] = MetricGroup.R(All.Jct.Mean),
             ["avg_jct_lower_bound_s"] = MetricGroup.R(AvgJctLowerBound),
             ["avg_jct_ratio"] = MetricGroup.R(AvgJctRatio),

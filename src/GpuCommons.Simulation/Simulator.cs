@@ -56,6 +56,8 @@ public sealed class Simulator
     private double[] _pendingByClass = [];
 
     private long _seq;
+    /// <summary>Queued events that can change what runs (all but node failures, which recur forever).</summary>
+    private long _essential;
     private long _now;
     private long _lastIntegrated;
     private long _allocatedMilli;
@@ -66,6 +68,7 @@ public sealed class Simulator
     private long _cycles;
     private long _fullCycles;
     private long _nodeFailures;
+    private long _placements;
     private long _lastWakeup = long.MinValue;
     private double _allocatedGpuSeconds;
     private double _usefulGpuSeconds;
@@ -220,7 +223,15 @@ public sealed class Simulator
 
     private static double Seconds(long ticks) => (ticks - Epoch.UtcTicks) / (double)TimeSpan.TicksPerSecond;
 
-    private void Push(long ticks, Event e) => _events.Enqueue(e, (ticks, _seq++));
+    private void Push(long ticks, Event e)
+    {
+        if (e.Kind != EventKind.NodeFail)
+        {
+            _essential++;
+        }
+
+        _events.Enqueue(e, (ticks, _seq++));
+    }
 
     private SimulationResult Loop()
     {
@@ -264,6 +275,13 @@ public sealed class Simulator
                 break;
             }
 
+            // Without a horizon the run ends when every job has ended, or when the jobs left can never start: nothing
+            // runs, nothing more arrives, and only node failures are left to happen.
+            if (horizon == long.MaxValue && !hasArrival && _essential == 0 && fullTimer == long.MaxValue && _engine.RunningCount == 0)
+            {
+                break;
+            }
+
             if (t < _now)
             {
                 throw new SpecException("trace", $"job {arrivals.Current.Label} is submitted at {arrivals.Current.SubmitSeconds} s, before the previous job: the workload must be sorted by submit time");
@@ -283,6 +301,11 @@ public sealed class Simulator
             while (_events.TryPeek(out _, out pri) && pri.Ticks == t)
             {
                 var e = _events.Dequeue();
+                if (e.Kind != EventKind.NodeFail)
+                {
+                    _essential--;
+                }
+
                 _eventsHandled++;
                 something |= Handle(e);
             }
@@ -332,11 +355,12 @@ public sealed class Simulator
             }
         }
 
-        var stop = horizon != long.MaxValue ? horizon : _now;
+        // The run's window ends at the horizon, or at the last job's end (node failures may have moved the clock on).
+        var stop = horizon != long.MaxValue ? horizon : (_tracks.Count == 0 && _lastEnd > 0 ? Ticks(_lastEnd) : _now);
         Integrate(Math.Max(stop, _now));
-        Sample(Seconds(Math.Max(stop, _now)));
+        Sample(Seconds(stop));
         options.Progress?.Invoke(new SimulationProgress(Seconds(_now), _arrived, _ended, _workload.Count, options.HorizonSeconds));
-        return Finish(Math.Max(stop, _now));
+        return Finish(stop);
     }
 
     private long Exponential(double meanHours) =>
@@ -473,6 +497,7 @@ public sealed class Simulator
 
     private void Apply(ScheduleResult result)
     {
+        _placements += result.Started.Count;
         foreach (var start in result.Started)
         {
             var track = _tracks[start.JobId];
@@ -803,6 +828,7 @@ public sealed class Simulator
             Cycles = _cycles,
             FullCycles = _fullCycles,
             NodeFailures = _nodeFailures,
+            Placements = _placements,
         };
     }
 }

@@ -142,13 +142,13 @@ internal static class ScheduleChecker
                 var ran = e - r.Start.Value;
                 switch (r.State)
                 {
-                    case "finished" when Math.Abs(ran - remaining) > 1e-3 || remaining > wall + 1e-3:
+                    case "finished" when Math.Abs(ran - remaining) > 0.01 || remaining > wall + 0.01:
                         errors.Add($"job {g.Key}: finished after {ran} s, but {remaining} s were left");
                         break;
-                    case "failed" when ran > Math.Min(wall, remaining) + 1e-3:
+                    case "failed" when ran > Math.Min(wall, remaining) + 0.01:
                         errors.Add($"job {g.Key}: failed after {ran} s, more than its walltime {wall} s");
                         break;
-                    case "preempted" when ran > remaining + 1e-3:
+                    case "preempted" when ran > remaining + 0.01:
                         errors.Add($"job {g.Key}: preempted after {ran} s, but only {remaining} s were left");
                         break;
                 }

@@ -165,7 +165,7 @@ public class SimulatorTests
     [Fact]
     public void Plan_DelayedDelivery_LeavesMoreUnservedDemand()
     {
-        var plan = new CapacityPlanner { Fleet = BuiltInFleets.Get("small"), Months = 3, Load = 0.7, MonthlyGrowth = 0.1, ArrivalMonth = 1, CycleIntervalSeconds = 600 };
+        var plan = new CapacityPlanner { Fleet = BuiltInFleets.Get("small"), Months = 2, Load = 0.7, MonthlyGrowth = 0.1, ArrivalMonth = 0.5, CycleIntervalSeconds = 900 };
         var results = new List<PlanResult>();
         foreach (var name in new[] { "on-time", "delay-1mo", "half" })
         {
@@ -173,7 +173,7 @@ public class SimulatorTests
             results.Add(new PlanResult(scenario, Simulator.Run(plan.Fleet, plan.Workload(), plan.Options(scenario))));
         }
 
-        double Unserved(PlanResult r) => r.Result.Months.Take(3).Sum(m => m.UnservedGpuHours.Sum());
+        double Unserved(PlanResult r) => r.Result.Months.Take(2).Sum(m => m.UnservedGpuHours.Sum());
         Unserved(results[1]).ShouldBeGreaterThan(Unserved(results[0]));
         Unserved(results[2]).ShouldBeGreaterThan(Unserved(results[0]));
         results[0].Result.Jobs.ShouldBe(results[1].Result.Jobs);

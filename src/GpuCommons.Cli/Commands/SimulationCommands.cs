@@ -31,6 +31,7 @@ internal static class SimulationCommands
         public Option<string?> Trace { get; } = new("--trace") { Description = "Trace file (.csv or .csv.gz)" };
         public Option<string> Format { get; } = new("--trace-format") { Description = "philly | gpuc-csv | sia | auto", DefaultValueFactory = _ => "auto" };
         public Option<long?> Synthetic { get; } = new("--synthetic") { Description = "Replay this many synthetic national jobs instead of a trace" };
+        public Option<string> Mix { get; } = new("--mix") { Description = "Synthetic mix: national | fractional (shares of one GPU; with --fleet mixed-1200 for the packing benchmark)", DefaultValueFactory = _ => "national" };
         public Option<int> Seed { get; } = new("--seed") { Description = "Seed of synthesis and failures", DefaultValueFactory = _ => 42 };
         public Option<string> Fleet { get; } = new("--fleet") { Description = "Shipped fleet name (national, small), fleet JSON or node-list CSV (node,gpus,model[,partition,block])", DefaultValueFactory = _ => "national" };
         public Option<double?> TargetLoad { get; } = new("--target-load") { Description = "Compress the trace's submit times to this offered load (e.g. 0.9); synthesis: its load (default 0.9)" };
@@ -44,7 +45,7 @@ internal static class SimulationCommands
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Trace, Format, Synthetic, Seed, Fleet, TargetLoad, Mapping, WalltimeFactor, CycleInterval, HorizonDays, Mtbf, Repair, JsonOut })
+            foreach (var o in new Option[] { Trace, Format, Synthetic, Mix, Seed, Fleet, TargetLoad, Mapping, WalltimeFactor, CycleInterval, HorizonDays, Mtbf, Repair, JsonOut })
             {
                 c.Options.Add(o);
             }
@@ -79,6 +80,7 @@ internal static class SimulationCommands
                 TracePath = trace,
                 Format = TraceReader.ParseFormat(p.GetValue(Format)!),
                 SyntheticJobs = synthetic,
+                Mix = p.GetValue(Mix)!.ToLowerInvariant(),
                 Seed = p.GetValue(Seed),
                 TargetLoad = p.GetValue(TargetLoad),
                 Mapping = TenantMapping.Parse(p.GetValue(Mapping)!),
@@ -142,7 +144,7 @@ internal static class SimulationCommands
             var json = p.GetValue(w.JsonOut);
             var name = p.GetValue(policy)!.ToLowerInvariant();
             Policies.Create(name);
-            var fleet = FleetSpecLoader.Load(p.GetValue(w.Fleet)!);
+            var fleet = LoadFleet(p.GetValue(w.Fleet)!);
             var workload = w.Source(p).Build(fleet);
             using var jobsWriter = Open(p.GetValue(jobsOut));
             if (jobsWriter is not null)
@@ -196,7 +198,7 @@ internal static class SimulationCommands
                 Policies.Create(n);
             }
 
-            var fleet = FleetSpecLoader.Load(p.GetValue(w.Fleet)!);
+            var fleet = LoadFleet(p.GetValue(w.Fleet)!);
             var source = w.Source(p);
             var results = new List<SimulationResult>();
             foreach (var n in names)
@@ -309,6 +311,18 @@ internal static class SimulationCommands
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>A shipped fleet, a fleet file, or <c>mixed-N</c>: N nodes of 1, 2, 4 and 8 GPUs (the packing benchmark's fleet).</summary>
+    private static Fleet LoadFleet(string name)
+    {
+        if (name.StartsWith("mixed-", StringComparison.OrdinalIgnoreCase) && !File.Exists(name)
+            && int.TryParse(name.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out var nodes) && nodes is > 0 and <= 100_000)
+        {
+            return FractionalPacking.MixedFleet(nodes);
+        }
+
+        return FleetSpecLoader.Load(name);
     }
 
     private static SimulationResult RunWithProgress(Fleet fleet, Workload workload, Func<Action<SimulationProgress>?, SimulationOptions> options, bool quiet, string label)
