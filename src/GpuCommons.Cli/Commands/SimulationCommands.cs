@@ -42,10 +42,11 @@ internal static class SimulationCommands
         public Option<double> Mtbf { get; } = new("--mtbf-hours") { Description = "Mean hours between failures of a node (0: none)", DefaultValueFactory = _ => 0.0 };
         public Option<double> Repair { get; } = new("--repair-hours") { Description = "Mean hours to repair a node", DefaultValueFactory = _ => 24.0 };
         public Option<bool> JsonOut { get; } = new("--json") { Description = "Print one JSON object" };
+        public Option<bool> NoPreemption { get; } = new("--no-preemption") { Description = "Turn the engine's preemption off (what-if)" };
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Trace, Format, Synthetic, Mix, Seed, Fleet, TargetLoad, Mapping, WalltimeFactor, CycleInterval, HorizonDays, Mtbf, Repair, JsonOut })
+            foreach (var o in new Option[] { Trace, Format, Synthetic, Mix, Seed, Fleet, TargetLoad, Mapping, WalltimeFactor, CycleInterval, HorizonDays, Mtbf, Repair, JsonOut, NoPreemption })
             {
                 c.Options.Add(o);
             }
@@ -107,9 +108,11 @@ internal static class SimulationCommands
                 throw new CliException("--horizon-days and --repair-hours must be positive, --mtbf-hours zero or more", CliRunner.Usage);
             }
 
+            var scheduler = Policies.Create(policy);
+            scheduler.Preemption = !p.GetValue(NoPreemption);
             return new SimulationOptions
             {
-                Scheduler = Policies.Create(policy),
+                Scheduler = scheduler,
                 PolicyName = policy,
                 WalltimeFactor = factor,
                 CycleIntervalSeconds = interval,
@@ -142,6 +145,7 @@ internal static class SimulationCommands
         cmd.SetAction(p =>
         {
             var json = p.GetValue(w.JsonOut);
+            var total = System.Diagnostics.Stopwatch.StartNew();
             var name = p.GetValue(policy)!.ToLowerInvariant();
             Policies.Create(name);
             var fleet = LoadFleet(p.GetValue(w.Fleet)!);
@@ -163,7 +167,9 @@ internal static class SimulationCommands
 
             if (json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(result.ToJson(), Json));
+                var summary = result.ToJson();
+                summary["total_wall_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3);
+                Console.WriteLine(JsonSerializer.Serialize(summary, Json));
             }
             else
             {
