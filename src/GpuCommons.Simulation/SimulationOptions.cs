@@ -3,12 +3,6 @@ using GpuCommons.Scheduling;
 
 namespace GpuCommons.Simulation;
 
-/// <summary>A change of the fleet at a point of the simulation: partitions arriving, being delayed or retiring.</summary>
-/// <param name="AtSeconds">Seconds from the start of the workload.</param>
-/// <param name="Nodes">Node names.</param>
-/// <param name="State">Up: the nodes arrive (or return); Down: they leave; Draining: no new jobs.</param>
-public sealed record FleetEvent(double AtSeconds, IReadOnlyList<string> Nodes, NodeState State, string Label = "");
-
 /// <summary>Everything about a simulation run except the fleet and the workload. Defaults are on each property.</summary>
 public sealed class SimulationOptions
 {
@@ -62,5 +56,3 @@ public sealed class SimulationOptions
     public Action<SimulationProgress>? Progress { get; init; }
 }
 
-/// <summary>How far a run is.</summary>
-public readonly record struct SimulationProgress(double VirtualSeconds, long Arrived, long Ended, int? Expected, double? HorizonSeconds);

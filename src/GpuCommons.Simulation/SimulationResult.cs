@@ -2,25 +2,6 @@ using GpuCommons.Simulation.Metrics;
 
 namespace GpuCommons.Simulation;
 
-/// <summary>One time-series sample: the state of the fleet and the queue at <see cref="Seconds"/>.</summary>
-public sealed record TimeSample(double Seconds, int Pending, int Running, double AllocatedGpus, int UpGpus, int StrandedGpus, int Preempting, double[] AllocatedByClass, double[] PendingGpusByClass);
-
-/// <summary>Figures of one month (by submit month for waits), per tenant class.</summary>
-public sealed class MonthStats(int month, int classes)
-{
-    public int Month { get; } = month;
-    /// <summary>GPU-hours of demand left waiting: GPUs asked by pending jobs × hours pending, in this month.</summary>
-    public double[] UnservedGpuHours { get; } = new double[classes];
-    /// <summary>GPU-hours allocated to running jobs in this month.</summary>
-    public double[] AllocatedGpuHours { get; } = new double[classes];
-    /// <summary>GPU-hours of work submitted in this month.</summary>
-    public double[] DemandGpuHours { get; } = new double[classes];
-    /// <summary>Waits (first start − submit) of jobs submitted this month that started.</summary>
-    public QuantileSketch[] Wait { get; } = [.. Enumerable.Range(0, classes).Select(_ => new QuantileSketch())];
-    /// <summary>Jobs submitted this month that never started before the end of the run.</summary>
-    public long[] NeverStarted { get; } = new long[classes];
-}
-
 /// <summary>What a simulation measured.</summary>
 public sealed class SimulationResult
 {
@@ -49,6 +30,8 @@ public sealed class SimulationResult
     public long FullCycles { get; init; }
     public long Cycles { get; init; }
     public long NodeFailures { get; init; }
+    /// <summary>Starts decided by the engine (every attempt of every job).</summary>
+    public long Placements { get; init; }
     public double WallSeconds { get; set; }
     public double PeakMemoryMb { get; set; }
 
@@ -71,6 +54,8 @@ public sealed class SimulationResult
             ["wall_seconds"] = Math.Round(WallSeconds, 3),
             ["peak_memory_mb"] = Math.Round(PeakMemoryMb, 1),
             ["jobs_per_second"] = WallSeconds > 0 ? Math.Round(Jobs / WallSeconds, 1) : 0,
+            ["placements"] = Placements,
+            ["placements_per_second"] = WallSeconds > 0 ? Math.Round(Placements / WallSeconds, 1) : 0,
             ["avg_jct_s"] = MetricGroup.R(All.Jct.Mean),
             ["avg_jct_lower_bound_s"] = MetricGroup.R(AvgJctLowerBound),
             ["avg_jct_ratio"] = MetricGroup.R(AvgJctRatio),

@@ -3,6 +3,7 @@ using System.Globalization;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Core.Jobs;
+using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
 using GpuCommons.Simulation.Metrics;
 using GpuCommons.Simulation.Traces;
@@ -55,6 +56,8 @@ public sealed class Simulator
     private double[] _pendingByClass = [];
 
     private long _seq;
+    /// <summary>Queued events that can change what runs (all but node failures, which recur forever).</summary>
+    private long _essential;
     private long _now;
     private long _lastIntegrated;
     private long _allocatedMilli;
@@ -65,6 +68,7 @@ public sealed class Simulator
     private long _cycles;
     private long _fullCycles;
     private long _nodeFailures;
+    private long _placements;
     private long _lastWakeup = long.MinValue;
     private double _allocatedGpuSeconds;
     private double _usefulGpuSeconds;
@@ -81,7 +85,7 @@ public sealed class Simulator
         _fleet = fleet;
         _workload = workload;
         _options = options;
-        _engine = new SchedulerEngine(fleet, workload.Tenancy, options.Scheduler, _clock);
+        _engine = new SchedulerEngine(fleet, EngineTenancy(fleet, workload.Tenancy), EngineOptions(options.Scheduler, workload), _clock);
         _bounds = new LowerBounds(fleet.TotalGpus);
         _bySize = [.. SizeBands.Select(b => new MetricGroup(b))];
         _present = new bool[fleet.Nodes.Count];
@@ -100,6 +104,60 @@ public sealed class Simulator
         }
 
         _activeByProject = new int[p];
+    }
+
+    /// <summary>
+    /// The engine options for a run: the policy's, with the preemption search off when no running job could ever be a
+    /// victim (no preemptible-class job and no quota anywhere). The engine would find no victim anyway, but it scans
+    /// every running job of the partition for each of up to 16 blocked jobs in every full cycle.
+    /// </summary>
+    internal static SchedulerOptions EngineOptions(SchedulerOptions o, Workload workload)
+    {
+        var quotas = workload.Tenancy.Organisations.Any(x => x.Quotas.Count > 0) || workload.Tenancy.Projects.Any(x => x.Quotas.Count > 0);
+        var preemption = o.Preemption && (workload.MayHavePreemptibleJobs || quotas);
+        return new SchedulerOptions
+        {
+            Ordering = o.Ordering,
+            Backfill = o.Backfill,
+            ConservativeDepth = o.ConservativeDepth,
+            Preemption = preemption,
+            MaxPreemptorsPerCycle = o.MaxPreemptorsPerCycle,
+            PreemptionGrace = o.PreemptionGrace,
+            FairShareHalfLife = o.FairShareHalfLife,
+            MaxAge = o.MaxAge,
+            WeightFairShare = o.WeightFairShare,
+            WeightAge = o.WeightAge,
+            WeightPriorityClass = o.WeightPriorityClass,
+            WeightSize = o.WeightSize,
+            RequireAllocation = o.RequireAllocation,
+            MaxWalltime = o.MaxWalltime,
+        };
+    }
+
+    /// <summary>
+    /// The tenancy the engine gets. When no organisation or project has a quota ("no quota" in the workload), each gets a
+    /// nominal quota of <see cref="UnboundedQuotaGpus"/> on every partition, which can never bind. Without it the engine
+    /// counts every tenant's usage as borrowed from the cohort, so a job that does not fit the free GPUs is refused as
+    /// <see cref="Scheduling.PendingReason.CohortQuota"/> (inadmissible) instead of waiting for resources: it gets no
+    /// backfill reservation and does not block FIFO, and big jobs starve. (An engine problem; see docs/simulation.md.)
+    /// </summary>
+    public const double UnboundedQuotaGpus = 1_000_000;
+
+    internal static TenancySpec EngineTenancy(Fleet fleet, TenancySpec tenancy)
+    {
+        if (tenancy.Organisations.Any(o => o.Quotas.Count > 0) || tenancy.Projects.Any(p => p.Quotas.Count > 0))
+        {
+            return tenancy;
+        }
+
+        List<QuotaSpec> whole = [.. fleet.Partitions.Select(p => new QuotaSpec(p.Name, UnboundedQuotaGpus))];
+        return new TenancySpec
+        {
+            Organisations = [.. tenancy.Organisations.Select(o => o with { Quotas = whole })],
+            Projects = [.. tenancy.Projects.Select(p => p with { Quotas = whole })],
+            Allocations = tenancy.Allocations,
+            TypeShares = tenancy.TypeShares,
+        };
     }
 
     /// <summary>Runs a workload to its end (or the horizon) and returns the figures.</summary>
@@ -165,7 +223,15 @@ public sealed class Simulator
 
     private static double Seconds(long ticks) => (ticks - Epoch.UtcTicks) / (double)TimeSpan.TicksPerSecond;
 
-    private void Push(long ticks, Event e) => _events.Enqueue(e, (ticks, _seq++));
+    private void Push(long ticks, Event e)
+    {
+        if (e.Kind != EventKind.NodeFail)
+        {
+            _essential++;
+        }
+
+        _events.Enqueue(e, (ticks, _seq++));
+    }
 
     private SimulationResult Loop()
     {
@@ -209,6 +275,13 @@ public sealed class Simulator
                 break;
             }
 
+            // Without a horizon the run ends when every job has ended, or when the jobs left can never start: nothing
+            // runs, nothing more arrives, and only node failures are left to happen.
+            if (horizon == long.MaxValue && !hasArrival && _essential == 0 && fullTimer == long.MaxValue && _engine.RunningCount == 0)
+            {
+                break;
+            }
+
             if (t < _now)
             {
                 throw new SpecException("trace", $"job {arrivals.Current.Label} is submitted at {arrivals.Current.SubmitSeconds} s, before the previous job: the workload must be sorted by submit time");
@@ -228,6 +301,11 @@ public sealed class Simulator
             while (_events.TryPeek(out _, out pri) && pri.Ticks == t)
             {
                 var e = _events.Dequeue();
+                if (e.Kind != EventKind.NodeFail)
+                {
+                    _essential--;
+                }
+
                 _eventsHandled++;
                 something |= Handle(e);
             }
@@ -277,11 +355,12 @@ public sealed class Simulator
             }
         }
 
-        var stop = horizon != long.MaxValue ? horizon : _now;
+        // The run's window ends at the horizon, or at the last job's end (node failures may have moved the clock on).
+        var stop = horizon != long.MaxValue ? horizon : (_tracks.Count == 0 && _lastEnd > 0 ? Ticks(_lastEnd) : _now);
         Integrate(Math.Max(stop, _now));
-        Sample(Seconds(Math.Max(stop, _now)));
+        Sample(Seconds(stop));
         options.Progress?.Invoke(new SimulationProgress(Seconds(_now), _arrived, _ended, _workload.Count, options.HorizonSeconds));
-        return Finish(Math.Max(stop, _now));
+        return Finish(stop);
     }
 
     private long Exponential(double meanHours) =>
@@ -418,6 +497,7 @@ public sealed class Simulator
 
     private void Apply(ScheduleResult result)
     {
+        _placements += result.Started.Count;
         foreach (var start in result.Started)
         {
             var track = _tracks[start.JobId];
@@ -748,6 +828,7 @@ public sealed class Simulator
             Cycles = _cycles,
             FullCycles = _fullCycles,
             NodeFailures = _nodeFailures,
+            Placements = _placements,
         };
     }
 }

@@ -31,6 +31,7 @@ internal static class SimulationCommands
         public Option<string?> Trace { get; } = new("--trace") { Description = "Trace file (.csv or .csv.gz)" };
         public Option<string> Format { get; } = new("--trace-format") { Description = "philly | gpuc-csv | sia | auto", DefaultValueFactory = _ => "auto" };
         public Option<long?> Synthetic { get; } = new("--synthetic") { Description = "Replay this many synthetic national jobs instead of a trace" };
+        public Option<string> Mix { get; } = new("--mix") { Description = "Synthetic mix: national | fractional (shares of one GPU; with --fleet mixed-1200 for the packing benchmark)", DefaultValueFactory = _ => "national" };
         public Option<int> Seed { get; } = new("--seed") { Description = "Seed of synthesis and failures", DefaultValueFactory = _ => 42 };
         public Option<string> Fleet { get; } = new("--fleet") { Description = "Shipped fleet name (national, small), fleet JSON or node-list CSV (node,gpus,model[,partition,block])", DefaultValueFactory = _ => "national" };
         public Option<double?> TargetLoad { get; } = new("--target-load") { Description = "Compress the trace's submit times to this offered load (e.g. 0.9); synthesis: its load (default 0.9)" };
@@ -41,10 +42,11 @@ internal static class SimulationCommands
         public Option<double> Mtbf { get; } = new("--mtbf-hours") { Description = "Mean hours between failures of a node (0: none)", DefaultValueFactory = _ => 0.0 };
         public Option<double> Repair { get; } = new("--repair-hours") { Description = "Mean hours to repair a node", DefaultValueFactory = _ => 24.0 };
         public Option<bool> JsonOut { get; } = new("--json") { Description = "Print one JSON object" };
+        public Option<bool> NoPreemption { get; } = new("--no-preemption") { Description = "Turn the engine's preemption off (what-if)" };
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Trace, Format, Synthetic, Seed, Fleet, TargetLoad, Mapping, WalltimeFactor, CycleInterval, HorizonDays, Mtbf, Repair, JsonOut })
+            foreach (var o in new Option[] { Trace, Format, Synthetic, Mix, Seed, Fleet, TargetLoad, Mapping, WalltimeFactor, CycleInterval, HorizonDays, Mtbf, Repair, JsonOut, NoPreemption })
             {
                 c.Options.Add(o);
             }
@@ -79,6 +81,7 @@ internal static class SimulationCommands
                 TracePath = trace,
                 Format = TraceReader.ParseFormat(p.GetValue(Format)!),
                 SyntheticJobs = synthetic,
+                Mix = p.GetValue(Mix)!.ToLowerInvariant(),
                 Seed = p.GetValue(Seed),
                 TargetLoad = p.GetValue(TargetLoad),
                 Mapping = TenantMapping.Parse(p.GetValue(Mapping)!),
@@ -105,9 +108,11 @@ internal static class SimulationCommands
                 throw new CliException("--horizon-days and --repair-hours must be positive, --mtbf-hours zero or more", CliRunner.Usage);
             }
 
+            var scheduler = Policies.Create(policy);
+            scheduler.Preemption = !p.GetValue(NoPreemption);
             return new SimulationOptions
             {
-                Scheduler = Policies.Create(policy),
+                Scheduler = scheduler,
                 PolicyName = policy,
                 WalltimeFactor = factor,
                 CycleIntervalSeconds = interval,
@@ -140,9 +145,10 @@ internal static class SimulationCommands
         cmd.SetAction(p =>
         {
             var json = p.GetValue(w.JsonOut);
+            var total = System.Diagnostics.Stopwatch.StartNew();
             var name = p.GetValue(policy)!.ToLowerInvariant();
             Policies.Create(name);
-            var fleet = FleetSpecLoader.Load(p.GetValue(w.Fleet)!);
+            var fleet = LoadFleet(p.GetValue(w.Fleet)!);
             var workload = w.Source(p).Build(fleet);
             using var jobsWriter = Open(p.GetValue(jobsOut));
             if (jobsWriter is not null)
@@ -161,7 +167,9 @@ internal static class SimulationCommands
 
             if (json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(result.ToJson(), Json));
+                var summary = result.ToJson();
+                summary["total_wall_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3);
+                Console.WriteLine(JsonSerializer.Serialize(summary, Json));
             }
             else
             {
@@ -196,7 +204,7 @@ internal static class SimulationCommands
                 Policies.Create(n);
             }
 
-            var fleet = FleetSpecLoader.Load(p.GetValue(w.Fleet)!);
+            var fleet = LoadFleet(p.GetValue(w.Fleet)!);
             var source = w.Source(p);
             var results = new List<SimulationResult>();
             foreach (var n in names)
@@ -311,6 +319,18 @@ internal static class SimulationCommands
         return cmd;
     }
 
+    /// <summary>A shipped fleet, a fleet file, or <c>mixed-N</c>: N nodes of 1, 2, 4 and 8 GPUs (the packing benchmark's fleet).</summary>
+    private static Fleet LoadFleet(string name)
+    {
+        if (name.StartsWith("mixed-", StringComparison.OrdinalIgnoreCase) && !File.Exists(name)
+            && int.TryParse(name.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out var nodes) && nodes is > 0 and <= 100_000)
+        {
+            return FractionalPacking.MixedFleet(nodes);
+        }
+
+        return FleetSpecLoader.Load(name);
+    }
+
     private static SimulationResult RunWithProgress(Fleet fleet, Workload workload, Func<Action<SimulationProgress>?, SimulationOptions> options, bool quiet, string label)
     {
         if (quiet || Console.IsOutputRedirected)
@@ -362,6 +382,7 @@ internal static class SimulationCommands
             ClassOfProject = workload.ClassOfProject,
             Count = workload.Count,
             SpanSeconds = workload.SpanSeconds,
+            MayHavePreemptibleJobs = workload.MayHavePreemptibleJobs,
         };
     }
 

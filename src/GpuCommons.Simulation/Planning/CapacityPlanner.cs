@@ -6,12 +6,6 @@ using GpuCommons.Simulation.Workloads;
 
 namespace GpuCommons.Simulation.Planning;
 
-/// <summary>A fleet timeline to compare: which nodes are in service when.</summary>
-public sealed record PlanScenario(string Name, string Description, IReadOnlyList<FleetEvent> Timeline);
-
-/// <summary>A scenario and what its simulation measured.</summary>
-public sealed record PlanResult(PlanScenario Scenario, SimulationResult Result);
-
 /// <summary>
 /// Capacity planning: the same growing national demand (seeded synthesis) replayed against several fleet timelines.
 /// Scenarios: <c>on-time</c> (the arriving partitions come into service at <see cref="ArrivalMonth"/>),

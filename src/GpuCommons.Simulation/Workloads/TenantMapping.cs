@@ -29,7 +29,7 @@ public static class TenantMapping
         _ => throw new SpecException("tenant-mapping", $"unknown tenant mapping '{name}' (known: none, national)"),
     };
 
-    public static Workload Build(string name, IReadOnlyList<TraceJob> jobs, TenantMappingKind kind)
+    public static Workload Build(string name, List<TraceJob> jobs, TenantMappingKind kind)
     {
         var work = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var j in jobs)
@@ -67,7 +67,16 @@ public static class TenantMapping
         }
 
         var span = jobs.Count == 0 ? 0 : jobs[^1].SubmitSeconds - jobs[0].SubmitSeconds;
-        return new Workload { Name = name, Tenancy = tenancy, Jobs = jobs, ClassOfProject = classes, Count = jobs.Count, SpanSeconds = span };
+        return new Workload
+        {
+            Name = name,
+            Tenancy = tenancy,
+            Jobs = jobs,
+            ClassOfProject = classes,
+            Count = jobs.Count,
+            SpanSeconds = span,
+            MayHavePreemptibleJobs = jobs.Exists(j => j.Priority == Core.Jobs.PriorityClass.Preemptible),
+        };
     }
 
     public static string ClassName(OrganisationType type) => type switch

@@ -17,6 +17,11 @@ public sealed class Workload
     public required IReadOnlyDictionary<string, string> ClassOfProject { get; init; }
     /// <summary>Number of jobs, when known before the run.</summary>
     public int? Count { get; init; }
+    /// <summary>
+    /// Whether any job may be preemptible-class. With no preemptible job and no quota in the tenancy no running job can
+    /// ever be a victim, and the simulator turns the engine's preemption search off (same decisions, much faster).
+    /// </summary>
+    public bool MayHavePreemptibleJobs { get; init; } = true;
     /// <summary>Time from the first to the last submit, when known before the run.</summary>
     public double? SpanSeconds { get; init; }
 }

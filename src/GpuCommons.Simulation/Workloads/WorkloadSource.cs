@@ -16,6 +16,8 @@ public sealed record WorkloadSource
     public double? TargetLoad { get; init; }
     public double MonthlyGrowth { get; init; }
     public TenantMappingKind Mapping { get; init; } = TenantMappingKind.None;
+    /// <summary>Synthetic mix: <c>national</c> (default) or <c>fractional</c> (shares of one GPU, for packing).</summary>
+    public string Mix { get; init; } = "national";
     /// <summary>Stop synthesis at this time (seconds).</summary>
     public double? UntilSeconds { get; init; }
 
@@ -35,6 +37,16 @@ public sealed record WorkloadSource
         if (SyntheticJobs is null && UntilSeconds is null)
         {
             throw new SpecException("trace", "give a trace (--trace PATH) or a synthetic workload (--synthetic JOBS)");
+        }
+
+        if (Mix == "fractional")
+        {
+            return FractionalPacking.Create(fleet, SyntheticJobs ?? 100_000, Seed, TargetLoad ?? 0.95);
+        }
+
+        if (Mix != "national")
+        {
+            throw new SpecException("mix", $"unknown synthetic mix '{Mix}' (known: national, fractional)");
         }
 
         var synth = new NationalSynthesizer(fleet, Seed, TargetLoad ?? 0.9, MonthlyGrowth);
