@@ -364,6 +364,7 @@ public sealed partial class SchedulerEngine
         var allBlocked = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
         var walls = ReferenceEquals(jobs, _order) && !full ? _orderWall : null;
         var examined = 0;
+        var looked = 0;
         for (var i = 0; i < jobs.Count; i++)
         {
             if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon)
@@ -380,7 +381,7 @@ public sealed partial class SchedulerEngine
             }
 
             // With nothing free, only a missing reservation is left to give: once every partition has its own, stop.
-            if (!full && ((_freeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth))
+            if (!full && ((_freeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
             {
                 break;
             }
@@ -394,6 +395,7 @@ public sealed partial class SchedulerEngine
             }
 
             result.Considered++;
+            looked++;
             var mask = job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked;
             if (Options.Backfill == BackfillMode.None && (blocked & mask) == mask)
             {

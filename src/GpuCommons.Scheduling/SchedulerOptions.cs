@@ -41,8 +41,8 @@ public sealed class SchedulerOptions
     public int ConservativeDepth { get; set; } = 32;
 
     /// <summary>
-    /// Jobs an incremental pass (after a job ends) examines in full before it stops; the next full cycle looks at the
-    /// rest. Like Slurm's <c>default_queue_depth</c> for event-driven scheduling.
+    /// Pending jobs, in priority order, that an incremental pass (after a job ends) looks at before it stops; the next
+    /// full cycle looks at the rest. Like Slurm's <c>default_queue_depth</c> for event-driven scheduling.
     /// </summary>
     /// <value>Default 2,000.</value>
     [Range(1, 10_000_000)]
