@@ -355,7 +355,7 @@ public sealed partial class SchedulerEngine
         }
 
         Array.Clear(_holdAttempts);
-        _holdAttemptLimit = full ? Math.Max(64, depth * 4) : Math.Max(8, depth * 2);
+        _holdAttemptLimit = full ? Math.Max(16, depth * 2) : Math.Max(8, depth * 2);
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
             RefreshCapacitySignature(p);
