@@ -46,7 +46,14 @@ public class SlurmIntegrationTests
         var lines = Output(handle).Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray();
         var wanted = placement.Select(p => p.Node).Order().ToArray();
         lines.ShouldBe(wanted.Select(n => $"{n} CVD=0,1,2,3,4,5,6,7").ToArray());
+        // slurmdbd records a job's end a moment after slurmctld reports it: read accounting until the row is final.
         var acct = SlurmOutputParser.ParseSacct(LocalSlurm.Run("sacct", "-n", "-X", "-P", "-j", handle.ExternalId, "--format=" + SlurmOutputParser.SacctFormat).Output);
+        for (var attempt = 0; attempt < 30 && (acct.Rows.Count != 1 || acct.Rows[0].Nodes.Count != wanted.Length); attempt++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            acct = SlurmOutputParser.ParseSacct(LocalSlurm.Run("sacct", "-n", "-X", "-P", "-j", handle.ExternalId, "--format=" + SlurmOutputParser.SacctFormat).Output);
+        }
+
         acct.Rows.ShouldHaveSingleItem().Nodes.Order().ShouldBe(wanted);
         acct.Rows[0].Gpus.ShouldBe(16);
     }
