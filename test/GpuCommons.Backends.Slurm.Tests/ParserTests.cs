@@ -35,6 +35,16 @@ public class ParserTests
     }
 
     [Fact]
+    public void ParseSqueue_JobWithoutTimeLimit_EndTimeNoneIsRead()
+    {
+        // A job submitted without --time on a partition with no limit: squeue prints its end time as NONE.
+        var r = SlurmOutputParser.ParseSqueue("28621|RUNNING|None|n1|2026-11-27T20:01:21|2026-11-27T20:01:22|NONE|gpuc-999999");
+
+        r.Errors.ShouldBeEmpty();
+        r.Rows.ShouldHaveSingleItem().SlurmJobId.ShouldBe(28621L);
+    }
+
+    [Fact]
     public void ParseSqueue_ErrorLinesAndUnknownStates_AreReportedNotGuessed()
     {
         var text = """

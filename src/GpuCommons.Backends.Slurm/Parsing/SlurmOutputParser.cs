@@ -435,7 +435,7 @@ public static class SlurmOutputParser
     public static bool TryTime(string? text, out DateTimeOffset? time)
     {
         time = null;
-        if (string.IsNullOrWhiteSpace(text) || text is "N/A" or "Unknown" or "None" or "(null)")
+        if (string.IsNullOrWhiteSpace(text) || text is "N/A" or "Unknown" or "None" or "NONE" or "(null)")
         {
             return true;
         }
