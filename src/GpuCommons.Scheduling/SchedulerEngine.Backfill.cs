@@ -36,10 +36,12 @@ public sealed partial class SchedulerEngine
         int[]? bestNodes = null;
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((partitions & (1UL << p)) == 0 || !Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            if ((partitions & job.ShapeMask & (1UL << p)) == 0)
             {
                 continue;
             }
+
+            var shape = job.Shapes[p];
 
             _holdAttempts[p]++;
             if (Shadow(job, p, shape, now, bestT) is ({ } t, { } nodes) && t < bestT)

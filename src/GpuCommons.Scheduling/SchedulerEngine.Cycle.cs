@@ -590,7 +590,7 @@ public sealed partial class SchedulerEngine
     {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((partitions & (1UL << p)) != 0 && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _) && _quota.WithinGuarantee(job.Project, p, shape.HeldMilli))
+            if ((partitions & job.ShapeMask & (1UL << p)) != 0 && _quota.WithinGuarantee(job.Project, p, job.Shapes[p].HeldMilli))
             {
                 return true;
             }

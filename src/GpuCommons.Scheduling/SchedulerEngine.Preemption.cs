@@ -39,10 +39,12 @@ public sealed partial class SchedulerEngine
     {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((partitions & (1UL << p)) == 0 || !Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            if ((partitions & job.ShapeMask & (1UL << p)) == 0)
             {
                 continue;
             }
+
+            var shape = job.Shapes[p];
 
             var within = _quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
             if (!within && job.Spec.Priority == PriorityClass.Preemptible)
@@ -295,10 +297,12 @@ public sealed partial class SchedulerEngine
     {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((job.PartitionFilter >= 0 && p != job.PartitionFilter) || !Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            if ((job.ShapeMask & (1UL << p)) == 0)
             {
                 continue;
             }
+
+            var shape = job.Shapes[p];
 
             if (!_quota.WithinGuarantee(job.Project, p, shape.HeldMilli) || _quota.Check(job.Project, p, shape.HeldMilli) != PendingReason.CohortQuota)
             {
