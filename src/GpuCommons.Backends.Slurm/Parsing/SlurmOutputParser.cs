@@ -37,27 +37,8 @@ public static class SlurmOutputParser
             }
 
             var line = raw.ToString();
-            var f = line.Split('|', SqueueFields);
-            if (f.Length != SqueueFields)
+            if (!TryJobLine("squeue", lineNo, line, SqueueFields, errors, out var f, out var id, out var state))
             {
-                errors.Add(new("squeue", lineNo, line, $"expected {SqueueFields} '|'-separated fields, got {f.Length}"));
-                continue;
-            }
-
-            if (!long.TryParse(f[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id))
-            {
-                // Array and heterogeneous job ids (123_4, 123+1) are not ours; anything else is an error.
-                if (!IsForeignJobId(f[0]))
-                {
-                    errors.Add(new("squeue", lineNo, line, $"job id '{f[0]}' is not a number"));
-                }
-
-                continue;
-            }
-
-            if (!SlurmJobStates.TryParse(f[1], out var state))
-            {
-                errors.Add(new("squeue", lineNo, line, $"unknown job state '{f[1]}'"));
                 continue;
             }
 
@@ -115,26 +96,8 @@ public static class SlurmOutputParser
             }
 
             var line = raw.ToString();
-            var f = line.Split('|', SacctFields);
-            if (f.Length != SacctFields)
+            if (!TryJobLine("sacct", lineNo, line, SacctFields, errors, out var f, out var id, out var state))
             {
-                errors.Add(new("sacct", lineNo, line, $"expected {SacctFields} '|'-separated fields, got {f.Length}"));
-                continue;
-            }
-
-            if (!long.TryParse(f[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id))
-            {
-                if (!IsForeignJobId(f[0]))
-                {
-                    errors.Add(new("sacct", lineNo, line, $"job id '{f[0]}' is not a number"));
-                }
-
-                continue;
-            }
-
-            if (!SlurmJobStates.TryParse(f[1], out var state))
-            {
-                errors.Add(new("sacct", lineNo, line, $"unknown job state '{f[1]}'"));
                 continue;
             }
 
@@ -432,6 +395,40 @@ public static class SlurmOutputParser
     }
 
     /// <summary>ISO times as printed with <c>SLURM_TIME_FORMAT=standard</c> and <c>TZ=UTC</c>; <c>N/A</c>/<c>Unknown</c>/<c>None</c> are null.</summary>
+    /// <summary>
+    /// The head every job line shares: the field count, a numeric job id and a known state. Array and heterogeneous
+    /// job ids (123_4, 123+1) are not ours and are skipped silently; anything else wrong is an error for the line.
+    /// </summary>
+    private static bool TryJobLine(string tool, int lineNo, string line, int fields, List<SlurmParseError> errors, out string[] f, out long id, out SlurmJobState state)
+    {
+        state = default;
+        id = 0;
+        f = line.Split('|', fields);
+        if (f.Length != fields)
+        {
+            errors.Add(new(tool, lineNo, line, $"expected {fields} '|'-separated fields, got {f.Length}"));
+            return false;
+        }
+
+        if (!long.TryParse(f[0], NumberStyles.None, CultureInfo.InvariantCulture, out id))
+        {
+            if (!IsForeignJobId(f[0]))
+            {
+                errors.Add(new(tool, lineNo, line, $"job id '{f[0]}' is not a number"));
+            }
+
+            return false;
+        }
+
+        if (!SlurmJobStates.TryParse(f[1], out state))
+        {
+            errors.Add(new(tool, lineNo, line, $"unknown job state '{f[1]}'"));
+            return false;
+        }
+
+        return true;
+    }
+
     public static bool TryTime(string? text, out DateTimeOffset? time)
     {
         time = null;
