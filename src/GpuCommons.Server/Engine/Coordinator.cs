@@ -507,11 +507,13 @@ public sealed partial class Coordinator : BackgroundService
                 await using var db = _db.Create();
                 db.ChangeTracker.AutoDetectChangesEnabled = false;
                 var fresh = new HashSet<long>(accepted.Count);
+                var jobs = new List<JobRow>(accepted.Count);
+                var events = new List<EventRow>(accepted.Count);
                 foreach (var cmd in accepted)
                 {
-                    db.Jobs.Add(cmd.Row);
+                    jobs.Add(cmd.Row);
                     fresh.Add(cmd.Row.Id);
-                    db.Events.Add(new EventRow { Time = now, Actor = cmd.Row.User, Kind = "job.submitted", Subject = $"job/{cmd.Row.Id}", Project = cmd.Row.Project });
+                    events.Add(new EventRow { Time = now, Actor = cmd.Row.User, Kind = "job.submitted", Subject = $"job/{cmd.Row.Id}", Project = cmd.Row.Project });
                 }
 
                 foreach (var (_, row) in starts)
@@ -523,7 +525,7 @@ public sealed partial class Coordinator : BackgroundService
                 }
 
                 AddDeferred(db);
-                await db.SaveChangesAsync(ct);
+                await WriteSubmissionsAsync(db, jobs, events, ct);
                 _deferredRows.Clear();
                 _deferredEvents.Clear();
             }
@@ -585,6 +587,25 @@ public sealed partial class Coordinator : BackgroundService
 
             cmd.Done.TrySetResult(new SubmitOutcome(existing, true, null));
         }
+    }
+
+    /// <summary>
+    /// Writes a group of new jobs, their events and whatever the context tracks, atomically. The new rows go as
+    /// multi-row inserts; on PostgreSQL with nothing else to write that is one round trip, committed on its own.
+    /// </summary>
+    private async Task WriteSubmissionsAsync(GpucDb db, List<JobRow> jobs, List<EventRow> events, CancellationToken ct)
+    {
+        var inserts = new BulkInsert(db).Add(jobs).Add(events);
+        if (_db.Provider == "postgres" && !db.ChangeTracker.HasChanges() && inserts.Commands == 1)
+        {
+            await inserts.ExecuteAsync(ct);
+            return;
+        }
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await inserts.ExecuteAsync(ct);
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
     }
 
     internal static JobRow Clone(JobRow r) => r.Clone();
