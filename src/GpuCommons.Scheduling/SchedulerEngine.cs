@@ -233,6 +233,51 @@ public sealed partial class SchedulerEngine
         _grants.EnsureProject(idx);
     }
 
+    /// <summary>
+    /// Replaces an organisation's quotas (a partition not listed: nothing guaranteed, borrowing unlimited). Jobs that
+    /// run keep running where they now exceed it (as in Kueue); nothing more is admitted past it, and what it now
+    /// guarantees may be reclaimed from borrowers.
+    /// </summary>
+    public void SetOrganisationQuotas(string organisation, IReadOnlyList<QuotaSpec> quotas)
+    {
+        ArgumentNullException.ThrowIfNull(quotas);
+        if (!_orgIndex.TryGetValue(organisation, out var org))
+        {
+            throw new SpecException("organisation", $"unknown organisation '{organisation}'");
+        }
+
+        _quota.SetOrganisationLimits(org, Limits(quotas));
+        _capacityDirty = true;
+    }
+
+    /// <summary>Replaces a project's quotas, with the same rules as <see cref="SetOrganisationQuotas"/>.</summary>
+    public void SetProjectQuotas(string project, IReadOnlyList<QuotaSpec> quotas)
+    {
+        ArgumentNullException.ThrowIfNull(quotas);
+        if (!_projectIndex.TryGetValue(project, out var idx))
+        {
+            throw new SpecException("project", $"unknown project '{project}'");
+        }
+
+        _quota.SetProjectLimits(idx, Limits(quotas));
+        _capacityDirty = true;
+    }
+
+    private QuotaNode Limits(IReadOnlyList<QuotaSpec> quotas)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < quotas.Count; i++)
+        {
+            quotas[i].Validate($"quotas[{i}]");
+            if (!seen.Add(quotas[i].Partition))
+            {
+                throw new SpecException($"quotas[{i}].partition", $"partition '{quotas[i].Partition}' is listed twice");
+            }
+        }
+
+        return new QuotaNode(Fleet.Partitions.Count, quotas, PartitionOrThrow);
+    }
+
     public bool HasProject(string name) => _projectIndex.ContainsKey(name);
 
     /// <summary>Adds an allocation, or replaces one with the same id (a new end, more GPU-hours, spent so far).</summary>

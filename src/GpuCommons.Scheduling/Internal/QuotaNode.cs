@@ -17,6 +17,7 @@ internal sealed class QuotaNode
         ChildLend = new long[partitions];
         ChildNominal = new long[partitions];
         ChildUnused = new long[partitions];
+        Over = new bool[partitions];
         Array.Fill(Borrow, Unlimited);
         foreach (var q in quotas)
         {
@@ -37,6 +38,11 @@ internal sealed class QuotaNode
     public long[] ChildNominal { get; }
     /// <summary>Σ over children of max(0, N−U): what they would lend with no lending limit.</summary>
     public long[] ChildUnused { get; }
+    /// <summary>
+    /// Per partition: the limits were lowered below what already runs. Running jobs are not stopped for it; nothing
+    /// more is admitted, and the flag clears once usage is back within the limits.
+    /// </summary>
+    public bool[] Over { get; }
 
     public long Unused(int p) => Math.Max(0, Nominal[p] - Usage[p]);
 

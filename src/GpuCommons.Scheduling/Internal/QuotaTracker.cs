@@ -47,6 +47,31 @@ internal sealed class QuotaTracker
         return _projects.Count - 1;
     }
 
+    /// <summary>Replaces an organisation's limits; its usage and its projects' sums stay.</summary>
+    public void SetOrganisationLimits(int org, QuotaNode limits) => SetLimits(_orgs[org], _root, limits);
+
+    /// <summary>Replaces a project's limits; its usage stays.</summary>
+    public void SetProjectLimits(int project, QuotaNode limits) => SetLimits(_projects[project], _orgs[_projectOrg[project]], limits);
+
+    private void SetLimits(QuotaNode node, QuotaNode parent, QuotaNode limits)
+    {
+        for (var p = 0; p < _capacity.Length; p++)
+        {
+            parent.ChildNominal[p] -= node.Nominal[p];
+            parent.ChildLend[p] -= node.Lendable(p);
+            parent.ChildUnused[p] -= node.Unused(p);
+            parent.ChildExcess[p] -= node.Excess(p);
+            node.Nominal[p] = limits.Nominal[p];
+            node.Borrow[p] = limits.Borrow[p];
+            node.Lend[p] = limits.Lend[p];
+            node.Over[p] = node.Usage[p] > node.Nominal[p] + node.Borrow[p];
+            parent.ChildNominal[p] += node.Nominal[p];
+            parent.ChildLend[p] += node.Lendable(p);
+            parent.ChildUnused[p] += node.Unused(p);
+            parent.ChildExcess[p] += node.Excess(p);
+        }
+    }
+
     public QuotaNode Project(int i) => _projects[i];
 
     public QuotaNode Organisation(int i) => _orgs[i];
@@ -119,6 +144,8 @@ internal sealed class QuotaTracker
         proj.Usage[p] += delta;
         org.Usage[p] += delta;
         _root.Usage[p] += delta;
+        proj.Over[p] &= proj.Usage[p] > proj.Nominal[p] + proj.Borrow[p];
+        org.Over[p] &= org.Usage[p] > org.Nominal[p] + org.Borrow[p];
         org.ChildExcess[p] += proj.Excess(p);
         org.ChildLend[p] += proj.Lendable(p);
         org.ChildUnused[p] += proj.Unused(p);
@@ -146,7 +173,7 @@ internal sealed class QuotaTracker
                     excess += _projects[j].Excess(p);
                     lend += _projects[j].Lendable(p);
                     usage += _projects[j].Usage[p];
-                    if (_projects[j].Usage[p] > _projects[j].Nominal[p] + _projects[j].Borrow[p])
+                    if (_projects[j].Usage[p] > _projects[j].Nominal[p] + _projects[j].Borrow[p] && !_projects[j].Over[p])
                     {
                         return $"project {j} over quota on partition {p}";
                     }
@@ -158,7 +185,7 @@ internal sealed class QuotaTracker
                     return $"organisation {o} sums out of date on partition {p}";
                 }
 
-                if (org.Usage[p] > org.Nominal[p] + org.Borrow[p])
+                if (org.Usage[p] > org.Nominal[p] + org.Borrow[p] && !org.Over[p])
                 {
                     return $"organisation {o} over quota on partition {p}";
                 }

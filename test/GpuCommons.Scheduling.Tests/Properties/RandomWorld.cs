@@ -18,6 +18,7 @@ internal enum OpKind
     Reserve,
     Unreserve,
     StartFailed,
+    SetQuota,
 }
 
 /// <summary>One random event; its numbers are resolved against the state when it runs (the k-th running job, …).</summary>
@@ -107,7 +108,8 @@ internal static class RandomWorld
             (2, Gen.Const(OpKind.NodeState)),
             (1, Gen.Const(OpKind.Reserve)),
             (1, Gen.Const(OpKind.Unreserve)),
-            (1, Gen.Const(OpKind.StartFailed)))
+            (1, Gen.Const(OpKind.StartFailed)),
+            (1, Gen.Const(OpKind.SetQuota)))
         from a in Gen.Int[0, 9999]
         from b in Gen.Int[0, 9999]
         from c in Gen.Int[0, 9999]
@@ -337,6 +339,27 @@ internal static class RandomWorld
                 if (names.Count > 0)
                 {
                     e.RemoveReservation(names[op.A % names.Count]);
+                }
+
+                break;
+            }
+
+            case OpKind.SetQuota:
+            {
+                // An operator changes one organisation's or project's quota on one partition, up or down.
+                var part = fleet.Partitions[op.B % fleet.Partitions.Count];
+                var nominal = Math.Floor(part.TotalGpus * (op.C % 101) / 100.0);
+                double? borrow = op.D % 3 == 0 ? null : Math.Floor(part.TotalGpus * (op.D / 3 % 101) / 100.0);
+                var quota = new QuotaSpec(part.Name, nominal, borrow);
+                if (op.A % 2 == 0)
+                {
+                    var org = e.Tenancy.Organisations[op.A / 2 % e.Tenancy.Organisations.Count];
+                    e.SetOrganisationQuotas(org.Name, [.. org.Quotas.Where(q => q.Partition != part.Name), quota]);
+                }
+                else
+                {
+                    var project = e.Tenancy.Projects[op.A / 2 % e.Tenancy.Projects.Count];
+                    e.SetProjectQuotas(project.Name, [.. project.Quotas.Where(q => q.Partition != part.Name), quota]);
                 }
 
                 break;

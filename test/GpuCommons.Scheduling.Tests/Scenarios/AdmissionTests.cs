@@ -1,3 +1,4 @@
+using GpuCommons.Core;
 using GpuCommons.Core.Jobs;
 using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling.Tests.Support;
@@ -268,5 +269,75 @@ public sealed class AdmissionTests
         e.Schedule();
         e.IsRunning(3).ShouldBeTrue();
         e.IsRunning(2).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void QuotaLowered_RunningJobsStay_NothingMoreIsAdmitted_UntilUsageFallsBelow()
+    {
+        var e = TwoTenants();
+        e.Submit(Job(1).Project("a").Gpus(6).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(2).Hours(10));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue();
+        e.IsRunning(2).ShouldBeTrue();
+
+        // a's guarantee goes from 8 to 4 GPUs with no borrowing: 8 already run.
+        e.SetProjectQuotas("a", Q(4, 0));
+        e.Submit(Job(3).Project("a").Gpus(1).Hours(1));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue("lowering a quota does not stop what runs");
+        e.IsRunning(2).ShouldBeTrue();
+        e.IsRunning(3).ShouldBeFalse();
+        e.Reason(3).ShouldBe(PendingReason.ProjectQuota);
+        e.Engine.VerifyInvariants().ShouldBeNull();
+
+        e.Complete(1);
+        e.Schedule();
+        e.IsRunning(3).ShouldBeTrue("2 + 1 GPUs are within the new 4");
+        e.Engine.VerifyInvariants().ShouldBeNull();
+    }
+
+    [Fact]
+    public void QuotaRaised_JobWaitingOnQuota_Starts()
+    {
+        var e = TwoTenants(borrowA: 0);
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(4).Hours(10));
+        e.Schedule();
+        e.Reason(2).ShouldBe(PendingReason.ProjectQuota);
+
+        e.SetProjectQuotas("a", Q(8, 4));
+        e.Schedule(full: false);
+        e.IsRunning(2).ShouldBeTrue("a may now borrow 4 of b's idle GPUs");
+    }
+
+    [Fact]
+    public void OrganisationQuota_Set_GuaranteeReclaimsFromBorrower()
+    {
+        // Neither organisation has a guarantee at first: a borrows the whole partition.
+        var tenancy = Tenants().Org("oa").Org("ob").Project("a", "oa").Project("b", "ob").Obj();
+        var e = new CheckedEngine(TestFleets.Flat(2, 8), tenancy, new SchedulerOptions { Ordering = OrderingPolicy.Fifo });
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("a").Gpus(8).Hours(10));
+        e.Schedule();
+        e.Submit(Job(3).Project("b").Gpus(8).Hours(1));
+        e.Schedule();
+        e.IsRunning(3).ShouldBeFalse("b has no guarantee to reclaim");
+
+        e.SetOrganisationQuotas("ob", Q(8));
+        e.SetProjectQuotas("b", Q(8));
+        e.Schedule();
+        e.Preempting.Count.ShouldBe(1, "b's new guarantee reclaims one of a's borrowed jobs");
+    }
+
+    [Fact]
+    public void QuotaChange_BadInput_NamesTheField()
+    {
+        var e = TwoTenants();
+        Should.Throw<SpecException>(() => e.Engine.SetProjectQuotas("nope", [Q(1)])).Field.ShouldBe("project");
+        Should.Throw<SpecException>(() => e.Engine.SetOrganisationQuotas("nope", [Q(1)])).Field.ShouldBe("organisation");
+        Should.Throw<SpecException>(() => e.Engine.SetProjectQuotas("a", [Q(-1)])).Field.ShouldBe("quotas[0].nominalGpus");
+        Should.Throw<SpecException>(() => e.Engine.SetProjectQuotas("a", [Q(1), Q(2)])).Field.ShouldBe("quotas[1].partition");
+        Should.Throw<SpecException>(() => e.Engine.SetProjectQuotas("a", [new QuotaSpec("zz", 1)])).Field.ShouldBe("partition");
     }
 }
