@@ -70,6 +70,7 @@ public static class ServerApp
         var api = app.MapGroup("/api");
         JobsApi.Map(api);
         TenancyApi.Map(api);
+        QuotasApi.Map(api);
         AllocationsApi.Map(api);
         FleetApi.Map(api);
         return app;

@@ -28,6 +28,7 @@ internal static class ClientCommands
         yield return Usage();
         yield return Alloc();
         yield return Nodes();
+        yield return Quota();
     }
 
     private static Common AddCommon(Command c)
@@ -469,6 +470,132 @@ internal static class ClientCommands
             return 0;
         });
         return c;
+    }
+
+    private static Command Quota()
+    {
+        var quota = new Command("quota", "Quotas of organisations and projects, per partition (Kueue: nominal, borrowing and lending limits)");
+
+        var org = new Option<string?>("--org") { Description = "Organisation" };
+        var project = new Option<string?>("--project", "-p") { Description = "Project" };
+        var partition = new Option<string>("--partition") { Description = "Partition", Required = true };
+        var nominal = new Option<double?>("--nominal") { Description = "GPUs guaranteed" };
+        var borrow = new Option<double?>("--borrow") { Description = "GPUs that may be borrowed above the nominal (default: no limit)" };
+        var lend = new Option<double?>("--lend") { Description = "GPUs of the unused nominal lent to others (default: all)" };
+        var clear = new Option<bool>("--clear") { Description = "Remove the quota on this partition" };
+        var set = new Command("set", "Set one partition's quota of an organisation or project (admin); running jobs keep running") { org, project, partition, nominal, borrow, lend, clear };
+        var c1 = AddCommon(set);
+        set.SetAction(async (parse, ct) =>
+        {
+            var (o, p) = (parse.GetValue(org), parse.GetValue(project));
+            if ((o is null) == (p is null))
+            {
+                throw new CliException("give one of --org NAME or --project NAME", CliRunner.Usage);
+            }
+
+            if (parse.GetValue(nominal) is null && !parse.GetValue(clear))
+            {
+                throw new CliException("give --nominal GPUS (or --clear)", CliRunner.Usage);
+            }
+
+            var path = o is not null ? $"/api/organisations/{Uri.EscapeDataString(o)}" : $"/api/projects/{Uri.EscapeDataString(p!)}";
+            using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
+            var current = await api.SendAsync(HttpMethod.Get, path, null, ct);
+            var part = parse.GetValue(partition)!;
+            var quotas = new JsonArray();
+            foreach (var q in current?["quotas"]?.AsArray() ?? [])
+            {
+                if (S(q!["partition"]) != part)
+                {
+                    quotas.Add(q.DeepClone());
+                }
+            }
+
+            if (!parse.GetValue(clear))
+            {
+                var q = new JsonObject { ["partition"] = part, ["nominalGpus"] = parse.GetValue(nominal) };
+                if (parse.GetValue(borrow) is { } b)
+                {
+                    q["borrowingLimitGpus"] = b;
+                }
+
+                if (parse.GetValue(lend) is { } l)
+                {
+                    q["lendingLimitGpus"] = l;
+                }
+
+                quotas.Add(q);
+            }
+
+            var result = await api.SendAsync(HttpMethod.Put, path + "/quotas", new JsonObject { ["quotas"] = quotas }, ct);
+            if (parse.GetValue(c1.Json))
+            {
+                Print(result);
+                return 0;
+            }
+
+            WriteQuotas([(o ?? p!, o is not null ? "organisation" : "project", result)]);
+            return 0;
+        });
+
+        var list = new Command("list", "Quotas of the organisations and projects you can see");
+        var c2 = AddCommon(list);
+        list.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(c2.Server), parse.GetValue(c2.Token));
+            var rows = new List<(string Name, string Kind, JsonNode? Quotas)>();
+            var all = new JsonArray();
+            foreach (var (kind, path) in new[] { ("organisation", "/api/organisations"), ("project", "/api/projects") })
+            {
+                string? after = null;
+                do
+                {
+                    var page = await api.SendAsync(HttpMethod.Get, $"{path}?limit=500" + (after is null ? "" : "&after=" + Uri.EscapeDataString(after)), null, ct);
+                    foreach (var item in page?["items"]?.AsArray() ?? [])
+                    {
+                        rows.Add((S(item!["name"]), kind, item["quotas"]));
+                        all.Add(new JsonObject { ["kind"] = kind, ["name"] = S(item["name"]), ["quotas"] = item["quotas"]?.DeepClone() });
+                    }
+
+                    after = page?["next"]?.GetValue<string>();
+                }
+                while (after is not null);
+            }
+
+            if (parse.GetValue(c2.Json))
+            {
+                Print(all);
+                return 0;
+            }
+
+            WriteQuotas(rows.Where(r => r.Quotas is JsonArray { Count: > 0 }).ToList());
+            return 0;
+        });
+
+        quota.Subcommands.Add(set);
+        quota.Subcommands.Add(list);
+        return quota;
+    }
+
+    private static void WriteQuotas(List<(string Name, string Kind, JsonNode? Quotas)> rows)
+    {
+        var t = new Table().AddColumns("TENANT", "KIND", "PARTITION", "NOMINAL", "BORROW LIMIT", "LEND LIMIT");
+        foreach (var (name, kind, quotas) in rows)
+        {
+            foreach (var q in quotas?.AsArray() ?? [])
+            {
+                t.AddRow(Markup.Escape(name), kind, Markup.Escape(S(q!["partition"])), Num(q["nominalGpus"]),
+                    q["borrowingLimitGpus"] is { } b ? Num(b) : "none", q["lendingLimitGpus"] is { } l ? Num(l) : "all");
+            }
+        }
+
+        if (t.Rows.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[grey]no quotas: every tenant may borrow any idle GPU[/]");
+            return;
+        }
+
+        AnsiConsole.Write(t);
     }
 
     // ---- Helpers -----------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ public sealed class CreateOrganisationRequest
     /// <summary>university, institute, companylab, startup or flagship.</summary>
     public string? Type { get; set; }
     public double? Shares { get; set; }
+    /// <summary>Quotas per partition (absent: none, and borrowing unlimited).</summary>
+    public List<QuotaRequest>? Quotas { get; set; }
 }
 
 public sealed class CreateProjectRequest
@@ -32,6 +34,8 @@ public sealed class CreateProjectRequest
     public string? Description { get; set; }
     /// <summary>User who becomes the project's PI (optional).</summary>
     public string? Pi { get; set; }
+    /// <summary>Quotas per partition (absent: none, and borrowing unlimited).</summary>
+    public List<QuotaRequest>? Quotas { get; set; }
 }
 
 public sealed class AddMemberRequest
@@ -42,8 +46,15 @@ public sealed class AddMemberRequest
 }
 
 public sealed record UserDto(string Name, string Role, IReadOnlyDictionary<string, string>? Projects = null, string? Token = null);
-public sealed record OrganisationDto(string Name, string Type, double Shares);
-public sealed record ProjectDto(string Name, string Organisation, double Shares, string? Description);
+public sealed record OrganisationDto(string Name, string Type, double Shares, IReadOnlyList<QuotaDto> Quotas)
+{
+    public static OrganisationDto From(OrganisationRow r) => new(r.Name, r.Type, r.Shares, QuotasApi.Dtos(r.Quotas));
+}
+
+public sealed record ProjectDto(string Name, string Organisation, double Shares, string? Description, IReadOnlyList<QuotaDto> Quotas)
+{
+    public static ProjectDto From(ProjectRow r) => new(r.Name, r.Organisation, r.Shares, r.Description, QuotasApi.Dtos(r.Quotas));
+}
 public sealed record MemberDto(string User, string Role);
 
 internal static class TenancyApi
@@ -108,8 +119,21 @@ internal static class TenancyApi
 
             var take = Http.Limit(limit, o);
             var rows = await q.OrderBy(x => x.Name).Take(take + 1).ToListAsync();
-            return Results.Ok(PageOf(rows, take, r => new OrganisationDto(r.Name, r.Type, r.Shares), r => r.Name));
+            return Results.Ok(PageOf(rows, take, OrganisationDto.From, r => r.Name));
         }).Produces<Page<OrganisationDto>>();
+        orgs.MapGet("/{name}", async (HttpContext ctx, GpucDbFactory f, string name) =>
+        {
+            var c = ctx.Caller();
+            await using var db = f.Create();
+            var mine = c.Projects.Keys.ToList();
+            if (!c.SeesAllTenancy && !await db.Projects.AnyAsync(p => p.Organisation == name && mine.Contains(p.Name)))
+            {
+                throw ApiException.NotFound($"organisation {name}");
+            }
+
+            var row = await db.Organisations.FindAsync(name) ?? throw ApiException.NotFound($"organisation {name}");
+            return Results.Ok(OrganisationDto.From(row));
+        }).Produces<OrganisationDto>().ProducesProblem(404);
         orgs.MapPost("/", CreateOrganisationAsync).Accepts<CreateOrganisationRequest>("application/json").Produces<OrganisationDto>(201).WithSummary("Create an organisation (admin)");
 
         var projects = api.MapGroup("/projects").WithTags("tenancy");
@@ -131,7 +155,7 @@ internal static class TenancyApi
 
             var take = Http.Limit(limit, o);
             var rows = await q.OrderBy(x => x.Name).Take(take + 1).ToListAsync();
-            return Results.Ok(PageOf(rows, take, r => new ProjectDto(r.Name, r.Organisation, r.Shares, r.Description), r => r.Name));
+            return Results.Ok(PageOf(rows, take, ProjectDto.From, r => r.Name));
         }).Produces<Page<ProjectDto>>();
         projects.MapGet("/{name}", async (HttpContext ctx, GpucDbFactory f, string name) =>
         {
@@ -143,7 +167,7 @@ internal static class TenancyApi
 
             await using var db = f.Create();
             var p = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
-            return Results.Ok(new ProjectDto(p.Name, p.Organisation, p.Shares, p.Description));
+            return Results.Ok(ProjectDto.From(p));
         }).Produces<ProjectDto>().ProducesProblem(404);
         projects.MapPost("/", CreateProjectAsync).Accepts<CreateProjectRequest>("application/json").Produces<ProjectDto>(201).WithSummary("Create a project (admin)");
         projects.MapGet("/{name}/members", async (HttpContext ctx, GpucDbFactory f, string name) =>
@@ -257,7 +281,8 @@ internal static class TenancyApi
             throw ApiException.Field("shares", "must be a positive number");
         }
 
-        var row = new OrganisationRow { Name = req.Name!, Type = type.ToString().ToLowerInvariant(), Shares = shares, Created = time.GetUtcNow() };
+        var quotas = QuotasApi.Parse(req.Quotas, co.Fleet);
+        var row = new OrganisationRow { Name = req.Name!, Type = type.ToString().ToLowerInvariant(), Shares = shares, Quotas = QuotasApi.ToJson(quotas), Created = time.GetUtcNow() };
         await co.RunAsync(async engine =>
         {
             await using var db = co.Db.Create();
@@ -269,10 +294,10 @@ internal static class TenancyApi
             db.Organisations.Add(row);
             db.Events.Add(co.Event(c.User, "organisation.created", $"organisation/{row.Name}", null, row.Type));
             await db.SaveChangesAsync();
-            engine.AddOrganisation(co.OrganisationSpecFor(row.Name, type, shares));
+            engine.AddOrganisation(new OrganisationSpec(row.Name, type) { Shares = shares, Quotas = quotas });
             return true;
         });
-        return Results.Created($"/api/organisations/{row.Name}", new OrganisationDto(row.Name, row.Type, row.Shares));
+        return Results.Created($"/api/organisations/{row.Name}", OrganisationDto.From(row));
     }
 
     private static async Task<IResult> CreateProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, TokenService tokens)
@@ -288,7 +313,8 @@ internal static class TenancyApi
             throw ApiException.Field("shares", "must be a positive number");
         }
 
-        var row = new ProjectRow { Name = req.Name!, Organisation = req.Organisation!, Shares = shares, Description = req.Description, Created = time.GetUtcNow() };
+        var quotas = QuotasApi.Parse(req.Quotas, co.Fleet);
+        var row = new ProjectRow { Name = req.Name!, Organisation = req.Organisation!, Shares = shares, Description = req.Description, Quotas = QuotasApi.ToJson(quotas), Created = time.GetUtcNow() };
         await co.RunAsync(async engine =>
         {
             await using var db = co.Db.Create();
@@ -311,12 +337,12 @@ internal static class TenancyApi
 
             db.Events.Add(co.Event(c.User, "project.created", $"project/{row.Name}", row.Name, row.Organisation));
             await db.SaveChangesAsync();
-            engine.AddProject(new ProjectSpec(row.Name, row.Organisation) { Shares = shares });
+            engine.AddProject(new ProjectSpec(row.Name, row.Organisation) { Shares = shares, Quotas = quotas });
             co.OnProjectAdded(row.Name, org.Type);
             return true;
         });
         tokens.Invalidate();
-        return Results.Created($"/api/projects/{row.Name}", new ProjectDto(row.Name, row.Organisation, row.Shares, row.Description));
+        return Results.Created($"/api/projects/{row.Name}", ProjectDto.From(row));
     }
 
     private static async Task<IResult> AddMemberAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, Coordinator co, TokenService tokens, string name)

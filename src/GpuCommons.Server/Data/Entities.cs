@@ -7,6 +7,8 @@ public sealed class OrganisationRow
     public required string Name { get; set; }
     public required string Type { get; set; }
     public double Shares { get; set; } = 1;
+    /// <summary>JSON array of quotas per partition (null: none; borrowing unlimited).</summary>
+    public string? Quotas { get; set; }
     public DateTimeOffset Created { get; set; }
 }
 
@@ -16,6 +18,8 @@ public sealed class ProjectRow
     public required string Organisation { get; set; }
     public double Shares { get; set; } = 1;
     public string? Description { get; set; }
+    /// <summary>JSON array of quotas per partition (null: none; borrowing unlimited).</summary>
+    public string? Quotas { get; set; }
     public DateTimeOffset Created { get; set; }
 }
 

@@ -274,13 +274,13 @@ public sealed partial class Coordinator : BackgroundService
         var tenancy = new TenancySpec();
         foreach (var o in orgs)
         {
-            tenancy.Organisations.Add(OrganisationSpecFor(o.Name, Enum.Parse<OrganisationType>(o.Type, true), o.Shares));
+            tenancy.Organisations.Add(new OrganisationSpec(o.Name, Enum.Parse<OrganisationType>(o.Type, true)) { Shares = o.Shares, Quotas = KnownQuotas(o.Name, o.Quotas) });
         }
 
         var orgType = orgs.ToDictionary(o => o.Name, o => o.Type, StringComparer.Ordinal);
         foreach (var p in projects)
         {
-            tenancy.Projects.Add(new ProjectSpec(p.Name, p.Organisation) { Shares = p.Shares });
+            tenancy.Projects.Add(new ProjectSpec(p.Name, p.Organisation) { Shares = p.Shares, Quotas = KnownQuotas(p.Name, p.Quotas) });
             _projectClass[p.Name] = orgType.GetValueOrDefault(p.Organisation, "unknown");
         }
 
@@ -434,12 +434,17 @@ public sealed partial class Coordinator : BackgroundService
         return b.Build();
     }
 
-    /// <summary>
-    /// The server has no quota configuration yet: each organisation is guaranteed every GPU of every partition, so what
-    /// limits a tenant is its grant and the free capacity (and waiting jobs get a reason "resources" and an estimated start).
-    /// </summary>
-    internal OrganisationSpec OrganisationSpecFor(string name, OrganisationType type, double shares) =>
-        new(name, type) { Shares = shares, Quotas = Fleet.Partitions.Select(p => new QuotaSpec(p.Name, p.TotalGpus)).ToList() };
+    /// <summary>Stored quotas on partitions the fleet still has (a quota on a partition that is gone is logged and left out).</summary>
+    private List<QuotaSpec> KnownQuotas(string tenant, string? json)
+    {
+        var quotas = Api.QuotasApi.FromJson(json);
+        foreach (var q in quotas.Where(q => Fleet.FindPartition(q.Partition) is null))
+        {
+            LogQuotaSkipped(tenant, q.Partition);
+        }
+
+        return quotas.Where(q => Fleet.FindPartition(q.Partition) is not null).ToList();
+    }
 
     internal static AllocationSpec ToSpec(AllocationRow a, double spent) =>
         new(a.Id, a.Project, a.Partition, a.ReleasedGpuHours, a.Start, a.End) { SpentGpuHours = spent };
@@ -1221,4 +1226,7 @@ public sealed partial class Coordinator : BackgroundService
 
     [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "webhook {Url} failed: {Reason}")]
     private partial void LogWebhookFailed(string url, string reason);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "quota of {Tenant} on partition {Partition} left out: the fleet has no such partition")]
+    private partial void LogQuotaSkipped(string tenant, string partition);
 }

@@ -375,6 +375,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("Quotas")
+                        .HasColumnType("text");
+
                     b.Property<double>("Shares")
                         .HasColumnType("double precision");
 
@@ -404,6 +407,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
+
+                    b.Property<string>("Quotas")
+                        .HasColumnType("text");
 
                     b.Property<double>("Shares")
                         .HasColumnType("double precision");

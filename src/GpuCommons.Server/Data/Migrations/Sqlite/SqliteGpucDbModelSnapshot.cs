@@ -363,6 +363,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<long>("Created")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Quotas")
+                        .HasColumnType("TEXT");
+
                     b.Property<double>("Shares")
                         .HasColumnType("REAL");
 
@@ -391,6 +394,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("Organisation")
                         .IsRequired()
                         .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Quotas")
                         .HasColumnType("TEXT");
 
                     b.Property<double>("Shares")

@@ -1,0 +1,149 @@
+using System.Text.Json;
+using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Tenancy;
+using GpuCommons.Server.Data;
+using GpuCommons.Server.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace GpuCommons.Server.Api;
+
+/// <summary>A quota on one partition, in GPUs (Kueue semantics: guaranteed nominal, borrowing and lending limits).</summary>
+public sealed class QuotaRequest
+{
+    public string? Partition { get; set; }
+    public double? NominalGpus { get; set; }
+    /// <summary>GPUs that may be borrowed above the nominal quota (absent: no limit).</summary>
+    public double? BorrowingLimitGpus { get; set; }
+    /// <summary>GPUs of the unused nominal quota lent to others (absent: all of it).</summary>
+    public double? LendingLimitGpus { get; set; }
+}
+
+/// <summary>The whole set of quotas of an organisation or project; partitions not listed have none.</summary>
+public sealed class SetQuotasRequest
+{
+    public List<QuotaRequest>? Quotas { get; set; }
+}
+
+public sealed record QuotaDto(string Partition, double NominalGpus, double? BorrowingLimitGpus, double? LendingLimitGpus);
+
+internal static class QuotasApi
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static void Map(RouteGroupBuilder api)
+    {
+        api.MapPut("/organisations/{name}/quotas", SetOrganisationAsync).WithTags("tenancy").Accepts<SetQuotasRequest>("application/json")
+            .Produces<IReadOnlyList<QuotaDto>>().ProducesProblem(400).ProducesProblem(404)
+            .WithSummary("Replace an organisation's quotas (admin). Running jobs keep running; nothing more is admitted past them");
+        api.MapPut("/projects/{name}/quotas", SetProjectAsync).WithTags("tenancy").Accepts<SetQuotasRequest>("application/json")
+            .Produces<IReadOnlyList<QuotaDto>>().ProducesProblem(400).ProducesProblem(404)
+            .WithSummary("Replace a project's quotas (admin). Running jobs keep running; nothing more is admitted past them");
+    }
+
+    /// <summary>Checks quotas given in a request against the fleet; each error names its field.</summary>
+    internal static List<QuotaSpec> Parse(List<QuotaRequest>? quotas, Fleet fleet, string field = "quotas")
+    {
+        if (quotas is null)
+        {
+            return [];
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var specs = new List<QuotaSpec>(quotas.Count);
+        for (var i = 0; i < quotas.Count; i++)
+        {
+            var q = quotas[i] ?? throw ApiException.Field($"{field}[{i}]", "must be an object");
+            var at = $"{field}[{i}]";
+            if (string.IsNullOrWhiteSpace(q.Partition))
+            {
+                throw ApiException.Field(at + ".partition", "is required");
+            }
+
+            if (fleet.FindPartition(q.Partition) is null)
+            {
+                throw ApiException.Field(at + ".partition", $"unknown partition '{q.Partition}' (the fleet has {string.Join(", ", fleet.Partitions.Select(p => p.Name))})");
+            }
+
+            if (!seen.Add(q.Partition))
+            {
+                throw ApiException.Field(at + ".partition", $"partition '{q.Partition}' is listed twice");
+            }
+
+            if (q.NominalGpus is null)
+            {
+                throw ApiException.Field(at + ".nominalGpus", "is required");
+            }
+
+            var spec = new QuotaSpec(q.Partition, q.NominalGpus.Value, q.BorrowingLimitGpus, q.LendingLimitGpus);
+            spec.Validate(at);
+            specs.Add(spec);
+        }
+
+        return specs;
+    }
+
+    internal static string? ToJson(List<QuotaSpec> quotas) => quotas.Count == 0 ? null : JsonSerializer.Serialize(Dtos(quotas), Json);
+
+    internal static List<QuotaSpec> FromJson(string? json) =>
+        json is null ? [] : (JsonSerializer.Deserialize<List<QuotaDto>>(json, Json) ?? []).Select(d => new QuotaSpec(d.Partition, d.NominalGpus, d.BorrowingLimitGpus, d.LendingLimitGpus)).ToList();
+
+    internal static List<QuotaDto> Dtos(IEnumerable<QuotaSpec> quotas) =>
+        quotas.Select(q => new QuotaDto(q.Partition, q.NominalGpus, q.BorrowingLimitGpus, q.LendingLimitGpus)).ToList();
+
+    internal static List<QuotaDto> Dtos(string? json) => Dtos(FromJson(json));
+
+    private static async Task<IResult> SetOrganisationAsync(HttpContext ctx, ServerOptions o, Coordinator co, string name)
+    {
+        var c = ctx.Caller();
+        if (!c.IsAdmin)
+        {
+            throw c.SeesAllTenancy ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"organisation {name}");
+        }
+
+        var req = await Http.ReadAsync<SetQuotasRequest>(ctx, o);
+        var quotas = Parse(req.Quotas ?? throw ApiException.Field("quotas", "is required: an array, empty for none"), co.Fleet);
+        await co.RunAsync(async engine =>
+        {
+            await using var db = co.Db.Create();
+            var row = await db.Organisations.FindAsync(name) ?? throw ApiException.NotFound($"organisation {name}");
+            row.Quotas = ToJson(quotas);
+            db.Events.Add(co.Event(c.User, "organisation.quotas", $"organisation/{name}", null, Describe(quotas)));
+            await db.SaveChangesAsync();
+            engine.SetOrganisationQuotas(name, quotas);
+            return true;
+        });
+        return Results.Ok(Dtos(quotas));
+    }
+
+    private static async Task<IResult> SetProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, string name)
+    {
+        var c = ctx.Caller();
+        if (!c.IsAdmin)
+        {
+            throw c.SeesAllTenancy || c.InProject(name) ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"project {name}");
+        }
+
+        var req = await Http.ReadAsync<SetQuotasRequest>(ctx, o);
+        var quotas = Parse(req.Quotas ?? throw ApiException.Field("quotas", "is required: an array, empty for none"), co.Fleet);
+        await co.RunAsync(async engine =>
+        {
+            await using var db = co.Db.Create();
+            var row = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
+            row.Quotas = ToJson(quotas);
+            db.Events.Add(co.Event(c.User, "project.quotas", $"project/{name}", name, Describe(quotas)));
+            await db.SaveChangesAsync();
+            engine.SetProjectQuotas(name, quotas);
+            return true;
+        });
+        return Results.Ok(Dtos(quotas));
+    }
+
+    private static string Describe(List<QuotaSpec> quotas) =>
+        quotas.Count == 0
+            ? "none"
+            : string.Join("; ", quotas.Select(q => $"{q.Partition}: {q.NominalGpus} GPUs"
+                + (q.BorrowingLimitGpus is { } b ? $", borrow ≤ {b}" : "")
+                + (q.LendingLimitGpus is { } l ? $", lend ≤ {l}" : "")));
+}

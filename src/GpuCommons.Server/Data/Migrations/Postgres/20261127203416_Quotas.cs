@@ -1,0 +1,38 @@
+﻿using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace GpuCommons.Server.Data.Migrations.Postgres
+{
+    /// <inheritdoc />
+    public partial class Quotas : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.AddColumn<string>(
+                name: "Quotas",
+                table: "projects",
+                type: "text",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
+                name: "Quotas",
+                table: "organisations",
+                type: "text",
+                nullable: true);
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropColumn(
+                name: "Quotas",
+                table: "projects");
+
+            migrationBuilder.DropColumn(
+                name: "Quotas",
+                table: "organisations");
+        }
+    }
+}
