@@ -40,6 +40,8 @@ public static class ServerApp
         builder.Services.AddSingleton<ServerMetrics>();
         builder.Services.AddSingleton<TokenService>();
         builder.Services.AddHttpClient("webhook", c => c.Timeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddSingleton<WebhookSender>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
         builder.Services.AddSingleton<Coordinator>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Coordinator>());
         builder.Services.AddProblemDetails();

@@ -33,8 +33,17 @@ public sealed class ServerOptions
     /// <summary>Warn this long before an allocation expires. Default 7 days.</summary>
     public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>Where allocation alerts are POSTed as JSON; null: events only.</summary>
+    /// <summary>
+    /// Where allocation alerts are POSTed as JSON; null: events only. Delivery is at least once: a failed POST is
+    /// retried with exponential back-off, across restarts, and each alert carries its event id for deduplication.
+    /// </summary>
     public string? WebhookUrl { get; set; }
+
+    /// <summary>First wait before retrying a failed webhook POST; it doubles up to <see cref="WebhookRetryMax"/>. Default 2 s.</summary>
+    public TimeSpan WebhookRetryMin { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Longest wait between webhook retries. Default 5 min.</summary>
+    public TimeSpan WebhookRetryMax { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Largest request body accepted by the API. Default 256 KiB.</summary>
     [Range(1024, 64 * 1024 * 1024)]

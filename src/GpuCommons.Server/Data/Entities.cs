@@ -173,3 +173,10 @@ public sealed class ReservationRow
     public DateTimeOffset End { get; set; }
     public string? Project { get; set; }
 }
+
+/// <summary>A small named value the server keeps across restarts (e.g. the webhook's delivery cursor).</summary>
+public sealed class ServerStateRow
+{
+    public required string Key { get; set; }
+    public required string Value { get; set; }
+}

@@ -20,6 +20,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
     public DbSet<EventRow> Events => Set<EventRow>();
     public DbSet<NodeStateRow> NodeStates => Set<NodeStateRow>();
     public DbSet<ReservationRow> Reservations => Set<ReservationRow>();
+    public DbSet<ServerStateRow> ServerState => Set<ServerStateRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -104,6 +105,12 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
         {
             e.ToTable("reservations");
             e.HasKey(x => x.Name);
+        });
+        b.Entity<ServerStateRow>(e =>
+        {
+            e.ToTable("server_state");
+            e.HasKey(x => x.Key);
+            e.Property(x => x.Key).HasMaxLength(128);
         });
     }
 }

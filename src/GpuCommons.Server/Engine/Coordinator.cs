@@ -32,7 +32,7 @@ public sealed partial class Coordinator : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<Coordinator> _log;
     private readonly ServerMetrics _metrics;
-    private readonly IHttpClientFactory? _http;
+    private readonly WebhookSender? _webhook;
     private readonly Channel<Command> _channel = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -50,7 +50,7 @@ public sealed partial class Coordinator : BackgroundService
     private long _lastFull;
     private long _lastAlerts;
 
-    public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics, IHttpClientFactory? http = null)
+    public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics, WebhookSender? webhook = null)
     {
         _db = db;
         _backend = backend;
@@ -58,7 +58,7 @@ public sealed partial class Coordinator : BackgroundService
         _time = time;
         _log = log;
         _metrics = metrics;
-        _http = http;
+        _webhook = webhook;
     }
 
     /// <summary>The database (for work run on the loop).</summary>
@@ -1171,22 +1171,7 @@ public sealed partial class Coordinator : BackgroundService
             await db.SaveChangesAsync(ct);
         }
 
-        if (_options.WebhookUrl is { } url && _http is not null)
-        {
-            var client = _http.CreateClient("webhook");
-            var payload = alerts.Select(e => new { id = e.Id, time = e.Time, kind = e.Kind, subject = e.Subject, project = e.Project, detail = e.Detail }).ToList();
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    using var resp = await client.PostAsJsonAsync(url, payload);
-                }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-                {
-                    LogWebhookFailed(url, e.Message);
-                }
-            }, CancellationToken.None);
-        }
+        _webhook?.Poke();
     }
 
     internal EventRow Event(string actor, string kind, string subject, string? project, string? detail) =>

@@ -444,6 +444,21 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.ToTable("reservations", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.ServerStateRow", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("server_state", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.TokenRow", b =>
                 {
                     b.Property<string>("Hash")

@@ -432,6 +432,21 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.ToTable("reservations", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.ServerStateRow", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("server_state", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.TokenRow", b =>
                 {
                     b.Property<string>("Hash")
