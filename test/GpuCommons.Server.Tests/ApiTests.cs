@@ -285,4 +285,72 @@ public sealed class ApiTests : IAsyncLifetime
     [InlineData("-5")]
     [InlineData("1:2:3:4")]
     public void TryParseDuration_RejectsNonsense(string text) => Http.TryParseDuration(text, out _).ShouldBeFalse();
+
+    [Fact]
+    public async Task Tokens_ListedWithoutSecrets_RevokedOneOrAll_StopWorkingAtOnce()
+    {
+        var admin = _s.Client("admin");
+        var created = await (await admin.PostAsJsonAsync("/api/users", new { name = "tess" })).Content.ReadFromJsonAsync<JsonElement>();
+        var first = created.GetProperty("token").GetString()!;
+        var tess = _s.Client(null);
+        tess.DefaultRequestHeaders.Authorization = new("Bearer", first);
+        var second = (await (await tess.PostAsync("/api/users/tess/tokens", null)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
+        var tess2 = _s.Client(null);
+        tess2.DefaultRequestHeaders.Authorization = new("Bearer", second);
+        (await tess2.GetAsync("/api/me")).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        var list = await tess.GetFromJsonAsync<JsonElement>("/api/users/tess/tokens");
+        list.GetArrayLength().ShouldBe(2);
+        list.ToString().ShouldNotContain(first);
+        list.ToString().ShouldNotContain(second);
+
+        // Another user cannot see or revoke them, nor learn that tess exists.
+        (await _s.Client("bob").GetAsync("/api/users/tess/tokens")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await _s.Client("bob").DeleteAsync("/api/users/tess/tokens/all")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+
+        // Log out with the second token: it stops working, the first still works.
+        (await tess2.DeleteAsync("/api/tokens/current")).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        (await tess2.GetAsync("/api/me")).StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        (await tess.GetAsync("/api/me")).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        // The admin revokes all of tess's tokens.
+        (await admin.DeleteAsync("/api/users/tess/tokens/all")).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        (await tess.GetAsync("/api/me")).StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        (await admin.DeleteAsync("/api/users/tess/tokens/0123456789ab")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        var events = await admin.GetFromJsonAsync<JsonElement>("/api/events?kind=token.revoked");
+        events.GetProperty("items").GetArrayLength().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task AllocationExtension_MoreHoursAndLaterEnd_ReopensAdmission()
+    {
+        var admin = _s.Client("admin");
+        (await admin.PostAsJsonAsync("/api/projects", new { name = "p-ext", organisation = "Startup 001", pi = "sam" })).StatusCode.ShouldBe(HttpStatusCode.Created);
+        (await admin.PostAsJsonAsync("/api/allocations", new { id = "ext-1", project = "p-ext", gpuHours = 1.0 })).StatusCode.ShouldBe(HttpStatusCode.Created);
+        var sam = _s.Client("sam");
+        var a = (await (await sam.PostAsJsonAsync("/api/jobs", new { project = "p-ext", gpus = 1, walltime = "1h", command = new[] { "x" } })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+        await ServerHarness.EventuallyAsync(async () => (await _s.JobAsync(a)).GetProperty("state").GetString() == "running", "start");
+        var b = (await (await sam.PostAsJsonAsync("/api/jobs", new { project = "p-ext", gpus = 2, walltime = "1h", command = new[] { "x" } })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+        await ServerHarness.EventuallyAsync(async () => (await _s.JobAsync(b)).TryGetProperty("reason", out var r) && r.GetString() == "grant_exhausted", "grant_exhausted");
+
+        // Only a reviewer extends; a PI is refused, another tenant learns nothing.
+        (await sam.PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0 })).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await _s.Client("oscar").PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0 })).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        var carol = _s.Client("carol");
+        var current = await carol.GetFromJsonAsync<JsonElement>("/api/allocations/ext-1");
+        var end = current.GetProperty("end").GetDateTimeOffset();
+        var bad = await carol.PostAsJsonAsync("/api/allocations/ext-1/extend", new { end = end.AddDays(-1) });
+        bad.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await bad.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString().ShouldBe("end");
+        (await carol.PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = -1.0 })).StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+
+        var r = await carol.PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0, end = end.AddMonths(3), comment = "results promising" });
+        r.StatusCode.ShouldBe(HttpStatusCode.OK, await r.Content.ReadAsStringAsync());
+        var dto = await r.Content.ReadFromJsonAsync<JsonElement>();
+        dto.GetProperty("awardedGpuHours").GetDouble().ShouldBe(6);
+        dto.GetProperty("end").GetDateTimeOffset().ShouldBe(end.AddMonths(3));
+        await ServerHarness.EventuallyAsync(async () => (await _s.JobAsync(b)).GetProperty("state").GetString() == "running", "the waiting job starts on the extension");
+        var events = await admin.GetFromJsonAsync<JsonElement>("/api/events?kind=allocation.extended");
+        events.GetProperty("items")[0].GetProperty("detail").GetString()!.ShouldContain("results promising");
+    }
 }

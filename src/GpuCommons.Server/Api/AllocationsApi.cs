@@ -44,6 +44,16 @@ public sealed class GrantBody
     public int? Tranches { get; set; }
 }
 
+/// <summary>An extension of an allocation: more GPU-hours, a later end, or both.</summary>
+public sealed class ExtendBody
+{
+    /// <summary>GPU-hours added to the award (spread over its tranches as the award is).</summary>
+    public double? AddGpuHours { get; set; }
+    /// <summary>New end; must be later than the current one.</summary>
+    public DateTimeOffset? End { get; set; }
+    public string? Comment { get; set; }
+}
+
 public sealed record AllocationRequestDto(long Id, string Project, string? Partition, double GpuHours, string Justification, string RequestedBy,
     string State, int? Score, double? AwardedGpuHours, string? ReviewedBy, string? Comment, string? Allocation, DateTimeOffset Created, DateTimeOffset? Decided)
 {
@@ -156,6 +166,69 @@ internal static class AllocationsApi
             });
             return Results.Ok(ToDto(row, await co.AllocationUsageAsync(), time.GetUtcNow()));
         }).Produces<AllocationDto>().WithSummary("Release the next tranche (reviewer)");
+        allocs.MapPost("/{id}/extend", ExtendAsync).Accepts<ExtendBody>("application/json").Produces<AllocationDto>().ProducesProblem(400).ProducesProblem(404)
+            .WithSummary("Extend an allocation: more GPU-hours, a later end, or both (reviewer)");
+    }
+
+    private static async Task<IResult> ExtendAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, string id)
+    {
+        var c = ctx.Caller();
+        if (!c.IsReviewer)
+        {
+            throw c.SeesAllTenancy ? ApiException.Forbidden("only reviewers extend allocations") : ApiException.NotFound($"allocation {id}");
+        }
+
+        var body = await Http.ReadAsync<ExtendBody>(ctx, o);
+        if (body.AddGpuHours is null && body.End is null)
+        {
+            throw ApiException.Field("addGpuHours", "give addGpuHours, end, or both");
+        }
+
+        if (body.AddGpuHours is { } add && (!(add > 0) || !double.IsFinite(add)))
+        {
+            throw ApiException.Field("addGpuHours", "must be a positive number");
+        }
+
+        if (body.Comment is { Length: > 2000 })
+        {
+            throw ApiException.Field("comment", "at most 2,000 characters");
+        }
+
+        var row = await co.RunAsync(async _ =>
+        {
+            await using var db = co.Db.Create();
+            var a = await db.Allocations.FindAsync(id) ?? throw ApiException.NotFound($"allocation {id}");
+            if (body.End is { } end && end <= a.End)
+            {
+                throw ApiException.Field("end", $"must be later than the current end {a.End:u}");
+            }
+
+            var what = new List<string>();
+            if (body.AddGpuHours is { } more)
+            {
+                a.AwardedGpuHours += more;
+                what.Add($"+{more:0.##} GPU-hours (award {a.AwardedGpuHours:0.##})");
+            }
+
+            if (body.End is { } newEnd)
+            {
+                what.Add($"end {a.End:u} → {newEnd:u}");
+                a.End = newEnd;
+                a.AlertsSent &= ~0b11000;
+            }
+
+            if (body.AddGpuHours is not null)
+            {
+                // Usage alerts are raised again against the larger award.
+                a.AlertsSent &= ~0b111;
+            }
+
+            db.Events.Add(co.Event(c.User, "allocation.extended", $"allocation/{id}", a.Project, string.Join(", ", what) + (body.Comment is { } cm ? $": {cm}" : "")));
+            await db.SaveChangesAsync();
+            await co.UpsertAllocationAsync(a);
+            return a;
+        });
+        return Results.Ok(ToDto(row, await co.AllocationUsageAsync(), time.GetUtcNow()));
     }
 
     internal static AllocationDto ToDto(AllocationRow a, Dictionary<string, (double Granted, double Spent, double Committed)> usage, DateTimeOffset now)

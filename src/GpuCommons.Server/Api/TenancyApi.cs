@@ -57,6 +57,9 @@ public sealed record ProjectDto(string Name, string Organisation, double Shares,
 }
 public sealed record MemberDto(string User, string Role);
 
+/// <summary>A token as listed: its id (the first 12 hex digits of its hash) and when it was made.</summary>
+public sealed record TokenDto(string Id, DateTimeOffset Created);
+
 internal static class TenancyApi
 {
     public static void Map(RouteGroupBuilder api)
@@ -98,6 +101,52 @@ internal static class TenancyApi
             await db.SaveChangesAsync();
             return Results.Created($"/api/users/{name}", new UserDto(user.Name, user.Role, null, token));
         }).Produces<UserDto>(201).WithSummary("Issue another token (admin or the user)");
+
+        users.MapGet("/{name}/tokens", async (HttpContext ctx, GpucDbFactory f, string name) =>
+        {
+            var c = ctx.Caller();
+            if (!c.IsAdmin && c.User != name)
+            {
+                throw ApiException.NotFound($"user {name}");
+            }
+
+            await using var db = f.Create();
+            var rows = await db.Tokens.AsNoTracking().Where(t => t.User == name).OrderBy(t => t.Created).ToListAsync();
+            return Results.Ok(rows.Select(t => new TokenDto(TokenId(t.Hash), t.Created)).ToList());
+        }).Produces<List<TokenDto>>().WithSummary("A user's tokens: ids and creation times, never the tokens (admin or the user)");
+        users.MapDelete("/{name}/tokens/{id}", async (HttpContext ctx, GpucDbFactory f, TokenService tokens, Coordinator co, string name, string id) =>
+        {
+            var c = ctx.Caller();
+            if (!c.IsAdmin && c.User != name)
+            {
+                throw ApiException.NotFound($"user {name}");
+            }
+
+            await using var db = f.Create();
+            var mine = await db.Tokens.Where(t => t.User == name).ToListAsync();
+            var gone = id == "all" ? mine : mine.Where(t => TokenId(t.Hash) == id).ToList();
+            if (gone.Count == 0)
+            {
+                throw ApiException.NotFound($"token {id}");
+            }
+
+            db.Tokens.RemoveRange(gone);
+            db.Events.Add(co.Event(c.User, "token.revoked", $"user/{name}", null, id == "all" ? $"all {gone.Count} tokens" : $"token {id}"));
+            await db.SaveChangesAsync();
+            tokens.Invalidate();
+            return Results.NoContent();
+        }).Produces(204).ProducesProblem(404).WithSummary("Revoke one token by id, or all of a user's tokens with id 'all' (admin or the user)");
+        api.MapDelete("/tokens/current", async (HttpContext ctx, GpucDbFactory f, TokenService tokens, Coordinator co) =>
+        {
+            var hash = TokenService.Hash(ctx.Request.Headers.Authorization.ToString()["Bearer ".Length..].Trim());
+            await using var db = f.Create();
+            var row = await db.Tokens.FindAsync(hash) ?? throw ApiException.NotFound("token");
+            db.Tokens.Remove(row);
+            db.Events.Add(co.Event(ctx.Caller().User, "token.revoked", $"user/{row.User}", null, $"token {TokenId(hash)} (its own)"));
+            await db.SaveChangesAsync();
+            tokens.Invalidate();
+            return Results.NoContent();
+        }).WithTags("users").Produces(204).WithSummary("Revoke the token this request carries (log out)");
 
         var orgs = api.MapGroup("/organisations").WithTags("tenancy");
         orgs.MapGet("/", async (HttpContext ctx, GpucDbFactory f, ServerOptions o, string? after, int? limit) =>
@@ -205,6 +254,8 @@ internal static class TenancyApi
             return Results.NoContent();
         });
     }
+
+    internal static string TokenId(string hash) => hash[..12];
 
     internal static void Require(bool allowed, string why = "your role does not allow this")
     {

@@ -10,13 +10,18 @@ namespace GpuCommons.Server.Security;
 public sealed class TokenService(GpucDbFactory db)
 {
     private readonly ConcurrentDictionary<string, Caller?> _cache = new(StringComparer.Ordinal);
+    private long _generation;
 
     public static string NewToken() => "gpuc_" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
     /// <summary>Forget cached callers (after a change of users, tokens or memberships).</summary>
-    public void Invalidate() => _cache.Clear();
+    public void Invalidate()
+    {
+        Interlocked.Increment(ref _generation);
+        _cache.Clear();
+    }
 
     public async ValueTask<Caller?> ResolveAsync(string token, CancellationToken ct)
     {
@@ -26,6 +31,8 @@ public sealed class TokenService(GpucDbFactory db)
             return cached;
         }
 
+        // A lookup that raced with a change (a revoked token, a removed member) is answered but not cached.
+        var generation = Interlocked.Read(ref _generation);
         await using var ctx = db.Create();
         var row = await ctx.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.Hash == hash, ct);
         Caller? caller = null;
@@ -40,7 +47,15 @@ public sealed class TokenService(GpucDbFactory db)
             _cache.Clear();
         }
 
-        _cache[hash] = caller;
+        if (Interlocked.Read(ref _generation) == generation)
+        {
+            _cache[hash] = caller;
+            if (Interlocked.Read(ref _generation) != generation)
+            {
+                _cache.TryRemove(hash, out _);
+            }
+        }
+
         return caller;
     }
 
