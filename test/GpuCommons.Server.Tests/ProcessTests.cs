@@ -56,6 +56,48 @@ public sealed class ProcessTests
     }
 
     [Fact]
+    public async Task Preemption_StopsTheRealProcess_ChargesItsRun_RequeuesIt_AndItRunsAgain()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gpuc-e2e-" + Guid.NewGuid().ToString("N"));
+        var s = await ServeProcess.StartAsync(dir);
+        try
+        {
+            var bob = s.Client("bob");
+
+            // A preemptible job holds every GPU; it notes the stop signal it gets.
+            var victim = (await (await bob.PostAsJsonAsync("/api/jobs", new
+            {
+                project = "demo", gpus = 8, walltime = "10m", priority = "preemptible", checkpointable = true,
+                command = new[] { "sh", "-c", "trap 'echo stopped-by-signal; exit 143' TERM USR1; echo started; sleep 300 & wait" },
+            })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+            await ServerHarness.EventuallyAsync(async () => (await bob.GetStringAsync($"/api/jobs/{victim}/logs")).Contains("started", StringComparison.Ordinal), "the victim runs");
+
+            var urgent = (await (await bob.PostAsJsonAsync("/api/jobs", new { project = "demo", gpus = 8, walltime = "5m", priority = "normal", command = new[] { "sh", "-c", "echo urgent; sleep 1" } })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+            var u = await WaitEndedAsync(bob, urgent, 60_000);
+            u.GetProperty("state").GetString().ShouldBe("finished", s.Output);
+
+            // The victim was stopped, charged for its first run, requeued with its place, and runs again.
+            JsonElement v = default;
+            await ServerHarness.EventuallyAsync(async () =>
+            {
+                v = await bob.GetFromJsonAsync<JsonElement>($"/api/jobs/{victim}");
+                return v.GetProperty("state").GetString() == "running" && v.GetProperty("attempt").GetInt32() == 1;
+            }, "the victim runs again as attempt 1", 30_000);
+            v.GetProperty("outcome").GetString()!.ShouldStartWith("preempted");
+            var admin = s.Client("admin");
+            var requeued = await admin.GetFromJsonAsync<JsonElement>("/api/events?kind=job.requeued");
+            var ev = requeued.GetProperty("items").EnumerateArray().Single(e => e.GetProperty("subject").GetString() == $"job/{victim}");
+            ev.GetProperty("detail").GetString()!.ShouldContain("charged 0.0");
+            (await bob.PostAsync($"/api/jobs/{victim}/cancel", null)).IsSuccessStatusCode.ShouldBeTrue();
+        }
+        finally
+        {
+            await s.DisposeAsync();
+            TryDelete(dir);
+        }
+    }
+
+    [Fact]
     public async Task KillMinus9_DuringASubmissionBurst_LosesAndDuplicatesNothing()
     {
         var dir = Path.Combine(Path.GetTempPath(), "gpuc-kill-" + Guid.NewGuid().ToString("N"));
