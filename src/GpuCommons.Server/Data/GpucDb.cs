@@ -161,8 +161,16 @@ public sealed class GpucDbFactory
         Provider = provider;
         if (provider == "postgres")
         {
+            // Statements the server repeats (a group of submissions, a job's end) are prepared once per connection,
+            // unless the connection string says otherwise.
+            var csb = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+            if (!connectionString.Contains("Max Auto Prepare", StringComparison.OrdinalIgnoreCase))
+            {
+                csb.MaxAutoPrepare = 64;
+            }
+
             _postgres = new DbContextOptionsBuilder<PostgresGpucDb>()
-                .UseNpgsql(connectionString, o => o.MigrationsAssembly(typeof(GpucDb).Assembly.FullName))
+                .UseNpgsql(csb.ConnectionString, o => o.MigrationsAssembly(typeof(GpucDb).Assembly.FullName))
                 .Options;
         }
         else
