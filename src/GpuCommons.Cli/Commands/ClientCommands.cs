@@ -28,6 +28,7 @@ internal static class ClientCommands
         yield return Usage();
         yield return Alloc();
         yield return Nodes();
+        yield return Discrepancies();
     }
 
     private static Common AddCommon(Command c)
@@ -463,6 +464,59 @@ internal static class ClientCommands
             foreach (var n in rows!.AsArray())
             {
                 t.AddRow(Markup.Escape(S(n!["name"])), Markup.Escape(S(n["partition"])), S(n["gpus"]), S(n["state"]), Markup.Escape(S(n["reason"])));
+            }
+
+            AnsiConsole.Write(t);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Discrepancies()
+    {
+        var state = new Option<string>("--state") { Description = "open (default), resolved or all", DefaultValueFactory = _ => "open" };
+        var kind = new Option<string?>("--kind") { Description = "Only this kind: lost, unknown, duplicate, not_started, wrong_nodes, ended, unreachable, slow, malformed_output, pass_failed" };
+        var c = new Command("discrepancies", "Where the server and the cluster manager (Slurm) disagree, and what was done about it (operator)") { state, kind };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var path = "/api/fleet/discrepancies?state=" + Uri.EscapeDataString(parse.GetValue(state)!)
+                + (parse.GetValue(kind) is { } k ? "&kind=" + Uri.EscapeDataString(k) : "");
+            var report = await api.SendAsync(HttpMethod.Get, path, null, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(report);
+                return 0;
+            }
+
+            var r = report!["reconciliation"]!;
+            if (r["enabled"]?.GetValue<bool>() != true)
+            {
+                AnsiConsole.MarkupLine("Reconciliation: off (the backend runs jobs itself; there is no cluster manager to compare with).");
+            }
+            else if (r["lastPass"] is null)
+            {
+                AnsiConsole.MarkupLine("Reconciliation: no pass yet.");
+            }
+            else
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"Reconciliation: last pass {S(r["lastPass"])}, {(r["reachable"]!.GetValue<bool>() ? "cluster manager answered" : "CLUSTER MANAGER DID NOT ANSWER")}, "
+                    + $"{S(r["expectedJobs"])} expected, {S(r["backendJobs"])} in the backend, next {S(r["nextAttempt"])}"));
+            }
+
+            if (r["problem"] is { } problem)
+            {
+                AnsiConsole.MarkupLine("[red]" + Markup.Escape(S(problem)) + "[/]");
+            }
+
+            AnsiConsole.MarkupLine(Markup.Escape($"{S(report["open"])} open"));
+            var t = new Table().AddColumns("KIND", "JOB", "BACKEND ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "ACTION");
+            foreach (var d in report["items"]!.AsArray())
+            {
+                var job = d!["jobId"] is null ? "" : S(d["jobId"]) + (d["attempt"] is { } a && a.GetValue<int>() > 0 ? "-r" + S(a) : "");
+                t.AddRow(Markup.Escape(S(d["kind"])), job, Markup.Escape(S(d["externalId"])), Markup.Escape(S(d["node"])), S(d["firstSeen"]), S(d["lastSeen"]), S(d["seen"]),
+                    Markup.Escape(S(d["detail"])), Markup.Escape(S(d["action"]) is { Length: > 0 } act ? act : (d["resolved"] is null ? "suggested: " + S(d["suggestedAction"]) : "resolved " + S(d["resolved"]))));
             }
 
             AnsiConsole.Write(t);
