@@ -29,10 +29,15 @@ internal static class ServeCommands
         var logJson = new Option<bool>("--log-json") { Description = "Structured JSON logs on stdout" };
         var backendKind = new Option<string>("--backend") { Description = "Where jobs run: local (processes on this machine) or slurm (the Slurm cluster this machine submits to)", DefaultValueFactory = _ => "local" };
         var slurmAccount = new Option<string?>("--slurm-account") { Description = "Slurm account to charge jobs to (slurm backend)" };
+        var slurmPrefix = new Option<string>("--slurm-prefix")
+        {
+            Description = "Slurm job-name prefix (slurm backend); one per database: a fresh database numbers jobs from 1 and would adopt old jobs of the same name",
+            DefaultValueFactory = _ => "gpuc-",
+        };
         var rate = new Option<decimal>("--rate") { Description = "Charge per GPU-hour", DefaultValueFactory = _ => 1000m };
         var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
         {
-            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount,
+            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix,
         };
         serve.SetAction(async (parse, ct) =>
         {
@@ -72,7 +77,7 @@ internal static class ServeCommands
                     VirtualGpuCount = parse.GetValue(virtualGpus),
                     NodeName = "local-1",
                 }),
-                "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount) }),
+                "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount), JobNamePrefix = parse.GetValue(slurmPrefix)! }),
                 var b => throw new CliException($"--backend must be local or slurm, got '{b}'", CliRunner.Usage),
             };
             var json = parse.GetValue(logJson);
