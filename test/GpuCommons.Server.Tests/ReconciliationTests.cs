@@ -49,8 +49,13 @@ public sealed class ReconciliationTests
     private static BackendDiscrepancy D(string kind, long? job = null, int? attempt = null, string? ext = null, string detail = "seen") =>
         new(kind, job, attempt, ext, "node-1", detail, "do something");
 
-    private static Task<ServerHarness> StartAsync(ScriptedReconciler r, string provider = "sqlite", TestBackend? backend = null) =>
-        ServerHarness.StartAsync(TestDatabase.For(provider), backend, o => o.ReconcileInterval = TimeSpan.FromHours(1), r);
+    /// <summary>A server whose background loop has made its first pass (on an empty script); the tests run the others.</summary>
+    private static async Task<ServerHarness> StartAsync(ScriptedReconciler r, string provider = "sqlite", TestBackend? backend = null)
+    {
+        var s = await ServerHarness.StartAsync(TestDatabase.For(provider), backend, o => o.ReconcileInterval = TimeSpan.FromHours(1), r);
+        await ServerHarness.EventuallyAsync(() => Task.FromResult(Service(s).Status.Passes >= 1), "first pass");
+        return s;
+    }
 
     private static ReconciliationService Service(ServerHarness s) => s.App.Services.GetRequiredService<ReconciliationService>();
 

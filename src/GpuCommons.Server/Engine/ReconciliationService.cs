@@ -42,6 +42,8 @@ public sealed partial class ReconciliationService : BackgroundService
     private readonly IBackendReconciler? _reconciler;
     private readonly SemaphoreSlim _pass = new(1, 1);
     private long _passes;
+    private ReconcileStatus _last;
+    private DateTimeOffset? _next;
 
     public ReconciliationService(Coordinator co, GpucDbFactory db, ServerOptions options, TimeProvider time, ILogger<ReconciliationService> log, IBackendReconciler? reconciler)
     {
@@ -51,11 +53,11 @@ public sealed partial class ReconciliationService : BackgroundService
         _time = time;
         _log = log;
         _reconciler = reconciler;
-        Status = new ReconcileStatus(reconciler is not null, null, false, 0, 0, 0, 0, null, null);
+        _last = new ReconcileStatus(reconciler is not null, null, false, 0, 0, 0, 0, null, null);
     }
 
     /// <summary>The last pass, for the API and the portal.</summary>
-    public ReconcileStatus Status { get; private set; }
+    public ReconcileStatus Status => _last with { NextAttempt = _next };
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -87,7 +89,7 @@ public sealed partial class ReconciliationService : BackgroundService
                 wait = backoff;
             }
 
-            Status = Status with { NextAttempt = _time.GetUtcNow() + wait };
+            _next = _time.GetUtcNow() + wait;
             try
             {
                 await Task.Delay(wait, _time, stoppingToken);
@@ -133,8 +135,8 @@ public sealed partial class ReconciliationService : BackgroundService
                 problem = $"{malformed} line(s) of backend output could not be read and were skipped";
             }
 
-            Status = new ReconcileStatus(true, report.Time, report.Reachable, report.ExpectedJobs, report.BackendJobs, report.Elapsed.TotalMilliseconds,
-                Interlocked.Increment(ref _passes), Status.NextAttempt, problem);
+            _last = new ReconcileStatus(true, report.Time, report.Reachable, report.ExpectedJobs, report.BackendJobs, report.Elapsed.TotalMilliseconds,
+                Interlocked.Increment(ref _passes), null, problem);
             LogPass(report.ExpectedJobs, report.BackendJobs, report.Discrepancies.Count, report.Reachable);
             return report;
         }

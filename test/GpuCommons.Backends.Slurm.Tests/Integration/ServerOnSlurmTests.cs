@@ -225,7 +225,14 @@ public sealed class ServerOnSlurmTests
             await app.Services.GetRequiredService<Coordinator>().Ready.WaitAsync(TimeSpan.FromSeconds(60));
             var tokens = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(Path.Combine(dir, "demo-tokens.json")))!;
             tokens["admin"] = (await File.ReadAllTextAsync(Path.Combine(dir, "admin-token"))).Trim();
-            return new SlurmServer(app, backend, dir, tokens);
+            var server = new SlurmServer(app, backend, dir, tokens);
+            for (var i = 0; server.Reconciliation.Status.Passes < 1; i++)
+            {
+                i.ShouldBeLessThan(300, "the first reconciliation pass never ran"); // the background loop's; the tests run the others
+                await Task.Delay(100);
+            }
+
+            return server;
         }
 
         public HttpClient Client(string user)
