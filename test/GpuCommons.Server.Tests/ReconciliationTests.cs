@@ -136,6 +136,22 @@ public sealed class ReconciliationTests
     }
 
     [Fact]
+    public async Task PassWithUnreadableOutput_ResolvesNothingAboutJobs()
+    {
+        var rec = new ScriptedReconciler { Next = _ => Pass(D(DiscrepancyKinds.Unknown, 999_999, 0, "4242")) };
+        await using var s = await StartAsync(rec);
+        await Service(s).RunOnceAsync(default);
+
+        rec.Next = _ => Pass(D(DiscrepancyKinds.MalformedOutput, detail: "squeue line 1: 'x' has 1 field, expected 8"));
+        await Service(s).RunOnceAsync(default);
+        (await ReportAsync(s)).GetProperty("open").GetInt32().ShouldBe(2);
+
+        rec.Next = _ => Pass();
+        await Service(s).RunOnceAsync(default);
+        (await ReportAsync(s)).GetProperty("open").GetInt32().ShouldBe(0);
+    }
+
+    [Fact]
     public async Task OpenApi_DocumentsTheDiscrepanciesEndpoint()
     {
         await using var s = await StartAsync(new ScriptedReconciler());

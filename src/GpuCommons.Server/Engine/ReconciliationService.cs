@@ -219,10 +219,12 @@ public sealed partial class ReconciliationService : BackgroundService
             current.Add((row, d));
         }
 
+        // A pass that could not read the backend, or read lines it could not parse, says nothing certain about the jobs
+        // (Slurm's reconciler declares nothing lost from such output): only a clean pass resolves them.
+        var conclusive = report.Reachable && !report.Discrepancies.Any(d => d.Kind == DiscrepancyKinds.MalformedOutput);
         foreach (var r in open)
         {
-            // A pass that could not read the backend says nothing about the jobs: only a pass that did resolves them.
-            if (!seen.Contains(r.Key) && (report.Reachable || DiscrepancyKinds.IsBackendWide(r.Kind)))
+            if (!seen.Contains(r.Key) && (conclusive || DiscrepancyKinds.IsBackendWide(r.Kind)))
             {
                 r.Resolved = now;
             }
