@@ -501,8 +501,8 @@ internal static class ClientCommands
             }
             else
             {
-                AnsiConsole.MarkupLine(Markup.Escape($"Reconciliation: last pass {S(r["lastPass"])}, {(r["reachable"]!.GetValue<bool>() ? "cluster manager answered" : "CLUSTER MANAGER DID NOT ANSWER")}, "
-                    + $"{S(r["expectedJobs"])} expected, {S(r["backendJobs"])} in the backend, next {S(r["nextAttempt"])}"));
+                AnsiConsole.MarkupLine(Markup.Escape($"Reconciliation: last pass {When(r["lastPass"])}, {(r["reachable"]!.GetValue<bool>() ? "cluster manager answered" : "CLUSTER MANAGER DID NOT ANSWER")}, "
+                    + $"{S(r["expectedJobs"])} expected, {S(r["backendJobs"])} in the backend, next {When(r["nextAttempt"])}"));
             }
 
             if (r["problem"] is { } problem)
@@ -511,12 +511,18 @@ internal static class ClientCommands
             }
 
             AnsiConsole.MarkupLine(Markup.Escape($"{S(report["open"])} open"));
-            var t = new Table().AddColumns("KIND", "JOB", "BACKEND ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "ACTION");
+            var t = new Table().AddColumns("KIND", "JOB", "SLURM ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "DONE / SUGGESTED");
             foreach (var d in report["items"]!.AsArray())
             {
                 var job = d!["jobId"] is null ? "" : S(d["jobId"]) + (d["attempt"] is { } a && a.GetValue<int>() > 0 ? "-r" + S(a) : "");
-                t.AddRow(Markup.Escape(S(d["kind"])), job, Markup.Escape(S(d["externalId"])), Markup.Escape(S(d["node"])), S(d["firstSeen"]), S(d["lastSeen"]), S(d["seen"]),
-                    Markup.Escape(S(d["detail"])), Markup.Escape(S(d["action"]) is { Length: > 0 } act ? act : (d["resolved"] is null ? "suggested: " + S(d["suggestedAction"]) : "resolved " + S(d["resolved"]))));
+                var done = S(d["action"]) is { Length: > 0 } act ? act : "suggested: " + S(d["suggestedAction"]);
+                if (d["resolved"] is { } resolved)
+                {
+                    done = $"resolved {When(resolved)}; {done}";
+                }
+
+                t.AddRow(Markup.Escape(S(d["kind"])), job, Markup.Escape(S(d["externalId"])), Markup.Escape(S(d["node"])), When(d["firstSeen"]), When(d["lastSeen"]), S(d["seen"]),
+                    Markup.Escape(S(d["detail"])), Markup.Escape(done));
             }
 
             AnsiConsole.Write(t);
@@ -528,6 +534,12 @@ internal static class ClientCommands
     // ---- Helpers -----------------------------------------------------------------------------------------------
 
     private static string S(JsonNode? n) => n?.ToString() ?? "";
+
+    /// <summary>A time from the API, short: <c>2026-11-27 20:47:36Z</c>.</summary>
+    private static string When(JsonNode? n) =>
+        n is not null && DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
+            ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
+            : S(n);
 
     private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d.ToString("#,0.##", CultureInfo.InvariantCulture) : n.ToString();
 
