@@ -48,7 +48,11 @@ public sealed record SlurmDiscrepancy(
     long? SlurmJobId,
     string? Node,
     string Detail,
-    string SuggestedAction);
+    string SuggestedAction)
+{
+    /// <summary>The Slurm job name the discrepancy is about, where it is one of ours (strays carry their attempt in it).</summary>
+    public string? SlurmName { get; init; }
+}
 
 /// <summary>The outcome of one reconciliation pass.</summary>
 public sealed record ReconciliationReport(

@@ -13,7 +13,7 @@ namespace GpuCommons.Backends.Slurm;
 /// reconciler reports; it never submits, so it cannot double-submit. While Slurm does not answer it backs off
 /// (shared with the backend's <see cref="SlurmHealth"/>) and catches up on the first pass that succeeds.
 /// </summary>
-public sealed class SlurmReconciler
+public sealed class SlurmReconciler : IBackendReconciler
 {
     private readonly SlurmBackend _backend;
     private readonly SlurmReconcilerOptions _options;
@@ -77,6 +77,78 @@ public sealed class SlurmReconciler
         Record(report);
         return report;
     }
+
+    /// <summary>When the next pass is worth trying: now, or the end of the back-off while slurmctld does not answer.</summary>
+    public DateTimeOffset NextAttempt => _backend.Health.NextAttempt;
+
+    async Task<BackendReconciliation> IBackendReconciler.ReconcileAsync(IReadOnlyCollection<ExpectedRun> expected, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        var jobs = new List<ExpectedJob>(expected.Count);
+        foreach (var e in expected)
+        {
+            jobs.Add(new ExpectedJob(e.JobId, e.Attempt, e.StartedInBackend ? ExpectedJobState.Running : ExpectedJobState.Submitted,
+                long.TryParse(e.ExternalId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) ? id : null,
+                e.Since, e.Nodes));
+        }
+
+        ReconciliationReport report;
+        try
+        {
+            report = await ReconcileAsync(jobs, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SlurmException e)
+        {
+            // Not transient (a tool failed in a way back-off does not cure): say so, conclude nothing about jobs.
+            var now = _time.GetUtcNow();
+            Log.Discrepancy(_logger, DiscrepancyKind.MalformedOutput.ToString(), null, null, null, e.Message);
+            return new BackendReconciliation(now, false, expected.Count, 0, TimeSpan.Zero,
+                [new BackendDiscrepancy(DiscrepancyKinds.PassFailed, null, null, null, null, $"{e.Command ?? "slurm"}: {e.Message}",
+                    "check the Slurm tools on this host (version, permissions, slurmdbd); nothing was concluded from this pass")]);
+        }
+
+        var list = new List<BackendDiscrepancy>(report.Discrepancies.Count);
+        foreach (var d in report.Discrepancies)
+        {
+            int? attempt = null;
+            if (d.SlurmName is { } name && SlurmJobName.TryParse(_backend.Options.JobNamePrefix, name, out _, out var a))
+            {
+                attempt = a;
+            }
+
+            list.Add(new BackendDiscrepancy(KindName(d.Kind), d.JobId, attempt,
+                d.SlurmJobId?.ToString(System.Globalization.CultureInfo.InvariantCulture), d.Node, d.Detail, d.SuggestedAction));
+        }
+
+        return new BackendReconciliation(report.Time, report.SlurmReachable, report.ExpectedJobs, report.SlurmJobs, report.Elapsed, list);
+    }
+
+    /// <summary>scancel of a live job named like ours that GpuCommons does not run (the server decides; see docs).</summary>
+    public async Task CancelStrayAsync(BackendDiscrepancy stray, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stray);
+        if (!long.TryParse(stray.ExternalId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var slurmId) || stray.JobId is not { } jobId)
+        {
+            throw new ArgumentException("a stray needs a Slurm id and a GpuCommons job id", nameof(stray));
+        }
+
+        var name = SlurmJobName.Format(_backend.Options.JobNamePrefix, jobId, stray.Attempt ?? 0);
+        await _backend.Client.CancelAsync(slurmId, name, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The backend-neutral name of a kind (<see cref="DiscrepancyKinds"/>).</summary>
+    public static string KindName(DiscrepancyKind kind) => kind switch
+    {
+        DiscrepancyKind.LostInSlurm => DiscrepancyKinds.Lost,
+        DiscrepancyKind.UnknownInSlurm => DiscrepancyKinds.Unknown,
+        DiscrepancyKind.DuplicateInSlurm => DiscrepancyKinds.Duplicate,
+        DiscrepancyKind.NotStartedInTime => DiscrepancyKinds.NotStarted,
+        DiscrepancyKind.WrongNodes => DiscrepancyKinds.WrongNodes,
+        DiscrepancyKind.EndedInSlurm => DiscrepancyKinds.Ended,
+        DiscrepancyKind.ControllerUnreachable => DiscrepancyKinds.Unreachable,
+        DiscrepancyKind.ControllerSlow => DiscrepancyKinds.Slow,
+        _ => DiscrepancyKinds.MalformedOutput,
+    };
 
     /// <summary>Runs passes every <paramref name="interval"/> until cancelled; a failing pass never stops the loop.</summary>
     public async Task RunAsync(Func<CancellationToken, Task<IReadOnlyCollection<ExpectedJob>>> expected, TimeSpan interval, CancellationToken cancellationToken)
@@ -189,7 +261,10 @@ public sealed class SlurmReconciler
                         ? $"{name} (Slurm id {e.SlurmJobId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "never saved"}) is {e.State} in GpuCommons but in neither squeue nor sacct"
                         : $"{name} is {e.State} in GpuCommons; slurmctld no longer has it and sacct still says {acct.State.ToString().ToUpperInvariant()}";
                     found.Add(new(DiscrepancyKind.LostInSlurm, now, e.JobId, e.SlurmJobId ?? acct?.SlurmJobId, e.Nodes.FirstOrDefault(), detail,
-                        "mark the job failed and requeue it if requeueable (a new attempt gets a new Slurm name)"));
+                        "mark the job failed and requeue it if requeueable (a new attempt gets a new Slurm name)")
+                    {
+                        SlurmName = name,
+                    });
                 }
 
                 continue;
@@ -210,7 +285,10 @@ public sealed class SlurmReconciler
                 {
                     found.Add(new(DiscrepancyKind.NotStartedInTime, now, e.JobId, row.SlurmJobId, e.Nodes.FirstOrDefault(),
                         $"{name} pinned to {string.Join(',', e.Nodes)} is still PENDING ({row.Reason ?? "no reason"}) after {(now - e.Since).TotalSeconds:0} s",
-                        "cancel it and let the engine place it again, or check the nodes for foreign jobs and reservations"));
+                        "cancel it and let the engine place it again, or check the nodes for foreign jobs and reservations")
+                    {
+                        SlurmName = name,
+                    });
                 }
             }
             else if (e.Nodes.Count > 0 && row.Nodes.Count > 0 && !SameNodes(e.Nodes, row.Nodes))
@@ -237,7 +315,10 @@ public sealed class SlurmReconciler
                     SlurmJobName.TryParse(prefix, name, out var jid, out _);
                     found.Add(new(DiscrepancyKind.UnknownInSlurm, now, jid, r.SlurmJobId, r.Nodes.FirstOrDefault(),
                         $"{name} (Slurm {r.SlurmJobId}) is {r.State.ToString().ToUpperInvariant()} in Slurm but GpuCommons does not expect it",
-                        "scancel it if it is a leftover; its GPUs are invisible to the engine meanwhile"));
+                        "scancel it if it is a leftover; its GPUs are invisible to the engine meanwhile")
+                    {
+                        SlurmName = name,
+                    });
                 }
             }
 

@@ -10,21 +10,24 @@ public sealed partial class SchedulerEngine
 {
     /// <summary>
     /// A running job stopped. Charges allocated GPUs × runtime to its allocation. Preempted jobs, and requeueable jobs
-    /// whose node failed, go back to the queue with their original submit time.
+    /// whose node failed, go back to the queue with their original submit time. <paramref name="ranFrom"/> is when the job
+    /// actually began to run where the backend reports it (Slurm's start time): the charge runs from there to
+    /// <paramref name="at"/> instead of from the moment the engine placed it.
     /// </summary>
-    public JobEnd Complete(long jobId, JobOutcome outcome, DateTimeOffset? at = null)
+    public JobEnd Complete(long jobId, JobOutcome outcome, DateTimeOffset? at = null, DateTimeOffset? ranFrom = null)
     {
         if (!_jobs.TryGetValue(jobId, out var job) || job.State != JobState.Running)
         {
             throw new ArgumentException($"job {jobId} is not running", nameof(jobId));
         }
 
-        var endTicks = Math.Max((at ?? _time.GetUtcNow()).UtcTicks, job.StartTicks);
+        var startTicks = ranFrom?.UtcTicks ?? job.StartTicks;
+        var endTicks = Math.Max((at ?? _time.GetUtcNow()).UtcTicks, startTicks);
         var placement = job.Placement!;
         var held = placement.HeldGpuMilli;
         Release(job);
 
-        var runtime = endTicks - job.StartTicks;
+        var runtime = endTicks - startTicks;
         var gpuHours = GpuHours(held, runtime);
         Charge? charge = null;
         var part = Fleet.Partitions[job.Partition];
@@ -56,7 +59,7 @@ public sealed partial class SchedulerEngine
             job.Preempting = false;
         }
 
-        var start = new DateTimeOffset(job.StartTicks, TimeSpan.Zero);
+        var start = new DateTimeOffset(startTicks, TimeSpan.Zero);
         var end = new DateTimeOffset(endTicks, TimeSpan.Zero);
         var requeue = outcome == JobOutcome.Preempted || (outcome == JobOutcome.NodeFailure && job.Spec.Requeueable);
         job.Placement = null;

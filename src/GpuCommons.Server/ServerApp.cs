@@ -44,6 +44,10 @@ public static class ServerApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
         builder.Services.AddSingleton<Coordinator>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Coordinator>());
+        // Reconciliation with the cluster manager, where the backend has one: an IBackendReconciler registered by the host.
+        builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
+            options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(), sp.GetService<IBackendReconciler>()));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationService>());
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
         {

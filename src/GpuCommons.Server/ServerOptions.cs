@@ -27,6 +27,19 @@ public sealed class ServerOptions
     /// <summary>Time between polls of the backend for job events. Default 100 ms.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// Time between reconciliation passes with the backend, when it has a reconciler (Slurm). Longer while the cluster
+    /// manager does not answer (its back-off). Default 60 s.
+    /// </summary>
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Whether a live backend job named like ours is cancelled when the database proves it is a leftover: the job exists,
+    /// and is ended or runs a later attempt, and two passes in a row saw it. Jobs with ids the database does not have
+    /// are only reported. Default true.
+    /// </summary>
+    public bool CancelStrayBackendJobs { get; set; } = true;
+
     /// <summary>Grace between the stop signal and the kill when cancelling. Default 10 s.</summary>
     public TimeSpan CancelGrace { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -181,5 +182,33 @@ public sealed class PortalFlowTests(PortalSite site)
         resp!.Status.ShouldBe(403);
         await op.Context.CloseAsync();
         await bob.Context.CloseAsync();
+    }
+
+    [BrowserFact]
+    public async Task Operator_sees_the_discrepancies_with_the_cluster_manager_in_English_and_Korean()
+    {
+        var factory = site.App.Services.GetRequiredService<GpuCommons.Server.Data.GpucDbFactory>();
+        var now = DateTimeOffset.UtcNow;
+        await using (var db = factory.Create())
+        {
+            db.Discrepancies.Add(new() { Key = "unknown|999999|0|4242", Kind = "unknown", JobId = 999_999, Attempt = 0, ExternalId = "4242", Detail = "gpuc-999999 (Slurm 4242) is PENDING in Slurm but GpuCommons does not expect it", SuggestedAction = "scancel it if it is a leftover", FirstSeen = now.AddMinutes(-3), LastSeen = now, Seen = 3 });
+            db.Discrepancies.Add(new() { Key = "lost|7|0|17", Kind = "lost", JobId = 7, Attempt = 0, ExternalId = "17", Detail = "gpuc-7 is in neither squeue nor sacct", SuggestedAction = "requeue", FirstSeen = now.AddMinutes(-2), LastSeen = now.AddMinutes(-1), Seen = 1, Resolved = now, Action = "marked failed and requeued (attempt 1)" });
+            await db.SaveChangesAsync();
+        }
+
+        var op = await site.SignInAsync("oscar");
+        await op.GotoAsync($"{site.BaseUrl}/fleet");
+        await Expect(op.Locator("#reconcile-status")).ToContainTextAsync("no cluster manager"); // the local backend
+        var open = op.Locator("#open-discrepancies tr[data-kind=unknown]");
+        await Expect(open).ToContainTextAsync("Unknown job in Slurm");
+        await Expect(open).ToContainTextAsync("gpuc-999999");
+        await Expect(open).ToContainTextAsync("Suggested: scancel");
+        await Expect(op.Locator("#resolved-discrepancies tr[data-kind=lost]")).ToContainTextAsync("requeued (attempt 1)");
+        await PortalSite.ShotAsync(op, "en-operator-discrepancies");
+        await op.GotoAsync($"{site.BaseUrl}/fleet?lang=ko-KR");
+        await Expect(op.Locator("#open-discrepancies tr[data-kind=unknown]")).ToContainTextAsync("Slurm에 있는 알 수 없는 작업");
+        await Expect(op.Locator("#reconcile-h")).ToHaveTextAsync("클러스터 관리자(Slurm)와의 대조");
+        await op.GotoAsync($"{site.BaseUrl}/fleet?lang=en-US");
+        await op.Context.CloseAsync();
     }
 }

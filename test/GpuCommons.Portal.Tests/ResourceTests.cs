@@ -78,5 +78,12 @@ public sealed partial class ResourceTests
         {
             keys.ShouldContain("AllocState_" + s);
         }
+
+        var kinds = typeof(GpuCommons.Backends.DiscrepancyKinds).GetFields().Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!).ToList();
+        kinds.Count.ShouldBeGreaterThan(8);
+        foreach (var k in kinds)
+        {
+            keys.ShouldContain("Discrepancy_" + k);
+        }
     }
 }

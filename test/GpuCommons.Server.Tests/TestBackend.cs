@@ -17,6 +17,9 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
     public bool FailStarts { get; set; }
     public bool LoseOnReattach { get; set; }
 
+    /// <summary>Cancels report nothing back (as when the backend has already forgotten the run).</summary>
+    public bool CancelSilently { get; set; }
+
     public string Name => "test";
 
     public Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
@@ -53,6 +56,11 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
     public Task CancelAsync(long jobId, TimeSpan grace, CancellationToken cancellationToken)
     {
         Cancelled.Add(jobId);
+        if (CancelSilently)
+        {
+            return Task.CompletedTask;
+        }
+
         if (Running.TryRemove(jobId, out _))
         {
             _events.Enqueue(new BackendEvent(BackendEventKind.Cancelled, jobId, TimeProvider.System.GetUtcNow()));

@@ -44,7 +44,8 @@ public sealed class ServerHarness : IAsyncDisposable
     public Coordinator Coordinator => App.Services.GetRequiredService<Coordinator>();
     public GpucDbFactory Factory => App.Services.GetRequiredService<GpucDbFactory>();
 
-    public static async Task<ServerHarness> StartAsync(TestDatabase? db = null, TestBackend? backend = null, Action<ServerOptions>? configure = null)
+    public static async Task<ServerHarness> StartAsync(TestDatabase? db = null, TestBackend? backend = null, Action<ServerOptions>? configure = null,
+        GpuCommons.Backends.IBackendReconciler? reconciler = null)
     {
         db ??= TestDatabase.Sqlite();
         backend ??= new TestBackend();
@@ -60,6 +61,11 @@ public sealed class ServerHarness : IAsyncDisposable
         var app = ServerApp.Build(options, backend, b =>
         {
             b.WebHost.UseTestServer();
+            if (reconciler is not null)
+            {
+                b.Services.AddSingleton(reconciler);
+            }
+
             b.Logging.ClearProviders();
             b.Logging.AddFilter(_ => false);
         });

@@ -29,6 +29,7 @@ internal static class ClientCommands
         yield return Alloc();
         yield return Nodes();
         yield return Quota();
+        yield return Discrepancies();
     }
 
     private static Common AddCommon(Command c)
@@ -598,9 +599,74 @@ internal static class ClientCommands
         AnsiConsole.Write(t);
     }
 
+    private static Command Discrepancies()
+    {
+        var state = new Option<string>("--state") { Description = "open (default), resolved or all", DefaultValueFactory = _ => "open" };
+        var kind = new Option<string?>("--kind") { Description = "Only this kind: lost, unknown, duplicate, not_started, wrong_nodes, ended, unreachable, slow, malformed_output, pass_failed" };
+        var c = new Command("discrepancies", "Where the server and the cluster manager (Slurm) disagree, and what was done about it (operator)") { state, kind };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var path = "/api/fleet/discrepancies?state=" + Uri.EscapeDataString(parse.GetValue(state)!)
+                + (parse.GetValue(kind) is { } k ? "&kind=" + Uri.EscapeDataString(k) : "");
+            var report = await api.SendAsync(HttpMethod.Get, path, null, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(report);
+                return 0;
+            }
+
+            var r = report!["reconciliation"]!;
+            if (r["enabled"]?.GetValue<bool>() != true)
+            {
+                AnsiConsole.MarkupLine("Reconciliation: off (the backend runs jobs itself; there is no cluster manager to compare with).");
+            }
+            else if (r["lastPass"] is null)
+            {
+                AnsiConsole.MarkupLine("Reconciliation: no pass yet.");
+            }
+            else
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"Reconciliation: last pass {When(r["lastPass"])}, {(r["reachable"]!.GetValue<bool>() ? "cluster manager answered" : "CLUSTER MANAGER DID NOT ANSWER")}, "
+                    + $"{S(r["expectedJobs"])} expected, {S(r["backendJobs"])} in the backend, next {When(r["nextAttempt"])}"));
+            }
+
+            if (r["problem"] is { } problem)
+            {
+                AnsiConsole.MarkupLine("[red]" + Markup.Escape(S(problem)) + "[/]");
+            }
+
+            AnsiConsole.MarkupLine(Markup.Escape($"{S(report["open"])} open"));
+            var t = new Table().AddColumns("KIND", "JOB", "SLURM ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "DONE / SUGGESTED");
+            foreach (var d in report["items"]!.AsArray())
+            {
+                var job = d!["jobId"] is null ? "" : S(d["jobId"]) + (d["attempt"] is { } a && a.GetValue<int>() > 0 ? "-r" + S(a) : "");
+                var done = S(d["action"]) is { Length: > 0 } act ? act : "suggested: " + S(d["suggestedAction"]);
+                if (d["resolved"] is { } resolved)
+                {
+                    done = $"resolved {When(resolved)}; {done}";
+                }
+
+                t.AddRow(Markup.Escape(S(d["kind"])), job, Markup.Escape(S(d["externalId"])), Markup.Escape(S(d["node"])), When(d["firstSeen"]), When(d["lastSeen"]), S(d["seen"]),
+                    Markup.Escape(S(d["detail"])), Markup.Escape(done));
+            }
+
+            AnsiConsole.Write(t);
+            return 0;
+        });
+        return c;
+    }
+
     // ---- Helpers -----------------------------------------------------------------------------------------------
 
     private static string S(JsonNode? n) => n?.ToString() ?? "";
+
+    /// <summary>A time from the API, short: <c>2026-11-27 20:47:36Z</c>.</summary>
+    private static string When(JsonNode? n) =>
+        n is not null && DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
+            ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
+            : S(n);
 
     private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d.ToString("#,0.##", CultureInfo.InvariantCulture) : n.ToString();
 

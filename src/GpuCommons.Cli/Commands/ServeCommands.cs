@@ -29,10 +29,15 @@ internal static class ServeCommands
         var logJson = new Option<bool>("--log-json") { Description = "Structured JSON logs on stdout" };
         var backendKind = new Option<string>("--backend") { Description = "Where jobs run: local (processes on this machine) or slurm (the Slurm cluster this machine submits to)", DefaultValueFactory = _ => "local" };
         var slurmAccount = new Option<string?>("--slurm-account") { Description = "Slurm account to charge jobs to (slurm backend)" };
+        var slurmPrefix = new Option<string>("--slurm-prefix")
+        {
+            Description = "Slurm job-name prefix (slurm backend); one per database: a fresh database numbers jobs from 1 and would adopt old jobs of the same name",
+            DefaultValueFactory = _ => "gpuc-",
+        };
         var rate = new Option<decimal>("--rate") { Description = "Charge per GPU-hour", DefaultValueFactory = _ => 1000m };
         var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
         {
-            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount,
+            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix,
         };
         serve.SetAction(async (parse, ct) =>
         {
@@ -72,7 +77,7 @@ internal static class ServeCommands
                     VirtualGpuCount = parse.GetValue(virtualGpus),
                     NodeName = "local-1",
                 }),
-                "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount) }),
+                "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount), JobNamePrefix = parse.GetValue(slurmPrefix)! }),
                 var b => throw new CliException($"--backend must be local or slurm, got '{b}'", CliRunner.Usage),
             };
             var json = parse.GetValue(logJson);
@@ -80,6 +85,13 @@ internal static class ServeCommands
             var app = ServerApp.Build(options, backend, b =>
             {
                 GpuCommons.Portal.PortalSetup.AddPortal(b);
+                if (backend is SlurmBackend slurm)
+                {
+                    // Slurm is the truth for what runs, GpuCommons for what should: the server compares them every minute,
+                    // keeps each discrepancy for operators (API, portal, gpuc discrepancies) and acts on the safe ones.
+                    b.Services.AddSingleton<IBackendReconciler>(sp => new SlurmReconciler(slurm, logger: sp.GetRequiredService<ILogger<SlurmReconciler>>()));
+                }
+
                 b.WebHost.UseUrls(url.Split(';', StringSplitOptions.RemoveEmptyEntries));
                 b.Logging.ClearProviders();
                 if (json)
@@ -115,18 +127,12 @@ internal static class ServeCommands
             }
 
             await Console.Out.FlushAsync(ct);
-            using var reconcileStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var reconcile = backend is SlurmBackend slurm
-                ? StartReconciliation(slurm, co, app.Services.GetRequiredService<ILoggerFactory>(), reconcileStop.Token)
-                : Task.CompletedTask;
             try
             {
                 await app.WaitForShutdownAsync(ct);
             }
             finally
             {
-                await reconcileStop.CancelAsync();
-                await reconcile;
                 await app.StopAsync(CancellationToken.None);
                 await app.DisposeAsync();
                 await backend.DisposeAsync();
@@ -135,40 +141,5 @@ internal static class ServeCommands
             return 0;
         });
         return serve;
-    }
-
-    /// <summary>
-    /// Slurm is the truth for what runs, GpuCommons for what should: every minute the jobs the database says are
-    /// running are compared with Slurm's queue and accounting, and every discrepancy is logged for operators.
-    /// </summary>
-    private static async Task StartReconciliation(SlurmBackend slurm, Coordinator co, ILoggerFactory logs, CancellationToken ct)
-    {
-        var reconciler = new SlurmReconciler(slurm, logger: logs.CreateLogger<SlurmReconciler>());
-        var log = logs.CreateLogger("GpuCommons.Reconciliation");
-        IReadOnlyCollection<ExpectedJob> last = [];
-        await reconciler.RunAsync(async token =>
-        {
-            try
-            {
-                await using var db = co.Db.Create();
-                var rows = await db.Jobs.Where(j => j.State == "running")
-                    .Select(j => new { j.Id, j.Attempt, j.BackendId, j.StartTime, j.Placement })
-                    .ToListAsync(token);
-                last = rows.Select(r => new ExpectedJob(
-                    r.Id,
-                    r.Attempt,
-                    ExpectedJobState.Running,
-                    long.TryParse(r.BackendId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) ? id : null,
-                    r.StartTime ?? DateTimeOffset.MinValue,
-                    (r.Placement ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries).Select(s => s.Split(':')[0]).Distinct().ToList())).ToList();
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // Keep comparing against what was last read rather than against nothing.
-                log.LogWarning(e, "reconciliation: could not read the running jobs from the database");
-            }
-
-            return last;
-        }, TimeSpan.FromSeconds(60), ct);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Server.Data;
+using GpuCommons.Server.Engine;
 using Microsoft.AspNetCore.Html;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -21,6 +22,11 @@ public sealed class FleetModel : PortalPage
     /// <summary>Discrepancies between the server's records and the backend: jobs the backend lost (after a restart or a node failure).</summary>
     public IReadOnlyList<Reports.LostJob> Lost => Report.Lost;
     public Reports.Snapshot Report { get; private set; } = null!;
+    /// <summary>Reconciliation with the cluster manager: the last pass, and what it found still open or resolved lately.</summary>
+    public ReconcileStatus Reconcile { get; private set; } = null!;
+    public int OpenCount { get; private set; }
+    public List<DiscrepancyRow> Open { get; private set; } = [];
+    public List<DiscrepancyRow> Resolved { get; private set; } = [];
     public IReadOnlyList<string> Classes { get; private set; } = [];
     public int TotalGpus { get; private set; }
     public int BusyGpus { get; private set; }
@@ -153,6 +159,11 @@ public sealed class FleetModel : PortalPage
         }
 
         Reservations = await db.Reservations.AsNoTracking().OrderBy(r => r.Start).Take(200).ToListAsync();
+        Reconcile = HttpContext.RequestServices.GetRequiredService<ReconciliationService>().Status;
+        OpenCount = await db.Discrepancies.CountAsync(d => d.Resolved == null);
+        Open = await db.Discrepancies.AsNoTracking().Where(d => d.Resolved == null).OrderByDescending(d => d.LastSeen).ThenByDescending(d => d.Id).Take(200).ToListAsync();
+        var since = Now.AddDays(-1);
+        Resolved = await db.Discrepancies.AsNoTracking().Where(d => d.Resolved != null && d.Resolved > since).OrderByDescending(d => d.Resolved).ThenByDescending(d => d.Id).Take(50).ToListAsync();
 
         return Page();
     }

@@ -29,6 +29,10 @@ public sealed record PartitionDto(string Name, string GpuModel, int Nodes, int G
 public sealed record NodeDto(string Name, string Partition, int Gpus, string State, string? Reason, IReadOnlyList<string> GpuUuids);
 public sealed record ReservationDto(string Name, IReadOnlyList<string> Nodes, DateTimeOffset Start, DateTimeOffset End, string? Project);
 public sealed record EventDto(long Id, DateTimeOffset Time, string Actor, string Kind, string Subject, string? Project, string? Detail);
+public sealed record DiscrepancyDto(long Id, string Kind, long? JobId, int? Attempt, string? ExternalId, string? Node, string Detail, string SuggestedAction,
+    DateTimeOffset FirstSeen, DateTimeOffset LastSeen, int Seen, DateTimeOffset? Resolved, string? Action);
+/// <summary>Where reconciliation with the backend stands, how many discrepancies are open, and the ones asked for (newest first).</summary>
+public sealed record DiscrepancyReport(ReconcileStatus Reconciliation, int Open, IReadOnlyList<DiscrepancyDto> Items);
 public sealed record UsageRow(string Key, double GrantedGpuHours, double SpentGpuHours, double CommittedGpuHours, double RemainingGpuHours, decimal Amount);
 
 internal static class FleetApi
@@ -86,6 +90,11 @@ internal static class FleetApi
             return Results.NoContent();
         });
 
+        api.MapGet("/fleet/discrepancies", DiscrepanciesAsync).WithTags("fleet").Produces<DiscrepancyReport>()
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
+            .WithSummary("Where the server and the backend (Slurm) disagree: lost, unknown, duplicate, not started, wrong nodes, ended, unreachable, slow, unreadable output (operator)")
+            .WithDescription("state=open (default), resolved or all; kind filters by kind; newest first, at most limit. Reconciliation tells when the last pass ran, whether the cluster manager answered, and why a pass concluded nothing.");
+
         api.MapGet("/usage", UsageAsync).WithTags("usage").Produces<List<UsageRow>>()
             .WithSummary("GPU-hours granted, spent (ledger), committed (running jobs) and remaining, by=allocation|project|member|orgtype");
         api.MapGet("/events", async (HttpContext ctx, GpucDbFactory f, ServerOptions o, string? kind, long? after, int? limit) =>
@@ -116,6 +125,36 @@ internal static class FleetApi
             return Results.Ok(TenancyApi.PageOf(rows, take, e => new EventDto(e.Id, e.Time, e.Actor, e.Kind, e.Subject, e.Project, e.Detail),
                 e => e.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }).WithTags("events").Produces<Page<EventDto>>().WithSummary("Audit events and allocation alerts (kind=allocation.alert)");
+    }
+
+    private static async Task<IResult> DiscrepanciesAsync(HttpContext ctx, GpucDbFactory f, ServerOptions o, ReconciliationService rec, string? state, string? kind, int? limit)
+    {
+        var c = ctx.Caller();
+        TenancyApi.Require(c.IsOperator, "only operators see discrepancies with the backend");
+        state ??= "open";
+        if (state is not ("open" or "resolved" or "all"))
+        {
+            throw ApiException.Field("state", "must be open, resolved or all");
+        }
+
+        await using var db = f.Create();
+        var q = db.Discrepancies.AsNoTracking();
+        q = state switch
+        {
+            "open" => q.Where(d => d.Resolved == null),
+            "resolved" => q.Where(d => d.Resolved != null),
+            _ => q,
+        };
+        if (kind is not null)
+        {
+            q = q.Where(d => d.Kind == kind);
+        }
+
+        var take = Http.Limit(limit, o);
+        var rows = await q.OrderByDescending(d => d.LastSeen).ThenByDescending(d => d.Id).Take(take).ToListAsync();
+        var open = await db.Discrepancies.CountAsync(d => d.Resolved == null);
+        return Results.Ok(new DiscrepancyReport(rec.Status, open, rows.Select(d => new DiscrepancyDto(d.Id, d.Kind, d.JobId, d.Attempt, d.ExternalId, d.Node,
+            d.Detail, d.SuggestedAction, d.FirstSeen, d.LastSeen, d.Seen, d.Resolved, d.Action)).ToList()));
     }
 
     private static async Task<IResult> SetStateAsync(HttpContext ctx, ServerOptions o, Coordinator co, string name, NodeState state)

@@ -157,6 +157,34 @@ public sealed class EventRow
     public string? Detail { get; set; }
 }
 
+/// <summary>
+/// A disagreement between the server's records and the backend (Slurm), open from the first pass that saw it until the
+/// first pass that no longer does. One row per key (kind, job, attempt, backend id); seen again, it is updated.
+/// </summary>
+public sealed class DiscrepancyRow
+{
+    public long Id { get; set; }
+    /// <summary>What identifies it across passes: kind, job, attempt and backend id (the text for unreadable output).</summary>
+    public required string Key { get; set; }
+    /// <summary>One of <c>GpuCommons.Backends.DiscrepancyKinds</c>: <c>lost</c>, <c>unknown</c>, <c>malformed_output</c>, …</summary>
+    public required string Kind { get; set; }
+    public long? JobId { get; set; }
+    public int? Attempt { get; set; }
+    /// <summary>The backend's job id (Slurm job id).</summary>
+    public string? ExternalId { get; set; }
+    public string? Node { get; set; }
+    public required string Detail { get; set; }
+    public required string SuggestedAction { get; set; }
+    public DateTimeOffset FirstSeen { get; set; }
+    public DateTimeOffset LastSeen { get; set; }
+    /// <summary>Passes that saw it.</summary>
+    public int Seen { get; set; }
+    /// <summary>When a pass no longer saw it (null: open).</summary>
+    public DateTimeOffset? Resolved { get; set; }
+    /// <summary>What the server did about it (requeued, cancelled in the backend); null: reported only.</summary>
+    public string? Action { get; set; }
+}
+
 public sealed class NodeStateRow
 {
     public required string Node { get; set; }

@@ -21,6 +21,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
     public DbSet<NodeStateRow> NodeStates => Set<NodeStateRow>();
     public DbSet<ReservationRow> Reservations => Set<ReservationRow>();
     public DbSet<ServerStateRow> ServerState => Set<ServerStateRow>();
+    public DbSet<DiscrepancyRow> Discrepancies => Set<DiscrepancyRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -111,6 +112,16 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.ToTable("server_state");
             e.HasKey(x => x.Key);
             e.Property(x => x.Key).HasMaxLength(128);
+        });
+        b.Entity<DiscrepancyRow>(e =>
+        {
+            e.ToTable("discrepancies");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Key).HasMaxLength(512);
+            e.Property(x => x.Kind).HasMaxLength(32);
+            // Open ones by key (every pass), and the newest first for the operator view.
+            e.HasIndex(x => new { x.Resolved, x.Key });
+            e.HasIndex(x => x.LastSeen);
         });
     }
 }

@@ -42,6 +42,7 @@ public sealed partial class Coordinator : BackgroundService
     private readonly Dictionary<string, AllocationRow> _allocations = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _projectClass = new(StringComparer.Ordinal);
     private readonly HashSet<long> _preempting = [];
+    private readonly HashSet<long> _backendStarted = [];
     private readonly Dictionary<string, DiscoveredNode> _discovered = new(StringComparer.Ordinal);
     private readonly List<JobRow> _deferredRows = [];
     private readonly List<EventRow> _deferredEvents = [];
@@ -837,6 +838,14 @@ public sealed partial class Coordinator : BackgroundService
             switch (e.Kind)
             {
                 case BackendEventKind.Started:
+                    if (_active.TryGetValue(e.JobId, out var startedRow) && startedRow.State == "running" && _backendStarted.Add(e.JobId))
+                    {
+                        // The backend's own start (Slurm's StartTime, not when the engine placed it or this loop heard of
+                        // it): what users see and what the charge runs from.
+                        startedRow.StartTime = e.Time;
+                        _deferredRows.Add(startedRow);
+                    }
+
                     break;
                 case BackendEventKind.NodeDown or BackendEventKind.NodeUp or BackendEventKind.NodeDraining when e.Node is not null:
                     var st = e.Kind == BackendEventKind.NodeDown ? NodeState.Down : e.Kind == BackendEventKind.NodeUp ? NodeState.Up : NodeState.Draining;
@@ -855,9 +864,12 @@ public sealed partial class Coordinator : BackgroundService
                         BackendEventKind.Finished => e.ExitCode is null or 0 ? JobOutcome.Finished : JobOutcome.Failed,
                         BackendEventKind.Cancelled => JobOutcome.Cancelled,
                         BackendEventKind.WalltimeExceeded => JobOutcome.Walltime,
+                        // The backend lost the run (not the job's fault): failed, and requeued if requeueable, keeping its place.
+                        BackendEventKind.Lost => JobOutcome.NodeFailure,
                         _ => JobOutcome.Failed,
                     };
-                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, (e.Kind == BackendEventKind.Lost ? "lost: " : "") + (e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : "")), ct);
+                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, (e.Kind == BackendEventKind.Lost ? "lost: " : "") + (e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : "")), ct,
+                        e.Kind == BackendEventKind.Lost ? "failed" : null);
                     break;
             }
         }
@@ -866,10 +878,11 @@ public sealed partial class Coordinator : BackgroundService
     }
 
     /// <summary>Tells the engine a running job ended, then writes its end and its one ledger entry in one transaction.</summary>
-    private async Task EndJobAsync(long id, JobOutcome outcome, DateTimeOffset at, int? exitCode, string why, CancellationToken ct)
+    private async Task EndJobAsync(long id, JobOutcome outcome, DateTimeOffset at, int? exitCode, string why, CancellationToken ct, string? label = null)
     {
         var row = _active[id];
-        var end = _engine.Complete(id, outcome, at);
+        // Charged from the backend's start where it reported one (row.StartTime, see PollBackendAsync), else the engine's.
+        var end = _engine.Complete(id, outcome, at, _backendStarted.Remove(id) ? row.StartTime : null);
         await using var db = _db.Create();
         if (end.Charge is { } c)
         {
@@ -890,7 +903,7 @@ public sealed partial class Coordinator : BackgroundService
         }
 
         row.ExitCode = exitCode;
-        row.Outcome = outcome.ToString().ToLowerInvariant() + (why.Length > 0 ? ": " + why : "");
+        row.Outcome = (label ?? outcome.ToString().ToLowerInvariant()) + (why.Length > 0 ? ": " + why : "");
         if (end.Requeued)
         {
             ResetToPending(row);
@@ -1010,6 +1023,7 @@ public sealed partial class Coordinator : BackgroundService
             // The engine already ended these; record them and stop what is left of them.
             if (_active.TryGetValue(end.JobId, out var row))
             {
+                _backendStarted.Remove(row.Id);
                 await using var db2 = _db.Create();
                 if (end.Charge is { } c)
                 {
