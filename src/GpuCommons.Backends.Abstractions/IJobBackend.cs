@@ -51,7 +51,15 @@ public sealed record BackendJob(
     TimeSpan Walltime,
     string LogDirectory,
     bool Checkpointable,
-    int Attempt = 0);
+    int Attempt = 0)
+{
+    /// <summary>
+    /// No run of this job can have been submitted before this time (the server accepted the job then, less a margin for
+    /// clock skew). A backend that looks up an earlier submission by name, after a crash, leaves older ones alone: they
+    /// belong to an earlier database that numbered its jobs the same way.
+    /// </summary>
+    public DateTimeOffset? NotBefore { get; init; }
+}
 
 /// <summary>GPUs of one node given to a job: indices, and the UUIDs where the backend knows them.</summary>
 public sealed record AssignedNode(string Node, IReadOnlyList<int> Gpus, IReadOnlyList<string> GpuUuids, double? Share = null);

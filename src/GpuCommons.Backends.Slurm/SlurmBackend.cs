@@ -135,7 +135,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             if (uncertain)
             {
                 var found = await LookUpByNameAsync(name, cancellationToken).ConfigureAwait(false);
-                if (found is not null)
+                if (found is not null && !(job.NotBefore is { } nb && found.Submit is { } sub && sub < nb))
                 {
                     return Adopt(job, name, found);
                 }
@@ -148,7 +148,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
             // 2. After a (re)start of this process: everything named like ours, indexed once.
             var index = await EnsureIndexAsync(cancellationToken).ConfigureAwait(false);
-            var existing = index.TakeFor(job.JobId, job.Attempt, name);
+            var existing = index.TakeFor(job.JobId, job.Attempt, name, job.NotBefore);
             if (existing is not null)
             {
                 return Adopt(job, existing.Name, existing);
@@ -779,7 +779,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
 
         /// <summary>The newest Slurm job under <paramref name="name"/>, removed from the index.</summary>
-        public SlurmJobRow? Take(string name)
+        public SlurmJobRow? Take(string name, DateTimeOffset? notBefore = null)
         {
             if (!SlurmJobName.TryParse(_prefix, name, out var id, out var attempt))
             {
@@ -796,7 +796,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 SlurmJobRow? best = null;
                 foreach (var (a, r) in list)
                 {
-                    if (a == attempt && (best is null || r.SlurmJobId > best.SlurmJobId))
+                    if (a == attempt && !Older(r, notBefore) && (best is null || r.SlurmJobId > best.SlurmJobId))
                     {
                         best = r;
                     }
@@ -812,7 +812,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         /// attempt or a later one (a later attempt that is still running is never submitted again), else the newest
         /// job under <paramref name="name"/>. Taken out of the index.
         /// </summary>
-        public SlurmJobRow? TakeFor(long jobId, int attempt, string name)
+        public SlurmJobRow? TakeFor(long jobId, int attempt, string name, DateTimeOffset? notBefore = null)
         {
             lock (_lock)
             {
@@ -824,7 +824,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 (int Attempt, SlurmJobRow Row)? live = null;
                 foreach (var x in list)
                 {
-                    if (x.Attempt >= attempt && !x.Row.State.IsTerminal() && (live is null || x.Attempt > live.Value.Attempt))
+                    if (x.Attempt >= attempt && !x.Row.State.IsTerminal() && !Older(x.Row, notBefore) && (live is null || x.Attempt > live.Value.Attempt))
                     {
                         live = x;
                     }
@@ -837,8 +837,10 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 }
             }
 
-            return Take(name);
+            return Take(name, notBefore);
         }
+
+        private static bool Older(SlurmJobRow row, DateTimeOffset? notBefore) => notBefore is { } nb && row.Submit is { } sub && sub < nb;
 
         public SlurmJobRow? BySlurmId(long id)
         {

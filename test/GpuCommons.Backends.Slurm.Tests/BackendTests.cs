@@ -39,6 +39,20 @@ public class BackendTests
     }
 
     [Fact]
+    public async Task StartAsync_SameNameSubmittedBeforeTheJobExisted_IsNotAdopted()
+    {
+        // A job of an earlier database with the same id, in the queue and in accounting: not ours.
+        _slurm.Squeue = "777|RUNNING|None|n1|2026-11-26T09:00:00|2026-11-26T09:00:01|N/A|gpuc-42\n";
+        _slurm.Sacct = "778|COMPLETED|0:0|2026-11-26T08:00:00|2026-11-26T08:00:01|2026-11-26T08:01:01|60|n1|gres/gpu=1|gpuc-42\n";
+        await using var b = CreateSut();
+
+        var h = await b.StartAsync(Jobs.Make(42, ["n1"], 1) with { NotBefore = _time.GetUtcNow().AddMinutes(-1) }, default);
+
+        h.ExternalId.ShouldBe("1000");
+        _slurm.Count("sbatch").ShouldBe(1);
+    }
+
+    [Fact]
     public async Task StartAsync_JobOnlyInAccounting_IsAdoptedNotResubmitted()
     {
         _slurm.Sacct = "778|COMPLETED|0:0|2026-11-27T17:00:00|2026-11-27T17:00:01|2026-11-27T17:01:01|60|n1|gres/gpu=1|gpuc-43\n";

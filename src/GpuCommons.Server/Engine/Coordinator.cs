@@ -815,6 +815,7 @@ public sealed partial class Coordinator : BackgroundService
             TimeSpan.FromSeconds(row.WalltimeSeconds), Path.Combine(_options.LogDirectory, row.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), row.Checkpointable)
         {
             Attempt = row.Attempt,
+            NotBefore = row.SubmitTime - TimeSpan.FromMinutes(1),
         };
     }
 
