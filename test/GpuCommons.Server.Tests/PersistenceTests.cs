@@ -77,25 +77,40 @@ public sealed class PersistenceTests
 
     [Theory]
     [MemberData(nameof(Providers.All), MemberType = typeof(Providers))]
-    public async Task Restart_LostJob_IsFailedAndChargedOnce_NeverRunTwice(string provider)
+    public async Task Restart_LostJob_IsChargedOnce_AndRequeuedOnlyIfRequeueable(string provider)
     {
         var db = TestDatabase.For(provider);
         var backend = new TestBackend();
         var s = await ServerHarness.StartAsync(db, backend);
         try
         {
-            var id = await SubmitAsync(s.Client("bob"), ApiTests.Job(1));
-            await ServerHarness.EventuallyAsync(() => Task.FromResult(backend.Running.ContainsKey(id)), "start");
+            var bob = s.Client("bob");
+            var again = await SubmitAsync(bob, ApiTests.Job(1));
+            var once = await SubmitAsync(bob, new { project = "demo", gpus = 1, walltime = "1h", requeueable = false, command = new[] { "x" } });
+            await ServerHarness.EventuallyAsync(() => Task.FromResult(backend.Running.ContainsKey(again) && backend.Running.ContainsKey(once)), "start");
             await s.StopAsync();
             backend.LoseOnReattach = true;
             s = await ServerHarness.StartAsync(db, backend);
-            var job = await s.JobAsync(id);
+            backend.LoseOnReattach = false;
+
+            // Not requeueable: failed for good, never started again.
+            var job = await s.JobAsync(once);
             job.GetProperty("state").GetString().ShouldBe("failed");
             job.GetProperty("outcome").GetString()!.ShouldContain("lost");
             await Task.Delay(300);
-            backend.Starts[id].ShouldBe(1);
+            backend.Starts[once].ShouldBe(1);
+
+            // Requeueable: its lost run is charged, and it runs again as its next attempt.
+            await ServerHarness.EventuallyAsync(async () =>
+            {
+                var j = await s.JobAsync(again);
+                return j.GetProperty("state").GetString() == "running" && j.GetProperty("attempt").GetInt32() == 1;
+            }, "the requeued job runs as attempt 1");
+            (await s.JobAsync(again)).GetProperty("outcome").GetString()!.ShouldContain("lost");
+            backend.Running[again].Attempt.ShouldBe(1);
             await using var ctx = s.Factory.Create();
-            (await ctx.Ledger.CountAsync(l => l.JobId == id)).ShouldBe(1);
+            (await ctx.Ledger.CountAsync(l => l.JobId == once)).ShouldBe(1);
+            (await ctx.Ledger.Where(l => l.JobId == again).Select(l => l.Attempt).ToListAsync()).ShouldBe([0]);
         }
         finally
         {

@@ -10,6 +10,7 @@ namespace GpuCommons.Server.Tests;
 public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBackend
 {
     private readonly ConcurrentQueue<BackendEvent> _events = new();
+    private readonly ConcurrentDictionary<long, int> _attempts = new();
 
     public ConcurrentDictionary<long, BackendJob> Running { get; } = new();
     public ConcurrentDictionary<long, int> Starts { get; } = new();
@@ -36,8 +37,8 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
             throw new IOException("start refused by the test backend");
         }
 
-        // Idempotent by job id, as the contract says: a job already started gets its handle back.
-        if (Starts.ContainsKey(job.JobId))
+        // Idempotent by job and attempt, as the contract says: an attempt already started gets its handle back.
+        if (Starts.ContainsKey(job.JobId) && _attempts.GetValueOrDefault(job.JobId) >= job.Attempt)
         {
             if (!Running.ContainsKey(job.JobId) || LoseOnReattach)
             {
@@ -49,6 +50,7 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
         }
 
         Running[job.JobId] = job;
+        _attempts[job.JobId] = job.Attempt;
         Starts.AddOrUpdate(job.JobId, 1, (_, v) => v + 1);
         return Task.FromResult(new BackendHandle(job.JobId, $"test-{job.JobId}", null, null));
     }

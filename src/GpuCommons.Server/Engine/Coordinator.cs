@@ -407,7 +407,8 @@ public sealed partial class Coordinator : BackgroundService
         await db.SaveChangesAsync(ct);
         foreach (var row in lost.Where(r => _active.ContainsKey(r.Id)))
         {
-            await EndJobAsync(row.Id, JobOutcome.Failed, _time.GetUtcNow(), null, "lost: the process was gone after a restart", ct);
+            // Not the job's fault: failed, charged up to now, and requeued as its next attempt if it is requeueable.
+            await EndJobAsync(row.Id, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: the process was gone after a restart", ct, "failed");
         }
 
         LogRebuilt(_active.Count, lost.Count, requeued, _nextId);
