@@ -8,6 +8,19 @@ namespace GpuCommons.Scheduling;
 public sealed partial class SchedulerEngine
 {
     private readonly Dictionary<int, List<JobRecord>> _victimsByNode = [];
+    private readonly Stack<List<JobRecord>> _spareVictimLists = new();
+    private readonly Dictionary<int, double> _gangCost = [];
+
+    private void ClearVictimsByNode()
+    {
+        foreach (var list in _victimsByNode.Values)
+        {
+            list.Clear();
+            _spareVictimLists.Push(list);
+        }
+
+        _victimsByNode.Clear();
+    }
 
     private bool IsVictimFor(JobRecord victim, JobRecord job, int p, bool withinGuarantee)
     {
@@ -52,9 +65,18 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            _victimsByNode.Clear();
+            ClearVictimsByNode();
             var any = false;
-            foreach (var (_, id) in _runningByEnd[p])
+
+            // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
+            // guarantee): then walk just those, in the same order.
+            var candidates = within && _quota.AnyBorrowing(p) ? _runningByEnd[p] : _runningPreemptible[p];
+            if (candidates.Count == 0 || (job.Spec.Priority == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
+            {
+                continue;
+            }
+
+            foreach (var (_, id) in candidates)
             {
                 var v = _jobs[id];
                 if (!IsVictimFor(v, job, p, within))
@@ -71,7 +93,7 @@ public sealed partial class SchedulerEngine
 
                     if (!_victimsByNode.TryGetValue(n, out var list))
                     {
-                        _victimsByNode[n] = list = [];
+                        _victimsByNode[n] = list = _spareVictimLists.Count > 0 ? _spareVictimLists.Pop() : [];
                     }
 
                     list.Add(v);
@@ -150,7 +172,8 @@ public sealed partial class SchedulerEngine
     {
         nodes = null;
         var part = Fleet.Partitions[p];
-        var cost = new Dictionary<int, double>();
+        var cost = _gangCost;
+        cost.Clear();
         foreach (var n in part.Nodes)
         {
             if (!NodeUsableFor(n, job) || Fleet.Nodes[n].Gpus < shape.Amount)
@@ -176,6 +199,12 @@ public sealed partial class SchedulerEngine
             }
 
             cost[n] = c;
+        }
+
+        if (cost.Count < shape.Nodes)
+        {
+            // Fewer nodes could be freed than the gang needs: no domain can hold it.
+            return null;
         }
 
         var levels = _domainsByDepth[p];

@@ -13,9 +13,13 @@ internal sealed class QuotaTracker
     private readonly QuotaNode _root;
     private readonly long[] _capacity;
 
+    /// <summary>Per partition, how many projects and organisations use more than their nominal quota.</summary>
+    private readonly int[] _borrowers;
+
     public QuotaTracker(long[] capacityMilli)
     {
         _capacity = capacityMilli;
+        _borrowers = new int[capacityMilli.Length];
         _root = new QuotaNode(capacityMilli.Length, [], _ => 0);
     }
 
@@ -106,6 +110,12 @@ internal sealed class QuotaTracker
     /// <summary>True when the project or its organisation uses more than its nominal quota.</summary>
     public bool Borrowing(int project, int p) => _projects[project].Borrowing(p) || _orgs[_projectOrg[project]].Borrowing(p);
 
+    /// <summary>True when some project or organisation uses more than its nominal quota on the partition.</summary>
+    public bool AnyBorrowing(int p) => _borrowers[p] > 0;
+
+    /// <summary>The same as <see cref="AnyBorrowing"/>, counted from scratch (for invariant checks).</summary>
+    public bool CountBorrowing(int p) => _projects.Any(x => x.Borrowing(p)) || _orgs.Any(x => x.Borrowing(p));
+
     public void Apply(int project, int p, long delta)
     {
         var proj = _projects[project];
@@ -116,9 +126,11 @@ internal sealed class QuotaTracker
         _root.ChildExcess[p] -= org.Excess(p);
         _root.ChildLend[p] -= org.Lendable(p);
         _root.ChildUnused[p] -= org.Unused(p);
+        _borrowers[p] -= (proj.Borrowing(p) ? 1 : 0) + (org.Borrowing(p) ? 1 : 0);
         proj.Usage[p] += delta;
         org.Usage[p] += delta;
         _root.Usage[p] += delta;
+        _borrowers[p] += (proj.Borrowing(p) ? 1 : 0) + (org.Borrowing(p) ? 1 : 0);
         org.ChildExcess[p] += proj.Excess(p);
         org.ChildLend[p] += proj.Lendable(p);
         org.ChildUnused[p] += proj.Unused(p);
