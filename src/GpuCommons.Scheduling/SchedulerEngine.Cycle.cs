@@ -296,7 +296,7 @@ public sealed partial class SchedulerEngine
                     key = 0;
                     break;
                 case OrderingPolicy.LeastAttainedService:
-                    key = -j.AttainedGpuSeconds;
+                    key = -LasQueue(j.AttainedGpuSeconds);
                     break;
                 case OrderingPolicy.ShortestRemainingFirst:
                 {

@@ -22,7 +22,28 @@ public sealed partial class SchedulerEngine
         _victimsByNode.Clear();
     }
 
-    private bool IsVictimFor(JobRecord victim, JobRecord job, int p, bool withinGuarantee)
+    /// <summary>Whether jobs may preempt running jobs of a lower least-attained-service queue.</summary>
+    private bool LasPreempts => Options.Ordering == OrderingPolicy.LeastAttainedService && Options.Preemption;
+
+    /// <summary>The least-attained-service queue of a job that has received this much service: 0 is the first.</summary>
+    private int LasQueue(double attainedGpuSeconds)
+    {
+        var thresholds = Options.LasThresholdsGpuHours;
+        var q = 0;
+        while (q < thresholds.Count && attainedGpuSeconds >= thresholds[q] * 3600)
+        {
+            q++;
+        }
+
+        return q;
+    }
+
+    /// <summary>Service received so far, the current run included.</summary>
+    private static double AttainedNow(JobRecord job, long now) => job.State == JobState.Running
+        ? job.AttainedGpuSeconds + (job.Placement!.HeldGpuMilli / (double)Milli * TimeSpan.FromTicks(Math.Max(0, now - job.StartTicks)).TotalSeconds)
+        : job.AttainedGpuSeconds;
+
+    private bool IsVictimFor(JobRecord victim, JobRecord job, int p, bool withinGuarantee, long now)
     {
         if (victim.Preempting || victim.Id == job.Id)
         {
@@ -30,6 +51,13 @@ public sealed partial class SchedulerEngine
         }
 
         if (victim.Spec.Priority == PriorityClass.Preemptible && job.Spec.Priority > PriorityClass.Preemptible)
+        {
+            return true;
+        }
+
+        // Least attained service: a job of a lower queue gives way, unless it is of the same project (a project's jobs
+        // never preempt each other, DESIGN.md) or of a higher class.
+        if (LasPreempts && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && LasQueue(AttainedNow(victim, now)) > LasQueue(job.AttainedGpuSeconds))
         {
             return true;
         }
@@ -69,8 +97,8 @@ public sealed partial class SchedulerEngine
             var any = false;
 
             // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
-            // guarantee): then walk just those, in the same order.
-            var candidates = within && _quota.AnyBorrowing(p) ? _runningByEnd[p] : _runningPreemptible[p];
+            // guarantee) or least-attained-service queues preempt: then walk just those, in the same order.
+            var candidates = (within && _quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
             if (candidates.Count == 0 || (job.Spec.Priority == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
             {
                 continue;
@@ -79,7 +107,7 @@ public sealed partial class SchedulerEngine
             foreach (var (_, id) in candidates)
             {
                 var v = _jobs[id];
-                if (!IsVictimFor(v, job, p, within))
+                if (!IsVictimFor(v, job, p, within, now))
                 {
                     continue;
                 }
@@ -347,7 +375,7 @@ public sealed partial class SchedulerEngine
                 {
                     stopping.Add(v);
                 }
-                else if (IsVictimFor(v, job, p, withinGuarantee: true))
+                else if (IsVictimFor(v, job, p, withinGuarantee: true, now))
                 {
                     candidates.Add(v);
                 }
