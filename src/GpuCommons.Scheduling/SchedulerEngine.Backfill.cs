@@ -6,8 +6,12 @@ namespace GpuCommons.Scheduling;
 // Backfill reservations ("holds") and advance reservations.
 public sealed partial class SchedulerEngine
 {
-    private readonly Dictionary<int, int> _relGpu = [];
-    private readonly Dictionary<int, int> _relNode = [];
+    // What a shadow computation has released so far, per GPU (thousandths) and per node (whole GPUs), with the indexes
+    // it touched, so that the next one resets only those instead of clearing arrays the size of the fleet.
+    private int[] _relGpu = [];
+    private int[] _relNode = [];
+    private readonly List<int> _relGpuTouched = [];
+    private readonly List<int> _relNodeTouched = [];
     private readonly List<int> _freedNodes = [];
     private int[] _domainCount = [];
 
@@ -79,8 +83,7 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private (long? Time, int[]? Nodes) Shadow(JobRecord job, int p, in Shape shape, long now, long notAfter)
     {
-        _relGpu.Clear();
-        _relNode.Clear();
+        ResetShadowRelease();
         _freedNodes.Clear();
         var part = Fleet.Partitions[p];
         var gang = shape.Kind == ShapeKind.Gang;
@@ -147,9 +150,9 @@ public sealed partial class SchedulerEngine
                 }
 
                 var node = Fleet.Nodes[n];
-                var wasFull = IsFullyFree(n) || _relNode.GetValueOrDefault(n) + _free[n] == node.Gpus && SharedAllReleased(n);
+                var wasFull = IsFullyFree(n) || _relNode[n] + _free[n] == node.Gpus && SharedAllReleased(n);
                 ReleaseInShadow(running, n);
-                var freeThen = _free[n] + _relNode.GetValueOrDefault(n);
+                var freeThen = _free[n] + _relNode[n];
                 switch (shape.Kind)
                 {
                     case ShapeKind.SingleNode when freeThen >= shape.Amount:
@@ -182,6 +185,31 @@ public sealed partial class SchedulerEngine
         return (null, null);
     }
 
+    private void ResetShadowRelease()
+    {
+        if (_relGpu.Length != _gpuUsed.Length || _relNode.Length != Fleet.Nodes.Count)
+        {
+            _relGpu = new int[_gpuUsed.Length];
+            _relNode = new int[Fleet.Nodes.Count];
+            _relGpuTouched.Clear();
+            _relNodeTouched.Clear();
+            return;
+        }
+
+        foreach (var g in _relGpuTouched)
+        {
+            _relGpu[g] = 0;
+        }
+
+        foreach (var n in _relNodeTouched)
+        {
+            _relNode[n] = 0;
+        }
+
+        _relGpuTouched.Clear();
+        _relNodeTouched.Clear();
+    }
+
     private bool SharedAllReleased(int n)
     {
         if (_shared[n] == 0)
@@ -193,7 +221,7 @@ public sealed partial class SchedulerEngine
         for (var g = node.FirstGpu; g < node.FirstGpu + node.Gpus; g++)
         {
             var used = _gpuUsed[g];
-            if (used > 0 && used < Milli && _relGpu.GetValueOrDefault(g) < used)
+            if (used > 0 && used < Milli && _relGpu[g] < used)
             {
                 return false;
             }
@@ -226,11 +254,21 @@ public sealed partial class SchedulerEngine
 
     private void ReleaseGpuInShadow(int n, int gpu, int milli)
     {
-        var rel = _relGpu.GetValueOrDefault(gpu) + milli;
+        if (_relGpu[gpu] == 0)
+        {
+            _relGpuTouched.Add(gpu);
+        }
+
+        var rel = _relGpu[gpu] + milli;
         _relGpu[gpu] = rel;
         if (rel == _gpuUsed[gpu])
         {
-            _relNode[n] = _relNode.GetValueOrDefault(n) + 1;
+            if (_relNode[n] == 0)
+            {
+                _relNodeTouched.Add(n);
+            }
+
+            _relNode[n]++;
         }
     }
 
@@ -242,7 +280,7 @@ public sealed partial class SchedulerEngine
             if (s.Node == n)
             {
                 var g = node.FirstGpu + s.Gpu;
-                if (Milli - (_gpuUsed[g] - _relGpu.GetValueOrDefault(g)) >= milli)
+                if (Milli - (_gpuUsed[g] - _relGpu[g]) >= milli)
                 {
                     return true;
                 }

@@ -237,6 +237,7 @@ public sealed partial class SchedulerEngine
 
         _arrivals.Clear();
         _capacityDirty = false;
+        _quota.SettleOver();
         return result;
     }
 
@@ -296,7 +297,7 @@ public sealed partial class SchedulerEngine
                     key = 0;
                     break;
                 case OrderingPolicy.LeastAttainedService:
-                    key = -j.AttainedGpuSeconds;
+                    key = -LasQueue(j.AttainedGpuSeconds);
                     break;
                 case OrderingPolicy.ShortestRemainingFirst:
                 {

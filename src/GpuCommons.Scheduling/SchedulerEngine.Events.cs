@@ -302,6 +302,7 @@ public sealed partial class SchedulerEngine
         }
 
         _runningByEnd[job.Partition].Remove((job.EndByTicks, job.Id));
+        _runningPreemptible[job.Partition].Remove((job.EndByTicks, job.Id));
         _quota.Apply(job.Project, job.Partition, -placement.HeldGpuMilli);
         _running--;
         _capacityDirty = true;

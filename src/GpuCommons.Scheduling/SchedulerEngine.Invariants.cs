@@ -94,6 +94,11 @@ public sealed partial class SchedulerEngine
                         return $"running job {id} is missing from the running-by-end index";
                     }
 
+                    if (_runningPreemptible[j.Partition].Contains((j.EndByTicks, j.Id)) != (j.Spec.Priority == PriorityClass.Preemptible))
+                    {
+                        return $"running job {id} is wrongly in or out of the preemptible index";
+                    }
+
                     break;
                 default:
                     return $"job {id} is {j.State} but still held by the engine";
@@ -119,6 +124,22 @@ public sealed partial class SchedulerEngine
         foreach (var set in _runningByEnd)
         {
             byEnd += set.Count;
+        }
+
+        for (var p = 0; p < _runningPreemptible.Length; p++)
+        {
+            if (!_runningPreemptible[p].IsSubsetOf(_runningByEnd[p]))
+            {
+                return $"the preemptible index of partition {p} holds jobs that are not running there";
+            }
+        }
+
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if (_quota.AnyBorrowing(p) != _quota.CountBorrowing(p))
+            {
+                return $"the borrower count of partition {p} is wrong";
+            }
         }
 
         return byEnd != running ? $"the running-by-end index has {byEnd} entries for {running} running jobs" : null;

@@ -383,6 +383,11 @@ public sealed partial class SchedulerEngine
         }
 
         _runningByEnd[p].Add((job.EndByTicks, job.Id));
+        if (job.Spec.Priority == PriorityClass.Preemptible)
+        {
+            _runningPreemptible[p].Add((job.EndByTicks, job.Id));
+        }
+
         _quota.Apply(job.Project, p, held);
         if (allocation >= 0)
         {

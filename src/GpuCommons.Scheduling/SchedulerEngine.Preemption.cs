@@ -8,8 +8,42 @@ namespace GpuCommons.Scheduling;
 public sealed partial class SchedulerEngine
 {
     private readonly Dictionary<int, List<JobRecord>> _victimsByNode = [];
+    private readonly Stack<List<JobRecord>> _spareVictimLists = new();
+    private readonly Dictionary<int, double> _gangCost = [];
 
-    private bool IsVictimFor(JobRecord victim, JobRecord job, int p, bool withinGuarantee)
+    private void ClearVictimsByNode()
+    {
+        foreach (var list in _victimsByNode.Values)
+        {
+            list.Clear();
+            _spareVictimLists.Push(list);
+        }
+
+        _victimsByNode.Clear();
+    }
+
+    /// <summary>Whether jobs may preempt running jobs of a lower least-attained-service queue.</summary>
+    private bool LasPreempts => Options.Ordering == OrderingPolicy.LeastAttainedService && Options.Preemption;
+
+    /// <summary>The least-attained-service queue of a job that has received this much service: 0 is the first.</summary>
+    private int LasQueue(double attainedGpuSeconds)
+    {
+        var thresholds = Options.LasThresholdsGpuHours;
+        var q = 0;
+        while (q < thresholds.Count && attainedGpuSeconds >= thresholds[q] * 3600)
+        {
+            q++;
+        }
+
+        return q;
+    }
+
+    /// <summary>Service received so far, the current run included.</summary>
+    private static double AttainedNow(JobRecord job, long now) => job.State == JobState.Running
+        ? job.AttainedGpuSeconds + (job.Placement!.HeldGpuMilli / (double)Milli * TimeSpan.FromTicks(Math.Max(0, now - job.StartTicks)).TotalSeconds)
+        : job.AttainedGpuSeconds;
+
+    private bool IsVictimFor(JobRecord victim, JobRecord job, int p, bool withinGuarantee, long now)
     {
         if (victim.Preempting || victim.Id == job.Id)
         {
@@ -17,6 +51,13 @@ public sealed partial class SchedulerEngine
         }
 
         if (victim.Spec.Priority == PriorityClass.Preemptible && job.Spec.Priority > PriorityClass.Preemptible)
+        {
+            return true;
+        }
+
+        // Least attained service: a job of a lower queue gives way, unless it is of the same project (a project's jobs
+        // never preempt each other, DESIGN.md) or of a higher class.
+        if (LasPreempts && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && LasQueue(AttainedNow(victim, now)) > LasQueue(job.AttainedGpuSeconds))
         {
             return true;
         }
@@ -52,12 +93,21 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            _victimsByNode.Clear();
+            ClearVictimsByNode();
             var any = false;
-            foreach (var (_, id) in _runningByEnd[p])
+
+            // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
+            // guarantee) or least-attained-service queues preempt: then walk just those, in the same order.
+            var candidates = (within && _quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
+            if (candidates.Count == 0 || (job.Spec.Priority == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
+            {
+                continue;
+            }
+
+            foreach (var (_, id) in candidates)
             {
                 var v = _jobs[id];
-                if (!IsVictimFor(v, job, p, within))
+                if (!IsVictimFor(v, job, p, within, now))
                 {
                     continue;
                 }
@@ -71,7 +121,7 @@ public sealed partial class SchedulerEngine
 
                     if (!_victimsByNode.TryGetValue(n, out var list))
                     {
-                        _victimsByNode[n] = list = [];
+                        _victimsByNode[n] = list = _spareVictimLists.Count > 0 ? _spareVictimLists.Pop() : [];
                     }
 
                     list.Add(v);
@@ -150,7 +200,8 @@ public sealed partial class SchedulerEngine
     {
         nodes = null;
         var part = Fleet.Partitions[p];
-        var cost = new Dictionary<int, double>();
+        var cost = _gangCost;
+        cost.Clear();
         foreach (var n in part.Nodes)
         {
             if (!NodeUsableFor(n, job) || Fleet.Nodes[n].Gpus < shape.Amount)
@@ -176,6 +227,12 @@ public sealed partial class SchedulerEngine
             }
 
             cost[n] = c;
+        }
+
+        if (cost.Count < shape.Nodes)
+        {
+            // Fewer nodes could be freed than the gang needs: no domain can hold it.
+            return null;
         }
 
         var levels = _domainsByDepth[p];
@@ -318,7 +375,7 @@ public sealed partial class SchedulerEngine
                 {
                     stopping.Add(v);
                 }
-                else if (IsVictimFor(v, job, p, withinGuarantee: true))
+                else if (IsVictimFor(v, job, p, withinGuarantee: true, now))
                 {
                     candidates.Add(v);
                 }

@@ -41,6 +41,12 @@ public sealed partial class SchedulerEngine
     private readonly int[][] _nodesAtLeast;
     private readonly SortedSet<(long End, long Id)>[] _runningByEnd;
 
+    /// <summary>
+    /// The preemptible-class subset of <see cref="_runningByEnd"/>: while no project borrows on a partition, they are the
+    /// only possible victims there, and the preemption search need not walk every running job.
+    /// </summary>
+    private readonly SortedSet<(long End, long Id)>[] _runningPreemptible;
+
     private readonly QuotaTracker _quota;
     private readonly GrantTracker _grants = new();
     private readonly FairShare _fairShare;
@@ -102,6 +108,7 @@ public sealed partial class SchedulerEngine
         _leavesUnder = new List<int>[parts][];
         _nodesAtLeast = new int[parts][];
         _runningByEnd = new SortedSet<(long, long)>[parts];
+        _runningPreemptible = new SortedSet<(long, long)>[parts];
         var capacity = new long[parts];
         for (var p = 0; p < parts; p++)
         {
@@ -110,6 +117,7 @@ public sealed partial class SchedulerEngine
             _spareHolds[p] = new Stack<Pool>();
             _activePools[p] = [];
             _runningByEnd[p] = [];
+            _runningPreemptible[p] = [];
             var maxDepth = part.Domains.Max(d => d.Depth);
             _domainsByDepth[p] = new List<int>[maxDepth + 1];
             for (var d = 0; d <= maxDepth; d++)

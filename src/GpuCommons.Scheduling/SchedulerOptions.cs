@@ -9,7 +9,12 @@ public enum OrderingPolicy
     Multifactor,
     /// <summary>First come, first served by submit time.</summary>
     Fifo,
-    /// <summary>Tiresias-style: least attained service (GPU-seconds already received) first.</summary>
+    /// <summary>
+    /// Tiresias-style discretized least attained service: jobs sit in priority queues by the GPU-hours they have received
+    /// (<see cref="SchedulerOptions.LasThresholdsGpuHours"/>), first come first served within a queue; with
+    /// <see cref="SchedulerOptions.Preemption"/> on, a blocked job preempts running jobs of a lower queue (of other
+    /// projects, and of its class or below).
+    /// </summary>
     LeastAttainedService,
     /// <summary>Clairvoyant shortest remaining time first; uses <c>JobSpec.DurationHint</c> (a reference for simulations).</summary>
     ShortestRemainingFirst,
@@ -60,6 +65,15 @@ public sealed class SchedulerOptions
     /// <summary>Grace period a checkpointable victim gets between the signal and the kill.</summary>
     /// <value>Default 5 minutes.</value>
     public TimeSpan PreemptionGrace { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Under <see cref="OrderingPolicy.LeastAttainedService"/>: the attained service, in GPU-hours (GPUs × hours run),
+    /// at which a job moves down one priority queue. A blocked job may preempt only running jobs of a strictly lower
+    /// queue, so two jobs of one queue never preempt each other and a job is preempted at most once per queue it
+    /// enters while the preemptor is below it: the discretization is what keeps LAS from thrashing.
+    /// </summary>
+    /// <value>Default 1, 10, 100 GPU-hours: four queues.</value>
+    public IReadOnlyList<double> LasThresholdsGpuHours { get; set; } = [1, 10, 100];
 
     /// <summary>Half-life of the decay of past usage in fair share (Slurm's PriorityDecayHalfLife).</summary>
     /// <value>Default 7 days.</value>
@@ -112,6 +126,14 @@ public sealed class SchedulerOptions
         if (MaxAge <= TimeSpan.Zero)
         {
             throw new ArgumentException("must be positive", nameof(MaxAge));
+        }
+
+        for (var i = 0; i < LasThresholdsGpuHours.Count; i++)
+        {
+            if (!(LasThresholdsGpuHours[i] > 0) || !double.IsFinite(LasThresholdsGpuHours[i]) || (i > 0 && LasThresholdsGpuHours[i] <= LasThresholdsGpuHours[i - 1]))
+            {
+                throw new ArgumentException("must be positive, finite and increasing", nameof(LasThresholdsGpuHours));
+            }
         }
 
         if (PreemptionGrace < TimeSpan.Zero)

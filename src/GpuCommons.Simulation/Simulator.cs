@@ -108,13 +108,13 @@ public sealed class Simulator
 
     /// <summary>
     /// The engine options for a run: the policy's, with the preemption search off when no running job could ever be a
-    /// victim (no preemptible-class job and no quota anywhere). The engine would find no victim anyway, but it scans
-    /// every running job of the partition for each of up to 16 blocked jobs in every full cycle.
+    /// victim (no preemptible-class job, no quota anywhere, and no least-attained-service queues). The engine would find
+    /// no victim anyway, but it looks for one for each of up to 16 blocked jobs in every full cycle.
     /// </summary>
     internal static SchedulerOptions EngineOptions(SchedulerOptions o, Workload workload)
     {
         var quotas = workload.Tenancy.Organisations.Any(x => x.Quotas.Count > 0) || workload.Tenancy.Projects.Any(x => x.Quotas.Count > 0);
-        var preemption = o.Preemption && (workload.MayHavePreemptibleJobs || quotas);
+        var preemption = o.Preemption && (workload.MayHavePreemptibleJobs || quotas || o.Ordering == OrderingPolicy.LeastAttainedService);
         return new SchedulerOptions
         {
             Ordering = o.Ordering,
@@ -122,6 +122,7 @@ public sealed class Simulator
             ConservativeDepth = o.ConservativeDepth,
             Preemption = preemption,
             MaxPreemptorsPerCycle = o.MaxPreemptorsPerCycle,
+            LasThresholdsGpuHours = o.LasThresholdsGpuHours,
             PreemptionGrace = o.PreemptionGrace,
             FairShareHalfLife = o.FairShareHalfLife,
             MaxAge = o.MaxAge,

@@ -27,7 +27,8 @@ public class HandComputedScheduleTests
         { "fifo-easy", "1:0-100 2:100-150 3:20-50 4:150-350 5:350-360" },
         // Multifactor: one user, so fair share ties; the size factor puts J5 (4 GPUs) before J4 (2 GPUs) at t=100.
         { "multifactor", "1:0-100 2:100-150 3:20-50 4:160-360 5:150-160" },
-        // LAS without preemption: nobody has attained service while pending, so FIFO order with EASY.
+        // LAS: no job reaches the first queue threshold (1 GPU-hour; J4's 400 GPU-s is the most), so one queue: FIFO with
+        // EASY, and no preemption.
         { "las", "1:0-100 2:100-150 3:20-50 4:150-350 5:350-360" },
         // SRTF: J3 (30 s) before J2 (50 s) at t=20; at t=40 J5 (10 s) takes the reservation ahead of J2.
         { "srtf", "1:0-100 2:110-160 3:20-50 4:160-360 5:100-110" },
@@ -45,6 +46,56 @@ public class HandComputedScheduleTests
         rows.ShouldAllBe(r => r.State == "finished" && r.Partition == "default");
         ScheduleChecker.Check(csv, Jobs).ShouldBeEmpty();
         result.All.Finished.ShouldBe(5);
+    }
+
+    /// <summary>
+    /// LAS with one threshold of 0.1 GPU-hour (360 GPU-s), two queues, on the 4-GPU node; no job checkpoints, so the grace
+    /// is 0. Project "big": J1 4 GPUs 300 s at 0; project "small": J2 2 GPUs 100 s at 50, J3 1 GPU 20 s at 120.
+    /// t=50: J1 has 200 GPU-s, the same queue as J2: no preemption (the threshold); J2 is reserved for t=300.
+    /// t=120: J1 has 480 GPU-s, the lower queue: J2 preempts it and J1 is stopped at once. J2 starts on its claim, J3 (first
+    /// queue, ahead of J1 in the lower one despite its later submit) takes 1 of the 2 GPUs left: 120–140. J1 starts over
+    /// when J2 ends: 220–520, and nothing preempts it again (nobody else is left).
+    /// </summary>
+    [Fact]
+    public void Las_TinyWorkload_PreemptsJobsOfALowerQueue()
+    {
+        List<TraceJob> jobs = [TestData.Job(1, 0, 4, 300, "big"), TestData.Job(2, 50, 2, 100, "small"), TestData.Job(3, 120, 1, 20, "small")];
+        var (csv, r) = TestData.Run(TestData.Nodes(("n1", 4)), TestData.Trace(jobs), "las", cycle: 0, tune: o => o.LasThresholdsGpuHours = [0.1]);
+        var rows = ScheduleChecker.Parse(csv);
+        var actual = string.Join(" ", rows.OrderBy(x => x.Job, StringComparer.Ordinal).ThenBy(x => x.Start).Select(x => $"{x.Job}:{x.Start}-{x.End}:{x.State}"));
+        actual.ShouldBe("1:0-120:preempted 1:220-520:finished 2:120-220:finished 3:120-140:finished");
+        ScheduleChecker.Check(csv, jobs).ShouldBeEmpty();
+        r.All.Preemptions.ShouldBe(1);
+        r.All.LostGpuHours.ShouldBe(4 * 120 / 3600.0, 1e-9);
+    }
+
+    [Fact]
+    public void Las_SameProject_DoesNotPreempt()
+    {
+        // All three jobs of one project: a project's jobs never preempt each other, so J2 and J3 wait for J1 (reserved
+        // for t=300) and then go in queue order: J2 300–400 with J3 300–320.
+        List<TraceJob> jobs = [TestData.Job(1, 0, 4, 300), TestData.Job(2, 50, 2, 100), TestData.Job(3, 120, 1, 20)];
+        var (csv, r) = TestData.Run(TestData.Nodes(("n1", 4)), TestData.Trace(jobs), "las", cycle: 0, tune: o => o.LasThresholdsGpuHours = [0.1]);
+        var rows = ScheduleChecker.Parse(csv);
+        string.Join(" ", rows.OrderBy(x => x.Job, StringComparer.Ordinal).Select(x => $"{x.Job}:{x.Start}-{x.End}")).ShouldBe("1:0-300 2:300-400 3:300-320");
+        r.All.Preemptions.ShouldBe(0);
+    }
+
+    [Fact]
+    public void Las_NoPreemption_KeepsQueueOrderWithoutStoppingAnyone()
+    {
+        // The same workload with preemption off: J2 waits for J1 (reserved for t=300); J3 (first queue) backfills into
+        // nothing (all 4 GPUs are J1's) and goes after J2 in FIFO order within its queue: J2 300–400 with J3 300–320.
+        List<TraceJob> jobs = [TestData.Job(1, 0, 4, 300, "big"), TestData.Job(2, 50, 2, 100, "small"), TestData.Job(3, 120, 1, 20, "small")];
+        var (csv, r) = TestData.Run(TestData.Nodes(("n1", 4)), TestData.Trace(jobs), "las", cycle: 0, tune: o =>
+        {
+            o.LasThresholdsGpuHours = [0.1];
+            o.Preemption = false;
+        });
+        var rows = ScheduleChecker.Parse(csv);
+        var actual = string.Join(" ", rows.OrderBy(x => x.Job, StringComparer.Ordinal).Select(x => $"{x.Job}:{x.Start}-{x.End}"));
+        actual.ShouldBe("1:0-300 2:300-400 3:300-320");
+        r.All.Preemptions.ShouldBe(0);
     }
 
     [Fact]

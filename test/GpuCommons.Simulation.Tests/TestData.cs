@@ -28,12 +28,14 @@ internal static class TestData
     };
 
     /// <summary>Runs a workload and returns the schedule CSV and the result.</summary>
-    public static (string Csv, SimulationResult Result) Run(Fleet fleet, Workload workload, string policy = "multifactor", double cycle = 0, double mtbfHours = 0, double? horizon = null)
+    public static (string Csv, SimulationResult Result) Run(Fleet fleet, Workload workload, string policy = "multifactor", double cycle = 0, double mtbfHours = 0, double? horizon = null, Action<Scheduling.SchedulerOptions>? tune = null)
     {
         var sw = new StringWriter { NewLine = "\n" };
+        var scheduler = Policies.Create(policy);
+        tune?.Invoke(scheduler);
         var result = Simulator.Run(fleet, workload, new SimulationOptions
         {
-            Scheduler = Policies.Create(policy),
+            Scheduler = scheduler,
             PolicyName = policy,
             CycleIntervalSeconds = cycle,
             NodeMtbfHours = mtbfHours,

@@ -13,9 +13,14 @@ internal sealed class QuotaTracker
     private readonly QuotaNode _root;
     private readonly long[] _capacity;
 
+    /// <summary>Per partition, how many projects and organisations use more than their nominal quota.</summary>
+    private readonly int[] _borrowers;
+    private readonly List<QuotaNode> _over = [];
+
     public QuotaTracker(long[] capacityMilli)
     {
         _capacity = capacityMilli;
+        _borrowers = new int[capacityMilli.Length];
         _root = new QuotaNode(capacityMilli.Length, [], _ => 0);
     }
 
@@ -53,6 +58,30 @@ internal sealed class QuotaTracker
     /// <summary>Replaces a project's limits; its usage stays.</summary>
     public void SetProjectLimits(int project, QuotaNode limits) => SetLimits(_projects[project], _orgs[_projectOrg[project]], limits);
 
+    /// <summary>
+    /// Clears the over-the-limits allowance of tenants whose usage is back within their limits. Called between
+    /// decisions, not from <see cref="Apply"/>: a preemption search lowers and restores usage while it looks.
+    /// </summary>
+    public void SettleOver()
+    {
+        if (_over.Count == 0)
+        {
+            return;
+        }
+
+        _over.RemoveAll(node =>
+        {
+            var any = false;
+            for (var p = 0; p < _capacity.Length; p++)
+            {
+                node.Over[p] &= node.Usage[p] > node.Nominal[p] + node.Borrow[p];
+                any |= node.Over[p];
+            }
+
+            return !any;
+        });
+    }
+
     private void SetLimits(QuotaNode node, QuotaNode parent, QuotaNode limits)
     {
         for (var p = 0; p < _capacity.Length; p++)
@@ -61,10 +90,17 @@ internal sealed class QuotaTracker
             parent.ChildLend[p] -= node.Lendable(p);
             parent.ChildUnused[p] -= node.Unused(p);
             parent.ChildExcess[p] -= node.Excess(p);
+            _borrowers[p] -= node.Borrowing(p) ? 1 : 0;
             node.Nominal[p] = limits.Nominal[p];
             node.Borrow[p] = limits.Borrow[p];
             node.Lend[p] = limits.Lend[p];
             node.Over[p] = node.Usage[p] > node.Nominal[p] + node.Borrow[p];
+            if (node.Over[p] && !_over.Contains(node))
+            {
+                _over.Add(node);
+            }
+
+            _borrowers[p] += node.Borrowing(p) ? 1 : 0;
             parent.ChildNominal[p] += node.Nominal[p];
             parent.ChildLend[p] += node.Lendable(p);
             parent.ChildUnused[p] += node.Unused(p);
@@ -131,6 +167,12 @@ internal sealed class QuotaTracker
     /// <summary>True when the project or its organisation uses more than its nominal quota.</summary>
     public bool Borrowing(int project, int p) => _projects[project].Borrowing(p) || _orgs[_projectOrg[project]].Borrowing(p);
 
+    /// <summary>True when some project or organisation uses more than its nominal quota on the partition.</summary>
+    public bool AnyBorrowing(int p) => _borrowers[p] > 0;
+
+    /// <summary>The same as <see cref="AnyBorrowing"/>, counted from scratch (for invariant checks).</summary>
+    public bool CountBorrowing(int p) => _projects.Any(x => x.Borrowing(p)) || _orgs.Any(x => x.Borrowing(p));
+
     public void Apply(int project, int p, long delta)
     {
         var proj = _projects[project];
@@ -141,11 +183,11 @@ internal sealed class QuotaTracker
         _root.ChildExcess[p] -= org.Excess(p);
         _root.ChildLend[p] -= org.Lendable(p);
         _root.ChildUnused[p] -= org.Unused(p);
+        _borrowers[p] -= (proj.Borrowing(p) ? 1 : 0) + (org.Borrowing(p) ? 1 : 0);
         proj.Usage[p] += delta;
         org.Usage[p] += delta;
         _root.Usage[p] += delta;
-        proj.Over[p] &= proj.Usage[p] > proj.Nominal[p] + proj.Borrow[p];
-        org.Over[p] &= org.Usage[p] > org.Nominal[p] + org.Borrow[p];
+        _borrowers[p] += (proj.Borrowing(p) ? 1 : 0) + (org.Borrowing(p) ? 1 : 0);
         org.ChildExcess[p] += proj.Excess(p);
         org.ChildLend[p] += proj.Lendable(p);
         org.ChildUnused[p] += proj.Unused(p);

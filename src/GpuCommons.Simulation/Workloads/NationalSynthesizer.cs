@@ -12,17 +12,25 @@ namespace GpuCommons.Simulation.Workloads;
 /// Arrivals are Poisson, at the rate that gives <see cref="TargetLoad"/> on the fleet, growing by
 /// <see cref="MonthlyGrowth"/> a month. Jobs are produced as a stream: a million jobs are never in memory at once.
 /// </summary>
+/// <remarks>
+/// The gangs can only run on the largest 8-GPU pools (the three B200 pools of the national fleet, 43% of its GPUs), so
+/// their share of the work must fit there: flagship jobs are 0.1% of jobs, which makes the gangs about 37% of the
+/// GPU-hours, and each gang picks a pool in proportion to its size. At the default load of 0.9 the B200 pools then get
+/// about 0.8 from the gangs alone, below capacity, with the small jobs (which may run anywhere) filling the rest.
+/// (With 0.4% of jobs and a uniform choice of pool the gangs were 70% of the work, and the two smaller B200 pools were
+/// offered twice what they can run: their queues grew without bound however long the run.)
+/// </remarks>
 public sealed class NationalSynthesizer
 {
     public const double MonthSeconds = 30 * 86400.0;
 
     private static readonly (OrganisationType Type, string Prefix, int Orgs, int ProjectsEach, double JobShare)[] Classes =
     [
-        (OrganisationType.Flagship, "Flagship", 4, 2, 0.004),
+        (OrganisationType.Flagship, "Flagship", 4, 2, 0.001),
         (OrganisationType.University, "University", 80, 3, 0.33),
         (OrganisationType.Institute, "Institute", 30, 2, 0.12),
         (OrganisationType.CompanyLab, "Lab", 50, 2, 0.17),
-        (OrganisationType.Startup, "Startup", 300, 1, 0.376),
+        (OrganisationType.Startup, "Startup", 300, 1, 0.379),
     ];
 
     private static readonly (double Gpus, double Weight)[] Flagship = [(256, 0.45), (512, 0.35), (1024, 0.2)];
@@ -34,6 +42,7 @@ public sealed class NationalSynthesizer
     private readonly List<(string Project, int ClassIndex)>[] _projectsByClass;
     private readonly double[] _classCdf;
     private readonly List<Partition> _gangPartitions;
+    private readonly double[] _gangCdf;
     private readonly int _maxGang;
     private readonly double _meanWork;
 
@@ -80,7 +89,19 @@ public sealed class NationalSynthesizer
             _gangPartitions = [.. fleet.Partitions.OrderByDescending(p => p.TotalGpus)];
         }
 
+        _gangPartitions = [.. _gangPartitions.Take(3)];
         _maxGang = Math.Max(1, _gangPartitions[0].TotalGpus / 2);
+
+        // A gang picks one of them in proportion to its GPUs, so that each gets the same load.
+        _gangCdf = new double[_gangPartitions.Count];
+        double gangGpus = _gangPartitions.Sum(p => p.TotalGpus), cum = 0;
+        for (var i = 0; i < _gangPartitions.Count; i++)
+        {
+            cum += _gangPartitions[i].TotalGpus;
+            _gangCdf[i] = cum / gangGpus;
+        }
+
+        _gangCdf[^1] = 1;
 
         // Mean GPU-seconds per job, estimated from the generator itself with a separate seed.
         var probe = new Random(seed ^ 0x5EED);
@@ -160,7 +181,14 @@ public sealed class NationalSynthesizer
             gpus = Math.Min(Pick(Flagship, random), _maxGang);
             gpus = Math.Max(8, Math.Floor(gpus / 8) * 8);
             hours = LogUniform(random, 12, 96);
-            var part = _gangPartitions[random.Next(Math.Min(3, _gangPartitions.Count))];
+            var pick = random.NextDouble();
+            var k = 0;
+            while (k < _gangCdf.Length - 1 && pick > _gangCdf[k])
+            {
+                k++;
+            }
+
+            var part = _gangPartitions[k];
             partition = part.Name;
             checkpointable = true;
             priority = PriorityClass.High;

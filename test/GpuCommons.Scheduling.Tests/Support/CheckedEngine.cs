@@ -73,6 +73,7 @@ internal sealed class CheckedEngine
     public void SetOrganisationQuotas(string organisation, params QuotaSpec[] quotas)
     {
         Engine.SetOrganisationQuotas(organisation, quotas);
+        Log?.Invoke($"{Now:HH:mm} quotas of organisation {organisation}: {string.Join(", ", quotas.Select(q => $"{q.Partition} {q.NominalGpus}+{q.BorrowingLimitGpus?.ToString() ?? "inf"}"))}");
         var i = Tenancy.Organisations.FindIndex(o => o.Name == organisation);
         Tenancy.Organisations[i] = Tenancy.Organisations[i] with { Quotas = quotas };
         _quotaRelaxed = true;
@@ -82,6 +83,7 @@ internal sealed class CheckedEngine
     public void SetProjectQuotas(string project, params QuotaSpec[] quotas)
     {
         Engine.SetProjectQuotas(project, quotas);
+        Log?.Invoke($"{Now:HH:mm} quotas of project {project}: {string.Join(", ", quotas.Select(q => $"{q.Partition} {q.NominalGpus}+{q.BorrowingLimitGpus?.ToString() ?? "inf"}"))}");
         var i = Tenancy.Projects.FindIndex(o => o.Name == project);
         Tenancy.Projects[i] = Tenancy.Projects[i] with { Quotas = quotas };
         _quotaRelaxed = true;
