@@ -35,14 +35,15 @@ internal static class BenchServerCommand
         var pageSamples = new Option<int>("--page-samples") { Description = "Pages fetched", DefaultValueFactory = _ => 500 };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where the SQLite file goes (default: a temp folder, deleted)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var sbatch = new Option<bool>("--sbatch") { Description = "Also time Slurm's sbatch from the same number of concurrent submitters, for the same time, in this run (held jobs, cancelled after)" };
         var cmd = new Command("server", "Durable HTTP submissions/s, submit-to-start p99 and GET /api/jobs p99 with many jobs")
         {
-            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json,
+            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch,
         };
         cmd.SetAction(async (parse, ct) =>
         {
             var result = await RunAsync(parse.GetValue(db)!, parse.GetValue(connection), parse.GetValue(clients), parse.GetValue(inflight), parse.GetValue(seconds),
-                parse.GetValue(latencySamples), parse.GetValue(pageJobs), parse.GetValue(pageSamples), parse.GetValue(dataDir), ct);
+                parse.GetValue(latencySamples), parse.GetValue(pageJobs), parse.GetValue(pageSamples), parse.GetValue(dataDir), parse.GetValue(sbatch), ct);
             Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = !parse.GetValue(json) }));
             return 0;
         });
@@ -50,7 +51,7 @@ internal static class BenchServerCommand
     }
 
     private static async Task<Dictionary<string, object?>> RunAsync(string provider, string? connection, int clients, int inflight, double seconds, int latencySamples,
-        int pageJobs, int pageSamples, string? dataDir, CancellationToken ct)
+        int pageJobs, int pageSamples, string? dataDir, bool sbatch, CancellationToken ct)
     {
         if (provider is not ("sqlite" or "postgres") || (provider == "postgres" && connection is null) || clients < 1 || seconds <= 0)
         {
@@ -190,6 +191,17 @@ internal static class BenchServerCommand
                 ["durability"] = provider == "sqlite" ? "SQLite WAL, synchronous=FULL, one transaction per group of submissions, committed before any 201" : "PostgreSQL as configured (see postgres), one transaction per group, committed before any 201",
             };
 
+            if (sbatch)
+            {
+                var s = await SbatchAsync(clients, seconds, ct);
+                if (s.TryGetValue("jobs_per_second", out var sj) && sj is double rate && rate > 0)
+                {
+                    s["ratio_gpucommons_to_sbatch"] = Math.Round(accepted / total.Elapsed.TotalSeconds / rate, 1);
+                }
+
+                result["sbatch"] = s;
+            }
+
             // 3. GET /api/jobs pages with many jobs stored.
             var factory = app.Services.GetRequiredService<GpucDbFactory>();
             var have = await CountAsync(factory, ct);
@@ -266,6 +278,73 @@ internal static class BenchServerCommand
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Slurm's own submission rate for comparison: the same number of concurrent submitters, each running
+    /// <c>sbatch --hold --wrap true</c> one after another for the same time; the held jobs are cancelled after.
+    /// </summary>
+    private static async Task<Dictionary<string, object?>> SbatchAsync(int clients, double seconds, CancellationToken ct)
+    {
+        var name = "gpuc-bench-sbatch-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var counts = new long[clients];
+        var errors = 0L;
+        string? lastError = null;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var psi = new ProcessStartInfo("sbatch") { RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (var a in new[] { "--hold", "--parsable", "-J", name, "-o", "/dev/null", "--wrap", "true" })
+                {
+                    psi.ArgumentList.Add(a);
+                }
+
+                try
+                {
+                    using var p = Process.Start(psi)!;
+                    var err = p.StandardError.ReadToEndAsync(ct);
+                    await p.StandardOutput.ReadToEndAsync(ct);
+                    await p.WaitForExitAsync(ct);
+                    if (p.ExitCode == 0)
+                    {
+                        counts[c]++;
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref errors);
+                        lastError = (await err).Trim();
+                    }
+                }
+                catch (System.ComponentModel.Win32Exception e)
+                {
+                    lastError = "sbatch: " + e.Message;
+                    return;
+                }
+            }
+        }, ct)));
+        sw.Stop();
+        try
+        {
+            using var cancel = Process.Start(new ProcessStartInfo("scancel", ["-n", name]) { RedirectStandardError = true })!;
+            await cancel.WaitForExitAsync(ct);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+        }
+
+        var n = counts.Sum();
+        return new Dictionary<string, object?>
+        {
+            ["submitters"] = clients,
+            ["accepted"] = n,
+            ["errors"] = errors,
+            ["last_error"] = lastError,
+            ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+            ["jobs_per_second"] = Math.Round(n / sw.Elapsed.TotalSeconds, 1),
+        };
     }
 
     private static async Task<int> CountAsync(GpucDbFactory factory, CancellationToken ct)
