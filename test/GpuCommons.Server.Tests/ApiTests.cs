@@ -333,8 +333,9 @@ public sealed class ApiTests : IAsyncLifetime
         var b = (await (await sam.PostAsJsonAsync("/api/jobs", new { project = "p-ext", gpus = 2, walltime = "1h", command = new[] { "x" } })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
         await ServerHarness.EventuallyAsync(async () => (await _s.JobAsync(b)).TryGetProperty("reason", out var r) && r.GetString() == "grant_exhausted", "grant_exhausted");
 
-        // Only a reviewer extends; a PI is refused, another tenant learns nothing.
-        (await sam.PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0 })).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        // Only a reviewer extends; the PI and an operator are refused, another tenant learns nothing.
+        (await sam.PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0 })).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        (await _s.Client("bob").PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0 })).StatusCode.ShouldBe(HttpStatusCode.NotFound);
         (await _s.Client("oscar").PostAsJsonAsync("/api/allocations/ext-1/extend", new { addGpuHours = 5.0 })).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         var carol = _s.Client("carol");
         var current = await carol.GetFromJsonAsync<JsonElement>("/api/allocations/ext-1");

@@ -56,6 +56,13 @@ public sealed class IsolationTests : IAsyncLifetime
         Row("reservation.create", 201, 201, 403, 403, 403, 403);
         Row("usage.orgtype", 200, 200, 200, 403, 403, 403);
         Row("user.create", 201, 403, 403, 403, 403, 403);
+        Row("project.quotas-demo", 200, 403, 403, 403, 403, 404);
+        Row("organisation.show-demo", 200, 200, 200, 200, 200, 404);
+        Row("organisation.quotas-demo", 200, 403, 403, 403, 403, 404);
+        Row("allocation.extend-demo", 200, 403, 200, 403, 403, 404);
+        Row("user.tokens-bob", 200, 404, 404, 404, 200, 404);
+        Row("user.revoke-bob", 404, 404, 404, 404, 404, 404); // no such token id: only the admin and bob get as far as looking
+        Row("fleet.discrepancies", 200, 200, 403, 403, 403, 403);
         Row("job.cancel", 202, 202, 404, 202, 202, 404);
         return d;
     }
@@ -86,6 +93,13 @@ public sealed class IsolationTests : IAsyncLifetime
             "reservation.create" => await c.PostAsJsonAsync("/api/reservations", new { name = "r" + n, nodes = new[] { "node-1" }, start = now.AddDays(10), end = now.AddDays(11) }),
             "usage.orgtype" => await c.GetAsync("/api/usage?by=orgtype"),
             "user.create" => await c.PostAsJsonAsync("/api/users", new { name = "u" + n }),
+            "project.quotas-demo" => await c.PutAsJsonAsync("/api/projects/demo/quotas", new { quotas = Array.Empty<object>() }),
+            "organisation.show-demo" => await c.GetAsync("/api/organisations/University 01"),
+            "organisation.quotas-demo" => await c.PutAsJsonAsync("/api/organisations/University 01/quotas", new { quotas = Array.Empty<object>() }),
+            "allocation.extend-demo" => await c.PostAsJsonAsync("/api/allocations/demo-2026/extend", new { addGpuHours = 1.0 }),
+            "user.tokens-bob" => await c.GetAsync("/api/users/bob/tokens"),
+            "user.revoke-bob" => await c.DeleteAsync("/api/users/bob/tokens/000000000000"),
+            "fleet.discrepancies" => await c.GetAsync("/api/fleet/discrepancies"),
             _ => throw new ArgumentException(action),
         };
         var body = await r.Content.ReadAsStringAsync();

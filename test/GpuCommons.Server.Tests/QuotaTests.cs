@@ -106,6 +106,7 @@ public sealed class QuotaTests
         (await s.Client("bob").PutAsJsonAsync("/api/projects/demo/quotas", body)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         (await s.Client("sam").PutAsJsonAsync("/api/projects/demo/quotas", body)).StatusCode.ShouldBe(HttpStatusCode.NotFound);
         (await s.Client("bob").PutAsJsonAsync("/api/organisations/Startup 001/quotas", body)).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await s.Client("bob").PutAsJsonAsync("/api/organisations/University 01/quotas", body)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         (await s.Client("admin").PutAsJsonAsync("/api/projects/nope/quotas", body)).StatusCode.ShouldBe(HttpStatusCode.NotFound);
     }
 }

@@ -175,7 +175,12 @@ internal static class AllocationsApi
         var c = ctx.Caller();
         if (!c.IsReviewer)
         {
-            throw c.SeesAllTenancy ? ApiException.Forbidden("only reviewers extend allocations") : ApiException.NotFound($"allocation {id}");
+            // Those who can see the allocation learn that they may not extend it; others learn nothing.
+            await using var look = co.Db.Create();
+            var project = await look.Allocations.Where(a => a.Id == id).Select(a => a.Project).FirstOrDefaultAsync();
+            throw project is not null && (c.SeesAllTenancy || c.InProject(project))
+                ? ApiException.Forbidden("only reviewers extend allocations")
+                : ApiException.NotFound($"allocation {id}");
         }
 
         var body = await Http.ReadAsync<ExtendBody>(ctx, o);

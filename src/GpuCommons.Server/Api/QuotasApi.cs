@@ -6,6 +6,7 @@ using GpuCommons.Server.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Api;
 
@@ -99,7 +100,12 @@ internal static class QuotasApi
         var c = ctx.Caller();
         if (!c.IsAdmin)
         {
-            throw c.SeesAllTenancy ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"organisation {name}");
+            // Those who can see the organisation learn that they may not change it; others learn nothing.
+            await using var look = co.Db.Create();
+            var mine = c.Projects.Keys.ToList();
+            var sees = await look.Organisations.AnyAsync(o => o.Name == name)
+                && (c.SeesAllTenancy || await look.Projects.AnyAsync(p => p.Organisation == name && mine.Contains(p.Name)));
+            throw sees ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"organisation {name}");
         }
 
         var req = await Http.ReadAsync<SetQuotasRequest>(ctx, o);

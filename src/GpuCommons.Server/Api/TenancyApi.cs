@@ -107,7 +107,7 @@ internal static class TenancyApi
             var c = ctx.Caller();
             if (!c.IsAdmin && c.User != name)
             {
-                throw ApiException.NotFound($"user {name}");
+                throw ApiException.NotFound("user");
             }
 
             await using var db = f.Create();
@@ -119,7 +119,7 @@ internal static class TenancyApi
             var c = ctx.Caller();
             if (!c.IsAdmin && c.User != name)
             {
-                throw ApiException.NotFound($"user {name}");
+                throw ApiException.NotFound("user");
             }
 
             await using var db = f.Create();
