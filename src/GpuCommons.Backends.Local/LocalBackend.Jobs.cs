@@ -218,9 +218,11 @@ public sealed partial class LocalBackend
         };
         if (_envDefaultSignal == true)
         {
-            // .NET ignores SIGPIPE and its children inherit that (a shell cannot undo it): give the job the default back.
+            // .NET ignores SIGPIPE, and a server started under nohup or in the background of a script ignores SIGHUP,
+            // SIGINT and SIGQUIT; children inherit ignored signals and a shell cannot undo that. Give the job every
+            // signal's default back.
             psi.ArgumentList.Add(EnvPath);
-            psi.ArgumentList.Add("--default-signal=PIPE");
+            psi.ArgumentList.Add("--default-signal");
         }
 
         psi.ArgumentList.Add(_options.ShellPath);
