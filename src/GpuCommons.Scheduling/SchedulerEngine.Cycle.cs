@@ -7,6 +7,13 @@ namespace GpuCommons.Scheduling;
 public sealed partial class SchedulerEngine
 {
     private int[] _holdCount = [];
+
+    /// <summary>
+    /// The order in which a job that names no partition tries them: the cheapest GPUs first (rate per GPU-hour, then
+    /// fleet order), as Slurm's node weights make jobs take the least valuable nodes that fit. Small flexible jobs then
+    /// leave the most capable pools to the jobs that need them.
+    /// </summary>
+    private int[] _partitionOrder = [];
     private long _minPendingWalltime = long.MaxValue;
 
     private static ulong HoldBit(JobRecord job) => job.HoldPartition >= 0 ? 1UL << job.HoldPartition : 0;
@@ -410,7 +417,7 @@ public sealed partial class SchedulerEngine
             var started = false;
             var unavailable = true;
             var skipped = false;
-            for (var p = 0; p < Fleet.Partitions.Count; p++)
+            foreach (var p in _partitionOrder)
             {
                 if (job.PartitionFilter >= 0 && p != job.PartitionFilter)
                 {

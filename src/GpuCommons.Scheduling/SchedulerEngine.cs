@@ -104,6 +104,7 @@ public sealed partial class SchedulerEngine
         _activePools = new List<int>[parts];
         _allocatedByPartition = new long[parts];
         _holdCount = new int[parts];
+        _partitionOrder = Enumerable.Range(0, parts).OrderBy(p => fleet.Partitions[p].RatePerGpuHour).ThenBy(p => p).ToArray();
         _domainsByDepth = new List<int>[parts][];
         _leavesUnder = new List<int>[parts][];
         _nodesAtLeast = new int[parts][];

@@ -48,6 +48,29 @@ public sealed class PlacementTests
     }
 
     [Fact]
+    public void JobWithNoPartition_TakesTheCheapestGpusThatFit_APartitionedJobGetsItsOwn()
+    {
+        // The costly pool comes first in the fleet; a job that names no partition still starts on the cheaper one.
+        var fleet = new FleetBuilder("test")
+            .AddPartition("b200", "B200", 6500).AddNode("b200", "big1", 8)
+            .AddPartition("h100", "H100", 3000).AddNode("h100", "small1", 8)
+            .Build();
+        var e = On(fleet);
+        e.Submit(Job(1).Gpus(4));
+        e.Submit(Job(2).Gpus(4));
+        e.Schedule();
+        e.NodesOf(1).ShouldBe(["small1"]);
+        e.NodesOf(2).ShouldBe(["small1"]);
+
+        // The cheap pool is full: the next flexible job takes the costly one rather than wait.
+        e.Submit(Job(3).Gpus(2));
+        e.Submit(Job(4).Gpus(2).Partition("b200"));
+        e.Schedule();
+        e.NodesOf(3).ShouldBe(["big1"]);
+        e.NodesOf(4).ShouldBe(["big1"]);
+    }
+
+    [Fact]
     public void BestFit_FillsHoles_SoNoGpuIsStranded()
     {
         var e = On(TestFleets.Flat(3, 8));
