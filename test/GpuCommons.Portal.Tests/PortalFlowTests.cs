@@ -211,4 +211,39 @@ public sealed class PortalFlowTests(PortalSite site)
         await op.GotoAsync($"{site.BaseUrl}/fleet?lang=en-US");
         await op.Context.CloseAsync();
     }
+
+    [BrowserFact]
+    public async Task Pi_sees_the_quotas_that_bind_the_project_in_English_and_Korean()
+    {
+        // The admin sets quotas through the API: on the startup's project and on its organisation.
+        using var http = new HttpClient { BaseAddress = new Uri(site.BaseUrl) };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", site.Tokens["admin"]);
+        var org = await http.PutAsync("/api/organisations/Startup%20001/quotas", new StringContent("""{"quotas":[{"partition":"local","nominalGpus":6}]}""", System.Text.Encoding.UTF8, "application/json"));
+        org.EnsureSuccessStatusCode();
+        var project = await http.PutAsync("/api/projects/startup-demo/quotas", new StringContent("""{"quotas":[{"partition":"local","nominalGpus":2,"borrowingLimitGpus":1}]}""", System.Text.Encoding.UTF8, "application/json"));
+        project.EnsureSuccessStatusCode();
+        try
+        {
+            var pi = await site.SignInAsync("sam");
+            await pi.GotoAsync($"{site.BaseUrl}/projects/startup-demo");
+            var own = pi.Locator("#quotas tr[data-quota='project-local']");
+            await Expect(own).ToContainTextAsync("this project");
+            await Expect(own).ToContainTextAsync("2.0");
+            await Expect(own).ToContainTextAsync("1.0");
+            await Expect(own).ToContainTextAsync("all unused");
+            await Expect(pi.Locator("#quotas tr[data-quota='organisation-local']")).ToContainTextAsync("no limit");
+            await PortalSite.ShotAsync(pi, "en-pi-project-quotas");
+            await pi.GotoAsync($"{site.BaseUrl}/projects/startup-demo?lang=ko-KR");
+            await Expect(pi.Locator("#quota-h")).ToHaveTextAsync("쿼터");
+            await Expect(pi.Locator("#quotas tr[data-quota='project-local']")).ToContainTextAsync("이 과제");
+            await pi.GotoAsync($"{site.BaseUrl}/projects/startup-demo?lang=en-US");
+            await pi.Context.CloseAsync();
+        }
+        finally
+        {
+            // Other tests share the site: leave no quota behind.
+            (await http.PutAsync("/api/projects/startup-demo/quotas", new StringContent("""{"quotas":[]}""", System.Text.Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+            (await http.PutAsync("/api/organisations/Startup%20001/quotas", new StringContent("""{"quotas":[]}""", System.Text.Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        }
+    }
 }

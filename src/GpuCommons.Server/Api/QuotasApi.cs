@@ -27,7 +27,11 @@ public sealed class SetQuotasRequest
     public List<QuotaRequest>? Quotas { get; set; }
 }
 
-public sealed record QuotaDto(string Partition, double NominalGpus, double? BorrowingLimitGpus, double? LendingLimitGpus);
+public sealed record QuotaDto(string Partition, double NominalGpus, double? BorrowingLimitGpus, double? LendingLimitGpus)
+{
+    /// <summary>The quotas stored with an organisation or project (a JSON array; null: none).</summary>
+    public static List<QuotaDto> FromStored(string? json) => QuotasApi.Dtos(json);
+}
 
 internal static class QuotasApi
 {
