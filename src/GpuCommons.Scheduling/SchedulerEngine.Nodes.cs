@@ -20,7 +20,7 @@ public sealed partial class SchedulerEngine
             return spare;
         }
 
-        var pool = new Pool(_pools.Count, partition, kind, partition.MaxGpusPerNode, _posPartial, _posFull);
+        var pool = new Pool(_pools.Count, partition, kind, partition.MaxGpusPerNode, _posPartial, _posFull, _posMember);
         _pools.Add(pool);
         _activePools[partition.Index].Add(pool.Id);
         return pool;
