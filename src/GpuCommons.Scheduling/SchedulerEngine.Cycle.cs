@@ -629,7 +629,31 @@ public sealed partial class SchedulerEngine
     private static PendingReason Worse(PendingReason current, PendingReason candidate) =>
         current == PendingReason.NoAllocation ? candidate : current;
 
+    /// <summary>Bumped on every change of a pool's free capacity or of the set of active pools.</summary>
+    private long _freeVersion;
+    private long _freeCapacityVersion = -1;
+    private ulong _freeCapacityPartitions;
+    private long _freeCapacity;
+
+    /// <summary>
+    /// GPUs (thousandths) set aside in the partitions' non-general pools. A full pass asks for every blocked job, most
+    /// often with nothing changed since the job before: the last answer is kept until a pool changes.
+    /// </summary>
     private long FreeCapacity(ulong partitions)
+    {
+        if (partitions == _freeCapacityPartitions && _freeVersion == _freeCapacityVersion)
+        {
+            return _freeCapacity;
+        }
+
+        var free = ComputeFreeCapacity(partitions);
+        _freeCapacityPartitions = partitions;
+        _freeCapacityVersion = _freeVersion;
+        _freeCapacity = free;
+        return free;
+    }
+
+    private long ComputeFreeCapacity(ulong partitions)
     {
         long free = 0;
         for (var p = 0; p < Fleet.Partitions.Count; p++)
