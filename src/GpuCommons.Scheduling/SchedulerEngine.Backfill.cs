@@ -354,6 +354,7 @@ public sealed partial class SchedulerEngine
 
         pool.Active = false;
         _activePools[pool.Partition.Index].Remove(pool.Id);
+        _freeVersion++;
         _spareHolds[pool.Partition.Index].Push(pool);
         _capacityDirty = true;
     }
@@ -492,6 +493,7 @@ public sealed partial class SchedulerEngine
 
             pool.Active = false;
             _activePools[pool.Partition.Index].Remove(pool.Id);
+            _freeVersion++;
         }
 
         _capacityDirty = true;

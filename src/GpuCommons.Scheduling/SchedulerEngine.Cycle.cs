@@ -162,24 +162,45 @@ public sealed partial class SchedulerEngine
 
     private struct OrderEntry
     {
-        public double Key;
+        /// <summary>The sort key as an unsigned integer that orders like the key, highest first (<see cref="Descending"/>).</summary>
+        public ulong Key;
         public long Submit;
         public long Id;
         public JobRecord Job;
+    }
+
+    /// <summary>
+    /// Maps a key to an unsigned integer whose ascending order is the key's descending order as
+    /// <see cref="double.CompareTo(double)"/> sees it: -0 and +0 are equal, NaN is below everything. Sorting then compares
+    /// integers instead of doubles, which the full pass does some n log n times for n pending jobs.
+    /// </summary>
+    internal static ulong Descending(double key)
+    {
+        if (double.IsNaN(key))
+        {
+            return ulong.MaxValue;
+        }
+
+        var bits = BitConverter.DoubleToUInt64Bits(key == 0 ? 0.0 : key);
+        var ascending = (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
+        return ~ascending;
     }
 
     private readonly struct OrderComparer : IComparer<OrderEntry>
     {
         public int Compare(OrderEntry a, OrderEntry b)
         {
-            var c = b.Key.CompareTo(a.Key);
-            if (c != 0)
+            if (a.Key != b.Key)
             {
-                return c;
+                return a.Key < b.Key ? -1 : 1;
             }
 
-            c = a.Submit.CompareTo(b.Submit);
-            return c != 0 ? c : a.Id.CompareTo(b.Id);
+            if (a.Submit != b.Submit)
+            {
+                return a.Submit < b.Submit ? -1 : 1;
+            }
+
+            return a.Id.CompareTo(b.Id);
         }
     }
 
@@ -316,8 +337,13 @@ public sealed partial class SchedulerEngine
                 default:
                 {
                     var age = Math.Clamp((now - j.SubmitTicks) / maxAge, 0, 1);
-                    var cls = (int)j.Spec.Priority / 2.0;
-                    var size = Math.Log2(1 + j.Spec.Gpus) / logTotal;
+                    var cls = (int)j.PriorityClass / 2.0;
+                    var size = j.SizeTerm;
+                    if (double.IsNaN(size))
+                    {
+                        size = j.SizeTerm = Math.Log2(1 + j.Gpus) / logTotal;
+                    }
+
                     key = (Options.WeightFairShare * _fairShare.Factor(j.User)) + (Options.WeightAge * age) + (Options.WeightPriorityClass * cls) + (Options.WeightSize * size);
                     break;
                 }
@@ -329,7 +355,7 @@ public sealed partial class SchedulerEngine
             // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier) place
             // takes the GPUs or quota back, and the preemption repeats.
             var sortKey = j.Reason == PendingReason.WaitingForPreemption ? double.PositiveInfinity : key;
-            _sortBuffer[i] = new OrderEntry { Key = sortKey, Submit = j.SubmitTicks, Id = j.Id, Job = j };
+            _sortBuffer[i] = new OrderEntry { Key = Descending(sortKey), Submit = j.SubmitTicks, Id = j.Id, Job = j };
         }
 
         var span = _sortBuffer.AsSpan(0, count);
@@ -533,12 +559,12 @@ public sealed partial class SchedulerEngine
             }
             else
             {
-                job.Reason = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Spec.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
+                job.Reason = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
                 job.EstimatedStartTicks = -1;
             }
 
             blockedSeen = true;
-            if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.Spec.Priority != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
+            if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.PriorityClass != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
             {
                 preemptors++;
                 TryPreempt(job, admissible, now, result);
@@ -610,7 +636,31 @@ public sealed partial class SchedulerEngine
     private static PendingReason Worse(PendingReason current, PendingReason candidate) =>
         current == PendingReason.NoAllocation ? candidate : current;
 
+    /// <summary>Bumped on every change of a pool's free capacity or of the set of active pools.</summary>
+    private long _freeVersion;
+    private long _freeCapacityVersion = -1;
+    private ulong _freeCapacityPartitions;
+    private long _freeCapacity;
+
+    /// <summary>
+    /// GPUs (thousandths) set aside in the partitions' non-general pools. A full pass asks for every blocked job, most
+    /// often with nothing changed since the job before: the last answer is kept until a pool changes.
+    /// </summary>
     private long FreeCapacity(ulong partitions)
+    {
+        if (partitions == _freeCapacityPartitions && _freeVersion == _freeCapacityVersion)
+        {
+            return _freeCapacity;
+        }
+
+        var free = ComputeFreeCapacity(partitions);
+        _freeCapacityPartitions = partitions;
+        _freeCapacityVersion = _freeVersion;
+        _freeCapacity = free;
+        return free;
+    }
+
+    private long ComputeFreeCapacity(ulong partitions)
     {
         long free = 0;
         for (var p = 0; p < Fleet.Partitions.Count; p++)

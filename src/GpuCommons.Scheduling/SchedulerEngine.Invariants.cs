@@ -283,6 +283,11 @@ public sealed partial class SchedulerEngine
 
     private string? VerifyPools()
     {
+        if (_freeCapacityVersion == _freeVersion && ComputeFreeCapacity(_freeCapacityPartitions) != _freeCapacity)
+        {
+            return $"the kept free capacity of partitions {_freeCapacityPartitions:x} is {_freeCapacity}, the pools have {ComputeFreeCapacity(_freeCapacityPartitions)}";
+        }
+
         var members = 0;
         long freeTotal = 0;
         var holds = new int[_holdCount.Length];

@@ -17,12 +17,14 @@ public sealed partial class SchedulerEngine
             spare.HoldsReserved = false;
             spare.UsableUntil = long.MaxValue;
             _activePools[partition.Index].Add(spare.Id);
+            _freeVersion++;
             return spare;
         }
 
-        var pool = new Pool(_pools.Count, partition, kind, partition.MaxGpusPerNode, _posPartial, _posFull);
+        var pool = new Pool(_pools.Count, partition, kind, partition.MaxGpusPerNode, _posPartial, _posFull, _posMember);
         _pools.Add(pool);
         _activePools[partition.Index].Add(pool.Id);
+        _freeVersion++;
         return pool;
     }
 
@@ -62,6 +64,7 @@ public sealed partial class SchedulerEngine
         }
 
         pool.FreeMilli += milli;
+        _freeVersion++;
         _freeMilliTotal += milli;
     }
 
@@ -97,6 +100,7 @@ public sealed partial class SchedulerEngine
         }
 
         pool.FreeMilli -= milli;
+        _freeVersion++;
         _freeMilliTotal -= milli;
     }
 

@@ -30,6 +30,7 @@ public sealed partial class SchedulerEngine
     private readonly int[] _home;
     private readonly int[] _posPartial;
     private readonly int[] _posFull;
+    private readonly int[] _posMember;
     private readonly int[][] _nodePath;
     private readonly List<JobRecord>[] _nodeJobs;
     private readonly List<Pool> _pools = [];
@@ -92,10 +93,12 @@ public sealed partial class SchedulerEngine
         _home = new int[n];
         _posPartial = new int[n];
         _posFull = new int[n];
+        _posMember = new int[n];
         _nodePath = new int[n][];
         _nodeJobs = new List<JobRecord>[n];
         Array.Fill(_posPartial, -1);
         Array.Fill(_posFull, -1);
+        Array.Fill(_posMember, -1);
 
         var parts = fleet.Partitions.Count;
         _generalPool = new int[parts];
@@ -430,6 +433,7 @@ public sealed partial class SchedulerEngine
     private void AddPending(JobRecord job)
     {
         _minPendingWalltime = Math.Min(_minPendingWalltime, job.WalltimeTicks);
+        _pendingSubmitBound = Math.Max(_pendingSubmitBound, job.SubmitTicks);
         job.State = JobState.Pending;
         job.Reason = PendingReason.New;
         job.EstimatedStartTicks = -1;
@@ -440,6 +444,12 @@ public sealed partial class SchedulerEngine
         _orderWall.Add(job.WalltimeTicks);
         _arrivals.Add(job);
     }
+
+    /// <summary>
+    /// At least the latest submit time of any pending job (never lowered). While it is not after now, no pending job is
+    /// waiting for its submit time, and <see cref="NextWakeup"/> need not look at the queue.
+    /// </summary>
+    private long _pendingSubmitBound = long.MinValue;
 
     private void RemovePending(JobRecord job)
     {
@@ -532,6 +542,11 @@ public sealed partial class SchedulerEngine
             {
                 next = Math.Min(next, p.StickyUntil);
             }
+        }
+
+        if (_pendingSubmitBound <= now)
+        {
+            return next == long.MaxValue ? null : new DateTimeOffset(next, TimeSpan.Zero);
         }
 
         foreach (var j in _pending)

@@ -183,6 +183,31 @@ public class SimulatorTests
     }
 
     [Fact]
+    public void Plan_ScenariosRunAtOnce_SameResultsAsOneAfterAnother()
+    {
+        var plan = new CapacityPlanner { Fleet = BuiltInFleets.Get("small"), Months = 2, Load = 0.9, MonthlyGrowth = 0.1, ArrivalMonth = 0.5, CycleIntervalSeconds = 900 };
+        string[] names = ["on-time", "delay-1mo", "half", "no-arrival"];
+        var oneByOne = plan.Run(names, maxParallel: 1);
+        var atOnce = plan.Run(names, maxParallel: 4);
+
+        atOnce.Select(r => r.Scenario.Name).ShouldBe(names);
+        oneByOne[0].Result.Jobs.ShouldBeGreaterThan(1000);
+        PlanJson(plan, atOnce).ShouldBe(PlanJson(plan, oneByOne));
+    }
+
+    /// <summary>The plan's JSON without the measured wall times.</summary>
+    private static string PlanJson(CapacityPlanner plan, IReadOnlyList<PlanResult> results)
+    {
+        var json = CapacityPlanner.ToJson(plan, results);
+        foreach (var scenario in (IEnumerable<Dictionary<string, object?>>)json["scenarios"]!)
+        {
+            scenario.Remove("wall_seconds").ShouldBeTrue();
+        }
+
+        return System.Text.Json.JsonSerializer.Serialize(json);
+    }
+
+    [Fact]
     public void HtmlReport_IsSelfContainedWithPlots()
     {
         var fleet = Cluster(8);

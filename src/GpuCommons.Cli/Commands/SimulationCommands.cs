@@ -268,16 +268,17 @@ internal static class SimulationCommands
         var cycle = new Option<double>("--cycle-interval") { Description = "Virtual seconds between full cycles", DefaultValueFactory = _ => 300.0 };
         var report = new Option<string?>("--report") { Description = "Write an HTML report of the scenarios here" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var parallel = new Option<int>("--parallel") { Description = "Scenarios simulated at once (0: one per processor); the results do not depend on it", DefaultValueFactory = _ => 0 };
         var cmd = new Command("plan", "Capacity planning: compare fleet timelines (on time, delayed, half the GPUs) against growing national demand")
         {
-            fleetOpt, scenarios, arriving, arrivalMonth, months, load, growth, policy, seed, cycle, report, json,
+            fleetOpt, scenarios, arriving, arrivalMonth, months, load, growth, policy, seed, cycle, report, json, parallel,
         };
         cmd.SetAction(p =>
         {
             var quiet = p.GetValue(json);
-            if (p.GetValue(months) is < 1 or > 120 || !(p.GetValue(load) > 0) || p.GetValue(growth) <= -1)
+            if (p.GetValue(months) is < 1 or > 120 || !(p.GetValue(load) > 0) || p.GetValue(growth) <= -1 || p.GetValue(parallel) < 0)
             {
-                throw new CliException("--months must be 1–120, --load positive, --growth above -1", CliRunner.Usage);
+                throw new CliException("--months must be 1–120, --load positive, --growth above -1, --parallel 0 or more", CliRunner.Usage);
             }
 
             Policies.Create(p.GetValue(policy)!);
@@ -294,13 +295,7 @@ internal static class SimulationCommands
                 Arriving = p.GetValue(arriving)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };
             var names = p.GetValue(scenarios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-            var results = new List<PlanResult>();
-            foreach (var name in names)
-            {
-                var scenario = plan.Scenario(name);
-                var result = RunWithProgress(plan.Fleet, plan.Workload(), progress => plan.Options(scenario, progress), quiet, $"plan {name}");
-                results.Add(new PlanResult(scenario, result));
-            }
+            var results = RunPlan(plan, names, p.GetValue(parallel), quiet);
 
             if (p.GetValue(report) is { } path)
             {
@@ -329,6 +324,36 @@ internal static class SimulationCommands
         }
 
         return FleetSpecLoader.Load(name);
+    }
+
+    /// <summary>Runs the plan's scenarios (several at once), with one progress bar each on a terminal.</summary>
+    private static IReadOnlyList<PlanResult> RunPlan(CapacityPlanner plan, IReadOnlyList<string> names, int parallel, bool quiet)
+    {
+        if (quiet || Console.IsOutputRedirected)
+        {
+            return plan.Run(names, parallel);
+        }
+
+        IReadOnlyList<PlanResult>? results = null;
+        AnsiConsole.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                var tasks = names.Distinct(StringComparer.Ordinal).ToDictionary(n => n, n => ctx.AddTask(Markup.Escape($"plan {n}"), maxValue: 1000), StringComparer.Ordinal);
+                results = plan.Run(names, parallel, name => tasks.TryGetValue(name, out var task)
+                    ? pr =>
+                    {
+                        var fraction = pr.HorizonSeconds is { } h && h > 0 ? pr.VirtualSeconds / h : 0;
+                        task.Value = Math.Clamp(fraction, 0, 1) * 1000;
+                    }
+                    : null);
+                foreach (var task in tasks.Values)
+                {
+                    task.Value = 1000;
+                }
+            });
+        return results!;
     }
 
     private static SimulationResult RunWithProgress(Fleet fleet, Workload workload, Func<Action<SimulationProgress>?, SimulationOptions> options, bool quiet, string label)
@@ -432,7 +457,7 @@ internal static class SimulationCommands
         AnsiConsole.Write(byClass);
     }
 
-    private static void PrintPlan(CapacityPlanner plan, List<PlanResult> results)
+    private static void PrintPlan(CapacityPlanner plan, IReadOnlyList<PlanResult> results)
     {
         AnsiConsole.MarkupLine($"[bold]capacity plan[/]: {plan.Fleet.Name} ({plan.Fleet.TotalGpus:N0} GPUs), demand at load {plan.Load:0.00} growing {plan.MonthlyGrowth:P0}/month, {plan.Months} months, policy {Markup.Escape(plan.Policy)}");
         foreach (var (scenario, r) in results)

@@ -56,8 +56,10 @@ internal sealed class GrantTracker
         }
 
         var best = -1;
-        foreach (var i in _byProject[project])
+        var grants = _byProject[project];
+        for (var k = 0; k < grants.Count; k++)
         {
+            var i = grants[k];
             var g = _grants[i];
             if ((g.Partition >= 0 && g.Partition != partition) || nowTicks < g.StartTicks || nowTicks >= g.EndTicks)
             {
@@ -82,12 +84,25 @@ internal sealed class GrantTracker
 
 internal sealed class Grant(AllocationSpec spec, int project, int partition)
 {
-    public AllocationSpec Spec { get; set; } = spec;
+    /// <summary>The allocation; its window and GPU-hours are copied on every set, since <see cref="GrantTracker.Find"/> reads them for every pending job in every full pass.</summary>
+    public AllocationSpec Spec
+    {
+        get;
+        set
+        {
+            field = value;
+            StartTicks = value.Start.UtcTicks;
+            EndTicks = value.End.UtcTicks;
+            GpuHours = value.GpuHours;
+        }
+    } = spec;
+
     public int Project { get; } = project;
     public int Partition { get; } = partition;
-    public long StartTicks => Spec.Start.UtcTicks;
-    public long EndTicks => Spec.End.UtcTicks;
+    public long StartTicks { get; private set; } = spec.Start.UtcTicks;
+    public long EndTicks { get; private set; } = spec.End.UtcTicks;
+    public double GpuHours { get; private set; } = spec.GpuHours;
     public double Spent { get; set; }
     public double Committed { get; set; }
-    public double Remaining => Spec.GpuHours - Spent - Committed;
+    public double Remaining => GpuHours - Spent - Committed;
 }

@@ -19,7 +19,7 @@ internal enum PoolKind
 /// </summary>
 internal sealed class Pool
 {
-    public Pool(int id, Partition partition, PoolKind kind, int maxGpus, int[] posPartial, int[] posFull)
+    public Pool(int id, Partition partition, PoolKind kind, int maxGpus, int[] posPartial, int[] posFull, int[] posMember)
     {
         Id = id;
         Partition = partition;
@@ -33,6 +33,7 @@ internal sealed class Pool
         FullByDomain = new IndexedSet?[partition.Domains.Count];
         DomainFull = new int[partition.Domains.Count];
         PosFull = posFull;
+        Members = new MemberList(posMember);
     }
 
     public int Id { get; }
@@ -53,7 +54,7 @@ internal sealed class Pool
     public long WindowStart { get; set; }
     public long WindowEnd { get; set; }
     public string Name { get; set; } = "";
-    public List<int> Members { get; } = [];
+    public MemberList Members { get; }
 
     /// <summary>Partly free attached nodes by whole free GPUs (index 0 holds nodes with only shared capacity left).</summary>
     public IndexedSet[] Partial { get; }

@@ -118,6 +118,43 @@ public sealed class CapacityPlanner
         Progress = progress,
     };
 
+    /// <summary>
+    /// Runs the named scenarios, up to <paramref name="maxParallel"/> at once (0: one per processor), and returns their
+    /// results in the order of <paramref name="names"/>. Every scenario is its own simulation (its own workload stream,
+    /// engine, clock and random numbers) and shares only the immutable fleet, so the results are the same, value for
+    /// value, however many run at once. Every name is resolved before anything runs.
+    /// </summary>
+    public IReadOnlyList<PlanResult> Run(IReadOnlyList<string> names, int maxParallel = 0, Func<string, Action<SimulationProgress>?>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        var scenarios = names.Select(Scenario).ToList();
+        var results = new PlanResult[scenarios.Count];
+        void RunOne(int i) =>
+            results[i] = new PlanResult(scenarios[i], Simulator.Run(Fleet, Workload(), Options(scenarios[i], progress?.Invoke(scenarios[i].Name))));
+
+        var parallel = Math.Min(maxParallel > 0 ? maxParallel : Environment.ProcessorCount, scenarios.Count);
+        if (parallel <= 1)
+        {
+            for (var i = 0; i < scenarios.Count; i++)
+            {
+                RunOne(i);
+            }
+
+            return results;
+        }
+
+        try
+        {
+            Parallel.For(0, scenarios.Count, new ParallelOptions { MaxDegreeOfParallelism = parallel }, RunOne);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+
+        return results;
+    }
+
     public static Dictionary<string, object?> ToJson(CapacityPlanner plan, IReadOnlyList<PlanResult> results) => new()
     {
         ["fleet"] = plan.Fleet.Name,
