@@ -41,6 +41,24 @@ internal static class CliRunner
             await Console.Error.WriteLineAsync($"error: {e.Message}");
             return Failure;
         }
+        catch (ArgumentException e)
+        {
+            // Options the server or a backend refused (a connection string for the wrong database, a bad path…).
+            var message = e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+            await Console.Error.WriteLineAsync($"error: {message}");
+            return Usage;
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            await Console.Error.WriteLineAsync($"error: database: {e.Message}");
+            return Unavailable;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("GPUC_DEBUG") is null)
+        {
+            // Anything else is a fault of ours: say what failed in one line; GPUC_DEBUG=1 shows the stack trace.
+            await Console.Error.WriteLineAsync($"error: {e.GetType().Name}: {e.Message} (GPUC_DEBUG=1 for details)");
+            return Failure;
+        }
     }
 }
 

@@ -95,5 +95,19 @@ public sealed class ServerOptions
         {
             throw new ArgumentException("postgres needs a connection string", nameof(ConnectionString));
         }
+
+        if (ConnectionString is { } cs)
+        {
+            try
+            {
+                _ = Provider == "postgres"
+                    ? new Npgsql.NpgsqlConnectionStringBuilder(cs).ConnectionString
+                    : new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(cs).ConnectionString;
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException)
+            {
+                throw new ArgumentException($"connection string is not one for {Provider}: {e.Message}", nameof(ConnectionString), e);
+            }
+        }
     }
 }

@@ -97,6 +97,37 @@ public sealed class ProcessTests
         }
     }
 
+    [Theory]
+    [InlineData("sqlite", "Host=db.example;Username=x", 2, "connection string is not one for sqlite")]
+    [InlineData("postgres", "Bogus=1", 2, "connection string is not one for postgres")]
+    [InlineData("postgres", "Host=127.0.0.1;Port=1;Username=a;Password=b;Database=c;Timeout=3", 5, "error: database:")]
+    public async Task Serve_WithABadDatabase_ExitsWithAMessage_NotAStackTrace(string db, string connection, int exitCode, string message)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gpuc-e2e-" + Guid.NewGuid().ToString("N"));
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "gpuc.dll"), "serve", "--urls", $"http://127.0.0.1:{ServeProcess.FreePort()}", "--data-dir", dir, "--db", db, "--connection", connection })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        try
+        {
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var stderr = p.StandardError.ReadToEndAsync();
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await p.WaitForExitAsync(timeout.Token);
+            var all = await stdout + await stderr;
+            p.ExitCode.ShouldBe(exitCode, all);
+            all.ShouldContain(message);
+            all.ShouldNotContain("   at ");
+        }
+        finally
+        {
+            TryDelete(dir);
+        }
+    }
+
     [Fact]
     public async Task KillMinus9_DuringASubmissionBurst_LosesAndDuplicatesNothing()
     {

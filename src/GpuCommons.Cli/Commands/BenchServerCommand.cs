@@ -53,9 +53,9 @@ internal static class BenchServerCommand
     private static async Task<Dictionary<string, object?>> RunAsync(string provider, string? connection, int clients, int inflight, double seconds, int latencySamples,
         int pageJobs, int pageSamples, string? dataDir, bool sbatch, CancellationToken ct)
     {
-        if (provider is not ("sqlite" or "postgres") || (provider == "postgres" && connection is null) || clients < 1 || seconds <= 0)
+        if (provider is not ("sqlite" or "postgres") || (provider == "postgres") != (connection is not null) || clients < 1 || seconds <= 0)
         {
-            throw new CliException("--db sqlite|postgres (postgres needs --connection), --clients ≥ 1, --seconds > 0", CliRunner.Usage);
+            throw new CliException("--db sqlite|postgres (--connection with postgres only), --clients ≥ 1, --seconds > 0", CliRunner.Usage);
         }
 
         var temp = dataDir is null;
