@@ -494,14 +494,14 @@ internal static class SimulationCommands
         }
 
         var summary = new Table().Title("scenarios side by side").AddColumn("scenario");
-        foreach (var h in new[] { "jobs", "mean wait", "p95 wait", "unserved GPU-h", "allocation", "wall s" })
+        foreach (var h in new[] { "jobs", "never started", "mean wait (started)", "p95 wait (started)", "unserved GPU-h", "allocation", "wall s" })
         {
             summary.AddColumn(new TableColumn(h).RightAligned());
         }
 
         foreach (var (scenario, r) in results)
         {
-            summary.AddRow(Markup.Escape(scenario.Name), N(r.Jobs), Dur(r.All.Wait.Mean), Dur(r.All.Wait.Quantile(0.95)),
+            summary.AddRow(Markup.Escape(scenario.Name), N(r.Jobs), N(r.Months.Take(plan.Months).Sum(m => (long)m.NeverStarted.Sum())), Dur(r.All.Wait.Mean), Dur(r.All.Wait.Quantile(0.95)),
                 N((long)r.Months.Sum(m => m.UnservedGpuHours.Sum())), r.GpuAllocation.ToString("P1", CultureInfo.InvariantCulture), r.WallSeconds.ToString("0.0", CultureInfo.InvariantCulture));
         }
 

@@ -169,6 +169,7 @@ public sealed class CapacityPlanner
             ["name"] = r.Scenario.Name,
             ["description"] = r.Scenario.Description,
             ["jobs"] = r.Result.Jobs,
+            ["never_started"] = r.Result.Months.Take(plan.Months).Sum(m => (long)m.NeverStarted.Sum()),
             ["wall_seconds"] = Math.Round(r.Result.WallSeconds, 3),
             ["mean_wait_s"] = MetricGroup.R(r.Result.All.Wait.Mean),
             ["p95_wait_s"] = MetricGroup.R(r.Result.All.Wait.Quantile(0.95)),
