@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Core.Tenancy;
+using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
 using Microsoft.AspNetCore.Builder;
@@ -112,19 +113,7 @@ internal static class QuotasApi
             throw sees ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"organisation {name}");
         }
 
-        var req = await Http.ReadAsync<SetQuotasRequest>(ctx, o);
-        var quotas = Parse(req.Quotas ?? throw ApiException.Field("quotas", "is required: an array, empty for none"), co.Fleet);
-        await co.RunAsync(async engine =>
-        {
-            await using var db = co.Db.Create();
-            var row = await db.Organisations.FindAsync(name) ?? throw ApiException.NotFound($"organisation {name}");
-            row.Quotas = ToJson(quotas);
-            db.Events.Add(co.Event(c.User, "organisation.quotas", $"organisation/{name}", null, Describe(quotas)));
-            await db.SaveChangesAsync();
-            engine.SetOrganisationQuotas(name, quotas);
-            return true;
-        });
-        return Results.Ok(Dtos(quotas));
+        return await ReplaceAsync<OrganisationRow>(ctx, o, co, "organisation", name, null, (r, q) => r.Quotas = q, (e, q) => e.SetOrganisationQuotas(name, q));
     }
 
     private static async Task<IResult> SetProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, string name)
@@ -135,16 +124,24 @@ internal static class QuotasApi
             throw c.SeesAllTenancy || c.InProject(name) ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"project {name}");
         }
 
+        return await ReplaceAsync<ProjectRow>(ctx, o, co, "project", name, name, (r, q) => r.Quotas = q, (e, q) => e.SetProjectQuotas(name, q));
+    }
+
+    /// <summary>Reads the new quotas, stores them on the row with an audit event, then gives them to the engine.</summary>
+    private static async Task<IResult> ReplaceAsync<TRow>(HttpContext ctx, ServerOptions o, Coordinator co, string kind, string name, string? project,
+        Action<TRow, string?> store, Action<SchedulerEngine, List<QuotaSpec>> apply)
+        where TRow : class
+    {
         var req = await Http.ReadAsync<SetQuotasRequest>(ctx, o);
         var quotas = Parse(req.Quotas ?? throw ApiException.Field("quotas", "is required: an array, empty for none"), co.Fleet);
         await co.RunAsync(async engine =>
         {
             await using var db = co.Db.Create();
-            var row = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
-            row.Quotas = ToJson(quotas);
-            db.Events.Add(co.Event(c.User, "project.quotas", $"project/{name}", name, Describe(quotas)));
+            var row = await db.Set<TRow>().FindAsync(name) ?? throw ApiException.NotFound($"{kind} {name}");
+            store(row, ToJson(quotas));
+            db.Events.Add(co.Event(ctx.Caller().User, $"{kind}.quotas", $"{kind}/{name}", project, Describe(quotas)));
             await db.SaveChangesAsync();
-            engine.SetProjectQuotas(name, quotas);
+            apply(engine, quotas);
             return true;
         });
         return Results.Ok(Dtos(quotas));

@@ -175,7 +175,8 @@ public sealed class GpucDbFactory
             // Statements the server repeats (a group of submissions, a job's end) are prepared once per connection,
             // unless the connection string says otherwise.
             var csb = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
-            if (!connectionString.Contains("Max Auto Prepare", StringComparison.OrdinalIgnoreCase))
+            var given = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>();
+            if (!given.Any(k => k.Replace(" ", "", StringComparison.Ordinal).Equals("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase)))
             {
                 csb.MaxAutoPrepare = 64;
             }

@@ -481,7 +481,8 @@ public sealed partial class Coordinator : BackgroundService
             row.Id = _nextId;
             row.SubmitTime = now;
             row.State = "pending";
-            var v = _engine.Validate(JobMapping.ToSpec(row));
+            // Queued at once (the write below rolls it back if it fails): one check of the job, not two.
+            var v = _engine.Submit(JobMapping.ToSpec(row));
             if (!v.Accepted)
             {
                 cmd.Done.TrySetResult(new SubmitOutcome(null, false, v.Error));
@@ -489,6 +490,7 @@ public sealed partial class Coordinator : BackgroundService
             }
 
             _nextId++;
+            _active[row.Id] = row;
             accepted.Add(cmd);
             if (row.IdempotencyKey is { } k2)
             {
@@ -499,14 +501,8 @@ public sealed partial class Coordinator : BackgroundService
         List<(JobStart Start, JobRow Row)> starts = [];
         if (accepted.Count > 0)
         {
-            // Queue them, and place at once what fits on free GPUs, so that a job that can start is written as
-            // submitted and started in one transaction (one commit between the request and the run).
-            foreach (var cmd in accepted)
-            {
-                _engine.Submit(JobMapping.ToSpec(cmd.Row));
-                _active[cmd.Row.Id] = cmd.Row;
-            }
-
+            // Place at once what fits on free GPUs, so that a job that can start is written as submitted and started
+            // in one transaction (one commit between the request and the run).
             var placed = _engine.Schedule(full: false);
             starts = PrepareStarts(placed.Started);
             try
