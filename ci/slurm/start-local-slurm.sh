@@ -157,11 +157,18 @@ render() { # render <template> <dest> <mode> <owner>
   install -m "$3" -o "$4" -g "$4" "$tmp" "$2"; rm -f "$tmp"
 }
 install -d -m 0755 "$ETC"
-CONF_BEFORE=$(cat "$ETC/slurm.conf" "$ETC/gres.conf" 2>/dev/null | md5sum)
+conf_sum() { # a checksum of the rendered configuration; "missing" for a file a fresh machine lacks
+  local f out=""
+  for f in "$ETC/slurm.conf" "$ETC/gres.conf"; do
+    if [ -f "$f" ]; then out+="$(md5sum < "$f")"; else out+="missing "; fi
+  done
+  echo "$out"
+}
+CONF_BEFORE=$(conf_sum)
 render "$HERE/slurm.conf.template" "$ETC/slurm.conf" 0644 root
 render "$HERE/gres.conf.template" "$ETC/gres.conf" 0644 root
 CONF_CHANGED=0
-[ "$CONF_BEFORE" = "$(cat "$ETC/slurm.conf" "$ETC/gres.conf" | md5sum)" ] || CONF_CHANGED=1
+[ "$CONF_BEFORE" = "$(conf_sum)" ] || CONF_CHANGED=1
 
 # ---------------------------------------------------------------- munge
 if ! pid_alive /run/munge/munged.pid; then
@@ -207,14 +214,16 @@ SQL
 fi
 
 # ---------------------------------------------------------------- slurmctld
-if ! pid_alive "$RUNDIR/slurmctld.pid"; then
+CTLD_WAS_UP=0
+pid_alive "$RUNDIR/slurmctld.pid" && CTLD_WAS_UP=1
+if [ $CTLD_WAS_UP = 0 ]; then
   log "starting slurmctld"
   /usr/sbin/slurmctld
 fi
 WATCH_PID=$RUNDIR/slurmctld.pid wait_for 60 scontrol ping || die "slurmctld not answering (see $LOGDIR/slurmctld.log)"
 wait_for 30 sh -c "scontrol ping | grep -q UP" || die "slurmctld not UP"
 
-if [ $CONF_CHANGED = 1 ] && pid_alive "$RUNDIR/slurmctld.pid"; then
+if [ $CONF_CHANGED = 1 ] && [ $CTLD_WAS_UP = 1 ]; then
   log "configuration changed: scontrol reconfigure"
   scontrol reconfigure || log "scontrol reconfigure failed; a node count change needs --clean"
 fi

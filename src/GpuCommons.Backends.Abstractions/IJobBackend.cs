@@ -59,6 +59,45 @@ public sealed record BackendJob(
     /// belong to an earlier database that numbered its jobs the same way.
     /// </summary>
     public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>
+    /// The operating-system account the job runs as: its user's uid and its project's group. <see langword="null"/> in
+    /// single-user mode, where every job runs as the account the server runs as. A backend never runs a job that names
+    /// an identity as any other account, and refuses uid 0.
+    /// </summary>
+    public PosixIdentity? RunAs { get; init; }
+}
+
+/// <summary>
+/// A POSIX account: the login name and uid of a user, and the group (gid) of the project the job is charged to, which is
+/// the job's primary group. <paramref name="Home"/> is the user's home directory (HOME in the job).
+/// </summary>
+public sealed record PosixIdentity(string User, int Uid, string Group, int Gid, string Home);
+
+/// <summary>
+/// <see cref="IJobBackend.StartAsync"/> could not start the job for a reason in the job itself (its command, its working
+/// directory, its account): starting it again would fail the same way. The server ends the job as failed with
+/// <see cref="Exception.Message"/> as the reason and gives its GPUs back at once. Any other exception from a start is an
+/// infrastructure failure, retried with back-off.
+/// </summary>
+public sealed class JobStartRejectedException : Exception
+{
+    /// <summary>Creates the exception with the reason shown to the job's owner.</summary>
+    public JobStartRejectedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with the reason shown to the job's owner and the fault behind it.</summary>
+    public JobStartRejectedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>Creates the exception with no reason.</summary>
+    public JobStartRejectedException()
+    {
+    }
 }
 
 /// <summary>GPUs of one node given to a job: indices, and the UUIDs where the backend knows them.</summary>
