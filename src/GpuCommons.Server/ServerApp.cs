@@ -24,8 +24,8 @@ public static class ServerApp
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(backend);
         options.Validate();
-        Directory.CreateDirectory(options.DataDir);
-        Directory.CreateDirectory(options.LogDirectory);
+        CreatePrivateDirectory(options.DataDir);
+        CreatePrivateDirectory(options.LogDirectory);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(ServerApp).Assembly.GetName().Name, ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.ConfigureKestrel(k =>
@@ -39,6 +39,8 @@ public static class ServerApp
         builder.Services.AddSingleton(new GpucDbFactory(options.Provider, options.ResolveConnectionString()));
         builder.Services.AddSingleton<ServerMetrics>();
         builder.Services.AddSingleton<TokenService>();
+        builder.Services.AddSingleton<IPosixDirectory, NssPosixDirectory>();
+        builder.Services.AddSingleton<PosixAccounts>();
         builder.Services.AddHttpClient("webhook", c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton<WebhookSender>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
@@ -113,6 +115,8 @@ public static class ServerApp
                 demoTokens[user] = TokenService.Issue(db, user, now);
             }
 
+            // Run as root, the demo's people get accounts of their own (gpuc-NAME), so their jobs never run as root.
+            await app.Services.GetRequiredService<PosixAccounts>().MapDemoAsync(db.Users.Local.ToList(), db.Projects.Local.ToList(), ct);
             db.Memberships.Add(new MembershipRow { Project = "demo", User = "alice", Role = "pi" });
             db.Memberships.Add(new MembershipRow { Project = "demo", User = "bob", Role = "member" });
             db.Memberships.Add(new MembershipRow { Project = "startup-demo", User = "sam", Role = "pi" });
@@ -133,6 +137,19 @@ public static class ServerApp
         }
 
         return adminToken;
+    }
+
+    /// <summary>
+    /// The data directory holds the database, the tokens and the job logs: only the server's account may enter it (0700),
+    /// also when it existed before with a wider mode.
+    /// </summary>
+    private static void CreatePrivateDirectory(string path)
+    {
+        Directory.CreateDirectory(path);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
     }
 
     private static void TryRestrict(string path)

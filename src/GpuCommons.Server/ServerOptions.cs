@@ -73,6 +73,19 @@ public sealed class ServerOptions
     /// <summary>Seed a demo tenancy (organisations, projects, users, an allocation) into an empty database. Default true.</summary>
     public bool SeedDemo { get; set; } = true;
 
+    /// <summary>
+    /// Whose account jobs run as: <see cref="AccountMode.Auto"/> (default) is multi-user when the server runs as root,
+    /// single-user otherwise (docs/accounts.md).
+    /// </summary>
+    public Security.AccountMode Accounts { get; set; } = Security.AccountMode.Auto;
+
+    /// <summary>Create missing local accounts and groups with useradd/groupadd when a user or project is mapped or first runs a job (root only). Default false.</summary>
+    public bool ProvisionAccounts { get; set; }
+
+    /// <summary>The lowest uid and gid a job may run with; system accounts and groups sit below. Default 1,000 (Debian's UID_MIN).</summary>
+    [Range(1, int.MaxValue)]
+    public int MinimumPosixId { get; set; } = 1000;
+
     public string LogDirectory => Path.Combine(DataDir, "logs");
 
     public string ResolveConnectionString() =>

@@ -14,7 +14,7 @@ namespace GpuCommons.Cli.Commands;
 /// <c>GPUC_URL</c>/<c>GPUC_TOKEN</c>, or <c>~/.config/gpuc/config.json</c> (<c>{"server": …, "token": …}</c>).
 /// Exit codes: 0 ok, 2 bad input (HTTP 400), 3 not found, 4 denied (401/403), 5 server unavailable, 1 anything else.
 /// </summary>
-internal static class ClientCommands
+internal static partial class ClientCommands
 {
     private sealed record Common(Option<string?> Server, Option<string?> Token, Option<bool> Json);
 
@@ -30,6 +30,9 @@ internal static class ClientCommands
         yield return Nodes();
         yield return Quota();
         yield return Discrepancies();
+        yield return Users();
+        yield return Projects();
+        yield return Whoami();
     }
 
     private static Common AddCommon(Command c)

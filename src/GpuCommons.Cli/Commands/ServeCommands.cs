@@ -4,6 +4,7 @@ using GpuCommons.Backends.Local;
 using GpuCommons.Backends.Slurm;
 using GpuCommons.Server;
 using GpuCommons.Server.Engine;
+using GpuCommons.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Hosting;
@@ -14,7 +15,7 @@ using Microsoft.Extensions.Logging;
 namespace GpuCommons.Cli.Commands;
 
 /// <summary><c>gpuc serve</c>: the control-plane server on this machine (SQLite and the local backend by default).</summary>
-internal static class ServeCommands
+internal static partial class ServeCommands
 {
     public static Command Create()
     {
@@ -35,12 +36,20 @@ internal static class ServeCommands
             DefaultValueFactory = _ => "gpuc-",
         };
         var rate = new Option<decimal>("--rate") { Description = "Charge per GPU-hour", DefaultValueFactory = _ => 1000m };
+        var accounts = new Option<string>("--accounts")
+        {
+            Description = "Whose account jobs run as: auto (each user's own when the server is root, else the server's), multi-user or single-user",
+            DefaultValueFactory = _ => "auto",
+        };
+        var provision = new Option<bool>("--provision-accounts") { Description = "Create missing local accounts and groups (useradd/groupadd) for users and projects (root only)" };
         var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
         {
-            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix,
+            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix, accounts, provision,
         };
         serve.SetAction(async (parse, ct) =>
         {
+            // Everything the server writes (database, WAL, tokens, logs) is for its own account only.
+            Umask(0x3F); // 077
             var dir = Path.GetFullPath(parse.GetValue(dataDir)!);
             var options = new ServerOptions
             {
@@ -50,7 +59,19 @@ internal static class ServeCommands
                 WebhookUrl = parse.GetValue(webhook),
                 SeedDemo = !parse.GetValue(noDemo),
                 RatePerGpuHour = parse.GetValue(rate),
+                Accounts = parse.GetValue(accounts) switch
+                {
+                    "auto" => AccountMode.Auto,
+                    "multi-user" => AccountMode.MultiUser,
+                    "single-user" => AccountMode.SingleUser,
+                    var a => throw new CliException($"--accounts must be auto, multi-user or single-user, got '{a}'", CliRunner.Usage),
+                },
+                ProvisionAccounts = parse.GetValue(provision),
             };
+            if (options.ProvisionAccounts && Environment.UserName != "root" && Geteuid() != 0)
+            {
+                throw new CliException("--provision-accounts needs the server to run as root (it creates accounts with useradd)", CliRunner.Usage);
+            }
             try
             {
                 options.Validate();
@@ -117,6 +138,10 @@ internal static class ServeCommands
             await Console.Out.WriteLineAsync($"gpuc: fleet: {co.Fleet.TotalGpus} GPUs on {co.Fleet.Nodes.Count} node(s) from {fleet.Source}{(fleet.VirtualGpus ? " — VIRTUAL GPUs (no real GPU found or --gpus virtual)" : "")}");
             await Console.Out.WriteLineAsync($"gpuc: database: {options.Provider} {(options.Provider == "sqlite" ? Path.Combine(dir, "gpuc.db") : "(connection string)")}");
             await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (portal: {url.Split(';')[0].TrimEnd('/')}/, OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
+            var acc = co.Accounts;
+            await Console.Out.WriteLineAsync(acc.MultiUser
+                ? $"gpuc: jobs run as: each user's own POSIX account with the project's group (multi-user; never as {acc.ServerAccount}){(options.SeedDemo ? "; demo users as gpuc-NAME" : "")}"
+                : $"gpuc: jobs run as: {acc.ServerAccount}, the server's own account (single-user mode: this server is for one person)");
             var tokenFile = Path.Combine(dir, "admin-token");
             await Console.Out.WriteLineAsync(token is not null
                 ? $"gpuc: admin token: {token}  (written to {tokenFile})"
@@ -142,4 +167,10 @@ internal static class ServeCommands
         });
         return serve;
     }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint Umask(uint mask);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint Geteuid();
 }

@@ -265,6 +265,17 @@ internal static class JobsApi
     {
         var row = await VisibleJobAsync(ctx, factory, id);
         var view = row.State is "pending" or "running" ? await coordinator.GetViewAsync(id) : null;
+        if (view is null && row.State == "pending" && coordinator.GetStartRetry(id) is { } retry)
+        {
+            // Held out of the queue after its start failed in the infrastructure.
+            var next = retry.NextTry == DateTimeOffset.MaxValue ? "it is queued again" : $"the next try is at {retry.NextTry:yyyy-MM-dd HH:mm:ss}Z";
+            return Results.Ok(JobDto.From(row) with
+            {
+                Reason = "StartFailed",
+                ReasonText = $"its start failed {retry.Failures} of {Coordinator.MaxStartFailures} times (last: {retry.LastError}); {next}",
+            });
+        }
+
         return Results.Ok(JobDto.From(row, view));
     }
 

@@ -45,15 +45,33 @@ public sealed class AddMemberRequest
     public string? Role { get; set; }
 }
 
-public sealed record UserDto(string Name, string Role, IReadOnlyDictionary<string, string>? Projects = null, string? Token = null);
+/// <summary>A user as the API shows them; <paramref name="PosixName"/> and <paramref name="Uid"/> are the account their jobs run as.</summary>
+public sealed record UserDto(string Name, string Role, IReadOnlyDictionary<string, string>? Projects = null, string? Token = null,
+    string? PosixName = null, int? Uid = null, AccountsDto? Accounts = null)
+{
+    public static UserDto From(UserRow r) => new(r.Name, r.Role, PosixName: r.PosixName, Uid: r.Uid);
+}
+
+/// <summary>An admin's change of a user's account: the POSIX login their jobs run as.</summary>
+public sealed class UpdateUserRequest
+{
+    public string? PosixName { get; set; }
+}
+
+/// <summary>An admin's change of a project's POSIX group, its jobs' primary group.</summary>
+public sealed class UpdateProjectRequest
+{
+    public string? PosixGroup { get; set; }
+}
 public sealed record OrganisationDto(string Name, string Type, double Shares, IReadOnlyList<QuotaDto> Quotas)
 {
     public static OrganisationDto From(OrganisationRow r) => new(r.Name, r.Type, r.Shares, QuotasApi.Dtos(r.Quotas));
 }
 
-public sealed record ProjectDto(string Name, string Organisation, double Shares, string? Description, IReadOnlyList<QuotaDto> Quotas)
+public sealed record ProjectDto(string Name, string Organisation, double Shares, string? Description, IReadOnlyList<QuotaDto> Quotas,
+    string? PosixGroup = null, int? Gid = null)
 {
-    public static ProjectDto From(ProjectRow r) => new(r.Name, r.Organisation, r.Shares, r.Description, QuotasApi.Dtos(r.Quotas));
+    public static ProjectDto From(ProjectRow r) => new(r.Name, r.Organisation, r.Shares, r.Description, QuotasApi.Dtos(r.Quotas), r.PosixGroup, r.Gid);
 }
 public sealed record MemberDto(string User, string Role);
 
@@ -64,11 +82,15 @@ internal static class TenancyApi
 {
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/me", (HttpContext ctx) =>
+        api.MapGet("/me", async (HttpContext ctx, GpucDbFactory f, PosixAccounts accounts) =>
         {
             var c = ctx.Caller();
-            return Results.Ok(new UserDto(c.User, c.Role, c.Projects));
-        }).WithTags("users").Produces<UserDto>();
+            await using var db = f.Create();
+            var row = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Name == c.User);
+            // In single-user mode every job runs as the server's own account, whoever submits it.
+            var (login, uid) = accounts.MultiUser ? (row?.PosixName ?? PosixNames.Default(c.User), row?.Uid) : (accounts.ServerAccount, accounts.ServerUid);
+            return Results.Ok(new UserDto(c.User, c.Role, c.Projects, null, login, uid, accounts.Describe()));
+        }).WithTags("users").Produces<UserDto>().WithSummary("Who the token belongs to, their projects, and the account their jobs run as");
 
         var users = api.MapGroup("/users").WithTags("users");
         users.MapPost("/", CreateUserAsync).Accepts<CreateUserRequest>("application/json").Produces<UserDto>(201).WithSummary("Create a user and their first token (admin)");
@@ -84,8 +106,22 @@ internal static class TenancyApi
             }
 
             var rows = await q.OrderBy(u => u.Name).Take(take + 1).ToListAsync();
-            return Results.Ok(PageOf(rows, take, r => new UserDto(r.Name, r.Role), r => r.Name));
+            return Results.Ok(PageOf(rows, take, UserDto.From, r => r.Name));
         }).Produces<Page<UserDto>>();
+        users.MapGet("/{name}", async (HttpContext ctx, GpucDbFactory f, string name) =>
+        {
+            var c = ctx.Caller();
+            if (!c.IsAdmin && c.User != name)
+            {
+                throw ApiException.NotFound($"user {name}");
+            }
+
+            await using var db = f.Create();
+            var row = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Name == name) ?? throw ApiException.NotFound($"user {name}");
+            return Results.Ok(UserDto.From(row));
+        }).Produces<UserDto>().ProducesProblem(404).WithSummary("A user and their POSIX account (admin or the user)");
+        users.MapPatch("/{name}", UpdateUserAsync).Accepts<UpdateUserRequest>("application/json").Produces<UserDto>().ProducesProblem(400)
+            .WithSummary("Map a user to the POSIX account their jobs run as (admin)");
         users.MapPost("/{name}/tokens", async (HttpContext ctx, GpucDbFactory f, TimeProvider time, Coordinator co, string name) =>
         {
             var c = ctx.Caller();
@@ -218,6 +254,8 @@ internal static class TenancyApi
             var p = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
             return Results.Ok(ProjectDto.From(p));
         }).Produces<ProjectDto>().ProducesProblem(404);
+        projects.MapPatch("/{name}", UpdateProjectAsync).Accepts<UpdateProjectRequest>("application/json").Produces<ProjectDto>().ProducesProblem(400)
+            .WithSummary("Map a project to the POSIX group its jobs run with (admin)");
         projects.MapPost("/", CreateProjectAsync).Accepts<CreateProjectRequest>("application/json").Produces<ProjectDto>(201).WithSummary("Create a project (admin)");
         projects.MapGet("/{name}/members", async (HttpContext ctx, GpucDbFactory f, string name) =>
         {
@@ -256,6 +294,52 @@ internal static class TenancyApi
     }
 
     internal static string TokenId(string hash) => hash[..12];
+
+    private static async Task<IResult> UpdateUserAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, PosixAccounts accounts, Coordinator co, string name)
+    {
+        var c = ctx.Caller();
+        Require(c.IsAdmin);
+        var req = await Http.ReadAsync<UpdateUserRequest>(ctx, o);
+        await using var db = f.Create();
+        var row = await db.Users.FindAsync(name) ?? throw ApiException.NotFound($"user {name}");
+        if (req.PosixName is not { } login)
+        {
+            throw ApiException.Field("posixName", "is required");
+        }
+
+        var entry = await accounts.CheckLoginAsync(name, login, ctx.RequestAborted);
+        if (await PosixAccounts.LoginTakenAsync(db, name, login, ctx.RequestAborted))
+        {
+            throw ApiException.Field("posixName", $"'{login}' is already the account of another user: one account belongs to one person");
+        }
+
+        row.PosixName = entry.Login;
+        row.Uid = entry.Uid;
+        db.Events.Add(co.Event(c.User, "user.account", $"user/{name}", null, $"{entry.Login} (uid {entry.Uid})"));
+        await db.SaveChangesAsync();
+        accounts.Invalidate();
+        return Results.Ok(UserDto.From(row));
+    }
+
+    private static async Task<IResult> UpdateProjectAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, PosixAccounts accounts, Coordinator co, string name)
+    {
+        var c = ctx.Caller();
+        Require(c.IsAdmin);
+        var req = await Http.ReadAsync<UpdateProjectRequest>(ctx, o);
+        await using var db = f.Create();
+        var row = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
+        if (req.PosixGroup is not { } group)
+        {
+            throw ApiException.Field("posixGroup", "is required");
+        }
+
+        row.Gid = await accounts.CheckGroupAsync(group, ctx.RequestAborted);
+        row.PosixGroup = group;
+        db.Events.Add(co.Event(c.User, "project.group", $"project/{name}", name, $"{group} (gid {row.Gid})"));
+        await db.SaveChangesAsync();
+        accounts.Invalidate();
+        return Results.Ok(ProjectDto.From(row));
+    }
 
     internal static void Require(bool allowed, string why = "your role does not allow this")
     {

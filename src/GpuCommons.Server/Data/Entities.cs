@@ -20,6 +20,10 @@ public sealed class ProjectRow
     public string? Description { get; set; }
     /// <summary>JSON array of quotas per partition (null: none; borrowing unlimited).</summary>
     public string? Quotas { get; set; }
+    /// <summary>The POSIX group the project's jobs run under (their primary group); null: the default rule (docs/accounts.md).</summary>
+    public string? PosixGroup { get; set; }
+    /// <summary>The group's gid, as resolved when the group was mapped or first used.</summary>
+    public int? Gid { get; set; }
     public DateTimeOffset Created { get; set; }
 }
 
@@ -28,6 +32,10 @@ public sealed class UserRow
     public required string Name { get; set; }
     /// <summary>admin, operator, reviewer or user (project roles are memberships).</summary>
     public required string Role { get; set; }
+    /// <summary>The POSIX login the user's jobs run as; null: the default rule (docs/accounts.md).</summary>
+    public string? PosixName { get; set; }
+    /// <summary>The login's uid, as resolved when the account was mapped or first used.</summary>
+    public int? Uid { get; set; }
     public DateTimeOffset Created { get; set; }
 }
 

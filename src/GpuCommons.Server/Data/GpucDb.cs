@@ -38,6 +38,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.HasKey(x => x.Name);
             e.Property(x => x.Name).HasMaxLength(128);
             e.Property(x => x.Organisation).HasMaxLength(128);
+            e.Property(x => x.PosixGroup).HasMaxLength(32);
             e.HasIndex(x => x.Organisation);
         });
         b.Entity<UserRow>(e =>
@@ -45,6 +46,9 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.ToTable("users");
             e.HasKey(x => x.Name);
             e.Property(x => x.Name).HasMaxLength(128);
+            e.Property(x => x.PosixName).HasMaxLength(32);
+            // One login belongs to one person: two users mapped to the same account could read each other's jobs.
+            e.HasIndex(x => x.PosixName).IsUnique();
         });
         b.Entity<TokenRow>(e =>
         {

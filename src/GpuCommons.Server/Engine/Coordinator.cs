@@ -9,6 +9,7 @@ using GpuCommons.Core.Jobs;
 using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
+using GpuCommons.Server.Security;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,6 +18,9 @@ namespace GpuCommons.Server.Engine;
 
 /// <summary>Result of a submission handed back to the API.</summary>
 public sealed record SubmitOutcome(JobRow? Job, bool Replayed, SpecException? Error);
+
+/// <summary>A job whose start failed in the infrastructure: how often, the last error, and when it is tried again.</summary>
+public sealed record StartRetry(int Failures, DateTimeOffset NextTry, string LastError);
 
 /// <summary>
 /// The scheduler loop: the one owner of the <see cref="SchedulerEngine"/>. Everything that changes the engine comes in
@@ -33,6 +37,8 @@ public sealed partial class Coordinator : BackgroundService
     private readonly ILogger<Coordinator> _log;
     private readonly ServerMetrics _metrics;
     private readonly WebhookSender? _webhook;
+    private readonly PosixAccounts _accounts;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, StartRetry> _startRetries = new();
     private readonly Channel<Command> _channel = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -51,8 +57,19 @@ public sealed partial class Coordinator : BackgroundService
     private long _lastFull;
     private long _lastAlerts;
 
-    public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics, WebhookSender? webhook = null)
+    /// <summary>How often a start that fails in the infrastructure is tried before the job fails.</summary>
+    public const int MaxStartFailures = 5;
+
+    /// <summary>The first wait before a failed start is tried again; it doubles up to <see cref="MaxStartBackoff"/>.</summary>
+    public static readonly TimeSpan MinStartBackoff = TimeSpan.FromSeconds(2);
+
+    /// <summary>The longest wait between tries of a failed start.</summary>
+    public static readonly TimeSpan MaxStartBackoff = TimeSpan.FromMinutes(5);
+
+    public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics,
+        PosixAccounts accounts, WebhookSender? webhook = null)
     {
+        _accounts = accounts;
         _db = db;
         _backend = backend;
         _options = options;
@@ -61,6 +78,12 @@ public sealed partial class Coordinator : BackgroundService
         _metrics = metrics;
         _webhook = webhook;
     }
+
+    /// <summary>Whose account jobs run as.</summary>
+    public PosixAccounts Accounts => _accounts;
+
+    /// <summary>A pending job held back after its start failed in the infrastructure, or null.</summary>
+    public StartRetry? GetStartRetry(long id) => _startRetries.TryGetValue(id, out var r) ? r : null;
 
     /// <summary>The database (for work run on the loop).</summary>
     public GpucDbFactory Db => _db;
@@ -198,6 +221,7 @@ public sealed partial class Coordinator : BackgroundService
                     changed |= await PollBackendAsync(stoppingToken);
                 }
 
+                changed |= ResubmitDueStarts();
                 var full = _time.GetElapsedTime(_lastFull, now) >= _options.FullCycleInterval;
                 if (full || changed)
                 {
@@ -364,11 +388,20 @@ public sealed partial class Coordinator : BackgroundService
                 try
                 {
                     var placement = _engine.GetJob(row.Id)!.Placement!;
-                    var h = await _backend.StartAsync(ToBackendJob(row, placement), ct);
+                    var runAs = await _accounts.ResolveAsync(row.User, row.Project, ct);
+                    var h = await _backend.StartAsync(ToBackendJob(row, placement) with { RunAs = runAs }, ct);
                     row.BackendId = h.ExternalId;
                     row.StdoutPath = h.StdoutPath;
                     row.StderrPath = h.StderrPath;
                     requeued++;
+                    continue;
+                }
+                catch (JobStartRejectedException e)
+                {
+                    LogStartRejected(row.Id, e.Message);
+                    _engine.StartFailed(row.Id);
+                    _engine.Cancel(row.Id);
+                    FailUnstarted(row, "failed to start: " + e.Message);
                     continue;
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -709,21 +742,37 @@ public sealed partial class Coordinator : BackgroundService
         return rows;
     }
 
-    /// <summary>Runs jobs whose start is on disk; a backend failure gives the GPUs back and writes the job pending again.</summary>
+    /// <summary>
+    /// Runs jobs whose start is on disk. A start refused for a reason in the job (its account, command or working directory)
+    /// ends the job as failed with that reason and gives its GPUs back; a failure of the infrastructure gives the GPUs back
+    /// and holds the job out of the queue for a back-off, up to <see cref="MaxStartFailures"/> tries.
+    /// </summary>
     private async Task RunStartsAsync(List<(JobStart Start, JobRow Row)> rows, CancellationToken ct)
     {
         var started = new List<JobRow>(rows.Count);
         var failed = new List<JobRow>();
+        var events = new List<EventRow>();
         foreach (var (s, row) in rows)
         {
             try
             {
-                var handle = await _backend.StartAsync(ToBackendJob(row, s.Placement), ct);
+                var runAs = await _accounts.ResolveAsync(row.User, row.Project, ct);
+                var handle = await _backend.StartAsync(ToBackendJob(row, s.Placement) with { RunAs = runAs }, ct);
                 row.BackendId = handle.ExternalId;
                 row.StdoutPath = handle.StdoutPath;
                 row.StderrPath = handle.StderrPath;
                 started.Add(row);
+                _startRetries.TryRemove(row.Id, out _);
                 _metrics.Admitted(s.Time - row.SubmitTime);
+            }
+            catch (JobStartRejectedException e)
+            {
+                LogStartRejected(row.Id, e.Message);
+                _engine.StartFailed(s.JobId);
+                _engine.Cancel(s.JobId);
+                FailUnstarted(row, "failed to start: " + e.Message);
+                failed.Add(row);
+                events.Add(Event("scheduler", "job.failed", $"job/{row.Id}", row.Project, row.Outcome));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -731,6 +780,20 @@ public sealed partial class Coordinator : BackgroundService
                 _engine.StartFailed(s.JobId);
                 ResetToPending(row);
                 failed.Add(row);
+                var failures = (_startRetries.TryGetValue(row.Id, out var r) ? r.Failures : 0) + 1;
+                _engine.Cancel(s.JobId);
+                if (failures >= MaxStartFailures)
+                {
+                    _startRetries.TryRemove(row.Id, out _);
+                    FailUnstarted(row, $"failed to start: {failures} tries failed; the last: {e.Message}");
+                    events.Add(Event("scheduler", "job.failed", $"job/{row.Id}", row.Project, row.Outcome));
+                }
+                else
+                {
+                    var wait = TimeSpan.FromTicks(Math.Min(MaxStartBackoff.Ticks, MinStartBackoff.Ticks << Math.Min(failures - 1, 20)));
+                    _startRetries[row.Id] = new StartRetry(failures, _time.GetUtcNow() + wait, e.Message);
+                    events.Add(Event("scheduler", "job.start_failed", $"job/{row.Id}", row.Project, $"try {failures} of {MaxStartFailures}, next in {wait.TotalSeconds:0} s: {e.Message}"));
+                }
             }
         }
 
@@ -739,13 +802,14 @@ public sealed partial class Coordinator : BackgroundService
         _deferredRows.AddRange(started);
         if (failed.Count > 0)
         {
-            // Written as running a moment ago: put the pending state on disk now.
+            // Written as running a moment ago: put the pending or failed state on disk now.
             await using var db = _db.Create();
             foreach (var row in failed)
             {
                 db.Jobs.Update(row);
             }
 
+            db.Events.AddRange(events);
             await db.SaveChangesAsync(ct);
         }
 
@@ -753,6 +817,58 @@ public sealed partial class Coordinator : BackgroundService
         {
             _deferredEvents.Add(Event("scheduler", "job.started", $"job/{row.Id}", row.Project, $"on {row.Placement}"));
         }
+    }
+
+    /// <summary>Ends a job that never ran: failed, no charge, out of the active set.</summary>
+    private void FailUnstarted(JobRow row, string outcome)
+    {
+        ResetToPending(row);
+        row.State = "failed";
+        row.Outcome = outcome.Length > 2000 ? outcome[..2000] : outcome;
+        row.EndTime = _time.GetUtcNow();
+        _active.Remove(row.Id);
+        _metrics.Outcome("failed");
+    }
+
+    /// <summary>Puts jobs whose start back-off has passed into the queue again; true when any went back.</summary>
+    private bool ResubmitDueStarts()
+    {
+        if (_startRetries.IsEmpty)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        var any = false;
+        foreach (var (id, retry) in _startRetries)
+        {
+            if (retry.NextTry > now)
+            {
+                continue;
+            }
+
+            if (!_active.TryGetValue(id, out var row) || row.State != "pending")
+            {
+                _startRetries.TryRemove(id, out _);
+                continue;
+            }
+
+            _startRetries[id] = retry with { NextTry = DateTimeOffset.MaxValue };
+            if (_engine.GetJob(id) is null)
+            {
+                var r = _engine.Submit(JobMapping.ToSpec(row));
+                if (!r.Accepted)
+                {
+                    _startRetries.TryRemove(id, out _);
+                    FailUnstarted(row, "failed to start and could not be queued again: " + r.Error!.Message);
+                    _deferredRows.Add(row);
+                }
+            }
+
+            any = true;
+        }
+
+        return any;
     }
 
     private void AddDeferred(GpucDb db)
@@ -936,7 +1052,12 @@ public sealed partial class Coordinator : BackgroundService
         await using var db = _db.Create();
         if (row.State == "pending")
         {
-            engine.Cancel(id);
+            if (engine.GetJob(id) is not null)
+            {
+                engine.Cancel(id); // a job held back after a failed start is not in the queue
+            }
+
+            _startRetries.TryRemove(id, out _);
             row.State = "cancelled";
             row.Outcome = "cancelled by " + actor;
             row.EndTime = _time.GetUtcNow();
@@ -1211,6 +1332,9 @@ public sealed partial class Coordinator : BackgroundService
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "backend {Action} failed for job {JobId}")]
     private partial void LogBackendError(string action, long jobId, Exception e);
+
+    [LoggerMessage(EventId = 130, Level = LogLevel.Warning, Message = "job {JobId} failed to start: {Reason}")]
+    private partial void LogStartRejected(long jobId, string reason);
 
     [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "job {JobId} rejected while restoring: {Reason}")]
     private partial void LogRestoreRejected(long jobId, string reason);

@@ -465,10 +465,17 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<string>("Description")
                         .HasColumnType("text");
 
+                    b.Property<int?>("Gid")
+                        .HasColumnType("integer");
+
                     b.Property<string>("Organisation")
                         .IsRequired()
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
+
+                    b.Property<string>("PosixGroup")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
 
                     b.Property<string>("Quotas")
                         .HasColumnType("text");
@@ -549,11 +556,21 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("PosixName")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
                     b.Property<string>("Role")
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<int?>("Uid")
+                        .HasColumnType("integer");
+
                     b.HasKey("Name");
+
+                    b.HasIndex("PosixName")
+                        .IsUnique();
 
                     b.ToTable("users", (string)null);
                 });

@@ -451,9 +451,16 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("Description")
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("Gid")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Organisation")
                         .IsRequired()
                         .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("PosixGroup")
+                        .HasMaxLength(32)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Quotas")
@@ -535,11 +542,21 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<long>("Created")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("PosixName")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Role")
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("Uid")
+                        .HasColumnType("INTEGER");
+
                     b.HasKey("Name");
+
+                    b.HasIndex("PosixName")
+                        .IsUnique();
 
                     b.ToTable("users", (string)null);
                 });
