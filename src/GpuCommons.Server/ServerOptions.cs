@@ -40,6 +40,19 @@ public sealed class ServerOptions
     /// </summary>
     public bool CancelStrayBackendJobs { get; set; } = true;
 
+    /// <summary>
+    /// First wait before a start that failed in the infrastructure (not in the job) is tried again; it doubles up to
+    /// <see cref="StartRetryMax"/>. Default 2 s.
+    /// </summary>
+    public TimeSpan StartRetryMin { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Longest wait between tries of a failed start. Default 5 min.</summary>
+    public TimeSpan StartRetryMax { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Tries of a start that keeps failing in the infrastructure before the job fails. Default 5.</summary>
+    [Range(1, 1000)]
+    public int MaxStartTries { get; set; } = 5;
+
     /// <summary>Grace between the stop signal and the kill when cancelling. Default 10 s.</summary>
     public TimeSpan CancelGrace { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -46,6 +46,8 @@ public class PortalSite : IAsyncLifetime
             DataDir = DataDir,
             PollInterval = TimeSpan.FromMilliseconds(50),
             FullCycleInterval = TimeSpan.FromMilliseconds(250),
+            // The portal's own tests run no job processes: one account is enough (AccountTests cover multi-user).
+            Accounts = GpuCommons.Server.Security.AccountMode.SingleUser,
         };
         _backend = CreateBackend();
         _app = ServerApp.Build(options, _backend, b =>

@@ -16,6 +16,14 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
     public ConcurrentDictionary<long, int> Starts { get; } = new();
     public ConcurrentBag<long> Cancelled { get; } = [];
     public bool FailStarts { get; set; }
+
+    /// <summary>Refuses the start of jobs for which this returns an exception (as a backend refuses a job it cannot run).</summary>
+    public Func<BackendJob, Exception?>? Refuse { get; set; }
+
+    /// <summary>Starts refused through <see cref="Refuse"/>.</summary>
+    public int Refused => _refused;
+
+    private int _refused;
     public bool LoseOnReattach { get; set; }
 
     /// <summary>Cancels report nothing back (as when the backend has already forgotten the run).</summary>
@@ -35,6 +43,12 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
         if (FailStarts)
         {
             throw new IOException("start refused by the test backend");
+        }
+
+        if (Refuse?.Invoke(job) is { } refusal)
+        {
+            Interlocked.Increment(ref _refused);
+            throw refusal;
         }
 
         // Idempotent by job and attempt, as the contract says: an attempt already started gets its handle back.

@@ -56,6 +56,8 @@ public sealed class ServerHarness : IAsyncDisposable
             ConnectionString = db.ConnectionString,
             PollInterval = TimeSpan.FromMilliseconds(20),
             FullCycleInterval = TimeSpan.FromMilliseconds(200),
+            // The test backend runs no process; tests of accounts ask for multi-user themselves.
+            Accounts = GpuCommons.Server.Security.AccountMode.SingleUser,
         };
         configure?.Invoke(options);
         var app = ServerApp.Build(options, backend, b =>

@@ -44,7 +44,8 @@ internal static class PortalBenchCommands
     {
         var fleet = FleetSpecLoader.Load(fleetName);
         var dir = keepDir is null ? Path.Combine(Path.GetTempPath(), "gpuc-portal-bench-" + Guid.NewGuid().ToString("N")) : Path.GetFullPath(keepDir);
-        var options = new ServerOptions { DataDir = dir };
+        // The national demo backend runs no process: its thousands of synthetic people need no accounts.
+        var options = new ServerOptions { DataDir = dir, Accounts = GpuCommons.Server.Security.AccountMode.SingleUser };
         var backend = new NationalDemo.Backend(fleet);
         var app = ServerApp.Build(options, backend, b =>
         {

@@ -141,7 +141,9 @@ internal static partial class ServeCommands
             var acc = co.Accounts;
             await Console.Out.WriteLineAsync(acc.MultiUser
                 ? $"gpuc: jobs run as: each user's own POSIX account with the project's group (multi-user; never as {acc.ServerAccount}){(options.SeedDemo ? "; demo users as gpuc-NAME" : "")}"
-                : $"gpuc: jobs run as: {acc.ServerAccount}, the server's own account (single-user mode: this server is for one person)");
+                : acc.ServerUid == 0
+                    ? "gpuc: WARNING: single-user mode as root: every job runs as root. Use it only on a machine that is yours alone; a shared center runs multi-user (--accounts auto)."
+                    : $"gpuc: jobs run as: {acc.ServerAccount}, the server's own account (single-user mode: this server is for one person)");
             var tokenFile = Path.Combine(dir, "admin-token");
             await Console.Out.WriteLineAsync(token is not null
                 ? $"gpuc: admin token: {token}  (written to {tokenFile})"

@@ -272,7 +272,7 @@ internal static class JobsApi
             return Results.Ok(JobDto.From(row) with
             {
                 Reason = "StartFailed",
-                ReasonText = $"its start failed {retry.Failures} of {Coordinator.MaxStartFailures} times (last: {retry.LastError}); {next}",
+                ReasonText = $"its start failed {retry.Failures} of {coordinator.MaxStartTries} times (last: {retry.LastError}); {next}",
             });
         }
 

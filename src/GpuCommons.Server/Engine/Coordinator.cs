@@ -57,15 +57,6 @@ public sealed partial class Coordinator : BackgroundService
     private long _lastFull;
     private long _lastAlerts;
 
-    /// <summary>How often a start that fails in the infrastructure is tried before the job fails.</summary>
-    public const int MaxStartFailures = 5;
-
-    /// <summary>The first wait before a failed start is tried again; it doubles up to <see cref="MaxStartBackoff"/>.</summary>
-    public static readonly TimeSpan MinStartBackoff = TimeSpan.FromSeconds(2);
-
-    /// <summary>The longest wait between tries of a failed start.</summary>
-    public static readonly TimeSpan MaxStartBackoff = TimeSpan.FromMinutes(5);
-
     public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics,
         PosixAccounts accounts, WebhookSender? webhook = null)
     {
@@ -84,6 +75,9 @@ public sealed partial class Coordinator : BackgroundService
 
     /// <summary>A pending job held back after its start failed in the infrastructure, or null.</summary>
     public StartRetry? GetStartRetry(long id) => _startRetries.TryGetValue(id, out var r) ? r : null;
+
+    /// <summary>Tries of a failing start before the job fails.</summary>
+    public int MaxStartTries => _options.MaxStartTries;
 
     /// <summary>The database (for work run on the loop).</summary>
     public GpucDbFactory Db => _db;
@@ -745,7 +739,7 @@ public sealed partial class Coordinator : BackgroundService
     /// <summary>
     /// Runs jobs whose start is on disk. A start refused for a reason in the job (its account, command or working directory)
     /// ends the job as failed with that reason and gives its GPUs back; a failure of the infrastructure gives the GPUs back
-    /// and holds the job out of the queue for a back-off, up to <see cref="MaxStartFailures"/> tries.
+    /// and holds the job out of the queue for a back-off, up to <see cref="ServerOptions.MaxStartTries"/> tries.
     /// </summary>
     private async Task RunStartsAsync(List<(JobStart Start, JobRow Row)> rows, CancellationToken ct)
     {
@@ -782,7 +776,7 @@ public sealed partial class Coordinator : BackgroundService
                 failed.Add(row);
                 var failures = (_startRetries.TryGetValue(row.Id, out var r) ? r.Failures : 0) + 1;
                 _engine.Cancel(s.JobId);
-                if (failures >= MaxStartFailures)
+                if (failures >= _options.MaxStartTries)
                 {
                     _startRetries.TryRemove(row.Id, out _);
                     FailUnstarted(row, $"failed to start: {failures} tries failed; the last: {e.Message}");
@@ -790,9 +784,9 @@ public sealed partial class Coordinator : BackgroundService
                 }
                 else
                 {
-                    var wait = TimeSpan.FromTicks(Math.Min(MaxStartBackoff.Ticks, MinStartBackoff.Ticks << Math.Min(failures - 1, 20)));
+                    var wait = TimeSpan.FromTicks(Math.Min(_options.StartRetryMax.Ticks, _options.StartRetryMin.Ticks << Math.Min(failures - 1, 20)));
                     _startRetries[row.Id] = new StartRetry(failures, _time.GetUtcNow() + wait, e.Message);
-                    events.Add(Event("scheduler", "job.start_failed", $"job/{row.Id}", row.Project, $"try {failures} of {MaxStartFailures}, next in {wait.TotalSeconds:0} s: {e.Message}"));
+                    events.Add(Event("scheduler", "job.start_failed", $"job/{row.Id}", row.Project, $"try {failures} of {_options.MaxStartTries}, next in {wait.TotalSeconds:0.#} s: {e.Message}"));
                 }
             }
         }
