@@ -219,6 +219,28 @@ public sealed class HostileTenantTests(TenantAccounts tenants) : IClassFixture<T
     }
 
     [RootFact]
+    public async Task ReattachAsync_TenantJobAfterARestart_TakenBackAndCancelledWithEveryProcess()
+    {
+        RootFactAttribute.Require();
+        await using var t = NewBackend();
+        var script = "trap 'echo got-term; exit 0' TERM; sleep 300 & echo ready; while true; do sleep 0.1; done";
+        var handle = await t.StartAsync(t.JobAs(90, tenants.A, script));
+        await TestBackend.WaitForAsync(() => TestBackend.Out(handle).Contains("ready", StringComparison.Ordinal), "the job to be ready");
+        var leader = TestBackend.LeaderPid(handle);
+        Posix.RealUid(leader).ShouldBe(0); // the wrapper stays the backend's
+        Posix.ProcessesOf(leader).Where(p => p.Pid != leader).ShouldAllBe(p => Posix.RealUid(p.Pid) == tenants.A.Uid);
+
+        var restarted = await t.NewBackendAsync();
+        (await restarted.ReattachAsync(90, handle, CancellationToken.None)).ShouldBeTrue();
+        await restarted.CancelAsync(90, TimeSpan.FromSeconds(1), CancellationToken.None);
+        var end = (await t.PollUntilEndAsync(90, restarted)).Last();
+
+        (end.Kind, end.ExitCode).ShouldBe((BackendEventKind.Cancelled, 0));
+        TestBackend.Out(handle).ShouldContain("got-term");
+        await TestBackend.WaitForAsync(() => Posix.ProcessesOf(leader).Count == 0, "every process of the job to be gone");
+    }
+
+    [RootFact]
     public async Task StartAsync_NoWorkingDirectory_StartsInTheUsersHome_OrAScratchDirectoryOfItsOwn()
     {
         RootFactAttribute.Require();
