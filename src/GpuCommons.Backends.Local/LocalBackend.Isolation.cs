@@ -10,9 +10,6 @@ namespace GpuCommons.Backends.Local;
 // directory, its log files and the GPU device files it can open. See README.md ("Tenants") for the model.
 public sealed partial class LocalBackend
 {
-    /// <summary>Exit status of a job the backend could not set up (log files, GPU masking, working directory).</summary>
-    internal const int SetupFailedExitCode = 125;
-
     // The longest argument or environment string the kernel takes (MAX_ARG_STRLEN, 32 pages, less the final NUL).
     private const int MaxArgumentBytes = (32 * 4096) - 1;
 
@@ -68,8 +65,8 @@ public sealed partial class LocalBackend
         if (job.RunAs is not { } runAs)
         {
             // Single-user mode: the server's own account.
-            var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-            return new JobAccount(ProcessUid, Posix.EffectiveGid, Environment.UserName, string.IsNullOrEmpty(home) ? "/" : home, Switch: false);
+            var own = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            return new JobAccount(ProcessUid, Posix.EffectiveGid, Environment.UserName, own, Switch: false);
         }
 
         if (runAs.Uid == 0)
@@ -87,20 +84,17 @@ public sealed partial class LocalBackend
             throw new JobStartRejectedException($"Job {job.JobId}: jobs never run with the root group (project group '{runAs.Group}' maps to gid 0).");
         }
 
-        if (string.IsNullOrEmpty(runAs.Home) || !Path.IsPathFullyQualified(runAs.Home))
-        {
-            throw new JobStartRejectedException($"Job {job.JobId}: the home directory of user '{runAs.User}' must be an absolute path, not '{runAs.Home}'.");
-        }
-
+        // An account with no home (a uid with no passwd entry) gets its working directory as HOME.
+        var home = runAs.Home is { Length: > 0 } h && Path.IsPathFullyQualified(h) ? h : "";
         if (ProcessUid == 0)
         {
-            return new JobAccount(runAs.Uid, runAs.Gid, runAs.User, runAs.Home, Switch: true);
+            return new JobAccount(runAs.Uid, runAs.Gid, runAs.User, home, Switch: true);
         }
 
         if (runAs.Uid == ProcessUid)
         {
             // A server run by a researcher, for that researcher: the job runs as the server's own account.
-            return new JobAccount(runAs.Uid, Posix.EffectiveGid, runAs.User, runAs.Home, Switch: false);
+            return new JobAccount(runAs.Uid, Posix.EffectiveGid, runAs.User, home, Switch: false);
         }
 
         throw new JobStartRejectedException(FormattableString.Invariant(
@@ -177,7 +171,7 @@ public sealed partial class LocalBackend
                 : throw new JobStartRejectedException(FormattableString.Invariant($"Job {job.JobId}: the working directory '{wd}' {why} (user '{account.User}', uid {account.Uid}, gid {account.Gid})."));
         }
 
-        if (Path.IsPathFullyQualified(account.Home) && await CheckDirectoryAsync(account.Home, account, cancellationToken).ConfigureAwait(false) is null)
+        if (account.Home.Length > 0 && Path.IsPathFullyQualified(account.Home) && await CheckDirectoryAsync(account.Home, account, cancellationToken).ConfigureAwait(false) is null)
         {
             return account.Home;
         }
@@ -405,7 +399,7 @@ public sealed partial class LocalBackend
 
         var env = psi.Environment;
         env.Clear();
-        var fixedVariables = JobEnvironment(job, file, account);
+        var fixedVariables = JobEnvironment(job, file, account, workingDirectory);
         foreach (var (key, value) in fixedVariables)
         {
             env[key] = value;
@@ -428,12 +422,12 @@ public sealed partial class LocalBackend
     }
 
     /// <summary>The variables every job gets (nothing of the server's own environment): see README.md.</summary>
-    private Dictionary<string, string> JobEnvironment(BackendJob job, JobFile file, JobAccount account)
+    private Dictionary<string, string> JobEnvironment(BackendJob job, JobFile file, JobAccount account, string workingDirectory)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["PATH"] = _options.JobPath,
-            ["HOME"] = account.Home,
+            ["HOME"] = account.Home.Length > 0 ? account.Home : workingDirectory,
             ["USER"] = account.User,
             ["LOGNAME"] = account.User,
             ["LANG"] = SafeLang(Environment.GetEnvironmentVariable("LANG")),

@@ -8,6 +8,10 @@ namespace GpuCommons.Backends.Local;
 /// (through <c>setsid</c>) under a small <c>sh</c> wrapper that sends stdout and stderr to the job's log files and writes
 /// the command's exit code to a file, so the outcome survives a restart of the server. The job sees its GPUs in
 /// <c>CUDA_VISIBLE_DEVICES</c> (UUIDs of real GPUs, indices of virtual ones) and <c>GPUC_*</c> variables.
+/// A backend run as root runs each job as its <see cref="BackendJob.RunAs"/> account (through util-linux <c>setpriv</c>:
+/// that uid, the project's gid as its only group, no capabilities, <c>no_new_privs</c>) with the device files of the
+/// GPUs it was not given masked in a mount namespace of its own; every job gets a minimal environment, never the
+/// server's. See README.md.
 /// </summary>
 /// <remarks>
 /// <see cref="PollAsync"/> drives everything that happens over time — walltime, the signal-then-kill escalation of a

@@ -255,6 +255,14 @@ public sealed class HostileTenantTests(TenantAccounts tenants) : IClassFixture<T
         var dir = TestBackend.Out(scratch).Trim();
         dir.ShouldStartWith(Path.Combine(tenants.Root, "gpuc-job-71-"));
         TenantAccounts.Owner(dir).ShouldBe($"{a.Uid}:{a.Gid}:700");
+
+        // A uid with no passwd entry and no home (a reserved range): HOME is its scratch directory.
+        var nobody = new PosixIdentity("gpuct-dynamic", 61_234, a.Group, a.Gid, "");
+        var dynamic = await RunToEndAsync(t, t.JobAs(72, nobody, "id -u; pwd; echo \"$HOME\""));
+        var lines = TestBackend.Out(dynamic).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines[0].ShouldBe("61234");
+        lines[1].ShouldStartWith(Path.Combine(tenants.Root, "gpuc-job-72-"));
+        lines[2].ShouldBe(lines[1]);
     }
 
     [RootFact]
