@@ -16,7 +16,7 @@ public sealed partial class LocalBackend
         trap 'gpuc_signal=1' HUP INT TERM USR1 USR2
         "$@"
         gpuc_code=$?
-        printf '%s\n' "$gpuc_code" >"$ec.tmp" && mv -f "$ec.tmp" "$ec"
+        (umask 077; printf '%s\n' "$gpuc_code" >"$ec.tmp") && mv -f "$ec.tmp" "$ec"
         exit "$gpuc_code"
         """;
 
@@ -29,6 +29,7 @@ public sealed partial class LocalBackend
         ArgumentNullException.ThrowIfNull(job);
         ObjectDisposedException.ThrowIf(_disposed, this);
         Validate(job);
+        var account = ResolveAccount(job);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -64,8 +65,14 @@ public sealed partial class LocalBackend
             }
 
             var (gpus, uuids, cuda) = await ResolveGpusAsync(job, cancellationToken).ConfigureAwait(false);
-            Directory.CreateDirectory(directory);
-            Directory.CreateDirectory(job.LogDirectory);
+            var workingDirectory = await ResolveWorkingDirectoryAsync(job, account, cancellationToken).ConfigureAwait(false);
+            var masked = DevicesToMask(gpus);
+            if (masked.Count > 0)
+            {
+                EnsureDeviceMask();
+            }
+
+            PrivateFiles.CreateDirectory(directory);
             var id = job.JobId.ToString(CultureInfo.InvariantCulture);
             var file = new JobFile
             {
@@ -81,8 +88,12 @@ public sealed partial class LocalBackend
                 GpuUuids = uuids,
                 CudaVisibleDevices = cuda,
                 BootId = Posix.BootId,
+                Uid = account.Switch ? account.Uid : null,
+                Gid = account.Switch ? account.Gid : null,
+                WorkingDirectory = workingDirectory,
             };
             File.Delete(file.ExitCodePath);
+            PrepareLogs(job, file, account);
 
             // Recorded before the launch: a backend that dies between the launch and the record below leaves this, and
             // its successor finds the wrapper by its command line instead of launching the job a second time.
@@ -90,7 +101,7 @@ public sealed partial class LocalBackend
             new LocalJob(file, directory).Save();
 
             _envDefaultSignal ??= await ProbeEnvDefaultSignalAsync(cancellationToken).ConfigureAwait(false);
-            var psi = BuildStartInfo(job, file);
+            var psi = BuildStartInfo(job, file, account, workingDirectory, masked);
             var process = new Process { StartInfo = psi };
             try
             {
@@ -100,6 +111,11 @@ public sealed partial class LocalBackend
             {
                 process.Dispose();
                 File.Delete(Path.Combine(directory, "job.json")); // nothing was launched
+                if (e.NativeErrorCode == E2big)
+                {
+                    throw new JobStartRejectedException($"Job {job.JobId}: its command line and environment are larger than the kernel takes (E2BIG).", e);
+                }
+
                 throw new InvalidOperationException($"Job {job.JobId}: could not start '{psi.FileName}': {e.Message}", e);
             }
 
@@ -125,9 +141,9 @@ public sealed partial class LocalBackend
     /// <c>/proc/PID/cmdline</c>) and completes the record. True when the job was launched (running, or ended with an
     /// exit code), false when nothing was launched.
     /// </summary>
-    private static bool AdoptInterruptedLaunch(JobFile file)
+    private bool AdoptInterruptedLaunch(JobFile file)
     {
-        if (Posix.FindSessionLeaderWithArguments(WrapperName(file.JobId), file.ExitCodePath) is { } leader)
+        if (Posix.FindSessionLeaderWithArguments(Posix.EffectiveUid, WrapperName(file.JobId), file.ExitCodePath) is { } leader)
         {
             file.Pid = leader.Pid;
             file.StartTicks = leader.StartTime;
@@ -139,26 +155,21 @@ public sealed partial class LocalBackend
         return File.Exists(file.ExitCodePath);
     }
 
+    private const int E2big = 7;
+
+    // A fault in the job itself (its command, environment, walltime, account) is a JobStartRejectedException: starting it
+    // again would fail the same way. A wrong placement or a missing log directory is the caller's mistake (ArgumentException).
     private void Validate(BackendJob job)
     {
-        if (job.Command is null || job.Command.Count == 0 || string.IsNullOrEmpty(job.Command[0]))
-        {
-            throw new ArgumentException($"Job {job.JobId}: the command is empty.", nameof(job));
-        }
-
+        ValidateCommandAndEnvironment(job);
         if (job.Walltime <= TimeSpan.Zero)
         {
-            throw new ArgumentException($"Job {job.JobId}: walltime must be positive, not {job.Walltime}.", nameof(job));
+            throw new JobStartRejectedException($"Job {job.JobId}: walltime must be positive, not {job.Walltime}.");
         }
 
         if (string.IsNullOrWhiteSpace(job.LogDirectory))
         {
             throw new ArgumentException($"Job {job.JobId}: no log directory.", nameof(job));
-        }
-
-        if (job.WorkingDirectory is { } wd && !Directory.Exists(wd))
-        {
-            throw new ArgumentException($"Job {job.JobId}: working directory '{wd}' does not exist.", nameof(job));
         }
 
         foreach (var node in job.Nodes)
@@ -209,89 +220,6 @@ public sealed partial class LocalBackend
         return (gpus, uuids, cuda);
     }
 
-    private ProcessStartInfo BuildStartInfo(BackendJob job, JobFile file)
-    {
-        var psi = new ProcessStartInfo(_options.ResolvedSetsidPath)
-        {
-            UseShellExecute = false,
-            WorkingDirectory = job.WorkingDirectory ?? Path.GetFullPath(job.LogDirectory),
-        };
-        if (_envDefaultSignal == true)
-        {
-            // .NET ignores SIGPIPE, and a server started under nohup or in the background of a script ignores SIGHUP,
-            // SIGINT and SIGQUIT; children inherit ignored signals and a shell cannot undo that. Give the job every
-            // signal's default back.
-            psi.ArgumentList.Add(EnvPath);
-            psi.ArgumentList.Add("--default-signal");
-        }
-
-        psi.ArgumentList.Add(_options.ShellPath);
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(WrapperScript);
-        psi.ArgumentList.Add(WrapperName(job.JobId));
-        psi.ArgumentList.Add(file.Stdout);
-        psi.ArgumentList.Add(file.Stderr);
-        psi.ArgumentList.Add(file.ExitCodePath);
-        if (job.Command.Count == 1 && job.Command[0].AsSpan().IndexOfAny(" \t\n;&|<>()$`\\\"'*?[]#~=%") >= 0)
-        {
-            // One string with shell syntax in it ("python train.py > x"): run it as a shell command line.
-            psi.ArgumentList.Add(_options.ShellPath);
-            psi.ArgumentList.Add("-c");
-        }
-
-        foreach (var arg in job.Command)
-        {
-            psi.ArgumentList.Add(arg);
-        }
-
-        var env = psi.Environment;
-        if (!_options.InheritEnvironment)
-        {
-            env.Clear();
-            env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-        }
-        else
-        {
-            foreach (var key in env.Keys.ToList())
-            {
-                if (IsDenied(key))
-                {
-                    env.Remove(key);
-                }
-            }
-        }
-
-        foreach (var (key, value) in job.Environment)
-        {
-            env[key] = value;
-        }
-
-        var id = job.JobId.ToString(CultureInfo.InvariantCulture);
-        env["CUDA_VISIBLE_DEVICES"] = file.CudaVisibleDevices;
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
-        env["GPUC_JOB_ID"] = id;
-        env["GPUC_JOB_NAME"] = job.Name;
-        env["GPUC_PROJECT"] = job.Project;
-        env["GPUC_USER"] = job.User;
-        env["GPUC_NODE"] = NodeName;
-        env["GPUC_NODELIST"] = NodeName;
-        env["GPUC_NUM_NODES"] = "1";
-        env["GPUC_GPUS"] = file.Gpus.Length.ToString(CultureInfo.InvariantCulture);
-        env["GPUC_GPU_INDICES"] = string.Join(',', file.Gpus.Select(g => g.ToString(CultureInfo.InvariantCulture)));
-        env["GPUC_GPU_UUIDS"] = string.Join(',', file.GpuUuids);
-        env["GPUC_WALLTIME_SECONDS"] = ((long)Math.Ceiling(job.Walltime.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-        env["GPUC_CHECKPOINTABLE"] = job.Checkpointable ? "1" : "0";
-        env["GPUC_LOG_DIR"] = Path.GetFullPath(job.LogDirectory);
-        env["GPUC_STDOUT"] = file.Stdout;
-        env["GPUC_STDERR"] = file.Stderr;
-        if (job.Nodes.Count == 1 && job.Nodes[0].Share is { } share)
-        {
-            env["GPUC_GPU_SHARE"] = share.ToString(CultureInfo.InvariantCulture);
-        }
-
-        return psi;
-    }
-
     private const string EnvPath = "/usr/bin/env";
     private bool? _envDefaultSignal;
 
@@ -323,37 +251,6 @@ public sealed partial class LocalBackend
         {
             return false;
         }
-    }
-
-    private bool IsDenied(string key)
-    {
-        foreach (var pattern in _options.EnvironmentDenyList)
-        {
-            if (pattern.Contains('*', StringComparison.Ordinal))
-            {
-                var parts = pattern.Split('*');
-                var at = 0;
-                var ok = key.StartsWith(parts[0], StringComparison.OrdinalIgnoreCase);
-                at = parts[0].Length;
-                for (var i = 1; ok && i < parts.Length; i++)
-                {
-                    var found = parts[i].Length == 0 ? at : key.IndexOf(parts[i], at, StringComparison.OrdinalIgnoreCase);
-                    ok = found >= 0;
-                    at = found + parts[i].Length;
-                }
-
-                if (ok && (parts[^1].Length == 0 || key.EndsWith(parts[^1], StringComparison.OrdinalIgnoreCase)))
-                {
-                    return true;
-                }
-            }
-            else if (string.Equals(key, pattern, StringComparison.OrdinalIgnoreCase))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     // setsid (not a group leader when .NET forks it) calls setsid() and execs sh, so the process .NET started becomes the

@@ -8,6 +8,10 @@ namespace GpuCommons.Backends.Local;
 /// (through <c>setsid</c>) under a small <c>sh</c> wrapper that sends stdout and stderr to the job's log files and writes
 /// the command's exit code to a file, so the outcome survives a restart of the server. The job sees its GPUs in
 /// <c>CUDA_VISIBLE_DEVICES</c> (UUIDs of real GPUs, indices of virtual ones) and <c>GPUC_*</c> variables.
+/// A backend run as root runs each job as its <see cref="BackendJob.RunAs"/> account (through util-linux <c>setpriv</c>:
+/// that uid, the project's gid as its only group, no capabilities, <c>no_new_privs</c>) with the device files of the
+/// GPUs it was not given masked in a mount namespace of its own; every job gets a minimal environment, never the
+/// server's. See README.md.
 /// </summary>
 /// <remarks>
 /// <see cref="PollAsync"/> drives everything that happens over time — walltime, the signal-then-kill escalation of a
@@ -28,6 +32,7 @@ public sealed partial class LocalBackend : IJobBackend
     private readonly List<BackendEvent> _pending = [];
     private readonly string _jobsDirectory;
     private readonly FileStream _lock;
+    private readonly string _deviceMaskPath;
     private GpuInventory? _inventory;
     private bool _disposed;
 
@@ -48,10 +53,17 @@ public sealed partial class LocalBackend : IJobBackend
         _time = timeProvider ?? TimeProvider.System;
         _nvidiaSmi = nvidiaSmi ?? new NvidiaSmiCommand(options.NvidiaSmiPath);
         NodeName = string.IsNullOrWhiteSpace(options.NodeName) ? Environment.MachineName : options.NodeName;
-        Directory.CreateDirectory(options.StateDirectory);
+        ProcessUid = Posix.EffectiveUid;
+        if (ProcessUid == 0)
+        {
+            options.ValidateIsolationTools();
+        }
+
+        PrivateFiles.CreateDirectory(options.StateDirectory);
         _lock = LockStateDirectory(options.StateDirectory);
         _jobsDirectory = Path.Combine(options.StateDirectory, "jobs");
-        Directory.CreateDirectory(_jobsDirectory);
+        PrivateFiles.CreateDirectory(_jobsDirectory);
+        _deviceMaskPath = Path.Combine(options.StateDirectory, "device-mask");
         _nodeState = ReadDrainFile() is null ? NodeUp : NodeDrain;
         _nodeReason = ReadDrainFile();
         _nodeStateReported = _nodeState == NodeUp;
@@ -61,6 +73,13 @@ public sealed partial class LocalBackend : IJobBackend
 
     /// <summary>The one node this backend runs.</summary>
     public string NodeName { get; }
+
+    /// <summary>
+    /// The uid this backend runs as (read at construction). Root runs each job as the account in
+    /// <see cref="BackendJob.RunAs"/>; any other account runs jobs as itself only. Tests set it to play a backend that is
+    /// not root.
+    /// </summary>
+    internal int ProcessUid { get; set; }
 
     /// <summary>The options it was created with.</summary>
     public LocalBackendOptions Options => _options;
@@ -134,10 +153,12 @@ public sealed partial class LocalBackend : IJobBackend
     }
 
     /// <summary>Drains the node (operator action): running jobs go on, the next poll reports <see cref="BackendEventKind.NodeDraining"/>.</summary>
-    public async Task DrainAsync(string reason, CancellationToken cancellationToken)
+    public Task DrainAsync(string reason, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(reason);
-        await File.WriteAllTextAsync(DrainPath, reason.Trim() + "\n", cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        PrivateFiles.WriteAllText(DrainPath, reason.Trim() + "\n");
+        return Task.CompletedTask;
     }
 
     /// <summary>Returns a drained node to service; the next poll reports <see cref="BackendEventKind.NodeUp"/> if nothing else is wrong.</summary>
@@ -188,6 +209,7 @@ public sealed partial class LocalBackend : IJobBackend
             var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
             stream.Write(pid);
             stream.Flush();
+            PrivateFiles.SetMode(path, PrivateFiles.FileMode);
             return stream;
         }
         catch (IOException e)

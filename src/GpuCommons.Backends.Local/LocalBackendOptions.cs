@@ -74,14 +74,60 @@ public sealed class LocalBackendOptions
     /// <summary>The POSIX shell of the job wrapper. <value>The default is <c>/bin/sh</c>.</value></summary>
     public string ShellPath { get; set; } = "/bin/sh";
 
-    /// <summary>Whether jobs inherit the server's environment (minus <see cref="EnvironmentDenyList"/>). <value>The default is true.</value></summary>
-    public bool InheritEnvironment { get; set; } = true;
+    /// <summary>
+    /// <c>PATH</c> of every job (a job may set its own in its environment). Jobs never inherit the server's environment:
+    /// see the README for the variables they get. <value>The default is <c>/usr/local/bin:/usr/bin:/bin</c>.</value>
+    /// </summary>
+    public string JobPath { get; set; } = "/usr/local/bin:/usr/bin:/bin";
 
     /// <summary>
-    /// Variables never passed on from the server's environment; an entry ending in <c>*</c> is a prefix.
-    /// <value>The default removes GpuCommons tokens and connection strings.</value>
+    /// Where the <c>nvidiaN</c> device files of the node's GPUs are (GPU index N is the file <c>nvidiaN</c>). A job run by a
+    /// root backend gets an empty, root-owned, mode-0000 file mounted over the device file of every GPU it was not given,
+    /// in a mount namespace of its own, so opening another job's GPU fails with <c>EACCES</c>.
+    /// <value>The default is <c>/dev</c>; tests point it at a folder of fake device nodes.</value>
     /// </summary>
-    public IList<string> EnvironmentDenyList { get; } = ["GPUC_TOKEN", "GPUC_ADMIN_TOKEN", "GPUC_*TOKEN*", "ConnectionStrings__*", "CUDA_VISIBLE_DEVICES"];
+    public string GpuDeviceDirectory { get; set; } = "/dev";
+
+    /// <summary>
+    /// Whether a root backend hides the device files of GPUs a job was not given (see <see cref="GpuDeviceDirectory"/>).
+    /// A backend that is not root cannot, and runs jobs without it. <value>The default is true.</value>
+    /// </summary>
+    public bool IsolateGpuDevices { get; set; } = true;
+
+    /// <summary>
+    /// Where a job that names no working directory, and whose user has no home directory it can enter, gets a fresh
+    /// directory of its own (<c>gpuc-job-ID-XXXXXX</c>, mode 0700, owned by the job's user). Not cleaned up by the backend.
+    /// <value>The default is <c>/tmp</c>.</value>
+    /// </summary>
+    public string ScratchDirectory { get; set; } = "/tmp";
+
+    /// <summary>
+    /// util-linux <c>setpriv</c>, with which a root backend runs a job as its user (uid, the project's gid as the only
+    /// group, no capabilities, <c>no_new_privs</c>). <value>The default (null) is the first of <c>/usr/bin/setpriv</c>,
+    /// <c>/bin/setpriv</c>, <c>/usr/local/bin/setpriv</c>.</value>
+    /// </summary>
+    public string? SetprivPath { get; set; }
+
+    /// <summary>
+    /// util-linux <c>unshare</c>, which gives a job of a root backend a private mount namespace for GPU device masking.
+    /// <value>The default (null) is the first of <c>/usr/bin/unshare</c>, <c>/bin/unshare</c>, <c>/usr/local/bin/unshare</c>.</value>
+    /// </summary>
+    public string? UnsharePath { get; set; }
+
+    /// <summary>
+    /// util-linux <c>mount</c>, which bind-mounts the mask over device files inside a job's mount namespace.
+    /// <value>The default (null) is the first of <c>/usr/bin/mount</c>, <c>/bin/mount</c>, <c>/usr/local/bin/mount</c>.</value>
+    /// </summary>
+    public string? MountPath { get; set; }
+
+    internal string ResolvedSetprivPath => SetprivPath ?? FirstOf("setpriv");
+
+    internal string ResolvedUnsharePath => UnsharePath ?? FirstOf("unshare");
+
+    internal string ResolvedMountPath => MountPath ?? FirstOf("mount");
+
+    private static string FirstOf(string tool) =>
+        new[] { "/usr/bin/", "/bin/", "/usr/local/bin/" }.Select(d => d + tool).FirstOrDefault(File.Exists) ?? "/usr/bin/" + tool;
 
     /// <summary>Checks every setting and throws <see cref="ArgumentException"/> naming the first bad one.</summary>
     public void Validate()
@@ -119,9 +165,44 @@ public sealed class LocalBackendOptions
             throw new ArgumentException($"LocalBackendOptions.SetsidPath: '{ResolvedSetsidPath}' does not exist (util-linux setsid is needed to give each job its own process group).", nameof(SetsidPath));
         }
 
+        if (string.IsNullOrWhiteSpace(JobPath))
+        {
+            throw new ArgumentException("LocalBackendOptions.JobPath must not be empty.", nameof(JobPath));
+        }
+
+        foreach (var (name, value) in new[] { (nameof(GpuDeviceDirectory), GpuDeviceDirectory), (nameof(ScratchDirectory), ScratchDirectory) })
+        {
+            if (string.IsNullOrWhiteSpace(value) || !Path.IsPathFullyQualified(value))
+            {
+                throw new ArgumentException($"LocalBackendOptions.{name} must be an absolute path, not '{value}'.", name);
+            }
+        }
+
         if (!File.Exists(ShellPath))
         {
             throw new ArgumentException($"LocalBackendOptions.ShellPath: '{ShellPath}' does not exist.", nameof(ShellPath));
+        }
+    }
+
+    /// <summary>
+    /// The tools a root backend needs to run jobs as their users (checked by the backend when it runs as root): throws
+    /// <see cref="ArgumentException"/> naming the first one missing.
+    /// </summary>
+    internal void ValidateIsolationTools()
+    {
+        var tools = new List<(string Name, string Path, string Use)> { (nameof(SetprivPath), ResolvedSetprivPath, "run jobs as their users") };
+        if (IsolateGpuDevices)
+        {
+            tools.Add((nameof(UnsharePath), ResolvedUnsharePath, "give each job a private mount namespace"));
+            tools.Add((nameof(MountPath), ResolvedMountPath, "hide the GPUs a job was not given"));
+        }
+
+        foreach (var (name, path, use) in tools)
+        {
+            if (!File.Exists(path))
+            {
+                throw new ArgumentException($"LocalBackendOptions.{name}: '{path}' does not exist (util-linux is needed to {use} when the server runs as root).", name);
+            }
         }
     }
 }

@@ -83,6 +83,102 @@ public sealed class LocalBackendJobTests
     }
 
     [Fact]
+    public async Task StartAsync_ServerEnvironment_NoneOfItReachesTheJob()
+    {
+        var canary = "GPUCT_CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        Environment.SetEnvironmentVariable(canary, "server-secret");
+        try
+        {
+            await using var t = new TestBackend();
+            await t.StartAsync(t.Job(13, "env"));
+            await t.PollUntilEndAsync(13);
+            var keys = t.Stdout(13).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('=')[0]).ToList();
+            keys.ShouldNotContain(canary);
+            keys.Where(k => !k.StartsWith("GPUC_", StringComparison.Ordinal)).Order(StringComparer.Ordinal)
+                .ShouldBe(["CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "HOME", "LANG", "LOGNAME", "PATH", "PWD", "USER"]);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(canary, null);
+        }
+    }
+
+    [Fact]
+    public async Task StartAsync_JobEnvironment_ReachesTheJobOnlyNotTheWrapper()
+    {
+        await using var t = new TestBackend();
+        // Were LD_PRELOAD given to the wrapper too, its mv (after the command) would complain a second time.
+        var env = new Dictionary<string, string> { ["LD_PRELOAD"] = "/nonexistent/gpuct-preload.so", ["ODD"] = "a b\n'c' \"$HOME\" `x` \\" };
+        await t.StartAsync(t.Job(14, "printf '%s|' \"$ODD\"", env: env));
+        await t.PollUntilEndAsync(14);
+
+        t.Stdout(14).ShouldBe(env["ODD"] + "|");
+        t.Stderr(14).Split('\n').Count(l => l.Contains("gpuct-preload.so", StringComparison.Ordinal)).ShouldBe(1, t.Stderr(14));
+    }
+
+    [Fact]
+    public async Task StartAsync_NoWorkingDirectory_StartsInTheServerUsersHome()
+    {
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (!Directory.Exists(home))
+        {
+            return;
+        }
+
+        await using var t = new TestBackend();
+        await t.StartAsync(t.Job(15, "pwd"));
+        await t.PollUntilEndAsync(15);
+        t.Stdout(15).ShouldBe(home + "\n");
+    }
+
+    [Theory]
+    [InlineData("empty command", "the command is empty")]
+    [InlineData("blank program", "the command is empty")]
+    [InlineData("missing working directory", "does not exist")]
+    [InlineData("relative working directory", "must be an absolute path")]
+    [InlineData("bad variable name", "not a valid environment variable name")]
+    [InlineData("reserved variable name", "reserved for the backend")]
+    [InlineData("argument over the kernel's limit", "the kernel takes at most")]
+    [InlineData("zero walltime", "walltime must be positive")]
+    public async Task StartAsync_JobThatCanNeverStart_RejectedWithTheReason(string fault, string reason)
+    {
+        await using var t = new TestBackend();
+        var job = t.Job(16, "true");
+        job = fault switch
+        {
+            "empty command" => job with { Command = [] },
+            "blank program" => job with { Command = [" ", "x"] },
+            "missing working directory" => job with { WorkingDirectory = Path.Combine(t.Root, "no-such-dir") },
+            "relative working directory" => job with { WorkingDirectory = "work" },
+            "bad variable name" => job with { Environment = new Dictionary<string, string> { ["A-B"] = "1" } },
+            "reserved variable name" => job with { Environment = new Dictionary<string, string> { ["__GPUC_ENV_0"] = "PATH=/x" } },
+            "argument over the kernel's limit" => job with { Command = ["echo", new string('x', 200_000)] },
+            "zero walltime" => job with { Walltime = TimeSpan.Zero },
+            _ => throw new ArgumentOutOfRangeException(nameof(fault)),
+        };
+
+        var e = await Should.ThrowAsync<JobStartRejectedException>(() => t.Backend.StartAsync(job, CancellationToken.None));
+
+        e.Message.ShouldContain(reason);
+        e.Message.ShouldStartWith("Job 16: ");
+        Directory.Exists(Path.Combine(t.StateDirectory, "jobs", "16")).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task StartAsync_StateAndLogs_PrivateToTheServer()
+    {
+        await using var t = new TestBackend();
+        var handle = await t.StartAsync(t.Job(17, "echo hi") with { LogDirectory = Path.Combine(t.LogDirectory, "17") });
+        await t.PollUntilEndAsync(17);
+
+        File.GetUnixFileMode(t.StateDirectory).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.GetUnixFileMode(Path.Combine(t.StateDirectory, "jobs", "17", "job.json")).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.GetUnixFileMode(Path.Combine(t.StateDirectory, "jobs", "17", "exitcode")).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.GetUnixFileMode(Path.Combine(t.LogDirectory, "17")).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.GetUnixFileMode(handle.StdoutPath!).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    [Fact]
     public async Task StartAsync_Job_GetsDefaultSignalDispositions()
     {
         if (!File.Exists("/usr/bin/env"))

@@ -122,6 +122,7 @@ public sealed class LocalBackendReattachTests
         var again = await restarted.StartAsync(job, CancellationToken.None);
 
         again.ExternalId.ShouldBe(handle.ExternalId);
+        await TestBackend.WaitForAsync(() => t.Stdout(46).Length > 0, "the job's first line"); // not killed before it printed
         await restarted.CancelAsync(46, TimeSpan.Zero, CancellationToken.None);
         (await t.PollUntilEndAsync(46, restarted)).Last().Kind.ShouldBe(BackendEventKind.Cancelled);
         t.Stdout(46).ShouldBe("once\n");

@@ -73,6 +73,14 @@ internal sealed class TestBackend : IAsyncDisposable
         new(id, $"test-{id}", "proj", "alice", ["/bin/sh", "-c", script], null, env ?? new Dictionary<string, string>(),
             gpus is null ? [] : [new AssignedNode(Node, gpus, [])], walltime ?? TimeSpan.FromMinutes(10), LogDirectory, checkpointable);
 
+    /// <summary>A job of <paramref name="who"/>, with a log folder of its own (as the server gives each job).</summary>
+    public BackendJob JobAs(long id, PosixIdentity who, string script, int[]? gpus = null, IReadOnlyDictionary<string, string>? env = null) =>
+        Job(id, script, gpus, env: env) with { RunAs = who, User = who.User, Project = who.Group, LogDirectory = Path.Combine(LogDirectory, id.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
+
+    public static string Out(BackendHandle handle) => File.ReadAllText(handle.StdoutPath!);
+
+    public static string Err(BackendHandle handle) => File.ReadAllText(handle.StderrPath!);
+
     public async Task<BackendHandle> StartAsync(BackendJob job)
     {
         var handle = await Backend.StartAsync(job, CancellationToken.None);

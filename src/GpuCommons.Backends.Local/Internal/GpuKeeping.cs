@@ -24,8 +24,6 @@ internal static class GpuKeeping
 
     public static void Save(string path, IReadOnlyList<DiscoveredGpu> gpus)
     {
-        var tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(gpus.ToList(), JobFileJson.Default.ListDiscoveredGpu));
-        File.Move(tmp, path, overwrite: true);
+        PrivateFiles.WriteAllText(path, JsonSerializer.Serialize(gpus.ToList(), JobFileJson.Default.ListDiscoveredGpu));
     }
 }

@@ -26,6 +26,11 @@ internal sealed class JobFile
     public string[] GpuUuids { get; set; } = [];
     public string CudaVisibleDevices { get; set; } = "";
 
+    /// <summary>The uid and gid the command runs as (null: the backend's own account); for operators reading the file.</summary>
+    public int? Uid { get; set; }
+    public int? Gid { get; set; }
+    public string? WorkingDirectory { get; set; }
+
     public bool StartReported { get; set; }
 
     /// <summary><c>cancel</c> or <c>walltime</c> once the backend began stopping the job.</summary>
@@ -79,10 +84,8 @@ internal sealed class JobFile
 
     public void Save(string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(this, JobFileJson.Default.JobFile));
-        File.Move(tmp, path, overwrite: true);
+        PrivateFiles.CreateDirectory(Path.GetDirectoryName(path)!);
+        PrivateFiles.WriteAllText(path, JsonSerializer.Serialize(this, JobFileJson.Default.JobFile));
     }
 }
 

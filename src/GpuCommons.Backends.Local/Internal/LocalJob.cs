@@ -28,11 +28,8 @@ internal sealed class LocalJob(JobFile file, string directory)
     {
         try
         {
-            System.IO.Directory.CreateDirectory(Directory);
-            var path = Path.Combine(Directory, "usage.json");
-            var tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            System.IO.File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(usage, JobFileJson.Default.JobGpuUsage));
-            System.IO.File.Move(tmp, path, overwrite: true);
+            PrivateFiles.CreateDirectory(Directory);
+            PrivateFiles.WriteAllText(Path.Combine(Directory, "usage.json"), System.Text.Json.JsonSerializer.Serialize(usage, JobFileJson.Default.JobGpuUsage));
         }
         catch (IOException)
         {

@@ -99,8 +99,11 @@ internal static partial class Posix
         return found;
     }
 
-    /// <summary>The session leader whose command line holds all of <paramref name="arguments"/> (a job's wrapper), if one runs.</summary>
-    public static ProcStat? FindSessionLeaderWithArguments(params string[] arguments)
+    /// <summary>
+    /// The session leader run by <paramref name="ownerUid"/> whose command line holds all of <paramref name="arguments"/> (a
+    /// job's wrapper), if one runs. The owner matters: a job's own processes run as its user and could mimic the wrapper.
+    /// </summary>
+    public static ProcStat? FindSessionLeaderWithArguments(int ownerUid, params string[] arguments)
     {
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
@@ -120,10 +123,32 @@ internal static partial class Posix
                 continue;
             }
 
-            if (arguments.All(a => argv.Contains(a, StringComparer.Ordinal)) && ReadStat(pid) is { IsZombie: false } st && st.Session == pid)
+            if (arguments.All(a => argv.Contains(a, StringComparer.Ordinal)) && ReadStat(pid) is { IsZombie: false } st && st.Session == pid
+                && RealUid(pid) == ownerUid)
             {
                 return st;
             }
+        }
+
+        return null;
+    }
+
+    /// <summary>The real uid of a process (from <c>/proc/PID/status</c>); null when it is gone.</summary>
+    public static int? RealUid(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/status"))
+            {
+                if (line.StartsWith("Uid:", StringComparison.Ordinal))
+                {
+                    var fields = line[4..].Split('\t', ' ', StringSplitOptions.RemoveEmptyEntries);
+                    return fields.Length > 0 && int.TryParse(fields[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var uid) ? uid : null;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
         }
 
         return null;
@@ -169,6 +194,53 @@ internal static partial class Posix
 
         var stat = ReadStat(leader);
         return stat is null || stat.Value.StartTime == startTicks ? SignalJob(leader, signal) : 0;
+    }
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint SysGetEuid();
+
+    [LibraryImport("libc", EntryPoint = "getegid")]
+    private static partial uint SysGetEgid();
+
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SysLchown(string path, uint owner, uint group);
+
+    [LibraryImport("libc", EntryPoint = "mkdtemp", SetLastError = true)]
+    private static unsafe partial byte* SysMkdtemp(byte* template);
+
+    /// <summary>The effective uid of this process (0 when the backend runs as root).</summary>
+    public static int EffectiveUid => unchecked((int)SysGetEuid());
+
+    /// <summary>The effective gid of this process.</summary>
+    public static int EffectiveGid => unchecked((int)SysGetEgid());
+
+    /// <summary>Gives <paramref name="path"/> (never the target of a symbolic link) to <paramref name="uid"/>:<paramref name="gid"/>.</summary>
+    public static void Chown(string path, int uid, int gid)
+    {
+        if (SysLchown(path, unchecked((uint)uid), unchecked((uint)gid)) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new IOException(FormattableString.Invariant($"lchown({path}, {uid}, {gid}) failed: errno {errno}"));
+        }
+    }
+
+    /// <summary>
+    /// Creates a new directory <c>PREFIX</c> followed by six random characters, mode 0700, with <c>mkdtemp(3)</c>: it never
+    /// reuses an existing path or follows a link planted there.
+    /// </summary>
+    public static unsafe string CreateUniqueDirectory(string prefix)
+    {
+        var template = System.Text.Encoding.UTF8.GetBytes(prefix + "XXXXXX\0");
+        fixed (byte* p = template)
+        {
+            if (SysMkdtemp(p) is null)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                throw new IOException(FormattableString.Invariant($"mkdtemp({prefix}XXXXXX) failed: errno {errno}"));
+            }
+        }
+
+        return System.Text.Encoding.UTF8.GetString(template, 0, template.Length - 1);
     }
 
     private static string? _bootId;
