@@ -180,12 +180,13 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             long slurmId;
             try
             {
-                if (_options.CheckWorkingDirectory && job.WorkingDirectory is { } wd && !await Client.CanEnterAsync(wd, login, cancellationToken).ConfigureAwait(false))
+                if (_options.CheckWorkingDirectory && job.WorkingDirectory is { } wd
+                    && !await Client.CanEnterAsync(wd, login, cancellationToken, job.RunAs?.Group).ConfigureAwait(false))
                 {
                     throw Rejected(job, $"{login ?? "the server's account"} cannot enter its working directory '{wd}' (it does not exist, is not a directory, or is not searchable for that account)");
                 }
 
-                slurmId = await Client.SubmitAsync(submission, cancellationToken, login).ConfigureAwait(false);
+                slurmId = await Client.SubmitAsync(submission, cancellationToken, login, job.RunAs?.Group).ConfigureAwait(false);
             }
             catch (SlurmException e) when (e.IsTransient)
             {

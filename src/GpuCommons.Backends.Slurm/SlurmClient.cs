@@ -135,9 +135,9 @@ public sealed class SlurmClient
     /// Throws <see cref="SlurmException"/>: transient when the outcome is unknown, <see cref="SlurmException.Kind"/>
     /// <see cref="SlurmFailureKind.JobRejected"/> when Slurm refused the job for a reason in the job itself.
     /// </summary>
-    public async Task<long> SubmitAsync(SlurmSubmission submission, CancellationToken ct, string? login = null)
+    public async Task<long> SubmitAsync(SlurmSubmission submission, CancellationToken ct, string? login = null, string? group = null)
     {
-        var r = await RunAsync("sbatch", submission.Arguments, submission.Script, ct, login).ConfigureAwait(false);
+        var r = await RunAsync("sbatch", submission.Arguments, submission.Script, ct, login, group).ConfigureAwait(false);
         if (!SlurmOutputParser.TryParseSbatch(r.Stdout, out var id))
         {
             // sbatch said it succeeded but printed no id: the job may exist, so this is not a clean refusal.
@@ -236,9 +236,9 @@ public sealed class SlurmClient
     }
 
     /// <summary>Whether <paramref name="login"/> (null: the server) can enter <paramref name="directory"/>: <c>test -d DIR -a -x DIR</c> as that account.</summary>
-    public async Task<bool> CanEnterAsync(string directory, string? login, CancellationToken ct)
+    public async Task<bool> CanEnterAsync(string directory, string? login, CancellationToken ct, string? group = null)
     {
-        var (tool, args) = SlurmUserSwitch.Wrap(_options.SubmitAs, login, "test", ["-d", directory, "-a", "-x", directory], _options);
+        var (tool, args) = SlurmUserSwitch.Wrap(_options.SubmitAs, login, "test", ["-d", directory, "-a", "-x", directory], _options, group);
         var r = await _runner.RunAsync(tool, args, null, _options.CommandTimeout, ct).ConfigureAwait(false);
         if (r.Ok)
         {
@@ -317,9 +317,9 @@ public sealed class SlurmClient
     /// Runs a tool, as <paramref name="login"/> when given; a non-zero exit is a <see cref="SlurmException"/>, transient when
     /// the controller did not answer.
     /// </summary>
-    private async Task<SlurmCommandResult> RunAsync(string tool, IReadOnlyList<string> args, string? stdin, CancellationToken ct, string? login = null)
+    private async Task<SlurmCommandResult> RunAsync(string tool, IReadOnlyList<string> args, string? stdin, CancellationToken ct, string? login = null, string? group = null)
     {
-        var (runTool, runArgs) = SlurmUserSwitch.Wrap(_options.SubmitAs, login, tool, args, _options);
+        var (runTool, runArgs) = SlurmUserSwitch.Wrap(_options.SubmitAs, login, tool, args, _options, group);
         var r = await _runner.RunAsync(runTool, runArgs, stdin, _options.CommandTimeout, ct).ConfigureAwait(false);
         if (r.Ok)
         {

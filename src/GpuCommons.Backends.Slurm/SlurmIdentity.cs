@@ -89,6 +89,7 @@ public static class SlurmFailures
         "Batch script contains DOS line breaks",
         "does not exist or the user entry",     // runuser: user X does not exist or the user entry does not contain all the required fields
         "unknown user",                         // sudo: unknown user X
+        "unknown group",                        // sudo: unknown group X
         "cannot enter its working directory",   // our own working-directory check
     ];
 
@@ -112,7 +113,8 @@ public static class SlurmFailures
             return SlurmFailureKind.Refused;
         }
 
-        return JobMarkers.Any(m => text.Contains(m, StringComparison.OrdinalIgnoreCase)) ? SlurmFailureKind.JobRejected : SlurmFailureKind.Refused;
+        var runuserGroup = text.Contains("runuser: group ", StringComparison.Ordinal) && text.Contains("does not exist", StringComparison.Ordinal);
+        return runuserGroup || JobMarkers.Any(m => text.Contains(m, StringComparison.OrdinalIgnoreCase)) ? SlurmFailureKind.JobRejected : SlurmFailureKind.Refused;
     }
 
     /// <summary>Classifies an <c>sbatch</c> message (stderr) and exit code.</summary>
@@ -135,9 +137,10 @@ public static class SlurmUserSwitch
 
     /// <summary>
     /// <paramref name="tool"/> with <paramref name="args"/> run as <paramref name="login"/> (null: as the server):
-    /// <c>runuser -u LOGIN -- tool args</c> or <c>sudo -n -u LOGIN -- tool args</c>.
+    /// <c>runuser -u LOGIN [-g GROUP] -- tool args</c> or <c>sudo -n -u LOGIN [-g GROUP] -- tool args</c>. With
+    /// <paramref name="group"/> the tool runs with that primary group, which Slurm gives the job.
     /// </summary>
-    public static (string Tool, List<string> Args) Wrap(SlurmSubmitMode mode, string? login, string tool, IReadOnlyList<string> args, SlurmBackendOptions options)
+    public static (string Tool, List<string> Args) Wrap(SlurmSubmitMode mode, string? login, string tool, IReadOnlyList<string> args, SlurmBackendOptions options, string? group = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(options);
@@ -151,11 +154,23 @@ public static class SlurmUserSwitch
         switch (Resolve(mode))
         {
             case SlurmSubmitMode.Runuser:
-                list.AddRange(["-u", login, "--", inner]);
+                list.AddRange(["-u", login]);
+                if (group is not null)
+                {
+                    list.AddRange(["-g", group]);
+                }
+
+                list.AddRange(["--", inner]);
                 list.AddRange(args);
                 return (options.RunuserPath, list);
             case SlurmSubmitMode.Sudo:
-                list.AddRange(["-n", "-u", login, "--", inner]);
+                list.AddRange(["-n", "-u", login]);
+                if (group is not null)
+                {
+                    list.AddRange(["-g", group]);
+                }
+
+                list.AddRange(["--", inner]);
                 list.AddRange(args);
                 return (options.SudoPath, list);
             default:

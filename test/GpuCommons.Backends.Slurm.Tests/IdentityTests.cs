@@ -119,6 +119,8 @@ public sealed class IdentityTests : IDisposable
     [InlineData("sbatch: error: Batch job submission failed: Pathname of a file, directory or other parameter too long", SlurmFailureKind.JobRejected)]
     [InlineData("runuser: user gpucs-x does not exist or the user entry does not contain all the required fields", SlurmFailureKind.JobRejected)]
     [InlineData("sudo: unknown user gpucs-x", SlurmFailureKind.JobRejected)]
+    [InlineData("runuser: group gpucs-p does not exist", SlurmFailureKind.JobRejected)]
+    [InlineData("sudo: unknown group gpucs-p", SlurmFailureKind.JobRejected)]
     [InlineData("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", SlurmFailureKind.Transient)]
     [InlineData("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", SlurmFailureKind.Transient)]
     [InlineData("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying", SlurmFailureKind.Transient)]
@@ -146,7 +148,7 @@ public sealed class IdentityTests : IDisposable
 
         var sbatch = _slurm.Calls.First(c => FakeSlurm.Unwrap(c.Tool, c.Args).Tool == "sbatch");
         sbatch.Tool.ShouldBe("runuser");
-        sbatch.Args.Take(4).ShouldBe(["-u", "alice", "--", "sbatch"]);
+        sbatch.Args.Take(6).ShouldBe(["-u", "alice", "-g", "gpuc-proj", "--", "sbatch"]); // the project's group is the job's primary group
         sbatch.Args.ShouldContain("--account=proj");
         sbatch.Args.ShouldContain("--export=NONE");
         h.StdoutPath.ShouldBe($"{_spool}/alice/42/gpuc-42.out");
@@ -211,8 +213,8 @@ public sealed class IdentityTests : IDisposable
 
         var sbatch = _slurm.Calls.Single(c => FakeSlurm.Unwrap(c.Tool, c.Args).Tool == "sbatch");
         sbatch.Tool.ShouldBe("sudo");
-        sbatch.Args.Take(5).ShouldBe(["-n", "-u", "alice", "--", "sbatch"]);
-        _slurm.Calls.Where(c => c.Tool == "sudo" && c.Args.Contains("install")).Select(c => string.Join(' ', c.Args.Skip(4)))
+        sbatch.Args.Take(7).ShouldBe(["-n", "-u", "alice", "-g", "gpuc-proj", "--", "sbatch"]);
+        _slurm.Calls.Where(c => c.Tool == "sudo" && c.Args.Contains("install")).Select(c => string.Join(' ', c.Args.Skip(c.Args.ToList().IndexOf("--") + 1)))
             .ShouldBe([$"install -d -m 0750 -g 2500 {_spool}/alice/42", $"install -d -m 0711 {_spool}/alice"]);
         _slurm.Calls.ShouldNotContain(c => c.Tool == "chown");
     }
