@@ -63,6 +63,7 @@ public sealed class SlurmClient
         foreach (var chunk in slurmIds.Chunk(500))
         {
             var args = Sacct();
+            args.Add("--allusers"); // every tenant's jobs, whoever submitted them
             args.Add("--jobs=" + string.Join(',', chunk.Select(i => i.ToString(CultureInfo.InvariantCulture))));
             var r = await RunAsync("sacct", args, null, ct).ConfigureAwait(false);
             var p = SlurmOutputParser.ParseSacct(r.Stdout, _options.JobNamePrefix);
