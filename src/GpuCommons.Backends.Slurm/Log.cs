@@ -46,4 +46,13 @@ internal static partial class Log
 
     [LoggerMessage(5151, LogLevel.Debug, "Reconciliation pass: {Expected} expected jobs, {SlurmJobs} Slurm rows, {Discrepancies} discrepancies in {Milliseconds:0} ms")]
     public static partial void ReconcilePass(ILogger logger, int expected, int slurmJobs, int discrepancies, double milliseconds);
+
+    [LoggerMessage(5114, LogLevel.Warning, "Slurm refused job {JobId} for a reason in the job: {Reason}")]
+    public static partial void StartRejected(ILogger logger, long jobId, string reason);
+
+    [LoggerMessage(5115, LogLevel.Information, "Slurm association created: user {Login} may charge account {Account}")]
+    public static partial void AssociationReady(ILogger logger, string login, string account);
+
+    [LoggerMessage(5141, LogLevel.Warning, "Cancelling job {JobId} as {Login} failed ({Error}); cancelling as the server")]
+    public static partial void CancelAsUserFailed(ILogger logger, long jobId, string login, string error);
 }

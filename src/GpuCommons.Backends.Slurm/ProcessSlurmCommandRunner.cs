@@ -20,7 +20,9 @@ public sealed class ProcessSlurmCommandRunner : ISlurmCommandRunner
 
     public async Task<SlurmCommandResult> RunAsync(string tool, IReadOnlyList<string> args, string? stdin, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var psi = new ProcessStartInfo(_binDirectory is null ? tool : Path.Combine(_binDirectory, tool))
+        // BinDirectory holds the Slurm tools only; helpers (runuser, sudo, getent, test, chown) come from PATH.
+        var slurmTool = tool is "sbatch" or "scancel" or "squeue" or "sacct" or "sinfo" or "scontrol" or "sacctmgr";
+        var psi = new ProcessStartInfo(_binDirectory is null || !slurmTool ? tool : Path.Combine(_binDirectory, tool))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using GpuCommons.Backends.Slurm.Parsing;
 using GpuCommons.Core.Fleet;
@@ -26,6 +27,8 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
     private readonly SemaphoreSlim _indexLock = new(1, 1);
     private readonly Dictionary<string, NodeState> _nodeStates = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _nodePartition = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Account, string Login), bool> _associations = new();
+    private readonly ConcurrentDictionary<string, int> _uids = new(StringComparer.Ordinal);
     private NameIndex? _index;
     private bool _nodeBaseline;
 
@@ -105,6 +108,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
     public async Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(job);
+        RefuseForbiddenIdentity(job);
         var gate = _startLocks[(int)(job.JobId & 63)];
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -154,14 +158,35 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 return Adopt(job, existing.Name, existing);
             }
 
-            // 3. Submit.
+            // 3. Submit, as the job's own account when it names one.
             var partition = await PartitionOfAsync(job.Nodes.Count > 0 ? job.Nodes[0].Node : null, cancellationToken).ConfigureAwait(false);
-            var submission = SlurmSubmission.Create(job, _options, partition);
-            TryCreateDirectory(job.LogDirectory);
+            SlurmSubmission submission;
+            try
+            {
+                submission = SlurmSubmission.Create(job, _options, partition);
+            }
+            catch (ArgumentException e)
+            {
+                throw Rejected(job, $"cannot be submitted to Slurm: {e.Message}", e);
+            }
+
+            var login = await PrepareIdentityAsync(job, cancellationToken).ConfigureAwait(false);
+            if (job.RunAs is null)
+            {
+                TryCreateDirectory(job.LogDirectory);
+            }
+
+            await EnsureAssociationAsync(job, login, cancellationToken).ConfigureAwait(false);
             long slurmId;
             try
             {
-                slurmId = await Client.SubmitAsync(submission, cancellationToken).ConfigureAwait(false);
+                if (_options.CheckWorkingDirectory && job.WorkingDirectory is { } wd
+                    && !await Client.CanEnterAsync(wd, login, cancellationToken, job.RunAs?.Group).ConfigureAwait(false))
+                {
+                    throw Rejected(job, $"{login ?? "the server's account"} cannot enter its working directory '{wd}' (it does not exist, is not a directory, or is not searchable for that account)");
+                }
+
+                slurmId = await Client.SubmitAsync(submission, cancellationToken, login, job.RunAs?.Group).ConfigureAwait(false);
             }
             catch (SlurmException e) when (e.IsTransient)
             {
@@ -172,6 +197,10 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
                 Log.SubmitUncertain(_logger, job.JobId, e.Message);
                 throw;
+            }
+            catch (SlurmException e) when (e.Kind == SlurmFailureKind.JobRejected)
+            {
+                throw Rejected(job, $"Slurm refused it: {e.Message}", e);
             }
             catch (SlurmException e)
             {
@@ -190,7 +219,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             }
 
             var tracked = new TrackedJob(job.JobId, job.Attempt, slurmId, name, job.Nodes.Select(n => n.Node).ToArray(), _time.GetUtcNow(),
-                submission.StdoutPath, submission.StderrPath);
+                submission.StdoutPath, submission.StderrPath) { Login = login };
             lock (_lock)
             {
                 _jobs[job.JobId] = tracked;
@@ -250,7 +279,29 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
 
         Log.Cancelling(_logger, jobId, t.SlurmId, signal, signal is null ? 0 : grace.TotalSeconds);
-        await Client.CancelAsync(t.SlurmId, t.Name, signal, cancellationToken).ConfigureAwait(false);
+        await CancelAsOwnerAsync(t, signal, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// scancel as the job's own account (Slurm logs who cancelled, and a user may cancel only their own jobs); when that
+    /// fails for a reason other than an unreachable controller (the account was removed meanwhile), as the server.
+    /// </summary>
+    private async Task CancelAsOwnerAsync(TrackedJob t, string? signal, CancellationToken ct)
+    {
+        if (t.Login is { } login)
+        {
+            try
+            {
+                await Client.CancelAsync(t.SlurmId, t.Name, signal, ct, login).ConfigureAwait(false);
+                return;
+            }
+            catch (SlurmException e) when (!e.IsTransient)
+            {
+                Log.CancelAsUserFailed(_logger, t.JobId, login, e.Message);
+            }
+        }
+
+        await Client.CancelAsync(t.SlurmId, t.Name, signal, ct).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<BackendEvent>> PollAsync(CancellationToken cancellationToken)
@@ -389,10 +440,14 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
     private BackendHandle Adopt(BackendJob job, string name, SlurmJobRow row)
     {
-        var stdout = Path.Combine(job.LogDirectory, name + ".out");
-        var stderr = Path.Combine(job.LogDirectory, name + ".err");
+        var logDirectory = SlurmSubmission.LogDirectoryFor(job, _options);
+        var stdout = Path.Combine(logDirectory, name + ".out");
+        var stderr = Path.Combine(logDirectory, name + ".err");
         var attempt = SlurmJobName.TryParse(_options.JobNamePrefix, name, out _, out var a) ? a : job.Attempt;
-        var t = new TrackedJob(job.JobId, attempt, row.SlurmJobId, name, job.Nodes.Select(n => n.Node).ToArray(), row.Submit ?? _time.GetUtcNow(), stdout, stderr);
+        var t = new TrackedJob(job.JobId, attempt, row.SlurmJobId, name, job.Nodes.Select(n => n.Node).ToArray(), row.Submit ?? _time.GetUtcNow(), stdout, stderr)
+        {
+            Login = job.RunAs?.User,
+        };
         lock (_lock)
         {
             _jobs[job.JobId] = t;
@@ -528,7 +583,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
         foreach (var t in due)
         {
-            await Client.CancelAsync(t.SlurmId, t.Name, null, ct).ConfigureAwait(false);
+            await CancelAsOwnerAsync(t, null, ct).ConfigureAwait(false);
             lock (_lock)
             {
                 t.KillAt = null;
@@ -721,6 +776,143 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
     }
 
+    private JobStartRejectedException Rejected(BackendJob job, string reason, Exception? inner = null)
+    {
+        var message = $"job {job.JobId} {reason}";
+        Log.StartRejected(_logger, job.JobId, message);
+        return inner is null ? new JobStartRejectedException(message) : new JobStartRejectedException(message, inner);
+    }
+
+    /// <summary>Never as root, never as the server's own account (that is single-user mode, where <see cref="BackendJob.RunAs"/> is null).</summary>
+    private void RefuseForbiddenIdentity(BackendJob job)
+    {
+        if (job.RunAs is not { } who)
+        {
+            return;
+        }
+
+        if (who.Uid == 0 || who.User == "root")
+        {
+            throw Rejected(job, $"would run as root (account '{who.User}', uid {who.Uid}): GpuCommons never runs a job as uid 0");
+        }
+
+        if (who.Uid == SlurmUserSwitch.ServerUid)
+        {
+            throw Rejected(job, $"would run as the GpuCommons server's own account (uid {who.Uid}): refused");
+        }
+
+        if (who.Gid == 0)
+        {
+            throw Rejected(job, $"would run with group root (gid 0) as its primary group: refused");
+        }
+
+        if (who.User.Length == 0 || who.User.StartsWith('-') || who.User.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '/' or ':'))
+        {
+            throw Rejected(job, $"names the account '{who.User}', which is not a valid login name");
+        }
+    }
+
+    /// <summary>
+    /// For a job with an identity: checks its login on this host (uid as the server maps it) and makes its spool directory
+    /// (SPOOL/LOGIN/JOBID, the user's and the project group's, 0750). Returns the login to submit as, or null.
+    /// </summary>
+    private async Task<string?> PrepareIdentityAsync(BackendJob job, CancellationToken ct)
+    {
+        if (job.RunAs is not { } who)
+        {
+            return null;
+        }
+
+        var mode = SlurmUserSwitch.Resolve(_options.SubmitAs);
+        if (mode == SlurmSubmitMode.Self)
+        {
+            throw new SlurmException($"job {job.JobId} runs as '{who.User}', but SubmitAs=Self submits only as the server's own account; set SubmitAs to Runuser or Sudo", false);
+        }
+
+        if (!_uids.TryGetValue(who.User, out var uid))
+        {
+            var found = await Client.UidOfAsync(who.User, ct).ConfigureAwait(false);
+            if (found is null)
+            {
+                throw Rejected(job, $"runs as '{who.User}', but no such account exists on the Slurm submit host (getent passwd {who.User} finds nothing)");
+            }
+
+            uid = _uids.GetOrAdd(who.User, found.Value);
+        }
+
+        if (uid != who.Uid)
+        {
+            throw Rejected(job, $"runs as '{who.User}' with uid {who.Uid}, but that account has uid {uid} on the Slurm submit host");
+        }
+
+        var dir = SlurmSubmission.LogDirectoryFor(job, _options);
+        var userDir = Path.GetDirectoryName(dir)!;
+        var owner = who.Uid.ToString(CultureInfo.InvariantCulture) + ":" + who.Gid.ToString(CultureInfo.InvariantCulture);
+        if (OperatingSystem.IsWindows())
+        {
+            throw new PlatformNotSupportedException("jobs with an identity need a POSIX submit host");
+        }
+
+        if (mode == SlurmSubmitMode.Runuser)
+        {
+            // Root makes every level: the spool and the user's level root-owned 0711 (traversable, not listable, nothing a
+            // tenant can rename), the job's own level 0750 for the user and the project's group.
+            const UnixFileMode Traverse = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+            const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute;
+            foreach (var level in new[] { _options.JobSpoolDirectory, userDir })
+            {
+                if (!Directory.Exists(level))
+                {
+                    Directory.CreateDirectory(level, Traverse);
+                    File.SetUnixFileMode(level, Traverse);
+                }
+            }
+
+            if (new DirectoryInfo(dir) is { Exists: true, LinkTarget: not null })
+            {
+                throw new SlurmException($"job {job.JobId}: its spool directory {dir} is a symbolic link; refusing to use it", false);
+            }
+
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(dir, Private);
+            await Client.RunHelperAsync("chown", ["-h", owner, dir], null, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            // sudo: the server cannot chown; the user makes the directory (the spool must be 1733, see README), and the
+            // server checks that the user's level belongs to the user (a tenant could have made another's in advance).
+            await Client.RunHelperAsync("install", ["-d", "-m", "0750", "-g", who.Gid.ToString(CultureInfo.InvariantCulture), dir], who.User, ct).ConfigureAwait(false);
+            await Client.RunHelperAsync("install", ["-d", "-m", "0711", userDir], who.User, ct).ConfigureAwait(false);
+            var stat = await Client.StatAsync([userDir, dir], ct).ConfigureAwait(false);
+            if (stat.Any(s => s.Uid != who.Uid || s.Type != "directory"))
+            {
+                throw new SlurmException($"job {job.JobId}: spool directories {userDir}, {dir} are not directories owned by uid {who.Uid} ({string.Join("; ", stat)}); refusing to write its output there", false);
+            }
+        }
+
+        return who.User;
+    }
+
+    /// <summary>Creates the association (project account, login) once per pair, when <see cref="SlurmBackendOptions.ManageAssociations"/>.</summary>
+    private async Task EnsureAssociationAsync(BackendJob job, string? login, CancellationToken ct)
+    {
+        if (!_options.ManageAssociations || !_options.UseAccounting || (login is null && SlurmUserSwitch.ServerUid != 0))
+        {
+            return;
+        }
+
+        var user = login ?? "root";
+        var account = SlurmSubmission.AccountFor(job, _options);
+        if (_associations.ContainsKey((account, user)))
+        {
+            return;
+        }
+
+        await Client.EnsureAssociationAsync(account, user, ct).ConfigureAwait(false);
+        _associations[(account, user)] = true;
+        Log.AssociationReady(_logger, user, account);
+    }
+
     private static void TryCreateDirectory(string dir)
     {
         try
@@ -748,6 +940,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         public int Missed { get; set; }
         public bool CancelRequested { get; set; }
         public DateTimeOffset? KillAt { get; set; }
+
+        /// <summary>The account the job was submitted as (null: the server's); it is cancelled as that account.</summary>
+        public string? Login { get; init; }
     }
 
     /// <summary>Jobs in Slurm named like ours, read once after start; a job is taken out when it is adopted or tracked.</summary>

@@ -14,8 +14,49 @@ public sealed class SlurmBackendOptions
     /// <summary>Partition for jobs whose nodes are in several (null: the partition of the first node). <value>Default null.</value></summary>
     public string? Partition { get; set; }
 
-    /// <summary>Slurm account to charge (<c>--account</c>); null: the submitting user's default. <value>Default null.</value></summary>
+    /// <summary>
+    /// One Slurm account to charge every job to (<c>--account</c>). Null: each job is charged to the account named after its
+    /// project (<see cref="SlurmAccountName.FromProject"/>, with <see cref="AccountPrefix"/>). <value>Default null.</value>
+    /// </summary>
     public string? Account { get; set; }
+
+    /// <summary>Put before every project account name (e.g. <c>gpuc_</c>), to keep GpuCommons's accounts apart. <value>Default empty.</value></summary>
+    public string AccountPrefix { get; set; } = "";
+
+    /// <summary>
+    /// Create the Slurm association (account, user) a job is charged to when it is missing: <c>sacctmgr -i add account</c> and
+    /// <c>sacctmgr -i add user LOGIN account=ACCOUNT</c>, once per pair per process. Needs <see cref="UseAccounting"/> and a
+    /// server that is a Slurm administrator (root, SlurmUser, or AdminLevel=Administrator); a server run by a normal user
+    /// without <see cref="BackendJob.RunAs"/> (single-user mode) never manages associations. <value>Default true.</value>
+    /// </summary>
+    public bool ManageAssociations { get; set; } = true;
+
+    /// <summary>
+    /// How a job that names an account (<see cref="BackendJob.RunAs"/>) is submitted and cancelled as that account.
+    /// <value>Default <see cref="SlurmSubmitMode.Auto"/>: <c>runuser</c> when the server is root, else <c>sudo</c>.</value>
+    /// </summary>
+    public SlurmSubmitMode SubmitAs { get; set; } = SlurmSubmitMode.Auto;
+
+    /// <summary>
+    /// Where jobs that run as their user (<see cref="BackendJob.RunAs"/>) write their output: <c>SPOOL/LOGIN/JOBID/</c>,
+    /// owned by the user and the project's group, mode 0750, in root-owned 0711 parents (traversable, not listable). Slurm
+    /// writes <c>--output</c>/<c>--error</c> there as the user, so on a real cluster it must be on a file system shared by
+    /// the submit host and the compute nodes, at the same path. Jobs without an identity keep
+    /// <see cref="BackendJob.LogDirectory"/>. <value>Default <c>/var/spool/gpuc/slurm</c>.</value>
+    /// </summary>
+    public string JobSpoolDirectory { get; set; } = "/var/spool/gpuc/slurm";
+
+    /// <summary>
+    /// Before submitting, check as the job's user that its working directory exists and can be entered (Slurm would run
+    /// the job in /tmp instead); a job whose directory fails the check is refused. <value>Default true.</value>
+    /// </summary>
+    public bool CheckWorkingDirectory { get; set; } = true;
+
+    /// <summary><c>runuser</c> (util-linux), for <see cref="SlurmSubmitMode.Runuser"/>. <value>Default <c>runuser</c> from PATH.</value></summary>
+    public string RunuserPath { get; set; } = "runuser";
+
+    /// <summary><c>sudo</c>, for <see cref="SlurmSubmitMode.Sudo"/>. <value>Default <c>sudo</c> from PATH.</value></summary>
+    public string SudoPath { get; set; } = "sudo";
 
     /// <summary>Limit for one command; a controller slower than this is treated as unreachable for the pass. <value>Default 30 s.</value></summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
@@ -68,9 +109,35 @@ public sealed class SlurmBackendOptions
             throw new ArgumentException("timeouts and backoff must be positive, MaxBackoff >= InitialBackoff");
         }
 
+        if (string.IsNullOrWhiteSpace(JobSpoolDirectory) || !Path.IsPathFullyQualified(JobSpoolDirectory))
+        {
+            throw new ArgumentException("must be an absolute path", nameof(JobSpoolDirectory));
+        }
+
+        if (AccountPrefix.Any(c => !(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '-')))
+        {
+            throw new ArgumentException("may only hold a-z, 0-9, '_' and '-'", nameof(AccountPrefix));
+        }
+
         if (LostAfterMissedPolls < 1)
         {
             throw new ArgumentException("must be at least 1", nameof(LostAfterMissedPolls));
         }
     }
+}
+
+/// <summary>How the backend runs <c>sbatch</c>/<c>scancel</c> as a job's own account.</summary>
+public enum SlurmSubmitMode
+{
+    /// <summary><see cref="Runuser"/> when the server runs as root, else <see cref="Sudo"/>.</summary>
+    Auto,
+
+    /// <summary><c>runuser -u LOGIN -- sbatch …</c>: the server is root.</summary>
+    Runuser,
+
+    /// <summary><c>sudo -n -u LOGIN -- sbatch …</c>: the server is a service account with a sudoers rule (see README).</summary>
+    Sudo,
+
+    /// <summary>No switch: the server submits as itself; a job that names any other account is refused (single-user installs).</summary>
+    Self,
 }

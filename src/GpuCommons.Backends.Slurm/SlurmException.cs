@@ -7,11 +7,12 @@ namespace GpuCommons.Backends.Slurm;
 /// </summary>
 public sealed class SlurmException : Exception
 {
-    public SlurmException(string message, bool isTransient, string? command = null, Exception? inner = null)
+    public SlurmException(string message, bool isTransient, string? command = null, Exception? inner = null, SlurmFailureKind? kind = null)
         : base(message, inner)
     {
         IsTransient = isTransient;
         Command = command;
+        Kind = kind ?? (isTransient ? SlurmFailureKind.Transient : SlurmFailureKind.Refused);
     }
 
     public SlurmException()
@@ -29,6 +30,9 @@ public sealed class SlurmException : Exception
     }
 
     public bool IsTransient { get; }
+
+    /// <summary>What the failure means for the job: <see cref="SlurmFailureKind.JobRejected"/> when it was the job's own fault.</summary>
+    public SlurmFailureKind Kind { get; }
 
     /// <summary>The command line that failed.</summary>
     public string? Command { get; }

@@ -49,8 +49,9 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         }
 
         var name = SlurmJobName.Format(options.JobNamePrefix, job.JobId, job.Attempt);
-        var stdout = Path.Combine(job.LogDirectory, name + ".out");
-        var stderr = Path.Combine(job.LogDirectory, name + ".err");
+        var logDirectory = LogDirectoryFor(job, options);
+        var stdout = Path.Combine(logDirectory, name + ".out");
+        var stderr = Path.Combine(logDirectory, name + ".err");
         var minutes = Math.Max(1, (long)Math.Ceiling(job.Walltime.TotalMinutes));
         var args = new List<string>(20)
         {
@@ -76,18 +77,36 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             args.Add("--partition=" + part);
         }
 
-        if (options.Account is { } account)
+        args.Add("--account=" + AccountFor(job, options));
+        if ((job.WorkingDirectory ?? (job.RunAs is null ? null : logDirectory)) is { } wd)
         {
-            args.Add("--account=" + account);
-        }
-
-        if (job.WorkingDirectory is { } wd)
-        {
+            // A job with an identity and no working directory starts in its own spool directory, never in the server's.
             args.Add("--chdir=" + wd);
         }
 
         args.AddRange(options.ExtraSbatchArguments);
         return new SlurmSubmission(name, args, BuildScript(job, options, perNode), stdout, stderr);
+    }
+
+    /// <summary>The Slurm account a job is charged to: <see cref="SlurmBackendOptions.Account"/>, else the project's (<see cref="SlurmAccountName"/>).</summary>
+    public static string AccountFor(BackendJob job, SlurmBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Account ?? SlurmAccountName.FromProject(job.Project, options.AccountPrefix);
+    }
+
+    /// <summary>
+    /// Where the job's output goes: <see cref="BackendJob.LogDirectory"/> for a job without an identity; for one with
+    /// <see cref="BackendJob.RunAs"/>, <c>JobSpoolDirectory/LOGIN/JOBID</c>, which the backend makes for the user.
+    /// </summary>
+    public static string LogDirectoryFor(BackendJob job, SlurmBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(options);
+        return job.RunAs is { } who
+            ? Path.Combine(options.JobSpoolDirectory, who.User, job.JobId.ToString(CultureInfo.InvariantCulture))
+            : job.LogDirectory;
     }
 
     private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode)
@@ -101,6 +120,17 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         }
 
         sb.Append("export GPUC_JOB_ID=").Append(job.JobId.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        if (job.RunAs is { } who)
+        {
+            // --export=NONE: the job's account, never the server's (Slurm also loads the user's own login environment).
+            foreach (var (k, v) in new[] { ("HOME", who.Home), ("USER", who.User), ("LOGNAME", who.User) })
+            {
+                if (!job.Environment.ContainsKey(k))
+                {
+                    sb.Append("export ").Append(k).Append('=').Append(Quote(v)).Append('\n');
+                }
+            }
+        }
         foreach (var (key, value) in job.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (!IsName(key))
@@ -114,6 +144,12 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             }
 
             sb.Append("export ").Append(key).Append('=').Append(Quote(value)).Append('\n');
+        }
+
+        if (job.WorkingDirectory is { } wd)
+        {
+            // Slurm runs a job whose --chdir it cannot enter in /tmp instead: fail rather than run elsewhere.
+            sb.Append("cd -- ").Append(Quote(wd)).Append(" || exit 111\n"); // the shell's message names the directory and the reason
         }
 
         sb.Append("exec ");

@@ -24,7 +24,7 @@ internal sealed class FakeSlurm : ISlurmCommandRunner
     {
         lock (_lock)
         {
-            return Calls.Count(c => c.Tool == tool);
+            return Calls.Count(c => Unwrap(c.Tool, c.Args).Tool == tool);
         }
     }
 
@@ -39,8 +39,30 @@ internal sealed class FakeSlurm : ISlurmCommandRunner
     }
 
     /// <summary>The default behaviour: a tiny Slurm whose queue, accounting and nodes are the text properties.</summary>
+    /// <summary>Accounts known to <c>getent passwd</c>: login → uid.</summary>
+    public Dictionary<string, int> Accounts { get; } = new(StringComparer.Ordinal) { ["alice"] = 1500, ["bob"] = 1501 };
+
+    /// <summary>The tool and arguments a <c>runuser -u X --</c> / <c>sudo -n -u X --</c> prefix runs, and as whom (null: no prefix).</summary>
+    public static (string Tool, IReadOnlyList<string> Args, string? As) Unwrap(string tool, IReadOnlyList<string> args)
+    {
+        if (tool is "runuser" or "sudo")
+        {
+            var sep = args.ToList().IndexOf("--");
+            var u = args.ToList().IndexOf("-u");
+            return (Path.GetFileName(args[sep + 1]), args.Skip(sep + 2).ToArray(), args[u + 1]);
+        }
+
+        return (tool, args, null);
+    }
+
     public SlurmCommandResult Default(string tool, IReadOnlyList<string> args, string? stdin)
     {
+        (tool, args, _) = Unwrap(tool, args);
+        if (tool == "getent")
+        {
+            return Accounts.TryGetValue(args[1], out var uid) ? Ok($"{args[1]}:x:{uid}:{uid}::/home/{args[1]}:/bin/bash\n") : new SlurmCommandResult(2, "", "", TimeSpan.Zero);
+        }
+
         if (Down)
         {
             return Unreachable(tool);

@@ -7,4 +7,7 @@ internal static class Jobs
         new(id, $"job{id}", "proj", "alice", command ?? ["/bin/true"], null, env ?? new Dictionary<string, string>(),
             nodes.Select(n => new AssignedNode(n, Enumerable.Range(0, gpusPerNode).ToArray(), [])).ToArray(),
             walltime ?? TimeSpan.FromMinutes(5), logDir, checkpointable, attempt);
+
+    public static PosixIdentity Alice { get; } = new("alice", 1500, "gpuc-proj", 2500, "/home/alice");
+
 }
