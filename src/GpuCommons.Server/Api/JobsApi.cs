@@ -19,7 +19,7 @@ public sealed class SubmitJobRequest
     public double? Gpus { get; set; }
     public int? Nodes { get; set; }
     public int? GpusPerNode { get; set; }
-    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c> or <c>[d-]hh:mm[:ss]</c>.</summary>
+    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c>, <c>hh:mm[:ss]</c> or <c>d-hh[:mm[:ss]]</c> (minutes and seconds 0–59, hours after days 0–23).</summary>
     public string? Walltime { get; set; }
     /// <summary><c>preemptible</c>, <c>normal</c> (default) or <c>high</c>.</summary>
     public string? Priority { get; set; }
