@@ -19,7 +19,7 @@ public sealed class SubmitJobRequest
     public double? Gpus { get; set; }
     public int? Nodes { get; set; }
     public int? GpusPerNode { get; set; }
-    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c> or <c>[d-]hh:mm[:ss]</c>.</summary>
+    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c>, <c>hh:mm[:ss]</c> or <c>d-hh[:mm[:ss]]</c> (minutes and seconds 0–59, hours after days 0–23).</summary>
     public string? Walltime { get; set; }
     /// <summary><c>preemptible</c>, <c>normal</c> (default) or <c>high</c>.</summary>
     public string? Priority { get; set; }
@@ -86,11 +86,17 @@ internal static class JobsApi
         var dto = JobDto.From(outcome.Job!);
         if (outcome.Replayed)
         {
+            if (!InputRules.SameSubmission(row, outcome.Job!))
+            {
+                throw new ApiException(422, "idempotency key reused", "Idempotency-Key",
+                    $"Idempotency-Key: '{key}' was already used for job {outcome.Job!.Id} with a different request; a retry must send the same body, a new job needs a new key");
+            }
+
             ctx.Response.Headers["Idempotent-Replayed"] = "true";
             return Results.Ok(dto);
         }
 
-        return Results.Created($"/api/jobs/{dto.Id}", dto);
+        return Results.Created(InputRules.Location("jobs", dto.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), dto);
     }
 
     internal static JobRow ToRow(SubmitJobRequest req, Security.Caller caller, string? key)
@@ -116,9 +122,9 @@ internal static class JobsApi
             throw ApiException.Field("walltime", "is required");
         }
 
-        if (!Http.TryParseDuration(req.Walltime, out var walltime))
+        if (!Http.TryParseDuration(req.Walltime, out var walltime, out var why))
         {
-            throw ApiException.Field("walltime", $"'{req.Walltime}' is not a duration (3600, 90m, 2h, 1d, 1-12:00:00)");
+            throw ApiException.Field("walltime", why);
         }
 
         if (req.Command is null || req.Command.Count == 0)
@@ -134,10 +140,19 @@ internal static class JobsApi
             }
         }
 
-        if (req.Name is { Length: > 200 })
+        if (req.Environment is not null)
         {
-            throw ApiException.Field("name", "at most 200 characters");
+            foreach (var (k, v) in req.Environment)
+            {
+                if (v is null)
+                {
+                    throw ApiException.Field($"environment.{k}", "values must be strings");
+                }
+            }
         }
+
+        InputRules.CheckJobName(req.Name);
+        InputRules.CheckCommand(req.Command, req.Environment, req.WorkingDirectory);
 
         var priority = req.Priority ?? "normal";
         if (priority is not ("preemptible" or "normal" or "high"))
@@ -150,22 +165,11 @@ internal static class JobsApi
             throw ApiException.Field("priority", "high priority is for operators");
         }
 
-        if (req.Environment is not null)
-        {
-            foreach (var (k, v) in req.Environment)
-            {
-                if (string.IsNullOrEmpty(k) || k.Contains('=', StringComparison.Ordinal) || v is null)
-                {
-                    throw ApiException.Field($"environment.{k}", "names must be non-empty without '=', values strings");
-                }
-            }
-        }
-
         var row = new JobRow
         {
             Project = req.Project,
             User = caller.User,
-            Name = req.Name ?? System.IO.Path.GetFileName(req.Command[0]),
+            Name = req.Name ?? InputRules.DefaultJobName(req.Command[0]),
             Partition = req.Partition,
             Gpus = req.Gpus.Value,
             Nodes = req.Nodes,

@@ -135,7 +135,7 @@ internal static class TenancyApi
             var token = TokenService.Issue(db, name, time.GetUtcNow());
             db.Events.Add(co.Event(c.User, "token.created", $"user/{name}", null, null));
             await db.SaveChangesAsync();
-            return Results.Created($"/api/users/{name}", new UserDto(user.Name, user.Role, null, token));
+            return Results.Created(InputRules.Location("users", name), new UserDto(user.Name, user.Role, null, token));
         }).Produces<UserDto>(201).WithSummary("Issue another token (admin or the user)");
 
         users.MapGet("/{name}/tokens", async (HttpContext ctx, GpucDbFactory f, string name) =>
@@ -361,18 +361,7 @@ internal static class TenancyApi
         return new Page<TDto>(rows.Select(map).ToList(), next);
     }
 
-    internal static void CheckName(string? name, string field)
-    {
-        if (string.IsNullOrWhiteSpace(name))
-        {
-            throw ApiException.Field(field, "is required");
-        }
-
-        if (name.Length > 128 || name.Any(ch => char.IsControl(ch) || ch is '/' or '\\' or ','))
-        {
-            throw ApiException.Field(field, "at most 128 characters, without control characters, '/', '\\' or ','");
-        }
-    }
+    internal static void CheckName(string? name, string field) => InputRules.CheckName(name, field);
 
     private static async Task<IResult> CreateUserAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, TimeProvider time, Coordinator co)
     {
@@ -396,7 +385,7 @@ internal static class TenancyApi
         var token = TokenService.Issue(db, req.Name!, time.GetUtcNow());
         db.Events.Add(co.Event(c.User, "user.created", $"user/{req.Name}", null, role));
         await db.SaveChangesAsync();
-        return Results.Created($"/api/users/{req.Name}", new UserDto(req.Name!, role, null, token));
+        return Results.Created(InputRules.Location("users", req.Name!), new UserDto(req.Name!, role, null, token));
     }
 
     private static async Task<IResult> CreateOrganisationAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time)
@@ -432,7 +421,7 @@ internal static class TenancyApi
             engine.AddOrganisation(new OrganisationSpec(row.Name, type) { Shares = shares, Quotas = quotas });
             return true;
         });
-        return Results.Created($"/api/organisations/{row.Name}", OrganisationDto.From(row));
+        return Results.Created(InputRules.Location("organisations", row.Name), OrganisationDto.From(row));
     }
 
     private static async Task<IResult> CreateProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, TokenService tokens)
@@ -477,7 +466,7 @@ internal static class TenancyApi
             return true;
         });
         tokens.Invalidate();
-        return Results.Created($"/api/projects/{row.Name}", ProjectDto.From(row));
+        return Results.Created(InputRules.Location("projects", row.Name), ProjectDto.From(row));
     }
 
     private static async Task<IResult> AddMemberAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, Coordinator co, TokenService tokens, string name)
@@ -520,6 +509,6 @@ internal static class TenancyApi
         db.Events.Add(co.Event(c.User, "member.added", $"project/{name}", name, $"{req.User} as {role}"));
         await db.SaveChangesAsync();
         tokens.Invalidate();
-        return Results.Created($"/api/projects/{name}/members", new MemberDto(req.User!, role));
+        return Results.Created(InputRules.Location("projects", name, "members"), new MemberDto(req.User!, role));
     }
 }
