@@ -165,7 +165,7 @@ internal static class SignInApi
     {
         var c = ctx.Caller();
         TenancyApi.Require(c.IsAdmin);
-        var req = ctx.Request.ContentLength is > 0 ? await Http.ReadAsync<DisableUserRequest>(ctx, o) : new DisableUserRequest();
+        var req = Http.HasBody(ctx) ? await Http.ReadAsync<DisableUserRequest>(ctx, o) : new DisableUserRequest();
         var policy = req.Jobs ?? "keep";
         if (policy is not ("keep" or "cancel"))
         {

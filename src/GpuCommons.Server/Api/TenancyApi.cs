@@ -313,7 +313,7 @@ internal static class TenancyApi
             throw ApiException.NotFound($"user {name}");
         }
 
-        var req = ctx.Request.ContentLength is > 0 ? await Http.ReadAsync<CreateTokenRequest>(ctx, o) : new CreateTokenRequest();
+        var req = Http.HasBody(ctx) ? await Http.ReadAsync<CreateTokenRequest>(ctx, o) : new CreateTokenRequest();
         var scope = req.Scope ?? c.Scope;
         if (!TokenScopes.IsValid(scope))
         {
