@@ -47,6 +47,8 @@ public static class PortalSetup
         builder.Services.AddHostedService<ReportsWarmup>();
         builder.Services.AddHttpClient("portal-self");
         builder.Services.AddDataProtection().SetApplicationName("gpucommons-portal");
+        var options = builder.Services.Select(d => d.ImplementationInstance).OfType<ServerOptions>().LastOrDefault() ?? new ServerOptions();
+        PortalSignIn.Add(builder, options);
         builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
             .Configure<ServerOptions>((k, o) => k.XmlRepository = new Microsoft.AspNetCore.DataProtection.Repositories.FileSystemXmlRepository(
                 KeyDirectory(o), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
@@ -83,6 +85,8 @@ public static class PortalSetup
             ];
         }));
         app.Use(RememberLanguage);
+        // The OpenID Connect handlers answer at /signin-oidc/ID before anything asks for a session.
+        app.UseAuthentication();
         app.Use(SignedIn);
         app.MapGet("/static/{name}", StaticFile).ExcludeFromDescription();
         app.MapRazorPages();
@@ -130,17 +134,23 @@ public static class PortalSetup
             return;
         }
 
-        if (ctx.Request.Cookies.TryGetValue(CookieName, out var cookie) && Unprotect(ctx, cookie) is { } token
+        var hadSession = ctx.Request.Cookies.TryGetValue(CookieName, out var cookie);
+        if (hadSession && Unprotect(ctx, cookie!) is { } token
             && await ctx.RequestServices.GetRequiredService<TokenService>().ResolveAsync(token, ctx.RequestAborted) is { } caller)
         {
             ctx.Items["caller"] = caller;
             ctx.Items["portal-token"] = token;
         }
+        else if (hadSession)
+        {
+            // Signed out elsewhere, expired, or the account was disabled: the session is over.
+            ctx.Response.Cookies.Delete(CookieName);
+        }
 
         if (ctx.Items["caller"] is null && !path.StartsWithSegments("/login") && !path.StartsWithSegments("/static"))
         {
             var back = path + ctx.Request.QueryString;
-            ctx.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(back));
+            ctx.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(back) + (hadSession ? "&ended=1" : ""));
             return;
         }
 

@@ -41,6 +41,9 @@ public static class ServerApp
         builder.Services.AddSingleton<TokenService>();
         builder.Services.AddSingleton<IPosixDirectory, NssPosixDirectory>();
         builder.Services.AddSingleton<PosixAccounts>();
+        builder.Services.AddHttpClient("oidc", c => c.Timeout = TimeSpan.FromSeconds(15));
+        builder.Services.AddSingleton<OidcIssuers>();
+        builder.Services.AddSingleton<Onboarding>();
         builder.Services.AddHttpClient("webhook", c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton<WebhookSender>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
@@ -82,6 +85,7 @@ public static class ServerApp
         QuotasApi.Map(api);
         AllocationsApi.Map(api);
         FleetApi.Map(api);
+        SignInApi.Map(api);
         return app;
     }
 
@@ -205,7 +209,8 @@ public static class ServerApp
 
     private static async Task Authenticate(HttpContext ctx, RequestDelegate next)
     {
-        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal))
+        // Sign-in itself (the issuers, gpuc login's exchange) needs no token.
+        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal) || ctx.Request.Path.StartsWithSegments("/api/auth", StringComparison.Ordinal))
         {
             await next(ctx);
             return;
@@ -223,7 +228,15 @@ public static class ServerApp
         {
             ctx.Response.StatusCode = 401;
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
-            await Http.Problem(401, "unauthorized", "a valid bearer token is required", null).ExecuteAsync(ctx);
+            await Http.Problem(401, "unauthorized", "a valid bearer token is required (it may have expired or been revoked: sign in again with gpuc login)", null).ExecuteAsync(ctx);
+            return;
+        }
+
+        if (caller.ReadOnly && !HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method)
+            && !(HttpMethods.IsDelete(ctx.Request.Method) && ctx.Request.Path.Equals("/api/tokens/current", StringComparison.Ordinal)))
+        {
+            ctx.Response.StatusCode = 403;
+            await Http.Problem(403, "forbidden", "this token's scope is read-only: it reads, and changes nothing", null).ExecuteAsync(ctx);
             return;
         }
 

@@ -49,6 +49,7 @@ public class PortalSite : IAsyncLifetime
             // The portal's own tests run no job processes: one account is enough (AccountTests cover multi-user).
             Accounts = GpuCommons.Server.Security.AccountMode.SingleUser,
         };
+        Configure(options);
         _backend = CreateBackend();
         _app = ServerApp.Build(options, _backend, b =>
         {
@@ -93,6 +94,11 @@ public class PortalSite : IAsyncLifetime
         VirtualGpuCount = 8,
         NodeName = "local-1",
     });
+
+    /// <summary>Server options of a site with more than the defaults (sign-in issuers, say).</summary>
+    protected virtual void Configure(ServerOptions options)
+    {
+    }
 
     /// <summary>Data to add before the server starts (none: the demo tenancy only).</summary>
     protected virtual Task SeedAsync(WebApplication app) => Task.CompletedTask;

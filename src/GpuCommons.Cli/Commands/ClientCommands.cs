@@ -33,6 +33,9 @@ internal static partial class ClientCommands
         yield return Users();
         yield return Projects();
         yield return Whoami();
+        yield return Login();
+        yield return Logout();
+        yield return Tokens();
     }
 
     private static Common AddCommon(Command c)
@@ -696,19 +699,19 @@ internal static partial class ClientCommands
             token ??= Environment.GetEnvironmentVariable("GPUC_TOKEN");
             if (server is null || token is null)
             {
-                var path = Environment.GetEnvironmentVariable("GPUC_CONFIG")
-                    ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config", "gpuc", "config.json");
-                if (File.Exists(path))
+                var path = ConfigPath();
+                if (ReadConfig(path) is { } cfg)
                 {
-                    try
+                    server ??= cfg["server"]?.GetValue<string>();
+                    if (token is null && cfg["token"]?.GetValue<string>() is { } saved)
                     {
-                        var cfg = JsonNode.Parse(File.ReadAllText(path));
-                        server ??= cfg?["server"]?.GetValue<string>();
-                        token ??= cfg?["token"]?.GetValue<string>();
-                    }
-                    catch (Exception e) when (e is JsonException or InvalidOperationException)
-                    {
-                        throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+                        // A token from gpuc login expires: say so instead of a bare 401.
+                        if (cfg["expires"]?.GetValue<DateTimeOffset>() is { } expires && expires <= TimeProvider.System.GetUtcNow())
+                        {
+                            throw new CliException($"your sign-in expired on {expires:yyyy-MM-dd HH:mm}Z: run gpuc login", CliRunner.Denied);
+                        }
+
+                        token = saved;
                     }
                 }
             }
@@ -720,7 +723,7 @@ internal static partial class ClientCommands
 
             if (string.IsNullOrWhiteSpace(token))
             {
-                throw new CliException("no token: give --token, set GPUC_TOKEN, or write ~/.config/gpuc/config.json", CliRunner.Usage);
+                throw new CliException("no token: run gpuc login, give --token, or set GPUC_TOKEN", CliRunner.Usage);
             }
 
             if (!Uri.TryCreate(server, UriKind.Absolute, out var uri))
@@ -731,6 +734,38 @@ internal static partial class ClientCommands
             var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
             return new Api(http);
+        }
+
+        /// <summary>A client without a token, for sign-in.</summary>
+        public static Api Anonymous(string server)
+        {
+            if (!Uri.TryCreate(server, UriKind.Absolute, out var uri))
+            {
+                throw new CliException($"--server: '{server}' is not a URL", CliRunner.Usage);
+            }
+
+            return new Api(new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) });
+        }
+
+        /// <summary>~/.config/gpuc/config.json, or GPUC_CONFIG.</summary>
+        public static string ConfigPath() => Environment.GetEnvironmentVariable("GPUC_CONFIG")
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config", "gpuc", "config.json");
+
+        public static JsonObject? ReadConfig(string path)
+        {
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+
+            try
+            {
+                return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new CliException($"{path}: not a JSON object", CliRunner.Usage);
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+            {
+                throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+            }
         }
 
         public async Task<JsonNode?> SendAsync(HttpMethod method, string path, JsonNode? body, CancellationToken ct, Dictionary<string, string>? headers = null)

@@ -42,9 +42,20 @@ internal static partial class ServeCommands
             DefaultValueFactory = _ => "auto",
         };
         var provision = new Option<bool>("--provision-accounts") { Description = "Create missing local accounts and groups (useradd/groupadd) for users and projects (root only)" };
+        var oidcIssuer = new Option<string[]>("--oidc-issuer")
+        {
+            Description = "An OpenID Connect issuer people sign in with (repeat for several): id=uni-a,url=https://idp.uni-a.ac.kr,client-id=ID,"
+                + "client-secret-file=PATH (or client-secret=…, or env GPUC_OIDC_SECRET_UNI_A),cli-client-id=ID (gpuc login),name=University A,affiliation-claim=CLAIM,scopes=openid email profile",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var oidcNoCreate = new Option<bool>("--oidc-no-create") { Description = "OpenID Connect sign-in only for people an admin created (by email); default: a first sign-in creates the person" };
+        var oidcSession = new Option<double>("--oidc-session-hours") { Description = "How long a portal sign-in through OpenID Connect lasts", DefaultValueFactory = _ => 12 };
+        var oidcCliDays = new Option<double>("--oidc-cli-token-days") { Description = "How long the token of gpuc login lasts", DefaultValueFactory = _ => 30 };
         var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
         {
             urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix, accounts, provision,
+            oidcIssuer, oidcNoCreate, oidcSession, oidcCliDays,
         };
         serve.SetAction(async (parse, ct) =>
         {
@@ -68,6 +79,18 @@ internal static partial class ServeCommands
                 },
                 ProvisionAccounts = parse.GetValue(provision),
             };
+            try
+            {
+                options.SignIn.Issuers = (parse.GetValue(oidcIssuer) ?? []).Select(OidcIssuerOptions.Parse).ToList();
+                options.SignIn.CreatePeople = !parse.GetValue(oidcNoCreate);
+                options.SignIn.SessionLifetime = TimeSpan.FromHours(parse.GetValue(oidcSession));
+                options.SignIn.CliTokenLifetime = TimeSpan.FromDays(parse.GetValue(oidcCliDays));
+            }
+            catch (Exception e) when (e is ArgumentException or OverflowException)
+            {
+                throw new CliException(e.Message, CliRunner.Usage);
+            }
+
             if (options.ProvisionAccounts && Environment.UserName != "root" && Geteuid() != 0)
             {
                 throw new CliException("--provision-accounts needs the server to run as root (it creates accounts with useradd)", CliRunner.Usage);
@@ -138,6 +161,10 @@ internal static partial class ServeCommands
             await Console.Out.WriteLineAsync($"gpuc: fleet: {co.Fleet.TotalGpus} GPUs on {co.Fleet.Nodes.Count} node(s) from {fleet.Source}{(fleet.VirtualGpus ? " — VIRTUAL GPUs (no real GPU found or --gpus virtual)" : "")}");
             await Console.Out.WriteLineAsync($"gpuc: database: {options.Provider} {(options.Provider == "sqlite" ? Path.Combine(dir, "gpuc.db") : "(connection string)")}");
             await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (portal: {url.Split(';')[0].TrimEnd('/')}/, OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
+            foreach (var i in options.SignIn.Issuers)
+            {
+                await Console.Out.WriteLineAsync($"gpuc: sign-in with {i.Name} ({i.Authority}){(i.ClientId is null ? "" : $", portal callback {url.Split(';')[0].TrimEnd('/')}{i.CallbackPath}")}{(i.CliClientId is null ? "" : ", gpuc login")}");
+            }
             var acc = co.Accounts;
             await Console.Out.WriteLineAsync(acc.MultiUser
                 ? $"gpuc: jobs run as: each user's own POSIX account with the project's group (multi-user; never as {acc.ServerAccount}){(options.SeedDemo ? "; demo users as gpuc-NAME" : "")}"

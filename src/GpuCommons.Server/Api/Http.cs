@@ -39,6 +39,10 @@ internal static class Http
     public static Caller Caller(this HttpContext ctx) =>
         ctx.Items["caller"] as Caller ?? throw new ApiException(401, "unauthorized", null, "a bearer token is required");
 
+    /// <summary>Whether the request carries a body (a length above 0, or a chunked one).</summary>
+    public static bool HasBody(HttpContext ctx) =>
+        ctx.Request.ContentLength > 0 || (ctx.Request.ContentLength is null && ctx.Request.Headers.TransferEncoding.Count > 0);
+
     /// <summary>Reads a JSON body of at most the configured size, strictly; errors name the field.</summary>
     public static async Task<T> ReadAsync<T>(HttpContext ctx, ServerOptions options)
         where T : class

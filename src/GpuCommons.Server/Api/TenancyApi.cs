@@ -14,6 +14,18 @@ public sealed class CreateUserRequest
     public string? Name { get; set; }
     /// <summary>admin, operator, reviewer or user (default).</summary>
     public string? Role { get; set; }
+    /// <summary>The person's address: their first sign-in through an identity provider that vouches for it links to this user.</summary>
+    public string? Email { get; set; }
+}
+
+/// <summary>A new personal access token: its scope, lifetime and label.</summary>
+public sealed class CreateTokenRequest
+{
+    /// <summary>read-only, submit or admin (default: the scope of the token that asks, admin for an admin token).</summary>
+    public string? Scope { get; set; }
+    /// <summary>Days until it expires (default: never, unless the server caps lifetimes).</summary>
+    public int? ExpiresInDays { get; set; }
+    public string? Label { get; set; }
 }
 
 public sealed class CreateOrganisationRequest
@@ -47,9 +59,11 @@ public sealed class AddMemberRequest
 
 /// <summary>A user as the API shows them; <paramref name="PosixName"/> and <paramref name="Uid"/> are the account their jobs run as.</summary>
 public sealed record UserDto(string Name, string Role, IReadOnlyDictionary<string, string>? Projects = null, string? Token = null,
-    string? PosixName = null, int? Uid = null, AccountsDto? Accounts = null)
+    string? PosixName = null, int? Uid = null, AccountsDto? Accounts = null, string? Email = null, string? DisplayName = null, string? Organisation = null,
+    DateTimeOffset? Disabled = null, DateTimeOffset? TokenExpires = null, string? Scope = null)
 {
-    public static UserDto From(UserRow r) => new(r.Name, r.Role, PosixName: r.PosixName, Uid: r.Uid);
+    public static UserDto From(UserRow r) => new(r.Name, r.Role, PosixName: r.PosixName, Uid: r.Uid, Email: r.Email, DisplayName: r.DisplayName,
+        Organisation: r.Organisation, Disabled: r.Disabled);
 }
 
 /// <summary>An admin's change of a user's account: the POSIX login their jobs run as.</summary>
@@ -75,8 +89,14 @@ public sealed record ProjectDto(string Name, string Organisation, double Shares,
 }
 public sealed record MemberDto(string User, string Role);
 
-/// <summary>A token as listed: its id (the first 12 hex digits of its hash) and when it was made.</summary>
-public sealed record TokenDto(string Id, DateTimeOffset Created);
+/// <summary>
+/// A token as listed: its id (the first 12 hex digits of its hash), when it was made, its kind (api, session, cli),
+/// scope, expiry, last use (to the minute) and label; never the token.
+/// </summary>
+public sealed record TokenDto(string Id, DateTimeOffset Created, string Kind, string Scope, DateTimeOffset? Expires, DateTimeOffset? LastUsed, string? Label)
+{
+    public static TokenDto From(TokenRow t) => new(TenancyApi.TokenId(t.Hash), t.Created, t.Kind, t.Scope, t.Expires, t.LastUsed, t.Label);
+}
 
 internal static class TenancyApi
 {
@@ -89,7 +109,10 @@ internal static class TenancyApi
             var row = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Name == c.User);
             // In single-user mode every job runs as the server's own account, whoever submits it.
             var (login, uid) = accounts.MultiUser ? (row?.PosixName ?? PosixNames.Default(c.User), row?.Uid) : (accounts.ServerAccount, accounts.ServerUid);
-            return Results.Ok(new UserDto(c.User, c.Role, c.Projects, null, login, uid, accounts.Describe()));
+            var hash = TokenService.Hash(ctx.Request.Headers.Authorization.ToString()["Bearer ".Length..].Trim());
+            var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.Hash == hash);
+            return Results.Ok(new UserDto(c.User, c.Role, c.Projects, null, login, uid, accounts.Describe(), row?.Email, row?.DisplayName, row?.Organisation,
+                TokenExpires: token?.Expires, Scope: c.Scope));
         }).WithTags("users").Produces<UserDto>().WithSummary("Who the token belongs to, their projects, and the account their jobs run as");
 
         var users = api.MapGroup("/users").WithTags("users");
@@ -122,21 +145,8 @@ internal static class TenancyApi
         }).Produces<UserDto>().ProducesProblem(404).WithSummary("A user and their POSIX account (admin or the user)");
         users.MapPatch("/{name}", UpdateUserAsync).Accepts<UpdateUserRequest>("application/json").Produces<UserDto>().ProducesProblem(400)
             .WithSummary("Map a user to the POSIX account their jobs run as (admin)");
-        users.MapPost("/{name}/tokens", async (HttpContext ctx, GpucDbFactory f, TimeProvider time, Coordinator co, string name) =>
-        {
-            var c = ctx.Caller();
-            if (!c.IsAdmin && c.User != name)
-            {
-                throw ApiException.NotFound($"user {name}");
-            }
-
-            await using var db = f.Create();
-            var user = await db.Users.FindAsync(name) ?? throw ApiException.NotFound($"user {name}");
-            var token = TokenService.Issue(db, name, time.GetUtcNow());
-            db.Events.Add(co.Event(c.User, "token.created", $"user/{name}", null, null));
-            await db.SaveChangesAsync();
-            return Results.Created(InputRules.Location("users", name), new UserDto(user.Name, user.Role, null, token));
-        }).Produces<UserDto>(201).WithSummary("Issue another token (admin or the user)");
+        users.MapPost("/{name}/tokens", CreateTokenAsync).Accepts<CreateTokenRequest>("application/json").Produces<UserDto>(201).ProducesProblem(400)
+            .WithSummary("Issue a personal access token with a scope (read-only, submit, admin), an expiry and a label (admin or the user)");
 
         users.MapGet("/{name}/tokens", async (HttpContext ctx, GpucDbFactory f, string name) =>
         {
@@ -148,8 +158,8 @@ internal static class TenancyApi
 
             await using var db = f.Create();
             var rows = await db.Tokens.AsNoTracking().Where(t => t.User == name).OrderBy(t => t.Created).ToListAsync();
-            return Results.Ok(rows.Select(t => new TokenDto(TokenId(t.Hash), t.Created)).ToList());
-        }).Produces<List<TokenDto>>().WithSummary("A user's tokens: ids and creation times, never the tokens (admin or the user)");
+            return Results.Ok(rows.Select(TokenDto.From).ToList());
+        }).Produces<List<TokenDto>>().WithSummary("A user's tokens: id, kind, scope, creation, expiry and last use, never the tokens (admin or the user)");
         users.MapDelete("/{name}/tokens/{id}", async (HttpContext ctx, GpucDbFactory f, TokenService tokens, Coordinator co, string name, string id) =>
         {
             var c = ctx.Caller();
@@ -167,7 +177,7 @@ internal static class TenancyApi
             }
 
             db.Tokens.RemoveRange(gone);
-            db.Events.Add(co.Event(c.User, "token.revoked", $"user/{name}", null, id == "all" ? $"all {gone.Count} tokens" : $"token {id}"));
+            db.Events.Add(co.Event(c.User, "token.revoked", $"user/{name}", null, id == "all" ? $"all {gone.Count} tokens" : $"{gone[0].Kind} token {id}"));
             await db.SaveChangesAsync();
             tokens.Invalidate();
             return Results.NoContent();
@@ -178,7 +188,7 @@ internal static class TenancyApi
             await using var db = f.Create();
             var row = await db.Tokens.FindAsync(hash) ?? throw ApiException.NotFound("token");
             db.Tokens.Remove(row);
-            db.Events.Add(co.Event(ctx.Caller().User, "token.revoked", $"user/{row.User}", null, $"token {TokenId(hash)} (its own)"));
+            db.Events.Add(co.Event(ctx.Caller().User, "token.revoked", $"user/{row.User}", null, $"{row.Kind} token {TokenId(hash)} (its own: signed out)"));
             await db.SaveChangesAsync();
             tokens.Invalidate();
             return Results.NoContent();
@@ -295,6 +305,60 @@ internal static class TenancyApi
 
     internal static string TokenId(string hash) => hash[..12];
 
+    private static async Task<IResult> CreateTokenAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, TimeProvider time, Coordinator co, string name)
+    {
+        var c = ctx.Caller();
+        if (!c.IsAdmin && c.User != name)
+        {
+            throw ApiException.NotFound($"user {name}");
+        }
+
+        var req = Http.HasBody(ctx) ? await Http.ReadAsync<CreateTokenRequest>(ctx, o) : new CreateTokenRequest();
+        var scope = req.Scope ?? c.Scope;
+        if (!TokenScopes.IsValid(scope))
+        {
+            throw ApiException.Field("scope", "must be read-only, submit or admin");
+        }
+
+        // A token never makes a stronger one: a submit token makes submit or read-only tokens.
+        if (Rank(scope) > Rank(c.Scope))
+        {
+            throw ApiException.Field("scope", $"a {c.Scope} token cannot issue a {scope} token");
+        }
+
+        var now = time.GetUtcNow();
+        DateTimeOffset? expires = null;
+        if (req.ExpiresInDays is { } days)
+        {
+            if (days < 1 || TimeSpan.FromDays(days) > o.SignIn.MaxTokenLifetime)
+            {
+                throw ApiException.Field("expiresInDays", $"must be 1 to {o.SignIn.MaxTokenLifetime.TotalDays:0}");
+            }
+
+            expires = now.AddDays(days);
+        }
+
+        if (req.Label is { Length: > 200 } || req.Label?.Any(char.IsControl) == true)
+        {
+            throw ApiException.Field("label", "at most 200 characters, without control characters");
+        }
+
+        await using var db = f.Create();
+        var user = await db.Users.FindAsync(name) ?? throw ApiException.NotFound($"user {name}");
+        if (user.Disabled is not null)
+        {
+            throw ApiException.Field("name", $"user {name} is disabled");
+        }
+
+        var token = TokenService.Issue(db, name, now, "api", scope, expires, req.Label);
+        db.Events.Add(co.Event(c.User, "token.created", $"user/{name}", null,
+            $"api token {TokenId(TokenService.Hash(token))}, scope {scope}, {(expires is { } e ? $"expires {e:yyyy-MM-dd}" : "no expiry")}{(req.Label is null ? "" : ", " + req.Label)}"));
+        await db.SaveChangesAsync();
+        return Results.Created(InputRules.Location("users", name), new UserDto(user.Name, user.Role, null, token, TokenExpires: expires, Scope: scope));
+    }
+
+    private static int Rank(string scope) => scope switch { TokenScopes.ReadOnly => 0, TokenScopes.Submit => 1, _ => 2 };
+
     private static async Task<IResult> UpdateUserAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, PosixAccounts accounts, Coordinator co, string name)
     {
         var c = ctx.Caller();
@@ -381,7 +445,18 @@ internal static class TenancyApi
             throw new ApiException(409, "conflict", "name", $"name: user '{req.Name}' exists");
         }
 
-        db.Users.Add(new UserRow { Name = req.Name!, Role = role, Created = time.GetUtcNow() });
+        var email = req.Email?.Trim().ToLowerInvariant();
+        if (email is not null && (email.Length > 320 || email.IndexOf('@', StringComparison.Ordinal) <= 0 || email.Any(ch => char.IsWhiteSpace(ch) || char.IsControl(ch))))
+        {
+            throw ApiException.Field("email", "must be an email address");
+        }
+
+        if (email is not null && await db.Users.AnyAsync(u => u.Email == email))
+        {
+            throw new ApiException(409, "conflict", "email", $"email: {email} is the address of another user");
+        }
+
+        db.Users.Add(new UserRow { Name = req.Name!, Role = role, Created = time.GetUtcNow(), Email = email });
         var token = TokenService.Issue(db, req.Name!, time.GetUtcNow());
         db.Events.Add(co.Event(c.User, "user.created", $"user/{req.Name}", null, role));
         await db.SaveChangesAsync();

@@ -37,6 +37,14 @@ public sealed class UserRow
     /// <summary>The login's uid, as resolved when the account was mapped or first used.</summary>
     public int? Uid { get; set; }
     public DateTimeOffset Created { get; set; }
+    /// <summary>Email address (from the identity provider at first sign-in, or set by an admin); lower case.</summary>
+    public string? Email { get; set; }
+    /// <summary>The person's name as their institution gives it (the <c>name</c> claim).</summary>
+    public string? DisplayName { get; set; }
+    /// <summary>The organisation the person belongs to (affiliation claim or email-domain table at first sign-in).</summary>
+    public string? Organisation { get; set; }
+    /// <summary>When an admin disabled the person (null: active). A disabled person has no token and cannot sign in.</summary>
+    public DateTimeOffset? Disabled { get; set; }
 }
 
 public sealed class TokenRow
@@ -45,6 +53,16 @@ public sealed class TokenRow
     public required string Hash { get; set; }
     public required string User { get; set; }
     public DateTimeOffset Created { get; set; }
+    /// <summary>api (a personal access token), session (a portal sign-in) or cli (<c>gpuc login</c>).</summary>
+    public string Kind { get; set; } = "api";
+    /// <summary>read-only, submit or admin (everything the person's role allows); see docs/sign-in.md.</summary>
+    public string Scope { get; set; } = "admin";
+    /// <summary>When the token stops working (null: never).</summary>
+    public DateTimeOffset? Expires { get; set; }
+    /// <summary>When the token was last used (to the minute).</summary>
+    public DateTimeOffset? LastUsed { get; set; }
+    /// <summary>What the token is for, as its owner named it.</summary>
+    public string? Label { get; set; }
 }
 
 public sealed class MembershipRow

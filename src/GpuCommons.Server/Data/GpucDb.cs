@@ -22,6 +22,9 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
     public DbSet<ReservationRow> Reservations => Set<ReservationRow>();
     public DbSet<ServerStateRow> ServerState => Set<ServerStateRow>();
     public DbSet<DiscrepancyRow> Discrepancies => Set<DiscrepancyRow>();
+    public DbSet<ExternalIdentityRow> ExternalIdentities => Set<ExternalIdentityRow>();
+    public DbSet<EmailDomainRow> EmailDomains => Set<EmailDomainRow>();
+    public DbSet<InvitationRow> Invitations => Set<InvitationRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -49,12 +52,16 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.Property(x => x.PosixName).HasMaxLength(32);
             // One login belongs to one person: two users mapped to the same account could read each other's jobs.
             e.HasIndex(x => x.PosixName).IsUnique();
+            e.Property(x => x.Email).HasMaxLength(320);
+            e.HasIndex(x => x.Email);
         });
         b.Entity<TokenRow>(e =>
         {
             e.ToTable("tokens");
             e.HasKey(x => x.Hash);
             e.HasIndex(x => x.User);
+            e.Property(x => x.Kind).HasMaxLength(16).HasDefaultValue("api");
+            e.Property(x => x.Scope).HasMaxLength(16).HasDefaultValue("admin");
         });
         b.Entity<MembershipRow>(e =>
         {
@@ -127,6 +134,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(x => new { x.Resolved, x.Key });
             e.HasIndex(x => x.LastSeen);
         });
+        IdentityModel.Configure(b);
     }
 }
 

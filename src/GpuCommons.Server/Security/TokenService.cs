@@ -6,11 +6,20 @@ using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Security;
 
-/// <summary>API tokens: random, shown once, stored only as SHA-256. Resolved callers are cached until a change.</summary>
-public sealed class TokenService(GpucDbFactory db)
+/// <summary>
+/// API tokens: random, shown once, stored only as SHA-256, with a scope, an optional expiry and the time of last use.
+/// Resolved callers are cached until a change; an expired token or a disabled person resolves to nobody.
+/// </summary>
+public sealed class TokenService(GpucDbFactory db, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<string, Caller?> _cache = new(StringComparer.Ordinal);
+    /// <summary>The last use of a token is written at most this often.</summary>
+    public static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastUsedWritten = new(StringComparer.Ordinal);
     private long _generation;
+
+    private sealed record Entry(Caller? Caller, DateTimeOffset? Expires);
 
     public static string NewToken() => "gpuc_" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
@@ -26,9 +35,20 @@ public sealed class TokenService(GpucDbFactory db)
     public async ValueTask<Caller?> ResolveAsync(string token, CancellationToken ct)
     {
         var hash = Hash(token);
+        var now = time.GetUtcNow();
         if (_cache.TryGetValue(hash, out var cached))
         {
-            return cached;
+            if (cached.Expires is { } e && e <= now)
+            {
+                return null;
+            }
+
+            if (cached.Caller is not null)
+            {
+                await TouchAsync(hash, now, ct);
+            }
+
+            return cached.Caller;
         }
 
         // A lookup that raced with a change (a revoked token, a removed member) is answered but not cached.
@@ -36,10 +56,13 @@ public sealed class TokenService(GpucDbFactory db)
         await using var ctx = db.Create();
         var row = await ctx.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.Hash == hash, ct);
         Caller? caller = null;
-        if (row is not null && await ctx.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Name == row.User, ct) is { } user)
+        if (row is not null && await ctx.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Name == row.User, ct) is { Disabled: null } user)
         {
             var projects = await ctx.Memberships.AsNoTracking().Where(m => m.User == user.Name).ToDictionaryAsync(m => m.Project, m => m.Role, StringComparer.Ordinal, ct);
-            caller = new Caller(user.Name, user.Role, projects);
+            // A submit or read-only token of an admin, operator or reviewer acts with a member's powers only (read-only
+            // keeps the role's reading).
+            var role = row.Scope == TokenScopes.Submit ? Caller.UserRole : user.Role;
+            caller = new Caller(user.Name, role, projects, row.Scope);
         }
 
         if (_cache.Count > 100_000)
@@ -47,23 +70,59 @@ public sealed class TokenService(GpucDbFactory db)
             _cache.Clear();
         }
 
+        var entry = new Entry(caller, row?.Expires);
         if (Interlocked.Read(ref _generation) == generation)
         {
-            _cache[hash] = caller;
+            _cache[hash] = entry;
             if (Interlocked.Read(ref _generation) != generation)
             {
                 _cache.TryRemove(hash, out _);
             }
         }
 
+        if (entry.Expires is { } expires && expires <= now)
+        {
+            return null;
+        }
+
+        if (caller is not null)
+        {
+            await TouchAsync(hash, now, ct, row!.LastUsed);
+        }
+
         return caller;
     }
 
-    /// <summary>Creates a token for a user (the caller saves the context).</summary>
-    public static string Issue(GpucDb ctx, string user, DateTimeOffset now)
+    /// <summary>Records the token's use, at most once per <see cref="LastUsedResolution"/>.</summary>
+    private async ValueTask TouchAsync(string hash, DateTimeOffset now, CancellationToken ct, DateTimeOffset? stored = null)
     {
+        if (stored is { } s)
+        {
+            _lastUsedWritten.TryAdd(hash, s);
+        }
+
+        if (_lastUsedWritten.TryGetValue(hash, out var last) && now - last < LastUsedResolution)
+        {
+            return;
+        }
+
+        _lastUsedWritten[hash] = now;
+        if (_lastUsedWritten.Count > 100_000)
+        {
+            _lastUsedWritten.Clear();
+        }
+
+        await using var ctx = db.Create();
+        await ctx.Tokens.Where(t => t.Hash == hash).ExecuteUpdateAsync(u => u.SetProperty(t => t.LastUsed, now), ct);
+    }
+
+    /// <summary>Creates a token for a user (the caller saves the context).</summary>
+    public static string Issue(GpucDb ctx, string user, DateTimeOffset now, string kind = "api", string scope = TokenScopes.Admin, DateTimeOffset? expires = null,
+        string? label = null)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
         var token = NewToken();
-        ctx.Tokens.Add(new TokenRow { Hash = Hash(token), User = user, Created = now });
+        ctx.Tokens.Add(new TokenRow { Hash = Hash(token), User = user, Created = now, Kind = kind, Scope = scope, Expires = expires, Label = label });
         return token;
     }
 }

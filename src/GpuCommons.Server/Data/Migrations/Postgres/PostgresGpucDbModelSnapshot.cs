@@ -185,6 +185,25 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.ToTable("discrepancies", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.EmailDomainRow", b =>
+                {
+                    b.Property<string>("Domain")
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.HasKey("Domain");
+
+                    b.ToTable("email_domains", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.EventRow", b =>
                 {
                     b.Property<long>("Id")
@@ -219,6 +238,83 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.HasIndex("Kind");
 
                     b.ToTable("events", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.ExternalIdentityRow", b =>
+                {
+                    b.Property<string>("Issuer")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)");
+
+                    b.Property<string>("Subject")
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)");
+
+                    b.Property<string>("Email")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("FirstSeen")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset>("LastSeen")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("User")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.HasKey("Issuer", "Subject");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("external_identities", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.InvitationRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTimeOffset?>("Accepted")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("AcceptedBy")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)");
+
+                    b.Property<DateTimeOffset>("Expires")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("InvitedBy")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Email");
+
+                    b.HasIndex("Project");
+
+                    b.ToTable("invitations", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.JobRow", b =>
@@ -536,6 +632,29 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTimeOffset?>("Expires")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasDefaultValue("api");
+
+                    b.Property<string>("Label")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("LastUsed")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Scope")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasDefaultValue("admin");
+
                     b.Property<string>("User")
                         .IsRequired()
                         .HasColumnType("text");
@@ -556,6 +675,19 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTimeOffset?>("Disabled")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("DisplayName")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Email")
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)");
+
+                    b.Property<string>("Organisation")
+                        .HasColumnType("text");
+
                     b.Property<string>("PosixName")
                         .HasMaxLength(32)
                         .HasColumnType("character varying(32)");
@@ -568,6 +700,8 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                         .HasColumnType("integer");
 
                     b.HasKey("Name");
+
+                    b.HasIndex("Email");
 
                     b.HasIndex("PosixName")
                         .IsUnique();

@@ -175,6 +175,25 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.ToTable("discrepancies", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.EmailDomainRow", b =>
+                {
+                    b.Property<string>("Domain")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Domain");
+
+                    b.ToTable("email_domains", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.EventRow", b =>
                 {
                     b.Property<long>("Id")
@@ -207,6 +226,81 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.HasIndex("Kind");
 
                     b.ToTable("events", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.ExternalIdentityRow", b =>
+                {
+                    b.Property<string>("Issuer")
+                        .HasMaxLength(512)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Subject")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Email")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("FirstSeen")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("LastSeen")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("User")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Issuer", "Subject");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("external_identities", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.InvitationRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("Accepted")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("AcceptedBy")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Expires")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("InvitedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Email");
+
+                    b.HasIndex("Project");
+
+                    b.ToTable("invitations", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.JobRow", b =>
@@ -522,6 +616,29 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<long>("Created")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("Expires")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("api");
+
+                    b.Property<string>("Label")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("LastUsed")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Scope")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("admin");
+
                     b.Property<string>("User")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -542,6 +659,19 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<long>("Created")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("Disabled")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("DisplayName")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Email")
+                        .HasMaxLength(320)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Organisation")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("PosixName")
                         .HasMaxLength(32)
                         .HasColumnType("TEXT");
@@ -554,6 +684,8 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER");
 
                     b.HasKey("Name");
+
+                    b.HasIndex("Email");
 
                     b.HasIndex("PosixName")
                         .IsUnique();
