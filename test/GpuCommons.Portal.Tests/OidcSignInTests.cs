@@ -10,6 +10,7 @@ using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
+using Cookie = System.Net.Cookie;
 
 namespace GpuCommons.Portal.Tests;
 
@@ -234,9 +235,9 @@ public sealed partial class OidcSignInTests(OidcSite site)
     private static CookieContainer Copy(CookieContainer from)
     {
         var to = new CookieContainer();
-        foreach (Cookie c in from.GetAllCookies())
+        foreach (System.Net.Cookie c in from.GetAllCookies())
         {
-            to.Add(new Cookie(c.Name, c.Value, c.Path, c.Domain));
+            to.Add(new System.Net.Cookie(c.Name, c.Value, c.Path, c.Domain));
         }
 
         return to;
