@@ -7,7 +7,8 @@
 #   scripts/golden-schedules.sh record [GPUC]   write test/GpuCommons.Simulation.Tests/Golden/*.golden
 #   scripts/golden-schedules.sh check  [GPUC]   replay and diff against them (exit 1 on any difference)
 #
-# GPUC defaults to the Release build of src/GpuCommons.Cli (build it first).
+# GPUC defaults to the Release build of src/GpuCommons.Cli (build it first). GOLDEN_ONLY=REGEX limits the run to the
+# cases whose id (name.policy) matches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-check}
@@ -32,6 +33,9 @@ for c in "${cases[@]}"; do
   args=${c#*|}
   for policy in $policies; do
     id="$name.$policy"
+    if [[ -n ${GOLDEN_ONLY:-} && ! $id =~ $GOLDEN_ONLY ]]; then
+      continue
+    fi
     csv="$work/$id.csv"
     # shellcheck disable=SC2086
     "$gpuc" simulate $args --policy "$policy" --schedule-out "$csv" --json > /dev/null
