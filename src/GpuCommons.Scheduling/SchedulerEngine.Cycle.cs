@@ -9,6 +9,12 @@ public sealed partial class SchedulerEngine
     private int[] _holdCount = [];
 
     /// <summary>
+    /// How long a preemptor's claim on its victims' nodes outlives their grace: the time the backend has to report them
+    /// stopped. The claim expires at grace + slack, and the preemptor's estimated start is that expiry less the slack.
+    /// </summary>
+    internal static readonly TimeSpan ClaimSlack = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// The order in which a job that names no partition tries them: the cheapest GPUs first (rate per GPU-hour, then
     /// fleet order), as Slurm's node weights make jobs take the least valuable nodes that fit. Small flexible jobs then
     /// leave the most capable pools to the jobs that need them.
@@ -214,6 +220,7 @@ public sealed partial class SchedulerEngine
     {
         var now = _time.GetUtcNow().UtcTicks;
         var result = new ScheduleResult { Full = full };
+        var t0 = _time.GetTimestamp();
 
         // Phase 1: time-driven changes (reservation windows, expired claims).
         UpdateAdvanceWindows(now);
@@ -225,6 +232,8 @@ public sealed partial class SchedulerEngine
             _capacityDirty = true;
         }
 
+        var t1 = _time.GetTimestamp();
+
         // Phase 2: order.
         if (full)
         {
@@ -232,6 +241,8 @@ public sealed partial class SchedulerEngine
             UpdateFairShare(now);
             Order(now);
         }
+
+        var t2 = _time.GetTimestamp();
 
         // Phase 3: walk the queue in order: admit, place, reserve, backfill, preempt.
         if (!full && _capacityDirty && _arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
@@ -278,6 +289,8 @@ public sealed partial class SchedulerEngine
         _arrivals.Clear();
         _capacityDirty = false;
         _quota.SettleOver();
+        var t3 = _time.GetTimestamp();
+        result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
         return result;
     }
 
@@ -615,7 +628,7 @@ public sealed partial class SchedulerEngine
                 if (job.EstimatedStartTicks < 0)
                 {
                     // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
-                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - TimeSpan.FromMinutes(2).Ticks) : Math.Max(now, held.UsableUntil);
+                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
                 }
             }
             else if (HoldSlotsFor(job, admissible, depth, blockedSeen) is var slots && slots != 0 && (((slots & HoldBit(job)) != 0 && MakeHold(job, HoldBit(job), now)) || MakeHold(job, slots, now)))
