@@ -96,6 +96,17 @@ public sealed record NodeResources(int Cpus, long MemoryMiB, IReadOnlyList<strin
 
     public static NodeResources Untracked { get; } = new(0, 0, []);
 
+    /// <summary>
+    /// Resources a backend discovered (sinfo, the machine itself): never refuses. A value out of range is not tracked
+    /// and a feature that is not a valid name is left out, so one odd node cannot keep the server from starting.
+    /// </summary>
+    public static NodeResources FromDiscovery(int? cpus, long? memoryMiB, IEnumerable<string>? features) =>
+        Create(
+            cpus is > 0 and <= MaxCpus ? cpus : null,
+            memoryMiB is > 0 and <= MaxMemoryMiB ? memoryMiB : null,
+            features?.Select(f => f.Trim()).Where(Jobs.ResourceRequest.IsFeatureName),
+            "node");
+
     /// <summary>Checks the values and normalises the features (trimmed, sorted, distinct); throws a <see cref="SpecException"/> naming <paramref name="field"/>.</summary>
     public static NodeResources Create(int? cpus, long? memoryMiB, IEnumerable<string>? features, string field)
     {

@@ -233,6 +233,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("CpusPerGpu")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("CpusPerNode")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long?>("EndTime")
                         .HasColumnType("INTEGER");
 
@@ -241,6 +247,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<int?>("ExitCode")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Features")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("GpuModels")
+                        .HasColumnType("TEXT");
 
                     b.Property<double>("Gpus")
                         .HasColumnType("REAL");
@@ -253,6 +265,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("TEXT");
+
+                    b.Property<long?>("MemoryMiBPerGpu")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("MemoryMiBPerNode")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Name")
                         .IsRequired()
