@@ -52,9 +52,9 @@ public sealed class ResourceApiTests : IAsyncLifetime
     [InlineData("""{"gpuModels":["H200"]}""", "gpuModels")]
     [InlineData("""{"gpuModels":["a b"]}""", "gpuModels")]
     [InlineData("""{"constraint":"ib|nvme"}""", "constraint")]
-    [InlineData("""{"constraint":"nvme"}""", "features")]
+    [InlineData("""{"constraint":"nvme"}""", "constraint")]
     [InlineData("""{"cpusPerGpu":40}""", "cpusPerGpu")]
-    [InlineData("""{"memPerNode":"1T"}""", "memoryMiBPerNode")]
+    [InlineData("""{"memPerNode":"1T"}""", "memPerNode")]
     public async Task BadOrImpossibleResources_Are400NamingTheField_AndStoreNothing(string extra, string field)
     {
         var body = """{"project":"demo","gpus":2,"walltime":"1h","command":["x"],""" + extra[1..];

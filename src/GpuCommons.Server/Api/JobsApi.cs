@@ -107,7 +107,7 @@ internal static class JobsApi
         var row = ToRow(req, caller, key.Length > 0 ? key : null);
         if (coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
         {
-            throw ApiException.Field(never.Field, never.Reason); // no node could ever give it these cores, memory, model or features
+            throw ApiException.Field(ApiField(never.Field), never.Reason); // no node could ever give it these cores, memory, model or features
         }
 
         var outcome = await coordinator.SubmitAsync(row);
@@ -227,11 +227,20 @@ internal static class JobsApi
         // Checks that need no fleet, before the job reaches the scheduler loop.
         if (JobMapping.ToSpec(row) is { } spec && spec.Check() is { } error)
         {
-            throw ApiException.Field(error.Field, error.Reason);
+            throw ApiException.Field(ApiField(error.Field), error.Reason);
         }
 
         return row;
     }
+
+    /// <summary>The request's name for a field the model names otherwise.</summary>
+    private static string ApiField(string field) => field switch
+    {
+        "memoryMiBPerGpu" => "memPerGpu",
+        "memoryMiBPerNode" => "memPerNode",
+        "features" => "constraint",
+        _ => field,
+    };
 
     private static async Task<IResult> ListAsync(HttpContext ctx, ServerOptions options, GpucDbFactory factory,
         string? state, string? project, string? user, long? after, int? limit)
