@@ -69,6 +69,7 @@ internal static partial class ClientCommands
             project, gpus, time, name, partition, nodes, priority, file, key, checkpointable, command,
         };
         var common = AddCommon(c);
+        var resources = SubmitResourceOptions.AddTo(c);
         c.SetAction(async (parse, ct) =>
         {
             var body = new JsonObject();
@@ -99,6 +100,7 @@ internal static partial class ClientCommands
             Set("partition", parse.GetValue(partition));
             Set("nodes", parse.GetValue(nodes));
             Set("priority", parse.GetValue(priority));
+            resources.Apply(parse, body);
             if (parse.GetValue(checkpointable))
             {
                 body["checkpointable"] = true;

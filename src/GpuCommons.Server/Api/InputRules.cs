@@ -190,6 +190,8 @@ internal static class InputRules
         && a.Nodes == b.Nodes && a.GpusPerNode == b.GpusPerNode && a.WalltimeSeconds == b.WalltimeSeconds
         && a.Priority == b.Priority && a.Checkpointable == b.Checkpointable && a.Requeueable == b.Requeueable
         && a.WorkingDirectory == b.WorkingDirectory
+        && a.CpusPerGpu == b.CpusPerGpu && a.CpusPerNode == b.CpusPerNode && a.MemoryMiBPerGpu == b.MemoryMiBPerGpu
+        && a.MemoryMiBPerNode == b.MemoryMiBPerNode && a.GpuModels == b.GpuModels && a.Features == b.Features
         && Strings(a.Command).SequenceEqual(Strings(b.Command), StringComparer.Ordinal)
         && Environment(a.Environment).SequenceEqual(Environment(b.Environment));
 

@@ -28,6 +28,18 @@ public sealed class SubmitJobRequest
     public List<string>? Command { get; set; }
     public string? WorkingDirectory { get; set; }
     public Dictionary<string, string>? Environment { get; set; }
+    /// <summary>CPU cores per GPU (a share of a GPU gets that share); not with <see cref="CpusPerNode"/>. Default: the partition's.</summary>
+    public int? CpusPerGpu { get; set; }
+    /// <summary>CPU cores on each node of the job.</summary>
+    public int? CpusPerNode { get; set; }
+    /// <summary>Memory per GPU: <c>16G</c>, <c>500M</c>, <c>2T</c>, a number alone is MiB; not with <see cref="MemPerNode"/>. Default: the partition's.</summary>
+    public string? MemPerGpu { get; set; }
+    /// <summary>Memory on each node of the job, as <see cref="MemPerGpu"/>.</summary>
+    public string? MemPerNode { get; set; }
+    /// <summary>GPU models the job may run on (any of them).</summary>
+    public List<string>? GpuModels { get; set; }
+    /// <summary>Node features every node of the job must have, joined by <c>&amp;</c> (Slurm's <c>--constraint</c>).</summary>
+    public string? Constraint { get; set; }
 }
 
 /// <summary>A job as the API shows it.</summary>
@@ -37,13 +49,29 @@ public sealed record JobDto(
     string? Placement, string? Allocation, int? ExitCode, string? Outcome, int Attempt, IReadOnlyList<string> Command,
     string? Reason = null, string? ReasonText = null, DateTimeOffset? EstimatedStart = null, bool? CancelRequested = null)
 {
+    /// <summary>Cores per GPU the job asked for; null: per node or the partition's default.</summary>
+    public int? CpusPerGpu { get; init; }
+    public int? CpusPerNode { get; init; }
+    public long? MemoryMiBPerGpu { get; init; }
+    public long? MemoryMiBPerNode { get; init; }
+    public IReadOnlyList<string>? GpuModels { get; init; }
+    public IReadOnlyList<string>? Features { get; init; }
+
     public static JobDto From(JobRow r, JobView? view = null) => new(
         r.Id, r.Name, r.Project, r.User, r.Partition, r.Gpus, r.Nodes, r.GpusPerNode, r.WalltimeSeconds, r.Priority, r.State,
         r.SubmitTime, r.StartTime, r.EndTime, r.Placement, r.AllocationId, r.ExitCode, r.Outcome, r.Attempt, JobMapping.Command(r),
         view is { State: JobState.Pending } ? PendingReasons.Code(view.Reason) : null,
         view is { State: JobState.Pending } ? PendingReasons.Describe(view.Reason) : null,
         view?.EstimatedStart,
-        r.CancelRequested ? true : null);
+        r.CancelRequested ? true : null)
+    {
+        CpusPerGpu = r.CpusPerGpu,
+        CpusPerNode = r.CpusPerNode,
+        MemoryMiBPerGpu = r.MemoryMiBPerGpu,
+        MemoryMiBPerNode = r.MemoryMiBPerNode,
+        GpuModels = r.GpuModels?.Split(','),
+        Features = r.Features?.Split('&'),
+    };
 }
 
 internal static class JobsApi
@@ -77,6 +105,11 @@ internal static class JobsApi
         }
 
         var row = ToRow(req, caller, key.Length > 0 ? key : null);
+        if (coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
+        {
+            throw ApiException.Field(ApiField(never.Field), never.Reason); // no node could ever give it these cores, memory, model or features
+        }
+
         var outcome = await coordinator.SubmitAsync(row);
         if (outcome.Error is { } err)
         {
@@ -183,16 +216,31 @@ internal static class JobsApi
             Environment = req.Environment is null ? null : JsonSerializer.Serialize(req.Environment),
             State = "pending",
             IdempotencyKey = key,
+            CpusPerGpu = req.CpusPerGpu,
+            CpusPerNode = req.CpusPerNode,
+            MemoryMiBPerGpu = req.MemPerGpu is null ? null : ResourceRequest.ParseMemoryMiB(req.MemPerGpu, "memPerGpu"),
+            MemoryMiBPerNode = req.MemPerNode is null ? null : ResourceRequest.ParseMemoryMiB(req.MemPerNode, "memPerNode"),
+            GpuModels = req.GpuModels is null ? null : string.Join(',', ResourceRequest.Names(req.GpuModels, "gpuModels", "GPU model", ResourceRequest.IsFeatureName)),
+            Features = req.Constraint is null ? null : string.Join('&', ResourceRequest.ParseConstraint(req.Constraint, "constraint")),
         };
 
         // Checks that need no fleet, before the job reaches the scheduler loop.
         if (JobMapping.ToSpec(row) is { } spec && spec.Check() is { } error)
         {
-            throw ApiException.Field(error.Field, error.Reason);
+            throw ApiException.Field(ApiField(error.Field), error.Reason);
         }
 
         return row;
     }
+
+    /// <summary>The request's name for a field the model names otherwise.</summary>
+    private static string ApiField(string field) => field switch
+    {
+        "memoryMiBPerGpu" => "memPerGpu",
+        "memoryMiBPerNode" => "memPerNode",
+        "features" => "constraint",
+        _ => field,
+    };
 
     private static async Task<IResult> ListAsync(HttpContext ctx, ServerOptions options, GpucDbFactory factory,
         string? state, string? project, string? user, long? after, int? limit)

@@ -341,6 +341,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<int?>("CpusPerGpu")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("CpusPerNode")
+                        .HasColumnType("integer");
+
                     b.Property<DateTimeOffset?>("EndTime")
                         .HasColumnType("timestamp with time zone");
 
@@ -349,6 +355,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<int?>("ExitCode")
                         .HasColumnType("integer");
+
+                    b.Property<string>("Features")
+                        .HasColumnType("text");
+
+                    b.Property<string>("GpuModels")
+                        .HasColumnType("text");
 
                     b.Property<double>("Gpus")
                         .HasColumnType("double precision");
@@ -361,6 +373,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("text");
+
+                    b.Property<long?>("MemoryMiBPerGpu")
+                        .HasColumnType("bigint");
+
+                    b.Property<long?>("MemoryMiBPerNode")
+                        .HasColumnType("bigint");
 
                     b.Property<string>("Name")
                         .IsRequired()

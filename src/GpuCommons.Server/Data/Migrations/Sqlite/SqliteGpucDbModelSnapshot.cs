@@ -327,6 +327,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("CpusPerGpu")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("CpusPerNode")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long?>("EndTime")
                         .HasColumnType("INTEGER");
 
@@ -335,6 +341,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<int?>("ExitCode")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Features")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("GpuModels")
+                        .HasColumnType("TEXT");
 
                     b.Property<double>("Gpus")
                         .HasColumnType("REAL");
@@ -347,6 +359,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("TEXT");
+
+                    b.Property<long?>("MemoryMiBPerGpu")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("MemoryMiBPerNode")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Name")
                         .IsRequired()
