@@ -50,6 +50,8 @@ public static class ServerApp
         builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(), sp.GetService<IBackendReconciler>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationService>());
+        builder.Services.AddSingleton<GpuCommons.Server.Rounds.AwardQuotaService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GpuCommons.Server.Rounds.AwardQuotaService>());
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
         {
@@ -81,6 +83,8 @@ public static class ServerApp
         QuotasApi.Map(api);
         AllocationsApi.Map(api);
         FleetApi.Map(api);
+        CallsApi.Map(api);
+        ProposalsApi.Map(api);
         return app;
     }
 

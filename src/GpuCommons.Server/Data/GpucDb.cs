@@ -127,6 +127,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(x => new { x.Resolved, x.Key });
             e.HasIndex(x => x.LastSeen);
         });
+        RoundModel.Configure(b);
     }
 }
 
