@@ -33,6 +33,9 @@ internal static partial class ClientCommands
         yield return Users();
         yield return Projects();
         yield return Whoami();
+        yield return Call();
+        yield return Proposal();
+        yield return Review();
     }
 
     private static Common AddCommon(Command c)
