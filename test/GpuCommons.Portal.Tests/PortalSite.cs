@@ -55,7 +55,7 @@ public class PortalSite : IAsyncLifetime
             PortalSetup.AddPortal(b);
             b.WebHost.UseUrls("http://127.0.0.1:0");
             b.Logging.ClearProviders();
-        });
+        }, Time);
         PortalSetup.MapPortal(_app);
         await ServerApp.InitialiseAsync(_app);
         await SeedAsync(_app);
@@ -93,6 +93,9 @@ public class PortalSite : IAsyncLifetime
         VirtualGpuCount = 8,
         NodeName = "local-1",
     });
+
+    /// <summary>The server's clock (null: the system's).</summary>
+    protected virtual TimeProvider? Time => null;
 
     /// <summary>Data to add before the server starts (none: the demo tenancy only).</summary>
     protected virtual Task SeedAsync(WebApplication app) => Task.CompletedTask;

@@ -64,7 +64,7 @@ public sealed record CommitteeDto(string Call, string Phase, IReadOnlyList<Class
 public sealed record AwardDto(string Id, long Proposal, string Call, string Project, string Organisation, string Kind, string Partition, int Gpus, double GpuHours,
     DateTimeOffset Start, DateTimeOffset End, double CopayShare, string State, string Status, string Allocation);
 
-internal static class CallsApi
+public static class CallsApi
 {
     public static void Map(RouteGroupBuilder api)
     {
@@ -94,7 +94,7 @@ internal static class CallsApi
         Status(c, now), RoundService.RulesOf(c), RoundService.CapacityOf(c), proposals, c.Created, c.Decided);
 
     /// <summary>scheduled, open, closed (no more changes; awaiting panels), review or decided.</summary>
-    internal static string Status(CallRow c, DateTimeOffset now) =>
+    public static string Status(CallRow c, DateTimeOffset now) =>
         c.Phase != "open" ? c.Phase : now < c.Opens ? "scheduled" : now < c.Closes ? "open" : "closed";
 
     internal static AwardDto ToDto(AwardRow a, DateTimeOffset now) => new(a.Id, a.ProposalId, a.CallId, a.Project, a.Organisation, a.Kind, a.Partition, a.Gpus, a.GpuHours,

@@ -60,7 +60,7 @@ public sealed record StatementLineDto(string Partition, double GpuHours, decimal
 
 public sealed record StatementDto(string Project, string Month, IReadOnlyList<StatementLineDto> Lines, double GpuHours, decimal MarketAmount, decimal Due, decimal Subsidy);
 
-internal static class ProposalsApi
+public static class ProposalsApi
 {
     public static void Map(RouteGroupBuilder api)
     {
@@ -361,7 +361,7 @@ internal static class ProposalsApi
     }
 
     /// <summary>The reviews of a proposal its reader may see (see <see cref="ReviewDto"/>).</summary>
-    internal static async Task<List<ReviewDto>> VisibleReviewsAsync(GpucDb db, Caller c, ProposalRow p, CallRules rules)
+    public static async Task<List<ReviewDto>> VisibleReviewsAsync(GpucDb db, Caller c, ProposalRow p, CallRules rules)
     {
         var rows = await db.Set<ReviewRow>().AsNoTracking().Where(r => r.ProposalId == p.Id).OrderBy(r => r.Reviewer).ToListAsync();
         var mine = rows.FirstOrDefault(r => r.Reviewer == c.User);
