@@ -14,7 +14,7 @@ public sealed record SeedProposal(long Id, string Organisation, string OrgType, 
 /// </summary>
 public sealed record SeededRound(CallRules Rules, IReadOnlyList<SeedOrganisation> Organisations, IReadOnlyList<SeedProposal> Proposals, IReadOnlyList<PanelReviewer> Reviewers, int StartMonth)
 {
-    public const string H200 = "H200-A", B200 = "B200-A";
+    public const string H200 = "h200-a", B200 = "b200-a";
 
     public static SeededRound Generate(int seed = 2026, int proposals = 514, int reviewers = 60, int startMonth = 2026 * 12 + 2)
     {

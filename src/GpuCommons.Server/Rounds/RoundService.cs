@@ -15,7 +15,7 @@ public sealed record CommitteeView(CallRow Call, CallRules Rules, IReadOnlyList<
 /// <summary>Reads a call's state from the database and runs the pure round logic (scoring, selection, feasibility) over it.</summary>
 public static class RoundService
 {
-    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static readonly string[] Decided = ["awarded", "partly_awarded", "waitlisted", "rejected"];
 
