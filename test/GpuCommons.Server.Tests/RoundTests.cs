@@ -227,4 +227,51 @@ public sealed class RoundTests
             await s.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task OpenApi_HasThePathsOfCallsProposalsAndReviews()
+    {
+        await using var s = await ServerHarness.StartAsync();
+        var doc = await s.Client(null).GetStringAsync("/openapi/v1.json");
+        foreach (var path in new[] { "/api/calls", "/api/calls/{id}/committee", "/api/calls/{id}/select", "/api/proposals", "/api/proposals/{id}/submit", "/api/reviews", "/api/reviews/{proposal}", "/api/awards/{id}/cut", "/api/projects/{name}/statement" })
+        {
+            doc.ShouldContain($"\"{path}\"");
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"id":"c","titleEn":"t","titleKo":"t","opens":"2026-01-01T00:00:00Z","closes":"2025-01-01T00:00:00Z","rules":{}}""", "closes")]
+    [InlineData("""{"id":"c","titleEn":"t","titleKo":"t","opens":"2026-01-01T00:00:00Z","closes":"2026-02-01T00:00:00Z"}""", "rules")]
+    [InlineData("""{"id":"c","titleEn":"t","titleKo":"t","opens":"2026-01-01T00:00:00Z","closes":"2026-02-01T00:00:00Z","rules":{"partitions":["nope"],"budgetGpuMonths":{"academia":10},"criteria":[{"key":"a","weight":1,"nameEn":"A","nameKo":"A"}]}}""", "rules.partitions[0]")]
+    [InlineData("""{"id":"c","titleEn":"t","titleKo":"t","opens":"2026-01-01T00:00:00Z","closes":"2026-02-01T00:00:00Z","rules":{"partitions":["gpu"],"budgetGpuMonths":{"pirates":10},"criteria":[{"key":"a","weight":1,"nameEn":"A","nameKo":"A"}]}}""", "rules.budgetGpuMonths.pirates")]
+    [InlineData("""{"id":"c","titleEn":"t","titleKo":"t","opens":"2026-01-01T00:00:00Z","closes":"2026-02-01T00:00:00Z","rules":{"partitions":["gpu"],"budgetGpuMonths":{"academia":10},"criteria":[]}}""", "rules.criteria")]
+    [InlineData("""{"id":"c","titleEn":"t","titleKo":"t","opens":"2026-01-01T00:00:00Z","closes":"2026-02-01T00:00:00Z","rules":{"partitions":["gpu"],"budgetGpuMonths":{"academia":10},"criteria":[{"key":"a","weight":1,"nameEn":"A","nameKo":"A"}]},"bogus":1}""", "bogus")]
+    public async Task BadCalls_Are400NamingTheField_AndStoreNothing(string body, string field)
+    {
+        await using var s = await ServerHarness.StartAsync();
+        var r = await s.Client("admin").PostAsync("/api/calls", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        (await OkAsync(r, HttpStatusCode.BadRequest)).GetProperty("field").GetString().ShouldBe(field);
+        (await s.Client("admin").GetFromJsonAsync<JsonElement>("/api/calls")).GetArrayLength().ShouldBe(0);
+        (await s.Client("alice").PostAsync("/api/calls", new StringContent(body, System.Text.Encoding.UTF8, "application/json"))).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+    }
+
+    [Theory]
+    [InlineData("gpus", 12, "gpus")]          // not whole servers of 8
+    [InlineData("gpus", 24, "gpus")]          // above the per-project cap of 16
+    [InlineData("months", 13, "months")]
+    [InlineData("partition", "other", "partition")]
+    [InlineData("startMonth", "2026-13", "startMonth")]
+    public async Task BadProposals_Are400NamingTheField(string key, object value, string field)
+    {
+        var time = new ShiftedTime(T0);
+        await using var s = await ServerHarness.StartAsync(time: time);
+        await OkAsync(await s.Client("admin").PostAsJsonAsync("/api/calls", new { id = "r1", titleEn = "t", titleKo = "t", opens = T0.AddDays(-1), closes = T0.AddDays(10), rules = Rules() }), HttpStatusCode.Created);
+        var body = new Dictionary<string, object> { ["call"] = "r1", ["project"] = "demo", ["title"] = "x", ["partition"] = "gpu", ["gpus"] = 8, ["startMonth"] = "2026-02", ["months"] = 3, ["justification"] = "y" };
+        body[key] = value;
+        (await OkAsync(await s.Client("alice").PostAsJsonAsync("/api/proposals", body), HttpStatusCode.BadRequest)).GetProperty("field").GetString().ShouldBe(field);
+        // Only the project's PI applies; a member learns they may not, another tenant learns nothing.
+        body[key] = key == "gpus" ? 8 : key == "months" ? 3 : key == "partition" ? "gpu" : "2026-02";
+        (await s.Client("bob").PostAsJsonAsync("/api/proposals", body)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        (await OkAsync(await s.Client("sam").PostAsJsonAsync("/api/proposals", body), HttpStatusCode.BadRequest)).GetProperty("field").GetString().ShouldBe("project");
+    }
 }
