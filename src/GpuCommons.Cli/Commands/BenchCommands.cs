@@ -32,6 +32,7 @@ internal static class BenchCommands
         bench.Subcommands.Add(PortalBenchCommands.Create());
         bench.Subcommands.Add(BenchServerCommand.Create());
         bench.Subcommands.Add(FgdBenchCommand.Create());
+        bench.Subcommands.Add(RoundBenchCommands.Create());
         return bench;
     }
 

@@ -36,6 +36,9 @@ internal static partial class ClientCommands
         yield return Login();
         yield return Logout();
         yield return Tokens();
+        yield return Call();
+        yield return Proposal();
+        yield return Review();
     }
 
     private static Common AddCommon(Command c)
