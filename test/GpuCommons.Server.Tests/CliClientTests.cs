@@ -308,6 +308,11 @@ public sealed class CliProcessTests
             ac.ShouldBe(CliRunner.Usage);
             aerr.ShouldContain("job arrays (--array) are not yet supported by this server");
 
+            // After --, a file is a command to run, not a script to read.
+            var (dc, dout, derr) = await GpucAsync(s, home, token, "submit", "-p", "demo", "-g", "1", "-t", "1m", "--json", "--", "job.sh", "x");
+            dc.ShouldBe(0, derr);
+            JsonNode.Parse(dout)!["command"]!.AsArray().Select(x => x!.GetValue<string>()).ShouldBe(["job.sh", "x"]);
+
             // JSON for scripts: no needless escapes.
             var (jc, json, jerr) = await GpucAsync(s, home, token, "submit", "-p", "demo", "-g", "1", "-t", "1m", "-J", "a+b", "--json", "--", "true");
             jc.ShouldBe(0, jerr);

@@ -63,7 +63,7 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var t = new Output.Sheet(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED GPU-H", "SPENT GPU-H", "COMMITTED GPU-H", "REMAINING GPU-H", "AMOUNT");
+            var t = new Output.Sheet(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED GPU-H", "SPENT GPU-H", "COMMITTED GPU-H", "REMAINING GPU-H", "CHARGED KRW");
             foreach (var r in rows!.AsArray())
             {
                 t.Add(R(r!["key"]), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
