@@ -63,7 +63,24 @@ internal static class CliRunner
 }
 
 /// <summary>An error the user can act on, with the exit code to return.</summary>
-internal sealed class CliException(string message, int exitCode = CliRunner.Failure) : Exception(message)
+internal class CliException(string message, int exitCode = CliRunner.Failure) : Exception(message)
 {
     public int ExitCode { get; } = exitCode;
+}
+
+/// <summary>An error the server answered with: its HTTP status and the field it names, if any.</summary>
+internal sealed class ApiProblem(string message, int exitCode, int status, string? field) : CliException(message, exitCode)
+{
+    public int Status { get; } = status;
+    public string? Field { get; } = field;
+}
+
+/// <summary>The few POSIX calls the CLI needs.</summary>
+internal static partial class Posix
+{
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
+    /// <summary>The effective uid of this process (-1 on Windows).</summary>
+    public static long EffectiveUid => OperatingSystem.IsWindows() ? -1 : GetEuid();
 }

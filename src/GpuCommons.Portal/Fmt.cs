@@ -11,6 +11,9 @@ public static class Fmt
 
     public static string Int(long v) => v.ToString("N0", C);
 
+    /// <summary>A number of GPUs as asked: whole ones without decimals, a share as it is (<c>0.5</c>, <c>0.25</c>).</summary>
+    public static string Gpus(double v) => v.ToString(v == Math.Floor(v) ? "N0" : "#,0.###", C);
+
     public static string Pct(double fraction) => fraction.ToString("P1", C);
 
     /// <summary>Korean won, whole units, with the ₩ sign, in the culture's digit grouping.</summary>

@@ -54,24 +54,31 @@ public sealed class PortalApi(IHttpClientFactory http, IServer server)
         var text = await resp.Content.ReadAsStringAsync(ctx.RequestAborted);
         if (resp.IsSuccessStatusCode)
         {
-            return new ApiResult(true, null, text);
+            return new ApiResult(true, null, text) { Status = (int)resp.StatusCode };
         }
 
-        string? detail = null;
+        string? detail = null, field = null;
         try
         {
             using var doc = JsonDocument.Parse(text);
             detail = doc.RootElement.TryGetProperty("detail", out var d) ? d.GetString() : doc.RootElement.TryGetProperty("title", out var t) ? t.GetString() : null;
+            field = doc.RootElement.TryGetProperty("field", out var f) ? f.GetString() : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
         }
 
-        return new ApiResult(false, detail ?? $"{(int)resp.StatusCode} {resp.ReasonPhrase}", text);
+        return new ApiResult(false, detail ?? $"{(int)resp.StatusCode} {resp.ReasonPhrase}", text) { Status = (int)resp.StatusCode, Field = field };
     }
 }
 
 public sealed record ApiResult(bool Ok, string? Error, string Body)
 {
+    /// <summary>The HTTP status the API answered.</summary>
+    public int Status { get; init; }
+
+    /// <summary>The field a 400 names (the problem document's <c>field</c>).</summary>
+    public string? Field { get; init; }
+
     public JsonElement Json => JsonDocument.Parse(Body).RootElement;
 }

@@ -34,14 +34,15 @@ public abstract class PortalPage : PageModel
         }
         else
         {
-            FlashError = r.Error;
+            FlashError = ServerText.Error(r, L);
         }
 
         return url is null ? RedirectToPage() : Redirect(url);
     }
 
+    /// <summary>403 as a page of the portal (its header, navigation and language), saying what is not allowed.</summary>
     protected IActionResult Forbidden() =>
-        new ContentResult { StatusCode = 403, Content = L["Forbidden"], ContentType = "text/plain; charset=utf-8" };
+        new ViewResult { ViewName = "/Pages/Shared/_Forbidden.cshtml", StatusCode = 403 };
 
     /// <summary>Charge rate of a partition (or the server default).</summary>
     protected decimal Rate(string? partition) =>

@@ -22,7 +22,10 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         int TotalGpus,
         IReadOnlyDictionary<string, string> ProjectClass,
         /// <summary>The latest jobs the backend lost (the server's records and the backend disagreed).</summary>
-        IReadOnlyList<LostJob> Lost);
+        IReadOnlyList<LostJob> Lost,
+        /// <summary>GPU-hours of the jobs running when the snapshot was taken, so far: in <see cref="Months"/>, not yet charged.</summary>
+        double RunningGpuHours = 0,
+        int RunningJobs = 0);
 
     public sealed record LostJob(long Id, string Project, string? Placement, DateTimeOffset? End, string Outcome);
 
@@ -35,38 +38,50 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
 
     public const int Days = 14;
 
+    /// <summary>How old a snapshot may be before a page asks for a new one (a minute).</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a page waits for a new snapshot before it shows the older one (which says when it was taken).</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>
-    /// The latest figures. A snapshot older than a minute is still served while a new one is computed in the
-    /// background, so only the very first request after a start waits for the computation.
+    /// The latest figures, at most <see cref="MaxAge"/> old: an older snapshot is recomputed (once, however many pages
+    /// ask) and the page waits for it up to <see cref="MaxWait"/>, so the first view after a quiet hour is not an hour
+    /// old; where the computation takes longer (a national fleet on a slow disk) the older snapshot is shown meanwhile.
     /// </summary>
     public async Task<Snapshot> GetAsync()
     {
         if (_last is { } s)
         {
-            if (time.GetUtcNow() - s.Taken >= TimeSpan.FromSeconds(60) && _gate.CurrentCount > 0)
+            if (time.GetUtcNow() - s.Taken < MaxAge)
             {
-                _ = Task.Run(RefreshAsync);
+                return s;
             }
 
-            return s;
+            var refresh = _refresh ??= Task.Run(RefreshAsync);
+            await Task.WhenAny(refresh, Task.Delay(MaxWait, time));
+            return _last!;
         }
 
-        await RefreshAsync();
+        await (_refresh ??= Task.Run(RefreshAsync));
         return _last!;
     }
+
+    private Task? _refresh;
 
     private async Task RefreshAsync()
     {
         await _gate.WaitAsync();
         try
         {
-            if (_last is null || time.GetUtcNow() - _last.Taken >= TimeSpan.FromSeconds(60))
+            if (_last is null || time.GetUtcNow() - _last.Taken >= MaxAge)
             {
                 _last = await ComputeAsync();
             }
         }
         finally
         {
+            _refresh = null;
             _gate.Release();
         }
     }
@@ -93,11 +108,23 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         var from = new DateTimeOffset(first, TimeSpan.Zero);
 
         var jobs = db.Jobs.AsNoTracking()
-            .Select(j => new { j.Id, j.Project, j.Gpus, j.HeldGpus, j.SubmitTime, j.StartTime, j.EndTime, j.Outcome, j.Placement })
+            .Select(j => new { j.Id, j.Project, j.Gpus, j.HeldGpus, j.SubmitTime, j.StartTime, j.EndTime, j.Outcome, j.Placement, j.Partition, j.State })
             .AsAsyncEnumerable();
         var lost = new PriorityQueue<LostJob, long>();
+        // Running jobs are charged when they end: until then their GPU-hours so far count in this month's figures.
+        var running = new Dictionary<(string Class, string Partition), double>();
+        var runningJobs = 0;
         await foreach (var j in jobs)
         {
+            if (j.State == "running" && j.StartTime is { } rs && j.EndTime is null)
+            {
+                var part = j.Partition ?? PartitionOf(j.Placement) ?? "";
+                var since = rs > new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero) ? rs : new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
+                var k = (projectClass.GetValueOrDefault(j.Project, "unknown"), part);
+                running[k] = running.GetValueOrDefault(k) + (j.HeldGpus > 0 ? j.HeldGpus : j.Gpus) * Math.Max(0, (now - since).TotalHours);
+                runningJobs++;
+            }
+
             if (j.Outcome is { } outcome && outcome.StartsWith("lost", StringComparison.Ordinal))
             {
                 lost.Enqueue(new LostJob(j.Id, j.Project, j.Placement, j.EndTime, outcome), j.Id);
@@ -160,9 +187,12 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         }
 
         var months = await db.Ledger.AsNoTracking().Select(l => new { l.Project, l.Partition, l.GpuHours, l.Amount, l.Time }).ToListAsync();
+        var thisMonth = new DateTime(now.Year, now.Month, 1, 0, 0, 0, DateTimeKind.Utc);
         var monthRows = months
-            .GroupBy(l => (new DateTime(l.Time.Year, l.Time.Month, 1, 0, 0, 0, DateTimeKind.Utc), projectClass.GetValueOrDefault(l.Project, "unknown"), l.Partition))
-            .Select(g => new MonthRow(g.Key.Item1, g.Key.Item2, g.Key.Partition, g.Sum(x => x.GpuHours), g.Sum(x => x.Amount)))
+            .Select(l => (Month: new DateTime(l.Time.Year, l.Time.Month, 1, 0, 0, 0, DateTimeKind.Utc), Class: projectClass.GetValueOrDefault(l.Project, "unknown"), l.Partition, l.GpuHours, l.Amount))
+            .Concat(running.Select(r => (Month: thisMonth, r.Key.Class, r.Key.Partition, GpuHours: r.Value, Amount: 0m)))
+            .GroupBy(l => (l.Month, l.Class, l.Partition))
+            .Select(g => new MonthRow(g.Key.Month, g.Key.Class, g.Key.Partition, g.Sum(x => x.GpuHours), g.Sum(x => x.Amount)))
             .OrderBy(r => r.Month).ThenBy(r => r.OrgType, StringComparer.Ordinal).ThenBy(r => r.Partition, StringComparer.Ordinal).ToList();
         var waitRows = waits.Select(kv =>
         {
@@ -177,7 +207,20 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         }
 
         lostList.Reverse();
-        return new Snapshot(now, classes, days, busy, queue, monthRows, waitRows, co.Fleet.TotalGpus, projectClass, lostList);
+        return new Snapshot(now, classes, days, busy, queue, monthRows, waitRows, co.Fleet.TotalGpus, projectClass, lostList, running.Values.Sum(), runningJobs);
+    }
+
+    /// <summary>The partition of the first node of a placement (<c>NODE:GPU;…</c>).</summary>
+    private string? PartitionOf(string? placement)
+    {
+        if (string.IsNullOrEmpty(placement))
+        {
+            return null;
+        }
+
+        var colon = placement.IndexOf(':', StringComparison.Ordinal);
+        var node = co.Fleet.FindNode(colon < 0 ? placement : placement[..colon]);
+        return node is null ? null : co.Fleet.Partitions[node.PartitionIndex].Name;
     }
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;

@@ -62,13 +62,13 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var t = new Table().AddColumns("USER", "ROLE", "ACCOUNT", "UID");
+            var t = new Output.Sheet("USER", "ROLE", "ACCOUNT", "UID");
             foreach (var u in all)
             {
-                t.AddRow(Display.Cell(S(u!["name"])), S(u["role"]), Display.Cell((S(u["posixName"]) is { Length: > 0 } n ? n : "(default rule)")), S(u["uid"]));
+                t.Add(Display.Safe(S(u!["name"])), S(u["role"]), Display.Safe((S(u["posixName"]) is { Length: > 0 } n ? n : "(default rule)")), S(u["uid"]));
             }
 
-            AnsiConsole.Write(t);
+            t.Write();
             return 0;
         });
 
@@ -149,14 +149,14 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var t = new Table().AddColumns("PROJECT", "ORGANISATION", "GROUP", "GID");
+            var t = new Output.Sheet("PROJECT", "ORGANISATION", "GROUP", "GID");
             foreach (var p in page?["items"]?.AsArray() ?? [])
             {
-                t.AddRow(Display.Cell(S(p!["name"])), Display.Cell(S(p["organisation"])),
-                    Display.Cell((S(p["posixGroup"]) is { Length: > 0 } g ? g : "(default rule)")), S(p["gid"]));
+                t.Add(Display.Safe(S(p!["name"])), Display.Safe(S(p["organisation"])),
+                    Display.Safe((S(p["posixGroup"]) is { Length: > 0 } g ? g : "(default rule)")), S(p["gid"]));
             }
 
-            AnsiConsole.Write(t);
+            t.Write();
             return 0;
         });
 

@@ -54,245 +54,6 @@ internal static partial class ClientCommands
 
     // ---- Commands ----------------------------------------------------------------------------------------------
 
-    private static Command Submit()
-    {
-        var project = new Option<string?>("--project", "-p") { Description = "Project to charge" };
-        var gpus = new Option<double?>("--gpus", "-g") { Description = "GPUs (a fraction below 1 shares one GPU)" };
-        var time = new Option<string?>("--time", "-t") { Description = "Walltime: 90m, 2h, 1d, 1-12:00:00" };
-        var name = new Option<string?>("--name", "-J") { Description = "Job name" };
-        var partition = new Option<string?>("--partition") { Description = "Partition (default: any that fits)" };
-        var nodes = new Option<int?>("--nodes", "-N") { Description = "Nodes (multi-node jobs take whole nodes)" };
-        var priority = new Option<string?>("--priority") { Description = "preemptible, normal or high" };
-        var file = new Option<string?>("--file", "-f") { Description = "Job file (JSON with the API's fields); flags override it" };
-        var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried submission safe (default: a new one per call)" };
-        var checkpointable = new Option<bool>("--checkpointable") { Description = "The job handles SIGUSR1 and can be preempted with a grace period" };
-        var command = new Argument<string[]>("command") { Description = "Command to run, after --", Arity = ArgumentArity.ZeroOrMore };
-        var c = new Command("submit", "Submit a job: gpuc submit --project P --gpus 8 --time 2h -- python train.py")
-        {
-            project, gpus, time, name, partition, nodes, priority, file, key, checkpointable, command,
-        };
-        var common = AddCommon(c);
-        var resources = SubmitResourceOptions.AddTo(c);
-        c.SetAction(async (parse, ct) =>
-        {
-            var body = new JsonObject();
-            if (parse.GetValue(file) is { } path)
-            {
-                try
-                {
-                    body = JsonNode.Parse(await File.ReadAllTextAsync(path, ct)) as JsonObject ?? throw new CliException($"{path}: a JSON object is needed", CliRunner.Usage);
-                }
-                catch (JsonException e)
-                {
-                    throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
-                }
-            }
-
-            void Set(string k, JsonNode? v)
-            {
-                if (v is not null)
-                {
-                    body[k] = v;
-                }
-            }
-
-            Set("project", parse.GetValue(project));
-            Set("gpus", parse.GetValue(gpus));
-            Set("walltime", parse.GetValue(time));
-            Set("name", parse.GetValue(name));
-            Set("partition", parse.GetValue(partition));
-            Set("nodes", parse.GetValue(nodes));
-            Set("priority", parse.GetValue(priority));
-            resources.Apply(parse, body);
-            if (parse.GetValue(checkpointable))
-            {
-                body["checkpointable"] = true;
-            }
-
-            var cmd = parse.GetValue(command) ?? [];
-            if (cmd.Length > 0)
-            {
-                body["command"] = new JsonArray(cmd.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
-            }
-
-            if (!body.ContainsKey("workingDirectory"))
-            {
-                body["workingDirectory"] = Environment.CurrentDirectory;
-            }
-
-            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            var headers = new Dictionary<string, string> { ["Idempotency-Key"] = parse.GetValue(key) ?? Guid.NewGuid().ToString("N") };
-            var job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
-            if (parse.GetValue(common.Json))
-            {
-                Print(job);
-            }
-            else
-            {
-                Console.WriteLine($"Submitted job {S(job!["id"])}");
-            }
-
-            return 0;
-        });
-        return c;
-    }
-
-    private static Command Queue()
-    {
-        var project = new Option<string?>("--project", "-p") { Description = "Only this project" };
-        var state = new Option<string?>("--state") { Description = "pending,running (default), or finished, failed, cancelled; 'all' for every state" };
-        var user = new Option<string?>("--user", "-u") { Description = "Only this user's jobs" };
-        var limit = new Option<int>("--limit") { Description = "Most jobs to show", DefaultValueFactory = _ => 1000 };
-        var c = new Command("queue", "List jobs (squeue)") { project, state, user, limit };
-        var common = AddCommon(c);
-        c.SetAction(async (parse, ct) =>
-        {
-            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            var st = parse.GetValue(state) ?? "pending,running";
-            var items = new JsonArray();
-            string? after = null;
-            var want = Math.Max(1, parse.GetValue(limit));
-            do
-            {
-                var q = new StringBuilder($"/api/jobs?limit={Math.Min(1000, want - items.Count)}");
-                if (st != "all")
-                {
-                    q.Append("&state=").Append(Uri.EscapeDataString(st));
-                }
-
-                if (parse.GetValue(project) is { } p)
-                {
-                    q.Append("&project=").Append(Uri.EscapeDataString(p));
-                }
-
-                if (parse.GetValue(user) is { } u)
-                {
-                    q.Append("&user=").Append(Uri.EscapeDataString(u));
-                }
-
-                if (after is not null)
-                {
-                    q.Append("&after=").Append(after);
-                }
-
-                var page = await api.SendAsync(HttpMethod.Get, q.ToString(), null, ct);
-                foreach (var j in page!["items"]!.AsArray())
-                {
-                    items.Add(j!.DeepClone());
-                }
-
-                after = page["next"]?.GetValue<string>();
-            }
-            while (after is not null && items.Count < want);
-
-            if (parse.GetValue(common.Json))
-            {
-                Print(items);
-                return 0;
-            }
-
-            var t = new Table().AddColumns("ID", "NAME", "PROJECT", "USER", "GPUS", "STATE", "WALLTIME", "SUBMITTED", "WHERE");
-            foreach (var j in items)
-            {
-                t.AddRow(Cell(j!["id"]), Cell(j["name"]), Cell(j["project"]), Cell(j["user"]), Cell(j["gpus"]), Cell(j["state"]),
-                    Dur(j["walltimeSeconds"]), Time(j["submitTime"]), Cell(j["placement"]));
-            }
-
-            AnsiConsole.Write(t);
-            return 0;
-        });
-        return c;
-    }
-
-    private static Command Show()
-    {
-        var id = new Argument<long>("id") { Description = "Job id" };
-        var c = new Command("show", "A job in detail, with why it waits and when it should start") { id };
-        var common = AddCommon(c);
-        c.SetAction(async (parse, ct) =>
-        {
-            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            var job = await api.SendAsync(HttpMethod.Get, $"/api/jobs/{parse.GetValue(id)}", null, ct);
-            if (parse.GetValue(common.Json))
-            {
-                Print(job);
-                return 0;
-            }
-
-            var grid = new Grid().AddColumn().AddColumn();
-            foreach (var (k, v) in job!.AsObject())
-            {
-                grid.AddRow($"[bold]{Display.Cell(k)}[/]", v is JsonArray a ? Display.Cell(string.Join(' ', a.Select(x => x?.ToString()))) : Cell(v));
-            }
-
-            AnsiConsole.Write(grid);
-            return 0;
-        });
-        return c;
-    }
-
-    private static Command Cancel()
-    {
-        var ids = new Argument<long[]>("id") { Description = "Job ids", Arity = ArgumentArity.OneOrMore };
-        var c = new Command("cancel", "Cancel jobs (scancel)") { ids };
-        var common = AddCommon(c);
-        c.SetAction(async (parse, ct) =>
-        {
-            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            var results = new JsonArray();
-            foreach (var id in parse.GetValue(ids)!)
-            {
-                var job = await api.SendAsync(HttpMethod.Post, $"/api/jobs/{id}/cancel", null, ct);
-                results.Add(job);
-                if (!parse.GetValue(common.Json))
-                {
-                    Console.WriteLine($"Cancelling job {id} ({S(job!["state"])})");
-                }
-            }
-
-            if (parse.GetValue(common.Json))
-            {
-                Print(results);
-            }
-
-            return 0;
-        });
-        return c;
-    }
-
-    private static Command Logs()
-    {
-        var id = new Argument<long>("id") { Description = "Job id" };
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing output until the job ends" };
-        var stderr = new Option<bool>("--stderr") { Description = "Standard error instead of standard output" };
-        var c = new Command("logs", "A job's output") { id, follow, stderr };
-        var common = AddCommon(c);
-        c.SetAction(async (parse, ct) =>
-        {
-            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            long offset = 0;
-            var stream = parse.GetValue(stderr) ? "stderr" : "stdout";
-            using var stdout = Console.OpenStandardOutput();
-            while (true)
-            {
-                var (bytes, next, state) = await api.GetLogAsync(parse.GetValue(id), stream, offset, ct);
-                await stdout.WriteAsync(bytes, ct);
-                await stdout.FlushAsync(ct);
-                offset = next;
-                if (!parse.GetValue(follow) || (bytes.Length == 0 && state is not ("pending" or "running")))
-                {
-                    return 0;
-                }
-
-                if (bytes.Length == 0)
-                {
-                    await Task.Delay(500, ct);
-                }
-            }
-        });
-        return c;
-    }
-
     private static Command Usage()
     {
         var by = new Option<string>("--by") { Description = "allocation, project, member or orgtype", DefaultValueFactory = _ => "project" };
@@ -308,13 +69,13 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var t = new Table().AddColumns(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED", "SPENT", "COMMITTED", "REMAINING", "AMOUNT");
+            var t = new Output.Sheet(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED GPU-H", "SPENT GPU-H", "COMMITTED GPU-H", "REMAINING GPU-H", "CHARGED KRW");
             foreach (var r in rows!.AsArray())
             {
-                t.AddRow(Cell(r!["key"]), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
+                t.Add(R(r!["key"]), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
             }
 
-            AnsiConsole.Write(t);
+            t.Write();
             return 0;
         });
         return c;
@@ -424,13 +185,13 @@ internal static partial class ClientCommands
                     return 0;
                 }
 
-                var t = new Table().AddColumns("ID", "PROJECT", "GPU-HOURS", "STATE", "SCORE", "AWARDED", "BY");
+                var t = new Output.Sheet("ID", "PROJECT", "ASKED GPU-H", "STATE", "SCORE", "AWARDED GPU-H", "BY");
                 foreach (var r in page!["items"]!.AsArray())
                 {
-                    t.AddRow(Cell(r!["id"]), Cell(r["project"]), Num(r["gpuHours"]), Cell(r["state"]), Cell(r["score"]), Num(r["awardedGpuHours"]), Cell(r["requestedBy"]));
+                    t.Add(R(r!["id"]), R(r["project"]), Num(r["gpuHours"]), R(r["state"]), R(r["score"]), Num(r["awardedGpuHours"]), R(r["requestedBy"]));
                 }
 
-                AnsiConsole.Write(t);
+                t.Write();
                 return 0;
             }
 
@@ -441,14 +202,14 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var table = new Table().AddColumns("ID", "PROJECT", "PARTITION", "STATE", "RELEASED", "SPENT", "COMMITTED", "REMAINING", "USED %", "END");
+            var table = new Output.Sheet("ID", "PROJECT", "PARTITION", "STATE", "RELEASED GPU-H", "SPENT GPU-H", "COMMITTED GPU-H", "REMAINING GPU-H", "USED %", "END");
             foreach (var a in rows!.AsArray())
             {
-                table.AddRow(Cell(a!["id"]), Cell(a["project"]), S(a["partition"]) is "" ? "any" : Cell(a["partition"]), Cell(a["state"]), Num(a["releasedGpuHours"]),
+                table.Add(R(a!["id"]), R(a["project"]), S(a["partition"]) is "" ? "any" : R(a["partition"]), R(a["state"]), Num(a["releasedGpuHours"]),
                     Num(a["spentGpuHours"]), Num(a["committedGpuHours"]), Num(a["remainingGpuHours"]), Num(a["usedPercent"]), Time(a["end"]));
             }
 
-            AnsiConsole.Write(table);
+            table.Write();
             return 0;
         });
 
@@ -472,13 +233,13 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var t = new Table().AddColumns("NODE", "PARTITION", "GPUS", "STATE", "REASON");
+            var t = new Output.Sheet("NODE", "PARTITION", "GPUS", "STATE", "REASON");
             foreach (var n in rows!.AsArray())
             {
-                t.AddRow(Cell(n!["name"]), Cell(n["partition"]), Cell(n["gpus"]), Cell(n["state"]), Cell(n["reason"]));
+                t.Add(R(n!["name"]), R(n["partition"]), R(n["gpus"]), R(n["state"]), R(n["reason"]));
             }
 
-            AnsiConsole.Write(t);
+            t.Write();
             return 0;
         });
         return c;
@@ -591,23 +352,23 @@ internal static partial class ClientCommands
 
     private static void WriteQuotas(List<(string Name, string Kind, JsonNode? Quotas)> rows)
     {
-        var t = new Table().AddColumns("TENANT", "KIND", "PARTITION", "NOMINAL", "BORROW LIMIT", "LEND LIMIT");
+        var t = new Output.Sheet("TENANT", "KIND", "PARTITION", "NOMINAL", "BORROW LIMIT", "LEND LIMIT");
         foreach (var (name, kind, quotas) in rows)
         {
             foreach (var q in quotas?.AsArray() ?? [])
             {
-                t.AddRow(Display.Cell(name), Display.Cell(kind), Cell(q!["partition"]), Num(q["nominalGpus"]),
+                t.Add(Display.Safe(name), Display.Safe(kind), R(q!["partition"]), Num(q["nominalGpus"]),
                     q["borrowingLimitGpus"] is { } b ? Num(b) : "none", q["lendingLimitGpus"] is { } l ? Num(l) : "all");
             }
         }
 
-        if (t.Rows.Count == 0)
+        if (t.Count == 0)
         {
             AnsiConsole.MarkupLine("[grey]no quotas: every tenant may borrow any idle GPU[/]");
             return;
         }
 
-        AnsiConsole.Write(t);
+        t.Write();
     }
 
     private static Command Discrepancies()
@@ -649,7 +410,7 @@ internal static partial class ClientCommands
             }
 
             AnsiConsole.MarkupLine(Markup.Escape($"{S(report["open"])} open"));
-            var t = new Table().AddColumns("KIND", "JOB", "SLURM ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "DONE / SUGGESTED");
+            var t = new Output.Sheet("KIND", "JOB", "SLURM ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "DONE / SUGGESTED");
             foreach (var d in report["items"]!.AsArray())
             {
                 var job = d!["jobId"] is null ? "" : S(d["jobId"]) + (d["attempt"] is { } a && a.GetValue<int>() > 0 ? "-r" + S(a) : "");
@@ -659,11 +420,11 @@ internal static partial class ClientCommands
                     done = $"resolved {When(resolved)}; {done}";
                 }
 
-                t.AddRow(Cell(d["kind"]), job, Cell(d["externalId"]), Cell(d["node"]), When(d["firstSeen"]), When(d["lastSeen"]), Cell(d["seen"]),
-                    Cell(d["detail"]), Markup.Escape(done));
+                t.Add(R(d["kind"]), job, R(d["externalId"]), R(d["node"]), When(d["firstSeen"]), When(d["lastSeen"]), R(d["seen"]),
+                    R(d["detail"]), done);
             }
 
-            AnsiConsole.Write(t);
+            t.Write();
             return 0;
         });
         return c;
@@ -683,13 +444,16 @@ internal static partial class ClientCommands
             ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
             : S(n);
 
-    private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d.ToString("#,0.##", CultureInfo.InvariantCulture) : Cell(n);
+    /// <summary>A field as raw text, for an <see cref="Output.Sheet"/> (which escapes what it writes).</summary>
+    private static string R(JsonNode? n) => n?.ToString() ?? "";
 
-    private static string Dur(JsonNode? n) => n is null ? "" : TimeSpan.FromSeconds(n.GetValue<long>()).ToString(@"d\-hh\:mm\:ss", CultureInfo.InvariantCulture);
+    /// <summary>A number as an amount: <c>1,234.5</c>; the field as it is when it is not a number.</summary>
+    private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? Output.Number(d) : R(n);
 
-    private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : Cell(n);
+    private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : R(n);
 
-    private static void Print(JsonNode? node) => Console.WriteLine(node?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? "null");
+    /// <summary>JSON for scripts, without needless escapes (see <see cref="Output.Json"/>).</summary>
+    private static void Print(JsonNode? node) => Console.WriteLine(Output.Json(node));
 
     /// <summary>A thin HTTP client that turns problem documents into messages and exit codes.</summary>
     private sealed class Api : IDisposable
@@ -825,25 +589,37 @@ internal static partial class ClientCommands
             var text = await resp.Content.ReadAsStringAsync(ct);
             resp.Dispose();
             string message;
+            string? field = null;
             try
             {
                 var p = JsonNode.Parse(text);
                 message = p?["detail"]?.GetValue<string>() ?? p?["title"]?.GetValue<string>() ?? resp.ReasonPhrase ?? "";
+                field = p?["field"]?.GetValue<string>();
             }
-            catch (JsonException)
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
                 message = text.Length > 0 ? text : resp.ReasonPhrase ?? "";
             }
 
+            var status = (int)resp.StatusCode;
             var code = resp.StatusCode switch
             {
-                HttpStatusCode.BadRequest or HttpStatusCode.Conflict or HttpStatusCode.UnsupportedMediaType or HttpStatusCode.RequestEntityTooLarge => CliRunner.Usage,
+                HttpStatusCode.BadRequest or HttpStatusCode.Conflict or HttpStatusCode.UnsupportedMediaType or HttpStatusCode.RequestEntityTooLarge
+                    or HttpStatusCode.UnprocessableEntity => CliRunner.Usage,
                 HttpStatusCode.NotFound => CliRunner.NotFound,
                 HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => CliRunner.Denied,
                 >= HttpStatusCode.InternalServerError => CliRunner.Unavailable,
                 _ => CliRunner.Failure,
             };
-            throw new CliException($"{(int)resp.StatusCode} {Display.Safe(message)}", code);
+
+            // Said once: the server's words (which name the field), not the status code too; the exit code carries the kind.
+            message = Output.Once(Display.Safe(message.Trim()));
+            if (status >= 500 || message.Length == 0)
+            {
+                message = $"the server answered {status} {resp.ReasonPhrase}" + (message.Length > 0 ? ": " + message : "");
+            }
+
+            throw new ApiProblem(message, code, status, field);
         }
 
         public void Dispose() => _http.Dispose();

@@ -16,6 +16,7 @@ internal static class LocalCommands
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         WriteIndented = false,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // '+' as '+', not \u002B
         Converters = { new JsonStringEnumConverter() },
     };
 

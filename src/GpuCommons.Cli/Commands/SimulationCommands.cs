@@ -17,7 +17,7 @@ namespace GpuCommons.Cli.Commands;
 /// </summary>
 internal static class SimulationCommands
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static IEnumerable<Command> Create()
     {

@@ -138,9 +138,12 @@ public sealed class FleetModel : PortalPage
 
             var rows = (k + perRow - 1) / perRow;
             var width = Math.Max(1, Math.Min(perRow, k)) * nodeW;
+            var height = Math.Max(1, rows) * nodeH;
+            // A small partition is drawn larger (a node of 8 GPUs is 23×13 units): at least ~480 px wide, at most ×16.
+            var scale = Math.Clamp(480 / width, 1, 16);
             var sb = new StringBuilder();
             var title = L["FleetGridTitle", p.Name, Fmt.Int(p.Nodes.Count), Fmt.Int(p.TotalGpus)].Value;
-            sb.Append(CultureInfo.InvariantCulture, $"<svg class=\"fleet\" role=\"img\" aria-label=\"{System.Net.WebUtility.HtmlEncode(title)}\" width=\"{width}\" height=\"{Math.Max(1, rows) * nodeH}\" viewBox=\"0 0 {width} {Math.Max(1, rows) * nodeH}\" shape-rendering=\"crispEdges\">");
+            sb.Append(CultureInfo.InvariantCulture, $"<svg class=\"fleet\" role=\"img\" aria-label=\"{System.Net.WebUtility.HtmlEncode(title)}\" width=\"{width * scale}\" height=\"{height * scale}\" viewBox=\"0 0 {width} {height}\" shape-rendering=\"crispEdges\">");
             for (var i = 0; i < paths.Length; i++)
             {
                 if (paths[i].Length == 0)

@@ -13,6 +13,8 @@ public sealed class JobModel : PortalPage
     public decimal Accruing { get; private set; }
     public QueueSnapshot.Entry? Entry { get; private set; }
     public string LogHead { get; private set; } = "";
+    /// <summary>The end of the job's standard error (where a failing program says why), as it was when the page was made.</summary>
+    public string ErrHead { get; private set; } = "";
     public long LogOffset { get; private set; }
     public bool CanCancel { get; private set; }
     public bool Missing { get; private set; }
@@ -48,13 +50,14 @@ public sealed class JobModel : PortalPage
         }
 
         CanCancel = row.State is "pending" or "running" && (Caller.IsOperator || Caller.IsPi(row.Project) || row.User == Caller.User);
-        (LogHead, LogOffset) = await TailAsync(row, 64 * 1024);
+        (LogHead, LogOffset) = await TailAsync(row.StdoutPath, 64 * 1024);
+        (ErrHead, _) = await TailAsync(row.StderrPath, 16 * 1024);
         return Page();
     }
 
-    private static async Task<(string Text, long Offset)> TailAsync(JobRow row, int max)
+    private static async Task<(string Text, long Offset)> TailAsync(string? path, int max)
     {
-        if (row.StdoutPath is not { } path || !System.IO.File.Exists(path))
+        if (path is null || !System.IO.File.Exists(path))
         {
             return ("", 0);
         }

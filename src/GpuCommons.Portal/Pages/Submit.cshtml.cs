@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Portal.Pages;
 
@@ -14,10 +15,28 @@ public sealed class SubmitModel : PortalPage
     [BindProperty] public bool Checkpointable { get; set; }
 
     public string? Error { get; private set; }
-    public IReadOnlyList<string> Projects => Caller.Projects.Keys.Order(StringComparer.Ordinal).ToList();
+    /// <summary>The projects the caller may submit to: their own; every project for an admin, as the API allows.</summary>
+    public IReadOnlyList<string> Projects { get; private set; } = [];
     public IReadOnlyList<string> Partitions => Co.Fleet.Partitions.Select(p => p.Name).ToList();
 
-    public void OnGet(string? project) => Project = project ?? Projects.FirstOrDefault();
+    public async Task OnGetAsync(string? project)
+    {
+        await LoadProjectsAsync();
+        Project = project ?? Projects.FirstOrDefault();
+    }
+
+    private async Task LoadProjectsAsync()
+    {
+        if (Caller.IsAdmin)
+        {
+            await using var db = Db.Create();
+            Projects = await db.Projects.AsNoTracking().OrderBy(p => p.Name).Select(p => p.Name).Take(5000).ToListAsync();
+        }
+        else
+        {
+            Projects = Caller.Projects.Keys.Order(StringComparer.Ordinal).ToList();
+        }
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
@@ -34,7 +53,8 @@ public sealed class SubmitModel : PortalPage
         var r = await Api.SendAsync(HttpContext, HttpMethod.Post, "/api/jobs", body);
         if (!r.Ok)
         {
-            Error = r.Error;
+            Error = ServerText.Error(r, L);
+            await LoadProjectsAsync();
             return Page();
         }
 

@@ -15,7 +15,9 @@ public sealed class ApiException(int status, string title, string? field = null,
     public string? FieldName { get; } = field;
     public string? Detail { get; } = detail;
 
-    public static ApiException Field(string field, string message) => new(400, "invalid request", field, $"{field}: {message}");
+    /// <summary>A 400 naming the field once: a message that already starts with <c>field: </c> is not prefixed again.</summary>
+    public static ApiException Field(string field, string message) =>
+        new(400, "invalid request", field, message.StartsWith(field + ": ", StringComparison.Ordinal) ? message : $"{field}: {message}");
     public static ApiException NotFound(string what) => new(404, "not found", null, $"{what} not found");
     public static ApiException Forbidden(string why = "your role does not allow this") => new(403, "forbidden", null, why);
 }

@@ -81,7 +81,8 @@ internal static class JobsApi
         var jobs = api.MapGroup("/jobs").WithTags("jobs");
         jobs.MapPost("/", SubmitAsync).Accepts<SubmitJobRequest>("application/json").Produces<JobDto>(201).Produces<JobDto>(200).ProducesProblem(400)
             .WithSummary("Submit a job (durable before the 201; Idempotency-Key header makes retries safe)");
-        jobs.MapGet("/", ListAsync).Produces<Page<JobDto>>().WithSummary("List jobs you can see, oldest first; page with ?after=&limit=");
+        jobs.MapGet("/", ListAsync).Produces<Page<JobDto>>()
+            .WithSummary("List jobs you can see, oldest first (?order=desc: newest first); page with ?after=&limit=; pending jobs carry their reason");
         jobs.MapGet("/{id:long}", ShowAsync).Produces<JobDto>().ProducesProblem(404).WithSummary("A job, with the reason and estimated start while pending");
         jobs.MapPost("/{id:long}/cancel", CancelAsync).Produces<JobDto>(202).ProducesProblem(404).WithSummary("Cancel a job");
         jobs.MapDelete("/{id:long}", CancelAsync).Produces<JobDto>(202).ProducesProblem(404).WithSummary("Cancel a job");
@@ -242,8 +243,8 @@ internal static class JobsApi
         _ => field,
     };
 
-    private static async Task<IResult> ListAsync(HttpContext ctx, ServerOptions options, GpucDbFactory factory,
-        string? state, string? project, string? user, long? after, int? limit)
+    private static async Task<IResult> ListAsync(HttpContext ctx, ServerOptions options, GpucDbFactory factory, Coordinator coordinator,
+        string? state, string? project, string? user, long? after, int? limit, string? order)
     {
         var caller = ctx.Caller();
         if (!caller.SeesAllJobs && caller.Projects.Count == 0)
@@ -284,12 +285,18 @@ internal static class JobsApi
             q = states.Length == 1 ? q.Where(j => j.State == states[0]) : q.Where(j => states.Contains(j.State));
         }
 
-        if (after is not null)
+        if (order is not (null or "asc" or "desc"))
         {
-            q = q.Where(j => j.Id > after);
+            throw ApiException.Field("order", "must be asc (oldest first, the default) or desc (newest first)");
         }
 
-        var rows = await q.OrderBy(j => j.Id).Take(take + 1).ToListAsync(ctx.RequestAborted);
+        var newestFirst = order == "desc";
+        if (after is not null)
+        {
+            q = newestFirst ? q.Where(j => j.Id < after) : q.Where(j => j.Id > after);
+        }
+
+        var rows = await (newestFirst ? q.OrderByDescending(j => j.Id) : q.OrderBy(j => j.Id)).Take(take + 1).ToListAsync(ctx.RequestAborted);
         string? next = null;
         if (rows.Count > take)
         {
@@ -297,7 +304,27 @@ internal static class JobsApi
             next = rows[^1].Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
-        return Results.Ok(new Page<JobDto>(rows.Select(r => JobDto.From(r)).ToList(), next));
+        // Why each pending job waits, as squeue's REASON column: one pass over the engine for the whole page.
+        var pending = rows.Where(r => r.State == "pending").Select(r => r.Id).ToList();
+        var views = pending.Count == 0 ? [] : await coordinator.RunAsync(engine =>
+            Task.FromResult(pending.Select(engine.GetJob).OfType<JobView>().ToDictionary(v => v.JobId)));
+        return Results.Ok(new Page<JobDto>(rows.Select(r => WithReason(r, views.GetValueOrDefault(r.Id), coordinator)).ToList(), next));
+    }
+
+    /// <summary>A job with why it waits: the engine's reason, or StartFailed while it is held out after a failed start.</summary>
+    private static JobDto WithReason(JobRow row, JobView? view, Coordinator coordinator)
+    {
+        if (view is null && row.State == "pending" && coordinator.GetStartRetry(row.Id) is { } retry)
+        {
+            var next = retry.NextTry == DateTimeOffset.MaxValue ? "it is queued again" : $"the next try is at {retry.NextTry:yyyy-MM-dd HH:mm:ss}Z";
+            return JobDto.From(row) with
+            {
+                Reason = "StartFailed",
+                ReasonText = $"its start failed {retry.Failures} of {coordinator.MaxStartTries} times (last: {retry.LastError}); {next}",
+            };
+        }
+
+        return JobDto.From(row, view);
     }
 
     private static async Task<JobRow> VisibleJobAsync(HttpContext ctx, GpucDbFactory factory, long id)
@@ -317,18 +344,7 @@ internal static class JobsApi
     {
         var row = await VisibleJobAsync(ctx, factory, id);
         var view = row.State is "pending" or "running" ? await coordinator.GetViewAsync(id) : null;
-        if (view is null && row.State == "pending" && coordinator.GetStartRetry(id) is { } retry)
-        {
-            // Held out of the queue after its start failed in the infrastructure.
-            var next = retry.NextTry == DateTimeOffset.MaxValue ? "it is queued again" : $"the next try is at {retry.NextTry:yyyy-MM-dd HH:mm:ss}Z";
-            return Results.Ok(JobDto.From(row) with
-            {
-                Reason = "StartFailed",
-                ReasonText = $"its start failed {retry.Failures} of {coordinator.MaxStartTries} times (last: {retry.LastError}); {next}",
-            });
-        }
-
-        return Results.Ok(JobDto.From(row, view));
+        return Results.Ok(WithReason(row, view, coordinator));
     }
 
     private static async Task<IResult> CancelAsync(HttpContext ctx, GpucDbFactory factory, Coordinator coordinator, long id)

@@ -1,0 +1,608 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace GpuCommons.Cli.Commands;
+
+/// <summary>Jobs: <c>submit</c> (sbatch), <c>queue</c> (squeue), <c>show</c> (scontrol show job), <c>logs</c>.</summary>
+internal static partial class ClientCommands
+{
+    private static Command Submit()
+    {
+        var project = new Option<string?>("--project", "-p") { Description = "Project to charge (default: your only project); #SBATCH -A" };
+        var gpus = new Option<double?>("--gpus", "-g") { Description = "GPUs (a fraction below 1 shares one GPU); #SBATCH --gpus, --gres=gpu:N" };
+        var time = new Option<string?>("--time", "-t") { Description = "Walltime: 90m, 2h, 1d, 1-12:00:00; #SBATCH -t" };
+        var name = new Option<string?>("--name", "-J") { Description = "Job name; #SBATCH -J" };
+        var partition = new Option<string?>("--partition") { Description = "Partition (default: any that fits); #SBATCH -p" };
+        var nodes = new Option<int?>("--nodes", "-N") { Description = "Nodes (multi-node jobs take whole nodes); #SBATCH -N" };
+        var priority = new Option<string?>("--priority") { Description = "preemptible, normal or high" };
+        var file = new Option<string?>("--file", "-f") { Description = "Job file (JSON with the API's fields); flags override it" };
+        var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried submission safe (default: a new one per call)" };
+        var checkpointable = new Option<bool>("--checkpointable") { Description = "The job handles SIGUSR1 and can be preempted with a grace period" };
+        var output = new Option<string?>("--output", "-o") { Description = "Also write the job's output to this file (%j job id, %x name); #SBATCH -o" };
+        var error = new Option<string?>("--error", "-e") { Description = "Also write the job's standard error to this file; #SBATCH -e" };
+        var chdir = new Option<string?>("--chdir", "-D") { Description = "Directory the job starts in (default: this one, when the job's account can enter it; else its home)" };
+        var array = new Option<string?>("--array", "-a") { Description = "Job array: 0-999, 1,3,5-7, 0-15:4; %N runs at most N at once; #SBATCH --array" };
+        var dependency = new Option<string?>("--dependency", "-d") { Description = "afterok:ID[:ID], afterany:ID, afternotok:ID, singleton (joined by ,); #SBATCH -d" };
+        var command = new Argument<string[]>("command")
+        {
+            Description = "A batch script (its #SBATCH and #GPUC lines are read, as sbatch does) and its arguments, or a command after --",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var c = new Command("submit", "Submit a job: gpuc submit job.sh, or gpuc submit --project P --gpus 8 --time 2h -- python train.py")
+        {
+            project, gpus, time, name, partition, nodes, priority, file, key, checkpointable, output, error, chdir, array, dependency, command,
+        };
+        var common = AddCommon(c);
+        var resources = SubmitResourceOptions.AddTo(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            var body = new JsonObject();
+            if (parse.GetValue(file) is { } path)
+            {
+                try
+                {
+                    body = JsonNode.Parse(await File.ReadAllTextAsync(path, ct)) as JsonObject ?? throw new CliException($"{path}: a JSON object is needed", CliRunner.Usage);
+                }
+                catch (System.Text.Json.JsonException e)
+                {
+                    throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+                }
+            }
+
+            // sbatch's rule: a script's #SBATCH lines, then its #GPUC lines, then the command line; each overrides the one before.
+            var cmd = parse.GetValue(command) ?? [];
+            var script = await ReadScriptAsync(cmd, parse.Tokens.Any(t => t.Type == TokenType.DoubleDash), ct);
+            var opts = new JobOptions();
+            if (script is not null)
+            {
+                opts.OverrideWith(script.Sbatch);
+                opts.OverrideWith(script.Gpuc);
+                foreach (var ignored in script.Ignored)
+                {
+                    await Console.Error.WriteLineAsync($"note: {Display.Safe(ignored)} ignored: gpuc does not use it");
+                }
+            }
+
+            opts.OverrideWith(new JobOptions
+            {
+                Project = parse.GetValue(project),
+                Gpus = parse.GetValue(gpus),
+                Time = parse.GetValue(time),
+                Name = parse.GetValue(name),
+                Partition = parse.GetValue(partition),
+                Nodes = parse.GetValue(nodes),
+                Priority = parse.GetValue(priority),
+                Checkpointable = parse.GetValue(checkpointable) ? true : null,
+                Output = parse.GetValue(output),
+                Error = parse.GetValue(error),
+                Chdir = parse.GetValue(chdir),
+                Array = parse.GetValue(array) is { } a ? BatchScript.ParseArray(a, "--array") : null,
+                Dependency = parse.GetValue(dependency) is { } d ? BatchScript.ParseDependency(d, "--dependency") : null,
+            });
+
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            JsonNode? me = null;
+            try
+            {
+                me = await api.SendAsync(HttpMethod.Get, "/api/me", null, ct);
+            }
+            catch (CliException e) when (e.ExitCode is CliRunner.NotFound)
+            {
+                // An older server: no defaults from it.
+            }
+
+            void Set(string k, JsonNode? v)
+            {
+                if (v is not null)
+                {
+                    body[k] = v;
+                }
+            }
+
+            if (opts.Project is null && !body.ContainsKey("project") && me?["projects"] is JsonObject { Count: 1 } only)
+            {
+                opts.Project = only.First().Key;
+            }
+
+            Set("project", opts.Project);
+            if (opts.Gpus is null && opts.GpusPerNode is { } perNode)
+            {
+                opts.Gpus = perNode * (opts.Nodes ?? 1);
+            }
+
+            Set("gpus", opts.Gpus);
+            Set("walltime", opts.Time);
+            Set("name", opts.Name);
+            Set("partition", opts.Partition);
+            Set("nodes", opts.Nodes);
+            Set("gpusPerNode", opts.Nodes > 1 ? opts.GpusPerNode : null);
+            Set("priority", opts.Priority);
+            resources.Apply(parse, body);
+            Set("array", opts.Array);
+            Set("dependency", opts.Dependency);
+            if (opts.Checkpointable == true)
+            {
+                body["checkpointable"] = true;
+            }
+
+            foreach (var (field, how) in new[] { ("project", "--project P (#SBATCH -A P)"), ("gpus", "--gpus N (#SBATCH --gpus=N)"), ("walltime", "--time 2h (#SBATCH -t 2:00:00)") })
+            {
+                if (!body.ContainsKey(field))
+                {
+                    throw new CliException($"{field} is required: give {how}", CliRunner.Usage);
+                }
+            }
+
+            var run = script is not null ? script.Command(cmd[1..]) : [.. cmd];
+            if (run.Count == 0 && body["command"] is null)
+            {
+                throw new CliException("no command: give a batch script (gpuc submit job.sh) or a command after -- (gpuc submit … -- python train.py)", CliRunner.Usage);
+            }
+
+            if (run.Count > 0)
+            {
+                run = BatchScript.WithOutputFiles(run, opts.Output, opts.Error);
+                body["command"] = new JsonArray(run.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+            }
+
+            if (opts.Chdir is { } dir)
+            {
+                body["workingDirectory"] = Path.GetFullPath(dir);
+            }
+            else if (!body.ContainsKey("workingDirectory"))
+            {
+                var here = Environment.CurrentDirectory;
+                if (WorkingDirectoryFor(me, here) is { } why)
+                {
+                    await Console.Error.WriteLineAsync($"note: {Display.Safe(why)}");
+                }
+                else
+                {
+                    body["workingDirectory"] = here;
+                }
+            }
+
+            var headers = new Dictionary<string, string> { ["Idempotency-Key"] = parse.GetValue(key) ?? Guid.NewGuid().ToString("N") };
+            JsonNode? job;
+            try
+            {
+                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+            }
+            catch (ApiProblem p) when (p.Status == 400 && p.Field is "array" or "dependency" && p.Message.Contains("not a known field", StringComparison.Ordinal))
+            {
+                var what = p.Field == "array" ? "job arrays (--array)" : "job dependencies (--dependency)";
+                throw new CliException($"{what} are not yet supported by this server; submit the jobs one by one", CliRunner.Usage);
+            }
+
+            if (parse.GetValue(common.Json))
+            {
+                Print(job);
+            }
+            else
+            {
+                Console.WriteLine($"Submitted job {S(job!["id"])}");
+            }
+
+            return 0;
+        });
+        return c;
+    }
+
+    /// <summary>
+    /// The batch script the command names, as sbatch reads one: the first word is a file (and no <c>--</c> came
+    /// before it) holding a <c>#!</c> line or directives, or ending in .sh or .py. Null for a plain command.
+    /// </summary>
+    private static async Task<BatchScript?> ReadScriptAsync(string[] cmd, bool afterDoubleDash, CancellationToken ct)
+    {
+        if (cmd.Length == 0 || afterDoubleDash || !File.Exists(cmd[0]))
+        {
+            return null;
+        }
+
+        var info = new FileInfo(cmd[0]);
+        if (info.Length > 4 * BatchScript.MaxBytes)
+        {
+            return null; // a program, not a script
+        }
+
+        var bytes = await File.ReadAllBytesAsync(cmd[0], ct);
+        if (bytes.AsSpan().IndexOf((byte)0) >= 0)
+        {
+            return null; // binary
+        }
+
+        var text = Encoding.UTF8.GetString(bytes);
+        var ext = Path.GetExtension(cmd[0]);
+        if (!BatchScript.LooksLikeScript(text) && ext is not (".sh" or ".py"))
+        {
+            return null;
+        }
+
+        var script = BatchScript.Parse(cmd[0], text);
+        if (!text.StartsWith("#!", StringComparison.Ordinal) && ext == ".py")
+        {
+            script = new BatchScript { Path = script.Path, Text = text, Interpreter = ["/usr/bin/env", "python3"], Sbatch = script.Sbatch, Gpuc = script.Gpuc };
+        }
+
+        return script;
+    }
+
+    /// <summary>
+    /// Null when the job should start in <paramref name="dir"/> (sbatch's default, the submission directory); else why
+    /// not, and the job starts in its account's home. On a center where jobs run as accounts of their own (a server run
+    /// as root maps the demo's people to <c>gpuc-NAME</c>), a directory only its owner can enter (root's home) cannot be
+    /// a job's: sending it would fail the job at start.
+    /// </summary>
+    internal static string? WorkingDirectoryFor(JsonNode? me, string dir)
+    {
+        if (me?["uid"] is not { } uidNode || !long.TryParse(uidNode.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var jobUid)
+            || OperatingSystem.IsWindows() || jobUid == Posix.EffectiveUid)
+        {
+            return null; // the job runs as this account (single-user, or a researcher's own login)
+        }
+
+        // Another account: it enters the directory when every directory on the way lets others search it.
+        for (var d = new DirectoryInfo(dir); d is not null; d = d.Parent)
+        {
+            try
+            {
+                if ((File.GetUnixFileMode(d.FullName) & UnixFileMode.OtherExecute) == 0)
+                {
+                    return $"the job runs as {me["posixName"]}, who cannot enter {dir} ({d.FullName} is closed to other accounts); it starts in that account's home (give --chdir DIR to choose)";
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+
+        return null;
+    }
+
+    private static Command Queue()
+    {
+        var project = new Option<string?>("--project", "-p") { Description = "Only this project" };
+        var state = new Option<string?>("--state") { Description = "pending,running and jobs ended in the last 5 minutes (default); finished, failed, cancelled; 'all' for every state" };
+        var user = new Option<string?>("--user", "-u") { Description = "Only this user's jobs" };
+        var limit = new Option<int>("--limit") { Description = "Most jobs to show", DefaultValueFactory = _ => 1000 };
+        var c = new Command("queue", "List jobs (squeue). Piped: tab-separated without a header, like squeue --noheader (COLUMNS=N: a table that wide)")
+        {
+            project, state, user, limit,
+        };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var st = parse.GetValue(state);
+            var items = new JsonArray();
+            string? after = null;
+            var want = Math.Max(1, parse.GetValue(limit));
+            string Filters()
+            {
+                var q = new StringBuilder();
+                if (parse.GetValue(project) is { } p)
+                {
+                    q.Append("&project=").Append(Uri.EscapeDataString(p));
+                }
+
+                if (parse.GetValue(user) is { } u)
+                {
+                    q.Append("&user=").Append(Uri.EscapeDataString(u));
+                }
+
+                return q.ToString();
+            }
+
+            do
+            {
+                var q = new StringBuilder($"/api/jobs?limit={Math.Min(1000, want - items.Count)}");
+                if (st != "all")
+                {
+                    q.Append("&state=").Append(Uri.EscapeDataString(st ?? "pending,running"));
+                }
+
+                q.Append(Filters());
+                if (after is not null)
+                {
+                    q.Append("&after=").Append(after);
+                }
+
+                var page = await api.SendAsync(HttpMethod.Get, q.ToString(), null, ct);
+                foreach (var j in page!["items"]!.AsArray())
+                {
+                    items.Add(j!.DeepClone());
+                }
+
+                after = page["next"]?.GetValue<string>();
+            }
+            while (after is not null && items.Count < want);
+
+            var now = TimeProvider.System.GetUtcNow();
+            if (st is null && items.Count < want)
+            {
+                // As squeue keeps a job a few minutes after it ends: what just ended, so a job that failed at once is seen, and why.
+                try
+                {
+                    var recent = await api.SendAsync(HttpMethod.Get, "/api/jobs?state=finished,failed,cancelled&order=desc&limit=100" + Filters(), null, ct);
+                    var ended = recent!["items"]!.AsArray().Where(j => Instant(j?["endTime"]) is { } e && now - e < TimeSpan.FromMinutes(5)).Select(j => j!.DeepClone());
+                    foreach (var j in ended.Take(want - items.Count).Reverse())
+                    {
+                        items.Add(j);
+                    }
+                }
+                catch (ApiProblem p) when (p.Field == "order")
+                {
+                    // An older server: pending and running only.
+                }
+            }
+
+            var sorted = items.OrderBy(j => j!["id"]!.GetValue<long>()).ToList();
+            if (parse.GetValue(common.Json))
+            {
+                Print(new JsonArray(sorted.Select(j => j!.DeepClone()).ToArray()));
+                return 0;
+            }
+
+            var t = new Output.Sheet("JOBID", "NAME", "USER", "PROJECT", "STATE", "TIME", "TIME_LIMIT", "GPUS", "WHERE", "REASON");
+            foreach (var j in sorted)
+            {
+                t.Add(S(j!["id"]), S(j["name"]), S(j["user"]), S(j["project"]), S(j["state"]), Output.SlurmTime(Elapsed(j, now)),
+                    j["walltimeSeconds"] is { } w ? Output.SlurmTime(w.GetValue<long>()) : "", Num(j["gpus"]), Output.Where(S(j["placement"])), Reason(j));
+            }
+
+            t.Write();
+            return 0;
+        });
+        return c;
+    }
+
+    /// <summary>Seconds a job has run: 0 while pending, until now while running, start to end once ended.</summary>
+    private static long Elapsed(JsonNode job, DateTimeOffset now)
+    {
+        if (Instant(job["startTime"]) is not { } start)
+        {
+            return 0;
+        }
+
+        var end = Instant(job["endTime"]) ?? now;
+        return Math.Max(0, (long)(end - start).TotalSeconds);
+    }
+
+    /// <summary>squeue's REASON: why a pending job waits; how an ended one ended (<c>exit code 2</c>); empty while running.</summary>
+    private static string Reason(JsonNode job) => S(job["state"]) switch
+    {
+        "pending" => S(job["reason"]),
+        "running" => "",
+        _ => S(job["outcome"]) is { Length: > 0 } o ? o : job["exitCode"] is { } code ? "exit code " + S(code) : "",
+    };
+
+    private static DateTimeOffset? Instant(JsonNode? n) =>
+        n is not null && DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+
+    private static Command Show()
+    {
+        var id = new Argument<long>("id") { Description = "Job id" };
+        var c = new Command("show", "A job in detail, with why it waits and when it should start") { id };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var job = await api.SendAsync(HttpMethod.Get, $"/api/jobs/{parse.GetValue(id)}", null, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(job);
+                return 0;
+            }
+
+            WriteFields(JobFields(job!.AsObject(), TimeProvider.System.GetUtcNow()));
+            return 0;
+        });
+        return c;
+    }
+
+    /// <summary>A job's fields as people read them: labels, Slurm times, amounts with units; fields this CLI does not know keep their name.</summary>
+    internal static List<(string Label, string Value)> JobFields(JsonObject job, DateTimeOffset now)
+    {
+        var f = new List<(string, string)>();
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        string? Get(string k)
+        {
+            used.Add(k);
+            return job[k] is { } v ? v.ToString() : null;
+        }
+
+        void Add(string label, string? value)
+        {
+            if (!string.IsNullOrEmpty(value))
+            {
+                f.Add((label, value));
+            }
+        }
+
+        Add("Job", Get("id"));
+        Add("Name", Get("name"));
+        Add("Project", Get("project"));
+        Add("User", Get("user"));
+        var state = Get("state");
+        Add("State", state + (Get("cancelRequested") == "true" ? " (cancel requested)" : ""));
+        var reason = Get("reason");
+        var reasonText = Get("reasonText");
+        Add("Reason", reason is null ? null : reasonText is null ? reason : $"{reason}: {reasonText}");
+        Add("Outcome", Get("outcome"));
+        Add("Exit code", Get("exitCode"));
+        Add("Partition", Get("partition") ?? (state == "pending" ? "any that fits" : null));
+        Add("GPUs", double.TryParse(Get("gpus"), NumberStyles.Float, CultureInfo.InvariantCulture, out var g) ? Output.Gpus(g) : null);
+        Add("Nodes", Get("nodes"));
+        Add("GPUs per node", Get("gpusPerNode"));
+        Add("Time limit", long.TryParse(Get("walltimeSeconds"), CultureInfo.InvariantCulture, out var w) ? Output.SlurmTime(w) : null);
+        Add("Run time", job["startTime"] is not null ? Output.SlurmTime(Elapsed(job, now)) : null);
+        Add("Priority", Get("priority"));
+        Add("Submitted", When(job["submitTime"]));
+        used.Add("submitTime");
+        Add("Expected start", job["estimatedStart"] is { } es ? When(es) : null);
+        Add("Started", job["startTime"] is { } s ? When(s) : null);
+        Add("Ended", job["endTime"] is { } e ? When(e) : null);
+        used.UnionWith(["estimatedStart", "startTime", "endTime"]);
+        var placement = Get("placement");
+        Add("Where", placement is null ? null : Output.Where(placement));
+        Add("GPUs held", placement is { } pl && pl.Contains(';', StringComparison.Ordinal) ? pl.Replace(';', ' ') : null);
+        Add("Allocation", Get("allocation"));
+        Add("Attempt", Get("attempt") is { } at && at != "0" ? $"{at} (requeued {at} time{(at == "1" ? "" : "s")})" : null);
+        used.Add("command");
+        if (job["command"] is JsonArray cmd)
+        {
+            Add("Command", string.Join(' ', cmd.Select(x => Quote(x?.ToString() ?? ""))));
+        }
+
+        foreach (var (k, v) in job)
+        {
+            if (!used.Contains(k) && v is not null)
+            {
+                Add(Words(k), v is JsonValue ? v.ToString() : v.ToJsonString(Output.JsonOptions));
+            }
+        }
+
+        return f;
+    }
+
+    /// <summary>A word as a shell would need it: as is when plain, else in single quotes; long text shortened.</summary>
+    private static string Quote(string s)
+    {
+        if (s.Length > 200)
+        {
+            s = s[..200] + "…";
+        }
+
+        return s.Length > 0 && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/' or ':' or '=' or ',' or '+' or '@' or '%')
+            ? s : "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    }
+
+    /// <summary><c>gpusPerNode</c> → <c>Gpus per node</c>.</summary>
+    private static string Words(string camel)
+    {
+        var sb = new StringBuilder();
+        foreach (var c in camel)
+        {
+            if (char.IsUpper(c) && sb.Length > 0)
+            {
+                sb.Append(' ').Append(char.ToLowerInvariant(c));
+            }
+            else
+            {
+                sb.Append(sb.Length == 0 ? char.ToUpperInvariant(c) : c);
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>Label and value lines: aligned on a terminal, <c>LABEL\tVALUE</c> when piped.</summary>
+    private static void WriteFields(List<(string Label, string Value)> fields)
+    {
+        var (mode, width) = Output.Detect(Console.IsOutputRedirected, Environment.GetEnvironmentVariable("COLUMNS"));
+        if (mode == Output.Mode.Plain)
+        {
+            foreach (var (label, value) in fields)
+            {
+                Console.WriteLine(Display.Safe(label) + "\t" + Display.Safe(value));
+            }
+
+            return;
+        }
+
+        var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
+        foreach (var (label, value) in fields)
+        {
+            grid.AddRow("[bold]" + Display.Cell(label) + "[/]", Display.Cell(value));
+        }
+
+        Output.ConsoleFor(Console.Out, width).Write(grid);
+    }
+
+    private static Command Cancel()
+    {
+        var ids = new Argument<long[]>("id") { Description = "Job ids", Arity = ArgumentArity.OneOrMore };
+        var c = new Command("cancel", "Cancel jobs (scancel)") { ids };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var results = new JsonArray();
+            foreach (var id in parse.GetValue(ids)!)
+            {
+                var job = await api.SendAsync(HttpMethod.Post, $"/api/jobs/{id}/cancel", null, ct);
+                results.Add(job);
+                if (!parse.GetValue(common.Json))
+                {
+                    Console.WriteLine($"Cancelling job {id} ({S(job!["state"])})");
+                }
+            }
+
+            if (parse.GetValue(common.Json))
+            {
+                Print(results);
+            }
+
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Logs()
+    {
+        var id = new Argument<long>("id") { Description = "Job id" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing output until the job ends" };
+        var stdoutOnly = new Option<bool>("--stdout") { Description = "Standard output only" };
+        var stderrOnly = new Option<bool>("--stderr") { Description = "Standard error only" };
+        var c = new Command("logs", "A job's output: its standard output here on standard output, its standard error on standard error") { id, follow, stdoutOnly, stderrOnly };
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var streams = new List<(string Name, Stream To, long Offset)>();
+            using var stdout = Console.OpenStandardOutput();
+            using var stderr = Console.OpenStandardError();
+            if (!parse.GetValue(stderrOnly) || parse.GetValue(stdoutOnly))
+            {
+                streams.Add(("stdout", stdout, 0));
+            }
+
+            if (!parse.GetValue(stdoutOnly) || parse.GetValue(stderrOnly))
+            {
+                streams.Add(("stderr", stderr, 0));
+            }
+
+            while (true)
+            {
+                var any = false;
+                string? state = null;
+                for (var i = 0; i < streams.Count; i++)
+                {
+                    var (name, to, offset) = streams[i];
+                    var (bytes, next, st) = await api.GetLogAsync(parse.GetValue(id), name, offset, ct);
+                    await to.WriteAsync(bytes, ct);
+                    await to.FlushAsync(ct);
+                    streams[i] = (name, to, next);
+                    any |= bytes.Length > 0;
+                    state = st ?? state;
+                }
+
+                if (!any && (!parse.GetValue(follow) || state is not ("pending" or "running")))
+                {
+                    return 0; // all of it read (the server sends at most 1 MiB a request), and the job has ended or no --follow
+                }
+
+                if (!any)
+                {
+                    await Task.Delay(500, ct);
+                }
+            }
+        });
+        return c;
+    }
+}
