@@ -99,6 +99,9 @@ public sealed class ServerOptions
     [Range(1, int.MaxValue)]
     public int MinimumPosixId { get; set; } = 1000;
 
+    /// <summary>The leader lease's timings and a standby's behaviour (PostgreSQL only).</summary>
+    public Leadership.LeadershipOptions Leadership { get; set; } = new();
+
     public string LogDirectory => Path.Combine(DataDir, "logs");
 
     public string ResolveConnectionString() =>
@@ -112,6 +115,7 @@ public sealed class ServerOptions
             throw new ArgumentException(results[0].ErrorMessage, results[0].MemberNames.FirstOrDefault());
         }
 
+        Leadership.Validate();
         if (Provider is not ("sqlite" or "postgres"))
         {
             throw new ArgumentException($"provider must be sqlite or postgres, got '{Provider}'", nameof(Provider));

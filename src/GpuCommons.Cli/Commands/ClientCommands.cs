@@ -115,6 +115,13 @@ internal static partial class ClientCommands
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
             var headers = new Dictionary<string, string> { ["Idempotency-Key"] = parse.GetValue(key) ?? Guid.NewGuid().ToString("N") };
             var job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+            for (var tries = 0; job?["id"] is null && job?["state"]?.GetValue<string>() == "accepted" && tries < 60; tries++)
+            {
+                // Taken by a standby while no leader was there to number it: the same key again learns its id.
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+            }
+
             if (parse.GetValue(common.Json))
             {
                 Print(job);
@@ -723,12 +730,13 @@ internal static partial class ClientCommands
                 throw new CliException("no token: give --token, set GPUC_TOKEN, or write ~/.config/gpuc/config.json", CliRunner.Usage);
             }
 
-            if (!Uri.TryCreate(server, UriKind.Absolute, out var uri))
+            // Several servers (a leader and standbys): GPUC_URL=https://a,https://b; each request goes to one that answers.
+            var servers = FailoverHandler.Parse(server);
+            var http = new HttpClient(new FailoverHandler(servers, new HttpClientHandler()), disposeHandler: true)
             {
-                throw new CliException($"--server: '{server}' is not a URL", CliRunner.Usage);
-            }
-
-            var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
+                BaseAddress = servers[0],
+                Timeout = TimeSpan.FromSeconds(90),
+            };
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
             return new Api(http);
         }

@@ -61,7 +61,7 @@ internal static class JobsApi
             .WithSummary("A job's output from ?offset= (stream=stdout|stderr); X-Log-Offset gives the next offset");
     }
 
-    private static async Task<IResult> SubmitAsync(HttpContext ctx, ServerOptions options, Coordinator coordinator)
+    private static async Task<IResult> SubmitAsync(HttpContext ctx, ServerOptions options, Leadership.JobIntake intake)
     {
         var caller = ctx.Caller();
         if (caller.Role == Security.Caller.Reviewer)
@@ -77,7 +77,14 @@ internal static class JobsApi
         }
 
         var row = ToRow(req, caller, key.Length > 0 ? key : null);
-        var outcome = await coordinator.SubmitAsync(row);
+        // Leadership seam: the scheduler loop on the leader, the database inbox on a standby (null: taken, no job id yet).
+        var outcome = await intake.SubmitAsync(row, ctx.RequestAborted);
+        if (outcome is null)
+        {
+            ctx.Response.Headers["Idempotency-Key"] = row.IdempotencyKey;
+            return Results.Json(new { state = "accepted", idempotencyKey = row.IdempotencyKey, detail = "taken by a standby and stored; no leader has given it a job id yet: send the same request with this Idempotency-Key again to learn it" }, statusCode: 202);
+        }
+
         if (outcome.Error is { } err)
         {
             throw ApiException.Field(err.Field, err.Reason);
@@ -268,7 +275,8 @@ internal static class JobsApi
     private static async Task<IResult> ShowAsync(HttpContext ctx, GpucDbFactory factory, Coordinator coordinator, long id)
     {
         var row = await VisibleJobAsync(ctx, factory, id);
-        var view = row.State is "pending" or "running" ? await coordinator.GetViewAsync(id) : null;
+        // A standby has no engine (Leadership seam): the job as stored, without reason and estimate.
+        var view = row.State is "pending" or "running" && coordinator.IsReady ? await coordinator.GetViewAsync(id) : null;
         if (view is null && row.State == "pending" && coordinator.GetStartRetry(id) is { } retry)
         {
             // Held out of the queue after its start failed in the infrastructure.
