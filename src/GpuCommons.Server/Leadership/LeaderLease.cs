@@ -34,7 +34,7 @@ public sealed class LeaderLease(NpgsqlDataSource db, string holder, string? url)
 
         LeaseState state;
         await using (var read = new NpgsqlCommand(
-            "SELECT epoch, holder, holder_url, expires_at < clock_timestamp() OR holder = '', COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - acquired_at)::float8, 0) FROM leader_lease WHERE id = 1 FOR UPDATE", conn, tx))
+            "SELECT epoch, holder, holder_url, expires_at < clock_timestamp() OR holder = '', CASE WHEN isfinite(acquired_at) THEN EXTRACT(EPOCH FROM clock_timestamp() - acquired_at)::float8 ELSE 0 END FROM leader_lease WHERE id = 1 FOR UPDATE", conn, tx))
         await using (var r = await read.ExecuteReaderAsync(ct))
         {
             if (!await r.ReadAsync(ct))
@@ -42,7 +42,7 @@ public sealed class LeaderLease(NpgsqlDataSource db, string holder, string? url)
                 throw new InvalidOperationException("the leader_lease row is missing: run the migrations");
             }
 
-            state = new LeaseState(r.GetInt64(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3), double.IsInfinity(r.GetDouble(4)) ? 0 : r.GetDouble(4));
+            state = new LeaseState(r.GetInt64(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3), r.GetDouble(4));
         }
 
         if (!state.Expired)
