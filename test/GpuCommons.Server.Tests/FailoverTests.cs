@@ -11,7 +11,7 @@ namespace GpuCommons.Server.Tests;
 /// center both share Slurm): roles, a kill -9 of the leader, and a leader paused past its lease that must not act.
 /// </summary>
 [Collection("processes")]
-public sealed class FailoverTests
+public sealed class FailoverTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private sealed class Pair : IAsyncDisposable
     {
@@ -123,6 +123,7 @@ public sealed class FailoverTests
         await ServerHarness.EventuallyAsync(async () => await p.B.HealthAsync() == "leader", "the standby to lead", 20_000);
         var takeover = clock.Elapsed;
         takeover.ShouldBeLessThan(TimeSpan.FromSeconds(10), p.B.Output);
+        output.WriteLine($"takeover after kill -9: {takeover.TotalMilliseconds:0} ms");
 
         // A client given both URLs gets through to the survivor.
         var cli = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -202,5 +203,6 @@ public sealed class FailoverTests
         lines.Count(l => l == "first").ShouldBe(1);
         (await p.B.HealthAsync()).ShouldBe("leader");
         (await ScalarAsync<long>(p.Db, "SELECT epoch FROM leader_lease")).ShouldBe(2);
+        output.WriteLine("the old leader after it woke up:\n" + string.Join('\n', p.A.Output.Split('\n').Where(l => l.Contains("fence", StringComparison.Ordinal) || l.Contains("lease", StringComparison.Ordinal) || l.Contains("stepped", StringComparison.Ordinal))));
     }
 }
