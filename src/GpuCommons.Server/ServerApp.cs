@@ -78,6 +78,7 @@ public static class ServerApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        _ = app.Services.GetService<SqliteInstanceLock>(); // owned by the container from here: released when the app is disposed
         app.Use(ErrorsAsProblems);
         app.Use(StandbyGate.InvokeAsync);
         app.Use(Authenticate);
@@ -106,7 +107,9 @@ public static class ServerApp
         }
         else
         {
-            builder.Services.AddSingleton(SqliteInstanceLock.Acquire(options.ResolveConnectionString()));
+            // Taken now (a second server fails here, with the message); made by a factory so the container disposes it.
+            var instanceLock = SqliteInstanceLock.Acquire(options.ResolveConnectionString());
+            builder.Services.AddSingleton(_ => instanceLock);
             builder.Services.AddSingleton<ILeadership, SingleInstanceLeadership>();
         }
 
