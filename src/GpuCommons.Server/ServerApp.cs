@@ -4,6 +4,7 @@ using GpuCommons.Core;
 using GpuCommons.Server.Api;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
+using GpuCommons.Server.Leadership;
 using GpuCommons.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -11,6 +12,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace GpuCommons.Server;
@@ -34,9 +36,11 @@ public static class ServerApp
             k.Limits.MaxRequestHeadersTotalSize = 64 * 1024;
         });
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(backend);
         builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton(new GpucDbFactory(options.Provider, options.ResolveConnectionString()));
+        // Leadership (Leadership/): PostgreSQL runs a lease, and only its holder runs the leader's services below; SQLite is
+        // single-instance (a second server on the same file is refused) and always leads.
+        AddLeadership(builder, options, backend);
         builder.Services.AddSingleton<ServerMetrics>();
         builder.Services.AddSingleton<TokenService>();
         builder.Services.AddSingleton<IPosixDirectory, NssPosixDirectory>();
@@ -46,15 +50,20 @@ public static class ServerApp
         builder.Services.AddSingleton<Onboarding>();
         builder.Services.AddHttpClient("webhook", c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton<WebhookSender>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
         builder.Services.AddSingleton<Coordinator>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<Coordinator>());
         // Reconciliation with the cluster manager, where the backend has one: an IBackendReconciler registered by the host.
         builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
-            options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(), sp.GetService<IBackendReconciler>()));
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationService>());
+            options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(),
+            sp.GetService<IBackendReconciler>() is { } reconciler ? new FencedReconciler(reconciler, sp.GetRequiredService<ILeadership>()) : null));
         builder.Services.AddSingleton<GpuCommons.Server.Rounds.AwardQuotaService>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<GpuCommons.Server.Rounds.AwardQuotaService>());
+        // The leader's services, started when this server leads (at once with SQLite) and stopped when it stops leading.
+        builder.Services.AddHostedService(sp => new LeaderGate(sp.GetRequiredService<ILeadership>(),
+            [
+                sp.GetRequiredService<WebhookSender>(), sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<ReconciliationService>(),
+                sp.GetRequiredService<GpuCommons.Server.Rounds.AwardQuotaService>(),
+                .. options.Provider == "postgres" ? new IHostedService[] { ActivatorUtilities.CreateInstance<InboxPump>(sp) } : [],
+            ],
+            sp.GetRequiredService<ILogger<LeaderGate>>()));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
         {
@@ -74,13 +83,15 @@ public static class ServerApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        _ = app.Services.GetService<SqliteInstanceLock>(); // owned by the container from here: released when the app is disposed
         app.Use(ErrorsAsProblems);
+        app.Use(StandbyGate.InvokeAsync);
         app.Use(Authenticate);
         app.MapOpenApi();
-        app.MapGet("/healthz", (Coordinator co) => co.IsReady ? Results.Text("ok") : Results.Text("starting", statusCode: 503)).ExcludeFromDescription();
-        app.MapGet("/readyz", (Coordinator co) => co.IsReady ? Results.Text("ready") : Results.Text("starting", statusCode: 503)).ExcludeFromDescription();
+        app.MapGet("/healthz", StandbyGate.Health).ExcludeFromDescription();
+        app.MapGet("/readyz", StandbyGate.Ready).ExcludeFromDescription();
         app.MapGet("/livez", () => Results.Text("ok")).ExcludeFromDescription();
-        app.MapGet("/metrics", (ServerMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4")).ExcludeFromDescription();
+        app.MapGet("/metrics", (ServerMetrics m, ILeadership l) => Results.Text(m.Render() + StandbyGate.Metrics(l), "text/plain; version=0.0.4")).ExcludeFromDescription();
         var api = app.MapGroup("/api");
         JobsApi.Map(api);
         TenancyApi.Map(api);
@@ -91,6 +102,31 @@ public static class ServerApp
         CallsApi.Map(api);
         ProposalsApi.Map(api);
         return app;
+    }
+
+    private static void AddLeadership(WebApplicationBuilder builder, ServerOptions options, IJobBackend backend)
+    {
+        if (options.Provider == "postgres")
+        {
+            // First hosted service: started first, stopped last (it releases the lease after the leader's work stopped).
+            builder.Services.AddSingleton<LeaseLeadership>();
+            builder.Services.AddSingleton<ILeadership>(sp => sp.GetRequiredService<LeaseLeadership>());
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseLeadership>());
+        }
+        else
+        {
+            // Taken now (a second server fails here, with the message); made by a factory so the container disposes it.
+            var instanceLock = SqliteInstanceLock.Acquire(options.ResolveConnectionString());
+            builder.Services.AddSingleton(_ => instanceLock);
+            builder.Services.AddSingleton<ILeadership, SingleInstanceLeadership>();
+        }
+
+        // Every backend start and cancel checks the lease first (Leadership/FencedBackend.cs).
+        builder.Services.AddSingleton(sp => FencedBackend.Wrap(backend, sp.GetRequiredService<ILeadership>()));
+        builder.Services.AddSingleton<StandbyInbox>();
+        builder.Services.AddSingleton<JobIntake>();
+        builder.Services.AddHttpClient(StandbyGate.ProxyClient, c => c.Timeout = TimeSpan.FromSeconds(100))
+            .ConfigurePrimaryHttpMessageHandler(() => new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false });
     }
 
     /// <summary>Creates or migrates the database, and seeds the first admin (and the demo tenancy) into an empty one.</summary>
@@ -245,7 +281,7 @@ public static class ServerApp
         }
 
         var co = ctx.RequestServices.GetRequiredService<Coordinator>();
-        if (!co.IsReady)
+        if (!co.IsReady && !StandbyGate.IsServedHere(ctx))
         {
             ctx.Response.StatusCode = 503;
             await Http.Problem(503, "starting", "the server is rebuilding its state; retry shortly", null).ExecuteAsync(ctx);

@@ -102,6 +102,9 @@ public sealed class ServerOptions
     /// <summary>Sign-in with OpenID Connect issuers and the lifetimes of sign-in tokens (docs/sign-in.md).</summary>
     public Security.SignInOptions SignIn { get; set; } = new();
 
+    /// <summary>The leader lease's timings and a standby's behaviour (PostgreSQL only).</summary>
+    public Leadership.LeadershipOptions Leadership { get; set; } = new();
+
     public string LogDirectory => Path.Combine(DataDir, "logs");
 
     public string ResolveConnectionString() =>
@@ -116,6 +119,7 @@ public sealed class ServerOptions
         }
 
         SignIn.Validate();
+        Leadership.Validate();
         if (Provider is not ("sqlite" or "postgres"))
         {
             throw new ArgumentException($"provider must be sqlite or postgres, got '{Provider}'", nameof(Provider));

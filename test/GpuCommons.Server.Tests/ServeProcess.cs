@@ -133,6 +133,39 @@ public sealed class ServeProcess : IAsyncDisposable
         return c;
     }
 
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>SIGSTOP (<paramref name="stop"/>) or SIGCONT: the process freezes or carries on where it was.</summary>
+    public void Pause(bool stop)
+    {
+        using var kill = Process.Start("kill", [stop ? "-STOP" : "-CONT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
+
+    /// <summary>The body of /healthz (leader, standby, starting…), or null when the server does not answer.</summary>
+    public async Task<string?> HealthAsync()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(1) };
+        try
+        {
+            return (await http.GetStringAsync("/healthz").ConfigureAwait(false)).Trim();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A client of this server with a token from another one's data directory (a standby writes no token files).</summary>
+    public HttpClient ClientWithTokensOf(ServeProcess first, string user)
+    {
+        var c = first.Client(user);
+        c.BaseAddress = new Uri(Url);
+        return c;
+    }
+
     /// <summary>SIGKILL: no shutdown code runs.</summary>
     public void KillHard()
     {

@@ -33,6 +33,7 @@ internal static class BenchCommands
         bench.Subcommands.Add(BenchServerCommand.Create());
         bench.Subcommands.Add(FgdBenchCommand.Create());
         bench.Subcommands.Add(RoundBenchCommands.Create());
+        bench.Subcommands.Add(FailoverBench.Create());
         return bench;
     }
 

@@ -178,6 +178,13 @@ internal static partial class ClientCommands
                 throw new CliException($"{what} are not yet supported by this server; submit the jobs one by one", CliRunner.Usage);
             }
 
+            for (var tries = 0; job?["id"] is null && job?["state"]?.GetValue<string>() == "accepted" && tries < 60; tries++)
+            {
+                // Taken by a standby while no leader was there to number it: the same key again learns its id.
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+            }
+
             if (parse.GetValue(common.Json))
             {
                 Print(job);

@@ -495,12 +495,13 @@ internal static partial class ClientCommands
                 throw new CliException("no token: run gpuc login, give --token, or set GPUC_TOKEN", CliRunner.Usage);
             }
 
-            if (!Uri.TryCreate(server, UriKind.Absolute, out var uri))
+            // Several servers (a leader and standbys): GPUC_URL=https://a,https://b; each request goes to one that answers.
+            var servers = FailoverHandler.Parse(server);
+            var http = new HttpClient(new FailoverHandler(servers, new HttpClientHandler()), disposeHandler: true)
             {
-                throw new CliException($"--server: '{server}' is not a URL", CliRunner.Usage);
-            }
-
-            var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
+                BaseAddress = servers[0],
+                Timeout = TimeSpan.FromSeconds(90),
+            };
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
             return new Api(http);
         }

@@ -4,6 +4,7 @@ using GpuCommons.Backends.Local;
 using GpuCommons.Backends.Slurm;
 using GpuCommons.Server;
 using GpuCommons.Server.Engine;
+using GpuCommons.Server.Leadership;
 using GpuCommons.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -112,87 +113,110 @@ internal static partial class ServeCommands
                 var m => throw new CliException($"--gpus must be auto, real or virtual, got '{m}'", CliRunner.Usage),
             };
             Directory.CreateDirectory(dir);
-            IJobBackend backend = parse.GetValue(backendKind) switch
+            options.Leadership.AdvertiseUrl ??= parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries)[0].Replace("0.0.0.0", Environment.MachineName, StringComparison.Ordinal);
+            while (true)
             {
-                "local" => new LocalBackend(new LocalBackendOptions
+                IJobBackend backend = parse.GetValue(backendKind) switch
                 {
-                    StateDirectory = Path.Combine(dir, "backend"),
-                    GpuMode = mode,
-                    VirtualGpuCount = parse.GetValue(virtualGpus),
-                    NodeName = "local-1",
-                }),
-                "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount), JobNamePrefix = parse.GetValue(slurmPrefix)! }),
-                var b => throw new CliException($"--backend must be local or slurm, got '{b}'", CliRunner.Usage),
-            };
-            var json = parse.GetValue(logJson);
-            var url = parse.GetValue(urls)!;
-            var app = ServerApp.Build(options, backend, b =>
-            {
-                GpuCommons.Portal.PortalSetup.AddPortal(b);
-                if (backend is SlurmBackend slurm)
-                {
-                    // Slurm is the truth for what runs, GpuCommons for what should: the server compares them every minute,
-                    // keeps each discrepancy for operators (API, portal, gpuc discrepancies) and acts on the safe ones.
-                    b.Services.AddSingleton<IBackendReconciler>(sp => new SlurmReconciler(slurm, logger: sp.GetRequiredService<ILogger<SlurmReconciler>>()));
-                }
-
-                b.WebHost.UseUrls(url.Split(';', StringSplitOptions.RemoveEmptyEntries));
-                b.Logging.ClearProviders();
-                if (json)
-                {
-                    b.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
-                }
-                else
-                {
-                    b.Logging.AddSimpleConsole(o =>
+                    "local" => new LocalBackend(new LocalBackendOptions
                     {
-                        o.SingleLine = true;
-                        o.UseUtcTimestamp = true;
-                        o.TimestampFormat = "HH:mm:ss ";
-                    });
+                        StateDirectory = Path.Combine(dir, "backend"),
+                        GpuMode = mode,
+                        VirtualGpuCount = parse.GetValue(virtualGpus),
+                        NodeName = "local-1",
+                    }),
+                    "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount), JobNamePrefix = parse.GetValue(slurmPrefix)! }),
+                    var b => throw new CliException($"--backend must be local or slurm, got '{b}'", CliRunner.Usage),
+                };
+                var json = parse.GetValue(logJson);
+                var url = parse.GetValue(urls)!;
+                var app = ServerApp.Build(options, backend, b =>
+                {
+                    GpuCommons.Portal.PortalSetup.AddPortal(b);
+                    if (backend is SlurmBackend slurm)
+                    {
+                        // Slurm is the truth for what runs, GpuCommons for what should: the server compares them every minute,
+                        // keeps each discrepancy for operators (API, portal, gpuc discrepancies) and acts on the safe ones.
+                        b.Services.AddSingleton<IBackendReconciler>(sp => new SlurmReconciler(slurm, logger: sp.GetRequiredService<ILogger<SlurmReconciler>>()));
+                    }
+
+                    b.WebHost.UseUrls(url.Split(';', StringSplitOptions.RemoveEmptyEntries));
+                    b.Logging.ClearProviders();
+                    if (json)
+                    {
+                        b.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+                    }
+                    else
+                    {
+                        b.Logging.AddSimpleConsole(o =>
+                        {
+                            o.SingleLine = true;
+                            o.UseUtcTimestamp = true;
+                            o.TimestampFormat = "HH:mm:ss ";
+                        });
+                    }
+                });
+                GpuCommons.Portal.PortalSetup.MapPortal(app);
+                var token = await ServerApp.InitialiseAsync(app, ct);
+                await app.StartAsync(ct);
+                var co = app.Services.GetRequiredService<Coordinator>();
+                var leadership = app.Services.GetRequiredService<ILeadership>();
+                // A standby has no engine until it leads: wait briefly to learn which this server is.
+                await Task.WhenAny(leadership.WaitForLeadershipAsync(ct), Task.Delay(options.Leadership.RetryInterval * 2, ct));
+                if (leadership.IsLeader)
+                {
+                    await co.Ready.WaitAsync(ct);
+                    var fleet = co.Discovered!;
+                    await Console.Out.WriteLineAsync($"gpuc: fleet: {co.Fleet.TotalGpus} GPUs on {co.Fleet.Nodes.Count} node(s) from {fleet.Source}{(fleet.VirtualGpus ? " — VIRTUAL GPUs (no real GPU found or --gpus virtual)" : "")}");
                 }
-            });
-            GpuCommons.Portal.PortalSetup.MapPortal(app);
-            var token = await ServerApp.InitialiseAsync(app, ct);
-            await app.StartAsync(ct);
-            var co = app.Services.GetRequiredService<Coordinator>();
-            await co.Ready.WaitAsync(ct);
-            var fleet = co.Discovered!;
-            await Console.Out.WriteLineAsync($"gpuc: fleet: {co.Fleet.TotalGpus} GPUs on {co.Fleet.Nodes.Count} node(s) from {fleet.Source}{(fleet.VirtualGpus ? " — VIRTUAL GPUs (no real GPU found or --gpus virtual)" : "")}");
-            await Console.Out.WriteLineAsync($"gpuc: database: {options.Provider} {(options.Provider == "sqlite" ? Path.Combine(dir, "gpuc.db") : "(connection string)")}");
-            await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (portal: {url.Split(';')[0].TrimEnd('/')}/, OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
-            foreach (var i in options.SignIn.Issuers)
-            {
-                await Console.Out.WriteLineAsync($"gpuc: sign-in with {i.Name} ({i.Authority}){(i.ClientId is null ? "" : $", portal callback {url.Split(';')[0].TrimEnd('/')}{i.CallbackPath}")}{(i.CliClientId is null ? "" : ", gpuc login")}");
-            }
-            var acc = co.Accounts;
-            await Console.Out.WriteLineAsync(acc.MultiUser
-                ? $"gpuc: jobs run as: each user's own POSIX account with the project's group (multi-user; never as {acc.ServerAccount}){(options.SeedDemo ? "; demo users as gpuc-NAME" : "")}"
-                : acc.ServerUid == 0
-                    ? "gpuc: WARNING: single-user mode as root: every job runs as root. Use it only on a machine that is yours alone; a shared center runs multi-user (--accounts auto)."
-                    : $"gpuc: jobs run as: {acc.ServerAccount}, the server's own account (single-user mode: this server is for one person)");
-            var tokenFile = Path.Combine(dir, "admin-token");
-            await Console.Out.WriteLineAsync(token is not null
-                ? $"gpuc: admin token: {token}  (written to {tokenFile})"
-                : $"gpuc: admin token: in {tokenFile} (database already initialised)");
-            if (token is not null && options.SeedDemo)
-            {
-                await Console.Out.WriteLineAsync($"gpuc: demo tenancy seeded: projects demo (PI alice, member bob), startup-demo; tokens in {Path.Combine(dir, "demo-tokens.json")}");
-            }
 
-            await Console.Out.FlushAsync(ct);
-            try
-            {
-                await app.WaitForShutdownAsync(ct);
-            }
-            finally
-            {
-                await app.StopAsync(CancellationToken.None);
-                await app.DisposeAsync();
-                await backend.DisposeAsync();
-            }
+                await Console.Out.WriteLineAsync(leadership.MultiInstance
+                    ? leadership.IsLeader
+                        ? $"gpuc: role: leader (epoch {leadership.Epoch}); standbys on the same database take over if this server stops"
+                        : $"gpuc: role: standby (leader: {leadership.LeaderUrl ?? "none yet"}); serves reads and takes submissions, and takes over when the leader's lease ends"
+                    : "gpuc: role: single instance (SQLite: one server per database; for standbys use --db postgres)");
+                await Console.Out.WriteLineAsync($"gpuc: database: {options.Provider} {(options.Provider == "sqlite" ? Path.Combine(dir, "gpuc.db") : "(connection string)")}");
+                await Console.Out.WriteLineAsync($"gpuc: listening on {url}  (portal: {url.Split(';')[0].TrimEnd('/')}/, OpenAPI: {url.Split(';')[0].TrimEnd('/')}/openapi/v1.json)");
+                foreach (var i in options.SignIn.Issuers)
+                {
+                    await Console.Out.WriteLineAsync($"gpuc: sign-in with {i.Name} ({i.Authority}){(i.ClientId is null ? "" : $", portal callback {url.Split(';')[0].TrimEnd('/')}{i.CallbackPath}")}{(i.CliClientId is null ? "" : ", gpuc login")}");
+                }
 
-            return 0;
+                var acc = co.Accounts;
+                await Console.Out.WriteLineAsync(acc.MultiUser
+                    ? $"gpuc: jobs run as: each user's own POSIX account with the project's group (multi-user; never as {acc.ServerAccount}){(options.SeedDemo ? "; demo users as gpuc-NAME" : "")}"
+                    : acc.ServerUid == 0
+                        ? "gpuc: WARNING: single-user mode as root: every job runs as root. Use it only on a machine that is yours alone; a shared center runs multi-user (--accounts auto)."
+                        : $"gpuc: jobs run as: {acc.ServerAccount}, the server's own account (single-user mode: this server is for one person)");
+                var tokenFile = Path.Combine(dir, "admin-token");
+                await Console.Out.WriteLineAsync(token is not null
+                    ? $"gpuc: admin token: {token}  (written to {tokenFile})"
+                    : $"gpuc: admin token: in {tokenFile} (database already initialised)");
+                if (token is not null && options.SeedDemo)
+                {
+                    await Console.Out.WriteLineAsync($"gpuc: demo tenancy seeded: projects demo (PI alice, member bob), startup-demo; tokens in {Path.Combine(dir, "demo-tokens.json")}");
+                }
+
+                await Console.Out.FlushAsync(ct);
+                try
+                {
+                    await app.WaitForShutdownAsync(ct);
+                }
+                finally
+                {
+                    await app.StopAsync(CancellationToken.None);
+                    await app.DisposeAsync();
+                    await backend.DisposeAsync();
+                }
+
+                if (!leadership.SteppedDown || ct.IsCancellationRequested)
+                {
+                    return 0;
+                }
+
+                // Lost the lease: everything of the old term (engine, backend, connections) is gone; start again as a standby.
+                await Console.Out.WriteLineAsync("gpuc: stepped down (the lease moved to another server); starting again as a standby");
+            }
         });
         return serve;
     }

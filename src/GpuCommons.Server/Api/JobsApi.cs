@@ -90,7 +90,7 @@ internal static class JobsApi
             .WithSummary("A job's output from ?offset= (stream=stdout|stderr); X-Log-Offset gives the next offset");
     }
 
-    private static async Task<IResult> SubmitAsync(HttpContext ctx, ServerOptions options, Coordinator coordinator)
+    private static async Task<IResult> SubmitAsync(HttpContext ctx, ServerOptions options, Leadership.JobIntake intake, Coordinator coordinator)
     {
         var caller = ctx.Caller();
         if (caller.Role == Security.Caller.Reviewer)
@@ -106,12 +106,19 @@ internal static class JobsApi
         }
 
         var row = ToRow(req, caller, key.Length > 0 ? key : null);
-        if (coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
+        if (coordinator.IsReady && coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
         {
             throw ApiException.Field(ApiField(never.Field), never.Reason); // no node could ever give it these cores, memory, model or features
         }
 
-        var outcome = await coordinator.SubmitAsync(row);
+        // Leadership seam: the scheduler loop on the leader, the database inbox on a standby (null: taken, no job id yet).
+        var outcome = await intake.SubmitAsync(row, ctx.RequestAborted);
+        if (outcome is null)
+        {
+            ctx.Response.Headers["Idempotency-Key"] = row.IdempotencyKey;
+            return Results.Json(new { state = "accepted", idempotencyKey = row.IdempotencyKey, detail = "taken by a standby and stored; no leader has given it a job id yet: send the same request with this Idempotency-Key again to learn it" }, statusCode: 202);
+        }
+
         if (outcome.Error is { } err)
         {
             throw ApiException.Field(err.Field, err.Reason);
@@ -343,7 +350,8 @@ internal static class JobsApi
     private static async Task<IResult> ShowAsync(HttpContext ctx, GpucDbFactory factory, Coordinator coordinator, long id)
     {
         var row = await VisibleJobAsync(ctx, factory, id);
-        var view = row.State is "pending" or "running" ? await coordinator.GetViewAsync(id) : null;
+        // A standby has no engine (Leadership seam): the job as stored, without reason and estimate.
+        var view = row.State is "pending" or "running" && coordinator.IsReady ? await coordinator.GetViewAsync(id) : null;
         return Results.Ok(WithReason(row, view, coordinator));
     }
 

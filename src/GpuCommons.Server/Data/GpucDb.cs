@@ -178,25 +178,15 @@ internal sealed class SqlitePragmas : DbConnectionInterceptor
 public sealed class GpucDbFactory
 {
     private readonly DbContextOptions<SqliteGpucDb>? _sqlite;
-    private readonly DbContextOptions<PostgresGpucDb>? _postgres;
+    private DbContextOptions<PostgresGpucDb>? _postgres;
 
     public GpucDbFactory(string provider, string connectionString)
     {
         Provider = provider;
+        ConnectionString = connectionString;
         if (provider == "postgres")
         {
-            // Statements the server repeats (a group of submissions, a job's end) are prepared once per connection,
-            // unless the connection string says otherwise.
-            var csb = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
-            var given = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>();
-            if (!given.Any(k => k.Replace(" ", "", StringComparison.Ordinal).Equals("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase)))
-            {
-                csb.MaxAutoPrepare = 64;
-            }
-
-            _postgres = new DbContextOptionsBuilder<PostgresGpucDb>()
-                .UseNpgsql(csb.ConnectionString, o => o.MigrationsAssembly(typeof(GpucDb).Assembly.FullName))
-                .Options;
+            _postgres = PostgresOptions(connectionString);
         }
         else
         {
@@ -205,6 +195,39 @@ public sealed class GpucDbFactory
                 .AddInterceptors(new SqlitePragmas())
                 .Options;
         }
+    }
+
+    /// <summary>The connection string as given (without a leader's fencing epoch).</summary>
+    public string ConnectionString { get; }
+
+    /// <summary>
+    /// PostgreSQL: from now on contexts connect with <paramref name="connectionString"/> (a leader's, carrying its fencing
+    /// epoch: Leadership/FenceSql.cs).
+    /// </summary>
+    public void UseConnectionString(string connectionString)
+    {
+        if (_postgres is null)
+        {
+            throw new InvalidOperationException("only PostgreSQL connections are fenced");
+        }
+
+        _postgres = PostgresOptions(connectionString);
+    }
+
+    private static DbContextOptions<PostgresGpucDb> PostgresOptions(string connectionString)
+    {
+        // Statements the server repeats (a group of submissions, a job's end) are prepared once per connection,
+        // unless the connection string says otherwise.
+        var csb = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        var given = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>();
+        if (!given.Any(k => k.Replace(" ", "", StringComparison.Ordinal).Equals("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase)))
+        {
+            csb.MaxAutoPrepare = 64;
+        }
+
+        return new DbContextOptionsBuilder<PostgresGpucDb>()
+            .UseNpgsql(csb.ConnectionString, o => o.MigrationsAssembly(typeof(GpucDb).Assembly.FullName))
+            .Options;
     }
 
     public string Provider { get; }
