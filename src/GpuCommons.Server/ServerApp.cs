@@ -34,7 +34,9 @@ public static class ServerApp
             k.Limits.MaxRequestHeadersTotalSize = 64 * 1024;
         });
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(backend);
+        // The scheduler loop sees the backend through JobLaunchBackend, which adds each job's container and session details at start.
+        builder.Services.AddSingleton<Sessions.SessionSecrets>();
+        builder.Services.AddSingleton(sp => Engine.JobLaunchBackend.Wrap(backend, sp));
         builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton(new GpucDbFactory(options.Provider, options.ResolveConnectionString()));
         builder.Services.AddSingleton<ServerMetrics>();
@@ -50,6 +52,8 @@ public static class ServerApp
         builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(), sp.GetService<IBackendReconciler>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationService>());
+        builder.Services.AddHttpClient(Sessions.SessionIdleService.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddHostedService<Sessions.SessionIdleService>();
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
         {
@@ -82,6 +86,7 @@ public static class ServerApp
         QuotasApi.Map(api);
         AllocationsApi.Map(api);
         FleetApi.Map(api);
+        SessionsApi.Map(api);
         return app;
     }
 
@@ -205,8 +210,9 @@ public static class ServerApp
 
     private static async Task Authenticate(HttpContext ctx, RequestDelegate next)
     {
-        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal))
+        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal) || SessionsApi.IsReport(ctx.Request))
         {
+            // A session job's report carries its own secret, checked by the endpoint, not an API token.
             await next(ctx);
             return;
         }

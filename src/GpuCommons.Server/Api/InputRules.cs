@@ -189,7 +189,7 @@ internal static class InputRules
         a.Project == b.Project && a.Name == b.Name && a.Partition == b.Partition && a.Gpus.Equals(b.Gpus)
         && a.Nodes == b.Nodes && a.GpusPerNode == b.GpusPerNode && a.WalltimeSeconds == b.WalltimeSeconds
         && a.Priority == b.Priority && a.Checkpointable == b.Checkpointable && a.Requeueable == b.Requeueable
-        && a.WorkingDirectory == b.WorkingDirectory
+        && a.WorkingDirectory == b.WorkingDirectory && a.Image == b.Image && a.Mounts == b.Mounts
         && Strings(a.Command).SequenceEqual(Strings(b.Command), StringComparer.Ordinal)
         && Environment(a.Environment).SequenceEqual(Environment(b.Environment));
 

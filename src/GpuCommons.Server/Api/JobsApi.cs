@@ -28,6 +28,10 @@ public sealed class SubmitJobRequest
     public List<string>? Command { get; set; }
     public string? WorkingDirectory { get; set; }
     public Dictionary<string, string>? Environment { get; set; }
+    /// <summary>Container image to run the command in (see <see cref="ContainerRules"/>); the working directory is then a path inside it.</summary>
+    public string? Image { get; set; }
+    /// <summary>Bind mounts into the container: <c>SOURCE:TARGET[:ro|:rw]</c>, sources the job's user can read.</summary>
+    public List<string>? Mounts { get; set; }
 }
 
 /// <summary>A job as the API shows it.</summary>
@@ -37,13 +41,23 @@ public sealed record JobDto(
     string? Placement, string? Allocation, int? ExitCode, string? Outcome, int Attempt, IReadOnlyList<string> Command,
     string? Reason = null, string? ReasonText = null, DateTimeOffset? EstimatedStart = null, bool? CancelRequested = null)
 {
+    /// <summary>The container image the job runs in, if any.</summary>
+    public string? Image { get; init; }
+
+    /// <summary>Its bind mounts (<c>SOURCE:TARGET[:ro]</c>).</summary>
+    public IReadOnlyList<string>? Mounts { get; init; }
+
     public static JobDto From(JobRow r, JobView? view = null) => new(
         r.Id, r.Name, r.Project, r.User, r.Partition, r.Gpus, r.Nodes, r.GpusPerNode, r.WalltimeSeconds, r.Priority, r.State,
         r.SubmitTime, r.StartTime, r.EndTime, r.Placement, r.AllocationId, r.ExitCode, r.Outcome, r.Attempt, JobMapping.Command(r),
         view is { State: JobState.Pending } ? PendingReasons.Code(view.Reason) : null,
         view is { State: JobState.Pending } ? PendingReasons.Describe(view.Reason) : null,
         view?.EstimatedStart,
-        r.CancelRequested ? true : null);
+        r.CancelRequested ? true : null)
+    {
+        Image = r.Image,
+        Mounts = string.IsNullOrEmpty(r.Mounts) ? null : JsonSerializer.Deserialize<List<string>>(r.Mounts),
+    };
 }
 
 internal static class JobsApi
@@ -76,7 +90,7 @@ internal static class JobsApi
             throw new ApiException(400, "invalid request", "Idempotency-Key", "Idempotency-Key: at most 200 characters");
         }
 
-        var row = ToRow(req, caller, key.Length > 0 ? key : null);
+        var row = ToRow(req, caller, key.Length > 0 ? key : null, options);
         var outcome = await coordinator.SubmitAsync(row);
         if (outcome.Error is { } err)
         {
@@ -99,7 +113,7 @@ internal static class JobsApi
         return Results.Created(InputRules.Location("jobs", dto.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), dto);
     }
 
-    internal static JobRow ToRow(SubmitJobRequest req, Security.Caller caller, string? key)
+    internal static JobRow ToRow(SubmitJobRequest req, Security.Caller caller, string? key, ServerOptions? options = null)
     {
         if (string.IsNullOrWhiteSpace(req.Project))
         {
@@ -183,6 +197,8 @@ internal static class JobsApi
             Environment = req.Environment is null ? null : JsonSerializer.Serialize(req.Environment),
             State = "pending",
             IdempotencyKey = key,
+            Image = req.Image,
+            Mounts = ContainerRules.Check(req.Image, req.Mounts, options ?? new ServerOptions()),
         };
 
         // Checks that need no fleet, before the job reaches the scheduler loop.

@@ -22,9 +22,11 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
     public DbSet<ReservationRow> Reservations => Set<ReservationRow>();
     public DbSet<ServerStateRow> ServerState => Set<ServerStateRow>();
     public DbSet<DiscrepancyRow> Discrepancies => Set<DiscrepancyRow>();
+    public DbSet<SessionRow> Sessions => Set<SessionRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
+        SessionRow.Configure(b);
         b.Entity<OrganisationRow>(e =>
         {
             e.ToTable("organisations");
