@@ -66,6 +66,7 @@ internal static partial class ClientCommands
             project, gpus, time, name, partition, nodes, priority, file, key, checkpointable, command,
         };
         var common = AddCommon(c);
+        var container = ContainerOptions.AddTo(c);
         c.SetAction(async (parse, ct) =>
         {
             var body = new JsonObject();
@@ -107,7 +108,7 @@ internal static partial class ClientCommands
                 body["command"] = new JsonArray(cmd.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
             }
 
-            if (!body.ContainsKey("workingDirectory"))
+            if (!container.Apply(parse, body) && !body.ContainsKey("workingDirectory"))
             {
                 body["workingDirectory"] = Environment.CurrentDirectory;
             }
