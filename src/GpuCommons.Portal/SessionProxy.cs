@@ -40,7 +40,6 @@ public static class SessionProxy
     public static void Map(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.Map("/sessions/{id:long}", (long id) => Results.Redirect(FormattableString.Invariant($"/sessions/{id}/"))).ExcludeFromDescription();
         app.Map("/sessions/{id:long}/{**rest}", ForwardAsync).ExcludeFromDescription();
     }
 
@@ -50,6 +49,12 @@ public static class SessionProxy
         {
             ctx.Response.StatusCode = 404;
             await ctx.Response.WriteAsync("Not found\n");
+            return;
+        }
+
+        if (!ctx.Request.Path.Value!.EndsWith('/') && ctx.Request.RouteValues["rest"] is null)
+        {
+            ctx.Response.Redirect(FormattableString.Invariant($"/sessions/{id}/"));
             return;
         }
 
