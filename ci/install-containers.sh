@@ -5,7 +5,7 @@
 # image `localhost/gpuc-busybox:test` once (podman import of a busybox rootfs). Idempotent; needs root only when
 # something is missing.
 set -euo pipefail
-pkgs=(podman runc busybox-static python3-notebook python3-ipykernel)
+pkgs=(podman runc catatonit busybox-static python3-notebook python3-ipykernel)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,4 +29,4 @@ if ! podman --runtime runc image exists localhost/gpuc-busybox:test 2>/dev/null;
   podman --runtime runc import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' "$root.tar" localhost/gpuc-busybox:test >/dev/null
   rm -f "$root.tar"
 fi
-echo "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), jupyter $(jupyter notebook --version 2>/dev/null || echo '?')"
+echo "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), notebook $(/usr/bin/python3 -m notebook --version 2>/dev/null || echo missing)"
