@@ -33,10 +33,11 @@ public sealed class ContainerSessionTests
         return await r.Content.ReadAsStringAsync();
     }
 
-    [Fact]
-    public async Task Submit_WithImageAndMounts_TheBackendGetsTheContainer_AndTheApiShowsIt()
+    [Theory]
+    [MemberData(nameof(Providers.All), MemberType = typeof(Providers))]
+    public async Task Submit_WithImageAndMounts_TheBackendGetsTheContainer_AndTheApiShowsIt(string provider)
     {
-        await using var h = await ServerHarness.StartAsync();
+        await using var h = await ServerHarness.StartAsync(TestDatabase.For(provider));
 
         var id = await SubmitAsync(h, new { project = "demo", gpus = 1, walltime = "10m", command = new[] { "python", "x.py" }, image = "localhost/gpuc-busybox:test", mounts = new[] { "/data/set:/data:ro", "/scratch/a:/work" }, workingDirectory = "/work" });
 
@@ -109,10 +110,11 @@ public sealed class ContainerSessionTests
         return (await c.PostAsJsonAsync($"/api/sessions/{id}/ready", body)).StatusCode;
     }
 
-    [Fact]
-    public async Task Session_TheJobReportsOnceWithItsOwnSecret_OnlyItsOwnerSeesIt()
+    [Theory]
+    [MemberData(nameof(Providers.All), MemberType = typeof(Providers))]
+    public async Task Session_TheJobReportsOnceWithItsOwnSecret_OnlyItsOwnerSeesIt(string provider)
     {
-        await using var h = await ServerHarness.StartAsync();
+        await using var h = await ServerHarness.StartAsync(TestDatabase.For(provider));
         var (id, job) = await StartSessionAsync(h);
 
         JupyterLauncher.IsLauncher(job.Command).ShouldBeTrue();
