@@ -85,8 +85,8 @@ public sealed class SessionBrowserTests(PortalSite site)
             await Expect(alice.Locator("div.output_subarea pre").First).ToHaveTextAsync($"CVD={gpu}", new() { Timeout = 60_000 });
             await PortalSite.ShotAsync(alice, "en-notebook-cell");
 
-            // bob, signed in to the same portal, and sam of another project: the session's URL does not exist for them.
-            foreach (var other in new[] { "bob", "sam" })
+            // bob (same project), sam (another project) and the admin: the session's URL does not exist for anyone but its owner.
+            foreach (var other in new[] { "bob", "sam", "admin" })
             {
                 var page = await site.SignInAsync(other);
                 (await page.GotoAsync($"{site.BaseUrl}/sessions/{id}/tree"))!.Status.ShouldBe(404);
