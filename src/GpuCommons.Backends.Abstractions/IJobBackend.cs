@@ -66,6 +66,12 @@ public sealed record BackendJob(
     /// an identity as any other account, and refuses uid 0.
     /// </summary>
     public PosixIdentity? RunAs { get; init; }
+
+    /// <summary>
+    /// The container image the job runs in, with its mounts; <see langword="null"/> for a job that runs directly on the
+    /// node. A backend that cannot run containers refuses such a job with <see cref="JobStartRejectedException"/>.
+    /// </summary>
+    public ContainerSpec? Container { get; init; }
 }
 
 /// <summary>

@@ -332,8 +332,13 @@ public sealed partial class LocalBackend
         PrivateFiles.SetMode(_deviceMaskPath, UnixFileMode.None);
     }
 
-    private ProcessStartInfo BuildStartInfo(BackendJob job, JobFile file, JobAccount account, string workingDirectory, List<string> masked)
+    private ProcessStartInfo BuildStartInfo(BackendJob job, JobFile file, JobAccount account, string workingDirectory, List<string> masked, ContainerLaunch? container)
     {
+        if (container is not null)
+        {
+            return BuildContainerStartInfo(job, file, container);
+        }
+
         // The root part (wrapper, mask) starts in "/": the job's user enters its working directory itself, after the drop.
         var psi = new ProcessStartInfo(_options.ResolvedSetsidPath) { UseShellExecute = false, WorkingDirectory = "/" };
         var args = psi.ArgumentList;
@@ -416,6 +421,57 @@ public sealed partial class LocalBackend
 
             env["__GPUC_ENV_" + n.ToString(CultureInfo.InvariantCulture)] = key + "=" + value;
             n++;
+        }
+
+        return psi;
+    }
+
+    /// <summary>The wrapper around <c>podman run</c>: the container gets the job's environment from its env file, podman only a PATH.</summary>
+    private ProcessStartInfo BuildContainerStartInfo(BackendJob job, JobFile file, ContainerLaunch container)
+    {
+        var psi = new ProcessStartInfo(_options.ResolvedSetsidPath) { UseShellExecute = false, WorkingDirectory = "/" };
+        var args = psi.ArgumentList;
+        if (_envDefaultSignal == true)
+        {
+            args.Add(EnvPath);
+            args.Add("--default-signal");
+        }
+
+        foreach (var a in new[] { _options.ShellPath, "-c", WrapperScript, WrapperName(job.JobId), file.Stdout, file.Stderr, file.ExitCodePath })
+        {
+            args.Add(a);
+        }
+
+        foreach (var a in container.Arguments)
+        {
+            args.Add(a);
+        }
+
+        if (job.Command.Count == 1 && job.Command[0].AsSpan().IndexOfAny(" \t\n;&|<>()$`\\\"'*?[]#~=%") >= 0)
+        {
+            args.Add("/bin/sh");
+            args.Add("-c");
+        }
+
+        foreach (var arg in job.Command)
+        {
+            args.Add(arg);
+        }
+
+        var env = psi.Environment;
+        env.Clear();
+        env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        env["LANG"] = SafeLang(Environment.GetEnvironmentVariable("LANG"));
+        if (ProcessUid != 0)
+        {
+            // Rootless podman finds its store and runtime directory through these.
+            foreach (var name in new[] { "HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME" })
+            {
+                if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
+                {
+                    env[name] = value;
+                }
+            }
         }
 
         return psi;

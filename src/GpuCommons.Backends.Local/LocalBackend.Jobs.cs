@@ -65,8 +65,12 @@ public sealed partial class LocalBackend
             }
 
             var (gpus, uuids, cuda) = await ResolveGpusAsync(job, cancellationToken).ConfigureAwait(false);
-            var workingDirectory = await ResolveWorkingDirectoryAsync(job, account, cancellationToken).ConfigureAwait(false);
-            var masked = DevicesToMask(gpus);
+            // A container job's working directory is a path inside its container (podman --workdir), and its container
+            // holds only its own GPUs' devices: nothing to check on the host, nothing to mask.
+            var workingDirectory = job.Container is null
+                ? await ResolveWorkingDirectoryAsync(job, account, cancellationToken).ConfigureAwait(false)
+                : job.WorkingDirectory ?? "";
+            var masked = job.Container is null ? DevicesToMask(gpus) : [];
             if (masked.Count > 0)
             {
                 EnsureDeviceMask();
@@ -91,8 +95,10 @@ public sealed partial class LocalBackend
                 Uid = account.Switch ? account.Uid : null,
                 Gid = account.Switch ? account.Gid : null,
                 WorkingDirectory = workingDirectory,
+                Container = job.Container is null ? null : ContainerName(job.JobId),
             };
             File.Delete(file.ExitCodePath);
+            var container = job.Container is null ? null : await PrepareContainerAsync(job, file, account, directory, cancellationToken).ConfigureAwait(false);
             PrepareLogs(job, file, account);
 
             // Recorded before the launch: a backend that dies between the launch and the record below leaves this, and
@@ -101,7 +107,7 @@ public sealed partial class LocalBackend
             new LocalJob(file, directory).Save();
 
             _envDefaultSignal ??= await ProbeEnvDefaultSignalAsync(cancellationToken).ConfigureAwait(false);
-            var psi = BuildStartInfo(job, file, account, workingDirectory, masked);
+            var psi = BuildStartInfo(job, file, account, workingDirectory, masked, container);
             var process = new Process { StartInfo = psi };
             try
             {
@@ -162,6 +168,7 @@ public sealed partial class LocalBackend
     private void Validate(BackendJob job)
     {
         ValidateCommandAndEnvironment(job);
+        ValidateContainer(job);
         if (job.Walltime <= TimeSpan.Zero)
         {
             throw new JobStartRejectedException($"Job {job.JobId}: walltime must be positive, not {job.Walltime}.");
@@ -349,6 +356,11 @@ public sealed partial class LocalBackend
         _ = stages[stage].Signal == Posix.SigTerm
             ? Posix.SignalJob(job.File.Pid, Posix.SigTerm, Posix.SigCont)
             : Posix.SignalJob(job.File.Pid, stages[stage].Signal);
+        if (stages[stage].Signal == Posix.SigKill)
+        {
+            // Killing podman leaves its container running (conmon holds it): remove it too.
+            RemoveContainer(job.File.Container);
+        }
 
         job.File.StopStage = stage + 1;
         job.File.NextSignalAt = now + stages[stage].Wait;
@@ -504,6 +516,7 @@ public sealed partial class LocalBackend
 
         // Whatever the job left behind in its group or session goes with it (only while the leader's PID is not reused).
         Posix.SignalJobIfOurs(f.Pid, f.StartTicks, Posix.SigKill);
+        RemoveContainer(f.Container);
 
         var time = now;
         if (!job.SeenAlive && File.Exists(f.ExitCodePath))

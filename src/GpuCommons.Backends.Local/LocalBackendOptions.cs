@@ -120,6 +120,53 @@ public sealed class LocalBackendOptions
     /// </summary>
     public string? MountPath { get; set; }
 
+    /// <summary>
+    /// Debian's <c>podman</c>, which runs container jobs (<see cref="BackendJob.Container"/>). A root backend runs it as
+    /// root with <c>--user UID:GID</c> of the job's account, no capabilities and <c>no-new-privileges</c>; see README.md.
+    /// <value>The default (null) is the first of <c>/usr/bin/podman</c>, <c>/bin/podman</c>, <c>/usr/local/bin/podman</c>.</value>
+    /// </summary>
+    public string? PodmanPath { get; set; }
+
+    /// <summary>
+    /// The OCI runtime podman uses (<c>--runtime</c>). crun 1.8 refuses cgroup v1 hybrid hosts; runc runs on both.
+    /// <value>The default is <c>runc</c>.</value>
+    /// </summary>
+    public string ContainerRuntime { get; set; } = "runc";
+
+    /// <summary>
+    /// The container's network (<c>--network</c>): <c>host</c> shares the machine's, as a job that runs without a container
+    /// does (a notebook in a container is then reachable like one outside); <c>none</c> cuts it off. <value>The default is <c>host</c>.</value>
+    /// </summary>
+    public string ContainerNetwork { get; set; } = "host";
+
+    /// <summary>
+    /// When podman pulls a registry image (<c>--pull</c>): <c>missing</c>, <c>never</c> (only images already in the machine's
+    /// store, or loaded from an archive) or <c>always</c>. The server checks registry images against the center's
+    /// allow-list before a job is accepted. <value>The default is <c>missing</c>.</value>
+    /// </summary>
+    public string ContainerPull { get; set; } = "missing";
+
+    /// <summary>
+    /// Open files (soft = hard) of a container job. Podman's default raises it past what a restricted host allows
+    /// ("setrlimit: Operation not permitted"), so the backend always sets it: the lower of this and its own hard limit.
+    /// <value>The default is 65,536.</value>
+    /// </summary>
+    [Range(64, int.MaxValue)]
+    public long ContainerOpenFiles { get; set; } = 65_536;
+
+    /// <summary>Processes of the job's user (soft = hard) in a container job: the lower of this and the backend's own hard limit. <value>The default is 16,384.</value></summary>
+    [Range(64, int.MaxValue)]
+    public long ContainerProcesses { get; set; } = 16_384;
+
+    /// <summary>
+    /// How a container gets its GPUs: null (auto) uses CDI (<c>--device nvidia.com/gpu=UUID</c>, which also brings the
+    /// driver's libraries) when an NVIDIA CDI spec is in <c>/etc/cdi</c> or <c>/var/run/cdi</c>, else the job's device
+    /// files (<c>nvidiaN</c> of its GPUs and the shared control files). <value>The default is null (auto).</value>
+    /// </summary>
+    public bool? ContainerUseCdi { get; set; }
+
+    internal string ResolvedPodmanPath => PodmanPath ?? FirstOf("podman");
+
     internal string ResolvedSetprivPath => SetprivPath ?? FirstOf("setpriv");
 
     internal string ResolvedUnsharePath => UnsharePath ?? FirstOf("unshare");

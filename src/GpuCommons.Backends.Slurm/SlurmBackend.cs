@@ -185,7 +185,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             long slurmId;
             try
             {
-                if (_options.CheckWorkingDirectory && job.WorkingDirectory is { } wd
+                if (_options.CheckWorkingDirectory && job.Container is null && job.WorkingDirectory is { } wd
                     && !await Client.CanEnterAsync(wd, login, cancellationToken, job.RunAs?.Group).ConfigureAwait(false))
                 {
                     throw Rejected(job, $"{login ?? "the server's account"} cannot enter its working directory '{wd}' (it does not exist, is not a directory, or is not searchable for that account)");

@@ -90,6 +90,14 @@ public sealed class SlurmBackendOptions
     /// <summary>PATH for the job when its environment has none (<c>--export=NONE</c> keeps the server's environment out). <value>Default the Debian system PATH.</value></summary>
     public string DefaultPath { get; set; } = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+    /// <summary>
+    /// How container jobs (<see cref="BackendJob.Container"/>) run: <see cref="SlurmContainerMode.None"/> refuses them,
+    /// <see cref="SlurmContainerMode.Oci"/> uses Slurm's own <c>--container</c> (an OCI bundle directory; the site's
+    /// <c>oci.conf</c> names runc or crun), <see cref="SlurmContainerMode.Pyxis"/> NVIDIA pyxis/enroot's
+    /// <c>srun --container-image</c>. See README.md. <value>Default <see cref="SlurmContainerMode.None"/>.</value>
+    /// </summary>
+    public SlurmContainerMode ContainerMode { get; set; } = SlurmContainerMode.None;
+
     /// <summary>Extra <c>sbatch</c> arguments for every job (e.g. <c>--qos=…</c>, or <c>--hold</c> in benchmarks). <value>Default none.</value></summary>
     public IList<string> ExtraSbatchArguments { get; } = [];
 
@@ -140,4 +148,17 @@ public enum SlurmSubmitMode
 
     /// <summary>No switch: the server submits as itself; a job that names any other account is refused (single-user installs).</summary>
     Self,
+}
+
+/// <summary>How the Slurm backend runs container jobs.</summary>
+public enum SlurmContainerMode
+{
+    /// <summary>This cluster runs no container jobs: they are refused with the reason.</summary>
+    None,
+
+    /// <summary>Slurm's own OCI support: <c>sbatch --container=BUNDLE</c>, with the runtime the site's <c>oci.conf</c> names.</summary>
+    Oci,
+
+    /// <summary>The pyxis SPANK plugin (enroot): <c>srun --container-image=… --container-mounts=… --container-workdir=…</c>.</summary>
+    Pyxis,
 }

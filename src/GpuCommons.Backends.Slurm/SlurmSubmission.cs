@@ -48,6 +48,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             }
         }
 
+        CheckContainer(job, options);
         var name = SlurmJobName.Format(options.JobNamePrefix, job.JobId, job.Attempt);
         var logDirectory = LogDirectoryFor(job, options);
         var stdout = Path.Combine(logDirectory, name + ".out");
@@ -97,7 +98,15 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         }
 
         args.Add("--account=" + AccountFor(job, options));
-        if ((job.WorkingDirectory ?? (job.RunAs is null ? null : logDirectory)) is { } wd)
+        if (job.Container is not null && options.ContainerMode == SlurmContainerMode.Oci)
+        {
+            // Slurm's own OCI support: the batch step runs in the bundle, through the runtime oci.conf names, as the user.
+            args.Add("--container=" + job.Container.Image);
+        }
+
+        // A container job's working directory is inside its container (--container-workdir, or the bundle's cwd).
+        var hostDirectory = job.Container is null ? job.WorkingDirectory : null;
+        if ((hostDirectory ?? (job.RunAs is null ? null : logDirectory)) is { } wd)
         {
             // A job with an identity and no working directory starts in its own spool directory, never in the server's.
             args.Add("--chdir=" + wd);
@@ -165,20 +174,27 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             sb.Append("export ").Append(key).Append('=').Append(Quote(value)).Append('\n');
         }
 
-        if (job.WorkingDirectory is { } wd)
+        if (job.Container is null && job.WorkingDirectory is { } wd)
         {
             // Slurm runs a job whose --chdir it cannot enter in /tmp instead: fail rather than run elsewhere.
             sb.Append("cd -- ").Append(Quote(wd)).Append(" || exit 111\n"); // the shell's message names the directory and the reason
         }
 
         sb.Append("exec ");
-        if (job.Nodes.Count > 1)
+        var pyxis = job.Container is not null && options.ContainerMode == SlurmContainerMode.Pyxis;
+        if (job.Nodes.Count > 1 || pyxis)
         {
-            // One task per node, each with its own GPUs; the batch shell runs on the first node only.
+            // One task per node, each with its own GPUs; the batch shell runs on the first node only. A pyxis container
+            // is made by srun, so a single-node container job goes through srun too.
             sb.Append("srun --export=ALL --ntasks-per-node=1 --kill-on-bad-exit=1");
             if (gpusPerNode > 0)
             {
                 sb.Append(" --gpus-per-node=").Append(gpusPerNode.ToString(CultureInfo.InvariantCulture));
+            }
+
+            if (pyxis)
+            {
+                AppendPyxis(sb, job.Container!, job.WorkingDirectory);
             }
 
             sb.Append(" -- ");
@@ -196,6 +212,84 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
 
         sb.Append('\n');
         return sb.ToString();
+    }
+
+    /// <summary>Refuses a container job this cluster cannot run, with the reason (the job fails; retrying would not help).</summary>
+    private static void CheckContainer(BackendJob job, SlurmBackendOptions options)
+    {
+        if (job.Container is not { } c)
+        {
+            return;
+        }
+
+        switch (options.ContainerMode)
+        {
+            case SlurmContainerMode.None:
+                throw new JobStartRejectedException($"Job {job.JobId}: this Slurm cluster runs no container jobs (SlurmBackendOptions.ContainerMode is None).");
+            case SlurmContainerMode.Oci:
+                if (!Path.IsPathFullyQualified(c.Image) || c.Image.Any(char.IsControl))
+                {
+                    throw new JobStartRejectedException($"Job {job.JobId}: Slurm's --container runs an unpacked OCI bundle, so the image must be the bundle's absolute path on the cluster's shared file system, not '{c.Image}'.");
+                }
+
+                if (c.Mounts.Count > 0)
+                {
+                    throw new JobStartRejectedException($"Job {job.JobId}: Slurm's --container takes its mounts from the bundle's config.json; this cluster cannot add mounts to a job.");
+                }
+
+                break;
+            case SlurmContainerMode.Pyxis:
+                foreach (var m in c.Mounts)
+                {
+                    if (!Path.IsPathFullyQualified(m.Source) || !Path.IsPathFullyQualified(m.Target) || (m.Source + m.Target).Any(ch => ch is ',' or ':' || char.IsControl(ch)))
+                    {
+                        throw new JobStartRejectedException($"Job {job.JobId}: pyxis mounts need absolute paths without ',' or ':' ('{m.Source}' → '{m.Target}').");
+                    }
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>
+    /// pyxis's srun options: the image (a registry reference becomes enroot's <c>REGISTRY#PATH:TAG</c>; a squashfs file
+    /// stays a path), the mounts and the working directory. enroot runs the container as the job's user, unprivileged,
+    /// so a mount works only where the user can read it.
+    /// </summary>
+    private static void AppendPyxis(StringBuilder sb, ContainerSpec c, string? workingDirectory)
+    {
+        sb.Append(" --container-image=").Append(Quote(PyxisImage(c.Image)));
+        if (c.Mounts.Count > 0)
+        {
+            sb.Append(" --container-mounts=").Append(Quote(string.Join(',', c.Mounts.Select(m => m.Source + ":" + m.Target + (m.ReadOnly ? ":ro" : "")))));
+        }
+
+        if (workingDirectory is { } wd)
+        {
+            sb.Append(" --container-workdir=").Append(Quote(wd));
+        }
+    }
+
+    /// <summary>enroot's image syntax: <c>registry.example.org/team/img:tag</c> → <c>registry.example.org#team/img:tag</c>; paths and Docker Hub names unchanged.</summary>
+    public static string PyxisImage(string image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.StartsWith('/') || image.Contains('#', StringComparison.Ordinal))
+        {
+            return image;
+        }
+
+        var slash = image.IndexOf('/', StringComparison.Ordinal);
+        if (slash > 0)
+        {
+            var first = image[..slash];
+            if (first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost")
+            {
+                return first + "#" + image[(slash + 1)..];
+            }
+        }
+
+        return image;
     }
 
     /// <summary>POSIX single-quoting: safe for any byte except NUL.</summary>

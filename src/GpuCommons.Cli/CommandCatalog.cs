@@ -14,6 +14,7 @@ internal static class CommandCatalog
         {
             yield return c;
         }
+        yield return ClientCommands.Session();
         foreach (var c in SimulationCommands.Create())
         {
             yield return c;

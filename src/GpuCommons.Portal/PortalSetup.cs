@@ -41,6 +41,7 @@ public static class PortalSetup
         // Pages are compressed on plain HTTP only (the default): the fleet grid of 3,400 nodes is ~300 KB of SVG paths, ~10× smaller gzipped.
         builder.Services.AddResponseCompression(o => o.MimeTypes = ["text/html", "text/css", "text/javascript", "text/csv"]);
         builder.Services.Configure<Microsoft.AspNetCore.ResponseCompression.GzipCompressionProviderOptions>(o => o.Level = System.IO.Compression.CompressionLevel.Fastest);
+        builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<QueueSnapshot>();
         builder.Services.AddSingleton<PortalApi>();
         builder.Services.AddSingleton<Reports>();
@@ -70,7 +71,7 @@ public static class PortalSetup
     {
         ArgumentNullException.ThrowIfNull(app);
         app.Use(Timing);
-        app.UseWhen(ctx => IsPortalPath(ctx.Request.Path), a => a.UseResponseCompression());
+        app.UseWhen(ctx => IsPortalPath(ctx.Request.Path) && !SessionProxy.IsProxyPath(ctx.Request.Path), a => a.UseResponseCompression());
         // Only the portal's pages are localized: the API answers the same whatever the browser's language.
         app.UseWhen(ctx => IsPortalPath(ctx.Request.Path), a => a.UseRequestLocalization(o =>
         {
@@ -89,6 +90,7 @@ public static class PortalSetup
         app.UseAuthentication();
         app.Use(SignedIn);
         app.MapGet("/static/{name}", StaticFile).ExcludeFromDescription();
+        SessionProxy.Map(app);
         app.MapRazorPages();
     }
 

@@ -36,6 +36,7 @@ public static class ServerApp
             k.Limits.MaxRequestHeadersTotalSize = 64 * 1024;
         });
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<Sessions.SessionSecrets>();
         builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton(new GpucDbFactory(options.Provider, options.ResolveConnectionString()));
         // Leadership (Leadership/): PostgreSQL runs a lease, and only its holder runs the leader's services below; SQLite is
@@ -64,6 +65,8 @@ public static class ServerApp
                 .. options.Provider == "postgres" ? new IHostedService[] { ActivatorUtilities.CreateInstance<InboxPump>(sp) } : [],
             ],
             sp.GetRequiredService<ILogger<LeaderGate>>()));
+        builder.Services.AddHttpClient(Sessions.SessionIdleService.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddHostedService<Sessions.SessionIdleService>();
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
         {
@@ -101,6 +104,7 @@ public static class ServerApp
         SignInApi.Map(api);
         CallsApi.Map(api);
         ProposalsApi.Map(api);
+        SessionsApi.Map(api);
         return app;
     }
 
@@ -122,7 +126,8 @@ public static class ServerApp
         }
 
         // Every backend start and cancel checks the lease first (Leadership/FencedBackend.cs).
-        builder.Services.AddSingleton(sp => FencedBackend.Wrap(backend, sp.GetRequiredService<ILeadership>()));
+        // The scheduler loop sees the backend through JobLaunchBackend, which adds each job's container and session details at start.
+        builder.Services.AddSingleton(sp => Engine.JobLaunchBackend.Wrap(FencedBackend.Wrap(backend, sp.GetRequiredService<ILeadership>()), sp));
         builder.Services.AddSingleton<StandbyInbox>();
         builder.Services.AddSingleton<JobIntake>();
         builder.Services.AddHttpClient(StandbyGate.ProxyClient, c => c.Timeout = TimeSpan.FromSeconds(100))
@@ -250,8 +255,9 @@ public static class ServerApp
     private static async Task Authenticate(HttpContext ctx, RequestDelegate next)
     {
         // Sign-in itself (the issuers, gpuc login's exchange) needs no token.
-        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal) || ctx.Request.Path.StartsWithSegments("/api/auth", StringComparison.Ordinal))
+        if (!ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal) || ctx.Request.Path.StartsWithSegments("/api/auth", StringComparison.Ordinal) || SessionsApi.IsReport(ctx.Request))
         {
+            // A session job's report carries its own secret, checked by the endpoint, not an API token.
             await next(ctx);
             return;
         }

@@ -105,6 +105,25 @@ public sealed class ServerOptions
     /// <summary>The leader lease's timings and a standby's behaviour (PostgreSQL only).</summary>
     public Leadership.LeadershipOptions Leadership { get; set; } = new();
 
+    /// <summary>
+    /// Registries container images may come from (host names, e.g. <c>registry.example.org</c>; <c>docker.io</c> for
+    /// Docker Hub's short names). Local images (<c>localhost/…</c>, <c>oci-archive:/…</c>, <c>oci:/…</c>) are always
+    /// allowed. <value>Default: none (local images only).</value>
+    /// </summary>
+    public IList<string> ContainerRegistries { get; } = [];
+
+    /// <summary>A notebook session whose kernels have been idle this long is stopped, so its GPUs go back to the queue. <value>Default 1 hour.</value></summary>
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How often sessions are asked for their last activity. <value>Default 30 s.</value></summary>
+    public TimeSpan SessionIdleCheckInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The URL a session job reports back to (<c>POST {url}/api/sessions/ID/ready</c>). <value>Default: the server's first
+    /// listening address (0.0.0.0 and [::] read as loopback), which suits the local backend; set it for Slurm nodes.</value>
+    /// </summary>
+    public string? SessionCallbackUrl { get; set; }
+
     public string LogDirectory => Path.Combine(DataDir, "logs");
 
     public string ResolveConnectionString() =>

@@ -27,6 +27,31 @@ public class BackendTests
     }
 
     [Fact]
+    public async Task StartAsync_ContainerJob_SbatchGetsPyxisOptions_OrSlurmsContainerBundle_WorkdirNotCheckedOnTheHost()
+    {
+        var job = Jobs.Make(45, ["n1"], 1, command: ["python", "x.py"]) with
+        {
+            Container = new ContainerSpec("registry.example.org/ml/torch:2", [new ContainerMount("/data/set", "/data", true)]),
+            WorkingDirectory = "/workspace",
+        };
+        await using (var pyxis = CreateSut(new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Pyxis, CheckWorkingDirectory = true }))
+        {
+            await pyxis.StartAsync(job, default);
+        }
+
+        var script = _slurm.Calls.Single(c => c.Tool == "sbatch").Stdin!;
+        script.ShouldContain("srun --export=ALL --ntasks-per-node=1 --kill-on-bad-exit=1 --gpus-per-node=1 --container-image='registry.example.org#ml/torch:2' --container-mounts='/data/set:/data:ro' --container-workdir='/workspace' -- 'python' 'x.py'");
+        _slurm.Calls.ShouldNotContain(c => c.Tool != "sbatch" && c.Args.Contains("/workspace")); // no host check of a container path
+
+        await using var oci = CreateSut(new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci });
+        await oci.StartAsync(job with { JobId = 46, Container = new ContainerSpec("/shared/bundles/torch", []) }, default);
+        _slurm.Calls.Last(c => c.Tool == "sbatch").Args.ShouldContain("--container=/shared/bundles/torch");
+
+        await using var none = CreateSut();
+        (await Should.ThrowAsync<JobStartRejectedException>(() => none.StartAsync(job with { JobId = 47 }, default))).Message.ShouldContain("runs no container jobs");
+    }
+
+    [Fact]
     public async Task StartAsync_AfterCrashBetweenSbatchAndSave_AdoptsExistingJob()
     {
         _slurm.Squeue = "777|RUNNING|None|n1|2026-11-27T17:59:00|2026-11-27T17:59:01|N/A|gpuc-42\n";

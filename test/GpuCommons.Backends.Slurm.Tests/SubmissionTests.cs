@@ -74,3 +74,69 @@ public class SubmissionTests
         Should.Throw<ArgumentException>(() => SlurmSubmission.Create(job, new SlurmBackendOptions(), null));
     }
 }
+
+public class ContainerSubmissionTests
+{
+    private static BackendJob ContainerJob(string image, params ContainerMount[] mounts) =>
+        Jobs.Make(9, ["n1"], 2, command: ["python", "train.py"]) with
+        {
+            Container = new ContainerSpec(image, mounts),
+            WorkingDirectory = "/workspace",
+            RunAs = Jobs.Alice,
+        };
+
+    [Fact]
+    public void Create_PyxisContainer_SrunWithImageMountsAndWorkdir_HostChdirIsTheSpool()
+    {
+        var job = ContainerJob("registry.example.org/team/pytorch:24.05", new ContainerMount("/home/alice/data", "/data", true), new ContainerMount("/scratch/alice", "/workspace", false));
+
+        var s = SlurmSubmission.Create(job, new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Pyxis }, null);
+
+        s.Script.ShouldContain("exec srun --export=ALL --ntasks-per-node=1 --kill-on-bad-exit=1 --gpus-per-node=2"
+            + " --container-image='registry.example.org#team/pytorch:24.05'"
+            + " --container-mounts='/home/alice/data:/data:ro,/scratch/alice:/workspace'"
+            + " --container-workdir='/workspace' -- 'python' 'train.py'\n");
+        s.Script.ShouldNotContain("cd -- '/workspace'"); // a path inside the container, not on the node
+        s.Arguments.ShouldContain("--chdir=" + SlurmSubmission.LogDirectoryFor(job, new SlurmBackendOptions()));
+        s.Arguments.ShouldNotContain(a => a.StartsWith("--container=", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Create_OciContainer_SbatchContainerBundle()
+    {
+        var job = ContainerJob("/shared/bundles/pytorch");
+
+        var s = SlurmSubmission.Create(job, new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci }, null);
+
+        s.Arguments.ShouldContain("--container=/shared/bundles/pytorch");
+        s.Script.ShouldContain("exec 'python' 'train.py'\n");
+        s.Script.ShouldNotContain("--container-image");
+    }
+
+    [Theory]
+    [InlineData(SlurmContainerMode.None, "/shared/bundle", "runs no container jobs")]
+    [InlineData(SlurmContainerMode.Oci, "registry.example.org/team/img:1", "unpacked OCI bundle")]
+    public void Create_ContainerTheClusterCannotRun_RejectedWithTheReason(SlurmContainerMode mode, string image, string reason)
+    {
+        Should.Throw<JobStartRejectedException>(() => SlurmSubmission.Create(ContainerJob(image), new SlurmBackendOptions { ContainerMode = mode }, null))
+            .Message.ShouldContain(reason);
+    }
+
+    [Fact]
+    public void Create_OciContainerWithMounts_Rejected_PyxisMountWithColon_Rejected()
+    {
+        Should.Throw<JobStartRejectedException>(() => SlurmSubmission.Create(ContainerJob("/b", new ContainerMount("/a", "/b", true)), new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci }, null))
+            .Message.ShouldContain("config.json");
+        Should.Throw<JobStartRejectedException>(() => SlurmSubmission.Create(ContainerJob("img", new ContainerMount("/a:b", "/b", true)), new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Pyxis }, null))
+            .Message.ShouldContain("without ',' or ':'");
+    }
+
+    [Theory]
+    [InlineData("registry.example.org/team/img:1", "registry.example.org#team/img:1")]
+    [InlineData("registry.example.org:5000/img", "registry.example.org:5000#img")]
+    [InlineData("ubuntu:24.04", "ubuntu:24.04")]
+    [InlineData("nvidia/cuda:12.4", "nvidia/cuda:12.4")]
+    [InlineData("/shared/images/pytorch.sqsh", "/shared/images/pytorch.sqsh")]
+    public void PyxisImage_RegistryHostBecomesEnrootsHash(string image, string expected) =>
+        SlurmSubmission.PyxisImage(image).ShouldBe(expected);
+}

@@ -31,6 +31,9 @@ internal sealed class JobFile
     public int? Gid { get; set; }
     public string? WorkingDirectory { get; set; }
 
+    /// <summary>The podman container's name for a container job (removed with the job), else null.</summary>
+    public string? Container { get; set; }
+
     public bool StartReported { get; set; }
 
     /// <summary><c>cancel</c> or <c>walltime</c> once the backend began stopping the job.</summary>

@@ -38,6 +38,7 @@ internal static partial class ClientCommands
         };
         var common = AddCommon(c);
         var resources = SubmitResourceOptions.AddTo(c);
+        var container = ContainerOptions.AddTo(c);
         c.SetAction(async (parse, ct) =>
         {
             var body = new JsonObject();
@@ -149,11 +150,13 @@ internal static partial class ClientCommands
                 body["command"] = new JsonArray(run.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
             }
 
+            // In a container the working directory is a path inside the image: the host's is not sent.
+            var inContainer = container.Apply(parse, body);
             if (opts.Chdir is { } dir)
             {
-                body["workingDirectory"] = Path.GetFullPath(dir);
+                body["workingDirectory"] = inContainer ? dir : Path.GetFullPath(dir);
             }
-            else if (!body.ContainsKey("workingDirectory"))
+            else if (!inContainer && !body.ContainsKey("workingDirectory"))
             {
                 var here = Environment.CurrentDirectory;
                 if (WorkingDirectoryFor(me, here) is { } why)

@@ -40,6 +40,11 @@ public sealed class SubmitJobRequest
     public List<string>? GpuModels { get; set; }
     /// <summary>Node features every node of the job must have, joined by <c>&amp;</c> (Slurm's <c>--constraint</c>).</summary>
     public string? Constraint { get; set; }
+
+    /// <summary>Container image to run the command in (see <see cref="ContainerRules"/>); the working directory is then a path inside it.</summary>
+    public string? Image { get; set; }
+    /// <summary>Bind mounts into the container: <c>SOURCE:TARGET[:ro|:rw]</c>, sources the job's user can read.</summary>
+    public List<string>? Mounts { get; set; }
 }
 
 /// <summary>A job as the API shows it.</summary>
@@ -57,6 +62,12 @@ public sealed record JobDto(
     public IReadOnlyList<string>? GpuModels { get; init; }
     public IReadOnlyList<string>? Features { get; init; }
 
+    /// <summary>The container image the job runs in, if any.</summary>
+    public string? Image { get; init; }
+
+    /// <summary>Its bind mounts (<c>SOURCE:TARGET[:ro]</c>).</summary>
+    public IReadOnlyList<string>? Mounts { get; init; }
+
     public static JobDto From(JobRow r, JobView? view = null) => new(
         r.Id, r.Name, r.Project, r.User, r.Partition, r.Gpus, r.Nodes, r.GpusPerNode, r.WalltimeSeconds, r.Priority, r.State,
         r.SubmitTime, r.StartTime, r.EndTime, r.Placement, r.AllocationId, r.ExitCode, r.Outcome, r.Attempt, JobMapping.Command(r),
@@ -71,6 +82,8 @@ public sealed record JobDto(
         MemoryMiBPerNode = r.MemoryMiBPerNode,
         GpuModels = r.GpuModels?.Split(','),
         Features = r.Features?.Split('&'),
+        Image = r.Image,
+        Mounts = string.IsNullOrEmpty(r.Mounts) ? null : JsonSerializer.Deserialize<List<string>>(r.Mounts),
     };
 }
 
@@ -105,7 +118,7 @@ internal static class JobsApi
             throw new ApiException(400, "invalid request", "Idempotency-Key", "Idempotency-Key: at most 200 characters");
         }
 
-        var row = ToRow(req, caller, key.Length > 0 ? key : null);
+        var row = ToRow(req, caller, key.Length > 0 ? key : null, options);
         if (coordinator.IsReady && coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
         {
             throw ApiException.Field(ApiField(never.Field), never.Reason); // no node could ever give it these cores, memory, model or features
@@ -140,7 +153,7 @@ internal static class JobsApi
         return Results.Created(InputRules.Location("jobs", dto.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), dto);
     }
 
-    internal static JobRow ToRow(SubmitJobRequest req, Security.Caller caller, string? key)
+    internal static JobRow ToRow(SubmitJobRequest req, Security.Caller caller, string? key, ServerOptions? options = null)
     {
         if (string.IsNullOrWhiteSpace(req.Project))
         {
@@ -230,6 +243,8 @@ internal static class JobsApi
             MemoryMiBPerNode = req.MemPerNode is null ? null : ResourceRequest.ParseMemoryMiB(req.MemPerNode, "memPerNode"),
             GpuModels = req.GpuModels is null ? null : string.Join(',', ResourceRequest.Names(req.GpuModels, "gpuModels", "GPU model", ResourceRequest.IsFeatureName)),
             Features = req.Constraint is null ? null : string.Join('&', ResourceRequest.ParseConstraint(req.Constraint, "constraint")),
+            Image = req.Image,
+            Mounts = ContainerRules.Check(req.Image, req.Mounts, options ?? new ServerOptions()),
         };
 
         // Checks that need no fleet, before the job reaches the scheduler loop.

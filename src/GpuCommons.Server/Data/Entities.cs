@@ -150,6 +150,10 @@ public sealed partial class JobRow
     public string? Outcome { get; set; }
     public bool CancelRequested { get; set; }
     public string? IdempotencyKey { get; set; }
+    /// <summary>Container image the job runs in (null: none); see <c>ContainerRules</c>.</summary>
+    public string? Image { get; set; }
+    /// <summary>JSON array of <c>SOURCE:TARGET[:ro]</c> bind mounts into the container.</summary>
+    public string? Mounts { get; set; }
 
     public JobRow Clone() => (JobRow)MemberwiseClone();
 }

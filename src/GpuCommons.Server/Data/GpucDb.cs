@@ -25,9 +25,11 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
     public DbSet<ExternalIdentityRow> ExternalIdentities => Set<ExternalIdentityRow>();
     public DbSet<EmailDomainRow> EmailDomains => Set<EmailDomainRow>();
     public DbSet<InvitationRow> Invitations => Set<InvitationRow>();
+    public DbSet<SessionRow> Sessions => Set<SessionRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
+        SessionRow.Configure(b);
         b.Entity<OrganisationRow>(e =>
         {
             e.ToTable("organisations");

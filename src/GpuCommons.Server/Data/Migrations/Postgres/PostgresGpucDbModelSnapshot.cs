@@ -504,6 +504,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<long?>("MemoryMiBPerNode")
                         .HasColumnType("bigint");
 
+                    b.Property<string>("Image")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Mounts")
+                        .HasColumnType("text");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasColumnType("text");
@@ -916,6 +922,59 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.HasKey("Key");
 
                     b.ToTable("server_state", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.SessionRow", b =>
+                {
+                    b.Property<long>("JobId")
+                        .HasColumnType("bigint");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Host")
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)");
+
+                    b.Property<DateTimeOffset?>("IdleStoppedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<DateTimeOffset?>("LastActivity")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int?>("Port")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<DateTimeOffset?>("ReadyAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int?>("ReportedAttempt")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("SecretHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("User")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.HasKey("JobId");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("sessions", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.TokenRow", b =>

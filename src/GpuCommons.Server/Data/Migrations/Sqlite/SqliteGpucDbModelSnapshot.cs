@@ -490,6 +490,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<long?>("MemoryMiBPerNode")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Image")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Mounts")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -898,6 +904,59 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.HasKey("Key");
 
                     b.ToTable("server_state", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.SessionRow", b =>
+                {
+                    b.Property<long>("JobId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Host")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("IdleStoppedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("LastActivity")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("Port")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("ReadyAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("ReportedAttempt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("SecretHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("User")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("JobId");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("sessions", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.TokenRow", b =>
