@@ -46,6 +46,8 @@ public static class ServerApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
         builder.Services.AddSingleton<Coordinator>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Coordinator>());
+        builder.Services.AddSingleton<AllocationAlertService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<AllocationAlertService>());
         // Reconciliation with the cluster manager, where the backend has one: an IBackendReconciler registered by the host.
         builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(), sp.GetService<IBackendReconciler>()));

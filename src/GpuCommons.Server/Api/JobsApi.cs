@@ -264,7 +264,7 @@ internal static class JobsApi
     private static async Task<IResult> ShowAsync(HttpContext ctx, GpucDbFactory factory, Coordinator coordinator, long id)
     {
         var row = await VisibleJobAsync(ctx, factory, id);
-        var view = row.State is "pending" or "running" ? await coordinator.GetViewAsync(id) : null;
+        var view = row.State is "pending" or "running" ? coordinator.View.GetJob(id) : null;
         if (view is null && row.State == "pending" && coordinator.GetStartRetry(id) is { } retry)
         {
             // Held out of the queue after its start failed in the infrastructure.
