@@ -67,6 +67,7 @@ internal static class BenchServerWave
             ["clients"] = clients,
             ["machine"] = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}",
             ["backend"] = $"slurm (real sbatch, held; engine sees {backend.NodeCount} nodes × 8 GPUs mapped onto the real nodes)",
+            ["max_concurrent_starts"] = options.MaxConcurrentStarts,
         };
         try
         {
@@ -186,6 +187,11 @@ internal static class BenchServerWave
             result["submit_ms_before_wave"] = Stats(before);
             result["submissions"] = all.Count;
             result["errors"] = errors;
+            var metrics = app.Services.GetRequiredService<ServerMetrics>();
+            result["loop_pass_max_ms"] = Math.Round(metrics.LoopPassMaxSeconds * 1000, 1);
+            result["schedule_max_ms"] = Math.Round(metrics.ScheduleMaxSeconds * 1000, 1);
+            result["loop_phase_max_ms"] = metrics.PhaseMaxSeconds.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => Math.Round(p.Value * 1000, 1));
+
             result["target"] = "submit p99 ≤ 50 ms during the wave";
         }
         finally

@@ -12,17 +12,15 @@ public sealed partial class Coordinator
     private async Task StartJobsAsync(List<JobStart> starts, CancellationToken ct)
     {
         // Assume: the engine holds the GPUs. Persist: write the starts in one transaction.
+        var phase = _time.GetTimestamp();
         var rows = PrepareStarts(starts);
+        phase = Phase("prepare_starts", phase);
         try
         {
             await using var db = _db.Create();
-            db.ChangeTracker.AutoDetectChangesEnabled = false;
-            foreach (var (_, row) in rows)
-            {
-                db.Jobs.Update(row);
-            }
-
-            await db.SaveChangesAsync(ct);
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            await new BulkUpdate(db).ExecuteAsync(rows.Select(r => r.Row).ToList(), StartColumns, ct);
+            await tx.CommitAsync(ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -37,8 +35,14 @@ public sealed partial class Coordinator
             return;
         }
 
+        phase = Phase("write_starts", phase);
         DispatchStarts(rows);
+        Phase("dispatch_starts", phase);
     }
+
+    /// <summary>The columns <see cref="PrepareStarts"/> sets.</summary>
+    private static readonly string[] StartColumns =
+        [nameof(JobRow.State), nameof(JobRow.StartTime), nameof(JobRow.Slots), nameof(JobRow.Placement), nameof(JobRow.HeldGpus), nameof(JobRow.AllocationId), nameof(JobRow.BackendId)];
 
     /// <summary>Marks the rows of jobs the engine just placed as running (in memory; the caller writes them).</summary>
     private List<(JobStart Start, JobRow Row)> PrepareStarts(List<JobStart> starts)

@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Threading.Channels;
@@ -55,10 +54,11 @@ public sealed partial class Coordinator : BackgroundService
     private readonly List<EventRow> _deferredEvents = [];
     private readonly HashSet<long> _touched = [];
     private long _lastFull;
-    private FrozenDictionary<long, JobView> _jobViews = FrozenDictionary<long, JobView>.Empty;
+    private IReadOnlyDictionary<long, JobView> _jobViews = new Dictionary<long, JobView>();
     private ImmutableDictionary<long, JobView?> _recentViews = ImmutableDictionary<long, JobView?>.Empty;
     private DateTimeOffset _jobViewsTime;
     private long _version;
+    private TimeSpan _scheduleTime;
     private volatile SchedulerView _view = SchedulerView.Empty;
 
     public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics,
@@ -338,6 +338,13 @@ public sealed partial class Coordinator : BackgroundService
         }
     }
 
+    private long Phase(string name, long since)
+    {
+        var now = _time.GetTimestamp();
+        _metrics.Phase(name, _time.GetElapsedTime(since, now));
+        return now;
+    }
+
     /// <summary>What one pass took off the channel.</summary>
     private sealed class Batch
     {
@@ -371,6 +378,8 @@ public sealed partial class Coordinator : BackgroundService
     /// <summary>One pass: commands in arrival order (submissions grouped), then a cycle when anything changed or one is due.</summary>
     private async Task RunPassAsync(Batch batch, CancellationToken ct)
     {
+        var pass = _time.GetTimestamp();
+        _scheduleTime = TimeSpan.Zero;
         var reader = _channel.Reader;
         while (batch.Submits.Count < _options.MaxSubmitBatch && batch.Others.Count < 1024 && reader.TryRead(out var cmd))
         {
@@ -389,11 +398,13 @@ public sealed partial class Coordinator : BackgroundService
         }
 
         var changed = false;
+        var phase = _time.GetTimestamp();
         if (batch.Submits.Count > 0)
         {
             await FlushSubmitsAsync(batch.Submits, ct);
             batch.Submits.Clear();
             changed = true;
+            phase = Phase("submissions", phase);
         }
 
         foreach (var cmd in batch.Others)
@@ -413,6 +424,11 @@ public sealed partial class Coordinator : BackgroundService
             }
         }
 
+        if (batch.Others.Count > 0)
+        {
+            phase = Phase("commands", phase);
+        }
+
         batch.Others.Clear();
         if (batch.Ticks.Count > 0)
         {
@@ -425,15 +441,20 @@ public sealed partial class Coordinator : BackgroundService
         if (full || changed)
         {
             await ScheduleAsync(full, ct);
+            phase = Phase("schedule_and_start", phase);
         }
 
         if (!reader.TryPeek(out var waiting) || waiting is not SubmitCommand)
         {
             // Submissions waiting would carry these writes in their transaction; otherwise write them now.
             await FlushDeferredAsync(ct);
+            phase = Phase("deferred_writes", phase);
         }
 
         Publish(full);
+        Phase("publish", phase);
+        _metrics.StartsInFlight = _s.Starting.Count;
+        _metrics.LoopPass(_time.GetElapsedTime(pass), _scheduleTime);
         foreach (var t in batch.Ticks)
         {
             t.Done.TrySetResult();
@@ -512,16 +533,9 @@ public sealed partial class Coordinator : BackgroundService
                     events.Add(new EventRow { Time = now, Actor = cmd.Row.User, Kind = "job.submitted", Subject = $"job/{cmd.Row.Id}", Project = cmd.Row.Project });
                 }
 
-                foreach (var (_, row) in starts)
-                {
-                    if (!fresh.Contains(row.Id))
-                    {
-                        db.Jobs.Update(row);
-                    }
-                }
-
+                var started = starts.Select(s => s.Row).Where(r => !fresh.Contains(r.Id)).ToList();
                 AddDeferred(db);
-                await WriteSubmissionsAsync(db, jobs, events, ct);
+                await WriteSubmissionsAsync(db, jobs, events, started, ct);
                 _deferredRows.Clear();
                 _deferredEvents.Clear();
             }
@@ -593,10 +607,10 @@ public sealed partial class Coordinator : BackgroundService
     /// Writes a group of new jobs, their events and whatever the context tracks, atomically. The new rows go as
     /// multi-row inserts; on PostgreSQL with nothing else to write that is one round trip, committed on its own.
     /// </summary>
-    private async Task WriteSubmissionsAsync(GpucDb db, List<JobRow> jobs, List<EventRow> events, CancellationToken ct)
+    private async Task WriteSubmissionsAsync(GpucDb db, List<JobRow> jobs, List<EventRow> events, List<JobRow> started, CancellationToken ct)
     {
         var inserts = new BulkInsert(db).Add(jobs).Add(events);
-        if (_db.Provider == "postgres" && !db.ChangeTracker.HasChanges() && inserts.Commands == 1)
+        if (_db.Provider == "postgres" && !db.ChangeTracker.HasChanges() && inserts.Commands == 1 && started.Count == 0)
         {
             await inserts.ExecuteAsync(ct);
             return;
@@ -604,6 +618,7 @@ public sealed partial class Coordinator : BackgroundService
 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await inserts.ExecuteAsync(ct);
+        await new BulkUpdate(db).ExecuteAsync(started, StartColumns, ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
     }
@@ -616,6 +631,7 @@ public sealed partial class Coordinator : BackgroundService
     {
         var sw = Stopwatch.StartNew();
         var result = _s.Engine.Schedule(full);
+        _scheduleTime += sw.Elapsed;
         if (full)
         {
             _lastFull = _time.GetTimestamp();
@@ -670,10 +686,12 @@ public sealed partial class Coordinator : BackgroundService
             return;
         }
 
+        // Without the change tracker: after a wave of starts this is a thousand handles.
         await using var db = _db.Create();
-        db.ChangeTracker.AutoDetectChangesEnabled = false;
-        AddDeferred(db);
-        await db.SaveChangesAsync(ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await new BulkUpdate(db).ExecuteAsync(_deferredRows.DistinctBy(r => r.Id).ToList(), null, ct);
+        await new BulkInsert(db).Add(_deferredEvents).ExecuteAsync(ct);
+        await tx.CommitAsync(ct);
         _deferredRows.Clear();
         _deferredEvents.Clear();
     }
@@ -709,7 +727,7 @@ public sealed partial class Coordinator : BackgroundService
                 }
             }
 
-            _jobViews = jobs.ToFrozenDictionary();
+            _jobViews = jobs; // never changed after this: the next full cycle makes a new one
             _recentViews = ImmutableDictionary<long, JobView?>.Empty;
             _jobViewsTime = _time.GetUtcNow();
             _touched.Clear();

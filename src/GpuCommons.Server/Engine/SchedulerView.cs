@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using System.Collections.Immutable;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Core.Jobs;
@@ -12,10 +11,10 @@ namespace GpuCommons.Server.Engine;
 /// </summary>
 public sealed class SchedulerView
 {
-    private readonly FrozenDictionary<long, JobView> _jobs;
+    private readonly IReadOnlyDictionary<long, JobView> _jobs;
     private readonly ImmutableDictionary<long, JobView?> _recent;
 
-    internal SchedulerView(long version, DateTimeOffset time, FrozenDictionary<long, JobView> jobs, ImmutableDictionary<long, JobView?> recent,
+    internal SchedulerView(long version, DateTimeOffset time, IReadOnlyDictionary<long, JobView> jobs, ImmutableDictionary<long, JobView?> recent,
         IReadOnlyDictionary<string, (double Granted, double Spent, double Committed)> allocationUsage,
         IReadOnlyDictionary<string, (NodeState State, string? Reason)> nodeStates, IReadOnlyDictionary<long, StartRetry> startRetries,
         int pending, int running, DateTimeOffset jobsTime)
@@ -33,7 +32,7 @@ public sealed class SchedulerView
     }
 
     /// <summary>The view before the engine is rebuilt: empty.</summary>
-    internal static SchedulerView Empty { get; } = new(0, DateTimeOffset.MinValue, FrozenDictionary<long, JobView>.Empty, ImmutableDictionary<long, JobView?>.Empty,
+    internal static SchedulerView Empty { get; } = new(0, DateTimeOffset.MinValue, new Dictionary<long, JobView>(), ImmutableDictionary<long, JobView?>.Empty,
         new Dictionary<string, (double, double, double)>(), new Dictionary<string, (NodeState, string?)>(), new Dictionary<long, StartRetry>(), 0, 0, DateTimeOffset.MinValue);
 
     /// <summary>Counts the passes that published a view.</summary>

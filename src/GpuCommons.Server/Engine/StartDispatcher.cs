@@ -40,7 +40,7 @@ internal sealed partial class StartDispatcher : IAsyncDisposable
         _slots = new SemaphoreSlim(Math.Max(1, concurrency));
     }
 
-    /// <summary>Starts in flight (handed over, result not posted yet).</summary>
+    /// <summary>Starts and cancels in flight (handed over, not done yet).</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>Hands starts to the backend; <paramref name="done"/> gets each result, on a worker thread.</summary>
@@ -48,14 +48,7 @@ internal sealed partial class StartDispatcher : IAsyncDisposable
     {
         foreach (var order in orders)
         {
-            lock (_gate)
-            {
-                if (_inFlight++ == 0)
-                {
-                    _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                }
-            }
-
+            Enter();
             var before = _byJob.TryGetValue(order.JobId, out var prev) ? prev : Task.CompletedTask;
             var task = RunAsync(order, before, done);
             _byJob[order.JobId] = task;
@@ -72,6 +65,7 @@ internal sealed partial class StartDispatcher : IAsyncDisposable
     /// <summary>Cancels a run in the backend off the loop (a start that succeeded for a job whose cancel was asked meanwhile).</summary>
     public void Cancel(long jobId, TimeSpan grace)
     {
+        Enter();
         _ = Task.Run(async () =>
         {
             try
@@ -82,10 +76,39 @@ internal sealed partial class StartDispatcher : IAsyncDisposable
             {
                 LogCancelFailed(jobId, e);
             }
+            catch (OperationCanceledException)
+            {
+            }
+            finally
+            {
+                Leave();
+            }
         });
     }
 
-    /// <summary>Completes when no start is in flight.</summary>
+    private void Enter()
+    {
+        lock (_gate)
+        {
+            if (_inFlight++ == 0)
+            {
+                _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+    }
+
+    private void Leave()
+    {
+        lock (_gate)
+        {
+            if (--_inFlight == 0)
+            {
+                _idle.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>Completes when no start (nor a cancel asked through <see cref="Cancel"/>) is in flight.</summary>
     public Task IdleAsync()
     {
         lock (_gate)
@@ -121,13 +144,7 @@ internal sealed partial class StartDispatcher : IAsyncDisposable
         }
         finally
         {
-            lock (_gate)
-            {
-                if (--_inFlight == 0)
-                {
-                    _idle.TrySetResult();
-                }
-            }
+            Leave();
         }
     }
 
