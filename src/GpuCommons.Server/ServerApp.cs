@@ -52,6 +52,7 @@ public static class ServerApp
         builder.Services.AddHttpClient("webhook", c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton<WebhookSender>();
         builder.Services.AddSingleton<Coordinator>();
+        builder.Services.AddSingleton<AllocationAlertService>();
         // Reconciliation with the cluster manager, where the backend has one: an IBackendReconciler registered by the host.
         builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(),
@@ -60,7 +61,7 @@ public static class ServerApp
         // The leader's services, started when this server leads (at once with SQLite) and stopped when it stops leading.
         builder.Services.AddHostedService(sp => new LeaderGate(sp.GetRequiredService<ILeadership>(),
             [
-                sp.GetRequiredService<WebhookSender>(), sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<ReconciliationService>(),
+                sp.GetRequiredService<WebhookSender>(), sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<AllocationAlertService>(), sp.GetRequiredService<ReconciliationService>(),
                 sp.GetRequiredService<GpuCommons.Server.Rounds.AwardQuotaService>(),
                 .. options.Provider == "postgres" ? new IHostedService[] { ActivatorUtilities.CreateInstance<InboxPump>(sp) } : [],
             ],

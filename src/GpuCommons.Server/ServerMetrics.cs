@@ -23,7 +23,28 @@ public sealed class ServerMetrics
     public int Running { get; set; }
     public long Cycles { get; set; }
 
+    /// <summary>Starts handed to the backend whose result has not come back.</summary>
+    public int StartsInFlight { get; set; }
+
+    /// <summary>Longest pass of the scheduler loop so far, and the longest scheduling cycle within one (seconds).</summary>
+    public double LoopPassMaxSeconds { get; private set; }
+
+    public double ScheduleMaxSeconds { get; private set; }
+
+    /// <summary>Longest time of each phase of a loop pass (seconds): commands, submissions, schedule, write_starts, publish, deferred.</summary>
+    public ConcurrentDictionary<string, double> PhaseMaxSeconds { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Records one phase of a loop pass.</summary>
+    public void Phase(string phase, TimeSpan took) => PhaseMaxSeconds.AddOrUpdate(phase, took.TotalSeconds, (_, v) => Math.Max(v, took.TotalSeconds));
+
     public void Submitted(int n) => Interlocked.Add(ref _submitted, n);
+
+    /// <summary>Records one pass of the scheduler loop (set by the loop only).</summary>
+    public void LoopPass(TimeSpan pass, TimeSpan schedule)
+    {
+        LoopPassMaxSeconds = Math.Max(LoopPassMaxSeconds, pass.TotalSeconds);
+        ScheduleMaxSeconds = Math.Max(ScheduleMaxSeconds, schedule.TotalSeconds);
+    }
 
     public void Outcome(string state) => _outcomes.AddOrUpdate(state, 1, static (_, v) => v + 1);
 
@@ -81,6 +102,22 @@ public sealed class ServerMetrics
         sb.AppendLine("# HELP gpuc_scheduler_cycles_total Full scheduling cycles.");
         sb.AppendLine("# TYPE gpuc_scheduler_cycles_total counter");
         sb.Append(c, $"gpuc_scheduler_cycles_total {Cycles}\n");
+        sb.AppendLine("# HELP gpuc_loop_pass_max_seconds Longest pass of the scheduler loop (requests wait at most this for it).");
+        sb.AppendLine("# TYPE gpuc_loop_pass_max_seconds gauge");
+        sb.Append(c, $"gpuc_loop_pass_max_seconds {LoopPassMaxSeconds}\n");
+        sb.AppendLine("# HELP gpuc_schedule_max_seconds Longest scheduling cycle.");
+        sb.AppendLine("# TYPE gpuc_schedule_max_seconds gauge");
+        sb.Append(c, $"gpuc_schedule_max_seconds {ScheduleMaxSeconds}\n");
+        sb.AppendLine("# HELP gpuc_loop_phase_max_seconds Longest time of each phase of a loop pass.");
+        sb.AppendLine("# TYPE gpuc_loop_phase_max_seconds gauge");
+        foreach (var (k, v) in PhaseMaxSeconds.OrderBy(x => x.Key, StringComparer.Ordinal))
+        {
+            sb.Append(c, $"gpuc_loop_phase_max_seconds{{phase=\"{k}\"}} {v}\n");
+        }
+
+        sb.AppendLine("# HELP gpuc_starts_in_flight Starts handed to the backend, not yet answered.");
+        sb.AppendLine("# TYPE gpuc_starts_in_flight gauge");
+        sb.Append(c, $"gpuc_starts_in_flight {StartsInFlight}\n");
         sb.AppendLine("# HELP gpuc_admission_latency_seconds Time from submission to start.");
         sb.AppendLine("# TYPE gpuc_admission_latency_seconds histogram");
         lock (_lock)

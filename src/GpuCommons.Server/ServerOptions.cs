@@ -53,6 +53,13 @@ public sealed class ServerOptions
     [Range(1, 1000)]
     public int MaxStartTries { get; set; } = 5;
 
+    /// <summary>
+    /// Backend starts in flight at once, called off the scheduler loop (a wave of starts on Slurm is that many sbatch at a
+    /// time). Default 8.
+    /// </summary>
+    [Range(1, 1024)]
+    public int MaxConcurrentStarts { get; set; } = 8;
+
     /// <summary>Grace between the stop signal and the kill when cancelling. Default 10 s.</summary>
     public TimeSpan CancelGrace { get; set; } = TimeSpan.FromSeconds(10);
 

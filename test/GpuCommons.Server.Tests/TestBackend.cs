@@ -46,7 +46,20 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
         return Task.FromResult(new DiscoveredFleet("test", list, true, "test backend"));
     }
 
-    public Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)
+    /// <summary>Awaited at the start of every start (a test holds starts in flight with it).</summary>
+    public Func<Task>? BeforeStart { get; set; }
+
+    public async Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)
+    {
+        if (BeforeStart is { } before)
+        {
+            await before();
+        }
+
+        return await StartNowAsync(job);
+    }
+
+    private Task<BackendHandle> StartNowAsync(BackendJob job)
     {
         if (FailStarts)
         {

@@ -36,12 +36,23 @@ internal static class BenchServerCommand
         var dataDir = new Option<string?>("--data-dir") { Description = "Where the SQLite file goes (default: a temp folder, deleted)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var sbatch = new Option<bool>("--sbatch") { Description = "Also time Slurm's sbatch from the same number of concurrent submitters, for the same time, in this run (held jobs, cancelled after)" };
+        var wave = new Option<int>("--slurm-wave")
+        {
+            Description = "Instead: a wave of this many starts on the real local Slurm (held sbatch) while --clients submit; prints submit latency during the wave",
+        };
         var cmd = new Command("server", "Durable HTTP submissions/s, submit-to-start p99 and GET /api/jobs p99 with many jobs")
         {
-            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch,
+            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch, wave,
         };
         cmd.SetAction(async (parse, ct) =>
         {
+            if (parse.GetValue(wave) > 0)
+            {
+                var w = await BenchServerWave.RunAsync(parse.GetValue(wave), parse.GetValue(clients), ct);
+                Console.WriteLine(JsonSerializer.Serialize(w, new JsonSerializerOptions { WriteIndented = !parse.GetValue(json) }));
+                return 0;
+            }
+
             var result = await RunAsync(parse.GetValue(db)!, parse.GetValue(connection), parse.GetValue(clients), parse.GetValue(inflight), parse.GetValue(seconds),
                 parse.GetValue(latencySamples), parse.GetValue(pageJobs), parse.GetValue(pageSamples), parse.GetValue(dataDir), parse.GetValue(sbatch), ct);
             Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = !parse.GetValue(json) }));

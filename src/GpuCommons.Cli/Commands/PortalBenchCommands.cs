@@ -70,7 +70,7 @@ internal static class PortalBenchCommands
             for (var i = 0; i < 120; i++)
             {
                 await Task.Delay(1000, ct);
-                var now = await co.RunAsync(e => Task.FromResult(e.RunningCount));
+                var now = co.View.RunningCount;
                 if (now > 0 && now == running)
                 {
                     break;
@@ -79,7 +79,7 @@ internal static class PortalBenchCommands
                 running = now;
             }
 
-            var (runningJobs, pendingJobs) = await co.RunAsync(e => Task.FromResult((e.RunningCount, e.PendingCount)));
+            var (runningJobs, pendingJobs) = (co.View.RunningCount, co.View.PendingCount);
             start.Stop();
             await Console.Error.WriteLineAsync($"bench portal: server ready in {start.Elapsed.TotalSeconds:0.0} s: {runningJobs:N0} running, {pendingJobs:N0} pending");
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace GpuCommons.Server.Api;
 
@@ -148,9 +149,8 @@ internal static class AllocationsApi
         {
             var c = ctx.Caller();
             TenancyApi.Require(c.IsReviewer, "only reviewers release tranches");
-            var row = await co.RunAsync(async _ =>
+            var row = await co.ChangeAllocationAsync(async db =>
             {
-                await using var db = co.Db.Create();
                 var a = await db.Allocations.FindAsync(id) ?? throw ApiException.NotFound($"allocation {id}");
                 if (a.TranchesReleased >= a.Tranches)
                 {
@@ -160,9 +160,7 @@ internal static class AllocationsApi
                 a.TranchesReleased++;
                 a.AlertsSent &= ~0b111;
                 db.Events.Add(co.Event(c.User, "allocation.tranche", $"allocation/{id}", a.Project, $"tranche {a.TranchesReleased} of {a.Tranches}"));
-                await db.SaveChangesAsync();
-                await co.UpsertAllocationAsync(a);
-                return a;
+                return (a, a);
             });
             return Results.Ok(ToDto(row, await co.AllocationUsageAsync(), time.GetUtcNow()));
         }).Produces<AllocationDto>().WithSummary("Release the next tranche (reviewer)");
@@ -176,7 +174,7 @@ internal static class AllocationsApi
         if (!c.IsReviewer)
         {
             // Those who can see the allocation learn that they may not extend it; others learn nothing.
-            await using var look = co.Db.Create();
+            await using var look = ctx.RequestServices.GetRequiredService<GpucDbFactory>().Create();
             var project = await look.Allocations.Where(a => a.Id == id).Select(a => a.Project).FirstOrDefaultAsync();
             throw project is not null && (c.SeesAllTenancy || c.InProject(project))
                 ? ApiException.Forbidden("only reviewers extend allocations")
@@ -199,9 +197,8 @@ internal static class AllocationsApi
             throw ApiException.Field("comment", "at most 2,000 characters");
         }
 
-        var row = await co.RunAsync(async _ =>
+        var row = await co.ChangeAllocationAsync(async db =>
         {
-            await using var db = co.Db.Create();
             var a = await db.Allocations.FindAsync(id) ?? throw ApiException.NotFound($"allocation {id}");
             if (body.End is { } end && end <= a.End)
             {
@@ -229,9 +226,7 @@ internal static class AllocationsApi
             }
 
             db.Events.Add(co.Event(c.User, "allocation.extended", $"allocation/{id}", a.Project, string.Join(", ", what) + (body.Comment is { } cm ? $": {cm}" : "")));
-            await db.SaveChangesAsync();
-            await co.UpsertAllocationAsync(a);
-            return a;
+            return (a, a);
         });
         return Results.Ok(ToDto(row, await co.AllocationUsageAsync(), time.GetUtcNow()));
     }
@@ -324,9 +319,8 @@ internal static class AllocationsApi
         }
 
         var now = time.GetUtcNow();
-        var result = await co.RunAsync(async _ =>
+        var result = await co.ChangeAllocationAsync<AllocationRequestRow>(async db =>
         {
-            await using var db = co.Db.Create();
             var r = await db.AllocationRequests.FindAsync(id) ?? throw ApiException.NotFound($"allocation request {id}");
             if (r.State != "submitted")
             {
@@ -341,8 +335,7 @@ internal static class AllocationsApi
             {
                 r.State = "rejected";
                 db.Events.Add(co.Event(c.User, "allocation_request.rejected", $"allocation-request/{id}", r.Project, body.Comment));
-                await db.SaveChangesAsync();
-                return r;
+                return (r, null);
             }
 
             var award = body.GpuHours ?? r.GpuHours;
@@ -377,9 +370,7 @@ internal static class AllocationsApi
             db.Allocations.Add(alloc);
             db.Events.Add(co.Event(c.User, "allocation_request.awarded", $"allocation-request/{id}", r.Project, $"{award} of {r.GpuHours} GPU-hours, score {body.Score}"));
             db.Events.Add(co.Event(c.User, "allocation.created", $"allocation/{alloc.Id}", r.Project, $"{award} GPU-hours in {alloc.Tranches} tranche(s), {start:u} to {end:u}"));
-            await db.SaveChangesAsync();
-            await co.UpsertAllocationAsync(alloc);
-            return r;
+            return (r, alloc);
         });
         return Results.Ok(AllocationRequestDto.From(result));
     }
@@ -410,9 +401,8 @@ internal static class AllocationsApi
         }
 
         var alloc = new AllocationRow { Id = body.Id!, Project = body.Project!, Partition = body.Partition, AwardedGpuHours = hours, Tranches = body.Tranches ?? 1, TranchesReleased = 1, Start = start, End = end, Created = now };
-        await co.RunAsync(async _ =>
+        await co.ChangeAllocationAsync(async db =>
         {
-            await using var db = co.Db.Create();
             if (await db.Projects.FindAsync(alloc.Project) is null)
             {
                 throw ApiException.Field("project", $"unknown project '{alloc.Project}'");
@@ -425,9 +415,7 @@ internal static class AllocationsApi
 
             db.Allocations.Add(alloc);
             db.Events.Add(co.Event(c.User, "allocation.created", $"allocation/{alloc.Id}", alloc.Project, $"{hours} GPU-hours"));
-            await db.SaveChangesAsync();
-            await co.UpsertAllocationAsync(alloc);
-            return true;
+            return (true, alloc);
         });
         return Results.Created(InputRules.Location("allocations", alloc.Id), ToDto(alloc, await co.AllocationUsageAsync(), now));
     }

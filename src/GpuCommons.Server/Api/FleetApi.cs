@@ -77,16 +77,7 @@ internal static class FleetApi
         {
             var c = ctx.Caller();
             TenancyApi.Require(c.IsOperator, "only operators manage reservations");
-            await co.RunAsync(async engine =>
-            {
-                await using var db = co.Db.Create();
-                var r = await db.Reservations.FindAsync(name) ?? throw ApiException.NotFound($"reservation {name}");
-                db.Reservations.Remove(r);
-                db.Events.Add(co.Event(c.User, "reservation.removed", $"reservation/{name}", r.Project, null));
-                await db.SaveChangesAsync();
-                engine.RemoveReservation(name);
-                return true;
-            });
+            await co.RemoveReservationAsync(name, c.User);
             return Results.NoContent();
         });
 
@@ -202,42 +193,7 @@ internal static class FleetApi
         }
 
         var row = new ReservationRow { Name = body.Name!, Nodes = string.Join(',', body.Nodes), Start = body.Start.Value.ToUniversalTime(), End = body.End.Value.ToUniversalTime(), Project = body.Project };
-        await co.RunAsync(async engine =>
-        {
-            await using var db = co.Db.Create();
-            if (await db.Reservations.FindAsync(row.Name) is not null)
-            {
-                throw new ApiException(409, "conflict", "name", $"name: reservation '{row.Name}' exists");
-            }
-
-            if (row.Project is not null && await db.Projects.FindAsync(row.Project) is null)
-            {
-                throw ApiException.Field("project", $"unknown project '{row.Project}'");
-            }
-
-            try
-            {
-                engine.AddReservation(new AdvanceReservation(row.Name, body.Nodes, row.Start, row.End, row.Project));
-            }
-            catch (SpecException e)
-            {
-                throw ApiException.Field(e.Field, e.Reason);
-            }
-
-            db.Reservations.Add(row);
-            db.Events.Add(co.Event(c.User, "reservation.created", $"reservation/{row.Name}", row.Project, $"{row.Nodes} {row.Start:u}–{row.End:u}"));
-            try
-            {
-                await db.SaveChangesAsync();
-            }
-            catch
-            {
-                engine.RemoveReservation(row.Name);
-                throw;
-            }
-
-            return true;
-        });
+        await co.AddReservationAsync(row, c.User);
         return Results.Created(InputRules.Location("reservations", row.Name), new ReservationDto(row.Name, body.Nodes, row.Start, row.End, row.Project));
     }
 

@@ -328,8 +328,7 @@ internal static class JobsApi
 
         // Why each pending job waits, as squeue's REASON column: one pass over the engine for the whole page.
         var pending = rows.Where(r => r.State == "pending").Select(r => r.Id).ToList();
-        var views = pending.Count == 0 ? [] : await coordinator.RunAsync(engine =>
-            Task.FromResult(pending.Select(engine.GetJob).OfType<JobView>().ToDictionary(v => v.JobId)));
+        var views = pending.Count == 0 || !coordinator.IsReady ? [] : pending.Select(coordinator.View.GetJob).OfType<JobView>().ToDictionary(v => v.JobId);
         return Results.Ok(new Page<JobDto>(rows.Select(r => WithReason(r, views.GetValueOrDefault(r.Id), coordinator)).ToList(), next));
     }
 
@@ -366,7 +365,7 @@ internal static class JobsApi
     {
         var row = await VisibleJobAsync(ctx, factory, id);
         // A standby has no engine (Leadership seam): the job as stored, without reason and estimate.
-        var view = row.State is "pending" or "running" && coordinator.IsReady ? await coordinator.GetViewAsync(id) : null;
+        var view = row.State is "pending" or "running" && coordinator.IsReady ? coordinator.View.GetJob(id) : null;
         return Results.Ok(WithReason(row, view, coordinator));
     }
 

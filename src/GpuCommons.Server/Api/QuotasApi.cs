@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace GpuCommons.Server.Api;
 
@@ -106,14 +107,14 @@ internal static class QuotasApi
         if (!c.IsAdmin)
         {
             // Those who can see the organisation learn that they may not change it; others learn nothing.
-            await using var look = co.Db.Create();
+            await using var look = ctx.RequestServices.GetRequiredService<GpucDbFactory>().Create();
             var mine = c.Projects.Keys.ToList();
             var sees = await look.Organisations.AnyAsync(o => o.Name == name)
                 && (c.SeesAllTenancy || await look.Projects.AnyAsync(p => p.Organisation == name && mine.Contains(p.Name)));
             throw sees ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"organisation {name}");
         }
 
-        return await ReplaceAsync<OrganisationRow>(ctx, o, co, "organisation", name, null, (r, q) => r.Quotas = q, (e, q) => e.SetOrganisationQuotas(name, q));
+        return await ReplaceAsync(ctx, o, co, (q, actor) => co.SetOrganisationQuotasAsync(name, q, actor));
     }
 
     private static async Task<IResult> SetProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, string name)
@@ -124,30 +125,19 @@ internal static class QuotasApi
             throw c.SeesAllTenancy || c.InProject(name) ? ApiException.Forbidden("only an admin sets quotas") : ApiException.NotFound($"project {name}");
         }
 
-        return await ReplaceAsync<ProjectRow>(ctx, o, co, "project", name, name, (r, q) => r.Quotas = q, (e, q) => e.SetProjectQuotas(name, q));
+        return await ReplaceAsync(ctx, o, co, (q, actor) => co.SetProjectQuotasAsync(name, q, actor));
     }
 
-    /// <summary>Reads the new quotas, stores them on the row with an audit event, then gives them to the engine.</summary>
-    private static async Task<IResult> ReplaceAsync<TRow>(HttpContext ctx, ServerOptions o, Coordinator co, string kind, string name, string? project,
-        Action<TRow, string?> store, Action<SchedulerEngine, List<QuotaSpec>> apply)
-        where TRow : class
+    /// <summary>Reads the new quotas and sends them to the loop, which stores them with an audit event and gives them to the engine.</summary>
+    private static async Task<IResult> ReplaceAsync(HttpContext ctx, ServerOptions o, Coordinator co, Func<List<QuotaSpec>, string, Task> send)
     {
         var req = await Http.ReadAsync<SetQuotasRequest>(ctx, o);
         var quotas = Parse(req.Quotas ?? throw ApiException.Field("quotas", "is required: an array, empty for none"), co.Fleet);
-        await co.RunAsync(async engine =>
-        {
-            await using var db = co.Db.Create();
-            var row = await db.Set<TRow>().FindAsync(name) ?? throw ApiException.NotFound($"{kind} {name}");
-            store(row, ToJson(quotas));
-            db.Events.Add(co.Event(ctx.Caller().User, $"{kind}.quotas", $"{kind}/{name}", project, Describe(quotas)));
-            await db.SaveChangesAsync();
-            apply(engine, quotas);
-            return true;
-        });
+        await send(quotas, ctx.Caller().User);
         return Results.Ok(Dtos(quotas));
     }
 
-    private static string Describe(List<QuotaSpec> quotas) =>
+    internal static string Describe(IReadOnlyList<QuotaSpec> quotas) =>
         quotas.Count == 0
             ? "none"
             : string.Join("; ", quotas.Select(q => $"{q.Partition}: {q.NominalGpus} GPUs"

@@ -482,20 +482,7 @@ internal static class TenancyApi
 
         var quotas = QuotasApi.Parse(req.Quotas, co.Fleet);
         var row = new OrganisationRow { Name = req.Name!, Type = type.ToString().ToLowerInvariant(), Shares = shares, Quotas = QuotasApi.ToJson(quotas), Created = time.GetUtcNow() };
-        await co.RunAsync(async engine =>
-        {
-            await using var db = co.Db.Create();
-            if (await db.Organisations.FindAsync(row.Name) is not null)
-            {
-                throw new ApiException(409, "conflict", "name", $"name: organisation '{row.Name}' exists");
-            }
-
-            db.Organisations.Add(row);
-            db.Events.Add(co.Event(c.User, "organisation.created", $"organisation/{row.Name}", null, row.Type));
-            await db.SaveChangesAsync();
-            engine.AddOrganisation(new OrganisationSpec(row.Name, type) { Shares = shares, Quotas = quotas });
-            return true;
-        });
+        await co.CreateOrganisationAsync(row, c.User);
         return Results.Created(InputRules.Location("organisations", row.Name), OrganisationDto.From(row));
     }
 
@@ -514,32 +501,7 @@ internal static class TenancyApi
 
         var quotas = QuotasApi.Parse(req.Quotas, co.Fleet);
         var row = new ProjectRow { Name = req.Name!, Organisation = req.Organisation!, Shares = shares, Description = req.Description, Quotas = QuotasApi.ToJson(quotas), Created = time.GetUtcNow() };
-        await co.RunAsync(async engine =>
-        {
-            await using var db = co.Db.Create();
-            if (await db.Projects.FindAsync(row.Name) is not null)
-            {
-                throw new ApiException(409, "conflict", "name", $"name: project '{row.Name}' exists");
-            }
-
-            var org = await db.Organisations.FindAsync(row.Organisation) ?? throw ApiException.Field("organisation", $"unknown organisation '{row.Organisation}'");
-            if (req.Pi is not null && await db.Users.FindAsync(req.Pi) is null)
-            {
-                throw ApiException.Field("pi", $"unknown user '{req.Pi}'");
-            }
-
-            db.Projects.Add(row);
-            if (req.Pi is not null)
-            {
-                db.Memberships.Add(new MembershipRow { Project = row.Name, User = req.Pi, Role = "pi" });
-            }
-
-            db.Events.Add(co.Event(c.User, "project.created", $"project/{row.Name}", row.Name, row.Organisation));
-            await db.SaveChangesAsync();
-            engine.AddProject(new ProjectSpec(row.Name, row.Organisation) { Shares = shares, Quotas = quotas });
-            co.OnProjectAdded(row.Name, org.Type);
-            return true;
-        });
+        await co.CreateProjectAsync(row, req.Pi, c.User);
         tokens.Invalidate();
         return Results.Created(InputRules.Location("projects", row.Name), ProjectDto.From(row));
     }

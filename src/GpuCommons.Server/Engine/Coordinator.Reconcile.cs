@@ -8,10 +8,10 @@ namespace GpuCommons.Server.Engine;
 public sealed partial class Coordinator
 {
     /// <summary>The jobs handed to the backend and not yet seen end, as the loop holds them now.</summary>
-    public Task<IReadOnlyList<ExpectedRun>> ExpectedRunsAsync() => RunAsync(_ =>
+    public Task<IReadOnlyList<ExpectedRun>> ExpectedRunsAsync() => OnLoopAsync(() =>
     {
         var list = new List<ExpectedRun>();
-        foreach (var row in _active.Values)
+        foreach (var row in _s.Active.Values)
         {
             if (row.State != "running")
             {
@@ -19,7 +19,7 @@ public sealed partial class Coordinator
             }
 
             var nodes = (row.Placement ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries).Select(s => s.Split(':')[0]).Distinct(StringComparer.Ordinal).ToList();
-            list.Add(new ExpectedRun(row.Id, row.Attempt, row.BackendId, _backendStarted.Contains(row.Id), row.StartTime ?? row.SubmitTime, nodes));
+            list.Add(new ExpectedRun(row.Id, row.Attempt, row.BackendId, _s.BackendStarted.Contains(row.Id), row.StartTime ?? row.SubmitTime, nodes));
         }
 
         return Task.FromResult<IReadOnlyList<ExpectedRun>>(list);
@@ -29,9 +29,10 @@ public sealed partial class Coordinator
     /// The backend has no record of this run: it ends as failed (charged up to now from its backend start) and, when
     /// requeueable, goes back to the queue with its submit time. Null when the run is no longer the job's current one.
     /// </summary>
-    public Task<string?> EndLostRunAsync(long jobId, int attempt, string detail) => RunAsync(async _ =>
+    public Task<string?> EndLostRunAsync(long jobId, int attempt, string detail) => OnLoopAsync(async () =>
     {
-        if (!_active.TryGetValue(jobId, out var row) || row.State != "running" || row.Attempt != attempt)
+        // A run whose start is still in flight is not in the backend yet: not lost.
+        if (!_s.Active.TryGetValue(jobId, out var row) || row.State != "running" || row.Attempt != attempt || _s.Starting.ContainsKey(jobId))
         {
             return null;
         }
@@ -47,9 +48,10 @@ public sealed partial class Coordinator
     /// the queue, keeping its place, as a new attempt (a new backend name), without a charge since it never ran. Null
     /// when nothing was done (started meanwhile, no longer current, or the cancel failed).
     /// </summary>
-    public Task<string?> RequeueNotStartedAsync(long jobId, int attempt, string detail) => RunAsync(async _ =>
+    public Task<string?> RequeueNotStartedAsync(long jobId, int attempt, string detail) => OnLoopAsync(async () =>
     {
-        if (!_active.TryGetValue(jobId, out var row) || row.State != "running" || row.Attempt != attempt || _backendStarted.Contains(jobId))
+        if (!_s.Active.TryGetValue(jobId, out var row) || row.State != "running" || row.Attempt != attempt || _s.BackendStarted.Contains(jobId)
+            || _s.Starting.ContainsKey(jobId))
         {
             return null;
         }
@@ -65,7 +67,8 @@ public sealed partial class Coordinator
             return null;
         }
 
-        _engine.StartFailed(jobId);
+        _s.Engine.StartFailed(jobId);
+        _touched.Add(jobId);
         ResetToPending(row);
         row.Attempt++;
         row.Outcome = "requeued: not started in the backend in time";

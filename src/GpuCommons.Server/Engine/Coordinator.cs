@@ -1,12 +1,9 @@
+using System.Collections.Immutable;
 using System.Diagnostics;
-using System.Net.Http.Json;
-using System.Text.Json;
 using System.Threading.Channels;
 using GpuCommons.Backends;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
-using GpuCommons.Core.Jobs;
-using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Security;
@@ -23,11 +20,19 @@ public sealed record SubmitOutcome(JobRow? Job, bool Replayed, SpecException? Er
 public sealed record StartRetry(int Failures, DateTimeOffset NextTry, string LastError);
 
 /// <summary>
-/// The scheduler loop: the one owner of the <see cref="SchedulerEngine"/>. Everything that changes the engine comes in
-/// through a FIFO channel and runs on this loop, one at a time. Submissions are written in groups (one transaction per
-/// batch, committed before any of them is answered). Starts follow assume → persist → roll back: the engine places a
-/// job, the start is written, then the backend runs it; a failed write or start gives the GPUs back (StartFailed).
+/// The scheduler loop: the one owner of the <see cref="SchedulerEngine"/>. Everything that changes the engine comes in as
+/// a command through a FIFO channel and runs on this loop, one at a time: submissions (written in groups, one transaction
+/// per batch, committed before any of them is answered), typed changes from the API (written and applied once, see
+/// Coordinator.Commands.cs), backend events, and the results of starts. Starts follow assume → persist → dispatch: the
+/// engine places a job, the start is written, then the <see cref="StartDispatcher"/> calls the backend off the loop and
+/// posts what came of it back here. Requests read the <see cref="View"/> the loop publishes after every pass.
 /// </summary>
+/// <remarks>
+/// The parts: <see cref="EngineRebuilder"/> builds the state at start-up; <see cref="StartDispatcher"/> talks to the
+/// backend for starts; <see cref="JobEndRecorder"/> writes ledger entries and job ends; <see cref="AllocationAlertService"/>
+/// raises allocation alerts from the view. This file is the loop itself; Coordinator.Starts.cs the start and end paths,
+/// Coordinator.Commands.cs the API's typed commands, Coordinator.Reconcile.cs what reconciliation asks of the loop.
+/// </remarks>
 public sealed partial class Coordinator : BackgroundService
 {
     private readonly GpucDbFactory _db;
@@ -36,29 +41,28 @@ public sealed partial class Coordinator : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<Coordinator> _log;
     private readonly ServerMetrics _metrics;
-    private readonly WebhookSender? _webhook;
     private readonly PosixAccounts _accounts;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, StartRetry> _startRetries = new();
+    private readonly JobEndRecorder _recorder;
+    private readonly EngineRebuilder _rebuilder;
+    private readonly StartDispatcher _dispatcher;
     private readonly Channel<Command> _channel = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // State owned by the loop.
-    private readonly Dictionary<long, JobRow> _active = [];
-    private readonly Dictionary<(string User, string Key), long> _idempotency = [];
-    private readonly Dictionary<string, AllocationRow> _allocations = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _projectClass = new(StringComparer.Ordinal);
-    private readonly HashSet<long> _preempting = [];
-    private readonly HashSet<long> _backendStarted = [];
-    private readonly Dictionary<string, DiscoveredNode> _discovered = new(StringComparer.Ordinal);
+    // Owned by the loop.
+    private LoopState _s = null!;
     private readonly List<JobRow> _deferredRows = [];
     private readonly List<EventRow> _deferredEvents = [];
-    private SchedulerEngine _engine = null!;
-    private long _nextId = 1;
+    private readonly HashSet<long> _touched = [];
     private long _lastFull;
-    private long _lastAlerts;
+    private IReadOnlyDictionary<long, JobView> _jobViews = new Dictionary<long, JobView>();
+    private ImmutableDictionary<long, JobView?> _recentViews = ImmutableDictionary<long, JobView?>.Empty;
+    private DateTimeOffset _jobViewsTime;
+    private long _version;
+    private TimeSpan _scheduleTime;
+    private volatile SchedulerView _view = SchedulerView.Empty;
 
     public Coordinator(GpucDbFactory db, IJobBackend backend, ServerOptions options, TimeProvider time, ILogger<Coordinator> log, ServerMetrics metrics,
-        PosixAccounts accounts, WebhookSender? webhook = null)
+        PosixAccounts accounts)
     {
         _accounts = accounts;
         _db = db;
@@ -67,20 +71,22 @@ public sealed partial class Coordinator : BackgroundService
         _time = time;
         _log = log;
         _metrics = metrics;
-        _webhook = webhook;
+        _recorder = new JobEndRecorder(time, metrics);
+        _rebuilder = new EngineRebuilder(db, backend, options, time, accounts, _recorder, log);
+        _dispatcher = new StartDispatcher(backend, accounts, options.MaxConcurrentStarts, log);
     }
 
     /// <summary>Whose account jobs run as.</summary>
     public PosixAccounts Accounts => _accounts;
 
+    /// <summary>What the loop knows as of its last pass (read without waiting for the loop).</summary>
+    public SchedulerView View => _view;
+
     /// <summary>A pending job held back after its start failed in the infrastructure, or null.</summary>
-    public StartRetry? GetStartRetry(long id) => _startRetries.TryGetValue(id, out var r) ? r : null;
+    public StartRetry? GetStartRetry(long id) => _view.StartRetries.GetValueOrDefault(id);
 
     /// <summary>Tries of a failing start before the job fails.</summary>
     public int MaxStartTries => _options.MaxStartTries;
-
-    /// <summary>The database (for work run on the loop).</summary>
-    public GpucDbFactory Db => _db;
 
     /// <summary>Completes when the engine has been rebuilt from the database and the loop runs.</summary>
     public Task Ready => _ready.Task;
@@ -92,8 +98,14 @@ public sealed partial class Coordinator : BackgroundService
 
     public DiscoveredFleet? Discovered { get; private set; }
 
-    /// <summary>Node states as last set by the loop (read freely by the API).</summary>
-    public IReadOnlyDictionary<string, (NodeState State, string? Reason)> NodeStates { get; private set; } = new Dictionary<string, (NodeState, string?)>();
+    /// <summary>Node states as of the last pass.</summary>
+    public IReadOnlyDictionary<string, (NodeState State, string? Reason)> NodeStates => _view.NodeStates;
+
+    /// <summary>Granted, spent, committed GPU-hours of every allocation, as of the last pass.</summary>
+    public Task<Dictionary<string, (double Granted, double Spent, double Committed)>> AllocationUsageAsync() =>
+        Task.FromResult(new Dictionary<string, (double Granted, double Spent, double Committed)>(_view.AllocationUsage, StringComparer.Ordinal));
+
+    // ---- Commands ----------------------------------------------------------------------------------------------
 
     private abstract class Command;
 
@@ -103,46 +115,83 @@ public sealed partial class Coordinator : BackgroundService
         public TaskCompletionSource<SubmitOutcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    /// <summary>Work of a typed command, run on the loop; it completes its own task.</summary>
     private sealed class WorkCommand(Func<Task> work) : Command
     {
         public Func<Task> Work { get; } = work;
     }
 
-    // ---- API entry points (thread-safe) ------------------------------------------------------------------------
+    private sealed class StartResultCommand(StartResult result) : Command
+    {
+        public StartResult Result { get; } = result;
+    }
+
+    private sealed class PolledCommand(IReadOnlyList<BackendEvent> events) : Command
+    {
+        public IReadOnlyList<BackendEvent> Events { get; } = events;
+    }
+
+    private sealed class TickCommand : Command
+    {
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private void Post(Command cmd)
+    {
+        if (!_channel.Writer.TryWrite(cmd))
+        {
+            throw new InvalidOperationException("the scheduler loop has stopped");
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the loop; the view is published again before its task completes.</summary>
+    private Task<T> OnLoopAsync<T>(Func<Task<T>> work)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(new WorkCommand(async () =>
+        {
+            T result;
+            try
+            {
+                result = await work();
+            }
+            catch (Exception e)
+            {
+                tcs.SetException(e);
+                return;
+            }
+
+            Publish(full: false);
+            tcs.SetResult(result);
+        }));
+        return tcs.Task;
+    }
 
     /// <summary>Queues a job; answers once it is committed to the database (or rejected).</summary>
     public Task<SubmitOutcome> SubmitAsync(JobRow row)
     {
         var cmd = new SubmitCommand(row);
-        if (!_channel.Writer.TryWrite(cmd))
-        {
-            throw new InvalidOperationException("the scheduler loop has stopped");
-        }
-
+        Post(cmd);
         return cmd.Done.Task;
     }
 
-    /// <summary>Runs <paramref name="work"/> on the loop, with the engine, and returns its result.</summary>
-    public Task<T> RunAsync<T>(Func<SchedulerEngine, Task<T>> work)
+    /// <summary>
+    /// One whole pass of the loop, now: what is queued, a backend poll, a scheduling cycle (full when one is due by the
+    /// clock), the starts it makes handed to the backend and their results applied. For tests that step the server with a
+    /// fake clock; the loop runs the same passes on its own.
+    /// </summary>
+    internal async Task RunOnceAsync()
     {
-        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var cmd = new WorkCommand(async () =>
-        {
-            try
-            {
-                tcs.SetResult(await work(_engine));
-            }
-            catch (Exception e)
-            {
-                tcs.SetException(e);
-            }
-        });
-        if (!_channel.Writer.TryWrite(cmd))
-        {
-            throw new InvalidOperationException("the scheduler loop has stopped");
-        }
+        await TickAsync();
+        await _dispatcher.IdleAsync();
+        await TickAsync();
+    }
 
-        return tcs.Task;
+    private Task TickAsync()
+    {
+        var tick = new TickCommand();
+        Post(tick);
+        return tick.Done.Task;
     }
 
     // ---- The loop --------------------------------------------------------------------------------------------
@@ -151,7 +200,19 @@ public sealed partial class Coordinator : BackgroundService
     {
         try
         {
-            await RebuildAsync(stoppingToken);
+            var rebuilt = await _rebuilder.RebuildAsync(stoppingToken);
+            _s = rebuilt.State;
+            Fleet = _s.Fleet;
+            Discovered = rebuilt.Discovered;
+            foreach (var row in rebuilt.Lost)
+            {
+                // Not the job's fault: failed, charged up to now, and requeued as its next attempt if it is requeueable.
+                await EndJobAsync(row.Id, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: the process was gone after a restart", stoppingToken, "failed");
+            }
+
+            LogRebuilt(_s.Active.Count, rebuilt.Lost.Count, rebuilt.Requeued, _s.NextId);
+            PublishStats();
+            Publish(full: true);
             _ready.SetResult();
         }
         catch (Exception e)
@@ -161,78 +222,19 @@ public sealed partial class Coordinator : BackgroundService
             throw;
         }
 
+        var poller = PollLoopAsync(stoppingToken);
         var reader = _channel.Reader;
-        var submits = new List<SubmitCommand>();
-        var work = new List<WorkCommand>();
-        var lastPoll = 0L;
+        var batch = new Batch();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 if (!reader.TryPeek(out _))
                 {
-                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                    wait.CancelAfter(_options.PollInterval);
-                    try
-                    {
-                        await reader.WaitToReadAsync(wait.Token);
-                    }
-                    catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-                    {
-                    }
+                    await WaitAsync(reader, stoppingToken);
                 }
 
-                while (submits.Count < _options.MaxSubmitBatch && reader.TryRead(out var cmd))
-                {
-                    if (cmd is SubmitCommand s)
-                    {
-                        submits.Add(s);
-                    }
-                    else
-                    {
-                        work.Add((WorkCommand)cmd);
-                    }
-                }
-
-                var changed = submits.Count > 0;
-                if (submits.Count > 0)
-                {
-                    await FlushSubmitsAsync(submits, stoppingToken);
-                    submits.Clear();
-                }
-
-                foreach (var w in work)
-                {
-                    await w.Work();
-                    changed = true;
-                }
-
-                work.Clear();
-                var now = _time.GetTimestamp();
-                if (_time.GetElapsedTime(lastPoll, now) >= _options.PollInterval)
-                {
-                    lastPoll = now;
-                    changed |= await PollBackendAsync(stoppingToken);
-                }
-
-                changed |= ResubmitDueStarts();
-                var full = _time.GetElapsedTime(_lastFull, now) >= _options.FullCycleInterval;
-                if (full || changed)
-                {
-                    await ScheduleAsync(full, stoppingToken);
-                }
-
-                if (!reader.TryPeek(out var waiting) || waiting is not SubmitCommand)
-                {
-                    // Submissions waiting would carry these writes in their transaction; otherwise write them now.
-                    await FlushDeferredAsync(stoppingToken);
-                }
-
-                if (_time.GetElapsedTime(_lastAlerts, now) >= TimeSpan.FromSeconds(5))
-                {
-                    _lastAlerts = now;
-                    await CheckAlertsAsync(stoppingToken);
-                }
+                await RunPassAsync(batch, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -241,14 +243,8 @@ public sealed partial class Coordinator : BackgroundService
             catch (Exception e)
             {
                 LogLoopError(e);
-                foreach (var s in submits)
-                {
-                    s.Done.TrySetException(e);
-                }
-
-                submits.Clear();
-                work.Clear();
-                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, CancellationToken.None);
+                batch.Fail(e);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), TimeProvider.System, CancellationToken.None);
             }
         }
 
@@ -264,224 +260,214 @@ public sealed partial class Coordinator : BackgroundService
         _channel.Writer.TryComplete();
         while (reader.TryRead(out var left))
         {
-            if (left is SubmitCommand s)
+            switch (left)
             {
-                s.Done.TrySetException(new OperationCanceledException("server stopping"));
+                case SubmitCommand s:
+                    s.Done.TrySetException(new OperationCanceledException("server stopping"));
+                    break;
+                case TickCommand t:
+                    t.Done.TrySetCanceled(CancellationToken.None);
+                    break;
             }
+        }
+
+        await poller;
+        await _dispatcher.DisposeAsync();
+    }
+
+    /// <summary>Waits for a command, or until a full cycle is due (by the server's clock).</summary>
+    private async Task WaitAsync(ChannelReader<Command> reader, CancellationToken stoppingToken)
+    {
+        var due = _options.FullCycleInterval - _time.GetElapsedTime(_lastFull);
+        if (_s.StartRetries.Count > 0)
+        {
+            due = TimeSpan.FromTicks(Math.Min(due.Ticks, _options.PollInterval.Ticks));
+        }
+
+        if (due <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var timer = new CancellationTokenSource(due, _time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, timer.Token);
+        try
+        {
+            await reader.WaitToReadAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
-    // ---- Rebuild ---------------------------------------------------------------------------------------------
-
-    private async Task RebuildAsync(CancellationToken ct)
+    /// <summary>Polls the backend off the loop every poll interval and posts what it reports as a command.</summary>
+    private async Task PollLoopAsync(CancellationToken ct)
     {
-        var discovered = await _backend.DiscoverAsync(ct);
-        Discovered = discovered;
-        foreach (var n in discovered.Nodes)
-        {
-            _discovered[n.Name] = n;
-        }
-
-        Fleet = BuildFleet(discovered, _options.RatePerGpuHour);
-        LogFleet(_backend.Name, discovered.Source, Fleet.Nodes.Count, Fleet.TotalGpus, discovered.VirtualGpus, discovered.Note ?? "");
-
-        await using var db = _db.Create();
-        var orgs = await db.Organisations.AsNoTracking().ToListAsync(ct);
-        var projects = await db.Projects.AsNoTracking().ToListAsync(ct);
-        var allocations = await db.Allocations.AsNoTracking().ToListAsync(ct);
-        var spent = await db.Ledger.AsNoTracking().GroupBy(l => l.AllocationId).Select(g => new { g.Key, Sum = g.Sum(x => x.GpuHours) }).ToDictionaryAsync(x => x.Key, x => x.Sum, ct);
-        var tenancy = new TenancySpec();
-        foreach (var o in orgs)
-        {
-            tenancy.Organisations.Add(new OrganisationSpec(o.Name, Enum.Parse<OrganisationType>(o.Type, true)) { Shares = o.Shares, Quotas = KnownQuotas(o.Name, o.Quotas) });
-        }
-
-        var orgType = orgs.ToDictionary(o => o.Name, o => o.Type, StringComparer.Ordinal);
-        foreach (var p in projects)
-        {
-            tenancy.Projects.Add(new ProjectSpec(p.Name, p.Organisation) { Shares = p.Shares, Quotas = KnownQuotas(p.Name, p.Quotas) });
-            _projectClass[p.Name] = orgType.GetValueOrDefault(p.Organisation, "unknown");
-        }
-
-        var engineOptions = new SchedulerOptions { MaxWalltime = _options.MaxWalltime };
-        _engine = new SchedulerEngine(Fleet, tenancy, engineOptions, _time);
-        foreach (var a in allocations)
-        {
-            _allocations[a.Id] = a;
-            if (Fleet.FindPartition(a.Partition ?? "") is null && a.Partition is not null)
-            {
-                continue;
-            }
-
-            _engine.UpsertAllocation(ToSpec(a, spent.GetValueOrDefault(a.Id)));
-        }
-
-        var states = new Dictionary<string, (NodeState, string?)>(StringComparer.Ordinal);
-        foreach (var n in Fleet.Nodes)
-        {
-            states[n.Name] = (n.InitialState, null);
-        }
-
-        foreach (var ns in await db.NodeStates.AsNoTracking().ToListAsync(ct))
-        {
-            if (Fleet.FindNode(ns.Node) is not null && Enum.TryParse<NodeState>(ns.State, true, out var st))
-            {
-                _engine.SetNodeState(ns.Node, st);
-                states[ns.Node] = (st, ns.Reason);
-            }
-        }
-
-        NodeStates = states;
-        foreach (var r in await db.Reservations.AsNoTracking().ToListAsync(ct))
+        while (!ct.IsCancellationRequested)
         {
             try
             {
-                _engine.AddReservation(new AdvanceReservation(r.Name, r.Nodes.Split(','), r.Start, r.End, r.Project));
-            }
-            catch (SpecException e)
-            {
-                LogReservationSkipped(r.Name, e.Message);
-            }
-        }
-
-        _nextId = (await db.Jobs.MaxAsync(j => (long?)j.Id, ct) ?? 0) + 1;
-        foreach (var k in await db.Jobs.AsNoTracking().Where(j => j.IdempotencyKey != null).Select(j => new { j.User, j.IdempotencyKey, j.Id }).ToListAsync(ct))
-        {
-            _idempotency[(k.User, k.IdempotencyKey!)] = k.Id;
-        }
-
-        var live = await db.Jobs.Where(j => j.State == "pending" || j.State == "running").OrderBy(j => j.Id).ToListAsync(ct);
-        var lost = new List<JobRow>();
-        var requeued = 0;
-        foreach (var row in live)
-        {
-            _active[row.Id] = row;
-            var restartStart = row.State == "running" && row.BackendId is null;
-
-            if (row.State == "pending")
-            {
-                var r = _engine.Submit(JobMapping.ToSpec(row));
-                if (!r.Accepted)
+                await Task.Delay(_options.PollInterval, _time, ct);
+                var events = await PollBackendAsync(ct);
+                if (events.Count > 0)
                 {
-                    LogRestoreRejected(row.Id, r.Error!.Message);
-                    row.State = "failed";
-                    row.Outcome = "rejected on restart: " + r.Error.Message;
-                    row.EndTime = _time.GetUtcNow();
-                    _active.Remove(row.Id);
-                }
-
-                continue;
-            }
-
-            var slots = JobMapping.ParseSlots(row.Slots, Fleet);
-            var restored = slots is not null && _engine.RestoreRunning(JobMapping.ToSpec(row), slots, row.StartTime ?? row.SubmitTime, row.AllocationId).Accepted;
-            if (restored && restartStart)
-            {
-                // Written as started, but the server died before it recorded the backend's handle. Starting is idempotent
-                // by job id: the backend returns the handle of the run it has, or starts it now on the same GPUs.
-                try
-                {
-                    var placement = _engine.GetJob(row.Id)!.Placement!;
-                    var runAs = await _accounts.ResolveAsync(row.User, row.Project, ct);
-                    var h = await _backend.StartAsync(ToBackendJob(row, placement) with { RunAs = runAs }, ct);
-                    row.BackendId = h.ExternalId;
-                    row.StdoutPath = h.StdoutPath;
-                    row.StderrPath = h.StderrPath;
-                    requeued++;
-                    continue;
-                }
-                catch (JobStartRejectedException e)
-                {
-                    LogStartRejected(row.Id, e.Message);
-                    _engine.StartFailed(row.Id);
-                    _engine.Cancel(row.Id);
-                    FailUnstarted(row, "failed to start: " + e.Message);
-                    continue;
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogBackendError("start after restart", row.Id, e);
-                    _engine.StartFailed(row.Id);
-                    ResetToPending(row);
-                    _engine.Cancel(row.Id);
-                    _engine.Submit(JobMapping.ToSpec(row));
-                    continue;
+                    _channel.Writer.TryWrite(new PolledCommand(events));
                 }
             }
-
-            var handle = new BackendHandle(row.Id, row.BackendId ?? "", row.StdoutPath, row.StderrPath);
-            if (restored && await _backend.ReattachAsync(row.Id, handle, ct))
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                continue;
+                return;
             }
-
-            lost.Add(row);
-            if (!restored)
+            catch (Exception e)
             {
-                // Cannot hold its GPUs any more (the fleet changed): end it without a charge through the engine.
-                row.State = "failed";
-                row.Outcome = "lost";
-                row.EndTime = _time.GetUtcNow();
-                _active.Remove(row.Id);
+                LogLoopError(e);
             }
         }
-
-        foreach (var row in live)
-        {
-            db.Jobs.Update(row);
-        }
-
-        await db.SaveChangesAsync(ct);
-        foreach (var row in lost.Where(r => _active.ContainsKey(r.Id)))
-        {
-            // Not the job's fault: failed, charged up to now, and requeued as its next attempt if it is requeueable.
-            await EndJobAsync(row.Id, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: the process was gone after a restart", ct, "failed");
-        }
-
-        LogRebuilt(_active.Count, lost.Count, requeued, _nextId);
-        PublishStats();
     }
 
-    internal static Fleet BuildFleet(DiscoveredFleet discovered, decimal rate)
+    private async Task<IReadOnlyList<BackendEvent>> PollBackendAsync(CancellationToken ct)
     {
-        var b = new FleetBuilder("local");
-        foreach (var part in discovered.Nodes.GroupBy(n => n.Partition))
+        try
         {
-            b.AddPartition(part.Key, part.First().GpuModel, rate);
-            foreach (var n in part)
+            return await _backend.PollAsync(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogBackendError("poll", 0, e);
+            return [];
+        }
+    }
+
+    private long Phase(string name, long since)
+    {
+        var now = _time.GetTimestamp();
+        _metrics.Phase(name, _time.GetElapsedTime(since, now));
+        return now;
+    }
+
+    /// <summary>What one pass took off the channel.</summary>
+    private sealed class Batch
+    {
+        public List<SubmitCommand> Submits { get; } = [];
+        public List<Command> Others { get; } = [];
+        public List<TickCommand> Ticks { get; } = [];
+
+        public void Fail(Exception e)
+        {
+            foreach (var s in Submits)
             {
-                var state = n.State.ToLowerInvariant() switch
-                {
-                    "down" => NodeState.Down,
-                    "draining" or "drain" or "drained" => NodeState.Draining,
-                    _ => NodeState.Up,
-                };
-                b.AddNode(part.Key, n.Name, n.Gpus.Count, null, state, NodeResources.FromDiscovery(n.Cpus, n.MemoryMiB, n.Features), n.GpuModel);
+                s.Done.TrySetException(e);
+            }
+
+            foreach (var t in Ticks)
+            {
+                t.Done.TrySetException(e);
+            }
+
+            Clear();
+        }
+
+        public void Clear()
+        {
+            Submits.Clear();
+            Others.Clear();
+            Ticks.Clear();
+        }
+    }
+
+    /// <summary>One pass: commands in arrival order (submissions grouped), then a cycle when anything changed or one is due.</summary>
+    private async Task RunPassAsync(Batch batch, CancellationToken ct)
+    {
+        var pass = _time.GetTimestamp();
+        _scheduleTime = TimeSpan.Zero;
+        var reader = _channel.Reader;
+        while (batch.Submits.Count < _options.MaxSubmitBatch && batch.Others.Count < 1024 && reader.TryRead(out var cmd))
+        {
+            switch (cmd)
+            {
+                case SubmitCommand s:
+                    batch.Submits.Add(s);
+                    break;
+                case TickCommand t:
+                    batch.Ticks.Add(t);
+                    break;
+                default:
+                    batch.Others.Add(cmd);
+                    break;
             }
         }
 
-        return b.Build();
-    }
-
-    /// <summary>Stored quotas on partitions the fleet still has (a quota on a partition that is gone is logged and left out).</summary>
-    private List<QuotaSpec> KnownQuotas(string tenant, string? json)
-    {
-        var quotas = Api.QuotasApi.FromJson(json);
-        foreach (var q in quotas.Where(q => Fleet.FindPartition(q.Partition) is null))
+        var changed = false;
+        var phase = _time.GetTimestamp();
+        if (batch.Submits.Count > 0)
         {
-            LogQuotaSkipped(tenant, q.Partition);
+            await FlushSubmitsAsync(batch.Submits, ct);
+            batch.Submits.Clear();
+            changed = true;
+            phase = Phase("submissions", phase);
         }
 
-        return quotas.Where(q => Fleet.FindPartition(q.Partition) is not null).ToList();
-    }
+        foreach (var cmd in batch.Others)
+        {
+            switch (cmd)
+            {
+                case WorkCommand w:
+                    await w.Work();
+                    changed = true;
+                    break;
+                case StartResultCommand r:
+                    changed |= await ApplyStartResultAsync(r.Result, ct);
+                    break;
+                case PolledCommand p:
+                    changed |= await ApplyBackendEventsAsync(p.Events, ct);
+                    break;
+            }
+        }
 
-    internal static AllocationSpec ToSpec(AllocationRow a, double spent) =>
-        new(a.Id, a.Project, a.Partition, a.ReleasedGpuHours, a.Start, a.End) { SpentGpuHours = spent };
+        if (batch.Others.Count > 0)
+        {
+            phase = Phase("commands", phase);
+        }
+
+        batch.Others.Clear();
+        if (batch.Ticks.Count > 0)
+        {
+            // A stepped pass polls here, on the loop, so that what the backend reported is applied before it returns.
+            changed |= await ApplyBackendEventsAsync(await PollBackendAsync(ct), ct);
+        }
+
+        changed |= ResubmitDueStarts();
+        var full = _time.GetElapsedTime(_lastFull) >= _options.FullCycleInterval;
+        if (full || changed)
+        {
+            await ScheduleAsync(full, ct);
+            phase = Phase("schedule_and_start", phase);
+        }
+
+        if (!reader.TryPeek(out var waiting) || waiting is not SubmitCommand)
+        {
+            // Submissions waiting would carry these writes in their transaction; otherwise write them now.
+            await FlushDeferredAsync(ct);
+            phase = Phase("deferred_writes", phase);
+        }
+
+        Publish(full);
+        Phase("publish", phase);
+        _metrics.StartsInFlight = _s.Starting.Count;
+        _metrics.LoopPass(_time.GetElapsedTime(pass), _scheduleTime);
+        foreach (var t in batch.Ticks)
+        {
+            t.Done.TrySetResult();
+        }
+
+        batch.Ticks.Clear();
+    }
 
     // ---- Submissions -----------------------------------------------------------------------------------------
 
     private async Task FlushSubmitsAsync(List<SubmitCommand> batch, CancellationToken ct)
     {
+        var engine = _s.Engine;
         var now = _time.GetUtcNow();
         var accepted = new List<SubmitCommand>(batch.Count);
         var batchKeys = new Dictionary<(string, string), SubmitCommand>();
@@ -491,7 +477,7 @@ public sealed partial class Coordinator : BackgroundService
             var row = cmd.Row;
             if (row.IdempotencyKey is { } key)
             {
-                if (_idempotency.TryGetValue((row.User, key), out var existing))
+                if (_s.Idempotency.TryGetValue((row.User, key), out var existing))
                 {
                     replays.Add((cmd, null));
                     row.Id = existing;
@@ -505,19 +491,20 @@ public sealed partial class Coordinator : BackgroundService
                 }
             }
 
-            row.Id = _nextId;
+            row.Id = _s.NextId;
             row.SubmitTime = now;
             row.State = "pending";
             // Queued at once (the write below rolls it back if it fails): one check of the job, not two.
-            var v = _engine.Submit(JobMapping.ToSpec(row));
+            var v = engine.Submit(JobMapping.ToSpec(row));
             if (!v.Accepted)
             {
                 cmd.Done.TrySetResult(new SubmitOutcome(null, false, v.Error));
                 continue;
             }
 
-            _nextId++;
-            _active[row.Id] = row;
+            _s.NextId++;
+            _s.Active[row.Id] = row;
+            _touched.Add(row.Id);
             accepted.Add(cmd);
             if (row.IdempotencyKey is { } k2)
             {
@@ -530,7 +517,7 @@ public sealed partial class Coordinator : BackgroundService
         {
             // Place at once what fits on free GPUs, so that a job that can start is written as submitted and started
             // in one transaction (one commit between the request and the run).
-            var placed = _engine.Schedule(full: false);
+            var placed = engine.Schedule(full: false);
             starts = PrepareStarts(placed.Started);
             try
             {
@@ -546,16 +533,9 @@ public sealed partial class Coordinator : BackgroundService
                     events.Add(new EventRow { Time = now, Actor = cmd.Row.User, Kind = "job.submitted", Subject = $"job/{cmd.Row.Id}", Project = cmd.Row.Project });
                 }
 
-                foreach (var (_, row) in starts)
-                {
-                    if (!fresh.Contains(row.Id))
-                    {
-                        db.Jobs.Update(row);
-                    }
-                }
-
+                var started = starts.Select(s => s.Row).Where(r => !fresh.Contains(r.Id)).ToList();
                 AddDeferred(db);
-                await WriteSubmissionsAsync(db, jobs, events, ct);
+                await WriteSubmissionsAsync(db, jobs, events, started, ct);
                 _deferredRows.Clear();
                 _deferredEvents.Clear();
             }
@@ -565,14 +545,14 @@ public sealed partial class Coordinator : BackgroundService
                 LogSubmitWriteFailed(accepted.Count, e);
                 foreach (var (st, row) in starts)
                 {
-                    _engine.StartFailed(st.JobId);
+                    engine.StartFailed(st.JobId);
                     ResetToPending(row);
                 }
 
                 foreach (var cmd in accepted)
                 {
-                    _engine.Cancel(cmd.Row.Id);
-                    _active.Remove(cmd.Row.Id);
+                    engine.Cancel(cmd.Row.Id);
+                    _s.Active.Remove(cmd.Row.Id);
                     cmd.Done.TrySetException(e);
                 }
 
@@ -589,26 +569,30 @@ public sealed partial class Coordinator : BackgroundService
 
         foreach (var cmd in accepted)
         {
-            var row = cmd.Row;
-            if (row.IdempotencyKey is { } key)
+            if (cmd.Row.IdempotencyKey is { } key)
             {
-                _idempotency[(row.User, key)] = row.Id;
+                _s.Idempotency[(cmd.Row.User, key)] = cmd.Row.Id;
             }
-
-            cmd.Done.TrySetResult(new SubmitOutcome(Clone(row), false, null));
         }
 
         if (starts.Count > 0)
         {
-            await RunStartsAsync(starts, ct);
+            DispatchStarts(starts);
             PublishStats();
+        }
+
+        // Answered once the view shows the new jobs (a GET right after the answer finds them).
+        Publish(full: false);
+        foreach (var cmd in accepted)
+        {
+            cmd.Done.TrySetResult(new SubmitOutcome(Clone(cmd.Row), false, null));
         }
 
         _metrics.Submitted(accepted.Count);
         foreach (var (cmd, of) in replays)
         {
             var id = of?.Row.Id ?? cmd.Row.Id;
-            JobRow? existing = _active.TryGetValue(id, out var live) ? Clone(live) : null;
+            JobRow? existing = _s.Active.TryGetValue(id, out var live) ? Clone(live) : null;
             if (existing is null)
             {
                 await using var db = _db.Create();
@@ -623,10 +607,10 @@ public sealed partial class Coordinator : BackgroundService
     /// Writes a group of new jobs, their events and whatever the context tracks, atomically. The new rows go as
     /// multi-row inserts; on PostgreSQL with nothing else to write that is one round trip, committed on its own.
     /// </summary>
-    private async Task WriteSubmissionsAsync(GpucDb db, List<JobRow> jobs, List<EventRow> events, CancellationToken ct)
+    private async Task WriteSubmissionsAsync(GpucDb db, List<JobRow> jobs, List<EventRow> events, List<JobRow> started, CancellationToken ct)
     {
         var inserts = new BulkInsert(db).Add(jobs).Add(events);
-        if (_db.Provider == "postgres" && !db.ChangeTracker.HasChanges() && inserts.Commands == 1)
+        if (_db.Provider == "postgres" && !db.ChangeTracker.HasChanges() && inserts.Commands == 1 && started.Count == 0)
         {
             await inserts.ExecuteAsync(ct);
             return;
@@ -634,6 +618,7 @@ public sealed partial class Coordinator : BackgroundService
 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await inserts.ExecuteAsync(ct);
+        await new BulkUpdate(db).ExecuteAsync(started, StartColumns, ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
     }
@@ -645,7 +630,8 @@ public sealed partial class Coordinator : BackgroundService
     private async Task ScheduleAsync(bool full, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
-        var result = _engine.Schedule(full);
+        var result = _s.Engine.Schedule(full);
+        _scheduleTime += sw.Elapsed;
         if (full)
         {
             _lastFull = _time.GetTimestamp();
@@ -658,14 +644,12 @@ public sealed partial class Coordinator : BackgroundService
 
         foreach (var p in result.Preempted)
         {
-            _preempting.Add(p.JobId);
-            try
+            _s.Preempting.Add(p.JobId);
+            _touched.Add(p.JobId);
+            if (!_s.Starting.ContainsKey(p.JobId))
             {
-                await _backend.CancelAsync(p.JobId, p.Grace, ct);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                LogBackendError("preempt", p.JobId, e);
+                // A victim whose start is still in flight is signalled when its start comes back.
+                _dispatcher.Cancel(p.JobId, p.Grace);
             }
         }
 
@@ -676,194 +660,11 @@ public sealed partial class Coordinator : BackgroundService
 
         if (full && sw.ElapsedMilliseconds > 500)
         {
-            LogSlowCycle(sw.ElapsedMilliseconds, _engine.PendingCount);
+            LogSlowCycle(sw.ElapsedMilliseconds, _s.Engine.PendingCount);
         }
     }
 
-    private async Task StartJobsAsync(List<JobStart> starts, CancellationToken ct)
-    {
-        // Assume: the engine holds the GPUs. Persist: write the starts in one transaction.
-        var rows = PrepareStarts(starts);
-        try
-        {
-            await using var db = _db.Create();
-            db.ChangeTracker.AutoDetectChangesEnabled = false;
-            foreach (var (_, row) in rows)
-            {
-                db.Jobs.Update(row);
-            }
-
-            await db.SaveChangesAsync(ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // Roll back: give the GPUs back and leave the jobs pending.
-            LogStartWriteFailed(rows.Count, e);
-            foreach (var (s, row) in rows)
-            {
-                _engine.StartFailed(s.JobId);
-                ResetToPending(row);
-            }
-
-            return;
-        }
-
-        await RunStartsAsync(rows, ct);
-    }
-
-    /// <summary>Marks the rows of jobs the engine just placed as running (in memory; the caller writes them).</summary>
-    private List<(JobStart Start, JobRow Row)> PrepareStarts(List<JobStart> starts)
-    {
-        var rows = new List<(JobStart Start, JobRow Row)>(starts.Count);
-        foreach (var s in starts)
-        {
-            if (!_active.TryGetValue(s.JobId, out var row))
-            {
-                _engine.StartFailed(s.JobId);
-                continue;
-            }
-
-            row.State = "running";
-            row.StartTime = s.Time;
-            row.Slots = JobMapping.FormatSlots(s.Placement, Fleet);
-            row.Placement = s.Placement.Format(Fleet);
-            row.HeldGpus = s.Placement.HeldGpuMilli / 1000.0;
-            row.AllocationId = s.AllocationId;
-            row.BackendId = null;
-            rows.Add((s, row));
-        }
-
-        return rows;
-    }
-
-    /// <summary>
-    /// Runs jobs whose start is on disk. A start refused for a reason in the job (its account, command or working directory)
-    /// ends the job as failed with that reason and gives its GPUs back; a failure of the infrastructure gives the GPUs back
-    /// and holds the job out of the queue for a back-off, up to <see cref="ServerOptions.MaxStartTries"/> tries.
-    /// </summary>
-    private async Task RunStartsAsync(List<(JobStart Start, JobRow Row)> rows, CancellationToken ct)
-    {
-        var started = new List<JobRow>(rows.Count);
-        var failed = new List<JobRow>();
-        var events = new List<EventRow>();
-        foreach (var (s, row) in rows)
-        {
-            try
-            {
-                var runAs = await _accounts.ResolveAsync(row.User, row.Project, ct);
-                var handle = await _backend.StartAsync(ToBackendJob(row, s.Placement) with { RunAs = runAs }, ct);
-                row.BackendId = handle.ExternalId;
-                row.StdoutPath = handle.StdoutPath;
-                row.StderrPath = handle.StderrPath;
-                started.Add(row);
-                _startRetries.TryRemove(row.Id, out _);
-                _metrics.Admitted(s.Time - row.SubmitTime);
-            }
-            catch (JobStartRejectedException e)
-            {
-                LogStartRejected(row.Id, e.Message);
-                _engine.StartFailed(s.JobId);
-                _engine.Cancel(s.JobId);
-                FailUnstarted(row, "failed to start: " + e.Message);
-                failed.Add(row);
-                events.Add(Event("scheduler", "job.failed", $"job/{row.Id}", row.Project, row.Outcome));
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                LogBackendError("start", row.Id, e);
-                _engine.StartFailed(s.JobId);
-                ResetToPending(row);
-                failed.Add(row);
-                var failures = (_startRetries.TryGetValue(row.Id, out var r) ? r.Failures : 0) + 1;
-                _engine.Cancel(s.JobId);
-                if (failures >= _options.MaxStartTries)
-                {
-                    _startRetries.TryRemove(row.Id, out _);
-                    FailUnstarted(row, $"failed to start: {failures} tries failed; the last: {e.Message}");
-                    events.Add(Event("scheduler", "job.failed", $"job/{row.Id}", row.Project, row.Outcome));
-                }
-                else
-                {
-                    var wait = TimeSpan.FromTicks(Math.Min(_options.StartRetryMax.Ticks, _options.StartRetryMin.Ticks << Math.Min(failures - 1, 20)));
-                    _startRetries[row.Id] = new StartRetry(failures, _time.GetUtcNow() + wait, e.Message);
-                    events.Add(Event("scheduler", "job.start_failed", $"job/{row.Id}", row.Project, $"try {failures} of {_options.MaxStartTries}, next in {wait.TotalSeconds:0.#} s: {e.Message}"));
-                }
-            }
-        }
-
-        // The handles and the audit events ride with the next write (a crash before it is safe: on restart the
-        // backend is asked again, and StartAsync is idempotent by job id).
-        _deferredRows.AddRange(started);
-        if (failed.Count > 0)
-        {
-            // Written as running a moment ago: put the pending or failed state on disk now.
-            await using var db = _db.Create();
-            foreach (var row in failed)
-            {
-                db.Jobs.Update(row);
-            }
-
-            db.Events.AddRange(events);
-            await db.SaveChangesAsync(ct);
-        }
-
-        foreach (var row in started)
-        {
-            _deferredEvents.Add(Event("scheduler", "job.started", $"job/{row.Id}", row.Project, $"on {row.Placement}"));
-        }
-    }
-
-    /// <summary>Ends a job that never ran: failed, no charge, out of the active set.</summary>
-    private void FailUnstarted(JobRow row, string outcome)
-    {
-        ResetToPending(row);
-        row.State = "failed";
-        row.Outcome = outcome.Length > 2000 ? outcome[..2000] : outcome;
-        row.EndTime = _time.GetUtcNow();
-        _active.Remove(row.Id);
-        _metrics.Outcome("failed");
-    }
-
-    /// <summary>Puts jobs whose start back-off has passed into the queue again; true when any went back.</summary>
-    private bool ResubmitDueStarts()
-    {
-        if (_startRetries.IsEmpty)
-        {
-            return false;
-        }
-
-        var now = _time.GetUtcNow();
-        var any = false;
-        foreach (var (id, retry) in _startRetries)
-        {
-            if (retry.NextTry > now)
-            {
-                continue;
-            }
-
-            if (!_active.TryGetValue(id, out var row) || row.State != "pending")
-            {
-                _startRetries.TryRemove(id, out _);
-                continue;
-            }
-
-            _startRetries[id] = retry with { NextTry = DateTimeOffset.MaxValue };
-            if (_engine.GetJob(id) is null)
-            {
-                var r = _engine.Submit(JobMapping.ToSpec(row));
-                if (!r.Accepted)
-                {
-                    _startRetries.TryRemove(id, out _);
-                    FailUnstarted(row, "failed to start and could not be queued again: " + r.Error!.Message);
-                    _deferredRows.Add(row);
-                }
-            }
-
-            any = true;
-        }
-
-        return any;
-    }
+    // ---- Deferred writes ---------------------------------------------------------------------------------------
 
     private void AddDeferred(GpucDb db)
     {
@@ -885,15 +686,17 @@ public sealed partial class Coordinator : BackgroundService
             return;
         }
 
+        // Without the change tracker: after a wave of starts this is a thousand handles.
         await using var db = _db.Create();
-        db.ChangeTracker.AutoDetectChangesEnabled = false;
-        AddDeferred(db);
-        await db.SaveChangesAsync(ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await new BulkUpdate(db).ExecuteAsync(_deferredRows.DistinctBy(r => r.Id).ToList(), null, ct);
+        await new BulkInsert(db).Add(_deferredEvents).ExecuteAsync(ct);
+        await tx.CommitAsync(ct);
         _deferredRows.Clear();
         _deferredEvents.Clear();
     }
 
-    private static void ResetToPending(JobRow row)
+    internal static void ResetToPending(JobRow row)
     {
         row.State = "pending";
         row.StartTime = null;
@@ -904,327 +707,77 @@ public sealed partial class Coordinator : BackgroundService
         row.BackendId = null;
     }
 
-    private BackendJob ToBackendJob(JobRow row, Placement placement)
+    // ---- The view ----------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Publishes a new <see cref="SchedulerView"/>. After a full cycle the views of all live jobs are taken again; after
+    /// other passes only those of jobs this loop touched since.
+    /// </summary>
+    private void Publish(bool full)
     {
-        var nodes = new List<AssignedNode>();
-        var spec = JobMapping.ToSpec(row);
-        var partition = Fleet.Partitions[placement.Partition];
-        foreach (var (n, gpus) in placement.ByNode())
+        var engine = _s.Engine;
+        if (full)
         {
-            // Exactly the cores and memory this node gives the job (docs/scheduling.md): the backend passes or enforces them.
-            var demand = ResourceDemand.PerNode(spec, partition, placement.Slots.Where(s => s.Node == n).Sum(s => s.Milli));
-            var name = Fleet.Nodes[n].Name;
-            var uuids = _discovered.TryGetValue(name, out var d)
-                ? gpus.Select(g => d.Gpus.FirstOrDefault(x => x.Index == g)?.Uuid ?? "").ToList()
-                : [];
-            var share = placement.Slots.FirstOrDefault(s => s.Node == n) is { IsShare: true } slot ? slot.Milli / 1000.0 : (double?)null;
-            nodes.Add(new AssignedNode(name, gpus, uuids, share)
+            var jobs = new Dictionary<long, JobView>(engine.PendingCount + engine.RunningCount);
+            foreach (var id in engine.JobIds)
             {
-                Cpus = demand.Cpus > 0 ? demand.Cpus : null,
-                MemoryMiB = demand.MemoryMiB > 0 ? demand.MemoryMiB : null,
-            });
-        }
-
-        var env = new Dictionary<string, string>(JobMapping.Environment(row), StringComparer.Ordinal);
-        return new BackendJob(row.Id, row.Name, row.Project, row.User, JobMapping.Command(row), row.WorkingDirectory, env, nodes,
-            TimeSpan.FromSeconds(row.WalltimeSeconds), Path.Combine(_options.LogDirectory, row.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), row.Checkpointable)
-        {
-            Attempt = row.Attempt,
-            NotBefore = row.SubmitTime - TimeSpan.FromMinutes(1),
-        };
-    }
-
-    // ---- Backend events and job ends ---------------------------------------------------------------------------
-
-    private async Task<bool> PollBackendAsync(CancellationToken ct)
-    {
-        IReadOnlyList<BackendEvent> events;
-        try
-        {
-            events = await _backend.PollAsync(ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            LogBackendError("poll", 0, e);
-            return false;
-        }
-
-        foreach (var e in events)
-        {
-            switch (e.Kind)
-            {
-                case BackendEventKind.Started:
-                    if (_active.TryGetValue(e.JobId, out var startedRow) && startedRow.State == "running" && _backendStarted.Add(e.JobId))
-                    {
-                        // The backend's own start (Slurm's StartTime, not when the engine placed it or this loop heard of
-                        // it): what users see and what the charge runs from.
-                        startedRow.StartTime = e.Time;
-                        _deferredRows.Add(startedRow);
-                    }
-
-                    break;
-                case BackendEventKind.NodeDown or BackendEventKind.NodeUp or BackendEventKind.NodeDraining when e.Node is not null:
-                    var st = e.Kind == BackendEventKind.NodeDown ? NodeState.Down : e.Kind == BackendEventKind.NodeUp ? NodeState.Up : NodeState.Draining;
-                    await ChangeNodeStateAsync(e.Node, st, e.Message ?? "reported by the backend", "backend", ct);
-                    break;
-                default:
-                    if (!_active.TryGetValue(e.JobId, out var row) || row.State != "running")
-                    {
-                        break;
-                    }
-
-                    var outcome = e.Kind switch
-                    {
-                        _ when _preempting.Remove(e.JobId) => JobOutcome.Preempted,
-                        _ when row.CancelRequested => JobOutcome.Cancelled,
-                        BackendEventKind.Finished => e.ExitCode is null or 0 ? JobOutcome.Finished : JobOutcome.Failed,
-                        BackendEventKind.Cancelled => JobOutcome.Cancelled,
-                        BackendEventKind.WalltimeExceeded => JobOutcome.Walltime,
-                        // The backend lost the run (not the job's fault): failed, and requeued if requeueable, keeping its place.
-                        BackendEventKind.Lost => JobOutcome.NodeFailure,
-                        _ => JobOutcome.Failed,
-                    };
-                    await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, (e.Kind == BackendEventKind.Lost ? "lost: " : "") + (e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : "")), ct,
-                        e.Kind == BackendEventKind.Lost ? "failed" : null);
-                    break;
-            }
-        }
-
-        return events.Count > 0;
-    }
-
-    /// <summary>Tells the engine a running job ended, then writes its end and its one ledger entry in one transaction.</summary>
-    private async Task EndJobAsync(long id, JobOutcome outcome, DateTimeOffset at, int? exitCode, string why, CancellationToken ct, string? label = null)
-    {
-        var row = _active[id];
-        // Charged from the backend's start where it reported one (row.StartTime, see PollBackendAsync), else the engine's.
-        var end = _engine.Complete(id, outcome, at, _backendStarted.Remove(id) ? row.StartTime : null);
-        await using var db = _db.Create();
-        if (end.Charge is { } c)
-        {
-            db.Ledger.Add(new LedgerRow
-            {
-                JobId = id,
-                Attempt = row.Attempt,
-                AllocationId = c.AllocationId,
-                Project = row.Project,
-                User = row.User,
-                Partition = c.Partition,
-                HeldGpus = row.HeldGpus,
-                Seconds = end.Start is { } s ? (end.End - s).TotalSeconds : 0,
-                GpuHours = c.GpuHours,
-                Amount = c.Amount,
-                Time = end.End,
-            });
-        }
-
-        row.ExitCode = exitCode;
-        row.Outcome = (label ?? outcome.ToString().ToLowerInvariant()) + (why.Length > 0 ? ": " + why : "");
-        if (end.Requeued)
-        {
-            ResetToPending(row);
-            row.Attempt++;
-            row.CancelRequested = false;
-        }
-        else
-        {
-            row.State = JobMapping.StateName(end.State);
-            row.EndTime = end.End;
-            _active.Remove(id);
-            _metrics.Outcome(row.State);
-        }
-
-        AddDeferred(db);
-        db.Jobs.Update(row);
-        db.Events.Add(Event("scheduler", end.Requeued ? "job.requeued" : "job." + row.State, $"job/{id}", row.Project,
-            $"{row.Outcome}; charged {end.Charge?.GpuHours ?? 0:0.####} GPU-hours"));
-        await db.SaveChangesAsync(ct);
-        _deferredRows.Clear();
-        _deferredEvents.Clear();
-    }
-
-    /// <summary>Cancels a job: a pending one leaves the queue now; a running one is signalled and ends when the backend says so.</summary>
-    public Task<bool> CancelAsync(long id, string actor) => RunAsync(async engine =>
-    {
-        if (!_active.TryGetValue(id, out var row))
-        {
-            return false;
-        }
-
-        await using var db = _db.Create();
-        if (row.State == "pending")
-        {
-            if (engine.GetJob(id) is not null)
-            {
-                engine.Cancel(id); // a job held back after a failed start is not in the queue
-            }
-
-            _startRetries.TryRemove(id, out _);
-            row.State = "cancelled";
-            row.Outcome = "cancelled by " + actor;
-            row.EndTime = _time.GetUtcNow();
-            _active.Remove(id);
-            _metrics.Outcome("cancelled");
-        }
-        else
-        {
-            row.CancelRequested = true;
-        }
-
-        db.Jobs.Update(row);
-        db.Events.Add(Event(actor, "job.cancel", $"job/{id}", row.Project, row.State));
-        await db.SaveChangesAsync();
-        if (row.State == "running")
-        {
-            try
-            {
-                await _backend.CancelAsync(id, _options.CancelGrace, CancellationToken.None);
-            }
-            catch (Exception e)
-            {
-                LogBackendError("cancel", id, e);
-            }
-        }
-
-        return true;
-    });
-
-    /// <summary>The engine's view of a live job (reason and estimated start while pending).</summary>
-    public Task<JobView?> GetViewAsync(long id) => RunAsync(engine => Task.FromResult(engine.GetJob(id)));
-
-    public Task ChangeNodeStateAsync(string node, NodeState state, string? reason, string actor) =>
-        RunAsync(async _ =>
-        {
-            await ChangeNodeStateAsync(node, state, reason, actor, CancellationToken.None);
-            if (_backend is INodeControl control)
-            {
-                // An operator's drain holds in the cluster manager too (Slurm: scontrol update state=drain), so that
-                // nothing else schedules onto the node either; down is a drain there, not a kill.
-                try
+                if (engine.GetJob(id) is { } v)
                 {
-                    if (state == NodeState.Up)
-                    {
-                        await control.ResumeNodeAsync(node, CancellationToken.None);
-                    }
-                    else
-                    {
-                        await control.DrainNodeAsync(node, reason ?? $"drained by {actor} in GpuCommons", CancellationToken.None);
-                    }
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogBackendError("node " + state.ToString().ToLowerInvariant(), 0, e);
+                    jobs[id] = v;
                 }
             }
 
-            return true;
-        });
-
-    private async Task ChangeNodeStateAsync(string node, NodeState state, string? reason, string actor, CancellationToken ct)
-    {
-        var ends = _engine.SetNodeState(node, state);
-        await using var db = _db.Create();
-        var existing = await db.NodeStates.FindAsync([node], ct);
-        if (existing is null)
-        {
-            db.NodeStates.Add(new NodeStateRow { Node = node, State = state.ToString().ToLowerInvariant(), Reason = reason });
+            _jobViews = jobs; // never changed after this: the next full cycle makes a new one
+            _recentViews = ImmutableDictionary<long, JobView?>.Empty;
+            _jobViewsTime = _time.GetUtcNow();
+            _touched.Clear();
         }
-        else
+        else if (_touched.Count > 0)
         {
-            existing.State = state.ToString().ToLowerInvariant();
-            existing.Reason = reason;
-        }
-
-        db.Events.Add(Event(actor, "node." + state.ToString().ToLowerInvariant(), $"node/{node}", null, reason));
-        await db.SaveChangesAsync(ct);
-        var states = new Dictionary<string, (NodeState, string?)>(NodeStates, StringComparer.Ordinal) { [node] = (state, reason) };
-        NodeStates = states;
-        foreach (var end in ends)
-        {
-            // The engine already ended these; record them and stop what is left of them.
-            if (_active.TryGetValue(end.JobId, out var row))
+            var b = _recentViews.ToBuilder();
+            foreach (var id in _touched)
             {
-                _backendStarted.Remove(row.Id);
-                await using var db2 = _db.Create();
-                if (end.Charge is { } c)
-                {
-                    db2.Ledger.Add(new LedgerRow { JobId = row.Id, Attempt = row.Attempt, AllocationId = c.AllocationId, Project = row.Project, User = row.User, Partition = c.Partition, HeldGpus = row.HeldGpus, Seconds = end.Start is { } s ? (end.End - s).TotalSeconds : 0, GpuHours = c.GpuHours, Amount = c.Amount, Time = end.End });
-                }
-
-                if (end.Requeued)
-                {
-                    ResetToPending(row);
-                    row.Attempt++;
-                }
-                else
-                {
-                    row.State = JobMapping.StateName(end.State);
-                    row.EndTime = end.End;
-                    row.Outcome = "node failure";
-                    _active.Remove(row.Id);
-                }
-
-                db2.Jobs.Update(row);
-                await db2.SaveChangesAsync(ct);
-                try
-                {
-                    await _backend.CancelAsync(row.Id, TimeSpan.Zero, ct);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogBackendError("cancel", row.Id, e);
-                }
+                b[id] = engine.GetJob(id);
             }
+
+            _recentViews = b.ToImmutable();
+            _touched.Clear();
         }
-    }
 
-    // ---- Tenancy changes at run time ---------------------------------------------------------------------------
-
-    public void OnProjectAdded(string project, string orgType) => _projectClass[project] = orgType;
-
-    /// <summary>Adds or updates an allocation in the engine (called on the loop after it is written).</summary>
-    internal async Task UpsertAllocationAsync(AllocationRow row)
-    {
-        await using var db = _db.Create();
-        var spent = await db.Ledger.Where(l => l.AllocationId == row.Id).SumAsync(l => (double?)l.GpuHours) ?? 0;
-        _allocations[row.Id] = row;
-        _engine.UpsertAllocation(ToSpec(row, spent));
-    }
-
-    /// <summary>Granted, spent, committed GPU-hours of every allocation, from the engine.</summary>
-    public Task<Dictionary<string, (double Granted, double Spent, double Committed)>> AllocationUsageAsync() => RunAsync(engine =>
-    {
-        var d = new Dictionary<string, (double, double, double)>(StringComparer.Ordinal);
-        foreach (var id in _allocations.Keys)
+        var usage = new Dictionary<string, (double, double, double)>(_s.Allocations.Count, StringComparer.Ordinal);
+        foreach (var id in _s.Allocations.Keys)
         {
             if (engine.GetAllocationUsage(id) is { } u)
             {
-                d[id] = u;
+                usage[id] = u;
             }
         }
 
-        return Task.FromResult(d);
-    });
+        _view = new SchedulerView(++_version, _time.GetUtcNow(), _jobViews, _recentViews, usage,
+            new Dictionary<string, (NodeState, string?)>(_s.NodeStates, StringComparer.Ordinal), new Dictionary<long, StartRetry>(_s.StartRetries),
+            engine.PendingCount, engine.RunningCount, _jobViewsTime);
+    }
 
     private void PublishStats()
     {
-        var stats = _engine.GetStats();
+        var engine = _s.Engine;
+        var stats = engine.GetStats();
         _metrics.GpusAllocated = stats.AllocatedGpus;
         _metrics.GpusTotal = stats.TotalGpus;
         _metrics.GpusUp = stats.UpGpus;
         _metrics.Running = stats.RunningJobs;
-        _metrics.Cycles = _engine.Cycles;
+        _metrics.Cycles = engine.Cycles;
         var byClass = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var c in _projectClass.Values.Distinct())
+        foreach (var c in _s.ProjectClass.Values.Distinct())
         {
             byClass[c.ToLowerInvariant()] = 0;
         }
 
-        foreach (var row in _active.Values)
+        foreach (var row in _s.Active.Values)
         {
             if (row.State == "pending")
             {
-                var c = _projectClass.GetValueOrDefault(row.Project, "unknown").ToLowerInvariant();
+                var c = _s.ProjectClass.GetValueOrDefault(row.Project, "unknown").ToLowerInvariant();
                 byClass[c] = byClass.GetValueOrDefault(c) + 1;
             }
         }
@@ -1232,90 +785,9 @@ public sealed partial class Coordinator : BackgroundService
         _metrics.QueueByClass = byClass;
     }
 
-    // ---- Alerts ------------------------------------------------------------------------------------------------
-
-    private async Task CheckAlertsAsync(CancellationToken ct)
-    {
-        var now = _time.GetUtcNow();
-        var alerts = new List<EventRow>();
-        var changed = new List<AllocationRow>();
-        foreach (var a in _allocations.Values)
-        {
-            var usage = _engine.GetAllocationUsage(a.Id);
-            if (usage is null)
-            {
-                continue;
-            }
-
-            var (granted, spent, _) = usage.Value;
-            var fraction = granted > 0 ? spent / granted : 0;
-            var before = a.AlertsSent;
-            void Raise(int bit, string what)
-            {
-                if ((a.AlertsSent & (1 << bit)) == 0)
-                {
-                    a.AlertsSent |= 1 << bit;
-                    alerts.Add(Event("scheduler", "allocation.alert", $"allocation/{a.Id}", a.Project, what));
-                }
-            }
-
-            if (fraction >= 0.5)
-            {
-                Raise(0, $"50% used ({spent:0.##} of {granted:0.##} GPU-hours)");
-            }
-
-            if (fraction >= 0.8)
-            {
-                Raise(1, $"80% used ({spent:0.##} of {granted:0.##} GPU-hours)");
-            }
-
-            if (fraction >= 1.0)
-            {
-                Raise(2, $"100% used ({spent:0.##} of {granted:0.##} GPU-hours): new jobs are not admitted");
-            }
-
-            if (a.End > now && a.End - now <= _options.ExpiryWarning)
-            {
-                Raise(3, $"expires at {a.End:u}");
-            }
-
-            if (a.End <= now)
-            {
-                Raise(4, $"expired at {a.End:u}");
-            }
-
-            if (a.AlertsSent != before)
-            {
-                changed.Add(a);
-            }
-        }
-
-        if (alerts.Count == 0)
-        {
-            return;
-        }
-
-        await using (var db = _db.Create())
-        {
-            foreach (var a in changed)
-            {
-                db.Allocations.Update(a);
-            }
-
-            db.Events.AddRange(alerts);
-            await db.SaveChangesAsync(ct);
-        }
-
-        _webhook?.Poke();
-    }
-
-    internal EventRow Event(string actor, string kind, string subject, string? project, string? detail) =>
-        new() { Time = _time.GetUtcNow(), Actor = actor, Kind = kind, Subject = subject, Project = project, Detail = detail };
+    internal EventRow Event(string actor, string kind, string subject, string? project, string? detail) => _recorder.Event(actor, kind, subject, project, detail);
 
     // ---- Logging -----------------------------------------------------------------------------------------------
-
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "fleet from backend {Backend} ({Source}): {Nodes} nodes, {Gpus} GPUs, virtual={Virtual} {Note}")]
-    private partial void LogFleet(string backend, string source, int nodes, int gpus, bool @virtual, string note);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "engine rebuilt from the database: {Active} live jobs, {Lost} lost, {Requeued} requeued; next job id {Next}")]
     private partial void LogRebuilt(int active, int lost, int requeued, long next);
@@ -1338,18 +810,6 @@ public sealed partial class Coordinator : BackgroundService
     [LoggerMessage(EventId = 130, Level = LogLevel.Warning, Message = "job {JobId} failed to start: {Reason}")]
     private partial void LogStartRejected(long jobId, string reason);
 
-    [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "job {JobId} rejected while restoring: {Reason}")]
-    private partial void LogRestoreRejected(long jobId, string reason);
-
-    [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "reservation {Name} skipped: {Reason}")]
-    private partial void LogReservationSkipped(string name, string reason);
-
     [LoggerMessage(EventId = 109, Level = LogLevel.Warning, Message = "full cycle took {Ms} ms with {Pending} pending")]
     private partial void LogSlowCycle(long ms, int pending);
-
-    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "webhook {Url} failed: {Reason}")]
-    private partial void LogWebhookFailed(string url, string reason);
-
-    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "quota of {Tenant} on partition {Partition} left out: the fleet has no such partition")]
-    private partial void LogQuotaSkipped(string tenant, string partition);
 }

@@ -93,4 +93,35 @@ internal static class JobMapping
 
     public static IReadOnlyDictionary<string, string> Environment(JobRow r) =>
         string.IsNullOrEmpty(r.Environment) ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(r.Environment) ?? [];
+
+    /// <summary>The backend's description of a placed job: its nodes with GPU indexes and UUIDs, command, environment and log folder.</summary>
+    public static GpuCommons.Backends.BackendJob ToBackendJob(JobRow row, Placement placement, LoopState state, string logDirectory)
+    {
+        var nodes = new List<GpuCommons.Backends.AssignedNode>();
+        var spec = ToSpec(row);
+        var partition = state.Fleet.Partitions[placement.Partition];
+        foreach (var (n, gpus) in placement.ByNode())
+        {
+            // Exactly the cores and memory this node gives the job (docs/scheduling.md): the backend passes or enforces them.
+            var demand = GpuCommons.Core.Jobs.ResourceDemand.PerNode(spec, partition, placement.Slots.Where(s => s.Node == n).Sum(s => s.Milli));
+            var name = state.Fleet.Nodes[n].Name;
+            var uuids = state.Discovered.TryGetValue(name, out var d)
+                ? gpus.Select(g => d.Gpus.FirstOrDefault(x => x.Index == g)?.Uuid ?? "").ToList()
+                : [];
+            var share = placement.Slots.FirstOrDefault(s => s.Node == n) is { IsShare: true } slot ? slot.Milli / 1000.0 : (double?)null;
+            nodes.Add(new GpuCommons.Backends.AssignedNode(name, gpus, uuids, share)
+            {
+                Cpus = demand.Cpus > 0 ? demand.Cpus : null,
+                MemoryMiB = demand.MemoryMiB > 0 ? demand.MemoryMiB : null,
+            });
+        }
+
+        var env = new Dictionary<string, string>(Environment(row), StringComparer.Ordinal);
+        return new GpuCommons.Backends.BackendJob(row.Id, row.Name, row.Project, row.User, Command(row), row.WorkingDirectory, env, nodes,
+            TimeSpan.FromSeconds(row.WalltimeSeconds), Path.Combine(logDirectory, row.Id.ToString(CultureInfo.InvariantCulture)), row.Checkpointable)
+        {
+            Attempt = row.Attempt,
+            NotBefore = row.SubmitTime - TimeSpan.FromMinutes(1),
+        };
+    }
 }
