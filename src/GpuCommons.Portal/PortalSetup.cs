@@ -150,7 +150,7 @@ public static class PortalSetup
         if (ctx.Items["caller"] is null && !path.StartsWithSegments("/login") && !path.StartsWithSegments("/static"))
         {
             var back = path + ctx.Request.QueryString;
-            ctx.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(back) + (hadSession ? "&ended=1" : ""));
+            ctx.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(back) + (hadSession ? "&ended=true" : ""));
             return;
         }
 

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 using Microsoft.Playwright;
+using Cookie = System.Net.Cookie;
 using static Microsoft.Playwright.Assertions;
 
 namespace GpuCommons.Portal.Tests;
@@ -125,14 +126,15 @@ public sealed partial class OidcSignInTests(OidcSite site)
         await page.WaitForURLAsync(new Regex("/login"));
         await Expect(page.Locator("#session-ended")).ToContainTextAsync(ko ? "세션이 종료되었습니다" : "Your session has ended");
         await Expect(page.Locator("header.top .me form button")).ToHaveCountAsync(0);
-        await SignInWithAsync(issuer, login, lang, page);
+        await context.CloseAsync();
+        page = await SignInWithAsync(issuer, login, lang);
         await page.WaitForURLAsync(new Regex("/login"));
         var error = page.Locator("#signin-error");
         await Expect(error).ToHaveAttributeAsync("data-code", "refused");
         await Expect(error).ToContainTextAsync(ko ? "로그인 거부" : "Sign-in refused");
         await Expect(error).ToContainTextAsync("disabled");
         await PortalSite.ShotAsync(page, $"{(ko ? "ko" : "en")}-disabled-refused");
-        await context.CloseAsync();
+        await page.Context.CloseAsync();
     }
 
     [OidcBrowserFact]
@@ -228,7 +230,7 @@ public sealed partial class OidcSignInTests(OidcSite site)
         callback.Headers.Location!.OriginalString.ShouldStartWith("/login");
         var page = await (await b.Http.GetAsync(callback.Headers.Location)).Content.ReadAsStringAsync();
         var m = ErrorCode().Match(page);
-        return m.Success ? m.Groups[1].Value : null;
+        return m.Success ? m.Groups[1].Value + (m.Groups[1].Value == "failed" ? " " + page[m.Index..Math.Min(page.Length, m.Index + 400)] : "") : null;
     }
 
     private static CookieContainer Copy(CookieContainer from)
@@ -314,7 +316,7 @@ public sealed partial class OidcSignInTests(OidcSite site)
             ["issuer"] = "uni-z", ["__RequestVerificationToken"] = AntiForgery().Match(form).Groups[1].Value,
         }));
         post.StatusCode.ShouldBe(HttpStatusCode.OK);
-        var page = await post.Content.ReadAsStringAsync();
+        var page = WebUtility.HtmlDecode(await post.Content.ReadAsStringAsync());
         ErrorCode().Match(page).Groups[1].Value.ShouldBe("issuer");
         page.ShouldContain("'uni-z' is not configured");
     }
