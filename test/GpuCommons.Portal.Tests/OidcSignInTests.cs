@@ -120,6 +120,20 @@ public sealed partial class OidcSignInTests(OidcSite site)
         user.GetProperty("organisation").GetString().ShouldBe(org);
         user.GetProperty("email").GetString().ShouldBe($"{login}@{(ko ? "uni-b" : "uni-a")}.ac.kr");
 
+        // Their tokens page shows the portal session: kind, scope, expiry and last use; a new read-only token appears beside it.
+        await page.ClickAsync("#nav-tokens");
+        var session = page.Locator("#tokens tbody tr").First;
+        await Expect(session).ToContainTextAsync(ko ? "포털 세션" : "portal session");
+        await Expect(session.Locator("td.expires")).Not.ToHaveTextAsync(ko ? "없음" : "never");
+        await Expect(session.Locator("td.last-used")).Not.ToHaveTextAsync("—");
+        await page.SelectOptionAsync("#scope", "read-only");
+        await page.FillAsync("#days", "30");
+        await page.FillAsync("#label", "dashboards");
+        await page.ClickAsync("#create-token");
+        await Expect(page.Locator("#new-token")).ToContainTextAsync("gpuc_");
+        await Expect(page.Locator("#tokens tbody tr", new() { HasTextString = "dashboards" }).Locator("td.scope")).ToHaveTextAsync(ko ? "읽기 전용" : "read-only");
+        await PortalSite.ShotAsync(page, $"{(ko ? "ko" : "en")}-tokens");
+
         // An admin disables them: the next page throws them out, and the issuer cannot sign them in again.
         (await admin.PostAsJsonAsync($"/api/users/{login}/disable", new { jobs = "keep" })).StatusCode.ShouldBe(HttpStatusCode.OK);
         await page.GotoAsync($"{site.BaseUrl}/queue");
