@@ -47,7 +47,7 @@ public static class PortalSetup
         builder.Services.AddHostedService<ReportsWarmup>();
         builder.Services.AddHttpClient("portal-self");
         builder.Services.AddDataProtection().SetApplicationName("gpucommons-portal");
-        var options = builder.Services.Select(d => d.ImplementationInstance).OfType<ServerOptions>().LastOrDefault() ?? new ServerOptions();
+        var options = builder.Services.Where(d => !d.IsKeyedService && d.ServiceType == typeof(ServerOptions)).Select(d => d.ImplementationInstance).OfType<ServerOptions>().LastOrDefault() ?? new ServerOptions();
         PortalSignIn.Add(builder, options);
         builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
             .Configure<ServerOptions>((k, o) => k.XmlRepository = new Microsoft.AspNetCore.DataProtection.Repositories.FileSystemXmlRepository(
