@@ -77,7 +77,7 @@ grep -q '"virtualGpus":false' "$work/local-gpus.json"; check "local backend flee
 write_job() { # the CUDA job: which GPU it sees, then bf16 matmuls for $seconds seconds
 cat >"$work/job.py" <<PY
 import os, time, torch
-print("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"), "GPUC_JOB_ID", os.environ.get("GPUC_JOB_ID"), flush=True)
+print("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"), "GPUC_JOB_ID", os.environ.get("GPUC_JOB_ID"), "uid", os.getuid(), flush=True)
 print("device_count", torch.cuda.device_count(), "name", torch.cuda.get_device_name(0), flush=True)
 a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
 b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -93,6 +93,7 @@ print("matmuls", n, "seconds", round(elapsed, 1), "TFLOP/s", round(2 * 8192**3 *
 PY
 }
 write_job
+chmod 0755 "$work"; chmod 0644 "$work/job.py" # a tenant's job (stage 2) reads it as its own account
 (cd "$work" && "$gpuc" local run --gpus 1 --time 10m --sample-every 5s -- "$python" "$work/job.py") >"$work/local-run.jsonl" 2>&1
 local_rc=$?
 cat "$work/local-run.jsonl"
@@ -101,6 +102,31 @@ grep -q '"kind":"Finished"' "$work/local-run.jsonl"; check "local run: Finished 
 grep -q "CUDA_VISIBLE_DEVICES $gpu_uuid" "$work/local-run.jsonl"; check "local run: CUDA_VISIBLE_DEVICES is the GPU's UUID" $?
 grep -q "device_count 1" "$work/local-run.jsonl"; check "local run: the job saw exactly one GPU" $?
 grep '"gpuUsage"' "$work/local-run.jsonl" | grep -q '"inJob":true'; check "local run: nvidia-smi shows the job's process on its GPU" $?
+
+log "stage 1b: isolation (a job as another account sees only the GPUs it was given)"
+if [ "$(id -u)" = 0 ]; then
+  id gpuc-check >/dev/null 2>&1 || useradd --create-home --shell /bin/bash gpuc-check
+  cat >"$work/probe.sh" <<'SH'
+echo "uid $(id -u) gid $(id -g)"
+for d in /dev/nvidia[0-9]*; do
+  if ( exec 3<"$d" ) 2>/dev/null; then echo "open $d ok"; else echo "open $d refused: $( ( exec 3<"$d" ) 2>&1 | sed 's/.*: //')"; fi
+done
+nvidia-smi -L 2>&1 | sed 's/^/smi: /'
+SH
+  chmod 0755 "$work"; chmod 0644 "$work/probe.sh"
+  (cd / && "$gpuc" local run --gpus 0 --as gpuc-check --time 2m -- sh "$work/probe.sh") >"$work/iso-nogpu.jsonl" 2>&1
+  cat "$work/iso-nogpu.jsonl"
+  grep -q 'uid 0 ' "$work/iso-nogpu.jsonl"; [ $? != 0 ]; check "isolation: the job does not run as root" $?
+  grep -q 'open /dev/nvidia0 refused: Permission denied' "$work/iso-nogpu.jsonl"; check "isolation: a job given no GPU cannot open /dev/nvidia0 (EACCES)" $?
+  grep -q 'smi: GPU ' "$work/iso-nogpu.jsonl"; [ $? != 0 ]; check "isolation: nvidia-smi in a job given no GPU lists no GPU" $?
+  (cd / && "$gpuc" local run --gpus 1 --as gpuc-check --time 2m -- sh "$work/probe.sh") >"$work/iso-gpu0.jsonl" 2>&1
+  cat "$work/iso-gpu0.jsonl"
+  grep -q 'open /dev/nvidia0 ok' "$work/iso-gpu0.jsonl"; check "isolation: a job given GPU 0 opens /dev/nvidia0" $?
+  [ "$(grep -o 'smi: GPU [0-9]*:' "$work/iso-gpu0.jsonl" | sort -u | wc -l)" = 1 ]; check "isolation: nvidia-smi in a job given GPU 0 lists exactly one GPU" $?
+  grep -q "smi: GPU 0: .*$gpu_uuid" "$work/iso-gpu0.jsonl"; check "isolation: the GPU the job sees is $gpu_uuid" $?
+else
+  echo "SKIP isolation stage: not root"
+fi
 
 log "stage 2: gpuc serve"
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -213,6 +239,10 @@ echo "--- gpuc logs $job"
 grep -q "device_count 1" "$work/job-output.log"; check "the job saw exactly one GPU" $?
 grep -q "CUDA_VISIBLE_DEVICES $gpu_uuid" "$work/job-output.log"; check "CUDA_VISIBLE_DEVICES is the GPU's UUID" $?
 grep -q "matmuls" "$work/job-output.log"; check "the job computed on the GPU" $?
+if [ "$(id -u)" = 0 ]; then
+  grep -qE "uid (0|$(id -u))$" "$work/job-output.log"; [ $? != 0 ]; check "the tenant's job ran under its own uid, not root: $(grep -o 'uid [0-9]*' "$work/job-output.log" | head -1)" $?
+  grep -q "$gpu_uuid" "$work/show-final.json" "$work/show-running.json"; check "the job record shows the real GPU's UUID" $?
+fi
 
 log "server log (tail)"
 tail -n 40 "$work/serve.log"

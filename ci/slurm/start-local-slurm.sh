@@ -178,6 +178,8 @@ fi
 wait_for 10 sh -c 'munge -n | unmunge' || die "munge not working"
 
 # ---------------------------------------------------------------- mariadb + slurmdbd
+# The client reads no option files: it talks to our private server only, whatever /etc/mysql holds (or lacks).
+dbclient() { mariadb --no-defaults -uroot --socket=/run/mysqld/mysqld.sock "$@"; }
 if [ "$ACCOUNTING" = 1 ]; then
   [ -s "$DBPASS_FILE" ] || { head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$DBPASS_FILE"; chmod 0600 "$DBPASS_FILE"; }
   DBPASS=$(cat "$DBPASS_FILE")
@@ -192,11 +194,11 @@ if [ "$ACCOUNTING" = 1 ]; then
         || die "mariadb-install-db failed"
     fi
     log "starting mariadbd (unix socket only, datadir $DBDIR)"
-    [ -S /run/mysqld/mysqld.sock ] && mariadb -uroot -e 'select 1' >/dev/null 2>&1 && die "another MariaDB already owns /run/mysqld/mysqld.sock"
+    [ -S /run/mysqld/mysqld.sock ] && dbclient -e 'select 1' >/dev/null 2>&1 && die "another MariaDB already owns /run/mysqld/mysqld.sock"
     setsid /usr/sbin/mariadbd --defaults-file="$ETC/mariadb-slurm.cnf" >/dev/null 2>&1 < /dev/null &
-    wait_for 60 mariadb -uroot -e 'select 1' || die "mariadb did not start (see $DBDIR/mariadbd.err)"
+    wait_for 60 dbclient -e 'select 1' || die "mariadb did not start or does not answer (see $DBDIR/mariadbd.err; client: $(dbclient -e 'select 1' 2>&1 | head -1))"
   fi
-  mariadb -uroot <<SQL
+  dbclient <<SQL
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DBPASS';
 ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$DBPASS';

@@ -101,7 +101,14 @@ public sealed class JobStartRejectedException : Exception
 }
 
 /// <summary>GPUs of one node given to a job: indices, and the UUIDs where the backend knows them.</summary>
-public sealed record AssignedNode(string Node, IReadOnlyList<int> Gpus, IReadOnlyList<string> GpuUuids, double? Share = null);
+public sealed record AssignedNode(string Node, IReadOnlyList<int> Gpus, IReadOnlyList<string> GpuUuids, double? Share = null)
+{
+    /// <summary>CPU cores the engine gave the job on this node; null: not tracked (the backend passes nothing).</summary>
+    public int? Cpus { get; init; }
+
+    /// <summary>Memory in MiB the engine gave the job on this node; null: not tracked.</summary>
+    public long? MemoryMiB { get; init; }
+}
 
 /// <summary>The backend's own identity of a running job (a process group id, a Slurm job id), persisted by the server.</summary>
 public sealed record BackendHandle(long JobId, string ExternalId, string? StdoutPath, string? StderrPath);
@@ -125,7 +132,17 @@ public sealed record BackendEvent(BackendEventKind Kind, long JobId, DateTimeOff
 /// <summary>A fleet read from a backend: nodes with GPUs (and their UUIDs where known).</summary>
 public sealed record DiscoveredFleet(string Source, IReadOnlyList<DiscoveredNode> Nodes, bool VirtualGpus, string? Note = null);
 
-public sealed record DiscoveredNode(string Name, string Partition, string GpuModel, IReadOnlyList<DiscoveredGpu> Gpus, string State = "up", string? Reason = null);
+public sealed record DiscoveredNode(string Name, string Partition, string GpuModel, IReadOnlyList<DiscoveredGpu> Gpus, string State = "up", string? Reason = null)
+{
+    /// <summary>CPU cores jobs may use on the node (Slurm's CPUs, the machine's cores); null: unknown.</summary>
+    public int? Cpus { get; init; }
+
+    /// <summary>Memory jobs may use in MiB (Slurm's RealMemory, the machine's memory); null: unknown.</summary>
+    public long? MemoryMiB { get; init; }
+
+    /// <summary>Node features (Slurm's Features); empty when none.</summary>
+    public IReadOnlyList<string> Features { get; init; } = [];
+}
 
 public sealed record DiscoveredGpu(int Index, string Uuid, string Model, long MemoryMiB);
 

@@ -105,7 +105,11 @@ public sealed partial class LocalBackend : IJobBackend
             // The state as of now; the transition itself is reported (once) by the next poll.
             var drain = ReadDrainFile();
             var (state, reason) = _gpuProblem is not null ? (NodeDown, _gpuProblem) : drain is not null ? (NodeDrain, drain) : (NodeUp, (string?)null);
-            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, state, reason);
+            var node = new DiscoveredNode(NodeName, _options.Partition, model, inventory.Gpus, state, reason)
+            {
+                Cpus = MachineResources.Cores(),
+                MemoryMiB = MachineResources.MemoryMiB(),
+            };
             return new DiscoveredFleet("local:" + inventory.Source, [node], inventory.Virtual, inventory.Note);
         }
         finally

@@ -83,7 +83,12 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 gpus.Add(new DiscoveredGpu(i, $"slurm:{main.Name}:gpu{i}", model, 0));
             }
 
-            nodes.Add(new DiscoveredNode(main.Name, main.Partition, model, gpus, SlurmNodeStates.Word(state), main.Reason));
+            nodes.Add(new DiscoveredNode(main.Name, main.Partition, model, gpus, SlurmNodeStates.Word(state), main.Reason)
+            {
+                Cpus = main.Cpus,
+                MemoryMiB = main.MemoryMiB,
+                Features = main.Features,
+            });
             lock (_lock)
             {
                 _nodePartition[main.Name] = main.Partition;
@@ -96,7 +101,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             _nodeBaseline = true;
         }
 
-        var note = "from sinfo: GPU counts and types from GRES; Slurm reports no GPU UUIDs or memory";
+        var note = "from sinfo: GPU counts and types from GRES, CPUs, RealMemory and features; Slurm reports no GPU UUIDs or GPU memory";
         if (!parsed.Clean)
         {
             note += $"; {parsed.Errors.Count} unreadable sinfo line(s) skipped: {parsed.Errors[0]}";

@@ -20,7 +20,7 @@ public static class SlurmFleet
                     "draining" => NodeState.Draining,
                     _ => NodeState.Down,
                 };
-                builder.AddNode(partition.Key, n.Name, n.Gpus.Count, state: state);
+                builder.AddNode(partition.Key, n.Name, n.Gpus.Count, null, state, NodeResources.FromDiscovery(n.Cpus, n.MemoryMiB, n.Features), n.GpuModel);
             }
         }
 

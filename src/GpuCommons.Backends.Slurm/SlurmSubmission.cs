@@ -72,6 +72,25 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             args.Add("--gpus-per-node=" + perNode.ToString(CultureInfo.InvariantCulture));
         }
 
+        // Exactly the cores and memory the engine placed on each node (one task per node): with CR_Core_Memory and no
+        // DefMemPerCPU, a job that names no memory gets the whole node's and the next job pinned there never starts.
+        var cpus = job.Nodes[0].Cpus;
+        var mem = job.Nodes[0].MemoryMiB;
+        if (job.Nodes.Any(n => n.Cpus != cpus || n.MemoryMiB != mem))
+        {
+            throw new ArgumentException($"job {job.JobId}: Slurm gives every node of a job the same cores and memory, the placement has {string.Join(",", job.Nodes.Select(x => $"{x.Node}:{x.Cpus}c/{x.MemoryMiB}M"))}", nameof(job));
+        }
+
+        if (cpus is { } c)
+        {
+            args.Add("--cpus-per-task=" + c.ToString(CultureInfo.InvariantCulture));
+        }
+
+        if (mem is { } m)
+        {
+            args.Add("--mem=" + m.ToString(CultureInfo.InvariantCulture) + "M");
+        }
+
         if ((options.Partition ?? partition) is { } part)
         {
             args.Add("--partition=" + part);

@@ -115,6 +115,43 @@ public static class JsonSpecReader
         return i;
     }
 
+    public static long? OptionalLong(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out var i))
+        {
+            throw new SpecException(Join(path, name), $"expected a whole number, got {Describe(v)}");
+        }
+
+        return i;
+    }
+
+    /// <summary>An optional array of strings; null when absent.</summary>
+    public static List<string>? OptionalStringArray(JsonElement obj, string path, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        var list = new List<string>();
+        foreach (var (item, ip) in OptionalArray(obj, path, name))
+        {
+            if (item.ValueKind != JsonValueKind.String)
+            {
+                throw new SpecException(ip, $"expected a string, got {Kind(item)}");
+            }
+
+            list.Add(item.GetString()!);
+        }
+
+        return list;
+    }
+
     public static int RequiredInt(JsonElement obj, string path, string name) =>
         OptionalInt(obj, path, name) ?? throw new SpecException(Join(path, name), "is required");
 

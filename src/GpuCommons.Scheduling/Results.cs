@@ -25,7 +25,16 @@ public sealed class ScheduleResult
     /// <summary>Jobs looked at in this pass.</summary>
     public int Considered { get; internal set; }
     public bool Full { get; internal set; }
+
+    /// <summary>Time each phase of the pass took (measured with the engine's <see cref="TimeProvider"/>).</summary>
+    public CycleTimings Timings { get; internal set; }
 }
+
+/// <summary>
+/// Time spent per phase of one pass: time-driven changes (reservation windows, expired claims), ordering (fair share and
+/// the sort; full cycles only), and the walk of the queue (admit, place, commit, reserve, preempt, reasons).
+/// </summary>
+public readonly record struct CycleTimings(TimeSpan TimeEvents, TimeSpan Order, TimeSpan Walk);
 
 /// <summary>How a running job ended, as reported by the backend.</summary>
 public enum JobOutcome

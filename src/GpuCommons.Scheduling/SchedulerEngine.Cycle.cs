@@ -9,6 +9,12 @@ public sealed partial class SchedulerEngine
     private int[] _holdCount = [];
 
     /// <summary>
+    /// How long a preemptor's claim on its victims' nodes outlives their grace: the time the backend has to report them
+    /// stopped. The claim expires at grace + slack, and the preemptor's estimated start is that expiry less the slack.
+    /// </summary>
+    internal static readonly TimeSpan ClaimSlack = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// The order in which a job that names no partition tries them: the cheapest GPUs first (rate per GPU-hour, then
     /// fleet order), as Slurm's node weights make jobs take the least valuable nodes that fit. Small flexible jobs then
     /// leave the most capable pools to the jobs that need them.
@@ -214,10 +220,19 @@ public sealed partial class SchedulerEngine
     {
         var now = _time.GetUtcNow().UtcTicks;
         var result = new ScheduleResult { Full = full };
+        var t0 = _time.GetTimestamp();
 
         // Phase 1: time-driven changes (reservation windows, expired claims).
         UpdateAdvanceWindows(now);
         ExpireHolds(now, full);
+
+        while (_submitsToCome.TryPeek(out _, out var due) && due <= now)
+        {
+            _submitsToCome.Dequeue();
+            _capacityDirty = true;
+        }
+
+        var t1 = _time.GetTimestamp();
 
         // Phase 2: order.
         if (full)
@@ -226,6 +241,8 @@ public sealed partial class SchedulerEngine
             UpdateFairShare(now);
             Order(now);
         }
+
+        var t2 = _time.GetTimestamp();
 
         // Phase 3: walk the queue in order: admit, place, reserve, backfill, preempt.
         if (!full && _capacityDirty && _arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
@@ -260,12 +277,20 @@ public sealed partial class SchedulerEngine
         }
         else if (_arrivals.Count > 0)
         {
+            if (Options.Ordering == OrderingPolicy.Fifo && _arrivals.Count > 1)
+            {
+                // Arrivals in the order a full cycle walks them (a job may arrive with an earlier submit time).
+                _arrivals.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
+            }
+
             Walk(_arrivals, now, false, result);
         }
 
         _arrivals.Clear();
         _capacityDirty = false;
         _quota.SettleOver();
+        var t3 = _time.GetTimestamp();
+        result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
         return result;
     }
 
@@ -274,11 +299,17 @@ public sealed partial class SchedulerEngine
         // After a full pass _order has no duplicates; later requeues append, so an incremental compaction dedupes.
         HashSet<long>? seen = _order.Count > 2 * _pending.Count + 1024 ? [] : null;
         var w = 0;
+        var head = 0;
         for (var i = 0; i < _order.Count; i++)
         {
             var j = _order[i];
             if (j.State == JobState.Pending && (seen is null || seen.Add(j.Id)))
             {
+                if (i < _orderHead)
+                {
+                    head++;
+                }
+
                 _orderWall[w] = j.WalltimeTicks;
                 _order[w++] = j;
             }
@@ -286,7 +317,42 @@ public sealed partial class SchedulerEngine
 
         _order.RemoveRange(w, _order.Count - w);
         _orderWall.RemoveRange(w, _orderWall.Count - w);
+        _orderHead = head;
     }
+
+    /// <summary>Entries at the head of <see cref="_order"/> that the last full pass put first (jobs waiting for their preemptions).</summary>
+    private int _orderHead;
+
+    /// <summary>
+    /// Where a job that joins the queue goes in <see cref="_order"/> until the next full pass sorts it. FIFO's order does
+    /// not change with time: the job goes where that sort will put it (by submit time, then id), so that a pass in between
+    /// walks the order a full cycle would. Other orders change with time and usage; the job goes last.
+    /// </summary>
+    private int OrderSlot(JobRecord job)
+    {
+        if (Options.Ordering != OrderingPolicy.Fifo || _order.Count <= _orderHead || !FifoBefore(job, _order[^1]))
+        {
+            return _order.Count;
+        }
+
+        int lo = _orderHead, hi = _order.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (FifoBefore(_order[mid], job))
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo;
+    }
+
+    private static bool FifoBefore(JobRecord a, JobRecord b) => a.SubmitTicks != b.SubmitTicks ? a.SubmitTicks < b.SubmitTicks : a.Id < b.Id;
 
     private void UpdateFairShare(long now)
     {
@@ -362,8 +428,14 @@ public sealed partial class SchedulerEngine
         span.Sort(default(OrderComparer));
         _order.Clear();
         _orderWall.Clear();
+        _orderHead = 0;
         for (var i = 0; i < count; i++)
         {
+            if (span[i].Job.Reason == PendingReason.WaitingForPreemption)
+            {
+                _orderHead++;
+            }
+
             _order.Add(span[i].Job);
             _orderWall.Add(span[i].Job.WalltimeTicks);
             span[i].Job = null!;
@@ -378,7 +450,12 @@ public sealed partial class SchedulerEngine
             BackfillMode.Conservative => Options.ConservativeDepth,
             _ => 0,
         };
-        var blocked = 0UL;
+        // Without backfill, a partition on which a job waits is closed to every job behind it. A pass over the whole
+        // order finds those partitions itself; a pass over arrivals or holders alone starts from the last pass's, so
+        // that a job never starts ahead of a blocked one (a full cycle at that instant would not start it either).
+        var wholeOrder = ReferenceEquals(jobs, _order);
+        var blocked = wholeOrder ? 0UL : _blockedPartitions;
+        var brokeEarly = false;
         var preemptors = 0;
         var blockedSeen = false;
         _walkNow = now;
@@ -401,7 +478,7 @@ public sealed partial class SchedulerEngine
         var looked = 0;
         for (var i = 0; i < jobs.Count; i++)
         {
-            if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon)
+            if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon && Options.Backfill != BackfillMode.None)
             {
                 // Only short jobs could use the free GPUs (held until a reserved job starts); this one is not short.
                 // Holders of those GPUs are tried after the pass.
@@ -417,6 +494,7 @@ public sealed partial class SchedulerEngine
             // With nothing free, only a missing reservation is left to give: once every partition has its own, stop.
             if (!full && ((_freeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
             {
+                brokeEarly = true;
                 break;
             }
 
@@ -463,7 +541,7 @@ public sealed partial class SchedulerEngine
                 ref readonly var shape = ref job.Shapes[p];
 
                 var mayFit = MayFit(shape, p, job, end);
-                if (!mayFit && !full && _holdCount[p] >= depth)
+                if (!mayFit && !full && _holdCount[p] >= depth && Options.Backfill != BackfillMode.None)
                 {
                     // Incremental pass: nothing that could hold this job was freed; its reason stands.
                     skipped = true;
@@ -550,7 +628,7 @@ public sealed partial class SchedulerEngine
                 if (job.EstimatedStartTicks < 0)
                 {
                     // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
-                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - TimeSpan.FromMinutes(2).Ticks) : Math.Max(now, held.UsableUntil);
+                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
                 }
             }
             else if (HoldSlotsFor(job, admissible, depth, blockedSeen) is var slots && slots != 0 && (((slots & HoldBit(job)) != 0 && MakeHold(job, HoldBit(job), now)) || MakeHold(job, slots, now)))
@@ -570,7 +648,17 @@ public sealed partial class SchedulerEngine
                 TryPreempt(job, admissible, now, result);
             }
         }
+
+        if (Options.Backfill == BackfillMode.None)
+        {
+            // A pass over the whole order that stopped early did not see every blocked job: close every partition until
+            // the next whole pass (an arrival then waits for it, as it would wait behind the jobs not seen).
+            _blockedPartitions = wholeOrder && brokeEarly ? allBlocked : blocked;
+        }
     }
+
+    /// <summary>Partitions a waiting job closed to the jobs behind it in the last pass (without backfill only).</summary>
+    private ulong _blockedPartitions;
 
     /// <summary>
     /// False when all free capacity sits in pools that only take jobs ending by some time, and no pending job is short

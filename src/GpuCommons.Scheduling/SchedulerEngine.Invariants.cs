@@ -12,6 +12,9 @@ public sealed partial class SchedulerEngine
     /// Recomputes per-GPU usage, node counts, pool indexes, quota sums, grant commitments and job states from the running
     /// jobs' placements and compares them to the engine's own state. Returns the first difference found, or null.
     /// </summary>
+    /// <summary>The queue order the next incremental pass walks (pending entries only), for tests.</summary>
+    internal IReadOnlyList<long> OrderForTests() => [.. _order.Where(j => j.State == JobState.Pending).Select(j => j.Id)];
+
     internal string? VerifyInvariants()
     {
         return VerifyJobs() ?? VerifyGpus() ?? VerifyPools() ?? VerifyQuota() ?? VerifyGrants();

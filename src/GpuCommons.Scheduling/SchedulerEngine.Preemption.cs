@@ -336,7 +336,7 @@ public sealed partial class SchedulerEngine
             var pool = NewPool(Fleet.Partitions[p], PoolKind.Hold);
             pool.HolderJob = job.Id;
             pool.UsableUntil = now;
-            pool.StickyUntil = now + grace.Ticks + TimeSpan.FromMinutes(2).Ticks;
+            pool.StickyUntil = now + grace.Ticks + ClaimSlack.Ticks;
             foreach (var n in nodes)
             {
                 Reassign(n, pool.Id);

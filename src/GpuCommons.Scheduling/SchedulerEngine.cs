@@ -440,8 +440,14 @@ public sealed partial class SchedulerEngine
         job.PendingSlot = _pending.Count;
         job.Priority = double.PositiveInfinity;
         _pending.Add(job);
-        _order.Add(job);
-        _orderWall.Add(job.WalltimeTicks);
+        if (job.SubmitTicks > _time.GetUtcNow().UtcTicks)
+        {
+            _submitsToCome.Enqueue(job, job.SubmitTicks);
+        }
+
+        var slot = OrderSlot(job);
+        _order.Insert(slot, job);
+        _orderWall.Insert(slot, job.WalltimeTicks);
         _arrivals.Add(job);
     }
 
@@ -450,6 +456,12 @@ public sealed partial class SchedulerEngine
     /// waiting for its submit time, and <see cref="NextWakeup"/> need not look at the queue.
     /// </summary>
     private long _pendingSubmitBound = long.MinValue;
+
+    /// <summary>
+    /// Jobs queued with a submit time still to come. A pass skips them until then; when the time comes they are new to
+    /// the queue wherever they sort, and the next pass walks the whole order as a full cycle would.
+    /// </summary>
+    private readonly PriorityQueue<JobRecord, long> _submitsToCome = new();
 
     private void RemovePending(JobRecord job)
     {

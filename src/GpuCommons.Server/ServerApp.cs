@@ -53,6 +53,8 @@ public static class ServerApp
         builder.Services.AddSingleton(sp => new ReconciliationService(sp.GetRequiredService<Coordinator>(), sp.GetRequiredService<GpucDbFactory>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ReconciliationService>>(), sp.GetService<IBackendReconciler>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationService>());
+        builder.Services.AddSingleton<GpuCommons.Server.Rounds.AwardQuotaService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GpuCommons.Server.Rounds.AwardQuotaService>());
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
         {
@@ -64,6 +66,7 @@ public static class ServerApp
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+            o.SerializerOptions.AllowDuplicateProperties = false;
         });
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -85,6 +88,8 @@ public static class ServerApp
         AllocationsApi.Map(api);
         FleetApi.Map(api);
         SignInApi.Map(api);
+        CallsApi.Map(api);
+        ProposalsApi.Map(api);
         return app;
     }
 

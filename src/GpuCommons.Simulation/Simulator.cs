@@ -390,6 +390,9 @@ public sealed class Simulator
             Checkpointable = job.Checkpointable,
             SubmitTime = _clock.GetUtcNow(),
             DurationHint = TimeSpan.FromSeconds(job.DurationSeconds),
+            CpusPerNode = job.Cpus,
+            MemoryMiBPerNode = job.MemoryMiB,
+            GpuModels = job.GpuModels,
         };
         var submitted = project < 0 ? SubmitResult.Reject("project", $"unknown project '{job.Tenant}'") : _engine.Submit(spec);
         if (!submitted.Accepted)

@@ -287,13 +287,13 @@ public class BackendTests
     {
         await using var b = CreateSut();
         await b.DiscoverAsync(default);
-        _slurm.Sinfo = "n1|gpu*|down|32|16000|gpu:8|bad gpu\nn2|gpu*|draining|32|16000|gpu:8|gpuc: maintenance\n";
+        _slurm.Sinfo = "n1|gpu*|down|32|16000|gpu:8|(null)|bad gpu\nn2|gpu*|draining|32|16000|gpu:8|(null)|gpuc: maintenance\n";
 
         var events = await b.PollAsync(default);
 
         events.Select(e => (e.Kind, e.Node)).ShouldBe([(BackendEventKind.NodeDown, "n1"), (BackendEventKind.NodeDraining, "n2")]);
         events[0].Message!.ShouldContain("bad gpu");
-        _slurm.Sinfo = "n1|gpu*|unknown|32|16000|gpu:8|none\nn2|gpu*|idle|32|16000|gpu:8|none\n";
+        _slurm.Sinfo = "n1|gpu*|unknown|32|16000|gpu:8|(null)|none\nn2|gpu*|idle|32|16000|gpu:8|(null)|none\n";
         var back = await b.PollAsync(default);
         back.ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.NodeUp); // n1 "unknown" is no news
     }
@@ -304,7 +304,7 @@ public class BackendTests
         await using var b = CreateSut();
         await b.DiscoverAsync(default);
         await b.StartAsync(Jobs.Make(1, ["n1", "n2"], 8), default);
-        _slurm.Sinfo = "n1|gpu*|idle|32|16000|gpu:8|none\nn2|gpu*|down|32|16000|gpu:8|dead\n";
+        _slurm.Sinfo = "n1|gpu*|idle|32|16000|gpu:8|(null)|none\nn2|gpu*|down|32|16000|gpu:8|(null)|dead\n";
         _slurm.Squeue = "1000|NODE_FAIL|None|n[1-2]|2026-11-27T18:00:00|2026-11-27T18:00:05|2026-11-27T18:01:05|gpuc-1\n";
         _slurm.Sacct = "1000|NODE_FAIL|0:0|2026-11-27T18:00:00|2026-11-27T18:00:05|2026-11-27T18:01:05|60|n[1-2]|gres/gpu=16|gpuc-1\n";
 

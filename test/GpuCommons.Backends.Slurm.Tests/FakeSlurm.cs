@@ -11,7 +11,7 @@ internal sealed class FakeSlurm : ISlurmCommandRunner
 
     public string Squeue { get; set; } = "";
     public string Sacct { get; set; } = "";
-    public string Sinfo { get; set; } = "n1|gpu*|idle|32|16000|gpu:8|none\nn2|gpu*|idle|32|16000|gpu:8|none\n";
+    public string Sinfo { get; set; } = "n1|gpu*|idle|32|16000|gpu:8|(null)|none\nn2|gpu*|idle|32|16000|gpu:8|(null)|none\n";
     public long NextId { get; set; } = 1000;
     public bool Down { get; set; }
 

@@ -131,13 +131,15 @@ public class ParserTests
         r.Rows.Single(n => n.Name == "n2").Reason.ShouldBe("bad gpu 3");
         r.Rows.Single(n => n.Name == "n4").Reason.ShouldBe("gpuc: maintenance window");
         r.Rows.Single(n => n.Name == "n1").Reason.ShouldBeNull();
+        r.Rows.Single(n => n.Name == "n1").Features.ShouldBe(["ib", "nvme"]);
+        r.Rows.Single(n => n.Name == "n2").Features.ShouldBeEmpty(); // (null): no features
         r.Rows.Select(n => SlurmNodeStates.Categorize(n.State)).ShouldBe([NodeState.Up, NodeState.Down, NodeState.Up, NodeState.Draining]);
     }
 
     [Fact]
     public void ParseSinfo_MalformedLines_AreErrors()
     {
-        var r = SlurmOutputParser.ParseSinfo("n[1-4]|gpu*|idle|32|16000|gpu:8|none\nn5|gpu|idle|many|16000|gpu:8|none\nn6|gpu|idle|32|16000|gpu:eight|none\nsinfo: error: foo\n");
+        var r = SlurmOutputParser.ParseSinfo("n[1-4]|gpu*|idle|32|16000|gpu:8|(null)|none\nn5|gpu|idle|many|16000|gpu:8|(null)|none\nn6|gpu|idle|32|16000|gpu:eight|(null)|none\nsinfo: error: foo\n");
 
         r.Rows.ShouldBeEmpty();
         r.Errors.Count.ShouldBe(4);

@@ -11,6 +11,7 @@ using Microsoft.IdentityModel.Tokens;
 using Microsoft.Playwright;
 using Cookie = System.Net.Cookie;
 using static Microsoft.Playwright.Assertions;
+using Cookie = System.Net.Cookie;
 
 namespace GpuCommons.Portal.Tests;
 
@@ -250,9 +251,9 @@ public sealed partial class OidcSignInTests(OidcSite site)
     private static CookieContainer Copy(CookieContainer from)
     {
         var to = new CookieContainer();
-        foreach (Cookie c in from.GetAllCookies())
+        foreach (System.Net.Cookie c in from.GetAllCookies())
         {
-            to.Add(new Cookie(c.Name, c.Value, c.Path, c.Domain));
+            to.Add(new System.Net.Cookie(c.Name, c.Value, c.Path, c.Domain));
         }
 
         return to;

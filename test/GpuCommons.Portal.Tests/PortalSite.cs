@@ -56,7 +56,7 @@ public class PortalSite : IAsyncLifetime
             PortalSetup.AddPortal(b);
             b.WebHost.UseUrls("http://127.0.0.1:0");
             b.Logging.ClearProviders();
-        });
+        }, Time);
         PortalSetup.MapPortal(_app);
         await ServerApp.InitialiseAsync(_app);
         await SeedAsync(_app);
@@ -99,6 +99,9 @@ public class PortalSite : IAsyncLifetime
     protected virtual void Configure(ServerOptions options)
     {
     }
+
+    /// <summary>The server's clock (null: the system's).</summary>
+    protected virtual TimeProvider? Time => null;
 
     /// <summary>Data to add before the server starts (none: the demo tenancy only).</summary>
     protected virtual Task SeedAsync(WebApplication app) => Task.CompletedTask;

@@ -132,7 +132,18 @@ public sealed class ProcessTests
     public async Task KillMinus9_DuringASubmissionBurst_LosesAndDuplicatesNothing()
     {
         var dir = Path.Combine(Path.GetTempPath(), "gpuc-kill-" + Guid.NewGuid().ToString("N"));
-        var runs = Path.Combine(dir, "runs.txt");
+        // The jobs run as the demo user's own account (multi-user when root): the file they append to lies outside the
+        // server's private data directory, writable by them.
+        var runsDir = Path.Combine(Path.GetTempPath(), "gpuc-kill-runs-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(runsDir);
+        var runs = Path.Combine(runsDir, "runs.txt");
+        await File.WriteAllTextAsync(runs, "");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(runsDir, (UnixFileMode)0b111_101_101);
+            File.SetUnixFileMode(runs, (UnixFileMode)0b110_110_110);
+        }
+
         var port = ServeProcess.FreePort();
         var s = await ServeProcess.StartAsync(dir, port);
         var accepted = new ConcurrentDictionary<string, long>();
@@ -218,6 +229,7 @@ public sealed class ProcessTests
         {
             await s.DisposeAsync();
             TryDelete(dir);
+            TryDelete(runsDir);
         }
     }
 

@@ -29,12 +29,20 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
     /// <summary>Cancels report nothing back (as when the backend has already forgotten the run).</summary>
     public bool CancelSilently { get; set; }
 
+    /// <summary>Cores, memory (MiB) and features every discovered node reports; null: not reported.</summary>
+    public (int Cpus, long MemoryMiB, string[] Features)? NodeResources { get; set; }
+
     public string Name => "test";
 
     public Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
     {
         var list = Enumerable.Range(1, nodes).Select(n => new DiscoveredNode($"node-{n}", "gpu", "TEST",
-            Enumerable.Range(0, gpusPerNode).Select(g => new DiscoveredGpu(g, $"GPU-{n}-{g}", "TEST", 1024)).ToList())).ToList();
+            Enumerable.Range(0, gpusPerNode).Select(g => new DiscoveredGpu(g, $"GPU-{n}-{g}", "TEST", 1024)).ToList())
+        {
+            Cpus = NodeResources?.Cpus,
+            MemoryMiB = NodeResources?.MemoryMiB,
+            Features = NodeResources?.Features ?? [],
+        }).ToList();
         return Task.FromResult(new DiscoveredFleet("test", list, true, "test backend"));
     }
 

@@ -45,7 +45,7 @@ public sealed class ServerHarness : IAsyncDisposable
     public GpucDbFactory Factory => App.Services.GetRequiredService<GpucDbFactory>();
 
     public static async Task<ServerHarness> StartAsync(TestDatabase? db = null, TestBackend? backend = null, Action<ServerOptions>? configure = null,
-        GpuCommons.Backends.IBackendReconciler? reconciler = null)
+        GpuCommons.Backends.IBackendReconciler? reconciler = null, TimeProvider? time = null)
     {
         db ??= TestDatabase.Sqlite();
         backend ??= new TestBackend();
@@ -70,7 +70,7 @@ public sealed class ServerHarness : IAsyncDisposable
 
             b.Logging.ClearProviders();
             b.Logging.AddFilter(_ => false);
-        });
+        }, time);
         var admin = await ServerApp.InitialiseAsync(app);
         await app.StartAsync();
         await app.Services.GetRequiredService<Coordinator>().Ready.WaitAsync(TimeSpan.FromSeconds(30));

@@ -34,6 +34,23 @@ public class HandComputedScheduleTests
         { "srtf", "1:0-100 2:110-160 3:20-50 4:160-360 5:100-110" },
     };
 
+    /// <summary>
+    /// FIFO is FIFO whatever the cycle interval: between full cycles the 1-GPU job that arrives at 20 s used to start on
+    /// the 2 free GPUs, ahead of the blocked 4-GPU head (incremental passes tried arrivals alone). It waits for it.
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(60)]
+    [InlineData(300)]
+    public void Fifo_AnyCycleInterval_NoJobStartsAheadOfTheBlockedHead(double cycle)
+    {
+        var fleet = TestData.Nodes(("n1", 4));
+        List<TraceJob> jobs = [TestData.Job(1, 0, 2, 100), TestData.Job(2, 10, 4, 50), TestData.Job(3, 20, 1, 30)];
+        var (csv, _) = TestData.Run(fleet, TestData.Trace(jobs), "fifo", cycle: cycle);
+        var rows = ScheduleChecker.Parse(csv);
+        string.Join(" ", rows.OrderBy(r => r.Job, StringComparer.Ordinal).Select(r => $"{r.Job}:{r.Start}-{r.End}")).ShouldBe("1:0-100 2:100-150 3:150-180");
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void Policy_TinyWorkload_MatchesHandSchedule(string policy, string expected)

@@ -10,4 +10,8 @@ public sealed record SlurmNodeRow(
     long MemoryMiB,
     int Gpus,
     string? GpuType,
-    string? Reason);
+    string? Reason)
+{
+    /// <summary>The node's available features (<c>sinfo %f</c>); empty for <c>(null)</c>.</summary>
+    public IReadOnlyList<string> Features { get; init; } = [];
+}

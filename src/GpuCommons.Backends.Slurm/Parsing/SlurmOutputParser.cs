@@ -17,9 +17,9 @@ public static class SlurmOutputParser
     public const string SacctFormat = "JobIDRaw,State,ExitCode,Submit,Start,End,ElapsedRaw,NodeList,AllocTRES,JobName";
     private const int SacctFields = 10;
 
-    /// <summary><c>sinfo -h -N -o</c> format: node, partition, state, CPUs, memory, GRES, reason.</summary>
-    public const string SinfoFormat = "%N|%P|%T|%c|%m|%G|%E";
-    private const int SinfoFields = 7;
+    /// <summary><c>sinfo -h -N -o</c> format: node, partition, state, CPUs, memory (RealMemory, MiB), GRES, features, reason.</summary>
+    public const string SinfoFormat = "%N|%P|%T|%c|%m|%G|%f|%E";
+    private const int SinfoFields = 8;
 
     /// <param name="output">What squeue printed.</param>
     /// <param name="ourPrefix">Our job-name prefix: a row of ours whose name field holds a '|' has an extra column.</param>
@@ -195,7 +195,8 @@ public static class SlurmOutputParser
 
             var partition = f[1];
             var isDefault = partition.EndsWith('*');
-            rows.Add(new SlurmNodeRow(f[0], partition.TrimEnd('*'), isDefault, f[2], cpus, mem, gpus, type, NullIfNone(f[6])));
+            var features = f[6] is "" or "(null)" ? [] : f[6].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            rows.Add(new SlurmNodeRow(f[0], partition.TrimEnd('*'), isDefault, f[2], cpus, mem, gpus, type, NullIfNone(f[7])) { Features = features });
         }
 
         return new(rows, errors);

@@ -31,6 +31,8 @@ internal static class BenchCommands
         bench.Subcommands.Add(scheduler);
         bench.Subcommands.Add(PortalBenchCommands.Create());
         bench.Subcommands.Add(BenchServerCommand.Create());
+        bench.Subcommands.Add(FgdBenchCommand.Create());
+        bench.Subcommands.Add(RoundBenchCommands.Create());
         return bench;
     }
 
@@ -64,14 +66,18 @@ internal static class BenchCommands
 
         // Full cycles: each one re-sorts the whole queue, redoes the backfill reservation and walks every pending job.
         var cycleMs = new List<double>();
+        var phaseMs = new[] { new List<double>(), new List<double>(), new List<double>() };
         var allocated = new List<long>();
         for (var i = 0; i < cycles; i++)
         {
             time.Advance(TimeSpan.FromSeconds(30));
             var before = GC.GetAllocatedBytesForCurrentThread();
             var sw = Stopwatch.StartNew();
-            engine.Schedule(full: true);
+            var timed = engine.Schedule(full: true);
             sw.Stop();
+            phaseMs[0].Add(timed.Timings.TimeEvents.TotalMilliseconds);
+            phaseMs[1].Add(timed.Timings.Order.TotalMilliseconds);
+            phaseMs[2].Add(timed.Timings.Walk.TotalMilliseconds);
             allocated.Add(GC.GetAllocatedBytesForCurrentThread() - before);
             cycleMs.Add(sw.Elapsed.TotalMilliseconds);
         }
@@ -126,6 +132,9 @@ internal static class BenchCommands
             ["cycle_ms_p50"] = Round(Percentile(cycleMs, 50)),
             ["cycle_ms_p99"] = Round(Percentile(cycleMs, 99)),
             ["cycle_ms_max"] = Round(cycleMs.Max()),
+            ["cycle_time_events_ms_p50"] = Round(Percentile(phaseMs[0], 50)),
+            ["cycle_order_ms_p50"] = Round(Percentile(phaseMs[1], 50)),
+            ["cycle_walk_ms_p50"] = Round(Percentile(phaseMs[2], 50)),
             ["cycle_allocated_mb"] = Round(Percentile(allocated.Select(a => a / 1048576.0).ToList(), 50)),
             ["incremental_events"] = incremental.Count,
             ["incremental_ms_p50"] = Round(incremental.Count > 0 ? Percentile(incremental, 50) : 0, 4),

@@ -23,11 +23,11 @@ internal static partial class ClientCommands
 
             var projects = me?["projects"]?.AsObject().Select(p => $"{p.Key} ({S(p.Value)})") ?? [];
             var mode = S(me?["accounts"]?["mode"]);
-            Console.WriteLine($"user:      {Escape(S(me?["name"]))} ({S(me?["role"])})");
-            Console.WriteLine($"projects:  {Escape(string.Join(", ", projects))}");
+            Console.WriteLine($"user:      {Display.Safe(S(me?["name"]))} ({S(me?["role"])})");
+            Console.WriteLine($"projects:  {Display.Safe(string.Join(", ", projects))}");
             Console.WriteLine(mode == "single-user"
-                ? $"jobs run as: {Escape(S(me?["posixName"]))} (uid {S(me?["uid"])}), the server's own account: single-user mode"
-                : $"jobs run as: {Escape(S(me?["posixName"]))}{(me?["uid"] is null ? "" : $" (uid {S(me["uid"])})")}, with each project's group");
+                ? $"jobs run as: {Display.Safe(S(me?["posixName"]))} (uid {S(me?["uid"])}), the server's own account: single-user mode"
+                : $"jobs run as: {Display.Safe(S(me?["posixName"]))}{(me?["uid"] is null ? "" : $" (uid {S(me["uid"])})")}, with each project's group");
             return 0;
         });
         return c;
@@ -65,7 +65,7 @@ internal static partial class ClientCommands
             var t = new Table().AddColumns("USER", "ROLE", "ACCOUNT", "UID");
             foreach (var u in all)
             {
-                t.AddRow(Markup.Escape(Escape(S(u!["name"]))), S(u["role"]), Markup.Escape(Escape(S(u["posixName"]) is { Length: > 0 } n ? n : "(default rule)")), S(u["uid"]));
+                t.AddRow(Display.Cell(S(u!["name"])), S(u["role"]), Display.Cell((S(u["posixName"]) is { Length: > 0 } n ? n : "(default rule)")), S(u["uid"]));
             }
 
             AnsiConsole.Write(t);
@@ -87,7 +87,7 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            Console.WriteLine($"{Escape(S(u?["name"]))}: jobs run as {Escape(S(u?["posixName"]))} (uid {S(u?["uid"])})");
+            Console.WriteLine($"{Display.Safe(S(u?["name"]))}: jobs run as {Display.Safe(S(u?["posixName"]))} (uid {S(u?["uid"])})");
             return 0;
         });
 
@@ -104,8 +104,8 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            Console.WriteLine($"user:     {Escape(S(u?["name"]))} ({S(u?["role"])})");
-            Console.WriteLine($"account:  {(u?["posixName"] is null ? "(default rule: see docs/accounts.md)" : $"{Escape(S(u["posixName"]))} (uid {S(u["uid"])})")}");
+            Console.WriteLine($"user:     {Display.Safe(S(u?["name"]))} ({S(u?["role"])})");
+            Console.WriteLine($"account:  {(u?["posixName"] is null ? "(default rule: see docs/accounts.md)" : $"{Display.Safe(S(u["posixName"]))} (uid {S(u["uid"])})")}");
             return 0;
         });
 
@@ -133,7 +133,7 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            Console.WriteLine($"{Escape(S(p?["name"]))}: jobs run with group {Escape(S(p?["posixGroup"]))} (gid {S(p?["gid"])})");
+            Console.WriteLine($"{Display.Safe(S(p?["name"]))}: jobs run with group {Display.Safe(S(p?["posixGroup"]))} (gid {S(p?["gid"])})");
             return 0;
         });
 
@@ -152,8 +152,8 @@ internal static partial class ClientCommands
             var t = new Table().AddColumns("PROJECT", "ORGANISATION", "GROUP", "GID");
             foreach (var p in page?["items"]?.AsArray() ?? [])
             {
-                t.AddRow(Markup.Escape(Escape(S(p!["name"]))), Markup.Escape(Escape(S(p["organisation"]))),
-                    Markup.Escape(Escape(S(p["posixGroup"]) is { Length: > 0 } g ? g : "(default rule)")), S(p["gid"]));
+                t.AddRow(Display.Cell(S(p!["name"])), Display.Cell(S(p["organisation"])),
+                    Display.Cell((S(p["posixGroup"]) is { Length: > 0 } g ? g : "(default rule)")), S(p["gid"]));
             }
 
             AnsiConsole.Write(t);
@@ -163,22 +163,5 @@ internal static partial class ClientCommands
         projects.Subcommands.Add(list);
         projects.Subcommands.Add(set);
         return projects;
-    }
-
-    /// <summary>Shows control characters as \uXXXX so that a name can never drive the terminal.</summary>
-    private static string Escape(string s)
-    {
-        if (!s.Any(ch => char.IsControl(ch) || ch is '\u202A' or '\u202B' or '\u202C' or '\u202D' or '\u202E' or '\u2066' or '\u2067' or '\u2068' or '\u2069'))
-        {
-            return s;
-        }
-
-        var b = new System.Text.StringBuilder(s.Length + 8);
-        foreach (var ch in s)
-        {
-            b.Append(char.IsControl(ch) || ch is (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069') ? $"\\u{(int)ch:X4}" : ch);
-        }
-
-        return b.ToString();
     }
 }

@@ -72,11 +72,11 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            Console.WriteLine($"signed in as {Escape(user)}{(answer?["created"]?.GetValue<bool>() == true ? " (new account)" : "")}"
-                + (answer?["organisation"] is { } org ? $", {Escape(S(org))}" : "") + $", scope {wanted}, until {Time(answer?["expires"])}Z");
+            Console.WriteLine($"signed in as {Display.Safe(user)}{(answer?["created"]?.GetValue<bool>() == true ? " (new account)" : "")}"
+                + (answer?["organisation"] is { } org ? $", {Display.Safe(S(org))}" : "") + $", scope {wanted}, until {Time(answer?["expires"])}Z");
             if (projects.Count > 0)
             {
-                Console.WriteLine($"joined: {Escape(string.Join(", ", projects))} (invitations)");
+                Console.WriteLine($"joined: {Display.Safe(string.Join(", ", projects))} (invitations)");
             }
 
             Console.WriteLine($"token saved to {path} (readable by you only)");
@@ -118,7 +118,7 @@ internal static partial class ClientCommands
 
         var interval = TimeSpan.FromSeconds(device?["interval"]?.GetValue<int>() ?? 5);
         var until = TimeProvider.System.GetUtcNow().AddSeconds(device?["expires_in"]?.GetValue<int>() ?? 600);
-        Console.WriteLine($"To sign in with {Escape(S(issuer["name"]))}, open: {S(device?["verification_uri_complete"] ?? device?["verification_uri"])}");
+        Console.WriteLine($"To sign in with {Display.Safe(S(issuer["name"]))}, open: {S(device?["verification_uri_complete"] ?? device?["verification_uri"])}");
         Console.WriteLine($"and check that it shows the code: {S(device?["user_code"])}");
         Console.WriteLine("waiting for you to sign in there …");
         Console.Out.Flush();
@@ -213,7 +213,7 @@ internal static partial class ClientCommands
             Console.WriteLine($"{"ID",-13} {"KIND",-8} {"SCOPE",-9} {"CREATED",-20} {"EXPIRES",-20} {"LAST USED",-20} LABEL");
             foreach (var t in rows?.AsArray() ?? [])
             {
-                Console.WriteLine($"{S(t?["id"]),-13} {S(t?["kind"]),-8} {S(t?["scope"]),-9} {Time(t?["created"]),-20} {(t?["expires"] is null ? "never" : Time(t["expires"])),-20} {(t?["lastUsed"] is null ? "-" : Time(t["lastUsed"])),-20} {Escape(S(t?["label"]))}");
+                Console.WriteLine($"{S(t?["id"]),-13} {S(t?["kind"]),-8} {S(t?["scope"]),-9} {Time(t?["created"]),-20} {(t?["expires"] is null ? "never" : Time(t["expires"])),-20} {(t?["lastUsed"] is null ? "-" : Time(t["lastUsed"])),-20} {Display.Safe(S(t?["label"]))}");
             }
 
             return 0;

@@ -36,6 +36,9 @@ internal static partial class ClientCommands
         yield return Login();
         yield return Logout();
         yield return Tokens();
+        yield return Call();
+        yield return Proposal();
+        yield return Review();
     }
 
     private static Common AddCommon(Command c)
@@ -69,6 +72,7 @@ internal static partial class ClientCommands
             project, gpus, time, name, partition, nodes, priority, file, key, checkpointable, command,
         };
         var common = AddCommon(c);
+        var resources = SubmitResourceOptions.AddTo(c);
         c.SetAction(async (parse, ct) =>
         {
             var body = new JsonObject();
@@ -99,6 +103,7 @@ internal static partial class ClientCommands
             Set("partition", parse.GetValue(partition));
             Set("nodes", parse.GetValue(nodes));
             Set("priority", parse.GetValue(priority));
+            resources.Apply(parse, body);
             if (parse.GetValue(checkpointable))
             {
                 body["checkpointable"] = true;
@@ -124,7 +129,7 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Submitted job {job!["id"]}");
+                Console.WriteLine($"Submitted job {S(job!["id"])}");
             }
 
             return 0;
@@ -189,8 +194,8 @@ internal static partial class ClientCommands
             var t = new Table().AddColumns("ID", "NAME", "PROJECT", "USER", "GPUS", "STATE", "WALLTIME", "SUBMITTED", "WHERE");
             foreach (var j in items)
             {
-                t.AddRow(S(j!["id"]), Markup.Escape(S(j["name"])), Markup.Escape(S(j["project"])), Markup.Escape(S(j["user"])), S(j["gpus"]), S(j["state"]),
-                    Dur(j["walltimeSeconds"]), Time(j["submitTime"]), Markup.Escape(S(j["placement"])));
+                t.AddRow(Cell(j!["id"]), Cell(j["name"]), Cell(j["project"]), Cell(j["user"]), Cell(j["gpus"]), Cell(j["state"]),
+                    Dur(j["walltimeSeconds"]), Time(j["submitTime"]), Cell(j["placement"]));
             }
 
             AnsiConsole.Write(t);
@@ -217,7 +222,7 @@ internal static partial class ClientCommands
             var grid = new Grid().AddColumn().AddColumn();
             foreach (var (k, v) in job!.AsObject())
             {
-                grid.AddRow($"[bold]{Markup.Escape(k)}[/]", Markup.Escape(v is JsonArray a ? string.Join(' ', a.Select(x => x?.ToString())) : v?.ToString() ?? ""));
+                grid.AddRow($"[bold]{Display.Cell(k)}[/]", v is JsonArray a ? Display.Cell(string.Join(' ', a.Select(x => x?.ToString()))) : Cell(v));
             }
 
             AnsiConsole.Write(grid);
@@ -241,7 +246,7 @@ internal static partial class ClientCommands
                 results.Add(job);
                 if (!parse.GetValue(common.Json))
                 {
-                    Console.WriteLine($"Cancelling job {id} ({job!["state"]})");
+                    Console.WriteLine($"Cancelling job {id} ({S(job!["state"])})");
                 }
             }
 
@@ -306,7 +311,7 @@ internal static partial class ClientCommands
             var t = new Table().AddColumns(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED", "SPENT", "COMMITTED", "REMAINING", "AMOUNT");
             foreach (var r in rows!.AsArray())
             {
-                t.AddRow(Markup.Escape(S(r!["key"])), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
+                t.AddRow(Cell(r!["key"]), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
             }
 
             AnsiConsole.Write(t);
@@ -347,7 +352,7 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Allocation request {r!["id"]} submitted");
+                Console.WriteLine($"Allocation request {S(r!["id"])} submitted");
             }
 
             return 0;
@@ -398,7 +403,7 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Request {r!["id"]}: {r["state"]}{(r["allocation"] is { } a ? $" as allocation {a}" : "")}");
+                Console.WriteLine($"Request {S(r!["id"])}: {S(r["state"])}{(r["allocation"] is { } a ? $" as allocation {S(a)}" : "")}");
             }
 
             return 0;
@@ -422,7 +427,7 @@ internal static partial class ClientCommands
                 var t = new Table().AddColumns("ID", "PROJECT", "GPU-HOURS", "STATE", "SCORE", "AWARDED", "BY");
                 foreach (var r in page!["items"]!.AsArray())
                 {
-                    t.AddRow(S(r!["id"]), Markup.Escape(S(r["project"])), Num(r["gpuHours"]), S(r["state"]), S(r["score"]), Num(r["awardedGpuHours"]), Markup.Escape(S(r["requestedBy"])));
+                    t.AddRow(Cell(r!["id"]), Cell(r["project"]), Num(r["gpuHours"]), Cell(r["state"]), Cell(r["score"]), Num(r["awardedGpuHours"]), Cell(r["requestedBy"]));
                 }
 
                 AnsiConsole.Write(t);
@@ -439,7 +444,7 @@ internal static partial class ClientCommands
             var table = new Table().AddColumns("ID", "PROJECT", "PARTITION", "STATE", "RELEASED", "SPENT", "COMMITTED", "REMAINING", "USED %", "END");
             foreach (var a in rows!.AsArray())
             {
-                table.AddRow(Markup.Escape(S(a!["id"])), Markup.Escape(S(a["project"])), S(a["partition"]) is "" ? "any" : S(a["partition"]), S(a["state"]), Num(a["releasedGpuHours"]),
+                table.AddRow(Cell(a!["id"]), Cell(a["project"]), S(a["partition"]) is "" ? "any" : Cell(a["partition"]), Cell(a["state"]), Num(a["releasedGpuHours"]),
                     Num(a["spentGpuHours"]), Num(a["committedGpuHours"]), Num(a["remainingGpuHours"]), Num(a["usedPercent"]), Time(a["end"]));
             }
 
@@ -470,7 +475,7 @@ internal static partial class ClientCommands
             var t = new Table().AddColumns("NODE", "PARTITION", "GPUS", "STATE", "REASON");
             foreach (var n in rows!.AsArray())
             {
-                t.AddRow(Markup.Escape(S(n!["name"])), Markup.Escape(S(n["partition"])), S(n["gpus"]), S(n["state"]), Markup.Escape(S(n["reason"])));
+                t.AddRow(Cell(n!["name"]), Cell(n["partition"]), Cell(n["gpus"]), Cell(n["state"]), Cell(n["reason"]));
             }
 
             AnsiConsole.Write(t);
@@ -591,7 +596,7 @@ internal static partial class ClientCommands
         {
             foreach (var q in quotas?.AsArray() ?? [])
             {
-                t.AddRow(Markup.Escape(name), kind, Markup.Escape(S(q!["partition"])), Num(q["nominalGpus"]),
+                t.AddRow(Display.Cell(name), Display.Cell(kind), Cell(q!["partition"]), Num(q["nominalGpus"]),
                     q["borrowingLimitGpus"] is { } b ? Num(b) : "none", q["lendingLimitGpus"] is { } l ? Num(l) : "all");
             }
         }
@@ -640,7 +645,7 @@ internal static partial class ClientCommands
 
             if (r["problem"] is { } problem)
             {
-                AnsiConsole.MarkupLine("[red]" + Markup.Escape(S(problem)) + "[/]");
+                AnsiConsole.MarkupLine("[red]" + Cell(problem) + "[/]");
             }
 
             AnsiConsole.MarkupLine(Markup.Escape($"{S(report["open"])} open"));
@@ -654,8 +659,8 @@ internal static partial class ClientCommands
                     done = $"resolved {When(resolved)}; {done}";
                 }
 
-                t.AddRow(Markup.Escape(S(d["kind"])), job, Markup.Escape(S(d["externalId"])), Markup.Escape(S(d["node"])), When(d["firstSeen"]), When(d["lastSeen"]), S(d["seen"]),
-                    Markup.Escape(S(d["detail"])), Markup.Escape(done));
+                t.AddRow(Cell(d["kind"]), job, Cell(d["externalId"]), Cell(d["node"]), When(d["firstSeen"]), When(d["lastSeen"]), Cell(d["seen"]),
+                    Cell(d["detail"]), Markup.Escape(done));
             }
 
             AnsiConsole.Write(t);
@@ -666,7 +671,11 @@ internal static partial class ClientCommands
 
     // ---- Helpers -----------------------------------------------------------------------------------------------
 
-    private static string S(JsonNode? n) => n?.ToString() ?? "";
+    /// <summary>A field from the server as text, unprintable characters escaped (see <see cref="Display"/>).</summary>
+    private static string S(JsonNode? n) => Display.Safe(n?.ToString());
+
+    /// <summary>A field from the server as a table cell: <see cref="S"/>, then markup escaped.</summary>
+    private static string Cell(JsonNode? n) => Markup.Escape(S(n));
 
     /// <summary>A time from the API, short: <c>2026-11-27 20:47:36Z</c>.</summary>
     private static string When(JsonNode? n) =>
@@ -674,11 +683,11 @@ internal static partial class ClientCommands
             ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
             : S(n);
 
-    private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d.ToString("#,0.##", CultureInfo.InvariantCulture) : n.ToString();
+    private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d.ToString("#,0.##", CultureInfo.InvariantCulture) : Cell(n);
 
     private static string Dur(JsonNode? n) => n is null ? "" : TimeSpan.FromSeconds(n.GetValue<long>()).ToString(@"d\-hh\:mm\:ss", CultureInfo.InvariantCulture);
 
-    private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : n.ToString();
+    private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : Cell(n);
 
     private static void Print(JsonNode? node) => Console.WriteLine(node?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? "null");
 
@@ -834,7 +843,7 @@ internal static partial class ClientCommands
                 >= HttpStatusCode.InternalServerError => CliRunner.Unavailable,
                 _ => CliRunner.Failure,
             };
-            throw new CliException($"{(int)resp.StatusCode} {message}", code);
+            throw new CliException($"{(int)resp.StatusCode} {Display.Safe(message)}", code);
         }
 
         public void Dispose() => _http.Dispose();

@@ -38,14 +38,18 @@ internal static class LocalCommands
         var time = new Option<string>("--time") { Description = "Walltime: 90s, 10m, 2h or hh:mm:ss", DefaultValueFactory = _ => "10m" };
         var logs = new Option<string?>("--logs") { Description = "Log folder (default: STATE/logs)" };
         var sample = new Option<string>("--sample-every") { Description = "Print the job's GPU usage this often while it runs", DefaultValueFactory = _ => "5s" };
+        var runAs = new Option<string?>("--as")
+        {
+            Description = "Run the job as this POSIX account, LOGIN or LOGIN:GROUP (root only), with the isolation a tenant's job gets",
+        };
         var command = new Argument<string[]>("command") { Description = "The job's command (after --)", Arity = ArgumentArity.OneOrMore };
         var run = new Command("run", "Run one job through the local backend; print its events and GPU usage as JSON lines; exit with its exit code")
         {
-            state, virtualGpus, count, time, logs, sample, command,
+            state, virtualGpus, count, time, logs, sample, runAs, command,
         };
         run.SetAction(async (parse, ct) => await RunAsync(
             parse.GetValue(state), parse.GetValue(virtualGpus), parse.GetValue(count), Duration(parse.GetValue(time)!, "--time"),
-            parse.GetValue(logs), Duration(parse.GetValue(sample)!, "--sample-every"), parse.GetValue(command)!, ct));
+            parse.GetValue(logs), Duration(parse.GetValue(sample)!, "--sample-every"), Identity(parse.GetValue(runAs)), parse.GetValue(command)!, ct));
 
         local.Subcommands.Add(gpus);
         local.Subcommands.Add(run);
@@ -79,7 +83,24 @@ internal static class LocalCommands
         }
     }
 
-    private static async Task<int> RunAsync(string? state, int? virtualGpus, int gpus, TimeSpan walltime, string? logs, TimeSpan sampleEvery, string[] command, CancellationToken ct)
+    /// <summary>LOGIN or LOGIN:GROUP as the host's name service knows them; null for none.</summary>
+    private static PosixIdentity? Identity(string? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+
+        var parts = value.Split(':', 2);
+        var directory = new GpuCommons.Server.Security.NssPosixDirectory();
+        var user = directory.FindUser(parts[0]) ?? throw new CliException($"--as {value}: no account '{parts[0]}' on this host", CliRunner.Usage);
+        var (group, gid) = parts.Length == 2
+            ? (parts[1], directory.FindGroup(parts[1]) ?? throw new CliException($"--as {value}: no group '{parts[1]}' on this host", CliRunner.Usage))
+            : (parts[0], user.Gid);
+        return new PosixIdentity(user.Login, user.Uid, group, gid, user.Home);
+    }
+
+    private static async Task<int> RunAsync(string? state, int? virtualGpus, int gpus, TimeSpan walltime, string? logs, TimeSpan sampleEvery, PosixIdentity? runAs, string[] command, CancellationToken ct)
     {
         await using var backend = Create(state, virtualGpus);
         var fleet = await backend.DiscoverAsync(ct);
@@ -92,10 +113,22 @@ internal static class LocalCommands
 
         var chosen = node.Gpus.Take(gpus).ToList();
         var jobId = 1L;
-        var job = new BackendJob(jobId, "local-run", "local", Environment.UserName, command, Environment.CurrentDirectory,
+        var job = new BackendJob(jobId, "local-run", "local", runAs?.User ?? Environment.UserName, command, runAs is null ? Environment.CurrentDirectory : null,
             new Dictionary<string, string>(), gpus == 0 ? [] : [new AssignedNode(node.Name, [.. chosen.Select(g => g.Index)], [.. chosen.Select(g => g.Uuid)])],
-            walltime, logs ?? Path.Combine(backend.Options.StateDirectory, "logs"), Checkpointable: false);
-        var handle = await backend.StartAsync(job, ct);
+            walltime, logs ?? Path.Combine(backend.Options.StateDirectory, "logs"), Checkpointable: false)
+        {
+            RunAs = runAs,
+        };
+        BackendHandle handle;
+        try
+        {
+            handle = await backend.StartAsync(job, ct);
+        }
+        catch (JobStartRejectedException e)
+        {
+            throw new CliException("the job cannot start: " + e.Message, CliRunner.Usage);
+        }
+
         Print("handle", handle);
 
         BackendEvent? end = null;

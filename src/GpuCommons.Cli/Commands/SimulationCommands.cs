@@ -269,9 +269,11 @@ internal static class SimulationCommands
         var report = new Option<string?>("--report") { Description = "Write an HTML report of the scenarios here" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var parallel = new Option<int>("--parallel") { Description = "Scenarios simulated at once (0: one per processor); the results do not depend on it", DefaultValueFactory = _ => 0 };
+        var awards = new Option<string?>("--awards") { Description = "A round's awards (JSON of GET /api/awards): per scenario, partition and month, the capacity they dedicate and what is left for the shared queue" };
+        var start = new Option<string?>("--start") { Description = "Calendar month of the plan's month 1, yyyy-MM (default: the first award's start)" };
         var cmd = new Command("plan", "Capacity planning: compare fleet timelines (on time, delayed, half the GPUs) against growing national demand")
         {
-            fleetOpt, scenarios, arriving, arrivalMonth, months, load, growth, policy, seed, cycle, report, json, parallel,
+            fleetOpt, scenarios, arriving, arrivalMonth, months, load, growth, policy, seed, cycle, report, json, parallel, awards, start,
         };
         cmd.SetAction(p =>
         {
@@ -295,6 +297,11 @@ internal static class SimulationCommands
                 Arriving = p.GetValue(arriving)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };
             var names = p.GetValue(scenarios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+            if (p.GetValue(awards) is { } awardsPath)
+            {
+                return PlanAwards(plan, names, awardsPath, p.GetValue(start), quiet);
+            }
+
             var results = RunPlan(plan, names, p.GetValue(parallel), quiet);
 
             if (p.GetValue(report) is { } path)
@@ -312,6 +319,63 @@ internal static class SimulationCommands
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// <c>gpuc plan --awards</c>: a round's capacity awards on each scenario's fleet timeline: per partition and month, the
+    /// GPUs in service, what the awards dedicate, and what is left for the shared queue; over-promised months are flagged.
+    /// </summary>
+    private static int PlanAwards(CapacityPlanner plan, IReadOnlyList<string> names, string path, string? start, bool json)
+    {
+        var awards = GpuCommons.Simulation.Planning.DedicatedAwards.Read(File.Exists(path) ? File.ReadAllText(path) : throw new CliException($"--awards: {path} does not exist", CliRunner.Usage), "--awards");
+        int first;
+        if (start is not null)
+        {
+            if (!GpuCommons.Core.Rounds.Months.TryParse(start, out first))
+            {
+                throw new CliException("--start: must be a month, yyyy-MM", CliRunner.Usage);
+            }
+        }
+        else
+        {
+            first = awards.Count > 0 ? awards.Min(a => GpuCommons.Core.Rounds.Months.Of(a.Start)) : GpuCommons.Core.Rounds.Months.Of(TimeProvider.System.GetUtcNow());
+        }
+
+        var output = new List<Dictionary<string, object?>>();
+        foreach (var name in names)
+        {
+            var scenario = plan.Scenario(name);
+            var report = GpuCommons.Simulation.Planning.DedicatedAwards.Check(plan.Fleet, scenario, plan.Months, plan.MonthSeconds, first, awards);
+            output.Add(new Dictionary<string, object?>
+            {
+                ["name"] = scenario.Name,
+                ["description"] = scenario.Description,
+                ["feasible"] = report.Feasible,
+                ["months"] = report.Rows.Select(r => new Dictionary<string, object?>
+                {
+                    ["partition"] = r.Partition, ["month"] = GpuCommons.Core.Rounds.Months.Name(r.Month), ["capacity"] = r.Capacity,
+                    ["dedicated"] = r.Added, ["shared_queue"] = r.SharedQueue, ["over"] = r.Over,
+                }).ToList(),
+            });
+            if (!json)
+            {
+                var t = new Table().Title($"{Markup.Escape(scenario.Name)}: {Markup.Escape(scenario.Description)}").AddColumns("PARTITION", "MONTH", "IN SERVICE", "DEDICATED", "SHARED QUEUE");
+                foreach (var r in report.Rows.Where(r => r.Added > 0 || r.Capacity > 0))
+                {
+                    t.AddRow(Markup.Escape(r.Partition), GpuCommons.Core.Rounds.Months.Name(r.Month), r.Capacity.ToString("N0", CultureInfo.InvariantCulture), r.Added.ToString("N0", CultureInfo.InvariantCulture),
+                        r.Over ? $"[red]{r.SharedQueue:N0} over[/]" : r.SharedQueue.ToString("N0", CultureInfo.InvariantCulture));
+                }
+
+                AnsiConsole.Write(t);
+            }
+        }
+
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?> { ["fleet"] = plan.Fleet.Name, ["awards"] = awards.Count, ["start"] = GpuCommons.Core.Rounds.Months.Name(first), ["scenarios"] = output }, Json));
+        }
+
+        return 0;
     }
 
     /// <summary>A shipped fleet, a fleet file, or <c>mixed-N</c>: N nodes of 1, 2, 4 and 8 GPUs (the packing benchmark's fleet).</summary>

@@ -48,6 +48,29 @@ public sealed class FleetBuilder
         return this;
     }
 
+    /// <summary>
+    /// Sets a partition's defaults for jobs that ask for no cores or memory (Slurm's DefCpuPerGPU and DefMemPerGPU);
+    /// null keeps the derived default (the least per-GPU share over its nodes).
+    /// </summary>
+    public FleetBuilder SetPartitionDefaults(string partition, int? defCpusPerGpu, long? defMemoryMiBPerGpu, string? field = null)
+    {
+        var p = Get(partition, field);
+        field ??= p.Field;
+        if (defCpusPerGpu is < 0 or > NodeResources.MaxCpus)
+        {
+            throw new SpecException(field + ".defCpusPerGpu", $"must be between 0 and {NodeResources.MaxCpus}, got {defCpusPerGpu}");
+        }
+
+        if (defMemoryMiBPerGpu is < 0 or > NodeResources.MaxMemoryMiB)
+        {
+            throw new SpecException(field + ".defMemoryMiBPerGpu", $"must be between 0 and {NodeResources.MaxMemoryMiB}, got {defMemoryMiBPerGpu}");
+        }
+
+        p.DefCpusPerGpu = defCpusPerGpu;
+        p.DefMemoryMiBPerGpu = defMemoryMiBPerGpu;
+        return this;
+    }
+
     /// <summary>Adds a topology domain under <paramref name="parent"/> (null: under the partition root).</summary>
     public FleetBuilder AddDomain(string partition, string name, string? parent, string? field = null)
     {
@@ -68,8 +91,13 @@ public sealed class FleetBuilder
     }
 
     /// <summary>Adds a node under <paramref name="domain"/> (null: under the partition root).</summary>
-    public FleetBuilder AddNode(string partition, string name, int gpus, string? domain = null, NodeState state = NodeState.Up, string? field = null)
+    public FleetBuilder AddNode(string partition, string name, int gpus, string? domain = null, NodeState state = NodeState.Up, string? field = null) =>
+        AddNode(partition, name, gpus, domain, state, NodeResources.Untracked, null, field);
+
+    /// <summary>Adds a node with its cores, memory and features, and its GPU model (null: the partition's).</summary>
+    public FleetBuilder AddNode(string partition, string name, int gpus, string? domain, NodeState state, NodeResources resources, string? gpuModel, string? field = null)
     {
+        ArgumentNullException.ThrowIfNull(resources);
         var p = Get(partition, field);
         field ??= $"{p.Field}.nodes[{p.Nodes.Count}]";
         if (string.IsNullOrWhiteSpace(name))
@@ -87,12 +115,21 @@ public sealed class FleetBuilder
             throw new SpecException(field + ".name", $"a fleet may have at most {MaxNodes} nodes");
         }
 
-        p.Nodes.Add((name, gpus, domain, state, field));
+        if (gpuModel is not null && !Jobs.ResourceRequest.IsFeatureName(gpuModel.Trim()))
+        {
+            throw new SpecException(field + ".gpuModel", $"'{gpuModel}' is not a GPU model name (letters, digits, '_', '-', '.', ':', '=', 1 to 64 characters)");
+        }
+
+        p.Nodes.Add((name, gpus, domain, state, field, resources, gpuModel?.Trim()));
         return this;
     }
 
     /// <summary>Adds <paramref name="count"/> nodes named prefix0001… in generated blocks of <paramref name="blockSize"/> nodes.</summary>
-    public FleetBuilder AddNodeGroup(string partition, string prefix, int count, int gpus, int blockSize, string? domain = null, int digits = 4, string? field = null)
+    public FleetBuilder AddNodeGroup(string partition, string prefix, int count, int gpus, int blockSize, string? domain = null, int digits = 4, string? field = null) =>
+        AddNodeGroup(partition, prefix, count, gpus, blockSize, domain, digits, NodeResources.Untracked, field);
+
+    /// <summary>Adds a node group whose nodes all have <paramref name="resources"/>.</summary>
+    public FleetBuilder AddNodeGroup(string partition, string prefix, int count, int gpus, int blockSize, string? domain, int digits, NodeResources resources, string? field = null)
     {
         var p = Get(partition, field);
         field ??= $"{p.Field}.nodeGroups";
@@ -129,7 +166,7 @@ public sealed class FleetBuilder
             var end = blockSize == 0 ? count : Math.Min(count, (b + 1) * blockSize);
             for (var i = b * Math.Max(blockSize, 0); i < end; i++)
             {
-                AddNode(partition, prefix + (i + 1).ToString("D" + digits, System.Globalization.CultureInfo.InvariantCulture), gpus, blockName, NodeState.Up, $"{field}.node[{i}]");
+                AddNode(partition, prefix + (i + 1).ToString("D" + digits, System.Globalization.CultureInfo.InvariantCulture), gpus, blockName, NodeState.Up, resources, null, $"{field}.node[{i}]");
             }
         }
 
@@ -201,7 +238,7 @@ public sealed class FleetBuilder
 
             var nodeIdx = new List<int>();
             var sizes = new Dictionary<int, int>();
-            foreach (var (name, gpus, domainName, state, field) in draft.Nodes)
+            foreach (var (name, gpus, domainName, state, field, resources, gpuModel) in draft.Nodes)
             {
                 if (!nodeNames.Add(name))
                 {
@@ -218,7 +255,7 @@ public sealed class FleetBuilder
                     throw new SpecException(field + ".domain", $"unknown domain '{domainName}'");
                 }
 
-                var node = new Node(nodes.Count, name, gpus, pi, leaf.Index, state, gpuCursor);
+                var node = new Node(nodes.Count, name, gpus, pi, leaf.Index, state, gpuCursor, resources, gpuModel ?? draft.GpuModel);
                 gpuCursor = checked(gpuCursor + gpus);
                 nodes.Add(node);
                 leaf.AddNode(node.Index);
@@ -237,6 +274,9 @@ public sealed class FleetBuilder
             partition.TotalGpus = root.GpuCount;
             partition.TypicalGpusPerNode = sizes.OrderByDescending(kv => kv.Value).ThenByDescending(kv => kv.Key).First().Key;
             partition.MaxGpusPerNode = sizes.Keys.Max();
+            var own = nodes.Skip(nodes.Count - draft.Nodes.Count).ToList();
+            partition.DefCpusPerGpu = draft.DefCpusPerGpu ?? (own.Any(n => n.Cpus > 0) ? own.Where(n => n.Cpus > 0).Min(n => n.Cpus / n.Gpus) : 0);
+            partition.DefMemoryMiBPerGpu = draft.DefMemoryMiBPerGpu ?? (own.Any(n => n.MemoryMiB > 0) ? own.Where(n => n.MemoryMiB > 0).Min(n => n.MemoryMiB / n.Gpus) : 0);
             partitions.Add(partition);
         }
 
@@ -256,6 +296,8 @@ public sealed class FleetBuilder
         public decimal Rate { get; } = rate;
         public string Field { get; } = field;
         public List<(string Name, string? Parent, string Field)> Domains { get; } = [];
-        public List<(string Name, int Gpus, string? Domain, NodeState State, string Field)> Nodes { get; } = [];
+        public List<(string Name, int Gpus, string? Domain, NodeState State, string Field, NodeResources Resources, string? GpuModel)> Nodes { get; } = [];
+        public int? DefCpusPerGpu { get; set; }
+        public long? DefMemoryMiBPerGpu { get; set; }
     }
 }

@@ -39,7 +39,7 @@ public static class FleetSpecLoader
         foreach (var (p, pp) in OptionalArray(root, string.Empty, "partitions"))
         {
             any = true;
-            RequireObject(p, pp, "name", "gpuModel", "ratePerGpuHour", "domains", "nodes", "nodeGroups");
+            RequireObject(p, pp, "name", "gpuModel", "ratePerGpuHour", "defCpusPerGpu", "defMemoryMiBPerGpu", "domains", "nodes", "nodeGroups");
             var name = RequiredString(p, pp, "name");
             var rate = OptionalDouble(p, pp, "ratePerGpuHour") ?? 0;
             if (Math.Abs(rate) >= 7.9e28)
@@ -47,6 +47,7 @@ public static class FleetSpecLoader
                 throw new SpecException(Join(pp, "ratePerGpuHour"), $"{rate} is beyond any price");
             }
             builder.AddPartition(name, OptionalString(p, pp, "gpuModel") ?? "GPU", (decimal)rate, pp);
+            builder.SetPartitionDefaults(name, OptionalInt(p, pp, "defCpusPerGpu"), OptionalLong(p, pp, "defMemoryMiBPerGpu"), pp);
             foreach (var (d, dp) in OptionalArray(p, pp, "domains"))
             {
                 RequireObject(d, dp, "name", "parent");
@@ -55,14 +56,14 @@ public static class FleetSpecLoader
 
             foreach (var (n, np) in OptionalArray(p, pp, "nodes"))
             {
-                RequireObject(n, np, "name", "gpus", "domain", "state");
-                builder.AddNode(name, RequiredString(n, np, "name"), RequiredInt(n, np, "gpus"), OptionalString(n, np, "domain"), OptionalEnum(n, np, "state", NodeState.Up), np);
+                RequireObject(n, np, "name", "gpus", "domain", "state", "cpus", "memoryMiB", "features", "gpuModel");
+                builder.AddNode(name, RequiredString(n, np, "name"), RequiredInt(n, np, "gpus"), OptionalString(n, np, "domain"), OptionalEnum(n, np, "state", NodeState.Up), Resources(n, np), OptionalString(n, np, "gpuModel"), np);
             }
 
             foreach (var (g, gp) in OptionalArray(p, pp, "nodeGroups"))
             {
-                RequireObject(g, gp, "prefix", "count", "gpus", "blockSize", "domain", "digits");
-                builder.AddNodeGroup(name, RequiredString(g, gp, "prefix"), RequiredInt(g, gp, "count"), RequiredInt(g, gp, "gpus"), OptionalInt(g, gp, "blockSize") ?? 32, OptionalString(g, gp, "domain"), OptionalInt(g, gp, "digits") ?? 4, gp);
+                RequireObject(g, gp, "prefix", "count", "gpus", "blockSize", "domain", "digits", "cpus", "memoryMiB", "features");
+                builder.AddNodeGroup(name, RequiredString(g, gp, "prefix"), RequiredInt(g, gp, "count"), RequiredInt(g, gp, "gpus"), OptionalInt(g, gp, "blockSize") ?? 32, OptionalString(g, gp, "domain"), OptionalInt(g, gp, "digits") ?? 4, Resources(g, gp), gp);
             }
         }
 
@@ -74,7 +75,13 @@ public static class FleetSpecLoader
         return builder.Build();
     }
 
-    /// <summary>Reads a node list: header <c>node,gpus,model</c> with optional <c>partition</c> and <c>block</c> columns.</summary>
+    private static NodeResources Resources(JsonElement e, string path) =>
+        NodeResources.Create(OptionalInt(e, path, "cpus"), OptionalLong(e, path, "memoryMiB"), OptionalStringArray(e, path, "features"), path);
+
+    /// <summary>
+    /// Reads a node list: header <c>node,gpus,model</c> with optional <c>partition</c>, <c>block</c>, <c>cpus</c>,
+    /// <c>memory_mib</c> and <c>features</c> (separated by <c>;</c> or <c>&amp;</c>) columns.
+    /// </summary>
     public static Fleet FromCsv(string csv, string name, string source = "fleet.csv")
     {
         var lines = csv.Replace("\r", string.Empty, StringComparison.Ordinal).Split('\n');
@@ -89,18 +96,25 @@ public static class FleetSpecLoader
             var i = Array.IndexOf(header, c);
             if (i < 0 && required)
             {
-                throw new SpecException($"{source}:1", $"missing column '{c}' in header (need node,gpus,model; optional partition,block)");
+                throw new SpecException($"{source}:1", $"missing column '{c}' in header (need node,gpus,model; optional partition,block,cpus,memory_mib,features)");
             }
 
             return i;
         }
 
         int cNode = Col("node", true), cGpus = Col("gpus", true), cModel = Col("model", true), cPart = Col("partition", false), cBlock = Col("block", false);
-        foreach (var h in header)
+        int cCpus = Col("cpus", false), cMem = Col("memory_mib", false), cFeat = Col("features", false);
+        for (var hi = 0; hi < header.Length; hi++)
         {
-            if (h is not ("node" or "gpus" or "model" or "partition" or "block"))
+            var h = header[hi];
+            if (h is not ("node" or "gpus" or "model" or "partition" or "block" or "cpus" or "memory_mib" or "features"))
             {
                 throw new SpecException($"{source}:1", $"unknown column '{h}'");
+            }
+
+            if (Array.IndexOf(header, h) != hi)
+            {
+                throw new SpecException($"{source}:1", $"duplicate column '{h}'");
             }
         }
 
@@ -155,7 +169,42 @@ public static class FleetSpecLoader
                 throw new SpecException($"{where} column gpus", $"must be between 1 and {FleetBuilder.MaxGpusPerNode}, got {gpus}");
             }
 
-            builder.AddNode(part, node, gpus, block, NodeState.Up, $"{where} column node");
+            long? Number(int col, string what)
+            {
+                if (col < 0 || string.IsNullOrWhiteSpace(cells[col]))
+                {
+                    return null;
+                }
+
+                return long.TryParse(cells[col].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0
+                    ? v
+                    : throw new SpecException($"{where} column {what}", $"'{cells[col]}' is not a whole number of 0 or more");
+            }
+
+            var cpus = Number(cCpus, "cpus");
+            var mem = Number(cMem, "memory_mib");
+            if (cpus > NodeResources.MaxCpus)
+            {
+                throw new SpecException($"{where} column cpus", $"must be at most {NodeResources.MaxCpus}, got {cpus}");
+            }
+
+            if (mem > NodeResources.MaxMemoryMiB)
+            {
+                throw new SpecException($"{where} column memory_mib", $"must be at most {NodeResources.MaxMemoryMiB} (64 TiB), got {mem}");
+            }
+
+            NodeResources resources;
+            try
+            {
+                var features = cFeat < 0 || string.IsNullOrWhiteSpace(cells[cFeat]) ? null : cells[cFeat].Split(';', '&');
+                resources = NodeResources.Create((int?)cpus, mem, features, where);
+            }
+            catch (SpecException e)
+            {
+                throw new SpecException($"{where} column features", e.Reason);
+            }
+
+            builder.AddNode(part, node, gpus, block, NodeState.Up, resources, string.IsNullOrWhiteSpace(model) ? null : model, $"{where} column node");
         }
 
         return builder.Build();

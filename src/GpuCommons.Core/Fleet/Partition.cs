@@ -25,5 +25,16 @@ public sealed class Partition
     public int TypicalGpusPerNode { get; internal set; }
     public int MaxGpusPerNode { get; internal set; }
 
+    /// <summary>
+    /// Cores given per GPU to a job that asks for none (Slurm's DefCpuPerGPU); a share of a GPU gets that share,
+    /// rounded up. The fleet spec's <c>defCpusPerGpu</c>, else the largest whole number that lets every node be
+    /// filled with GPU-only jobs: the least, over the partition's nodes that track cores, of cores ÷ GPUs. 0 when no
+    /// node tracks cores.
+    /// </summary>
+    public int DefCpusPerGpu { get; internal set; }
+
+    /// <summary>Memory in MiB given per GPU to a job that asks for none (Slurm's DefMemPerGPU); derived like <see cref="DefCpusPerGpu"/>.</summary>
+    public long DefMemoryMiBPerGpu { get; internal set; }
+
     public override string ToString() => Name;
 }

@@ -27,6 +27,19 @@ public sealed record JobSpec
     /// <summary>Known run time, used only by clairvoyant reference policies in the simulator.</summary>
     public TimeSpan? DurationHint { get; init; }
 
+    /// <summary>CPU cores per GPU (Slurm's <c>--cpus-per-gpu</c>); a share of a GPU gets that share, rounded up. Not with <see cref="CpusPerNode"/>.</summary>
+    public int? CpusPerGpu { get; init; }
+    /// <summary>CPU cores on each node of the job, whatever its GPUs there. Not with <see cref="CpusPerGpu"/>.</summary>
+    public int? CpusPerNode { get; init; }
+    /// <summary>Memory per GPU in MiB (Slurm's <c>--mem-per-gpu</c>); a share of a GPU gets that share, rounded up. Not with <see cref="MemoryMiBPerNode"/>.</summary>
+    public long? MemoryMiBPerGpu { get; init; }
+    /// <summary>Memory on each node of the job in MiB (Slurm's <c>--mem</c>). Not with <see cref="MemoryMiBPerGpu"/>.</summary>
+    public long? MemoryMiBPerNode { get; init; }
+    /// <summary>GPU models the job may run on (any of them; compared without case); null: any model.</summary>
+    public IReadOnlyList<string>? GpuModels { get; init; }
+    /// <summary>Node features every node of the job must have (Slurm's <c>--constraint</c> with AND); null: none.</summary>
+    public IReadOnlyList<string>? Features { get; init; }
+
     /// <summary>The request in thousandths of a GPU.</summary>
     public int GpuMilli => (int)Math.Round(Gpus * MilliPerGpu);
 
@@ -91,6 +104,64 @@ public sealed record JobSpec
         if (DurationHint is { } d && d < TimeSpan.Zero)
         {
             return new SpecException("durationHint", "must not be negative");
+        }
+
+        return CheckResources();
+    }
+
+    /// <summary>Checks the cores, memory, GPU models and features of the request; returns null when valid.</summary>
+    public SpecException? CheckResources()
+    {
+        if (CpusPerGpu is not null && CpusPerNode is not null)
+        {
+            return new SpecException("cpusPerGpu", "give cores per GPU or per node (cpusPerNode), not both");
+        }
+
+        if (MemoryMiBPerGpu is not null && MemoryMiBPerNode is not null)
+        {
+            return new SpecException("memoryMiBPerGpu", "give memory per GPU or per node (memoryMiBPerNode), not both");
+        }
+
+        foreach (var (field, v) in new[] { ("cpusPerGpu", CpusPerGpu), ("cpusPerNode", CpusPerNode) })
+        {
+            if (v is < 1 or > ResourceRequest.MaxCpus)
+            {
+                return new SpecException(field, $"must be between 1 and {ResourceRequest.MaxCpus}, got {v}");
+            }
+        }
+
+        foreach (var (field, v) in new[] { ("memoryMiBPerGpu", MemoryMiBPerGpu), ("memoryMiBPerNode", MemoryMiBPerNode) })
+        {
+            if (v is < 1 or > ResourceRequest.MaxMemoryMiB)
+            {
+                return new SpecException(field, $"must be between 1 MiB and {ResourceRequest.MaxMemoryMiB} MiB (64 TiB), got {v}");
+            }
+        }
+
+        if (CpusPerGpu is { } c && (long)c * Math.Max(1, (long)Math.Ceiling(Gpus)) > ResourceRequest.MaxCpus * 1024L)
+        {
+            return new SpecException("cpusPerGpu", $"{c} cores per GPU × {Gpus} GPUs is more cores than any fleet has");
+        }
+
+        foreach (var (field, list) in new[] { ("gpuModels", GpuModels), ("features", Features) })
+        {
+            if (list is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                var normal = ResourceRequest.Names(list, field, field == "features" ? "feature" : "GPU model", ResourceRequest.IsFeatureName);
+                if (normal.Count != list.Count || normal.Where((x, i) => !string.Equals(x, list[i], StringComparison.Ordinal)).Any())
+                {
+                    return new SpecException(field, $"names must be trimmed and distinct, got '{string.Join(",", list)}'");
+                }
+            }
+            catch (SpecException e)
+            {
+                return e;
+            }
         }
 
         return null;

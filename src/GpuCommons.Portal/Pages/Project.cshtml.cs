@@ -75,18 +75,18 @@ public sealed class ProjectModel : PortalPage
             months,
             justification,
         });
-        return Back(r, L["RequestSent"], $"/projects/{name}");
+        return Back(r, L["RequestSent"], $"/projects/{Uri.EscapeDataString(name)}");
     }
 
     public async Task<IActionResult> OnPostAddMemberAsync(string name, string? user, string? role)
     {
         var r = await Api.SendAsync(HttpContext, HttpMethod.Post, $"/api/projects/{Uri.EscapeDataString(name)}/members", new { user, role = role ?? "member" });
-        return Back(r, L["MemberAdded", user ?? ""], $"/projects/{name}");
+        return Back(r, L["MemberAdded", user ?? ""], $"/projects/{Uri.EscapeDataString(name)}");
     }
 
     public async Task<IActionResult> OnPostRemoveMemberAsync(string name, string user)
     {
         var r = await Api.SendAsync(HttpContext, HttpMethod.Delete, $"/api/projects/{Uri.EscapeDataString(name)}/members/{Uri.EscapeDataString(user)}");
-        return Back(r, L["MemberRemoved", user], $"/projects/{name}");
+        return Back(r, L["MemberRemoved", user], $"/projects/{Uri.EscapeDataString(name)}");
     }
 }

@@ -300,7 +300,7 @@ internal static class AllocationsApi
         await db.SaveChangesAsync();
         db.Events.Add(co.Event(c.User, "allocation_request.submitted", $"allocation-request/{row.Id}", row.Project, $"{hours} GPU-hours"));
         await db.SaveChangesAsync();
-        return Results.Created($"/api/allocation-requests/{row.Id}", AllocationRequestDto.From(row));
+        return Results.Created(InputRules.Location("allocation-requests", row.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), AllocationRequestDto.From(row));
     }
 
     private static async Task<IResult> ReviewAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, long id)
@@ -429,6 +429,6 @@ internal static class AllocationsApi
             await co.UpsertAllocationAsync(alloc);
             return true;
         });
-        return Results.Created($"/api/allocations/{alloc.Id}", ToDto(alloc, await co.AllocationUsageAsync(), now));
+        return Results.Created(InputRules.Location("allocations", alloc.Id), ToDto(alloc, await co.AllocationUsageAsync(), now));
     }
 }

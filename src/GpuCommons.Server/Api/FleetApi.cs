@@ -238,7 +238,7 @@ internal static class FleetApi
 
             return true;
         });
-        return Results.Created($"/api/reservations/{row.Name}", new ReservationDto(row.Name, body.Nodes, row.Start, row.End, row.Project));
+        return Results.Created(InputRules.Location("reservations", row.Name), new ReservationDto(row.Name, body.Nodes, row.Start, row.End, row.Project));
     }
 
     private static async Task<IResult> UsageAsync(HttpContext ctx, GpucDbFactory f, Coordinator co, string? by)

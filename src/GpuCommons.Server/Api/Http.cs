@@ -22,7 +22,7 @@ public sealed class ApiException(int status, string title, string? field = null,
 
 internal static class Http
 {
-    /// <summary>Strict JSON: unknown fields and wrong types are errors; names are camelCase.</summary>
+    /// <summary>Strict JSON: unknown fields, duplicate fields and wrong types are errors; names are camelCase.</summary>
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
@@ -32,6 +32,7 @@ internal static class Http
         NumberHandling = JsonNumberHandling.Strict,
         RespectNullableAnnotations = true,
         MaxDepth = 16,
+        AllowDuplicateProperties = false,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
@@ -81,7 +82,8 @@ internal static class Http
         catch (JsonException e)
         {
             var field = FieldOf(e);
-            var why = e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "is not a known field"
+            var why = e.Message.Contains("Duplicate", StringComparison.OrdinalIgnoreCase) ? "appears more than once; give each field once"
+                : e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "is not a known field"
                 : e.Message.Contains("could not be converted", StringComparison.Ordinal) ? "has the wrong type"
                 : e.Message.Contains("null", StringComparison.OrdinalIgnoreCase) ? "must not be null"
                 : "is not valid JSON";
@@ -141,91 +143,173 @@ internal static class Http
         return limit.Value;
     }
 
+    /// <summary>Longest walltime the parser represents: 3650 days (the scheduler's own limit is far lower).</summary>
+    public const long MaxDurationSeconds = 3650L * 86400;
+
     /// <summary>Parses a walltime: seconds (<c>3600</c>), units (<c>90m</c>, <c>2h</c>, <c>1d</c>, <c>1h30m</c>) or <c>[d-]hh:mm[:ss]</c>.</summary>
-    public static bool TryParseDuration(string? text, out TimeSpan value)
+    public static bool TryParseDuration(string? text, out TimeSpan value) => TryParseDuration(text, out value, out _);
+
+    /// <summary>
+    /// Parses a walltime, saying why when it cannot. Forms: seconds (<c>3600</c>); units (<c>90s</c>, <c>90m</c>,
+    /// <c>2h</c>, <c>1d</c>, <c>1h30m</c>); <c>hh:mm</c>, <c>hh:mm:ss</c>; Slurm's <c>d-hh</c>, <c>d-hh:mm</c>,
+    /// <c>d-hh:mm:ss</c>. Minutes and seconds after a colon are 0–59, hours after days 0–23; the first field is not
+    /// bounded (<c>36:00</c> is 36 hours) but the whole is at most <see cref="MaxDurationSeconds"/>. Nothing throws.
+    /// </summary>
+    public static bool TryParseDuration(string? text, out TimeSpan value, out string error)
     {
         value = default;
+        const string forms = "3600, 90m, 2h, 1d, 1h30m, 12:00:00, 1-12:00:00";
         if (string.IsNullOrWhiteSpace(text))
         {
+            error = $"is empty; give a duration ({forms})";
             return false;
         }
 
+        var shown = text;
         text = text.Trim();
-        if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var secs))
+        var bad = $"'{shown}' is not a duration ({forms})";
+        var tooLarge = $"'{shown}' is too large (at most {MaxDurationSeconds / 86400} days)";
+        long seconds;
+        if (text.All(char.IsAsciiDigit))
         {
-            value = TimeSpan.FromSeconds(secs);
-            return true;
+            if (!TryNumber(text, out seconds))
+            {
+                error = tooLarge;
+                return false;
+            }
         }
-
-        if (text.Contains(':', StringComparison.Ordinal))
+        else if (text.Contains(':', StringComparison.Ordinal) || text.Contains('-', StringComparison.Ordinal))
         {
-            var days = 0;
+            long days = 0;
+            var hasDays = false;
             var rest = text;
             var dash = text.IndexOf('-', StringComparison.Ordinal);
-            if (dash > 0)
+            if (dash >= 0)
             {
-                if (!int.TryParse(text[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out days))
+                if (dash == 0 || !text[..dash].All(char.IsAsciiDigit))
                 {
+                    error = bad;
                     return false;
                 }
 
+                if (!TryNumber(text[..dash], out days))
+                {
+                    error = tooLarge;
+                    return false;
+                }
+
+                hasDays = true;
                 rest = text[(dash + 1)..];
             }
 
             var parts = rest.Split(':');
-            if (parts.Length is < 2 or > 3 || parts.Any(p => !int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+            if (parts.Length > 3 || (!hasDays && parts.Length < 2) || parts.Any(p => p.Length == 0 || !p.All(char.IsAsciiDigit)))
             {
+                error = bad;
                 return false;
             }
 
-            var n = parts.Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-            value = new TimeSpan(days, n[0], n[1], n.Length == 3 ? n[2] : 0);
-            return true;
+            var n = new long[parts.Length];
+            for (var i = 0; i < parts.Length; i++)
+            {
+                if (!TryNumber(parts[i], out n[i]))
+                {
+                    error = tooLarge;
+                    return false;
+                }
+            }
+
+            // hh[:mm[:ss]] after days, hh:mm[:ss] without.
+            if (hasDays && n[0] > 23)
+            {
+                error = $"'{shown}': hours after days must be 0-23, got {n[0]}";
+                return false;
+            }
+
+            if (n.Length > 1 && n[1] > 59)
+            {
+                error = $"'{shown}': minutes must be 0-59, got {n[1]}";
+                return false;
+            }
+
+            if (n.Length > 2 && n[2] > 59)
+            {
+                error = $"'{shown}': seconds must be 0-59, got {n[2]}";
+                return false;
+            }
+
+            seconds = (days * 86400) + (n[0] * 3600) + (n.Length > 1 ? n[1] * 60 : 0) + (n.Length > 2 ? n[2] : 0);
+        }
+        else
+        {
+            seconds = 0;
+            var i = 0;
+            var any = false;
+            while (i < text.Length)
+            {
+                var start = i;
+                while (i < text.Length && char.IsAsciiDigit(text[i]))
+                {
+                    i++;
+                }
+
+                if (i == start || i == text.Length)
+                {
+                    error = bad;
+                    return false;
+                }
+
+                var unit = text[i] switch
+                {
+                    's' => 1L,
+                    'm' => 60L,
+                    'h' => 3600L,
+                    'd' => 86400L,
+                    _ => 0L,
+                };
+                if (unit == 0)
+                {
+                    error = bad;
+                    return false;
+                }
+
+                if (!TryNumber(text[start..i], out var num) || num > MaxDurationSeconds / unit)
+                {
+                    error = tooLarge;
+                    return false;
+                }
+
+                seconds += num * unit;
+                if (seconds > MaxDurationSeconds)
+                {
+                    error = tooLarge;
+                    return false;
+                }
+
+                i++;
+                any = true;
+            }
+
+            if (!any)
+            {
+                error = bad;
+                return false;
+            }
         }
 
-        var total = TimeSpan.Zero;
-        var num = 0L;
-        var any = false;
-        var digits = false;
-        foreach (var c in text)
+        if (seconds > MaxDurationSeconds)
         {
-            if (char.IsAsciiDigit(c))
-            {
-                num = checked(num * 10 + (c - '0'));
-                digits = true;
-                continue;
-            }
-
-            if (!digits)
-            {
-                return false;
-            }
-
-            total += c switch
-            {
-                's' => TimeSpan.FromSeconds(num),
-                'm' => TimeSpan.FromMinutes(num),
-                'h' => TimeSpan.FromHours(num),
-                'd' => TimeSpan.FromDays(num),
-                _ => TimeSpan.MinValue,
-            };
-            if (total < TimeSpan.Zero)
-            {
-                return false;
-            }
-
-            num = 0;
-            digits = false;
-            any = true;
-        }
-
-        if (digits || !any)
-        {
+            error = tooLarge;
             return false;
         }
 
-        value = total;
+        value = TimeSpan.FromSeconds(seconds);
+        error = "";
         return true;
+
+        // A field of digits no larger than the longest walltime (so no sum below overflows).
+        static bool TryNumber(string digits, out long number) =>
+            long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out number) && number <= MaxDurationSeconds;
     }
 }
 

@@ -19,7 +19,7 @@ public sealed class SubmitJobRequest
     public double? Gpus { get; set; }
     public int? Nodes { get; set; }
     public int? GpusPerNode { get; set; }
-    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c> or <c>[d-]hh:mm[:ss]</c>.</summary>
+    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c>, <c>hh:mm[:ss]</c> or <c>d-hh[:mm[:ss]]</c> (minutes and seconds 0–59, hours after days 0–23).</summary>
     public string? Walltime { get; set; }
     /// <summary><c>preemptible</c>, <c>normal</c> (default) or <c>high</c>.</summary>
     public string? Priority { get; set; }
@@ -28,6 +28,18 @@ public sealed class SubmitJobRequest
     public List<string>? Command { get; set; }
     public string? WorkingDirectory { get; set; }
     public Dictionary<string, string>? Environment { get; set; }
+    /// <summary>CPU cores per GPU (a share of a GPU gets that share); not with <see cref="CpusPerNode"/>. Default: the partition's.</summary>
+    public int? CpusPerGpu { get; set; }
+    /// <summary>CPU cores on each node of the job.</summary>
+    public int? CpusPerNode { get; set; }
+    /// <summary>Memory per GPU: <c>16G</c>, <c>500M</c>, <c>2T</c>, a number alone is MiB; not with <see cref="MemPerNode"/>. Default: the partition's.</summary>
+    public string? MemPerGpu { get; set; }
+    /// <summary>Memory on each node of the job, as <see cref="MemPerGpu"/>.</summary>
+    public string? MemPerNode { get; set; }
+    /// <summary>GPU models the job may run on (any of them).</summary>
+    public List<string>? GpuModels { get; set; }
+    /// <summary>Node features every node of the job must have, joined by <c>&amp;</c> (Slurm's <c>--constraint</c>).</summary>
+    public string? Constraint { get; set; }
 }
 
 /// <summary>A job as the API shows it.</summary>
@@ -37,13 +49,29 @@ public sealed record JobDto(
     string? Placement, string? Allocation, int? ExitCode, string? Outcome, int Attempt, IReadOnlyList<string> Command,
     string? Reason = null, string? ReasonText = null, DateTimeOffset? EstimatedStart = null, bool? CancelRequested = null)
 {
+    /// <summary>Cores per GPU the job asked for; null: per node or the partition's default.</summary>
+    public int? CpusPerGpu { get; init; }
+    public int? CpusPerNode { get; init; }
+    public long? MemoryMiBPerGpu { get; init; }
+    public long? MemoryMiBPerNode { get; init; }
+    public IReadOnlyList<string>? GpuModels { get; init; }
+    public IReadOnlyList<string>? Features { get; init; }
+
     public static JobDto From(JobRow r, JobView? view = null) => new(
         r.Id, r.Name, r.Project, r.User, r.Partition, r.Gpus, r.Nodes, r.GpusPerNode, r.WalltimeSeconds, r.Priority, r.State,
         r.SubmitTime, r.StartTime, r.EndTime, r.Placement, r.AllocationId, r.ExitCode, r.Outcome, r.Attempt, JobMapping.Command(r),
         view is { State: JobState.Pending } ? PendingReasons.Code(view.Reason) : null,
         view is { State: JobState.Pending } ? PendingReasons.Describe(view.Reason) : null,
         view?.EstimatedStart,
-        r.CancelRequested ? true : null);
+        r.CancelRequested ? true : null)
+    {
+        CpusPerGpu = r.CpusPerGpu,
+        CpusPerNode = r.CpusPerNode,
+        MemoryMiBPerGpu = r.MemoryMiBPerGpu,
+        MemoryMiBPerNode = r.MemoryMiBPerNode,
+        GpuModels = r.GpuModels?.Split(','),
+        Features = r.Features?.Split('&'),
+    };
 }
 
 internal static class JobsApi
@@ -77,6 +105,11 @@ internal static class JobsApi
         }
 
         var row = ToRow(req, caller, key.Length > 0 ? key : null);
+        if (coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
+        {
+            throw ApiException.Field(ApiField(never.Field), never.Reason); // no node could ever give it these cores, memory, model or features
+        }
+
         var outcome = await coordinator.SubmitAsync(row);
         if (outcome.Error is { } err)
         {
@@ -86,11 +119,17 @@ internal static class JobsApi
         var dto = JobDto.From(outcome.Job!);
         if (outcome.Replayed)
         {
+            if (!InputRules.SameSubmission(row, outcome.Job!))
+            {
+                throw new ApiException(422, "idempotency key reused", "Idempotency-Key",
+                    $"Idempotency-Key: '{key}' was already used for job {outcome.Job!.Id} with a different request; a retry must send the same body, a new job needs a new key");
+            }
+
             ctx.Response.Headers["Idempotent-Replayed"] = "true";
             return Results.Ok(dto);
         }
 
-        return Results.Created($"/api/jobs/{dto.Id}", dto);
+        return Results.Created(InputRules.Location("jobs", dto.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), dto);
     }
 
     internal static JobRow ToRow(SubmitJobRequest req, Security.Caller caller, string? key)
@@ -116,9 +155,9 @@ internal static class JobsApi
             throw ApiException.Field("walltime", "is required");
         }
 
-        if (!Http.TryParseDuration(req.Walltime, out var walltime))
+        if (!Http.TryParseDuration(req.Walltime, out var walltime, out var why))
         {
-            throw ApiException.Field("walltime", $"'{req.Walltime}' is not a duration (3600, 90m, 2h, 1d, 1-12:00:00)");
+            throw ApiException.Field("walltime", why);
         }
 
         if (req.Command is null || req.Command.Count == 0)
@@ -134,10 +173,19 @@ internal static class JobsApi
             }
         }
 
-        if (req.Name is { Length: > 200 })
+        if (req.Environment is not null)
         {
-            throw ApiException.Field("name", "at most 200 characters");
+            foreach (var (k, v) in req.Environment)
+            {
+                if (v is null)
+                {
+                    throw ApiException.Field($"environment.{k}", "values must be strings");
+                }
+            }
         }
+
+        InputRules.CheckJobName(req.Name);
+        InputRules.CheckCommand(req.Command, req.Environment, req.WorkingDirectory);
 
         var priority = req.Priority ?? "normal";
         if (priority is not ("preemptible" or "normal" or "high"))
@@ -150,22 +198,11 @@ internal static class JobsApi
             throw ApiException.Field("priority", "high priority is for operators");
         }
 
-        if (req.Environment is not null)
-        {
-            foreach (var (k, v) in req.Environment)
-            {
-                if (string.IsNullOrEmpty(k) || k.Contains('=', StringComparison.Ordinal) || v is null)
-                {
-                    throw ApiException.Field($"environment.{k}", "names must be non-empty without '=', values strings");
-                }
-            }
-        }
-
         var row = new JobRow
         {
             Project = req.Project,
             User = caller.User,
-            Name = req.Name ?? System.IO.Path.GetFileName(req.Command[0]),
+            Name = req.Name ?? InputRules.DefaultJobName(req.Command[0]),
             Partition = req.Partition,
             Gpus = req.Gpus.Value,
             Nodes = req.Nodes,
@@ -179,16 +216,31 @@ internal static class JobsApi
             Environment = req.Environment is null ? null : JsonSerializer.Serialize(req.Environment),
             State = "pending",
             IdempotencyKey = key,
+            CpusPerGpu = req.CpusPerGpu,
+            CpusPerNode = req.CpusPerNode,
+            MemoryMiBPerGpu = req.MemPerGpu is null ? null : ResourceRequest.ParseMemoryMiB(req.MemPerGpu, "memPerGpu"),
+            MemoryMiBPerNode = req.MemPerNode is null ? null : ResourceRequest.ParseMemoryMiB(req.MemPerNode, "memPerNode"),
+            GpuModels = req.GpuModels is null ? null : string.Join(',', ResourceRequest.Names(req.GpuModels, "gpuModels", "GPU model", ResourceRequest.IsFeatureName)),
+            Features = req.Constraint is null ? null : string.Join('&', ResourceRequest.ParseConstraint(req.Constraint, "constraint")),
         };
 
         // Checks that need no fleet, before the job reaches the scheduler loop.
         if (JobMapping.ToSpec(row) is { } spec && spec.Check() is { } error)
         {
-            throw ApiException.Field(error.Field, error.Reason);
+            throw ApiException.Field(ApiField(error.Field), error.Reason);
         }
 
         return row;
     }
+
+    /// <summary>The request's name for a field the model names otherwise.</summary>
+    private static string ApiField(string field) => field switch
+    {
+        "memoryMiBPerGpu" => "memPerGpu",
+        "memoryMiBPerNode" => "memPerNode",
+        "features" => "constraint",
+        _ => field,
+    };
 
     private static async Task<IResult> ListAsync(HttpContext ctx, ServerOptions options, GpucDbFactory factory,
         string? state, string? project, string? user, long? after, int? limit)

@@ -266,7 +266,7 @@ internal static class SignInApi
         db.Invitations.Add(row);
         db.Events.Add(co.Event(c.User, "invitation.created", $"project/{name}", name, $"{email} as {role}"));
         await db.SaveChangesAsync();
-        return Results.Created($"/api/projects/{name}/invitations/{row.Id}", Dto(row));
+        return Results.Created(InputRules.Location("projects", name) + $"/invitations/{row.Id}", Dto(row));
     }
 
     private static async Task RequirePiAsync(Caller c, GpucDb db, string project)

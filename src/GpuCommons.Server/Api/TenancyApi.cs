@@ -354,7 +354,7 @@ internal static class TenancyApi
         db.Events.Add(co.Event(c.User, "token.created", $"user/{name}", null,
             $"api token {TokenId(TokenService.Hash(token))}, scope {scope}, {(expires is { } e ? $"expires {e:yyyy-MM-dd}" : "no expiry")}{(req.Label is null ? "" : ", " + req.Label)}"));
         await db.SaveChangesAsync();
-        return Results.Created($"/api/users/{name}", new UserDto(user.Name, user.Role, null, token, TokenExpires: expires, Scope: scope));
+        return Results.Created(InputRules.Location("users", name), new UserDto(user.Name, user.Role, null, token, TokenExpires: expires, Scope: scope));
     }
 
     private static int Rank(string scope) => scope switch { TokenScopes.ReadOnly => 0, TokenScopes.Submit => 1, _ => 2 };
@@ -425,18 +425,7 @@ internal static class TenancyApi
         return new Page<TDto>(rows.Select(map).ToList(), next);
     }
 
-    internal static void CheckName(string? name, string field)
-    {
-        if (string.IsNullOrWhiteSpace(name))
-        {
-            throw ApiException.Field(field, "is required");
-        }
-
-        if (name.Length > 128 || name.Any(ch => char.IsControl(ch) || ch is '/' or '\\' or ','))
-        {
-            throw ApiException.Field(field, "at most 128 characters, without control characters, '/', '\\' or ','");
-        }
-    }
+    internal static void CheckName(string? name, string field) => InputRules.CheckName(name, field);
 
     private static async Task<IResult> CreateUserAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, TimeProvider time, Coordinator co)
     {
@@ -471,7 +460,7 @@ internal static class TenancyApi
         var token = TokenService.Issue(db, req.Name!, time.GetUtcNow());
         db.Events.Add(co.Event(c.User, "user.created", $"user/{req.Name}", null, role));
         await db.SaveChangesAsync();
-        return Results.Created($"/api/users/{req.Name}", new UserDto(req.Name!, role, null, token));
+        return Results.Created(InputRules.Location("users", req.Name!), new UserDto(req.Name!, role, null, token));
     }
 
     private static async Task<IResult> CreateOrganisationAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time)
@@ -507,7 +496,7 @@ internal static class TenancyApi
             engine.AddOrganisation(new OrganisationSpec(row.Name, type) { Shares = shares, Quotas = quotas });
             return true;
         });
-        return Results.Created($"/api/organisations/{row.Name}", OrganisationDto.From(row));
+        return Results.Created(InputRules.Location("organisations", row.Name), OrganisationDto.From(row));
     }
 
     private static async Task<IResult> CreateProjectAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, TokenService tokens)
@@ -552,7 +541,7 @@ internal static class TenancyApi
             return true;
         });
         tokens.Invalidate();
-        return Results.Created($"/api/projects/{row.Name}", ProjectDto.From(row));
+        return Results.Created(InputRules.Location("projects", row.Name), ProjectDto.From(row));
     }
 
     private static async Task<IResult> AddMemberAsync(HttpContext ctx, ServerOptions o, GpucDbFactory f, Coordinator co, TokenService tokens, string name)
@@ -595,6 +584,6 @@ internal static class TenancyApi
         db.Events.Add(co.Event(c.User, "member.added", $"project/{name}", name, $"{req.User} as {role}"));
         await db.SaveChangesAsync();
         tokens.Invalidate();
-        return Results.Created($"/api/projects/{name}/members", new MemberDto(req.User!, role));
+        return Results.Created(InputRules.Location("projects", name, "members"), new MemberDto(req.User!, role));
     }
 }

@@ -112,7 +112,7 @@ public sealed class AllocationRow
     public double ReleasedGpuHours => Tranches <= 1 ? AwardedGpuHours : AwardedGpuHours * TranchesReleased / Tranches;
 }
 
-public sealed class JobRow
+public sealed partial class JobRow
 {
     public long Id { get; set; }
     public required string Project { get; set; }

@@ -135,6 +135,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(x => x.LastSeen);
         });
         IdentityModel.Configure(b);
+        RoundModel.Configure(b);
     }
 }
 

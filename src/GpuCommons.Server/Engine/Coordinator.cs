@@ -456,7 +456,7 @@ public sealed partial class Coordinator : BackgroundService
                     "draining" or "drain" or "drained" => NodeState.Draining,
                     _ => NodeState.Up,
                 };
-                b.AddNode(part.Key, n.Name, n.Gpus.Count, null, state);
+                b.AddNode(part.Key, n.Name, n.Gpus.Count, null, state, NodeResources.FromDiscovery(n.Cpus, n.MemoryMiB, n.Features), n.GpuModel);
             }
         }
 
@@ -907,14 +907,22 @@ public sealed partial class Coordinator : BackgroundService
     private BackendJob ToBackendJob(JobRow row, Placement placement)
     {
         var nodes = new List<AssignedNode>();
+        var spec = JobMapping.ToSpec(row);
+        var partition = Fleet.Partitions[placement.Partition];
         foreach (var (n, gpus) in placement.ByNode())
         {
+            // Exactly the cores and memory this node gives the job (docs/scheduling.md): the backend passes or enforces them.
+            var demand = ResourceDemand.PerNode(spec, partition, placement.Slots.Where(s => s.Node == n).Sum(s => s.Milli));
             var name = Fleet.Nodes[n].Name;
             var uuids = _discovered.TryGetValue(name, out var d)
                 ? gpus.Select(g => d.Gpus.FirstOrDefault(x => x.Index == g)?.Uuid ?? "").ToList()
                 : [];
             var share = placement.Slots.FirstOrDefault(s => s.Node == n) is { IsShare: true } slot ? slot.Milli / 1000.0 : (double?)null;
-            nodes.Add(new AssignedNode(name, gpus, uuids, share));
+            nodes.Add(new AssignedNode(name, gpus, uuids, share)
+            {
+                Cpus = demand.Cpus > 0 ? demand.Cpus : null,
+                MemoryMiB = demand.MemoryMiB > 0 ? demand.MemoryMiB : null,
+            });
         }
 
         var env = new Dictionary<string, string>(JobMapping.Environment(row), StringComparer.Ordinal);

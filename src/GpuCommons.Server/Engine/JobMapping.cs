@@ -26,6 +26,12 @@ internal static class JobMapping
         Checkpointable = r.Checkpointable,
         Requeueable = r.Requeueable,
         SubmitTime = r.SubmitTime,
+        CpusPerGpu = r.CpusPerGpu,
+        CpusPerNode = r.CpusPerNode,
+        MemoryMiBPerGpu = r.MemoryMiBPerGpu,
+        MemoryMiBPerNode = r.MemoryMiBPerNode,
+        GpuModels = r.GpuModels is null ? null : r.GpuModels.Split(','),
+        Features = r.Features is null ? null : r.Features.Split('&'),
     };
 
     public static PriorityClass ParsePriority(string p) => p switch

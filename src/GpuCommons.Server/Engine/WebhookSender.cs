@@ -41,7 +41,7 @@ public sealed partial class WebhookSender(GpucDbFactory db, ServerOptions option
             }
             else
             {
-                _cursor = await ctx.Events.Where(e => e.Kind == Kind).MaxAsync(e => (long?)e.Id, cancellationToken) ?? 0;
+                _cursor = await ctx.Events.Where(e => e.Kind == Kind || Rounds.RoundEvents.Kinds.Contains(e.Kind)).MaxAsync(e => (long?)e.Id, cancellationToken) ?? 0;
                 ctx.ServerState.Add(new ServerStateRow { Key = CursorKey, Value = _cursor.ToString(CultureInfo.InvariantCulture) });
                 await ctx.SaveChangesAsync(cancellationToken);
             }
@@ -65,7 +65,7 @@ public sealed partial class WebhookSender(GpucDbFactory db, ServerOptions option
             try
             {
                 await using var ctx = db.Create();
-                batch = await ctx.Events.AsNoTracking().Where(e => e.Kind == Kind && e.Id > _cursor).OrderBy(e => e.Id).Take(100).ToListAsync(stoppingToken);
+                batch = await ctx.Events.AsNoTracking().Where(e => (e.Kind == Kind || Rounds.RoundEvents.Kinds.Contains(e.Kind)) && e.Id > _cursor).OrderBy(e => e.Id).Take(100).ToListAsync(stoppingToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

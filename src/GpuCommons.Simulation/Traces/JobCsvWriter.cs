@@ -6,7 +6,7 @@ namespace GpuCommons.Simulation.Traces;
 /// <summary>Writes jobs in the GpuCommons job CSV (docs/job-csv.md), which <see cref="TraceReader"/> reads back unchanged.</summary>
 public sealed class JobCsvWriter(TextWriter writer)
 {
-    public const string Header = "id,submit_s,duration_s,gpus,nodes,walltime_s,tenant,user,priority,partition,checkpointable";
+    public const string Header = "id,submit_s,duration_s,gpus,nodes,walltime_s,tenant,user,priority,partition,checkpointable,cpus,memory_mib,gpu_model";
 
     private bool _headerWritten;
 
@@ -40,6 +40,12 @@ public sealed class JobCsvWriter(TextWriter writer)
         writer.Write(Cell(job.Partition ?? ""));
         writer.Write(',');
         writer.Write(job.Checkpointable ? "true" : "false");
+        writer.Write(',');
+        writer.Write(job.Cpus?.ToString(CultureInfo.InvariantCulture) ?? "");
+        writer.Write(',');
+        writer.Write(job.MemoryMiB?.ToString(CultureInfo.InvariantCulture) ?? "");
+        writer.Write(',');
+        writer.Write(job.GpuModels is { } m ? Cell(string.Join('|', m)) : "");
         writer.Write('\n');
     }
 

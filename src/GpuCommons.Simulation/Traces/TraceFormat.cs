@@ -11,4 +11,6 @@ public enum TraceFormat
     GpucCsv,
     /// <summary>The Sia/Pollux workload mixes: <c>name,time,application,num_replicas,batch_size</c>.</summary>
     Sia,
+    /// <summary>The Alibaba 2025 GPU-disaggregated DLRM inference trace (GPU-node instances, with cores and memory).</summary>
+    AlibabaDlrm,
 }

@@ -26,6 +26,12 @@ public sealed record TraceJob
     public PriorityClass Priority { get; init; } = PriorityClass.Normal;
     public string? Partition { get; init; }
     public bool Checkpointable { get; init; }
+    /// <summary>CPU cores on each node of the job; null: the partition's default per GPU.</summary>
+    public int? Cpus { get; init; }
+    /// <summary>Memory on each node of the job in MiB; null: the partition's default per GPU.</summary>
+    public long? MemoryMiB { get; init; }
+    /// <summary>GPU models the job may run on (any of them); null: any.</summary>
+    public IReadOnlyList<string>? GpuModels { get; init; }
 
     /// <summary>GPU-seconds the job needs: GPUs × duration.</summary>
     public double WorkGpuSeconds => Gpus * DurationSeconds;

@@ -14,9 +14,10 @@ public static class TraceReader
 {
     public const string PhillyHeader = "timestamp,duration,num_gpus,gpu_time,cluster";
     public const string SiaHeader = "name,time,application,num_replicas,batch_size";
+    public const string AlibabaDlrmHeader = "instance_sn,role,app_name,cpu_request,cpu_limit,gpu_request,gpu_limit,rdma_request,rdma_limit,memory_request,memory_limit,disk_request,disk_limit,max_instance_per_node,creation_time,scheduled_time,deletion_time";
 
     /// <summary>Columns of the GpuCommons job CSV; the first four are required.</summary>
-    public static readonly string[] GpucColumns = ["id", "submit_s", "duration_s", "gpus", "nodes", "walltime_s", "tenant", "user", "priority", "partition", "checkpointable"];
+    public static readonly string[] GpucColumns = ["id", "submit_s", "duration_s", "gpus", "nodes", "walltime_s", "tenant", "user", "priority", "partition", "checkpointable", "cpus", "memory_mib", "gpu_model"];
 
     public static List<TraceJob> Read(string path, TraceFormat format = TraceFormat.Auto)
     {
@@ -49,6 +50,7 @@ public static class TraceReader
         {
             TraceFormat.Philly => ReadPhilly(reader, file, header),
             TraceFormat.Sia => ReadSia(reader, file, header),
+            TraceFormat.AlibabaDlrm => ReadAlibabaDlrm(reader, file, header),
             _ => ReadGpuc(reader, file, header),
         };
 
@@ -67,7 +69,8 @@ public static class TraceReader
         "philly" => TraceFormat.Philly,
         "gpuc-csv" or "gpuc" or "csv" => TraceFormat.GpucCsv,
         "sia" or "pollux" or "sia-pollux" => TraceFormat.Sia,
-        _ => throw new SpecException("trace-format", $"unknown trace format '{name}' (known: philly, gpuc-csv, sia, auto)"),
+        "alibaba-dlrm" or "alibaba-gpu-2025-dlrm" => TraceFormat.AlibabaDlrm,
+        _ => throw new SpecException("trace-format", $"unknown trace format '{name}' (known: philly, gpuc-csv, sia, alibaba-dlrm, auto)"),
     };
 
     private static TraceFormat Detect(List<string> header, string file)
@@ -81,6 +84,11 @@ public static class TraceReader
         if (joined == SiaHeader)
         {
             return TraceFormat.Sia;
+        }
+
+        if (joined == AlibabaDlrmHeader)
+        {
+            return TraceFormat.AlibabaDlrm;
         }
 
         if (header.Contains("id") && header.Contains("submit_s"))
@@ -248,6 +256,88 @@ public static class TraceReader
         return jobs;
     }
 
+    /// <summary>
+    /// The Alibaba 2025 GPU-disaggregated DLRM trace: GPU-node (HN) instances become jobs with their cores (vCPUs, rounded
+    /// up), memory (GiB) and GPUs; CPU-node (CN) instances ask for no GPU and are left out. An empty creation time is
+    /// an instance that ran before the trace (submit 0); an empty deletion time one that outlived it (it runs to the
+    /// last time in the trace). Runtime: deletion − scheduled (creation when never scheduled).
+    /// </summary>
+    private static List<TraceJob> ReadAlibabaDlrm(TextReader reader, string file, List<string> header)
+    {
+        RequireHeader(header, AlibabaDlrmHeader, file);
+        var row = new CsvRow(file, header);
+        var raw = new List<(string Name, string App, double Cpu, double Gpu, double MemGiB, double? Created, double? Scheduled, double? Deleted)>();
+        double last = 0;
+        var line = 1;
+        string? text;
+        while ((text = reader.ReadLine()) is not null)
+        {
+            line++;
+            if (text.Length == 0)
+            {
+                continue;
+            }
+
+            row.Load(text, line);
+            var role = row.Text(1);
+            if (role is not ("HN" or "CN"))
+            {
+                throw row.Error(1, $"'{role}' is not HN or CN");
+            }
+
+            double? created = row.OptionalNumber(14), scheduled = row.OptionalNumber(15), deleted = row.OptionalNumber(16);
+            foreach (var t in new[] { created, scheduled, deleted })
+            {
+                last = Math.Max(last, t ?? 0);
+            }
+
+            if (role == "CN")
+            {
+                continue;
+            }
+
+            var gpu = row.Number(5);
+            if (gpu <= 0 || gpu > 64 || (gpu < 1 && Math.Abs((gpu * 1000) - Math.Round(gpu * 1000)) > 1e-6) || (gpu > 1 && gpu != Math.Floor(gpu)))
+            {
+                throw row.Error(5, $"a GPU node instance needs a whole number of GPUs or a share of one in steps of 0.001, got {row[5].Trim()}");
+            }
+
+            var cpu = row.Number(3);
+            var mem = row.Number(9);
+            if (cpu < 0 || cpu > ResourceRequest.MaxCpus)
+            {
+                throw row.Error(3, $"must be between 0 and {ResourceRequest.MaxCpus} vCPUs, got {row[3].Trim()}");
+            }
+
+            if (mem < 0 || mem * 1024 > ResourceRequest.MaxMemoryMiB)
+            {
+                throw row.Error(9, $"must be between 0 and {ResourceRequest.MaxMemoryMiB / 1024} GiB, got {row[9].Trim()}");
+            }
+
+            raw.Add((row.Text(0), row.Text(2), cpu, gpu, mem, created, scheduled, deleted));
+        }
+
+        var jobs = new List<TraceJob>(raw.Count);
+        foreach (var r in raw)
+        {
+            var submit = r.Created ?? 0;
+            var start = r.Scheduled ?? submit;
+            jobs.Add(new TraceJob
+            {
+                Id = jobs.Count + 1,
+                Label = r.Name,
+                SubmitSeconds = submit,
+                DurationSeconds = Math.Max(1, (r.Deleted ?? last) - start),
+                Gpus = r.Gpu,
+                Tenant = r.App,
+                Cpus = r.Cpu > 0 ? (int)Math.Ceiling(r.Cpu) : null,
+                MemoryMiB = r.MemGiB > 0 ? (long)Math.Ceiling(r.MemGiB * 1024) : null,
+            });
+        }
+
+        return jobs;
+    }
+
     private static List<TraceJob> ReadGpuc(TextReader reader, string file, List<string> header)
     {
         for (var i = 0; i < header.Count; i++)
@@ -273,7 +363,7 @@ public static class TraceReader
 
         int C(string name) => header.IndexOf(name);
         int cId = C("id"), cSubmit = C("submit_s"), cDuration = C("duration_s"), cGpus = C("gpus"), cNodes = C("nodes"), cWall = C("walltime_s"),
-            cTenant = C("tenant"), cUser = C("user"), cPriority = C("priority"), cPartition = C("partition"), cCkpt = C("checkpointable");
+            cTenant = C("tenant"), cUser = C("user"), cPriority = C("priority"), cPartition = C("partition"), cCkpt = C("checkpointable"), cCpus = C("cpus"), cMem = C("memory_mib"), cModel = C("gpu_model");
         var row = new CsvRow(file, header);
         var jobs = new List<TraceJob>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
@@ -357,8 +447,36 @@ public static class TraceReader
                 };
             }
 
+            var cpus = cCpus >= 0 ? row.OptionalWholeNumber(cCpus) : null;
+            if (cpus is < 1 or > ResourceRequest.MaxCpus)
+            {
+                throw row.Error(cCpus, $"must be between 1 and {ResourceRequest.MaxCpus} cores per node, got {cpus}");
+            }
+
+            var memory = cMem >= 0 ? row.OptionalNumber(cMem) : null;
+            if (memory is not null && (memory < 1 || memory > ResourceRequest.MaxMemoryMiB || memory != Math.Floor(memory.Value)))
+            {
+                throw row.Error(cMem, $"must be a whole number of MiB between 1 and {ResourceRequest.MaxMemoryMiB}, got {row[cMem].Trim()}");
+            }
+
+            IReadOnlyList<string>? models = null;
+            if (cModel >= 0 && row.OptionalText(cModel) is { } modelText)
+            {
+                try
+                {
+                    models = ResourceRequest.Names(modelText.Split('|'), "gpu_model", "GPU model", ResourceRequest.IsFeatureName);
+                }
+                catch (SpecException e)
+                {
+                    throw row.Error(cModel, e.Reason);
+                }
+            }
+
             jobs.Add(new TraceJob
             {
+                Cpus = cpus,
+                MemoryMiB = memory is { } mm ? (long)mm : null,
+                GpuModels = models,
                 Id = long.TryParse(label, NumberStyles.None, CultureInfo.InvariantCulture, out var numeric) && numeric > 0 ? numeric : jobs.Count + 1,
                 Label = label,
                 SubmitSeconds = submit,

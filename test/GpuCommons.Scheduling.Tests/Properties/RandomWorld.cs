@@ -256,6 +256,21 @@ internal static class RandomWorld
         return e;
     }
 
+    /// <summary>Builds the world and plays its first <paramref name="count"/> events (no draining): the same state every time.</summary>
+    public static CheckedEngine PlayPrefix(WorldShape w, int count, Action<string>? log = null)
+    {
+        var fleet = w.Fleet ?? BuildFleet(w.Partitions);
+        var tenancy = BuildTenancy(w, fleet);
+        var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch) { Log = log };
+        long nextId = 1;
+        for (var i = 0; i < count && i < w.Ops.Length; i++)
+        {
+            Apply(e, w.Ops[i], ref nextId);
+        }
+
+        return e;
+    }
+
     private static void Apply(CheckedEngine e, Op op, ref long nextId)
     {
         var fleet = e.Fleet;

@@ -123,6 +123,130 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.ToTable("allocations", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.AwardRow", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasColumnType("text");
+
+                    b.Property<string>("AllocationId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("CallId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("double precision");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset>("End")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<double>("GpuHours")
+                        .HasColumnType("double precision");
+
+                    b.Property<int>("Gpus")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("OrgType")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Partition")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<long>("ProposalId")
+                        .HasColumnType("bigint");
+
+                    b.Property<DateTimeOffset>("Start")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CallId");
+
+                    b.HasIndex("Project");
+
+                    b.HasIndex("ProposalId")
+                        .IsUnique();
+
+                    b.ToTable("awards", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.CallRow", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Capacity")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("Closes")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("Decided")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset>("Opens")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Phase")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Rules")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("TextEn")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("TextKo")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("TitleEn")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("TitleKo")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("calls", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.DiscrepancyRow", b =>
                 {
                     b.Property<long>("Id")
@@ -341,6 +465,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<int?>("CpusPerGpu")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("CpusPerNode")
+                        .HasColumnType("integer");
+
                     b.Property<DateTimeOffset?>("EndTime")
                         .HasColumnType("timestamp with time zone");
 
@@ -349,6 +479,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<int?>("ExitCode")
                         .HasColumnType("integer");
+
+                    b.Property<string>("Features")
+                        .HasColumnType("text");
+
+                    b.Property<string>("GpuModels")
+                        .HasColumnType("text");
 
                     b.Property<double>("Gpus")
                         .HasColumnType("double precision");
@@ -361,6 +497,12 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("text");
+
+                    b.Property<long?>("MemoryMiBPerGpu")
+                        .HasColumnType("bigint");
+
+                    b.Property<long?>("MemoryMiBPerNode")
+                        .HasColumnType("bigint");
 
                     b.Property<string>("Name")
                         .IsRequired()
@@ -586,6 +728,108 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.ToTable("projects", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.ProposalRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<double>("AwardedGpuHours")
+                        .HasColumnType("double precision");
+
+                    b.Property<int>("AwardedGpus")
+                        .HasColumnType("integer");
+
+                    b.Property<int>("AwardedMonths")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("CallId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("Decided")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<double>("GpuHours")
+                        .HasColumnType("double precision");
+
+                    b.Property<int>("Gpus")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Justification")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<int>("Months")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("OrgType")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Partition")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<int?>("Rank")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("text");
+
+                    b.Property<bool>("Regional")
+                        .HasColumnType("boolean");
+
+                    b.Property<double?>("Score")
+                        .HasColumnType("double precision");
+
+                    b.Property<int>("StartMonth")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("Submitted")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Team")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Title")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<bool>("Youth")
+                        .HasColumnType("boolean");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Project");
+
+                    b.HasIndex("CallId", "State");
+
+                    b.ToTable("proposals", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.ReservationRow", b =>
                 {
                     b.Property<string>("Name")
@@ -607,6 +851,56 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.HasKey("Name");
 
                     b.ToTable("reservations", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.ReviewRow", b =>
+                {
+                    b.Property<long>("ProposalId")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Reviewer")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("Assigned")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CallId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Comment")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Scores")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("Submitted")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("ProposalId", "Reviewer");
+
+                    b.HasIndex("CallId");
+
+                    b.HasIndex("Reviewer", "CallId");
+
+                    b.ToTable("reviews", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.ReviewerProfileRow", b =>
+                {
+                    b.Property<string>("User")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Conflicts")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("User");
+
+                    b.ToTable("reviewer_profiles", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.ServerStateRow", b =>

@@ -115,6 +115,130 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.ToTable("allocations", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.AwardRow", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("AllocationId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("CallId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("REAL");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("End")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double>("GpuHours")
+                        .HasColumnType("REAL");
+
+                    b.Property<int>("Gpus")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("OrgType")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Partition")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ProposalId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Start")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CallId");
+
+                    b.HasIndex("Project");
+
+                    b.HasIndex("ProposalId")
+                        .IsUnique();
+
+                    b.ToTable("awards", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.CallRow", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Capacity")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Closes")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("Decided")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Opens")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Phase")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Rules")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TextEn")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TextKo")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TitleEn")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TitleKo")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("calls", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.DiscrepancyRow", b =>
                 {
                     b.Property<long>("Id")
@@ -327,6 +451,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("CpusPerGpu")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("CpusPerNode")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long?>("EndTime")
                         .HasColumnType("INTEGER");
 
@@ -335,6 +465,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<int?>("ExitCode")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Features")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("GpuModels")
+                        .HasColumnType("TEXT");
 
                     b.Property<double>("Gpus")
                         .HasColumnType("REAL");
@@ -347,6 +483,12 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("TEXT");
+
+                    b.Property<long?>("MemoryMiBPerGpu")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("MemoryMiBPerNode")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Name")
                         .IsRequired()
@@ -570,6 +712,106 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.ToTable("projects", (string)null);
                 });
 
+            modelBuilder.Entity("GpuCommons.Server.Data.ProposalRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double>("AwardedGpuHours")
+                        .HasColumnType("REAL");
+
+                    b.Property<int>("AwardedGpus")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("AwardedMonths")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CallId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("Decided")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double>("GpuHours")
+                        .HasColumnType("REAL");
+
+                    b.Property<int>("Gpus")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Justification")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Months")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("OrgType")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Partition")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Project")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("Rank")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Regional")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double?>("Score")
+                        .HasColumnType("REAL");
+
+                    b.Property<int>("StartMonth")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("Submitted")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Team")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Title")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Youth")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Project");
+
+                    b.HasIndex("CallId", "State");
+
+                    b.ToTable("proposals", (string)null);
+                });
+
             modelBuilder.Entity("GpuCommons.Server.Data.ReservationRow", b =>
                 {
                     b.Property<string>("Name")
@@ -591,6 +833,56 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.HasKey("Name");
 
                     b.ToTable("reservations", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.ReviewRow", b =>
+                {
+                    b.Property<long>("ProposalId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Reviewer")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Assigned")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CallId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Comment")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Scores")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("Submitted")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("ProposalId", "Reviewer");
+
+                    b.HasIndex("CallId");
+
+                    b.HasIndex("Reviewer", "CallId");
+
+                    b.ToTable("reviews", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.ReviewerProfileRow", b =>
+                {
+                    b.Property<string>("User")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Conflicts")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Organisation")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("User");
+
+                    b.ToTable("reviewer_profiles", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.ServerStateRow", b =>

@@ -1,0 +1,295 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace GpuCommons.Cli.Commands;
+
+// gpuc call / proposal / review: allocation rounds (calls for proposals, review panels, selection, capacity awards).
+internal static partial class ClientCommands
+{
+    /// <summary>A small helper: a command that sends one request and prints the answer (JSON with --json, else a table or a line).</summary>
+    private static Command Simple(string name, string description, IEnumerable<Symbol> symbols, Func<ParseResult, (HttpMethod Method, string Path, JsonNode? Body)> request,
+        Action<JsonNode?> print)
+    {
+        var c = new Command(name, description);
+        foreach (var s in symbols)
+        {
+            switch (s)
+            {
+                case Option o:
+                    c.Options.Add(o);
+                    break;
+                case Argument a:
+                    c.Arguments.Add(a);
+                    break;
+            }
+        }
+
+        var common = AddCommon(c);
+        c.SetAction(async (parse, ct) =>
+        {
+            var (method, path, body) = request(parse);
+            using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var r = await api.SendAsync(method, path, body, ct);
+            if (parse.GetValue(common.Json))
+            {
+                Print(r);
+            }
+            else
+            {
+                print(r);
+            }
+
+            return 0;
+        });
+        return c;
+    }
+
+    private static JsonNode ReadJsonFile(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) ?? throw new CliException($"{path}: a JSON object is needed", CliRunner.Usage);
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+        }
+    }
+
+    private static string Esc(string? s) => Markup.Escape(s ?? "");
+
+    private static Command Call()
+    {
+        var call = new Command("call", "Calls for proposals: open one, assign review panels, see the committee's ranking and feasibility, select, cut or end awards");
+        call.Subcommands.Add(Simple("list", "Calls, newest first", [], _ => (HttpMethod.Get, "/api/calls", null), r =>
+        {
+            var t = new Table().AddColumns("ID", "TITLE", "STATUS", "OPENS", "CLOSES", "PROPOSALS");
+            foreach (var c in r?.AsArray() ?? [])
+            {
+                t.AddRow(Esc(S(c!["id"])), Esc(S(c["titleEn"])), S(c["status"]), Time(c["opens"]), Time(c["closes"]), S(c["proposals"]));
+            }
+
+            AnsiConsole.Write(t);
+        }));
+        var id = new Argument<string>("id") { Description = "Call id" };
+        call.Subcommands.Add(Simple("show", "One call with its rules", [id], p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id)!)}", null), Print));
+        var file = new Option<string>("--file", "-f") { Description = "The call as JSON: id, titleEn, titleKo, textEn, textKo, opens, closes, rules, capacity (docs/rounds.md)", Required = true };
+        call.Subcommands.Add(Simple("create", "Open a call (admin)", [file], p => (HttpMethod.Post, "/api/calls", ReadJsonFile(p.GetValue(file)!)),
+            r => Console.WriteLine($"Call {S(r?["id"])} created: open {Time(r?["opens"])} to {Time(r?["closes"])}")));
+        var id2 = new Argument<string>("id") { Description = "Call id" };
+        call.Subcommands.Add(Simple("assign", "Assign review panels after the call closes (admin): balanced, never with a conflict of interest", [id2],
+            p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id2)!)}/assign", null),
+            r => Console.WriteLine($"Call {S(r?["id"])}: {S(r?["proposals"])} proposals under review")));
+        var id3 = new Argument<string>("id") { Description = "Call id" };
+        call.Subcommands.Add(Simple("committee", "The ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month (admin); the first 20 of each class (all with --json)", [id3],
+            p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id3)!)}/committee", null), r => WriteCommittee(r, 20)));
+        var id4 = new Argument<string>("id") { Description = "Call id" };
+        var over = new Option<bool>("--override") { Description = "Award even where the fleet cannot hold the dedicated capacity in some month" };
+        var note = new Option<string?>("--note") { Description = "The committee's note (audit)" };
+        call.Subcommands.Add(Simple("select", "Select and award (admin); refused when the fleet cannot hold the capacity unless --override", [id4, over, note],
+            p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id4)!)}/select", new JsonObject { ["override"] = p.GetValue(over), ["note"] = p.GetValue(note) }),
+            r => WriteCommittee(r, 20)));
+        var awardId = new Argument<string>("award") { Description = "Award id" };
+        var gpus = new Option<int>("--gpus") { Description = "GPUs the award keeps (whole servers)", Required = true };
+        var note2 = new Option<string?>("--note") { Description = "Why (audit)" };
+        call.Subcommands.Add(Simple("cut", "Stage review: cut a capacity award (admin); running jobs keep running", [awardId, gpus, note2],
+            p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId)!)}/cut", new JsonObject { ["gpus"] = p.GetValue(gpus), ["note"] = p.GetValue(note2) }),
+            r => Console.WriteLine($"Award {S(r?["id"])}: {S(r?["gpus"])} GPUs on {S(r?["partition"])} until {Time(r?["end"])}")));
+        var awardId2 = new Argument<string>("award") { Description = "Award id" };
+        var note3 = new Option<string?>("--note") { Description = "Why (audit)" };
+        call.Subcommands.Add(Simple("end", "End an award now (admin): stage review or misuse", [awardId2, note3],
+            p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId2)!)}/end", new JsonObject { ["note"] = p.GetValue(note3) }),
+            r => Console.WriteLine($"Award {S(r?["id"])} ended {Time(r?["end"])}")));
+        var callOpt = new Option<string?>("--call") { Description = "Only this call's awards" };
+        var projOpt = new Option<string?>("--project", "-p") { Description = "Only this project's awards" };
+        call.Subcommands.Add(Simple("awards", "Awards of calls", [callOpt, projOpt],
+            p => (HttpMethod.Get, "/api/awards?" + string.Join('&', new[] { ("call", p.GetValue(callOpt)), ("project", p.GetValue(projOpt)) }.Where(x => x.Item2 is not null).Select(x => $"{x.Item1}={Uri.EscapeDataString(x.Item2!)}")), null),
+            r =>
+            {
+                var t = new Table().AddColumns("ID", "PROJECT", "KIND", "PARTITION", "GPUS", "GPU-HOURS", "START", "END", "CO-PAY", "STATUS");
+                foreach (var a in r?.AsArray() ?? [])
+                {
+                    t.AddRow(Esc(S(a!["id"])), Esc(S(a["project"])), S(a["kind"]), Esc(S(a["partition"])), S(a["gpus"]), Num(a["gpuHours"]), Time(a["start"]), Time(a["end"]),
+                        (a["copayShare"]!.GetValue<double>() * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%", S(a["status"]));
+                }
+
+                AnsiConsole.Write(t);
+            }));
+        return call;
+    }
+
+    private static void WriteCommittee(JsonNode? r, int top)
+    {
+        var classes = new Table().AddColumns("CLASS", "BUDGET GPU-MONTHS", "PROPOSALS", "ASKED GPUS", "FUNDED", "AWARDED GPUS", "AWARDED GPU-MONTHS");
+        foreach (var c in r?["classes"]?.AsArray() ?? [])
+        {
+            classes.AddRow(S(c!["class"]), Num(c["budgetGpuMonths"]), S(c["proposals"]), S(c["askedGpus"]), S(c["funded"]), S(c["awardedGpus"]), Num(c["awardedGpuMonths"]));
+        }
+
+        AnsiConsole.Write(classes);
+        var ranking = new Table().AddColumns("CLASS", "RANK", "PROPOSAL", "PROJECT", "SCORE", "OUTCOME", "GPUS", "MONTHS", "GPU-HOURS", "WHY");
+        foreach (var g in (r?["decisions"]?.AsArray() ?? []).GroupBy(d => S(d!["class"])))
+        {
+            foreach (var d in g.OrderBy(d => d!["rank"]!.GetValue<int>()).Take(top))
+            {
+                ranking.AddRow(g.Key, S(d!["rank"]), S(d["proposal"]), Esc(S(d["project"])), Num(d["score"]), S(d["outcome"]), S(d["gpus"]), S(d["months"]), Num(d["gpuHours"]), Esc(S(d["reason"])));
+            }
+        }
+
+        AnsiConsole.Write(ranking);
+        var feas = new Table().AddColumns("PARTITION", "MONTH", "CAPACITY", "AWARDED BEFORE", "THIS ROUND", "SHARED QUEUE");
+        foreach (var f in r?["feasibility"]?.AsArray() ?? [])
+        {
+            var over = f!["over"]!.GetValue<bool>();
+            feas.AddRow(Esc(S(f["partition"])), S(f["month"]), S(f["capacity"]), S(f["existing"]), S(f["added"]), over ? $"[red]{S(f["sharedQueue"])} over[/]" : S(f["sharedQueue"]));
+        }
+
+        AnsiConsole.Write(feas);
+        Console.WriteLine(r?["feasible"]?.GetValue<bool>() == true ? "The fleet holds every award in every month." : "The fleet cannot hold the dedicated capacity in some months (see 'over').");
+    }
+
+    private static Command Proposal()
+    {
+        var proposal = new Command("proposal", "Proposals against calls: draft, change, submit, withdraw, see the outcome and a project's monthly statement");
+        var call = new Option<string?>("--call") { Description = "Call" };
+        var state = new Option<string?>("--state") { Description = "draft, submitted, under_review, awarded, partly_awarded, waitlisted, rejected or withdrawn" };
+        proposal.Subcommands.Add(Simple("list", "Your projects' proposals (all for the committee)", [call, state],
+            p => (HttpMethod.Get, "/api/proposals?" + string.Join('&', new[] { ("call", p.GetValue(call)), ("state", p.GetValue(state)) }.Where(x => x.Item2 is not null).Select(x => $"{x.Item1}={Uri.EscapeDataString(x.Item2!)}")), null),
+            r =>
+            {
+                var t = new Table().AddColumns("ID", "CALL", "PROJECT", "TITLE", "PARTITION", "GPUS", "GPU-HOURS", "START", "MONTHS", "STATE", "AWARDED");
+                foreach (var x in r?.AsArray() ?? [])
+                {
+                    t.AddRow(S(x!["id"]), Esc(S(x["call"])), Esc(S(x["project"])), Esc(S(x["title"])), Esc(S(x["partition"])), S(x["gpus"]), Num(x["gpuHours"]), S(x["startMonth"]), S(x["months"]), S(x["state"]),
+                        x["awardedGpus"]!.GetValue<int>() > 0 ? $"{S(x["awardedGpus"])} GPUs" : x["awardedGpuHours"]!.GetValue<double>() > 0 ? $"{Num(x["awardedGpuHours"])} GPU-h" : "");
+                }
+
+                AnsiConsole.Write(t);
+            }));
+        var id = new Argument<long>("id") { Description = "Proposal id" };
+        proposal.Subcommands.Add(Simple("show", "A proposal and, once decided, its outcome (the reviews: gpuc review show ID)", [id],
+            p => (HttpMethod.Get, $"/api/proposals/{p.GetValue(id)}", null), Print));
+
+        var callReq = new Option<string>("--call") { Description = "Call", Required = true };
+        var project = new Option<string>("--project", "-p") { Description = "Project (you are its PI)", Required = true };
+        var title = new Option<string>("--title") { Description = "Title", Required = true };
+        var team = new Option<string?>("--team") { Description = "Team" };
+        var partition = new Option<string>("--partition") { Description = "Partition on offer", Required = true };
+        var gpus = new Option<int?>("--gpus") { Description = "GPUs in whole servers (capacity award)" };
+        var hours = new Option<double?>("--gpu-hours") { Description = "GPU-hours (shared-queue award), instead of --gpus" };
+        var start = new Option<string>("--start") { Description = "First month, yyyy-MM", Required = true };
+        var months = new Option<int>("--months") { Description = "Months", Required = true };
+        var why = new Option<string>("--justification") { Description = "Justification", Required = true };
+        var regional = new Option<bool>("--regional") { Description = "A regional organisation (the call's bonus applies)" };
+        var youth = new Option<bool>("--youth") { Description = "A youth-founded firm (a further co-pay discount)" };
+        var submit = new Option<bool>("--submit") { Description = "Submit at once (else it stays a draft)" };
+        var create = new Command("create", "Draft a proposal (PI); --submit to submit it at once") { callReq, project, title, team, partition, gpus, hours, start, months, why, regional, youth, submit };
+        var cc = AddCommon(create);
+        create.SetAction(async (parse, ct) =>
+        {
+            using var api = Api.From(parse.GetValue(cc.Server), parse.GetValue(cc.Token));
+            var body = new JsonObject
+            {
+                ["call"] = parse.GetValue(callReq), ["project"] = parse.GetValue(project), ["title"] = parse.GetValue(title), ["team"] = parse.GetValue(team),
+                ["partition"] = parse.GetValue(partition), ["gpus"] = parse.GetValue(gpus), ["gpuHours"] = parse.GetValue(hours), ["startMonth"] = parse.GetValue(start),
+                ["months"] = parse.GetValue(months), ["justification"] = parse.GetValue(why), ["regional"] = parse.GetValue(regional), ["youth"] = parse.GetValue(youth),
+            };
+            foreach (var k in body.Where(kv => kv.Value is null).Select(kv => kv.Key).ToList())
+            {
+                body.Remove(k);
+            }
+
+            var r = await api.SendAsync(HttpMethod.Post, "/api/proposals", body, ct);
+            if (parse.GetValue(submit))
+            {
+                r = await api.SendAsync(HttpMethod.Post, $"/api/proposals/{S(r?["id"])}/submit", null, ct);
+            }
+
+            if (parse.GetValue(cc.Json))
+            {
+                Print(r);
+            }
+            else
+            {
+                Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}");
+            }
+
+            return 0;
+        });
+        proposal.Subcommands.Add(create);
+        var id2 = new Argument<long>("id") { Description = "Proposal id" };
+        proposal.Subcommands.Add(Simple("submit", "Submit a draft (PI), while the call is open", [id2], p => (HttpMethod.Post, $"/api/proposals/{p.GetValue(id2)}/submit", null),
+            r => Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}")));
+        var id3 = new Argument<long>("id") { Description = "Proposal id" };
+        proposal.Subcommands.Add(Simple("withdraw", "Withdraw a proposal (PI), while the call is open", [id3], p => (HttpMethod.Post, $"/api/proposals/{p.GetValue(id3)}/withdraw", null),
+            r => Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}")));
+        var sp = new Argument<string>("project") { Description = "Project" };
+        var month = new Option<string?>("--month") { Description = "yyyy-MM (default: this month)" };
+        proposal.Subcommands.Add(Simple("statement", "A project's monthly statement: GPU-hours at the market price, the co-pay due and the subsidy", [sp, month],
+            p => (HttpMethod.Get, $"/api/projects/{Uri.EscapeDataString(p.GetValue(sp)!)}/statement" + (p.GetValue(month) is { } m ? $"?month={Uri.EscapeDataString(m)}" : ""), null),
+            r =>
+            {
+                var t = new Table().AddColumns("PARTITION", "GPU-HOURS", "MARKET", "SHARE", "DUE", "SUBSIDY");
+                foreach (var l in r?["lines"]?.AsArray() ?? [])
+                {
+                    t.AddRow(Esc(S(l!["partition"])), Num(l["gpuHours"]), Num(l["marketAmount"]), Num(l["share"]), Num(l["due"]), Num(l["subsidy"]));
+                }
+
+                t.AddRow("total", Num(r?["gpuHours"]), Num(r?["marketAmount"]), "", Num(r?["due"]), Num(r?["subsidy"]));
+                AnsiConsole.Write(t);
+            }));
+        return proposal;
+    }
+
+    private static Command Review()
+    {
+        var review = new Command("review", "Review panels: your assignments, scoring a proposal on every criterion, declaring conflicts of interest");
+        var call = new Option<string?>("--call") { Description = "Only this call" };
+        review.Subcommands.Add(Simple("list", "The proposals you are assigned to review", [call],
+            p => (HttpMethod.Get, "/api/reviews" + (p.GetValue(call) is { } c ? $"?call={Uri.EscapeDataString(c)}" : ""), null),
+            r =>
+            {
+                var t = new Table().AddColumns("PROPOSAL", "CALL", "TITLE", "ORGANISATION", "PARTITION", "GPUS", "MONTHS", "STATE", "REVIEWED");
+                foreach (var a in r?.AsArray() ?? [])
+                {
+                    t.AddRow(S(a!["proposal"]), Esc(S(a["call"])), Esc(S(a["title"])), Esc(S(a["organisation"])), Esc(S(a["partition"])), S(a["gpus"]), S(a["months"]), S(a["state"]),
+                        a["submitted"]!.GetValue<bool>() ? "yes" : "no");
+                }
+
+                AnsiConsole.Write(t);
+            }));
+        var id = new Argument<long>("proposal") { Description = "Proposal id" };
+        review.Subcommands.Add(Simple("show", "A proposal's reviews you may see (others' only after you submitted yours)", [id],
+            p => (HttpMethod.Get, $"/api/reviews/{p.GetValue(id)}", null), Print));
+        var id2 = new Argument<long>("proposal") { Description = "Proposal id" };
+        var score = new Option<string[]>("--score", "-s") { Description = "criterion=score (0–100), once per criterion", Required = true, AllowMultipleArgumentsPerToken = true };
+        var comment = new Option<string?>("--comment") { Description = "Comment (the applicant sees it without your name)" };
+        review.Subcommands.Add(Simple("submit", "Score every criterion and comment (the assigned reviewer); once", [id2, score, comment], p =>
+        {
+            var scores = new JsonObject();
+            foreach (var kv in p.GetValue(score) ?? [])
+            {
+                var eq = kv.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0 || !double.TryParse(kv[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
+                {
+                    throw new CliException($"--score: '{kv}' is not criterion=number", CliRunner.Usage);
+                }
+
+                scores[kv[..eq]] = v;
+            }
+
+            return (HttpMethod.Put, $"/api/reviews/{p.GetValue(id2)}", new JsonObject { ["scores"] = scores, ["comment"] = p.GetValue(comment) });
+        }, r => Console.WriteLine($"Review of proposal {S(r?["proposal"])} submitted (weighted {Num(r?["weighted"])})")));
+        var user = new Argument<string>("user") { Description = "Reviewer" };
+        var org = new Option<string?>("--organisation") { Description = "The reviewer's organisation (never reviews its proposals)" };
+        var conflicts = new Option<string[]>("--conflict") { Description = "An organisation the reviewer has a conflict with (repeat)", AllowMultipleArgumentsPerToken = true };
+        review.Subcommands.Add(Simple("conflicts", "Declare a reviewer's organisation and conflicts of interest (the reviewer or an admin)", [user, org, conflicts],
+            p => (HttpMethod.Put, $"/api/reviews/profiles/{Uri.EscapeDataString(p.GetValue(user)!)}",
+                new JsonObject { ["organisation"] = p.GetValue(org), ["conflicts"] = p.GetValue(conflicts) is { Length: > 0 } cs ? new JsonArray(cs.Select(x => (JsonNode?)x).ToArray()) : null }),
+            r => Console.WriteLine($"organisation {S(r?["organisation"])}; conflicts {r?["conflicts"]?.ToJsonString()}")));
+        return review;
+    }
+}

@@ -1,0 +1,36 @@
+namespace GpuCommons.Core.Rounds;
+
+/// <summary>Calendar months as integers (year × 12 + month − 1), the unit of awards, budgets and the fleet's timeline.</summary>
+public static class Months
+{
+    /// <summary>Hours in an average month (365.25 × 24 ÷ 12).</summary>
+    public const double HoursPerMonth = 730.5;
+
+    public static int Of(DateTimeOffset t)
+    {
+        var u = t.UtcDateTime;
+        return (u.Year * 12) + u.Month - 1;
+    }
+
+    public static int Of(int year, int month) => (year * 12) + month - 1;
+
+    public static DateTimeOffset Start(int month) => new(month / 12, (month % 12) + 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    public static string Name(int month) => $"{month / 12:0000}-{(month % 12) + 1:00}";
+
+    /// <summary>Parses <c>yyyy-MM</c>.</summary>
+    public static bool TryParse(string? text, out int month)
+    {
+        month = 0;
+        if (text is not { Length: 7 } || text[4] != '-'
+            || !int.TryParse(text.AsSpan(0, 4), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var y)
+            || !int.TryParse(text.AsSpan(5, 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var m)
+            || y < 2000 || y > 2200 || m < 1 || m > 12)
+        {
+            return false;
+        }
+
+        month = Of(y, m);
+        return true;
+    }
+}

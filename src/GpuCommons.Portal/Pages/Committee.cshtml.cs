@@ -1,0 +1,38 @@
+using GpuCommons.Server.Data;
+using GpuCommons.Server.Rounds;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace GpuCommons.Portal.Pages;
+
+/// <summary>The selection committee's page: class budgets, the fleet's feasibility per partition and month, and the whole ranking.</summary>
+public sealed class CommitteeModel : PortalPage
+{
+    public CommitteeView View { get; private set; } = null!;
+    public string Status { get; private set; } = "";
+
+    public async Task<IActionResult> OnGetAsync(string id)
+    {
+        if (!Caller.IsAdmin)
+        {
+            return Forbidden();
+        }
+
+        await using var db = Db.Create();
+        var call = await db.Set<CallRow>().AsNoTracking().FirstOrDefaultAsync(c => c.Id == id);
+        if (call is null)
+        {
+            return NotFound();
+        }
+
+        View = await RoundService.CommitteeAsync(db, Co.Fleet, call, HttpContext.RequestAborted);
+        Status = GpuCommons.Server.Api.CallsApi.Status(call, Now);
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostAssignAsync(string id) =>
+        Back(await Api.SendAsync(HttpContext, HttpMethod.Post, $"/api/calls/{id}/assign"), L["Rd_Assigned"], $"/calls/{id}/committee");
+
+    public async Task<IActionResult> OnPostSelectAsync(string id, bool overrideFleet) =>
+        Back(await Api.SendAsync(HttpContext, HttpMethod.Post, $"/api/calls/{id}/select", new { @override = overrideFleet }), L["Rd_Selected"], $"/calls/{id}/committee");
+}
