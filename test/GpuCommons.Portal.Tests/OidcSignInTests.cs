@@ -11,7 +11,6 @@ using Microsoft.IdentityModel.Tokens;
 using Microsoft.Playwright;
 using Cookie = System.Net.Cookie;
 using static Microsoft.Playwright.Assertions;
-using Cookie = System.Net.Cookie;
 
 namespace GpuCommons.Portal.Tests;
 
