@@ -86,11 +86,15 @@ public sealed partial class OidcSignInTests(OidcSite site)
 
         await page.GotoAsync($"{site.BaseUrl}/login?lang={lang}");
         await page.ClickAsync($"button[data-issuer='{issuerId}']");
-        await page.WaitForURLAsync(new Regex("/interaction/"));
+        await page.WaitForURLAsync(new Regex("/interaction/"), new() { WaitUntil = WaitUntilState.Commit, Timeout = 60_000 });
         await page.FillAsync("#login", login);
         await page.FillAsync("#password", "pw");
         await page.ClickAsync("#sign-in");
-        await page.WaitForURLAsync(u => u.StartsWith(site.BaseUrl, StringComparison.Ordinal) && !u.Contains("/signin-oidc/", StringComparison.Ordinal));
+        // Back at the portal once the redirect commits; the landing page's own load is the caller's to wait for (the first
+        // page after a sign-in computes reports, which takes long on a loaded machine).
+        await page.WaitForURLAsync(u => u.StartsWith(site.BaseUrl, StringComparison.Ordinal) && !u.Contains("/signin-oidc/", StringComparison.Ordinal),
+            new() { WaitUntil = WaitUntilState.Commit, Timeout = 60_000 });
+        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded, new() { Timeout = 60_000 });
         return page;
     }
 
