@@ -48,7 +48,7 @@ public static class PortalSetup
         builder.Services.AddHostedService<ReportsWarmup>();
         builder.Services.AddHttpClient("portal-self");
         builder.Services.AddDataProtection().SetApplicationName("gpucommons-portal");
-        var options = builder.Services.Select(d => d.ImplementationInstance).OfType<ServerOptions>().LastOrDefault() ?? new ServerOptions();
+        var options = builder.Services.Where(d => !d.IsKeyedService && d.ServiceType == typeof(ServerOptions)).Select(d => d.ImplementationInstance).OfType<ServerOptions>().LastOrDefault() ?? new ServerOptions();
         PortalSignIn.Add(builder, options);
         builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
             .Configure<ServerOptions>((k, o) => k.XmlRepository = new Microsoft.AspNetCore.DataProtection.Repositories.FileSystemXmlRepository(
@@ -152,7 +152,7 @@ public static class PortalSetup
         if (ctx.Items["caller"] is null && !path.StartsWithSegments("/login") && !path.StartsWithSegments("/static"))
         {
             var back = path + ctx.Request.QueryString;
-            ctx.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(back) + (hadSession ? "&ended=1" : ""));
+            ctx.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(back) + (hadSession ? "&ended=true" : ""));
             return;
         }
 

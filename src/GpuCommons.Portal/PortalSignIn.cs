@@ -143,7 +143,8 @@ public static class PortalSignIn
         }
 
         var message = failure?.Message ?? "";
-        if (message.Contains("Correlation failed", StringComparison.OrdinalIgnoreCase) || message.Contains("state was missing or invalid", StringComparison.OrdinalIgnoreCase))
+        if (message.Contains("Correlation failed", StringComparison.OrdinalIgnoreCase) || message.Contains("state was missing or invalid", StringComparison.OrdinalIgnoreCase)
+            || message.Contains("message.State", StringComparison.Ordinal))
         {
             return ("state", $"this browser did not start this sign-in with {issuer.Name}, or the answer was already used (state missing or replayed)");
         }

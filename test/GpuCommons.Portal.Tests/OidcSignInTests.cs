@@ -9,8 +9,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 using Microsoft.Playwright;
-using static Microsoft.Playwright.Assertions;
 using Cookie = System.Net.Cookie;
+using static Microsoft.Playwright.Assertions;
 
 namespace GpuCommons.Portal.Tests;
 
@@ -86,11 +86,15 @@ public sealed partial class OidcSignInTests(OidcSite site)
 
         await page.GotoAsync($"{site.BaseUrl}/login?lang={lang}");
         await page.ClickAsync($"button[data-issuer='{issuerId}']");
-        await page.WaitForURLAsync(new Regex("/interaction/"));
+        await page.WaitForURLAsync(new Regex("/interaction/"), new() { WaitUntil = WaitUntilState.Commit, Timeout = 60_000 });
         await page.FillAsync("#login", login);
         await page.FillAsync("#password", "pw");
         await page.ClickAsync("#sign-in");
-        await page.WaitForURLAsync(u => u.StartsWith(site.BaseUrl, StringComparison.Ordinal) && !u.Contains("/signin-oidc/", StringComparison.Ordinal));
+        // Back at the portal once the redirect commits; the landing page's own load is the caller's to wait for (the first
+        // page after a sign-in computes reports, which takes long on a loaded machine).
+        await page.WaitForURLAsync(u => u.StartsWith(site.BaseUrl, StringComparison.Ordinal) && !u.Contains("/signin-oidc/", StringComparison.Ordinal),
+            new() { WaitUntil = WaitUntilState.Commit, Timeout = 60_000 });
+        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded, new() { Timeout = 60_000 });
         return page;
     }
 
@@ -120,20 +124,35 @@ public sealed partial class OidcSignInTests(OidcSite site)
         user.GetProperty("organisation").GetString().ShouldBe(org);
         user.GetProperty("email").GetString().ShouldBe($"{login}@{(ko ? "uni-b" : "uni-a")}.ac.kr");
 
+        // Their tokens page shows the portal session: kind, scope, expiry and last use; a new read-only token appears beside it.
+        await page.ClickAsync("#nav-tokens");
+        var session = page.Locator("#tokens tbody tr").First;
+        await Expect(session).ToContainTextAsync(ko ? "포털 세션" : "portal session");
+        await Expect(session.Locator("td.expires")).Not.ToHaveTextAsync(ko ? "없음" : "never");
+        await Expect(session.Locator("td.last-used")).Not.ToHaveTextAsync("—");
+        await page.SelectOptionAsync("#scope", "read-only");
+        await page.FillAsync("#days", "30");
+        await page.FillAsync("#label", "dashboards");
+        await page.ClickAsync("#create-token");
+        await Expect(page.Locator("#new-token")).ToContainTextAsync("gpuc_");
+        await Expect(page.Locator("#tokens tbody tr", new() { HasTextString = "dashboards" }).Locator("td.scope")).ToHaveTextAsync(ko ? "읽기 전용" : "read-only");
+        await PortalSite.ShotAsync(page, $"{(ko ? "ko" : "en")}-tokens");
+
         // An admin disables them: the next page throws them out, and the issuer cannot sign them in again.
         (await admin.PostAsJsonAsync($"/api/users/{login}/disable", new { jobs = "keep" })).StatusCode.ShouldBe(HttpStatusCode.OK);
         await page.GotoAsync($"{site.BaseUrl}/queue");
         await page.WaitForURLAsync(new Regex("/login"));
         await Expect(page.Locator("#session-ended")).ToContainTextAsync(ko ? "세션이 종료되었습니다" : "Your session has ended");
         await Expect(page.Locator("header.top .me form button")).ToHaveCountAsync(0);
-        await SignInWithAsync(issuer, login, lang, page);
+        await context.CloseAsync();
+        page = await SignInWithAsync(issuer, login, lang);
         await page.WaitForURLAsync(new Regex("/login"));
         var error = page.Locator("#signin-error");
         await Expect(error).ToHaveAttributeAsync("data-code", "refused");
         await Expect(error).ToContainTextAsync(ko ? "로그인 거부" : "Sign-in refused");
         await Expect(error).ToContainTextAsync("disabled");
         await PortalSite.ShotAsync(page, $"{(ko ? "ko" : "en")}-disabled-refused");
-        await context.CloseAsync();
+        await page.Context.CloseAsync();
     }
 
     [OidcBrowserFact]
@@ -229,7 +248,7 @@ public sealed partial class OidcSignInTests(OidcSite site)
         callback.Headers.Location!.OriginalString.ShouldStartWith("/login");
         var page = await (await b.Http.GetAsync(callback.Headers.Location)).Content.ReadAsStringAsync();
         var m = ErrorCode().Match(page);
-        return m.Success ? m.Groups[1].Value : null;
+        return m.Success ? m.Groups[1].Value + (m.Groups[1].Value == "failed" ? " " + page[m.Index..Math.Min(page.Length, m.Index + 400)] : "") : null;
     }
 
     private static CookieContainer Copy(CookieContainer from)
@@ -315,7 +334,7 @@ public sealed partial class OidcSignInTests(OidcSite site)
             ["issuer"] = "uni-z", ["__RequestVerificationToken"] = AntiForgery().Match(form).Groups[1].Value,
         }));
         post.StatusCode.ShouldBe(HttpStatusCode.OK);
-        var page = await post.Content.ReadAsStringAsync();
+        var page = WebUtility.HtmlDecode(await post.Content.ReadAsStringAsync());
         ErrorCode().Match(page).Groups[1].Value.ShouldBe("issuer");
         page.ShouldContain("'uni-z' is not configured");
     }

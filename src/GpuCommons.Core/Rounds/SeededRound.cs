@@ -7,7 +7,7 @@ public sealed record SeedOrganisation(string Name, string Type, bool Regional, b
 public sealed record SeedProposal(long Id, string Organisation, string OrgType, bool Regional, bool Youth, string Partition, int Gpus, int StartMonth, int Months, double GpuHours, double Quality);
 
 /// <summary>
-/// A synthetic call shaped like the first national round (public figures, 2025–26, docs in ../shared/SCENARIO.md): about
+/// A synthetic call shaped like the first national round (public figures, 2025–26, docs/rounds.md): about
 /// 500 proposals asking for about 13,700 GPUs in whole 8-GPU servers (academia about 8,600), a budget of about 4,200 GPUs
 /// for six months split academia 2,624, industry 1,288, research 312, and a panel of about 60 reviewers from universities
 /// and institutes. Deterministic for a seed; <paramref name="proposals"/> scales it (the benchmark uses 5,000).

@@ -40,7 +40,8 @@ public sealed class LoginModel : PageModel
                 var text = PortalSetup.Protector(HttpContext).Unprotect(value);
                 var bar = text.IndexOf('|', StringComparison.Ordinal);
                 ErrorCode = bar > 0 ? text[..bar] : "failed";
-                Error = L["SignInError_" + ErrorCode] + " " + (bar > 0 ? text[(bar + 1)..] : text);
+                var detail = bar > 0 ? text[(bar + 1)..] : text;
+                Error = L["SignInError_" + ErrorCode] + " " + (detail.Length > 0 ? char.ToUpperInvariant(detail[0]) + detail[1..] : "");
             }
             catch (System.Security.Cryptography.CryptographicException)
             {

@@ -156,7 +156,8 @@ public sealed partial class Onboarding(ServerOptions options, GpucDbFactory db, 
             Name = name,
             Role = Caller.UserRole,
             Created = now,
-            Email = email,
+            // Only an address the issuer vouches for is the person's: an unverified one could claim someone else's.
+            Email = verified ? email : null,
             DisplayName = displayName is { Length: <= 200 } ? displayName : null,
             Organisation = organisation,
         };
