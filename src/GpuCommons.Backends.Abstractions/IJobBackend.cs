@@ -9,6 +9,14 @@ public interface IJobBackend : IAsyncDisposable
     /// <summary>Short name: <c>local</c>, <c>slurm</c>.</summary>
     string Name { get; }
 
+    /// <summary>
+    /// Where this backend's runs can be seen: two backends with the same scope see the same runs (every server on one
+    /// Slurm cluster), while a backend that runs jobs on its own machine sees only the runs it started there. After a
+    /// takeover, a job written as started by a backend of another scope, with no handle recorded yet, cannot be looked up
+    /// here: its run went with that machine, and starting it again here could run it twice.
+    /// </summary>
+    string RunScope { get; }
+
     /// <summary>Reads the fleet this backend runs on (nodes, GPUs, partitions and node states).</summary>
     Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken);
 

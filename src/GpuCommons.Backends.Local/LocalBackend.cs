@@ -64,12 +64,16 @@ public sealed partial class LocalBackend : IJobBackend
         _jobsDirectory = Path.Combine(options.StateDirectory, "jobs");
         PrivateFiles.CreateDirectory(_jobsDirectory);
         _deviceMaskPath = Path.Combine(options.StateDirectory, "device-mask");
+        RunScope = "local:" + Environment.MachineName + ":" + Path.GetFullPath(options.StateDirectory);
         _nodeState = ReadDrainFile() is null ? NodeUp : NodeDrain;
         _nodeReason = ReadDrainFile();
         _nodeStateReported = _nodeState == NodeUp;
     }
 
     public string Name => "local";
+
+    /// <inheritdoc />
+    public string RunScope { get; }
 
     /// <summary>The one node this backend runs.</summary>
     public string NodeName { get; }

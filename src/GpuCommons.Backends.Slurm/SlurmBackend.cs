@@ -48,6 +48,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
     public string Name => "slurm";
 
+    /// <inheritdoc />
+    public string RunScope => "slurm:" + _options.JobNamePrefix;
+
     public SlurmBackendOptions Options => _options;
 
     public SlurmClient Client { get; }

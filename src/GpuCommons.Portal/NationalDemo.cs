@@ -121,6 +121,8 @@ public static class NationalDemo
     {
         public string Name => "bench";
 
+        public string RunScope => "bench";
+
         public Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken) =>
             Task.FromResult(new DiscoveredFleet("bench", fleet.Nodes.Select(n => new DiscoveredNode(n.Name, fleet.Partitions[n.PartitionIndex].Name,
                 fleet.Partitions[n.PartitionIndex].GpuModel, Enumerable.Range(0, n.Gpus).Select(g => new DiscoveredGpu(g, $"GPU-{n.Name}-{g}", "bench", 81_920)).ToList())).ToList(), true, "portal benchmark"));

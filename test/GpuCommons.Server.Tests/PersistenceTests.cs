@@ -120,6 +120,80 @@ public sealed class PersistenceTests
 
     [Theory]
     [MemberData(nameof(Providers.All), MemberType = typeof(Providers))]
+    public async Task Takeover_AStartHandedToAnotherMachinesBackend_WithNoHandleYet_IsLost_NeverStartedTwice(string provider)
+    {
+        // The old server wrote the starts and handed them to its backend, then died before any handle came back. A server
+        // whose backend sees other runs (another machine's local backend) cannot ask whether they run: it must not start
+        // them again. The one that may not be run twice fails as lost; the requeueable one runs again as its next attempt.
+        var db = TestDatabase.For(provider);
+        var old = new TestBackend { RunScope = "local:machine-a" };
+        var held = new TaskCompletionSource();
+        old.BeforeStart = () => held.Task;
+        var s = await ServerHarness.StartAsync(db, old);
+        try
+        {
+            var bob = s.Client("bob");
+            var once = await SubmitAsync(bob, new { project = "demo", gpus = 1, walltime = "1h", requeueable = false, command = new[] { "x" } });
+            var again = await SubmitAsync(bob, ApiTests.Job(1));
+            await ServerHarness.EventuallyAsync(async () => (await s.JobAsync(once)).GetProperty("state").GetString() == "running"
+                && (await s.JobAsync(again)).GetProperty("state").GetString() == "running", "both written as started");
+            await s.StopAsync();
+
+            var other = new TestBackend { RunScope = "local:machine-b" };
+            s = await ServerHarness.StartAsync(db, other);
+            var job = await s.JobAsync(once);
+            job.GetProperty("state").GetString().ShouldBe("failed");
+            job.GetProperty("outcome").GetString()!.ShouldContain("lost");
+            await ServerHarness.EventuallyAsync(async () =>
+            {
+                var j = await s.JobAsync(again);
+                return j.GetProperty("state").GetString() == "running" && j.GetProperty("attempt").GetInt32() == 1;
+            }, "the requeued job runs as attempt 1");
+            other.Starts.ContainsKey(once).ShouldBeFalse();
+            other.Running[again].Attempt.ShouldBe(1);
+            await using var ctx = s.Factory.Create();
+            (await ctx.Ledger.CountAsync(l => l.JobId == once)).ShouldBe(1);
+        }
+        finally
+        {
+            held.TrySetResult();
+            await s.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.All), MemberType = typeof(Providers))]
+    public async Task Restart_AStartWithNoHandleYet_OnTheSameBackend_IsAskedAgain_AndRunsOnce(string provider)
+    {
+        // The same machine's backend (the same scope) answers for its runs: starting is idempotent by job id, so the
+        // restarted server asks it again and the job runs, once.
+        var db = TestDatabase.For(provider);
+        var backend = new TestBackend { RunScope = "local:machine-a" };
+        var held = new TaskCompletionSource();
+        backend.BeforeStart = () => held.Task;
+        var s = await ServerHarness.StartAsync(db, backend);
+        try
+        {
+            var once = await SubmitAsync(s.Client("bob"), new { project = "demo", gpus = 1, walltime = "1h", requeueable = false, command = new[] { "x" } });
+            await ServerHarness.EventuallyAsync(async () => (await s.JobAsync(once)).GetProperty("state").GetString() == "running", "written as started");
+            await s.StopAsync();
+
+            backend.BeforeStart = null;
+            s = await ServerHarness.StartAsync(db, backend);
+            var job = await s.JobAsync(once);
+            job.GetProperty("state").GetString().ShouldBe("running");
+            job.GetProperty("attempt").GetInt32().ShouldBe(0);
+            backend.Starts[once].ShouldBe(1);
+        }
+        finally
+        {
+            held.TrySetResult();
+            await s.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.All), MemberType = typeof(Providers))]
     public async Task ConcurrentSubmissions_NeverExceedTheGrant(string provider)
     {
         var db = TestDatabase.For(provider);

@@ -34,6 +34,9 @@ public sealed class TestBackend(int nodes = 1, int gpusPerNode = 8) : IJobBacken
 
     public string Name => "test";
 
+    /// <summary>Where its runs are seen; tests of a takeover give two servers' backends different scopes.</summary>
+    public string RunScope { get; set; } = "test";
+
     public Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)
     {
         var list = Enumerable.Range(1, nodes).Select(n => new DiscoveredNode($"node-{n}", "gpu", "TEST",

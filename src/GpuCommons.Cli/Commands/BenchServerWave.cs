@@ -296,6 +296,8 @@ internal static class BenchServerWave
 
         public string Name => inner.Name;
 
+        public string RunScope => inner.RunScope;
+
         private static string NodeName(int i) => "w" + i.ToString("D4", CultureInfo.InvariantCulture);
 
         public async Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken)

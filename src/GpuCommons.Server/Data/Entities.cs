@@ -144,6 +144,12 @@ public sealed partial class JobRow
     public double HeldGpus { get; set; }
     public string? AllocationId { get; set; }
     public string? BackendId { get; set; }
+
+    /// <summary>
+    /// The <see cref="GpuCommons.Backends.IJobBackend.RunScope"/> of the backend the start was handed to: a new leader whose
+    /// backend has another scope cannot look the run up, so it treats a run with no handle as lost rather than start it again.
+    /// </summary>
+    public string? StartedOn { get; set; }
     public string? StdoutPath { get; set; }
     public string? StderrPath { get; set; }
     public int? ExitCode { get; set; }

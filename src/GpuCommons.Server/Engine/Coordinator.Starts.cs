@@ -42,7 +42,7 @@ public sealed partial class Coordinator
 
     /// <summary>The columns <see cref="PrepareStarts"/> sets.</summary>
     private static readonly string[] StartColumns =
-        [nameof(JobRow.State), nameof(JobRow.StartTime), nameof(JobRow.Slots), nameof(JobRow.Placement), nameof(JobRow.HeldGpus), nameof(JobRow.AllocationId), nameof(JobRow.BackendId)];
+        [nameof(JobRow.State), nameof(JobRow.StartTime), nameof(JobRow.Slots), nameof(JobRow.Placement), nameof(JobRow.HeldGpus), nameof(JobRow.AllocationId), nameof(JobRow.BackendId), nameof(JobRow.StartedOn)];
 
     /// <summary>Marks the rows of jobs the engine just placed as running (in memory; the caller writes them).</summary>
     private List<(JobStart Start, JobRow Row)> PrepareStarts(List<JobStart> starts)
@@ -63,6 +63,7 @@ public sealed partial class Coordinator
             row.HeldGpus = s.Placement.HeldGpuMilli / 1000.0;
             row.AllocationId = s.AllocationId;
             row.BackendId = null;
+            row.StartedOn = _backend.RunScope;
             _touched.Add(row.Id);
             rows.Add((s, row));
         }

@@ -705,6 +705,7 @@ public sealed partial class Coordinator : BackgroundService
         row.HeldGpus = 0;
         row.AllocationId = null;
         row.BackendId = null;
+        row.StartedOn = null;
     }
 
     // ---- The view ----------------------------------------------------------------------------------------------

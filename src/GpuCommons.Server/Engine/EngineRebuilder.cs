@@ -107,6 +107,23 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
         {
             state.Active[row.Id] = row;
             var restartStart = row.State == "running" && row.BackendId is null;
+            if (restartStart && row.StartedOn is { } scope && scope != backend.RunScope)
+            {
+                // Handed to a backend this server cannot see (the old leader's own machine) before its handle was recorded:
+                // whether it runs there cannot be asked, so it is lost with that machine, never started a second time here.
+                LogStartedElsewhere(row.Id, scope);
+                if (JobMapping.ParseSlots(row.Slots, fleet) is { } held && engine.RestoreRunning(JobMapping.ToSpec(row), held, row.StartTime ?? row.SubmitTime, row.AllocationId).Accepted)
+                {
+                    lost.Add(row);
+                    continue;
+                }
+
+                row.State = "failed";
+                row.Outcome = "lost";
+                row.EndTime = time.GetUtcNow();
+                state.Active.Remove(row.Id);
+                continue;
+            }
 
             if (row.State == "pending")
             {
@@ -238,4 +255,7 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
 
     [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "quota of {Tenant} on partition {Partition} left out: the fleet has no such partition")]
     private partial void LogQuotaSkipped(string tenant, string partition);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Warning, Message = "job {JobId} was handed to backend {Scope} before its handle was recorded; this server's backend cannot see that run: it is lost with that machine, not started again")]
+    private partial void LogStartedElsewhere(long jobId, string scope);
 }

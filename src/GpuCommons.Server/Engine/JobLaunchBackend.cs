@@ -35,6 +35,8 @@ public class JobLaunchBackend(IJobBackend inner, GpucDbFactory db, SessionSecret
 
     public string Name => Inner.Name;
 
+    public string RunScope => Inner.RunScope;
+
     public Task<DiscoveredFleet> DiscoverAsync(CancellationToken cancellationToken) => Inner.DiscoverAsync(cancellationToken);
 
     public async Task<BackendHandle> StartAsync(BackendJob job, CancellationToken cancellationToken)

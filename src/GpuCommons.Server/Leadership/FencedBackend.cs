@@ -20,6 +20,8 @@ public class FencedBackend(IJobBackend inner, ILeadership leadership) : IJobBack
 
     public string Name => Inner.Name;
 
+    public string RunScope => Inner.RunScope;
+
     protected void Check(string action, long jobId)
     {
         if (!leadership.IsLeaseValidLocally)

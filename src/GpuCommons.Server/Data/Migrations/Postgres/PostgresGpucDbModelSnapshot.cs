@@ -498,14 +498,14 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("text");
 
+                    b.Property<string>("Image")
+                        .HasColumnType("text");
+
                     b.Property<long?>("MemoryMiBPerGpu")
                         .HasColumnType("bigint");
 
                     b.Property<long?>("MemoryMiBPerNode")
                         .HasColumnType("bigint");
-
-                    b.Property<string>("Image")
-                        .HasColumnType("text");
 
                     b.Property<string>("Mounts")
                         .HasColumnType("text");
@@ -542,6 +542,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<DateTimeOffset?>("StartTime")
                         .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("StartedOn")
+                        .HasColumnType("text");
 
                     b.Property<string>("State")
                         .IsRequired()

@@ -484,14 +484,14 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Image")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("MemoryMiBPerGpu")
                         .HasColumnType("INTEGER");
 
                     b.Property<long?>("MemoryMiBPerNode")
                         .HasColumnType("INTEGER");
-
-                    b.Property<string>("Image")
-                        .HasColumnType("TEXT");
 
                     b.Property<string>("Mounts")
                         .HasColumnType("TEXT");
@@ -528,6 +528,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<long?>("StartTime")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("StartedOn")
+                        .HasColumnType("TEXT");
 
                     b.Property<string>("State")
                         .IsRequired()
