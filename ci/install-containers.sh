@@ -29,4 +29,17 @@ if ! podman --runtime runc image exists localhost/gpuc-busybox:test 2>/dev/null;
   podman --runtime runc import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' "$root.tar" localhost/gpuc-busybox:test >/dev/null
   rm -f "$root.tar"
 fi
+# The same root file system as an OCI bundle for Slurm's own `sbatch --container` (ci/slurm/oci.conf.template):
+# /var/lib/gpuc-ci/busybox-bundle/{rootfs,config.json}, readable by every account. GpuCommons writes each job's own
+# config.json from it; /etc/gpuc-image says which image a job ran in.
+bundle=/var/lib/gpuc-ci/busybox-bundle
+if [ ! -f "$bundle/config.json" ] && [ "$(id -u)" -eq 0 ]; then
+  rm -rf "$bundle"
+  mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/etc" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev" "$bundle/rootfs/tmp" "$bundle/rootfs/data"
+  cp /bin/busybox "$bundle/rootfs/bin/busybox"
+  for t in sh id cat ls env echo sleep pwd test true false head wc whoami stat touch; do ln -s busybox "$bundle/rootfs/bin/$t"; done
+  echo "gpuc-busybox-bundle" > "$bundle/rootfs/etc/gpuc-image"
+  (cd "$bundle" && runc spec --rootless)
+  chmod -R a+rX /var/lib/gpuc-ci
+fi
 echo "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), notebook $(/usr/bin/python3 -m notebook --version 2>/dev/null || echo missing)"

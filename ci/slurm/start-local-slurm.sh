@@ -167,6 +167,7 @@ conf_sum() { # a checksum of the rendered configuration; "missing" for a file a 
 CONF_BEFORE=$(conf_sum)
 render "$HERE/slurm.conf.template" "$ETC/slurm.conf" 0644 root
 render "$HERE/gres.conf.template" "$ETC/gres.conf" 0644 root
+render "$HERE/oci.conf.template" "$ETC/oci.conf" 0644 root # read at each container step: no reconfigure needed
 CONF_CHANGED=0
 [ "$CONF_BEFORE" = "$(conf_sum)" ] || CONF_CHANGED=1
 

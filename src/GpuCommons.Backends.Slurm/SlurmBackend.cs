@@ -185,6 +185,11 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             }
 
             await EnsureAssociationAsync(job, login, cancellationToken).ConfigureAwait(false);
+            if (job.Container is not null && _options.ContainerMode == SlurmContainerMode.Oci)
+            {
+                await WriteBundleAsync(job, cancellationToken).ConfigureAwait(false);
+            }
+
             long slurmId;
             try
             {
@@ -899,6 +904,83 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
 
         return who.User;
+    }
+
+    /// <summary>
+    /// Writes the job's own OCI bundle (<see cref="SlurmOciBundle"/>) from its image, for <c>sbatch --container</c>. With an
+    /// identity it belongs to the job's user (0700 and 0600): a rootless runtime reads it as the user, and no other tenant
+    /// can read the job's mounts or working directory from it.
+    /// </summary>
+    private async Task WriteBundleAsync(BackendJob job, CancellationToken ct)
+    {
+        var image = job.Container!.Image;
+        if (!Directory.Exists(image))
+        {
+            throw Rejected(job, $"names the container image '{image}', which is not a directory on the Slurm submit host (an unpacked OCI bundle or root file system on the cluster's shared file system)");
+        }
+
+        var site = Path.Combine(image, "config.json");
+        string config;
+        string rootfs;
+        IReadOnlyList<SlurmOciBundle.ImageEntry> entries;
+        try
+        {
+            var siteConfig = File.Exists(site) ? await File.ReadAllTextAsync(site, ct).ConfigureAwait(false) : null;
+            rootfs = SlurmOciBundle.RootFileSystem(image, siteConfig);
+            if (!Directory.Exists(rootfs))
+            {
+                throw new ArgumentException($"the image's root file system {rootfs} is not a directory");
+            }
+
+            entries = SlurmOciBundle.ImageEntries(rootfs);
+            config = SlurmOciBundle.BuildConfig(job, image, siteConfig, entries);
+        }
+        catch (ArgumentException e)
+        {
+            throw Rejected(job, $"cannot run in its container: {e.Message}", e);
+        }
+
+        var dir = SlurmSubmission.BundleDirectoryFor(job, _options);
+        if (job.RunAs is not { } who)
+        {
+            Directory.CreateDirectory(dir);
+            await File.WriteAllTextAsync(Path.Combine(dir, "config.json"), config, ct).ConfigureAwait(false);
+            var own = Path.Combine(dir, "rootfs");
+            Directory.CreateDirectory(own);
+            foreach (var e in entries.Where(e => e.LinkTarget is not null && !Path.Exists(Path.Combine(own, e.Name))))
+            {
+                File.CreateSymbolicLink(Path.Combine(own, e.Name), e.LinkTarget!);
+            }
+
+            return;
+        }
+
+        if (OperatingSystem.IsWindows())
+        {
+            throw new PlatformNotSupportedException("jobs with an identity need a POSIX submit host");
+        }
+
+        // Made by the server in a private place, then installed into the job's spool directory as the user.
+        var staging = Path.Combine(Path.GetTempPath(), "gpuc-bundle-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute);
+        try
+        {
+            var file = Path.Combine(staging, "config.json");
+            await File.WriteAllTextAsync(file, config, ct).ConfigureAwait(false);
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+            await Client.RunHelperAsync("install", ["-d", "-m", "0700", dir], who.User, ct).ConfigureAwait(false);
+            await Client.RunHelperAsync("install", ["-m", "0600", file, Path.Combine(dir, "config.json")], who.User, ct).ConfigureAwait(false);
+            var own = Path.Combine(dir, "rootfs");
+            await Client.RunHelperAsync("install", ["-d", "-m", "0700", own], who.User, ct).ConfigureAwait(false);
+            foreach (var e in entries.Where(e => e.LinkTarget is not null))
+            {
+                await Client.RunHelperAsync("ln", ["-sfn", "--", e.LinkTarget!, Path.Combine(own, e.Name)], who.User, ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Directory.Delete(staging, true);
+        }
     }
 
     /// <summary>Creates the association (project account, login) once per pair, when <see cref="SlurmBackendOptions.ManageAssociations"/>.</summary>

@@ -100,8 +100,9 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         args.Add("--account=" + AccountFor(job, options));
         if (job.Container is not null && options.ContainerMode == SlurmContainerMode.Oci)
         {
-            // Slurm's own OCI support: the batch step runs in the bundle, through the runtime oci.conf names, as the user.
-            args.Add("--container=" + job.Container.Image);
+            // Slurm's own OCI support: the batch step runs in the job's own bundle (made from the image by the backend,
+            // see SlurmOciBundle), through the runtime oci.conf names, as the user.
+            args.Add("--container=" + BundleDirectoryFor(job, options));
         }
 
         // A container job's working directory is inside its container (--container-workdir, or the bundle's cwd).
@@ -115,6 +116,10 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         args.AddRange(options.ExtraSbatchArguments);
         return new SlurmSubmission(name, args, BuildScript(job, options, perNode), stdout, stderr);
     }
+
+    /// <summary>The job's own OCI bundle (its <c>config.json</c>) for <see cref="SlurmContainerMode.Oci"/>: beside its output.</summary>
+    public static string BundleDirectoryFor(BackendJob job, SlurmBackendOptions options) =>
+        Path.Combine(LogDirectoryFor(job, options), SlurmOciBundle.DirectoryName);
 
     /// <summary>The Slurm account a job is charged to: <see cref="SlurmBackendOptions.Account"/>, else the project's (<see cref="SlurmAccountName"/>).</summary>
     public static string AccountFor(BackendJob job, SlurmBackendOptions options)
@@ -140,7 +145,8 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
     private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode)
     {
         var sb = new StringBuilder(256);
-        sb.Append("#!").Append(options.Shell).Append('\n');
+        // A container's batch script runs inside the image, which may have no bash: POSIX sh, which every image has.
+        sb.Append("#!").Append(job.Container is not null && options.ContainerMode == SlurmContainerMode.Oci ? "/bin/sh" : options.Shell).Append('\n');
         sb.Append("# GpuCommons job ").Append(job.JobId.ToString(CultureInfo.InvariantCulture)).Append(": ").Append(Sanitize(job.Name)).Append('\n');
         if (!job.Environment.ContainsKey("PATH"))
         {
@@ -232,9 +238,12 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
                     throw new JobStartRejectedException($"Job {job.JobId}: Slurm's --container runs an unpacked OCI bundle, so the image must be the bundle's absolute path on the cluster's shared file system, not '{c.Image}'.");
                 }
 
-                if (c.Mounts.Count > 0)
+                foreach (var m in c.Mounts)
                 {
-                    throw new JobStartRejectedException($"Job {job.JobId}: Slurm's --container takes its mounts from the bundle's config.json; this cluster cannot add mounts to a job.");
+                    if (!Path.IsPathFullyQualified(m.Source) || !Path.IsPathFullyQualified(m.Target) || (m.Source + m.Target).Any(char.IsControl))
+                    {
+                        throw new JobStartRejectedException($"Job {job.JobId}: container mounts need absolute paths ('{m.Source}' → '{m.Target}').");
+                    }
                 }
 
                 break;

@@ -43,9 +43,23 @@ public class BackendTests
         script.ShouldContain("srun --export=ALL --ntasks-per-node=1 --kill-on-bad-exit=1 --gpus-per-node=1 --container-image='registry.example.org#ml/torch:2' --container-mounts='/data/set:/data:ro' --container-workdir='/workspace' -- 'python' 'x.py'");
         _slurm.Calls.ShouldNotContain(c => c.Tool != "sbatch" && c.Args.Contains("/workspace")); // no host check of a container path
 
-        await using var oci = CreateSut(new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci });
-        await oci.StartAsync(job with { JobId = 46, Container = new ContainerSpec("/shared/bundles/torch", []) }, default);
-        _slurm.Calls.Last(c => c.Tool == "sbatch").Args.ShouldContain("--container=/shared/bundles/torch");
+        // Slurm's own --container: the job runs in its own bundle beside its output, made from the image's root file system.
+        var image = Directory.CreateTempSubdirectory("gpuc-image-").FullName;
+        Directory.CreateDirectory(Path.Combine(image, "rootfs"));
+        var ociOptions = new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci };
+        await using var oci = CreateSut(ociOptions);
+        var ociJob = job with { JobId = 46, Container = new ContainerSpec(image, [new ContainerMount("/data/set", "/data", true)]), LogDirectory = Path.Combine(image, "logs") };
+        await oci.StartAsync(ociJob, default);
+        var bundle = SlurmSubmission.BundleDirectoryFor(ociJob, ociOptions);
+        _slurm.Calls.Last(c => c.Tool == "sbatch").Args.ShouldContain("--container=" + bundle);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(bundle, "config.json")))!;
+        config["root"]!["path"]!.GetValue<string>().ShouldBe("rootfs");
+        Directory.Exists(Path.Combine(bundle, "rootfs")).ShouldBeTrue();
+        config["process"]!["cwd"]!.GetValue<string>().ShouldBe("/workspace");
+        config["mounts"]!.AsArray().ShouldContain(m => m!["destination"]!.GetValue<string>() == "/data" && m["options"]!.AsArray().Any(o => o!.GetValue<string>() == "ro"));
+        (await Should.ThrowAsync<JobStartRejectedException>(() => oci.StartAsync(ociJob with { JobId = 48, Container = new ContainerSpec("/nonexistent/bundle", []) }, default)))
+            .Message.ShouldContain("not a directory");
+        Directory.Delete(image, true);
 
         await using var none = CreateSut();
         (await Should.ThrowAsync<JobStartRejectedException>(() => none.StartAsync(job with { JobId = 47 }, default))).Message.ShouldContain("runs no container jobs");

@@ -103,6 +103,58 @@ public class TenantIsolationTests(SlurmTenants tenants) : IClassFixture<SlurmTen
         Job(id, ["n2"], 1, script, env: env) with { Project = t.Project, User = t.Identity.User, RunAs = t.Identity, WorkingDirectory = workingDirectory };
 
     [SlurmFact]
+    public async Task ContainerJob_RunsInItsImage_AsItsUser_WithItsMount_AndReadsNothingItsUserCannot()
+    {
+        // Slurm's own --container through rootless runc (ci/slurm/oci.conf.template), in the busybox bundle that
+        // ci/install-containers.sh makes: root inside is tenant A outside, and nothing else.
+        LocalSlurm.Require();
+        const string Image = "/var/lib/gpuc-ci/busybox-bundle";
+        File.Exists(Path.Combine(Image, "config.json")).ShouldBeTrue("ci/install-containers.sh makes the test bundle " + Image);
+        var options = tenants.Options();
+        options.ContainerMode = SlurmContainerMode.Oci;
+        await using var backend = Backend(options);
+        var a = tenants.A;
+        var data = Path.Combine("/var/tmp", "gpucs-data-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(data);
+        LocalSlurm.Run("chmod", "700", data);
+        LocalSlurm.Run("chown", $"{a.Identity.Uid}:{a.Identity.Gid}", data);
+        try
+        {
+            var id = NextId();
+            var job = JobOf(a, id, "") with
+            {
+                Command = ["/bin/sh", "-c", "cat /etc/gpuc-image; id -u; touch /data/made-inside && echo wrote; echo \"job $GPUC_JOB_ID\""],
+                Container = new ContainerSpec(Image, [new ContainerMount(data, "/data", false)]),
+            };
+            var handle = await backend.StartAsync(job, default);
+            var events = await PollUntilAsync(backend, [], e => e.Ended(id), Short);
+            events.Has(id, BackendEventKind.Finished).ShouldBeTrue(string.Join("; ", events.Select(Describe)) + " " + Output(handle) + ReadErr(handle));
+            Output(handle).Split('\n', StringSplitOptions.RemoveEmptyEntries).ShouldBe(["gpuc-busybox-bundle", "0", "wrote", $"job {id}"]);
+            LocalSlurm.Run("stat", "-c", "%u", Path.Combine(data, "made-inside")).Output.Trim().ShouldBe(a.Identity.Uid.ToString(CultureInfo.InvariantCulture));
+            var bundle = SlurmSubmission.BundleDirectoryFor(job, options);
+            LocalSlurm.Run("stat", "-c", "%u %a", bundle).Output.Trim().ShouldBe($"{a.Identity.Uid} 700"); // no other tenant reads its mounts
+
+            // A root-only file bound in is still root's: the container's root is the user, so it cannot be read.
+            var spy = NextId();
+            var steal = JobOf(a, spy, "") with
+            {
+                Command = ["/bin/sh", "-c", "cat /etc/gpuc-image || echo denied"],
+                Container = new ContainerSpec(Image, [new ContainerMount(tenants.SecretFile, "/etc/gpuc-image", true)]),
+            };
+            var h2 = await backend.StartAsync(steal, default);
+            await PollUntilAsync(backend, [], e => e.Ended(spy), Short);
+            Output(h2).ShouldNotContain("admin-token");
+            Output(h2).ShouldContain("denied");
+        }
+        finally
+        {
+            Directory.Delete(data, true);
+        }
+    }
+
+    private static string ReadErr(BackendHandle h) => h.StderrPath is { } p && File.Exists(p) ? File.ReadAllText(p) : "";
+
+    [SlurmFact]
     public async Task JobRunsAsItsUser_SacctShowsTheUserAndTheProjectsAccount()
     {
         LocalSlurm.Require();
