@@ -106,9 +106,12 @@ public class ContainerSubmissionTests
     {
         var job = ContainerJob("/shared/bundles/pytorch");
 
-        var s = SlurmSubmission.Create(job, new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci }, null);
+        var options = new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci };
+        var s = SlurmSubmission.Create(job, options, null);
 
-        s.Arguments.ShouldContain("--container=/shared/bundles/pytorch");
+        // The job's own bundle (made from the image by the backend), and a script any image can run.
+        s.Arguments.ShouldContain("--container=" + SlurmSubmission.BundleDirectoryFor(job, options));
+        s.Script.ShouldStartWith("#!/bin/sh\n");
         s.Script.ShouldContain("exec 'python' 'train.py'\n");
         s.Script.ShouldNotContain("--container-image");
     }
@@ -123,10 +126,11 @@ public class ContainerSubmissionTests
     }
 
     [Fact]
-    public void Create_OciContainerWithMounts_Rejected_PyxisMountWithColon_Rejected()
+    public void Create_OciMountNotAbsolute_Rejected_PyxisMountWithColon_Rejected()
     {
-        Should.Throw<JobStartRejectedException>(() => SlurmSubmission.Create(ContainerJob("/b", new ContainerMount("/a", "/b", true)), new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci }, null))
-            .Message.ShouldContain("config.json");
+        SlurmSubmission.Create(ContainerJob("/b", new ContainerMount("/a", "/b", true)), new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci }, null);
+        Should.Throw<JobStartRejectedException>(() => SlurmSubmission.Create(ContainerJob("/b", new ContainerMount("a", "/b", true)), new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Oci }, null))
+            .Message.ShouldContain("absolute paths");
         Should.Throw<JobStartRejectedException>(() => SlurmSubmission.Create(ContainerJob("img", new ContainerMount("/a:b", "/b", true)), new SlurmBackendOptions { ContainerMode = SlurmContainerMode.Pyxis }, null))
             .Message.ShouldContain("without ',' or ':'");
     }
