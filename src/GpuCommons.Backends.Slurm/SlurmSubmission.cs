@@ -113,7 +113,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         }
 
         args.AddRange(options.ExtraSbatchArguments);
-        return new SlurmSubmission(name, args, BuildScript(job, options, perNode), stdout, stderr);
+        return new SlurmSubmission(name, args, BuildScript(job, options, perNode, cpus, mem), stdout, stderr);
     }
 
     /// <summary>The Slurm account a job is charged to: <see cref="SlurmBackendOptions.Account"/>, else the project's (<see cref="SlurmAccountName"/>).</summary>
@@ -137,7 +137,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             : job.LogDirectory;
     }
 
-    private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode)
+    private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode, int? cpusPerNode, long? memoryMiBPerNode)
     {
         var sb = new StringBuilder(256);
         sb.Append("#!").Append(options.Shell).Append('\n');
@@ -190,6 +190,18 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             if (gpusPerNode > 0)
             {
                 sb.Append(" --gpus-per-node=").Append(gpusPerNode.ToString(CultureInfo.InvariantCulture));
+            }
+
+            // The step takes the job's whole placement on each node: Slurm 22.05's srun no longer inherits
+            // --cpus-per-task from the batch job, and would run each task on one core.
+            if (cpusPerNode is { } c)
+            {
+                sb.Append(" --cpus-per-task=").Append(c.ToString(CultureInfo.InvariantCulture));
+            }
+
+            if (memoryMiBPerNode is { } m)
+            {
+                sb.Append(" --mem=").Append(m.ToString(CultureInfo.InvariantCulture)).Append('M');
             }
 
             if (pyxis)
