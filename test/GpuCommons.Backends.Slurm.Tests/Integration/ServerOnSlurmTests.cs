@@ -186,9 +186,10 @@ public sealed class ServerOnSlurmTests
             }
 
             rows.Count.ShouldBe(4);
-            rows.ShouldAllBe(r => r[1] == "RUNNING", string.Join("; ", rows.Select(r => string.Join(' ', r))));
+            var seen = string.Join("; ", rows.Select(r => string.Join(' ', r)));
+            rows.Where(r => r[1] != "RUNNING").Select(r => $"{r[0]} {r[1]} reason {r[2]}").ShouldBeEmpty("every pinned job starts at once; squeue: " + seen);
             rows.Select(r => r[3]).Distinct().ShouldHaveSingleItem("the engine packs 1-GPU jobs onto one node");
-            rows.ShouldAllBe(r => r[4] == "4" && r[5] == "2000M", string.Join("; ", rows.Select(r => string.Join(' ', r))));
+            rows.Select(r => (r[4], r[5])).Distinct().ShouldBe([("4", "2000M")], "the partition's share per GPU: " + seen);
             foreach (var id in ids)
             {
                 await s.WaitAsync(id, j => j.GetProperty("state").GetString() == "running", TimeSpan.FromSeconds(60));
