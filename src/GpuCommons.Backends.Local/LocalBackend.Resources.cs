@@ -167,7 +167,9 @@ public sealed partial class LocalBackend
         foreach (var dir in f.Cgroups)
         {
             JobCgroups.KillAll(dir);
-            if (!JobCgroups.TryRemove(dir))
+            // Killed processes leave the cgroup within milliseconds (the kernel's time, not the schedule's); past that,
+            // the next polls retry.
+            if (!SpinWait.SpinUntil(() => JobCgroups.TryRemove(dir), TimeSpan.FromMilliseconds(100)))
             {
                 _cgroupsToRemove.Add(dir);
             }

@@ -74,8 +74,12 @@ public sealed class ResourceLimitTests(TenantAccounts tenants) : IClassFixture<T
             t.Backend.PollAsync(CancellationToken.None).GetAwaiter().GetResult();
             return dirs.All(d => !Directory.Exists(d));
         }, "the ended job's cgroups to be removed");
+        var dirs2 = State(t, 2).Cgroups;
         await t.Backend.CancelAsync(2, TimeSpan.Zero, CancellationToken.None);
         await t.PollUntilEndAsync(2);
+        await t.Backend.DisposeAsync();
+        dirs2.ShouldNotBeEmpty();
+        dirs2.Where(Directory.Exists).ShouldBeEmpty("gone by the time the backend is disposed");
     }
 
     [RootFact]
