@@ -134,6 +134,7 @@ public sealed partial class LocalBackend
         args.AddRange(["--ulimit", Ulimit("nofile", "Max open files", _options.ContainerOpenFiles)]);
         args.AddRange(["--ulimit", Ulimit("nproc", "Max processes", _options.ContainerProcesses)]);
         args.AddRange(["--log-driver", "none", "--env-file", envFile]);
+        AddContainerLimits(args, file);
         if (File.Exists(CatatonitPath))
         {
             args.Add("--init"); // PID 1 forwards SIGTERM/SIGUSR1 to the command (a bare PID 1 ignores them)

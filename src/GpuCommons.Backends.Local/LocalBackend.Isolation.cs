@@ -358,6 +358,13 @@ public sealed partial class LocalBackend
         args.Add(file.Stdout);
         args.Add(file.Stderr);
         args.Add(file.ExitCodePath);
+        foreach (var cgroup in file.Cgroups)
+        {
+            // The wrapper (root) moves itself in before anything of the job runs: every process of the job starts inside.
+            args.Add("--cgroup");
+            args.Add(Path.Combine(cgroup, "cgroup.procs"));
+        }
+
         if (masked.Count > 0)
         {
             args.Add(_options.ResolvedUnsharePath);
@@ -505,6 +512,7 @@ public sealed partial class LocalBackend
             ["GPUC_STDOUT"] = file.Stdout,
             ["GPUC_STDERR"] = file.Stderr,
         };
+        AddResourceVariables(env, file);
         if (job.Nodes.Count == 1 && job.Nodes[0].Share is { } share)
         {
             env["GPUC_GPU_SHARE"] = share.ToString(CultureInfo.InvariantCulture);

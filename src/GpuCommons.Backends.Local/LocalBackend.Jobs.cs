@@ -13,6 +13,10 @@ public sealed partial class LocalBackend
         """
         out=$1; err=$2; ec=$3; shift 3
         exec </dev/null >>"$out" 2>>"$err" || exit 125
+        while [ "$1" = --cgroup ]; do
+          printf '%s\n' "$$" >"$2" || { printf 'gpuc: could not put the job in its cgroup (%s)\n' "$2" >&2; exit 125; }
+          shift 2
+        done
         trap 'gpuc_signal=1' HUP INT TERM USR1 USR2
         "$@"
         gpuc_code=$?
@@ -98,8 +102,15 @@ public sealed partial class LocalBackend
                 Container = job.Container is null ? null : ContainerName(job.JobId),
             };
             File.Delete(file.ExitCodePath);
+            AssignResources(job, file);
             var container = job.Container is null ? null : await PrepareContainerAsync(job, file, account, directory, cancellationToken).ConfigureAwait(false);
             PrepareLogs(job, file, account);
+            if (container is null)
+            {
+                CreateCgroups(file);
+            }
+
+            NoteLimitsInLog(file);
 
             // Recorded before the launch: a backend that dies between the launch and the record below leaves this, and
             // its successor finds the wrapper by its command line instead of launching the job a second time.
@@ -117,6 +128,7 @@ public sealed partial class LocalBackend
             {
                 process.Dispose();
                 File.Delete(Path.Combine(directory, "job.json")); // nothing was launched
+                ReleaseCgroups(file, null);
                 if (e.NativeErrorCode == E2big)
                 {
                     throw new JobStartRejectedException($"Job {job.JobId}: its command line and environment are larger than the kernel takes (E2BIG).", e);
@@ -424,6 +436,7 @@ public sealed partial class LocalBackend
         {
             events.AddRange(_pending);
             _pending.Clear();
+            RetryCgroupRemoval();
             var now = _time.GetUtcNow();
             List<long>? done = null;
             foreach (var job in _jobs.Values.OrderBy(j => j.File.JobId))
@@ -433,7 +446,7 @@ public sealed partial class LocalBackend
                 if (!f.StartReported)
                 {
                     events.Add(new BackendEvent(BackendEventKind.Started, f.JobId, f.StartedAt, Node: f.Node,
-                        Message: FormattableString.Invariant($"pid {f.Pid}, CUDA_VISIBLE_DEVICES={f.CudaVisibleDevices}")));
+                        Message: FormattableString.Invariant($"pid {f.Pid}, CUDA_VISIBLE_DEVICES={f.CudaVisibleDevices}{(f.Limits is { } limits ? "; " + limits : "")}")));
                     f.StartReported = true;
                     dirty = true;
                 }
@@ -517,6 +530,7 @@ public sealed partial class LocalBackend
         // Whatever the job left behind in its group or session goes with it (only while the leader's PID is not reused).
         Posix.SignalJobIfOurs(f.Pid, f.StartTicks, Posix.SigKill);
         RemoveContainer(f.Container);
+        var memory = ReleaseCgroups(f, exitCode);
 
         var time = now;
         if (!job.SeenAlive && File.Exists(f.ExitCodePath))
@@ -549,6 +563,7 @@ public sealed partial class LocalBackend
         }
 
         message = summary is null ? message : message is null ? summary : summary + "; " + message;
+        message = memory is null ? message : message is null ? memory : message + "; " + memory;
         return new BackendEvent(kind, f.JobId, time, exitCode, f.Node, message);
     }
 

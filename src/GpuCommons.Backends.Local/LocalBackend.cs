@@ -189,6 +189,7 @@ public sealed partial class LocalBackend : IJobBackend
         try
         {
             _disposed = true;
+            RetryCgroupRemoval();
             foreach (var job in _jobs.Values)
             {
                 job.Process?.Dispose();

@@ -44,6 +44,14 @@ public sealed class LocalBackendOptions
     [Range(0, long.MaxValue)]
     public long VirtualGpuMemoryMiB { get; set; } = 81_920;
 
+    /// <summary>
+    /// Enforce the cores and memory the engine placed (<see cref="AssignedNode.Cpus"/>, <see cref="AssignedNode.MemoryMiB"/>)
+    /// with cgroups (v2 where the machine's unified hierarchy offers cpuset and memory, v1 otherwise) and podman's
+    /// <c>--cpuset-cpus</c>/<c>--memory</c>. Cores are handed out as disjoint sets either way; where cgroups cannot be used the
+    /// job's log and start event say that its limits are not enforced. Default true.
+    /// </summary>
+    public bool EnforceCpuAndMemory { get; set; } = true;
+
     /// <summary>Path of <c>nvidia-smi</c>. <value>The default (null) searches <c>PATH</c> and the usual driver folders.</value></summary>
     public string? NvidiaSmiPath { get; set; }
 

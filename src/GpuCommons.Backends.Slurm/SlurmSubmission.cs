@@ -114,7 +114,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         }
 
         args.AddRange(options.ExtraSbatchArguments);
-        return new SlurmSubmission(name, args, BuildScript(job, options, perNode), stdout, stderr);
+        return new SlurmSubmission(name, args, BuildScript(job, options, perNode, cpus, mem), stdout, stderr);
     }
 
     /// <summary>The job's own OCI bundle (its <c>config.json</c>) for <see cref="SlurmContainerMode.Oci"/>: beside its output.</summary>
@@ -142,7 +142,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             : job.LogDirectory;
     }
 
-    private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode)
+    private static string BuildScript(BackendJob job, SlurmBackendOptions options, int gpusPerNode, int? cpusPerNode, long? memoryMiBPerNode)
     {
         var sb = new StringBuilder(256);
         // A container's batch script runs inside the image, which may have no bash: POSIX sh, which every image has.
@@ -196,6 +196,18 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
             if (gpusPerNode > 0)
             {
                 sb.Append(" --gpus-per-node=").Append(gpusPerNode.ToString(CultureInfo.InvariantCulture));
+            }
+
+            // The step takes the job's whole placement on each node: Slurm 22.05's srun no longer inherits
+            // --cpus-per-task from the batch job, and would run each task on one core.
+            if (cpusPerNode is { } c)
+            {
+                sb.Append(" --cpus-per-task=").Append(c.ToString(CultureInfo.InvariantCulture));
+            }
+
+            if (memoryMiBPerNode is { } m)
+            {
+                sb.Append(" --mem=").Append(m.ToString(CultureInfo.InvariantCulture)).Append('M');
             }
 
             if (pyxis)

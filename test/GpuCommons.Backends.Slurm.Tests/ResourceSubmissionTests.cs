@@ -17,6 +17,8 @@ public class ResourceSubmissionTests
         s.Arguments.ShouldContain("--ntasks-per-node=1");
         s.Arguments.ShouldContain("--cpus-per-task=96");
         s.Arguments.ShouldContain("--mem=1048576M");
+        // The step on every node takes the same placement (srun of Slurm 22.05 does not inherit --cpus-per-task).
+        s.Script.ShouldContain("srun --export=ALL --ntasks-per-node=1 --kill-on-bad-exit=1 --gpus-per-node=8 --cpus-per-task=96 --mem=1048576M -- ");
     }
 
     [Fact]

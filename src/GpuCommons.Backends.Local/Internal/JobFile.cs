@@ -34,6 +34,22 @@ internal sealed class JobFile
     /// <summary>The podman container's name for a container job (removed with the job), else null.</summary>
     public string? Container { get; set; }
 
+    /// <summary>The cores given to the job (a kernel CPU list such as <c>2-3</c>), disjoint from other running jobs'; null: not limited.</summary>
+    public string? Cpus { get; set; }
+
+    /// <summary>The job's memory limit in MiB; null: not limited.</summary>
+    public long? MemoryMiB { get; set; }
+
+    /// <summary>The job's cgroup directories (removed when it ends); empty when its limits are not enforced by cgroups.</summary>
+    public string[] Cgroups { get; set; } = [];
+
+    /// <summary>The cgroup directory that holds its memory limit (for the OOM count at its end), and its cgroup version.</summary>
+    public string? MemoryCgroup { get; set; }
+    public int MemoryCgroupVersion { get; set; }
+
+    /// <summary>How the cores and memory are enforced, or why they are not, in words (the start event and the log say it).</summary>
+    public string? Limits { get; set; }
+
     public bool StartReported { get; set; }
 
     /// <summary><c>cancel</c> or <c>walltime</c> once the backend began stopping the job.</summary>

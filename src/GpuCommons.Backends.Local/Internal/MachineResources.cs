@@ -1,4 +1,5 @@
 using System.Globalization;
+using GpuCommons.Backends.Local.Internal;
 
 namespace GpuCommons.Backends.Local;
 
@@ -9,7 +10,7 @@ namespace GpuCommons.Backends.Local;
 /// </summary>
 internal static class MachineResources
 {
-    public static int? Cores() => Environment.ProcessorCount > 0 ? Environment.ProcessorCount : null;
+    public static int? Cores() => JobCgroups.AllowedCpus() is { Length: > 0 } cpus ? cpus.Length : null;
 
     public static long? MemoryMiB()
     {

@@ -146,6 +146,70 @@ public sealed class ServerOnSlurmTests
         }
     }
 
+    /// <summary>
+    /// Issue 16: on a Slurm with consumable cores and memory and no default memory per CPU, the engine packs 1-GPU jobs onto
+    /// one node and the backend pins them there with exactly the cores and memory placed, so every one starts at once: none
+    /// waits for Resources (a job that named no memory would hold the whole node's), none becomes a not_started discrepancy.
+    /// </summary>
+    [SlurmFact]
+    public async Task OneGpuJobsPinnedToOneNode_AllStartAtOnce_NoneWaitsForResources()
+    {
+        LocalSlurm.Run("scontrol", "show", "config").Output.ShouldContain("CR_CORE_MEMORY", Case.Insensitive);
+        LocalSlurm.Run("scontrol", "show", "config").Output.ShouldNotContain("DefMemPerCPU", Case.Insensitive);
+        await using var s = await SlurmServer.StartAsync(reconciler: new SlurmReconcilerOptions { StartTimeout = TimeSpan.FromSeconds(2) });
+        var ids = new List<long>();
+        for (var i = 0; i < 4; i++)
+        {
+            ids.Add(await s.SubmitAsync(1, ["sleep", "60"]));
+        }
+
+        try
+        {
+            var slurmIds = new List<string>();
+            foreach (var id in ids)
+            {
+                slurmIds.Add(await s.SlurmIdAsync(id));
+            }
+
+            // Slurm's view: every job running, on the node the engine pinned them all to, with the cores and memory placed.
+            var rows = new List<string[]>();
+            for (var attempt = 0; ; attempt++)
+            {
+                rows = [.. LocalSlurm.Run("squeue", "-h", "-j", string.Join(',', slurmIds), "-o", "%i|%T|%r|%N|%C|%m").Output
+                    .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('|'))];
+                if ((rows.Count == 4 && rows.All(r => r[1] == "RUNNING")) || attempt >= 60)
+                {
+                    break;
+                }
+
+                await Task.Delay(500);
+            }
+
+            rows.Count.ShouldBe(4);
+            var seen = string.Join("; ", rows.Select(r => string.Join(' ', r)));
+            rows.Where(r => r[1] != "RUNNING").Select(r => $"{r[0]} {r[1]} reason {r[2]}").ShouldBeEmpty("every pinned job starts at once; squeue: " + seen);
+            rows.Select(r => r[3]).Distinct().ShouldHaveSingleItem("the engine packs 1-GPU jobs onto one node");
+            rows.Select(r => (r[4], r[5])).Distinct().ShouldBe([("4", "2000M")], "the partition's share per GPU: " + seen);
+            foreach (var id in ids)
+            {
+                await s.WaitAsync(id, j => j.GetProperty("state").GetString() == "running", TimeSpan.FromSeconds(60));
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(3)); // past the start timeout: a job still pending would be reported now
+            var pass = await s.Reconciliation.RunOnceAsync(default);
+            pass.Reachable.ShouldBeTrue();
+            (await s.DiscrepanciesAsync("admin")).GetProperty("items").EnumerateArray()
+                .ShouldNotContain(i => i.GetProperty("kind").GetString() == DiscrepancyKinds.NotStarted);
+        }
+        finally
+        {
+            foreach (var id in ids)
+            {
+                await s.CancelAsync(id);
+            }
+        }
+    }
+
     /// <summary>sacct's row for a job once slurmdbd has its end (it records it a moment after slurmctld reports it).</summary>
     private static async Task<SlurmJobRow> FinalSacctAsync(string slurmId)
     {
@@ -200,7 +264,7 @@ public sealed class ServerOnSlurmTests
         /// Slurm name prefix; null: one of its own. A fresh database numbers jobs from 1, and the backend adopts a job it
         /// finds in Slurm under the same name (idempotent submission), so servers that submit get their own prefix.
         /// </param>
-        public static async Task<SlurmServer> StartAsync(ISlurmCommandRunner? runner = null, string? prefix = null)
+        public static async Task<SlurmServer> StartAsync(ISlurmCommandRunner? runner = null, string? prefix = null, SlurmReconcilerOptions? reconciler = null)
         {
             var dir = Path.Combine(Path.GetTempPath(), "gpuc-slurm-server-" + Guid.NewGuid().ToString("N"));
             var options = new ServerOptions
@@ -217,7 +281,7 @@ public sealed class ServerOnSlurmTests
             var app = ServerApp.Build(options, backend, b =>
             {
                 b.WebHost.UseTestServer();
-                b.Services.AddSingleton<IBackendReconciler>(new SlurmReconciler(backend));
+                b.Services.AddSingleton<IBackendReconciler>(new SlurmReconciler(backend, reconciler));
                 b.Logging.ClearProviders();
             });
             await ServerApp.InitialiseAsync(app);

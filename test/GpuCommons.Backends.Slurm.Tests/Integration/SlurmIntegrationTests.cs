@@ -33,10 +33,11 @@ public class SlurmIntegrationTests
             Allocations = [AllocationSpec.Unlimited("proj")],
         });
         var id = NextId();
-        engine.Submit(new JobSpec { Id = id, Project = "proj", Gpus = 16, Nodes = 2, Walltime = TimeSpan.FromMinutes(5), SubmitTime = TimeProvider.System.GetUtcNow() })
-            .Accepted.ShouldBeTrue();
+        var spec = new JobSpec { Id = id, Project = "proj", Gpus = 16, Nodes = 2, Walltime = TimeSpan.FromMinutes(5), SubmitTime = TimeProvider.System.GetUtcNow() };
+        engine.Submit(spec).Accepted.ShouldBeTrue();
         var start = engine.Schedule().Started.ShouldHaveSingleItem();
-        var placement = start.Placement.ByNode().Select(p => new AssignedNode(fleet.Nodes[p.Node].Name, p.Gpus, [])).ToArray();
+        var demand = ResourceDemand.For(spec, fleet.Partitions[start.Placement.Partition]);
+        var placement = start.Placement.ByNode().Select(p => new AssignedNode(fleet.Nodes[p.Node].Name, p.Gpus, []) { Cpus = demand.Cpus, MemoryMiB = demand.MemoryMiB }).ToArray();
         var job = Job(id, [], 8, "echo \"$SLURMD_NODENAME CVD=$CUDA_VISIBLE_DEVICES\"") with { Nodes = placement };
 
         var handle = await backend.StartAsync(job, default);

@@ -24,8 +24,20 @@ internal static class SlurmTestKit
     public static BackendJob Job(long id, string[] nodes, int gpusPerNode, string script, TimeSpan? walltime = null,
         IReadOnlyDictionary<string, string>? env = null, int attempt = 0, bool checkpointable = false) =>
         new(id, $"it-{id}", "proj", "root", ["/bin/bash", "-c", script], null, env ?? new Dictionary<string, string>(),
-            nodes.Select(n => new AssignedNode(n, Enumerable.Range(0, gpusPerNode).ToArray(), [])).ToArray(),
+            nodes.Select(n => new AssignedNode(n, Enumerable.Range(0, gpusPerNode).ToArray(), [])
+            {
+                Cpus = Math.Max(1, CpusPerGpu * gpusPerNode),
+                MemoryMiB = Math.Max(MemoryMiBPerGpu / 4, MemoryMiBPerGpu * gpusPerNode),
+            }).ToArray(),
             walltime ?? TimeSpan.FromMinutes(3), LogRoot, checkpointable, attempt);
+
+    /// <summary>
+    /// What the engine places per GPU on the CI Slurm (its partition's default share: 32 cores and 16,000 MiB for 8 GPUs
+    /// per node). The CI Slurm has no DefMemPerCPU, so a job placed without memory would take the whole node's.
+    /// </summary>
+    public const int CpusPerGpu = 4;
+
+    public const long MemoryMiBPerGpu = 2000;
 
     /// <summary>Polls until <paramref name="until"/> holds for the events seen so far (which are appended to <paramref name="seen"/>).</summary>
     public static async Task<List<BackendEvent>> PollUntilAsync(SlurmBackend backend, List<BackendEvent> seen, Func<List<BackendEvent>, bool> until, TimeSpan timeout)
