@@ -152,14 +152,15 @@ public sealed partial class SchedulerEngine
                 var node = Fleet.Nodes[n];
                 var wasFull = IsFullyFree(n) || _relNode[n] + _free[n] == node.Gpus && SharedAllReleased(n);
                 ReleaseInShadow(running, n);
+                Ledger.ReleaseInShadow(running, n);
                 var freeThen = _free[n] + _relNode[n];
                 switch (shape.Kind)
                 {
-                    case ShapeKind.SingleNode when freeThen >= shape.Amount:
+                    case ShapeKind.SingleNode when freeThen >= shape.Amount && ShadowFits(job, p, shape, n):
                         return (Math.Max(end, now), [n]);
-                    case ShapeKind.Share when freeThen >= 1 || ShareFitsAfterRelease(running, n, shape.Amount):
+                    case ShapeKind.Share when (freeThen >= 1 || ShareFitsAfterRelease(running, n, shape.Amount)) && ShadowFits(job, p, shape, n):
                         return (Math.Max(end, now), [n]);
-                    case ShapeKind.Gang when !wasFull && freeThen == node.Gpus && SharedAllReleased(n) && node.Gpus >= shape.Amount:
+                    case ShapeKind.Gang when !wasFull && freeThen == node.Gpus && SharedAllReleased(n) && node.Gpus >= shape.Amount && ShadowFits(job, p, shape, n):
                     {
                         _freedNodes.Add(n);
                         var path = _nodePath[n];
@@ -187,6 +188,7 @@ public sealed partial class SchedulerEngine
 
     private void ResetShadowRelease()
     {
+        Ledger.ResetShadow();
         if (_relGpu.Length != _gpuUsed.Length || _relNode.Length != Fleet.Nodes.Count)
         {
             _relGpu = new int[_gpuUsed.Length];

@@ -219,6 +219,11 @@ public sealed partial class SchedulerEngine
             }
         }
 
+        if (Ledger.CheckRestore(spec, Fleet.Partitions[p], slots) is { } unfit)
+        {
+            return SubmitResult.Reject("placement", unfit);
+        }
+
         var project = _projectIndex[spec.Project];
         var job = new JobRecord(spec, project, UserIndex(project, spec.User), spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index);
         ResolveShapes(job);
@@ -259,6 +264,7 @@ public sealed partial class SchedulerEngine
     private void Release(JobRecord job)
     {
         var placement = job.Placement!;
+        Ledger.Give(job);
         Span<int> scratch = stackalloc int[FleetBuilder.MaxGpusPerNode];
         foreach (var n in placement.Nodes)
         {

@@ -17,7 +17,7 @@ public sealed partial class SchedulerEngine
 
     internal string? VerifyInvariants()
     {
-        return VerifyJobs() ?? VerifyGpus() ?? VerifyPools() ?? VerifyQuota() ?? VerifyGrants();
+        return VerifyJobs() ?? VerifyGpus() ?? VerifyPools() ?? VerifyQuota() ?? VerifyGrants() ?? Ledger.Verify(_jobs.Values.Where(j => j.State == JobState.Running));
     }
 
     /// <summary>Active backfill and preemption holds: the pending job they are for, until when others may use them, and their nodes.</summary>

@@ -28,9 +28,10 @@ public sealed partial class SchedulerEngine
     };
 
     /// <summary>Tries the pools a job may use, own hold and own reservation first, the general pool last.</summary>
-    private bool TryPlace(JobRecord job, int p, in Shape shape, long end, out Plan plan)
+    private bool TryPlaceCore(JobRecord job, int p, in Shape shape, long end, out Plan plan)
     {
         plan = default;
+        BeginFit(job, p, shape);
         if (job.HeldPool >= 0 && _pools[job.HeldPool].Partition.Index == p && TryPlaceIn(_pools[job.HeldPool], shape, ref plan))
         {
             return true;
@@ -73,12 +74,17 @@ public sealed partial class SchedulerEngine
 
     private bool TrySingle(Pool pool, int g, ref Plan plan)
     {
+        if (_fitFgd)
+        {
+            return TrySingleFragmentationAware(pool, g, ref plan);
+        }
+
         var partial = pool.Partial;
         for (var k = g; k < partial.Length; k++)
         {
-            if (partial[k].Count > 0)
+            if (partial[k].Count > 0 && FirstFit(partial[k]) is var first and >= 0)
             {
-                plan.Node = partial[k][0];
+                plan.Node = first;
                 return true;
             }
         }
@@ -111,9 +117,13 @@ public sealed partial class SchedulerEngine
 
             if (homogeneous)
             {
-                best = leaf;
-                bestCount = set.Count;
-                bestNode = set[0];
+                if (FirstFit(set) is var first and >= 0)
+                {
+                    best = leaf;
+                    bestCount = set.Count;
+                    bestNode = first;
+                }
+
                 continue;
             }
 
@@ -123,7 +133,7 @@ public sealed partial class SchedulerEngine
             {
                 var n = set[i];
                 var size = Fleet.Nodes[n].Gpus;
-                if (size >= g && (candidate < 0 || size < Fleet.Nodes[candidate].Gpus))
+                if (size >= g && (candidate < 0 || size < Fleet.Nodes[candidate].Gpus) && NodeFits(n))
                 {
                     candidate = n;
                 }
@@ -142,13 +152,33 @@ public sealed partial class SchedulerEngine
 
     private bool TryShare(Pool pool, int milli, ref Plan plan)
     {
+        if (_fitFgd)
+        {
+            return TryShareFragmentationAware(pool, milli, ref plan);
+        }
+
         var key = (long)milli << 32;
         if (pool.Shared.Count > 0 && pool.Shared.Max >= key)
         {
-            var best = pool.Shared.GetViewBetween(key, long.MaxValue).Min;
-            plan.Gpu = (int)(best & 0xFFFFFFFF);
-            plan.Node = NodeOfGpu(plan.Gpu);
-            return true;
+            if (!_fitCheck)
+            {
+                var best = pool.Shared.GetViewBetween(key, long.MaxValue).Min;
+                plan.Gpu = (int)(best & 0xFFFFFFFF);
+                plan.Node = NodeOfGpu(plan.Gpu);
+                return true;
+            }
+
+            foreach (var entry in pool.Shared.GetViewBetween(key, long.MaxValue))
+            {
+                var gpu = (int)(entry & 0xFFFFFFFF);
+                var node = NodeOfGpu(gpu);
+                if (NodeFits(node))
+                {
+                    plan.Gpu = gpu;
+                    plan.Node = node;
+                    return true;
+                }
+            }
         }
 
         if (!TrySingle(pool, 1, ref plan))
@@ -261,7 +291,7 @@ public sealed partial class SchedulerEngine
                 for (var i = 0; i < set.Count && count < nodes; i++)
                 {
                     var gpus = Fleet.Nodes[set[i]].Gpus;
-                    if (mixed ? gpus == size : gpus >= perNode)
+                    if ((mixed ? gpus == size : gpus >= perNode) && NodeFits(set[i]))
                     {
                         picked[count++] = set[i];
                     }
@@ -377,6 +407,7 @@ public sealed partial class SchedulerEngine
         job.EndByTicks = now + job.WalltimeTicks;
         job.Preempting = false;
         job.Exclusive = exclusive;
+        Ledger.Take(job);
         foreach (var n in nodes)
         {
             _nodeJobs[n].Add(job);

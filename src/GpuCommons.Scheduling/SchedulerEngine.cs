@@ -385,7 +385,7 @@ public sealed partial class SchedulerEngine
 
             if (Shape.TryResolve(spec, Fleet.Partitions[p], _nodesAtLeast[p], out _, out var never))
             {
-                return SubmitResult.Ok;
+                return CheckResources(spec) ?? SubmitResult.Ok;
             }
 
             why ??= never;
@@ -413,6 +413,7 @@ public sealed partial class SchedulerEngine
         var job = new JobRecord(spec, project, UserIndex(project, spec.User), filter);
         ResolveShapes(job);
         _jobs.Add(spec.Id, job);
+        ObserveArrival(job);
         AddPending(job);
         return result;
     }
@@ -428,6 +429,8 @@ public sealed partial class SchedulerEngine
                 job.ShapeMask |= 1UL << p;
             }
         }
+
+        RestrictShapesToEligible(job);
     }
 
     private void AddPending(JobRecord job)

@@ -108,6 +108,21 @@ public sealed class SchedulerOptions
     /// <value>Default 30 days.</value>
     public TimeSpan? MaxWalltime { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>
+    /// Fragmentation-aware placement (FGD, ATC'23) where cores or memory are tracked: a share of a GPU, or whole GPUs with
+    /// more cores or memory than the partition's default per GPU, goes where it raises the expected fragmentation of
+    /// the cluster least (GPUs stranded by too few free GPUs, cores or memory for the recent workload's shapes count as
+    /// lost). Whole-GPU jobs within the default, and every job on a fleet that does not track cores or memory, are
+    /// placed by best fit either way. False: best fit everywhere (still checking every resource).
+    /// </summary>
+    /// <value>Default true.</value>
+    public bool FragmentationAware { get; set; } = true;
+
+    /// <summary>Candidate placements scored by fragmentation-aware placement (the best of today's best-fit order).</summary>
+    /// <value>Default 64.</value>
+    [Range(1, 100_000)]
+    public int FragmentationCandidates { get; set; } = 64;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
     {

@@ -91,4 +91,40 @@ public sealed class ResourceTraceTests
         // 8 tasks of 12 cores = 96 cores per node: no node is over its cores; 8 × 46 GiB = 368 GiB < 384 GiB.
         (r.NodesOverCpus, r.NodesOverMemory).ShouldBe((0, 0));
     }
+
+    [Fact]
+    public void FgdBenchmark_NeverOverCommitsCores_WhereTheGpuOnlyEngineDid()
+    {
+        // Two nodes of 8 GPUs and 64 cores; shares of half a GPU that need 32 cores each: by GPU alone 32 would fit,
+        // by cores only 2 per node.
+        var fleet = new FleetBuilder("s").AddPartition("p", "G", 0)
+            .AddNode("p", "a", 8, null, NodeState.Up, NodeResources.Create(64, 393216, null, "a"), null)
+            .AddNode("p", "b", 8, null, NodeState.Up, NodeResources.Create(64, 393216, null, "b"), null).Build();
+        var tasks = Enumerable.Repeat(new SharingWorkload.TaskShape(32, 1024, 1, 500, 1), 100);
+        foreach (var fgd in new[] { true, false })
+        {
+            var r = FgdBenchmark.Run(fleet, tasks, new FgdOptions { FragmentationAware = fgd });
+            r.Placed.ShouldBe(4);
+            (r.NodesOverCpus, r.NodesOverMemory).ShouldBe((0, 0));
+            r.PlacementsPerSecond.ShouldBeGreaterThan(0);
+        }
+    }
+
+    [Fact]
+    public void Simulate_HonoursCoresOfJobsAndNodes()
+    {
+        // One node of 4 GPUs and 16 cores: two 1-GPU jobs of 12 cores cannot run together, two of 8 can.
+        var fleet = new FleetBuilder("s").AddPartition("default", "G", 0)
+            .AddNode("default", "n1", 4, null, NodeState.Up, NodeResources.Create(16, 65536, null, "n1"), null).Build();
+        List<TraceJob> jobs =
+        [
+            TestData.Job(1, 0, 1, 100) with { Cpus = 12 },
+            TestData.Job(2, 0, 1, 100) with { Cpus = 12 },
+            TestData.Job(3, 300, 1, 100) with { Cpus = 8 },
+            TestData.Job(4, 300, 1, 100) with { Cpus = 8 },
+        ];
+        var (csv, _) = TestData.Run(fleet, TestData.Trace(jobs), "fifo-easy");
+        var rows = ScheduleChecker.Parse(csv).OrderBy(r => r.Job).ToList();
+        rows.Select(r => $"{r.Job}:{r.Start}-{r.End}").ShouldBe(["1:0-100", "2:100-200", "3:300-400", "4:300-400"]);
+    }
 }

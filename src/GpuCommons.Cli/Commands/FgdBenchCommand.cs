@@ -17,7 +17,9 @@ internal static class FgdBenchCommand
         var seed = new Option<int>("--seed") { Description = "Workload seed", DefaultValueFactory = _ => 42 };
         var stopAt = new Option<double>("--stop-at") { Description = "Stop arrivals once this share of GPU capacity was asked for", DefaultValueFactory = _ => 1.3 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
-        var cmd = new Command("fgd", "Allocated GPU share, GPUs in use and fragmentation when GPU-sharing tasks arrive and never leave (FGD, ATC'23)") { seed, stopAt, json };
+        var placement = new Option<string>("--placement") { Description = "Engine placement: fgd (fragmentation-aware, the default) or best-fit", DefaultValueFactory = _ => "fgd" };
+        placement.AcceptOnlyFromAmong("fgd", "best-fit");
+        var cmd = new Command("fgd", "Allocated GPU share, GPUs in use and fragmentation when GPU-sharing tasks arrive and never leave (FGD, ATC'23)") { seed, stopAt, placement, json };
         cmd.SetAction(parse =>
         {
             var stop = parse.GetValue(stopAt);
@@ -27,10 +29,11 @@ internal static class FgdBenchCommand
             }
 
             var fleet = SharingWorkload.Fleet();
-            var r = FgdBenchmark.Run(fleet, SharingWorkload.Draw(parse.GetValue(seed)), new FgdOptions { StopAtRequestedShare = stop });
+            var r = FgdBenchmark.Run(fleet, SharingWorkload.Draw(parse.GetValue(seed)), new FgdOptions { StopAtRequestedShare = stop, FragmentationAware = parse.GetValue(placement) == "fgd" });
             var result = new Dictionary<string, object>
             {
                 ["workload"] = "openb-like (estimated from Alibaba cluster-trace-gpu-v2023)",
+                ["placement"] = parse.GetValue(placement)!,
                 ["nodes"] = r.Nodes,
                 ["gpus"] = r.TotalGpus,
                 ["requestedShare"] = Math.Round(r.RequestedShare, 4),

@@ -40,6 +40,8 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     public long StartTicks;
     public long EndByTicks;
     public bool Exclusive;
+    /// <summary>Cores and memory held on each node of <see cref="Placement"/> (same order), given back exactly when the job stops.</summary>
+    public ResourceDemand[]? Taken;
     public bool Preempting;
     public long PreemptKillTicks;
     /// <summary>Reservation pool held by this pending job (-1: none).</summary>

@@ -26,7 +26,7 @@ public static class FgdBenchmark
             Organisations = [new OrganisationSpec("org", OrganisationType.University)],
             Projects = [new ProjectSpec("p", "org")],
             Allocations = [AllocationSpec.Unlimited("p")],
-        }, null, time);
+        }, new SchedulerOptions { FragmentationAware = options.FragmentationAware }, time);
 
         var capacity = (long)fleet.TotalGpus * JobSpec.MilliPerGpu;
         var stop = (long)Math.Ceiling(capacity * options.StopAtRequestedShare);
@@ -177,6 +177,9 @@ public sealed record FgdOptions
 {
     /// <summary>Arrivals stop once this share of the GPU capacity has been asked for (FGD: 1.3).</summary>
     public double StopAtRequestedShare { get; init; } = 1.3;
+
+    /// <summary>Fragmentation-aware placement in the engine (<see cref="SchedulerOptions.FragmentationAware"/>); false: best fit.</summary>
+    public bool FragmentationAware { get; init; } = true;
 }
 
 /// <summary>

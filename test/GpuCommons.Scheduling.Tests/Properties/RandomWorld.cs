@@ -47,14 +47,26 @@ internal sealed record OptionShape(BackfillMode Backfill, OrderingPolicy Orderin
     public override string ToString() => $"{Backfill} {Ordering} preempt={Preemption} depth={Depth} grace={GraceMinutes}m";
 }
 
+/// <summary>
+/// Cores, memory, features and GPU models of a generated fleet's nodes (per GPU, varied from node to node), and whether
+/// jobs ask for cores, memory, models and features (else they ask for GPUs only and get the partition's defaults).
+/// </summary>
+internal sealed record ResourceShape(int CoresPerGpu, int MemGiBPerGpu, int Spread, bool TwoModels, int FeatureEvery, bool Requests)
+{
+    public override string ToString() => $"cores/GPU {CoresPerGpu} mem/GPU {MemGiBPerGpu} GiB spread {Spread} models {(TwoModels ? 2 : 1)} ib every {FeatureEvery} requests={Requests}";
+}
+
 /// <summary>A random world: fleet, tenants with quotas and grants, options, and a stream of events.</summary>
 internal sealed record WorldShape(PartitionShape[] Partitions, TenantShape[] Orgs, TenantShape[] Projects, OptionShape Options, Op[] Ops)
 {
     /// <summary>A given fleet instead of a generated one.</summary>
     public Fleet? Fleet { get; init; }
 
+    /// <summary>Node cores, memory, features and models, and job requests; null: GPUs only (nothing tracked).</summary>
+    public ResourceShape? Resources { get; init; }
+
     public override string ToString() =>
-        $"partitions: {string.Join(" | ", Partitions.AsEnumerable())}\norgs: {string.Join(" | ", Orgs.AsEnumerable())}\nprojects: {string.Join(" | ", Projects.AsEnumerable())}\noptions: {Options}\nops ({Ops.Length}): {string.Join(" ", Ops.AsEnumerable())}";
+        $"resources: {Resources?.ToString() ?? "none"}\npartitions: {string.Join(" | ", Partitions.AsEnumerable())}\norgs: {string.Join(" | ", Orgs.AsEnumerable())}\nprojects: {string.Join(" | ", Projects.AsEnumerable())}\noptions: {Options}\nops ({Ops.Length}): {string.Join(" ", Ops.AsEnumerable())}";
 }
 
 /// <summary>CsCheck generators of random worlds, and the interpreter that plays one against a <see cref="CheckedEngine"/>.</summary>
@@ -124,6 +136,21 @@ internal static class RandomWorld
         from ops in Operation.Array[minOps, maxOps]
         select new WorldShape(partitions, orgs, projects, options, ops);
 
+    public static readonly Gen<ResourceShape> Resources =
+        from cores in Gen.Int[2, 16]
+        from mem in Gen.Int[4, 64]
+        from spread in Gen.Int[0, 4]
+        from models in Gen.Int[0, 2]
+        from every in Gen.Int[1, 4]
+        from requests in Gen.Int[0, 4]
+        select new ResourceShape(cores, mem, spread, models == 0, every, requests > 0);
+
+    /// <summary>A random world whose nodes have cores, memory, features and two GPU models, and whose jobs (mostly) ask for them.</summary>
+    public static Gen<WorldShape> ResourceWorld(int minOps, int maxOps) =>
+        from w in World(minOps, maxOps)
+        from r in Resources
+        select w with { Resources = r };
+
     /// <summary>A random world on a given fleet (its shape is ignored).</summary>
     public static Gen<WorldShape> WorldOn(Fleet fleet, int minOps, int maxOps) =>
         from orgs in Tenant(fleet.Partitions.Count).Array[1, 3]
@@ -132,7 +159,7 @@ internal static class RandomWorld
         from ops in Operation.Array[minOps, maxOps]
         select new WorldShape([], orgs, projects, options, ops) { Fleet = fleet };
 
-    public static Fleet BuildFleet(PartitionShape[] partitions)
+    public static Fleet BuildFleet(PartitionShape[] partitions, ResourceShape? resources = null)
     {
         var b = new FleetBuilder("random");
         for (var pi = 0; pi < partitions.Length; pi++)
@@ -168,7 +195,18 @@ internal static class RandomWorld
 
             for (var i = 0; i < shape.NodeSizes.Length; i++)
             {
-                b.AddNode(name, $"{name}-n{i:D2}", shape.NodeSizes[i], leaves[shape.Where[i % shape.Where.Length] % leaves.Count]);
+                var leaf = leaves[shape.Where[i % shape.Where.Length] % leaves.Count];
+                if (resources is not { } r)
+                {
+                    b.AddNode(name, $"{name}-n{i:D2}", shape.NodeSizes[i], leaf);
+                    continue;
+                }
+
+                var g = shape.NodeSizes[i];
+                var cores = g * (r.CoresPerGpu + (i * r.Spread % 5));
+                var mem = g * (r.MemGiBPerGpu + (i * r.Spread % 3 * 8)) * 1024L;
+                string[] features = i % r.FeatureEvery == 0 ? ["ib"] : [];
+                b.AddNode(name, $"{name}-n{i:D2}", g, leaf, NodeState.Up, NodeResources.Create(cores, mem, features, "node"), r.TwoModels && i % 2 == 1 ? "B" : null);
             }
         }
 
@@ -237,13 +275,13 @@ internal static class RandomWorld
     /// <summary>Builds the world and plays every event; the <see cref="CheckedEngine"/> throws at the first broken rule.</summary>
     public static CheckedEngine Play(WorldShape w, Action<string>? log = null)
     {
-        var fleet = w.Fleet ?? BuildFleet(w.Partitions);
+        var fleet = w.Fleet ?? BuildFleet(w.Partitions, w.Resources);
         var tenancy = BuildTenancy(w, fleet);
         var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch) { Log = log };
         long nextId = 1;
         foreach (var op in w.Ops)
         {
-            Apply(e, op, ref nextId);
+            Apply(e, op, w.Resources, ref nextId);
         }
 
         // Let everything run out: the queue must drain or stay blocked only for a stated reason, never break a rule.
@@ -259,25 +297,25 @@ internal static class RandomWorld
     /// <summary>Builds the world and plays its first <paramref name="count"/> events (no draining): the same state every time.</summary>
     public static CheckedEngine PlayPrefix(WorldShape w, int count, Action<string>? log = null)
     {
-        var fleet = w.Fleet ?? BuildFleet(w.Partitions);
+        var fleet = w.Fleet ?? BuildFleet(w.Partitions, w.Resources);
         var tenancy = BuildTenancy(w, fleet);
         var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch) { Log = log };
         long nextId = 1;
         for (var i = 0; i < count && i < w.Ops.Length; i++)
         {
-            Apply(e, w.Ops[i], ref nextId);
+            Apply(e, w.Ops[i], w.Resources, ref nextId);
         }
 
         return e;
     }
 
-    private static void Apply(CheckedEngine e, Op op, ref long nextId)
+    private static void Apply(CheckedEngine e, Op op, ResourceShape? resources, ref long nextId)
     {
         var fleet = e.Fleet;
         switch (op.Kind)
         {
             case OpKind.Submit:
-                e.Submit(MakeJob(e, op, nextId++));
+                e.Submit(WithRequests(MakeJob(e, op, nextId++), op, resources));
                 break;
             case OpKind.ScheduleFull:
                 e.Schedule(full: true);
@@ -446,6 +484,37 @@ internal static class RandomWorld
                 _ => e.Now,
             },
         };
+    }
+
+    /// <summary>Cores and memory per GPU or per node, a GPU model, a feature: drawn from the op's numbers.</summary>
+    private static JobSpec WithRequests(JobSpec job, Op op, ResourceShape? resources)
+    {
+        if (resources is not { Requests: true })
+        {
+            return job;
+        }
+
+        var k = op.A / 16;
+        job = (k % 6) switch
+        {
+            0 => job,
+            1 => job with { CpusPerGpu = 1 + (op.B / 16 % 24) },
+            2 => job with { CpusPerNode = 1 + (op.B / 16 % 64) },
+            3 => job with { MemoryMiBPerGpu = 1024L * (1 + (op.B / 16 % 80)) },
+            4 => job with { MemoryMiBPerNode = 1024L * (1 + (op.B / 16 % 300)) },
+            _ => job with { CpusPerGpu = 1 + (op.B / 16 % 24), MemoryMiBPerGpu = 1024L * (1 + (op.C / 16 % 80)) },
+        };
+        if (k / 6 % 5 == 0)
+        {
+            job = job with { GpuModels = ["B"] };
+        }
+
+        if (k / 30 % 4 == 0)
+        {
+            job = job with { Features = ["ib"] };
+        }
+
+        return job;
     }
 
     private static int NodeSizeChoice(int k) => (k % 4) switch
