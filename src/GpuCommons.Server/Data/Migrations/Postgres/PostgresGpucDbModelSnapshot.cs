@@ -449,6 +449,21 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<string>("AllocationId")
                         .HasColumnType("text");
 
+                    b.Property<long>("ArrayExpanded")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("ArrayIndices")
+                        .HasColumnType("text");
+
+                    b.Property<long?>("ArrayJobId")
+                        .HasColumnType("bigint");
+
+                    b.Property<int?>("ArrayMaxRunning")
+                        .HasColumnType("integer");
+
+                    b.Property<long?>("ArrayTaskId")
+                        .HasColumnType("bigint");
+
                     b.Property<int>("Attempt")
                         .HasColumnType("integer");
 
@@ -470,6 +485,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<int?>("CpusPerNode")
                         .HasColumnType("integer");
+
+                    b.Property<string>("Dependency")
+                        .HasColumnType("text");
 
                     b.Property<DateTimeOffset?>("EndTime")
                         .HasColumnType("timestamp with time zone");
@@ -498,14 +516,14 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("text");
 
+                    b.Property<string>("Image")
+                        .HasColumnType("text");
+
                     b.Property<long?>("MemoryMiBPerGpu")
                         .HasColumnType("bigint");
 
                     b.Property<long?>("MemoryMiBPerNode")
                         .HasColumnType("bigint");
-
-                    b.Property<string>("Image")
-                        .HasColumnType("text");
 
                     b.Property<string>("Mounts")
                         .HasColumnType("text");
@@ -567,6 +585,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                         .HasColumnType("text");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("ArrayJobId", "ArrayTaskId")
+                        .IsUnique();
 
                     b.HasIndex("Project", "Id");
 
