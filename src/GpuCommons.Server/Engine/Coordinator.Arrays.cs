@@ -511,3 +511,25 @@ public sealed partial class Coordinator
         _arraysView = arrays.ToImmutable();
     }
 }
+
+// For `gpuc bench arrays`: what the engine holds and what its full cycle costs, measured on the loop.
+public sealed partial class Coordinator
+{
+    /// <summary>
+    /// Runs <paramref name="cycles"/> full scheduling cycles on the loop (through the loop's own path, so any start is
+    /// handled as usual) and returns the time of each in milliseconds, with the engine's pending and running counts and
+    /// the arrays and held jobs the loop keeps out of it.
+    /// </summary>
+    public Task<(List<double> CycleMs, int EnginePending, int EngineRunning, int Arrays, int Held)> MeasureFullCyclesAsync(int cycles) => OnLoopAsync(async () =>
+    {
+        var times = new List<double>(cycles);
+        for (var i = 0; i < cycles; i++)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            await ScheduleAsync(full: true, CancellationToken.None);
+            times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        return (times, _s.Engine.PendingCount, _s.Engine.RunningCount, _s.Arrays.Count, _s.Held.Count);
+    });
+}
