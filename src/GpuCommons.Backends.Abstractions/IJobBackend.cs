@@ -80,6 +80,36 @@ public sealed record BackendJob(
     /// node. A backend that cannot run containers refuses such a job with <see cref="JobStartRejectedException"/>.
     /// </summary>
     public ContainerSpec? Container { get; init; }
+
+    /// <summary>The job is one task of a job array: the backend sets <see cref="ArrayTask.Variables"/> in its environment.</summary>
+    public ArrayTask? ArrayTask { get; init; }
+}
+
+/// <summary>
+/// Which task of which job array a job is. <paramref name="ArrayJobId"/> is the array's id (what <c>gpuc queue</c> shows
+/// before the <c>_</c>), <paramref name="TaskId"/> the task's index; count, min and max describe the whole array.
+/// </summary>
+public sealed record ArrayTask(long ArrayJobId, long TaskId, long Count, long Min, long Max)
+{
+    /// <summary>
+    /// The variables a task runs with, as sbatch sets them for an array task: <c>GPUC_ARRAY_JOB_ID</c>,
+    /// <c>GPUC_ARRAY_TASK_ID</c>, <c>GPUC_ARRAY_TASK_COUNT</c>, <c>GPUC_ARRAY_TASK_MIN</c>, <c>GPUC_ARRAY_TASK_MAX</c> and
+    /// the same names with <c>SLURM_</c>, so that scripts written for Slurm run unchanged.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Variables()
+    {
+        var list = new List<KeyValuePair<string, string>>(10);
+        foreach (var prefix in new[] { "GPUC_", "SLURM_" })
+        {
+            list.Add(new(prefix + "ARRAY_JOB_ID", ArrayJobId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            list.Add(new(prefix + "ARRAY_TASK_ID", TaskId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            list.Add(new(prefix + "ARRAY_TASK_COUNT", Count.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            list.Add(new(prefix + "ARRAY_TASK_MIN", Min.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            list.Add(new(prefix + "ARRAY_TASK_MAX", Max.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        return list;
+    }
 }
 
 /// <summary>

@@ -421,7 +421,7 @@ public sealed partial class LocalBackend
         var n = 0;
         foreach (var (key, value) in job.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (fixedVariables.ContainsKey(key) && (key.StartsWith("GPUC_", StringComparison.Ordinal) || key.StartsWith("CUDA_", StringComparison.Ordinal)))
+            if (fixedVariables.ContainsKey(key) && (key.StartsWith("GPUC_", StringComparison.Ordinal) || key.StartsWith("CUDA_", StringComparison.Ordinal) || key.StartsWith("SLURM_ARRAY_", StringComparison.Ordinal)))
             {
                 continue;
             }
@@ -516,6 +516,14 @@ public sealed partial class LocalBackend
         if (job.Nodes.Count == 1 && job.Nodes[0].Share is { } share)
         {
             env["GPUC_GPU_SHARE"] = share.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (job.ArrayTask is { } task)
+        {
+            foreach (var (k, v) in task.Variables())
+            {
+                env[k] = v;
+            }
         }
 
         return env;

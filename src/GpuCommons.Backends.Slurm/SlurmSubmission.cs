@@ -154,6 +154,15 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
         }
 
         sb.Append("export GPUC_JOB_ID=").Append(job.JobId.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        if (job.ArrayTask is { } task)
+        {
+            // Each task is its own pinned job in Slurm (placed by the engine), so Slurm does not set these: the script does.
+            foreach (var (k, v) in task.Variables())
+            {
+                sb.Append("export ").Append(k).Append('=').Append(v).Append('\n');
+            }
+        }
+
         if (job.RunAs is { } who)
         {
             // --export=NONE: the job's account, never the server's (Slurm also loads the user's own login environment).
@@ -172,7 +181,7 @@ public sealed record SlurmSubmission(string JobName, IReadOnlyList<string> Argum
                 throw new ArgumentException($"job {job.JobId}: '{key}' is not an environment variable name", nameof(job));
             }
 
-            if (Reserved.Contains(key) || key.StartsWith("SLURM_", StringComparison.Ordinal))
+            if (Reserved.Contains(key) || key.StartsWith("SLURM_", StringComparison.Ordinal) || (job.ArrayTask is not null && key.StartsWith("GPUC_ARRAY_", StringComparison.Ordinal)))
             {
                 continue; // Slurm sets these for the GPUs it allocated.
             }

@@ -90,6 +90,15 @@ public sealed class ServerOptions
     [Range(1, 100_000)]
     public int MaxSubmitBatch { get; set; } = 2048;
 
+    /// <summary>
+    /// Pending tasks of one job array the engine holds at once (more are expanded as these start); with the array's
+    /// <c>%N</c> the lower bound applies. Default 16.
+    /// </summary>
+    public int ArrayPendingWindow { get; set; } = 16;
+
+    /// <summary>Tasks one array may have. Default 1,000,000 (Slurm's MaxArraySize is 1001 by default, at most 4,000,001).</summary>
+    public long MaxArrayTasks { get; set; } = 1_000_000;
+
     /// <summary>Seed a demo tenancy (organisations, projects, users, an allocation) into an empty database. Default true.</summary>
     public bool SeedDemo { get; set; } = true;
 

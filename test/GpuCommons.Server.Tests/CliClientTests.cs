@@ -303,10 +303,20 @@ public sealed class CliProcessTests
             eerr.ShouldNotContain("gpus: gpus:");
             eerr.ShouldNotContain("400");
 
-            // Arrays: parsed and sent; this server does not run them yet, and says so.
-            var (ac, _, aerr) = await GpucAsync(s, home, token, "submit", "-p", "demo", "--array", "0-9%2", "job.sh");
-            ac.ShouldBe(CliRunner.Usage);
-            aerr.ShouldContain("job arrays (--array) are not yet supported by this server");
+            // Arrays: one record (its tasks fail at once, as job.sh does, so the last task is far off); the queue shows its tasks as ID_T and its remainder as ID_[…%2]; one task or all cancelled.
+            var (ac, aout, aerr) = await GpucAsync(s, home, token, "submit", "-p", "demo", "--array", "0-999%2", "--json", "job.sh");
+            ac.ShouldBe(0, aerr);
+            var arrayId = JsonNode.Parse(aout)!["id"]!.GetValue<long>();
+            JsonNode.Parse(aout)!["array"]!["maxRunning"]!.GetValue<int>().ShouldBe(2);
+            var (qc2, queue2, qerr2) = await GpucAsync(s, home, token, "queue");
+            qc2.ShouldBe(0, qerr2);
+            queue2.Split('\n').Select(l => l.Split('\t')[0]).ShouldContain(x => x.StartsWith($"{arrayId}_[", StringComparison.Ordinal) && x.EndsWith("%2]", StringComparison.Ordinal), queue2);
+            var (sc, sout, serr) = await GpucAsync(s, home, token, "show", $"{arrayId}_999", "--json");
+            sc.ShouldBe(0, serr);
+            JsonNode.Parse(sout)!["arrayTaskId"]!.GetValue<long>().ShouldBe(999);
+            (await GpucAsync(s, home, token, "cancel", $"{arrayId}_999")).Code.ShouldBe(0);
+            (await GpucAsync(s, home, token, "cancel", arrayId.ToString(System.Globalization.CultureInfo.InvariantCulture))).Code.ShouldBe(0);
+            (await GpucAsync(s, home, token, "show", "12_x")).Code.ShouldBe(CliRunner.Usage);
 
             // After --, a file is a command to run, not a script to read.
             var (dc, dout, derr) = await GpucAsync(s, home, token, "submit", "-p", "demo", "-g", "1", "-t", "1m", "--json", "--", "job.sh", "x");
@@ -330,5 +340,43 @@ public sealed class CliProcessTests
             {
             }
         }
+    }
+}
+
+public sealed class CliArrayIdTests
+{
+    [Theory]
+    [InlineData("12", 12L, null)]
+    [InlineData("12_7", 12L, 7L)]
+    public void JobIds_AreIdOrArrayUnderscoreTask(string text, long id, long? task) =>
+        ClientCommands.JobRef(text).ShouldBe((id, task));
+
+    [Theory]
+    [InlineData("12_")]
+    [InlineData("_7")]
+    [InlineData("12_7_1")]
+    [InlineData("-3")]
+    [InlineData("x")]
+    public void BadJobIds_AreUsageErrors(string text) =>
+        Should.Throw<CliException>(() => ClientCommands.JobRef(text)).ExitCode.ShouldBe(CliRunner.Usage);
+
+    [Fact]
+    public void TheQueue_ShowsTasksAndTheRemainder_AsSqueueDoes()
+    {
+        ClientCommands.QueueId(JsonNode.Parse("""{"id":20,"arrayJobId":12,"arrayTaskId":7,"state":"running"}""")!).ShouldBe("12_7");
+        ClientCommands.QueueId(JsonNode.Parse("""{"id":12,"state":"pending","array":{"indices":"0-999","maxRunning":50,"pendingTasks":"8-999"}}""")!).ShouldBe("12_[8-999%50]");
+        ClientCommands.QueueId(JsonNode.Parse("""{"id":12,"state":"pending","array":{"indices":"0-999","pendingTasks":""}}""")!).ShouldBeNull();
+        ClientCommands.QueueId(JsonNode.Parse("""{"id":12,"state":"finished","array":{"indices":"0-9"}}""")!).ShouldBe("12");
+    }
+
+    [Fact]
+    public void ArrayAndDependencyFlags_BecomeTheApisFields()
+    {
+        var a = BatchScript.ParseArray("0-999:2,2000%50", "--array");
+        a["indices"]!.GetValue<string>().ShouldBe("0-999:2,2000");
+        a["maxRunning"]!.GetValue<int>().ShouldBe(50);
+        var d = BatchScript.ParseDependency("afterok:12:13,afternotok:4,afterany:5,singleton", "--dependency");
+        d.ToJsonString().ShouldBe("""[{"type":"afterok","jobs":[12,13]},{"type":"afternotok","jobs":[4]},{"type":"afterany","jobs":[5]},{"type":"singleton"}]""");
+        Should.Throw<CliException>(() => BatchScript.ParseDependency("afterok:1?afterany:2", "--dependency"));
     }
 }

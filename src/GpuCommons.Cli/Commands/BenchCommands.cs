@@ -31,6 +31,7 @@ internal static class BenchCommands
         bench.Subcommands.Add(scheduler);
         bench.Subcommands.Add(PortalBenchCommands.Create());
         bench.Subcommands.Add(BenchServerCommand.Create());
+        bench.Subcommands.Add(BenchArraysCommand.Create());
         bench.Subcommands.Add(FgdBenchCommand.Create());
         bench.Subcommands.Add(RoundBenchCommands.Create());
         bench.Subcommands.Add(FailoverBench.Create());

@@ -429,7 +429,7 @@ internal static class BenchServerCommand
         return c;
     }
 
-    private static Dictionary<string, double> Stats(List<double> values)
+    internal static Dictionary<string, double> Stats(List<double> values)
     {
         if (values.Count == 0)
         {
@@ -449,7 +449,7 @@ internal static class BenchServerCommand
         };
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -361,7 +361,12 @@ internal static partial class ClientCommands
             var t = new Output.Sheet("JOBID", "NAME", "USER", "PROJECT", "STATE", "TIME", "TIME_LIMIT", "GPUS", "WHERE", "REASON");
             foreach (var j in sorted)
             {
-                t.Add(S(j!["id"]), S(j["name"]), S(j["user"]), S(j["project"]), S(j["state"]), Output.SlurmTime(Elapsed(j, now)),
+                if (QueueId(j!) is not { } jobId)
+                {
+                    continue; // an array whose tasks are all expanded: its tasks have lines of their own
+                }
+
+                t.Add(jobId, S(j!["name"]), S(j["user"]), S(j["project"]), S(j["state"]), Output.SlurmTime(Elapsed(j, now)),
                     j["walltimeSeconds"] is { } w ? Output.SlurmTime(w.GetValue<long>()) : "", Num(j["gpus"]), Output.Where(S(j["placement"])), Reason(j));
             }
 
@@ -370,6 +375,60 @@ internal static partial class ClientCommands
         });
         return c;
     }
+
+    /// <summary>
+    /// A job's id as squeue shows it: <c>12_7</c> for a task of array 12; <c>12_[8-999%50]</c> for the tasks of array 12
+    /// not yet expanded; null for a pending array with none left to expand (its tasks are listed on their own).
+    /// </summary>
+    internal static string? QueueId(JsonNode job)
+    {
+        if (job["arrayJobId"] is { } a && job["arrayTaskId"] is { } t)
+        {
+            return S(a) + "_" + S(t);
+        }
+
+        if (job["array"] is JsonObject array && S(job["state"]) == "pending")
+        {
+            if (array["pendingTasks"] is not { } rest)
+            {
+                return S(job["id"]) + "_[" + S(array["indices"]) + "]";
+            }
+
+            var remainder = S(rest);
+            if (remainder.Length == 0)
+            {
+                return null;
+            }
+
+            var limit = array["maxRunning"] is { } m ? "%" + S(m) : "";
+            return S(job["id"]) + "_[" + remainder + limit + "]";
+        }
+
+        return S(job["id"]);
+    }
+
+    /// <summary>A job id as given on the command line: <c>12</c>, or <c>12_7</c> for task 7 of array 12.</summary>
+    internal static (long Id, long? Task) JobRef(string text)
+    {
+        var parts = text.Split('_');
+        if (parts.Length is 1 or 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0)
+        {
+            if (parts.Length == 1)
+            {
+                return (id, null);
+            }
+
+            if (long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var task))
+            {
+                return (id, task);
+            }
+        }
+
+        throw new CliException($"'{Display.Safe(text)}' is not a job id (ID, or ARRAYID_TASK for one task of an array)", CliRunner.Usage);
+    }
+
+    private static string JobPath((long Id, long? Task) r) =>
+        r.Task is { } t ? $"/api/jobs/{r.Id}/tasks/{t}" : $"/api/jobs/{r.Id}";
 
     /// <summary>Seconds a job has run: 0 while pending, until now while running, start to end once ended.</summary>
     private static long Elapsed(JsonNode job, DateTimeOffset now)
@@ -396,13 +455,14 @@ internal static partial class ClientCommands
 
     private static Command Show()
     {
-        var id = new Argument<long>("id") { Description = "Job id" };
+        var id = new Argument<string>("id") { Description = "Job id (ARRAYID_TASK: one task of an array)" };
         var c = new Command("show", "A job in detail, with why it waits and when it should start") { id };
         var common = AddCommon(c);
         c.SetAction(async (parse, ct) =>
         {
+            var which = JobRef(parse.GetValue(id)!);
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            var job = await api.SendAsync(HttpMethod.Get, $"/api/jobs/{parse.GetValue(id)}", null, ct);
+            var job = await api.SendAsync(HttpMethod.Get, JobPath(which), null, ct);
             if (parse.GetValue(common.Json))
             {
                 Print(job);
@@ -536,16 +596,17 @@ internal static partial class ClientCommands
 
     private static Command Cancel()
     {
-        var ids = new Argument<long[]>("id") { Description = "Job ids", Arity = ArgumentArity.OneOrMore };
+        var ids = new Argument<string[]>("id") { Description = "Job ids: an array's id cancels the whole array, ARRAYID_TASK one task", Arity = ArgumentArity.OneOrMore };
         var c = new Command("cancel", "Cancel jobs (scancel)") { ids };
         var common = AddCommon(c);
         c.SetAction(async (parse, ct) =>
         {
+            var refs = parse.GetValue(ids)!.Select(x => (Text: x, Ref: JobRef(x))).ToList();
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
             var results = new JsonArray();
-            foreach (var id in parse.GetValue(ids)!)
+            foreach (var (id, which) in refs)
             {
-                var job = await api.SendAsync(HttpMethod.Post, $"/api/jobs/{id}/cancel", null, ct);
+                var job = await api.SendAsync(HttpMethod.Post, JobPath(which) + "/cancel", null, ct);
                 results.Add(job);
                 if (!parse.GetValue(common.Json))
                 {
@@ -565,7 +626,7 @@ internal static partial class ClientCommands
 
     private static Command Logs()
     {
-        var id = new Argument<long>("id") { Description = "Job id" };
+        var id = new Argument<string>("id") { Description = "Job id (ARRAYID_TASK: one task of an array)" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing output until the job ends" };
         var stdoutOnly = new Option<bool>("--stdout") { Description = "Standard output only" };
         var stderrOnly = new Option<bool>("--stderr") { Description = "Standard error only" };
@@ -573,7 +634,20 @@ internal static partial class ClientCommands
         var common = AddCommon(c);
         c.SetAction(async (parse, ct) =>
         {
+            var which = JobRef(parse.GetValue(id)!);
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
+            var jobId = which.Id;
+            if (which.Task is { } task)
+            {
+                // A task's output is its own job's: found through the array.
+                var t = await api.SendAsync(HttpMethod.Get, JobPath(which), null, ct);
+                jobId = t!["id"]!.GetValue<long>();
+                if (jobId == which.Id)
+                {
+                    throw new CliException($"job {which.Id}_{task} has not started: no output yet ({S(t["state"])})", 3);
+                }
+            }
+
             var streams = new List<(string Name, Stream To, long Offset)>();
             using var stdout = Console.OpenStandardOutput();
             using var stderr = Console.OpenStandardError();
@@ -594,7 +668,7 @@ internal static partial class ClientCommands
                 for (var i = 0; i < streams.Count; i++)
                 {
                     var (name, to, offset) = streams[i];
-                    var (bytes, next, st) = await api.GetLogAsync(parse.GetValue(id), name, offset, ct);
+                    var (bytes, next, st) = await api.GetLogAsync(jobId, name, offset, ct);
                     await to.WriteAsync(bytes, ct);
                     await to.FlushAsync(ct);
                     streams[i] = (name, to, next);

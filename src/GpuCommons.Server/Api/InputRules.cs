@@ -193,6 +193,7 @@ internal static class InputRules
         && a.CpusPerGpu == b.CpusPerGpu && a.CpusPerNode == b.CpusPerNode && a.MemoryMiBPerGpu == b.MemoryMiBPerGpu
         && a.MemoryMiBPerNode == b.MemoryMiBPerNode && a.GpuModels == b.GpuModels && a.Features == b.Features
         && a.Image == b.Image && a.Mounts == b.Mounts
+        && a.ArrayIndices == b.ArrayIndices && a.ArrayMaxRunning == b.ArrayMaxRunning && a.Dependency == b.Dependency
         && Strings(a.Command).SequenceEqual(Strings(b.Command), StringComparer.Ordinal)
         && Environment(a.Environment).SequenceEqual(Environment(b.Environment));
 

@@ -45,7 +45,33 @@ public sealed class SubmitJobRequest
     public string? Image { get; set; }
     /// <summary>Bind mounts into the container: <c>SOURCE:TARGET[:ro|:rw]</c>, sources the job's user can read.</summary>
     public List<string>? Mounts { get; set; }
+
+    /// <summary>Makes this a job array (one record; tasks are expanded as they become eligible).</summary>
+    public ArrayRequest? Array { get; set; }
+
+    /// <summary>Conditions that must all hold before the job (or array) is queued.</summary>
+    public List<DependencyRequest>? Dependency { get; set; }
 }
+
+/// <summary>A job array: Slurm's <c>--array</c>. <c>0-999%50</c> is <c>{"indices": "0-999", "maxRunning": 50}</c>.</summary>
+public sealed class ArrayRequest
+{
+    /// <summary>Comma-separated <c>N</c>, <c>A-B</c> or <c>A-B:STEP</c> in increasing order, each 0 … 4,000,000.</summary>
+    public string? Indices { get; set; }
+
+    /// <summary>How many tasks may be pending or running at once (Slurm's <c>%N</c>); absent: no limit.</summary>
+    public int? MaxRunning { get; set; }
+}
+
+/// <summary>One dependency condition: <c>afterok</c>, <c>afterany</c>, <c>afternotok</c> (with <c>jobs</c>) or <c>singleton</c>.</summary>
+public sealed class DependencyRequest
+{
+    public string? Type { get; set; }
+    public List<long>? Jobs { get; set; }
+}
+
+/// <summary>An array as the API shows it: its indices, limit, the tasks not yet expanded (squeue's <c>[8-999%50]</c>) and counts.</summary>
+public sealed record ArrayDto(string Indices, int? MaxRunning, long Tasks, string? PendingTasks, int? LiveTasks, long? FinishedTasks, long? NotOkTasks);
 
 /// <summary>A job as the API shows it.</summary>
 public sealed record JobDto(
@@ -68,6 +94,18 @@ public sealed record JobDto(
     /// <summary>Its bind mounts (<c>SOURCE:TARGET[:ro]</c>).</summary>
     public IReadOnlyList<string>? Mounts { get; init; }
 
+    /// <summary>On an array's own record: its indices and what is left of it.</summary>
+    public ArrayDto? Array { get; init; }
+
+    /// <summary>On an array task: the array's id (<c>ARRAYID_TASK</c> in the CLI).</summary>
+    public long? ArrayJobId { get; init; }
+
+    /// <summary>On an array task: its index.</summary>
+    public long? ArrayTaskId { get; init; }
+
+    /// <summary>The job's dependency conditions, if any.</summary>
+    public IReadOnlyList<DependencyCondition>? Dependency { get; init; }
+
     public static JobDto From(JobRow r, JobView? view = null) => new(
         r.Id, r.Name, r.Project, r.User, r.Partition, r.Gpus, r.Nodes, r.GpusPerNode, r.WalltimeSeconds, r.Priority, r.State,
         r.SubmitTime, r.StartTime, r.EndTime, r.Placement, r.AllocationId, r.ExitCode, r.Outcome, r.Attempt, JobMapping.Command(r),
@@ -84,6 +122,10 @@ public sealed record JobDto(
         Features = r.Features?.Split('&'),
         Image = r.Image,
         Mounts = string.IsNullOrEmpty(r.Mounts) ? null : JsonSerializer.Deserialize<List<string>>(r.Mounts),
+        Array = r.ArrayIndices is null ? null : new ArrayDto(r.ArrayIndices, r.ArrayMaxRunning, ArrayIndices.TryParse(r.ArrayIndices, out _)?.Count ?? 0, null, null, null, null),
+        ArrayJobId = r.ArrayJobId,
+        ArrayTaskId = r.ArrayTaskId,
+        Dependency = r.Dependency is null ? null : Dependencies.Parse(r.Dependency),
     };
 }
 
@@ -99,11 +141,15 @@ internal static class JobsApi
         jobs.MapGet("/{id:long}", ShowAsync).Produces<JobDto>().ProducesProblem(404).WithSummary("A job, with the reason and estimated start while pending");
         jobs.MapPost("/{id:long}/cancel", CancelAsync).Produces<JobDto>(202).ProducesProblem(404).WithSummary("Cancel a job");
         jobs.MapDelete("/{id:long}", CancelAsync).Produces<JobDto>(202).ProducesProblem(404).WithSummary("Cancel a job");
+        jobs.MapGet("/{id:long}/tasks/{task:long}", ShowTaskAsync).Produces<JobDto>().ProducesProblem(404)
+            .WithSummary("One task of an array (ID_TASK): its own job once expanded, else the array's pending remainder for it");
+        jobs.MapPost("/{id:long}/tasks/{task:long}/cancel", CancelTaskAsync).Produces<JobDto>(202).ProducesProblem(404).WithSummary("Cancel one task of an array");
+        jobs.MapDelete("/{id:long}/tasks/{task:long}", CancelTaskAsync).Produces<JobDto>(202).ProducesProblem(404).WithSummary("Cancel one task of an array");
         jobs.MapGet("/{id:long}/logs", LogsAsync).Produces<string>(200, "text/plain").ProducesProblem(404)
             .WithSummary("A job's output from ?offset= (stream=stdout|stderr); X-Log-Offset gives the next offset");
     }
 
-    private static async Task<IResult> SubmitAsync(HttpContext ctx, ServerOptions options, Leadership.JobIntake intake, Coordinator coordinator)
+    private static async Task<IResult> SubmitAsync(HttpContext ctx, ServerOptions options, Leadership.JobIntake intake, Coordinator coordinator, GpucDbFactory factory)
     {
         var caller = ctx.Caller();
         if (caller.Role == Security.Caller.Reviewer)
@@ -119,6 +165,7 @@ internal static class JobsApi
         }
 
         var row = ToRow(req, caller, key.Length > 0 ? key : null, options);
+        await CheckDependencyJobsAsync(row, caller, factory, ctx.RequestAborted);
         if (coordinator.IsReady && coordinator.Fleet is { } fleet && ResourceDemand.CheckFleet(JobMapping.ToSpec(row), fleet) is { } never)
         {
             throw ApiException.Field(ApiField(never.Field), never.Reason); // no node could ever give it these cores, memory, model or features
@@ -219,8 +266,13 @@ internal static class JobsApi
             throw ApiException.Field("priority", "high priority is for operators");
         }
 
+        var (arrayIndices, arrayMax) = CheckArray(req.Array, options ?? new ServerOptions());
+        var dependency = CheckDependency(req.Dependency);
         var row = new JobRow
         {
+            ArrayIndices = arrayIndices,
+            ArrayMaxRunning = arrayMax,
+            Dependency = dependency,
             Project = req.Project,
             User = caller.User,
             Name = req.Name ?? InputRules.DefaultJobName(req.Command[0]),
@@ -254,6 +306,116 @@ internal static class JobsApi
         }
 
         return row;
+    }
+
+    private static (string? Indices, int? MaxRunning) CheckArray(ArrayRequest? array, ServerOptions options)
+    {
+        if (array is null)
+        {
+            return (null, null);
+        }
+
+        if (ArrayIndices.TryParse(array.Indices, out var why) is not { } indices)
+        {
+            throw ApiException.Field("array.indices", why!);
+        }
+
+        if (indices.Count > options.MaxArrayTasks)
+        {
+            throw ApiException.Field("array.indices", $"{indices.Count:N0} tasks; an array has at most {options.MaxArrayTasks:N0}");
+        }
+
+        if (array.MaxRunning is < 1)
+        {
+            throw ApiException.Field("array.maxRunning", "must be 1 or more (how many tasks may run at once)");
+        }
+
+        return (array.Indices!.Trim(), array.MaxRunning);
+    }
+
+    private static string? CheckDependency(List<DependencyRequest>? dependency)
+    {
+        if (dependency is null)
+        {
+            return null;
+        }
+
+        if (dependency.Count == 0)
+        {
+            throw ApiException.Field("dependency", "give at least one condition, or leave the field out");
+        }
+
+        if (dependency.Count > 100)
+        {
+            throw ApiException.Field("dependency", "at most 100 conditions");
+        }
+
+        var list = new List<DependencyCondition>();
+        for (var i = 0; i < dependency.Count; i++)
+        {
+            var d = dependency[i] ?? throw ApiException.Field($"dependency[{i}]", "must be an object with type (and jobs)");
+            if (d.Type is null || !Dependencies.Types.Contains(d.Type))
+            {
+                throw ApiException.Field($"dependency[{i}].type", $"'{d.Type}' is not afterok, afterany, afternotok or singleton");
+            }
+
+            if (d.Type == "singleton")
+            {
+                if (d.Jobs is { Count: > 0 })
+                {
+                    throw ApiException.Field($"dependency[{i}].jobs", "singleton takes no jobs");
+                }
+
+                list.Add(new DependencyCondition("singleton", null));
+                continue;
+            }
+
+            if (d.Jobs is null || d.Jobs.Count == 0)
+            {
+                throw ApiException.Field($"dependency[{i}].jobs", $"{d.Type} needs the ids of the jobs it waits for");
+            }
+
+            if (d.Jobs.Count > 1000 || d.Jobs.Any(j => j < 1))
+            {
+                throw ApiException.Field($"dependency[{i}].jobs", "job ids are positive numbers, at most 1000 of them");
+            }
+
+            list.Add(new DependencyCondition(d.Type, d.Jobs.Distinct().ToList()));
+        }
+
+        return Dependencies.Serialize(list);
+    }
+
+    /// <summary>
+    /// Every job a dependency names must exist and be one the caller can see; any other answers the same 400 as a job that
+    /// does not exist (no other tenant's job ids leak). A dependency can only name jobs that exist, so it can make no cycle.
+    /// </summary>
+    private static async Task CheckDependencyJobsAsync(JobRow row, Security.Caller caller, GpucDbFactory factory, CancellationToken ct)
+    {
+        if (row.Dependency is null)
+        {
+            return;
+        }
+
+        var conditions = Dependencies.Parse(row.Dependency);
+        var ids = Dependencies.JobIds(conditions).Distinct().ToList();
+        if (ids.Count == 0)
+        {
+            return;
+        }
+
+        await using var db = factory.Create();
+        var found = await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).Select(j => new { j.Id, j.Project }).ToDictionaryAsync(j => j.Id, j => j.Project, ct);
+        for (var i = 0; i < conditions.Count; i++)
+        {
+            foreach (var id in conditions[i].Jobs ?? [])
+            {
+                if (!found.TryGetValue(id, out var project) || !caller.CanSeeJobsOf(project))
+                {
+                    throw ApiException.Field($"dependency[{i}].jobs", $"no job {id} that you can see");
+                }
+            }
+        }
     }
 
     /// <summary>The request's name for a field the model names otherwise.</summary>
@@ -335,6 +497,31 @@ internal static class JobsApi
     /// <summary>A job with why it waits: the engine's reason, or StartFailed while it is held out after a failed start.</summary>
     private static JobDto WithReason(JobRow row, JobView? view, Coordinator coordinator)
     {
+        if (row.State == "pending" && view is null && coordinator.IsReady)
+        {
+            var v = coordinator.View;
+            if (row.IsArray && v.Arrays.TryGetValue(row.Id, out var sum))
+            {
+                var dto = JobDto.From(row);
+                return dto with
+                {
+                    Array = dto.Array! with { PendingTasks = sum.Remainder, LiveTasks = sum.Live, FinishedTasks = sum.Ok, NotOkTasks = sum.NotOk },
+                    Reason = sum.Remainder.Length == 0 ? null : sum.Reason,
+                    ReasonText = sum.Reason switch
+                    {
+                        "Dependency" => "the array waits for its dependency: " + v.Holds.GetValueOrDefault(row.Id, ""),
+                        "JobArrayTaskLimit" => $"{sum.Live} tasks are pending or running, the array's limit (%{row.ArrayMaxRunning})",
+                        _ => "its next tasks wait: " + sum.Reason,
+                    },
+                };
+            }
+
+            if (v.Holds.TryGetValue(row.Id, out var why))
+            {
+                return JobDto.From(row) with { Reason = "Dependency", ReasonText = "waits for its dependency" + (why.Length > 0 ? ": " + why : "") };
+            }
+        }
+
         if (view is null && row.State == "pending" && coordinator.GetStartRetry(row.Id) is { } retry)
         {
             var next = retry.NextTry == DateTimeOffset.MaxValue ? "it is queued again" : $"the next try is at {retry.NextTry:yyyy-MM-dd HH:mm:ss}Z";
@@ -387,6 +574,78 @@ internal static class JobsApi
         await using var db = factory.Create();
         var now = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, ctx.RequestAborted);
         return Results.Accepted($"/api/jobs/{id}", JobDto.From(now));
+    }
+
+    /// <summary>The array (visible to the caller) and its task's row if the task has one; 404 for a task the array does not have.</summary>
+    private static async Task<(JobRow Array, JobRow? Task)> VisibleTaskAsync(HttpContext ctx, GpucDbFactory factory, long id, long task)
+    {
+        var array = await VisibleJobAsync(ctx, factory, id);
+        if (!array.IsArray || ArrayIndices.TryParse(array.ArrayIndices, out _) is not { } indices || indices.PositionOf(task) < 0)
+        {
+            throw ApiException.NotFound($"job {id}_{task}");
+        }
+
+        await using var db = factory.Create();
+        var row = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.ArrayJobId == id && j.ArrayTaskId == task, ctx.RequestAborted);
+        return (array, row);
+    }
+
+    private static async Task<IResult> ShowTaskAsync(HttpContext ctx, GpucDbFactory factory, Coordinator coordinator, long id, long task)
+    {
+        var (array, row) = await VisibleTaskAsync(ctx, factory, id, task);
+        if (row is not null)
+        {
+            var view = row.State is "pending" or "running" && coordinator.IsReady ? coordinator.View.GetJob(row.Id) : null;
+            return Results.Ok(WithReason(row, view, coordinator));
+        }
+
+        // Not expanded yet: the array's remainder stands for it (or the array ended before it ran).
+        var dto = WithReason(array, null, coordinator);
+        return Results.Ok(dto with
+        {
+            ArrayJobId = id,
+            ArrayTaskId = task,
+            Array = null,
+            State = array.State == "pending" ? "pending" : "cancelled",
+            StartTime = null,
+            EndTime = array.State == "pending" ? null : array.EndTime,
+            Outcome = array.State == "pending" ? null : "never ran: " + array.Outcome,
+        });
+    }
+
+    private static async Task<IResult> CancelTaskAsync(HttpContext ctx, GpucDbFactory factory, Coordinator coordinator, long id, long task)
+    {
+        var caller = ctx.Caller();
+        var (array, row) = await VisibleTaskAsync(ctx, factory, id, task);
+        if (!(caller.IsOperator || caller.IsPi(array.Project) || array.User == caller.User))
+        {
+            throw ApiException.Forbidden("only the job's owner, the project's PI or an operator may cancel it");
+        }
+
+        if (row is null && await coordinator.CancelUnexpandedTaskAsync(id, task, caller.User))
+        {
+            await using var db0 = factory.Create();
+            row = await db0.Jobs.AsNoTracking().FirstAsync(j => j.ArrayJobId == id && j.ArrayTaskId == task, ctx.RequestAborted);
+            return Results.Accepted($"/api/jobs/{row.Id}", JobDto.From(row));
+        }
+
+        if (row is null)
+        {
+            // Expanded meanwhile: cancel its row.
+            await using var db1 = factory.Create();
+            row = await db1.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.ArrayJobId == id && j.ArrayTaskId == task, ctx.RequestAborted)
+                ?? throw new ApiException(409, "conflict", "state", $"job {id}_{task} will not run: the array has ended ({array.State})");
+        }
+
+        if (row.State is not ("pending" or "running"))
+        {
+            throw new ApiException(409, "conflict", "state", $"job {id}_{task} has already ended ({row.State})");
+        }
+
+        await coordinator.CancelAsync(row.Id, caller.User);
+        await using var db = factory.Create();
+        var now = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == row.Id, ctx.RequestAborted);
+        return Results.Accepted($"/api/jobs/{row.Id}", JobDto.From(now));
     }
 
     private static async Task<IResult> LogsAsync(HttpContext ctx, GpucDbFactory factory, ServerOptions options, long id, string? stream, long? offset, int? limit)

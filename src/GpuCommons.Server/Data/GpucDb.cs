@@ -94,6 +94,8 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(x => new { x.Project, x.Id });
             e.HasIndex(x => new { x.Project, x.State, x.Id });
             e.HasIndex(x => new { x.User, x.IdempotencyKey }).IsUnique();
+            // An array's tasks, each index once (a task is never expanded, run or charged twice).
+            e.HasIndex(x => new { x.ArrayJobId, x.ArrayTaskId }).IsUnique();
         });
         b.Entity<LedgerRow>(e =>
         {

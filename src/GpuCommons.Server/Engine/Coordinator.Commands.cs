@@ -19,51 +19,108 @@ public sealed partial class Coordinator
     {
         var signal = await OnLoopAsync(async () =>
         {
-            if (!_s.Active.TryGetValue(id, out var row))
+            await using var db = _db.Create();
+            var signals = new List<long>();
+            if (_s.Held.TryGetValue(id, out var held))
             {
-                return (Found: false, Signal: false);
+                // Held by its dependency: never queued.
+                Unhold(held);
+                held.State = "cancelled";
+                held.Outcome = "cancelled by " + actor;
+                held.EndTime = _time.GetUtcNow();
+                NoteEnded(held);
+                _depsDirty = true;
+                _touched.Add(id);
+                _metrics.Outcome("cancelled");
+                db.Jobs.Update(held);
+                db.Events.Add(Event(actor, "job.cancel", $"job/{id}", held.Project, held.State));
             }
-
-            _touched.Add(id);
-            if (row.State == "pending")
+            else if (_s.Arrays.TryGetValue(id, out var array))
             {
-                if (_s.Engine.GetJob(id) is not null)
+                // The whole array: nothing more is expanded, its live tasks are cancelled, and it ends with the last of them.
+                foreach (var task in CancelArray(array, actor))
                 {
-                    _s.Engine.Cancel(id); // a job held back after a failed start is not in the queue
+                    if (CancelRow(task, actor, db))
+                    {
+                        signals.Add(task.Id);
+                    }
+
+                    if (task.State == "cancelled" && array.Live.Remove(task.Id))
+                    {
+                        CountTaskEnd(array, "cancelled");
+                    }
                 }
 
-                _s.StartRetries.Remove(id);
-                row.State = "cancelled";
-                row.Outcome = "cancelled by " + actor;
-                row.EndTime = _time.GetUtcNow();
-                _s.Active.Remove(id);
-                _metrics.Outcome("cancelled");
+                if (array.Live.Count == 0)
+                {
+                    EndArray(array);
+                }
+
+                AddDeferred(db);
+                _deferredRows.Clear();
+                _deferredEvents.Clear();
+            }
+            else if (_s.Active.TryGetValue(id, out var row))
+            {
+                if (CancelRow(row, actor, db))
+                {
+                    signals.Add(id);
+                }
             }
             else
             {
-                row.CancelRequested = true;
+                return (Found: false, Signals: signals);
             }
 
-            await using var db = _db.Create();
-            db.Jobs.Update(row);
-            db.Events.Add(Event(actor, "job.cancel", $"job/{id}", row.Project, row.State));
             await db.SaveChangesAsync();
-            // A job whose start is in flight is signalled when the start comes back (ApplyStartResultAsync).
-            return (Found: true, Signal: row.State == "running" && !_s.Starting.ContainsKey(id));
+            return (Found: true, Signals: signals);
         });
-        if (signal.Signal)
+        foreach (var job in signal.Signals)
         {
             try
             {
-                await _backend.CancelAsync(id, _options.CancelGrace, CancellationToken.None);
+                await _backend.CancelAsync(job, _options.CancelGrace, CancellationToken.None);
             }
             catch (Exception e)
             {
-                LogBackendError("cancel", id, e);
+                LogBackendError("cancel", job, e);
             }
         }
 
         return signal.Found;
+    }
+
+    /// <summary>
+    /// Cancels a live job on the loop: a pending one ends now, a running one is asked to stop. Adds its row and event to
+    /// <paramref name="db"/>; true when the backend is to be signalled (running, and its start not in flight: a job whose
+    /// start is in flight is signalled when the start comes back, in ApplyStartResultAsync).
+    /// </summary>
+    private bool CancelRow(JobRow row, string actor, GpucDb db)
+    {
+        var id = row.Id;
+        _touched.Add(id);
+        if (row.State == "pending")
+        {
+            if (_s.Engine.GetJob(id) is not null)
+            {
+                _s.Engine.Cancel(id); // a job held back after a failed start is not in the queue
+            }
+
+            _s.StartRetries.Remove(id);
+            row.State = "cancelled";
+            row.Outcome = "cancelled by " + actor;
+            row.EndTime = _time.GetUtcNow();
+            _s.Active.Remove(id);
+            _metrics.Outcome("cancelled");
+        }
+        else
+        {
+            row.CancelRequested = true;
+        }
+
+        db.Jobs.Update(row);
+        db.Events.Add(Event(actor, "job.cancel", $"job/{id}", row.Project, row.State));
+        return row.State == "running" && !_s.Starting.ContainsKey(id);
     }
 
     /// <summary>Sets a node's state (an operator's drain, undrain or down), and holds it in the cluster manager too.</summary>

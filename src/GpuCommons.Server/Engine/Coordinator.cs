@@ -438,10 +438,16 @@ public sealed partial class Coordinator : BackgroundService
 
         changed |= ResubmitDueStarts();
         var full = _time.GetElapsedTime(_lastFull) >= _options.FullCycleInterval;
+        changed |= await PumpArraysAsync(full, ct);
         if (full || changed)
         {
             await ScheduleAsync(full, ct);
             phase = Phase("schedule_and_start", phase);
+            if (ArraysHaveRoom())
+            {
+                // Tasks of an array started: another pass expands the next ones (without waiting for a command).
+                Post(new WorkCommand(() => Task.CompletedTask));
+            }
         }
 
         if (!reader.TryPeek(out var waiting) || waiting is not SubmitCommand)
@@ -494,8 +500,10 @@ public sealed partial class Coordinator : BackgroundService
             row.Id = _s.NextId;
             row.SubmitTime = now;
             row.State = "pending";
-            // Queued at once (the write below rolls it back if it fails): one check of the job, not two.
-            var v = engine.Submit(JobMapping.ToSpec(row));
+            // Queued at once (the write below rolls it back if it fails): one check of the job, not two. An array or a job
+            // with a dependency is checked the same way but held by the loop (Coordinator.Arrays.cs), not queued.
+            var held = HeldAtSubmit(row);
+            var v = held ? engine.Validate(JobMapping.ToSpec(row)) : engine.Submit(JobMapping.ToSpec(row));
             if (!v.Accepted)
             {
                 cmd.Done.TrySetResult(new SubmitOutcome(null, false, v.Error));
@@ -503,7 +511,15 @@ public sealed partial class Coordinator : BackgroundService
             }
 
             _s.NextId++;
-            _s.Active[row.Id] = row;
+            if (held)
+            {
+                Hold(row);
+            }
+            else
+            {
+                _s.Active[row.Id] = row;
+            }
+
             _touched.Add(row.Id);
             accepted.Add(cmd);
             if (row.IdempotencyKey is { } k2)
@@ -551,6 +567,13 @@ public sealed partial class Coordinator : BackgroundService
 
                 foreach (var cmd in accepted)
                 {
+                    if (HeldAtSubmit(cmd.Row))
+                    {
+                        Unhold(cmd.Row);
+                        cmd.Done.TrySetException(e);
+                        continue;
+                    }
+
                     engine.Cancel(cmd.Row.Id);
                     _s.Active.Remove(cmd.Row.Id);
                     cmd.Done.TrySetException(e);
@@ -754,9 +777,15 @@ public sealed partial class Coordinator : BackgroundService
             }
         }
 
+        _holdsDirty |= full;
+        PublishHolds();
         _view = new SchedulerView(++_version, _time.GetUtcNow(), _jobViews, _recentViews, usage,
             new Dictionary<string, (NodeState, string?)>(_s.NodeStates, StringComparer.Ordinal), new Dictionary<long, StartRetry>(_s.StartRetries),
-            engine.PendingCount, engine.RunningCount, _jobViewsTime);
+            engine.PendingCount, engine.RunningCount, _jobViewsTime)
+        {
+            Holds = _holdsView,
+            Arrays = _arraysView,
+        };
     }
 
     private void PublishStats()

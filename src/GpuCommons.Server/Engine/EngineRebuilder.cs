@@ -101,6 +101,8 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
         }
 
         var live = await ctx.Jobs.Where(j => j.State == "pending" || j.State == "running").OrderBy(j => j.Id).ToListAsync(ct);
+        await ArrayRebuild.HoldAsync(ctx, state, live, ct); // arrays and jobs held by a dependency: not in the engine
+        live.RemoveAll(r => r.IsArray || state.Held.ContainsKey(r.Id));
         var lost = new List<JobRow>();
         var requeued = 0;
         foreach (var row in live)
@@ -193,6 +195,7 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
             }
         }
 
+        ArrayRebuild.LinkTasks(state);
         foreach (var row in live)
         {
             ctx.Jobs.Update(row);

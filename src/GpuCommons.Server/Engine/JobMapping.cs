@@ -122,6 +122,8 @@ internal static class JobMapping
         {
             Attempt = row.Attempt,
             NotBefore = row.SubmitTime - TimeSpan.FromMinutes(1),
+            ArrayTask = row.ArrayJobId is not { } array || row.ArrayTaskId is not { } task ? null
+                : state.Arrays.TryGetValue(array, out var st) ? st.TaskOf(task) : new GpuCommons.Backends.ArrayTask(array, task, 1, task, task),
         };
     }
 }

@@ -15,8 +15,14 @@ internal sealed class LoopState(SchedulerEngine engine, Fleet fleet)
 
     public Fleet Fleet { get; } = fleet;
 
-    /// <summary>Rows of pending and running jobs, by id.</summary>
-    public Dictionary<long, JobRow> Active { get; } = [];
+    /// <summary>Rows of pending and running jobs the engine holds, by id (not arrays' own rows, nor jobs held by a dependency).</summary>
+    public ActiveJobs Active { get; } = new();
+
+    /// <summary>Pending jobs held out of the engine until their dependency is met, by id.</summary>
+    public Dictionary<long, JobRow> Held { get; } = [];
+
+    /// <summary>Arrays with tasks still to expand or to end, by the array's id.</summary>
+    public Dictionary<long, ArrayState> Arrays { get; } = [];
 
     /// <summary>(user, Idempotency-Key) → job id of every job submitted with a key.</summary>
     public Dictionary<(string User, string Key), long> Idempotency { get; } = [];

@@ -54,6 +54,12 @@ public sealed class SchedulerView
     /// <summary>Node states as set by operators and the backend.</summary>
     public IReadOnlyDictionary<string, (NodeState State, string? Reason)> NodeStates { get; }
 
+    /// <summary>Pending jobs held out of the engine by their dependency (and arrays whose dependency is not met): id → why.</summary>
+    public IReadOnlyDictionary<long, string> Holds { get; init; } = ImmutableDictionary<long, string>.Empty;
+
+    /// <summary>Live arrays: id → their remainder and counts.</summary>
+    public IReadOnlyDictionary<long, ArraySummary> Arrays { get; init; } = ImmutableDictionary<long, ArraySummary>.Empty;
+
     /// <summary>Pending jobs held back after their start failed in the infrastructure.</summary>
     public IReadOnlyDictionary<long, StartRetry> StartRetries { get; }
 

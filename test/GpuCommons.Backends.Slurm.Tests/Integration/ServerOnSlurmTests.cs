@@ -53,6 +53,30 @@ public sealed class ServerOnSlurmTests
     }
 
     [SlurmFact]
+    public async Task ArrayTasks_EachAPinnedSbatch_SeeTheirTaskIdsInSlurm()
+    {
+        await using var s = await SlurmServer.StartAsync();
+        var r = await s.Client("bob").PostAsJsonAsync("/api/jobs", new
+        {
+            project = "demo", gpus = 1, walltime = "5m", array = new { indices = "3,7" },
+            command = new[] { "sh", "-c", "echo task=$SLURM_ARRAY_TASK_ID gpuc=$GPUC_ARRAY_TASK_ID array=$SLURM_ARRAY_JOB_ID count=$SLURM_ARRAY_TASK_COUNT" },
+        });
+        r.StatusCode.ShouldBe(HttpStatusCode.Created, await r.Content.ReadAsStringAsync());
+        var array = (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+        await s.WaitAsync(array, j => j.GetProperty("state").GetString() != "pending", TimeSpan.FromSeconds(180));
+        (await s.JobAsync(array)).GetProperty("state").GetString().ShouldBe("finished");
+        foreach (var task in new[] { 3, 7 })
+        {
+            var t = await s.Client("bob").GetFromJsonAsync<JsonElement>($"/api/jobs/{array}/tasks/{task}");
+            var id = t.GetProperty("id").GetInt64();
+            id.ShouldNotBe(array);
+            (await s.SlurmIdAsync(id)).ShouldNotBeNullOrEmpty(); // its own sbatch
+            var log = await s.Client("bob").GetStringAsync($"/api/jobs/{id}/logs");
+            log.ShouldContain($"task={task} gpuc={task} array={array} count=2");
+        }
+    }
+
+    [SlurmFact]
     public async Task StrayJobNamedLikeOurs_IsShownToOperators_AndLeftRunning()
     {
         await using var s = await SlurmServer.StartAsync(prefix: "gpuc-");

@@ -449,6 +449,21 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<string>("AllocationId")
                         .HasColumnType("text");
 
+                    b.Property<long>("ArrayExpanded")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("ArrayIndices")
+                        .HasColumnType("text");
+
+                    b.Property<long?>("ArrayJobId")
+                        .HasColumnType("bigint");
+
+                    b.Property<int?>("ArrayMaxRunning")
+                        .HasColumnType("integer");
+
+                    b.Property<long?>("ArrayTaskId")
+                        .HasColumnType("bigint");
+
                     b.Property<int>("Attempt")
                         .HasColumnType("integer");
 
@@ -470,6 +485,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
 
                     b.Property<int?>("CpusPerNode")
                         .HasColumnType("integer");
+
+                    b.Property<string>("Dependency")
+                        .HasColumnType("text");
 
                     b.Property<DateTimeOffset?>("EndTime")
                         .HasColumnType("timestamp with time zone");
@@ -570,6 +588,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                         .HasColumnType("text");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("ArrayJobId", "ArrayTaskId")
+                        .IsUnique();
 
                     b.HasIndex("Project", "Id");
 

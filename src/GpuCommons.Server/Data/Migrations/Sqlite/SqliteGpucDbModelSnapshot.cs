@@ -435,6 +435,21 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("AllocationId")
                         .HasColumnType("TEXT");
 
+                    b.Property<long>("ArrayExpanded")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ArrayIndices")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("ArrayJobId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("ArrayMaxRunning")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("ArrayTaskId")
+                        .HasColumnType("INTEGER");
+
                     b.Property<int>("Attempt")
                         .HasColumnType("INTEGER");
 
@@ -456,6 +471,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
 
                     b.Property<int?>("CpusPerNode")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Dependency")
+                        .HasColumnType("TEXT");
 
                     b.Property<long?>("EndTime")
                         .HasColumnType("INTEGER");
@@ -556,6 +574,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("ArrayJobId", "ArrayTaskId")
+                        .IsUnique();
 
                     b.HasIndex("Project", "Id");
 
