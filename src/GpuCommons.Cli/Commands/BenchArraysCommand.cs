@@ -243,7 +243,7 @@ internal static class BenchArraysCommand
                 for (var i = 0; i < n + 3; i++)
                 {
                     var sw = Stopwatch.StartNew();
-                    var (_, err) = await RunAsync("sbatch", ["--hold", "--parsable", "-J", name, "-o", "/dev/null", .. extra, "--wrap", "true"], ct);
+                    var (id, err) = await RunAsync("sbatch", ["--hold", "--parsable", "-J", name, "-o", "/dev/null", .. extra, "--wrap", "true"], ct);
                     if (err is not null)
                     {
                         error = err;
@@ -253,6 +253,12 @@ internal static class BenchArraysCommand
                     if (i >= 3)
                     {
                         ms.Add(sw.Elapsed.TotalMilliseconds);
+                    }
+
+                    if (extra.Length > 0)
+                    {
+                        // A held array counts all its tasks against MaxJobCount: cancelled before the next is timed.
+                        await RunAsync("scancel", [id.Trim()], ct);
                     }
                 }
 
