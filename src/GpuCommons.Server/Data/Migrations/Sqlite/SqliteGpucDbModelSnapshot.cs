@@ -83,6 +83,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<double>("AwardedGpuHours")
                         .HasColumnType("REAL");
 
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("REAL");
+
                     b.Property<long>("Created")
                         .HasColumnType("INTEGER");
 
@@ -237,6 +240,28 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.HasKey("Id");
 
                     b.ToTable("calls", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.CommitteeMemberRow", b =>
+                {
+                    b.Property<string>("CallId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("User")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Added")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("AddedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("CallId", "User");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("committee_members", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.DiscrepancyRow", b =>
@@ -484,14 +509,14 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Image")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("MemoryMiBPerGpu")
                         .HasColumnType("INTEGER");
 
                     b.Property<long?>("MemoryMiBPerNode")
                         .HasColumnType("INTEGER");
-
-                    b.Property<string>("Image")
-                        .HasColumnType("TEXT");
 
                     b.Property<string>("Mounts")
                         .HasColumnType("TEXT");
@@ -583,6 +608,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<int>("Attempt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("REAL");
+
                     b.Property<double>("GpuHours")
                         .HasColumnType("REAL");
 
@@ -595,6 +623,10 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("Partition")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<double>("Payable")
+                        .HasPrecision(20, 4)
+                        .HasColumnType("REAL");
 
                     b.Property<string>("Project")
                         .IsRequired()
