@@ -13,16 +13,17 @@ public sealed class CommitteeModel : PortalPage
 
     public async Task<IActionResult> OnGetAsync(string id)
     {
-        if (!Caller.IsAdmin)
-        {
-            return Forbidden();
-        }
-
         await using var db = Db.Create();
         var call = await db.Set<CallRow>().AsNoTracking().FirstOrDefaultAsync(c => c.Id == id);
         if (call is null)
         {
             return NotFound();
+        }
+
+        // Only the call's committee (and admins) sees the ranking.
+        if (!await RoundService.IsCommitteeAsync(db, Caller, id, HttpContext.RequestAborted))
+        {
+            return Forbidden();
         }
 
         View = await RoundService.CommitteeAsync(db, Co.Fleet, call, HttpContext.RequestAborted);
