@@ -191,8 +191,13 @@ public sealed class RoundCopayCommitteeTests
             var lines = csv.Trim().Split('\n');
             lines[0].ShouldBe("project,month,partition,gpu_hours,market_amount,copay_share,due,subsidy,organisation");
             lines.Length.ShouldBe(2);
-            lines[1].ShouldStartWith("youth-x,2026-02,gpu,16.");
-            lines[1].ShouldContain(",0.15,");
+            var cells = lines[1].Split(',');
+            cells[..3].ShouldBe(["youth-x", "2026-02", "gpu"]);
+            double.Parse(cells[3], System.Globalization.CultureInfo.InvariantCulture).ShouldBe(16, 0.01, "8 GPUs for 2 hours");
+            decimal.Parse(cells[4], System.Globalization.CultureInfo.InvariantCulture).ShouldBe(Math.Round(by["youth-x"].Amount, 2));
+            cells[5].ShouldBe("0.15");
+            decimal.Parse(cells[6], System.Globalization.CultureInfo.InvariantCulture).ShouldBe(st.GetProperty("due").GetDecimal());
+            cells[8].ShouldBe("Startup 02");
 
             // An organisation's statement (staff): a line per project; the lab pays its share, the university nothing.
             var lab = await OkAsync(await admin.GetAsync("/api/organisations/Lab 01/statement?month=2026-02"));
