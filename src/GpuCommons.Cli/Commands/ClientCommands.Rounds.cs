@@ -84,7 +84,7 @@ internal static partial class ClientCommands
             p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id2)!)}/assign", null),
             r => Console.WriteLine($"Call {S(r?["id"])}: {S(r?["proposals"])} proposals under review")));
         var id3 = new Argument<string>("id") { Description = "Call id" };
-        call.Subcommands.Add(Simple("committee", "The ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month (admin); the first 20 of each class (all with --json)", [id3],
+        call.Subcommands.Add(Simple("committee", "The ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month (the call's committee or an admin); the first 20 of each class (all with --json)", [id3],
             p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id3)!)}/committee", null), r => WriteCommittee(r, 20)));
         var id4 = new Argument<string>("id") { Description = "Call id" };
         var over = new Option<bool>("--override") { Description = "Award even where the fleet cannot hold the dedicated capacity in some month" };
