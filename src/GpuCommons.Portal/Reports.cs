@@ -29,7 +29,9 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
 
     public sealed record LostJob(long Id, string Project, string? Placement, DateTimeOffset? End, string Outcome);
 
-    public sealed record MonthRow(DateTime Month, string OrgType, string Partition, double GpuHours, decimal Amount);
+    /// <param name="Amount">The market value of the use (the ledger's amount).</param>
+    /// <param name="Paid">What the organisations pay of it (the ledger's co-pay); the rest is the public subsidy.</param>
+    public sealed record MonthRow(DateTime Month, string OrgType, string Partition, double GpuHours, decimal Amount, decimal Paid = 0);
 
     public sealed record WaitRow(DateTime Month, string OrgType, int Jobs, double P50Minutes, double P90Minutes, double P99Minutes);
 
@@ -186,13 +188,13 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
             }
         }
 
-        var months = await db.Ledger.AsNoTracking().Select(l => new { l.Project, l.Partition, l.GpuHours, l.Amount, l.Time }).ToListAsync();
+        var months = await db.Ledger.AsNoTracking().Select(l => new { l.Project, l.Partition, l.GpuHours, l.Amount, l.Payable, l.Time }).ToListAsync();
         var thisMonth = new DateTime(now.Year, now.Month, 1, 0, 0, 0, DateTimeKind.Utc);
         var monthRows = months
-            .Select(l => (Month: new DateTime(l.Time.Year, l.Time.Month, 1, 0, 0, 0, DateTimeKind.Utc), Class: projectClass.GetValueOrDefault(l.Project, "unknown"), l.Partition, l.GpuHours, l.Amount))
-            .Concat(running.Select(r => (Month: thisMonth, r.Key.Class, r.Key.Partition, GpuHours: r.Value, Amount: 0m)))
+            .Select(l => (Month: new DateTime(l.Time.Year, l.Time.Month, 1, 0, 0, 0, DateTimeKind.Utc), Class: projectClass.GetValueOrDefault(l.Project, "unknown"), l.Partition, l.GpuHours, l.Amount, Paid: l.Payable))
+            .Concat(running.Select(r => (Month: thisMonth, r.Key.Class, r.Key.Partition, GpuHours: r.Value, Amount: 0m, Paid: 0m)))
             .GroupBy(l => (l.Month, l.Class, l.Partition))
-            .Select(g => new MonthRow(g.Key.Month, g.Key.Class, g.Key.Partition, g.Sum(x => x.GpuHours), g.Sum(x => x.Amount)))
+            .Select(g => new MonthRow(g.Key.Month, g.Key.Class, g.Key.Partition, g.Sum(x => x.GpuHours), g.Sum(x => x.Amount), g.Sum(x => x.Paid)))
             .OrderBy(r => r.Month).ThenBy(r => r.OrgType, StringComparer.Ordinal).ThenBy(r => r.Partition, StringComparer.Ordinal).ToList();
         var waitRows = waits.Select(kv =>
         {

@@ -125,6 +125,20 @@ public sealed class RoundFlowTests(RoundSite site)
         await Expect(card.Locator(".comments")).ToContainTextAsync("심사위원 #1");
         (await card.Locator(".comments").TextContentAsync())!.ShouldNotContain("carol");
         await PortalSite.ShotAsync(pi, "ko-round-outcome");
+
+        // Stage review by a named committee member (not an admin): the award ends; an applicant is refused the committee page.
+        (await admin.PutAsync("/api/calls/ko-2026/members/oscar", null)).EnsureSuccessStatusCode();
+        var member = await site.SignInAsync("oscar", "ko-KR");
+        await member.GotoAsync($"{site.BaseUrl}/calls");
+        await member.Locator("#calls tr[data-call='ko-2026'] a", new() { HasTextString = "선정위원회" }).ClickAsync();
+        var award = member.Locator("#awards tr[data-award]").First;
+        await Expect(award).ToContainTextAsync("demo");
+        await Expect(award).ToContainTextAsync("진행 중");
+        await award.Locator("button", new() { HasTextString = "즉시 종료" }).ClickAsync();
+        await Expect(member.Locator(".flash.ok")).ToContainTextAsync("종료했습니다");
+        await Expect(member.Locator("#awards tr[data-award]").First).ToContainTextAsync("종료됨");
+        (await pi.Context.APIRequest.GetAsync($"{site.BaseUrl}/calls/ko-2026/committee")).Status.ShouldBe(403);
+        await member.Context.CloseAsync();
         await pi.Context.CloseAsync();
         await reviewer.Context.CloseAsync();
         await committee.Context.CloseAsync();

@@ -254,4 +254,30 @@ public sealed class RoundProperties
             ("H200", 150.0, 450_000m, 67_500m, 382_500m),
         ]);
     }
+
+    [Fact]
+    public void Statement_FromLedgerLines_DueIsWhatTheLedgerRecordedPayable_AndDuePlusSubsidyIsTheMarketValue()
+    {
+        var shares = new[] { 0.0, 0.15, 0.3 };
+        Gen.Select(Gen.Int[0, 2], Gen.Int[0, 2], Gen.Int[1, 1_000_000], Gen.Int[1, 200]).Array[0, 40].Sample(charges =>
+        {
+            var lines = charges.Select(c => new ChargeLine(c.Item1 == 0 ? "H200" : "B200", c.Item4, c.Item3 / 100m, shares[c.Item2], Copay.Payable(c.Item3 / 100m, shares[c.Item2]))).ToList();
+            var statement = Copay.Statement(lines);
+            statement.Select(l => (l.Partition, l.Share)).Distinct().Count().ShouldBe(statement.Count, "a line per partition and share");
+            foreach (var l in statement)
+            {
+                var of = lines.Where(c => c.Partition == l.Partition && c.Share == l.Share).ToList();
+                l.MarketAmount.ShouldBe(of.Sum(c => c.MarketAmount));
+                (l.Due + l.Subsidy).ShouldBe(l.MarketAmount);
+                l.Due.ShouldBe(Math.Round(of.Sum(c => c.Payable), 0, MidpointRounding.AwayFromZero));
+                l.Due.ShouldBeLessThanOrEqualTo(l.MarketAmount);
+                if (l.Share == 0)
+                {
+                    l.Due.ShouldBe(0m, "universities, institutes and grants pay nothing");
+                }
+            }
+
+            statement.Sum(l => l.MarketAmount).ShouldBe(lines.Sum(c => c.MarketAmount));
+        }, iter: 300);
+    }
 }

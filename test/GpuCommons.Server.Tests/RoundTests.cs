@@ -233,7 +233,7 @@ public sealed class RoundTests
     {
         await using var s = await ServerHarness.StartAsync();
         var doc = await s.Client(null).GetStringAsync("/openapi/v1.json");
-        foreach (var path in new[] { "/api/calls", "/api/calls/{id}/committee", "/api/calls/{id}/select", "/api/proposals", "/api/proposals/{id}/submit", "/api/reviews", "/api/reviews/{proposal}", "/api/awards/{id}/cut", "/api/projects/{name}/statement" })
+        foreach (var path in new[] { "/api/calls", "/api/calls/{id}/committee", "/api/calls/{id}/select", "/api/proposals", "/api/proposals/{id}/submit", "/api/reviews", "/api/reviews/{proposal}", "/api/awards/{id}/cut", "/api/projects/{name}/statement", "/api/organisations/{name}/statement", "/api/calls/{id}/members", "/api/calls/{id}/members/{user}" })
         {
             doc.ShouldContain($"\"{path}\"");
         }

@@ -87,4 +87,35 @@ public sealed class CliTests : IDisposable
         using var doc = JsonDocument.Parse(stdout);
         doc.RootElement.GetProperty("policies").GetArrayLength().ShouldBe(2);
     }
+
+    [Fact]
+    public void Simulate_WithAwards_KeepsItsKeys_AndShowsWhatTheSharedQueueGets()
+    {
+        var fleet = Path.Combine(_dir, "nodes4.csv");
+        File.WriteAllText(fleet, "node,gpus,model\n" + string.Join("\n", Enumerable.Range(1, 4).Select(i => $"g{i},8,A100")) + "\n");
+        var awards = Path.Combine(_dir, "awards.json");
+        File.WriteAllText(awards, """
+            [{"kind":"capacity","partition":"default","gpus":16,"start":"2026-01-01T00:00:00Z","end":"2026-02-01T00:00:00Z","status":"active"},
+             {"kind":"gpu_hours","partition":"default","gpus":0,"start":"2026-01-01T00:00:00Z","end":"2026-02-01T00:00:00Z","status":"active"}]
+            """);
+        var trace = Repo.Path("data", "traces", "sia-pollux", "philly", "workload-1.csv");
+        var (code, stdout, stderr) = Run("simulate", "--trace", trace, "--fleet", fleet, "--policy", "fifo-easy", "--awards", awards, "--start", "2026-01", "--json");
+        code.ShouldBe(0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        foreach (var key in new[] { "jobs", "wall_seconds", "avg_jct_s", "p99_wait_s", "gpu_allocation", "offered_load", "awards", "awards_start", "dedicated", "shared_queue_months" })
+        {
+            root.TryGetProperty(key, out _).ShouldBeTrue(key);
+        }
+
+        root.GetProperty("jobs").GetInt64().ShouldBe(160);
+        root.GetProperty("awards").GetInt32().ShouldBe(1);
+        var first = root.GetProperty("dedicated")[0];
+        first.GetProperty("month").GetString().ShouldBe("2026-01");
+        first.GetProperty("dedicated").GetInt32().ShouldBe(16);
+        first.GetProperty("shared_queue").GetInt32().ShouldBe(16);
+        root.GetProperty("shared_queue_months")[0].GetProperty("shared_queue_gpus").GetInt32().ShouldBe(16);
+
+        Run("simulate", "--trace", trace, "--fleet", fleet, "--awards", Path.Combine(_dir, "none.json"), "--json").Code.ShouldBe(2);
+    }
 }

@@ -84,25 +84,48 @@ internal static partial class ClientCommands
             p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id2)!)}/assign", null),
             r => Console.WriteLine($"Call {S(r?["id"])}: {S(r?["proposals"])} proposals under review")));
         var id3 = new Argument<string>("id") { Description = "Call id" };
-        call.Subcommands.Add(Simple("committee", "The ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month (admin); the first 20 of each class (all with --json)", [id3],
+        call.Subcommands.Add(Simple("committee", "The ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month (the call's committee or an admin); the first 20 of each class (all with --json)", [id3],
             p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id3)!)}/committee", null), r => WriteCommittee(r, 20)));
         var id4 = new Argument<string>("id") { Description = "Call id" };
         var over = new Option<bool>("--override") { Description = "Award even where the fleet cannot hold the dedicated capacity in some month" };
         var note = new Option<string?>("--note") { Description = "The committee's note (audit)" };
-        call.Subcommands.Add(Simple("select", "Select and award (admin); refused when the fleet cannot hold the capacity unless --override", [id4, over, note],
+        call.Subcommands.Add(Simple("select", "Select and award (the call's committee or an admin); refused when the fleet cannot hold the capacity unless --override", [id4, over, note],
             p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id4)!)}/select", new JsonObject { ["override"] = p.GetValue(over), ["note"] = p.GetValue(note) }),
             r => WriteCommittee(r, 20)));
         var awardId = new Argument<string>("award") { Description = "Award id" };
         var gpus = new Option<int>("--gpus") { Description = "GPUs the award keeps (whole servers)", Required = true };
         var note2 = new Option<string?>("--note") { Description = "Why (audit)" };
-        call.Subcommands.Add(Simple("cut", "Stage review: cut a capacity award (admin); running jobs keep running", [awardId, gpus, note2],
+        call.Subcommands.Add(Simple("cut", "Stage review: cut a capacity award (the call's committee or an admin); running jobs keep running", [awardId, gpus, note2],
             p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId)!)}/cut", new JsonObject { ["gpus"] = p.GetValue(gpus), ["note"] = p.GetValue(note2) }),
             r => Console.WriteLine($"Award {S(r?["id"])}: {S(r?["gpus"])} GPUs on {S(r?["partition"])} until {Time(r?["end"])}")));
         var awardId2 = new Argument<string>("award") { Description = "Award id" };
         var note3 = new Option<string?>("--note") { Description = "Why (audit)" };
-        call.Subcommands.Add(Simple("end", "End an award now (admin): stage review or misuse", [awardId2, note3],
+        call.Subcommands.Add(Simple("end", "End an award now (the call's committee or an admin): stage review or misuse", [awardId2, note3],
             p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId2)!)}/end", new JsonObject { ["note"] = p.GetValue(note3) }),
             r => Console.WriteLine($"Award {S(r?["id"])} ended {Time(r?["end"])}")));
+        var mid = new Argument<string>("id") { Description = "Call id" };
+        call.Subcommands.Add(Simple("members", "Who sits on the call's committee (the committee and admins)", [mid],
+            p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(mid)!)}/members", null),
+            r =>
+            {
+                var t = new Table().AddColumns("USER", "ADDED BY", "ADDED");
+                foreach (var m in r?.AsArray() ?? [])
+                {
+                    t.AddRow(Esc(S(m!["user"])), Esc(S(m["addedBy"])), Time(m["added"]));
+                }
+
+                AnsiConsole.Write(t);
+            }));
+        var mid2 = new Argument<string>("id") { Description = "Call id" };
+        var muser = new Argument<string>("user") { Description = "User" };
+        call.Subcommands.Add(Simple("add-member", "Name a user to the call's committee (admin): with the admins, only the committee ranks, selects, cuts and ends awards", [mid2, muser],
+            p => (HttpMethod.Put, $"/api/calls/{Uri.EscapeDataString(p.GetValue(mid2)!)}/members/{Uri.EscapeDataString(p.GetValue(muser)!)}", null),
+            r => Console.WriteLine($"{S(r?["user"])} sits on the committee of call {S(r?["call"])}")));
+        var mid3 = new Argument<string>("id") { Description = "Call id" };
+        var muser2 = new Argument<string>("user") { Description = "User" };
+        call.Subcommands.Add(Simple("remove-member", "Take a user off the call's committee (admin)", [mid3, muser2],
+            p => (HttpMethod.Delete, $"/api/calls/{Uri.EscapeDataString(p.GetValue(mid3)!)}/members/{Uri.EscapeDataString(p.GetValue(muser2)!)}", null),
+            _ => Console.WriteLine("Removed from the committee")));
         var callOpt = new Option<string?>("--call") { Description = "Only this call's awards" };
         var projOpt = new Option<string?>("--project", "-p") { Description = "Only this project's awards" };
         call.Subcommands.Add(Simple("awards", "Awards of calls", [callOpt, projOpt],
@@ -226,19 +249,29 @@ internal static partial class ClientCommands
         var id3 = new Argument<long>("id") { Description = "Proposal id" };
         proposal.Subcommands.Add(Simple("withdraw", "Withdraw a proposal (PI), while the call is open", [id3], p => (HttpMethod.Post, $"/api/proposals/{p.GetValue(id3)}/withdraw", null),
             r => Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}")));
-        var sp = new Argument<string>("project") { Description = "Project" };
+        var sp = new Argument<string?>("project") { Description = "Project (or give --organisation)", Arity = ArgumentArity.ZeroOrOne };
+        var sorg = new Option<string?>("--organisation") { Description = "An organisation's statement, a line per project (staff)" };
         var month = new Option<string?>("--month") { Description = "yyyy-MM (default: this month)" };
-        proposal.Subcommands.Add(Simple("statement", "A project's monthly statement: GPU-hours at the market price, the co-pay due and the subsidy", [sp, month],
-            p => (HttpMethod.Get, $"/api/projects/{Uri.EscapeDataString(p.GetValue(sp)!)}/statement" + (p.GetValue(month) is { } m ? $"?month={Uri.EscapeDataString(m)}" : ""), null),
+        proposal.Subcommands.Add(Simple("statement", "A monthly statement from the ledger: GPU-hours, their market value, what the organisation pays (co-pay) and the subsidy", [sp, sorg, month],
+            p =>
+            {
+                var path = (p.GetValue(sp), p.GetValue(sorg)) switch
+                {
+                    ({ } proj, null) => $"/api/projects/{Uri.EscapeDataString(proj)}/statement",
+                    (null, { } o) => $"/api/organisations/{Uri.EscapeDataString(o)}/statement",
+                    _ => throw new CliException("give a project or --organisation, not both", CliRunner.Usage),
+                };
+                return (HttpMethod.Get, path + (p.GetValue(month) is { } m ? $"?month={Uri.EscapeDataString(m)}" : ""), null);
+            },
             r =>
             {
-                var t = new Table().AddColumns("PARTITION", "GPU-HOURS", "MARKET", "SHARE", "DUE", "SUBSIDY");
+                var t = new Table().AddColumns("PROJECT", "PARTITION", "GPU-HOURS", "MARKET VALUE", "SHARE", "PAID", "SUBSIDY");
                 foreach (var l in r?["lines"]?.AsArray() ?? [])
                 {
-                    t.AddRow(Esc(S(l!["partition"])), Num(l["gpuHours"]), Num(l["marketAmount"]), Num(l["share"]), Num(l["due"]), Num(l["subsidy"]));
+                    t.AddRow(Esc(S(l!["project"])), Esc(S(l["partition"])), Num(l["gpuHours"]), Num(l["marketAmount"]), Num(l["share"]), Num(l["due"]), Num(l["subsidy"]));
                 }
 
-                t.AddRow("total", Num(r?["gpuHours"]), Num(r?["marketAmount"]), "", Num(r?["due"]), Num(r?["subsidy"]));
+                t.AddRow("total", "", Num(r?["gpuHours"]), Num(r?["marketAmount"]), "", Num(r?["due"]), Num(r?["subsidy"]));
                 AnsiConsole.Write(t);
             }));
         return proposal;

@@ -88,7 +88,8 @@ internal static class SimulationCommands
             };
         }
 
-        public SimulationOptions Options(ParseResult p, string policy, TextWriter? schedule = null, TextWriter? series = null, Action<SimulationProgress>? progress = null)
+        public SimulationOptions Options(ParseResult p, string policy, TextWriter? schedule = null, TextWriter? series = null, Action<SimulationProgress>? progress = null,
+            IReadOnlyList<FleetEvent>? timeline = null)
         {
             var factor = p.GetValue(WalltimeFactor);
             var interval = p.GetValue(CycleInterval);
@@ -123,6 +124,7 @@ internal static class SimulationCommands
                 ScheduleOut = schedule,
                 TimeSeriesOut = series,
                 Progress = progress,
+                Timeline = timeline ?? [],
             };
         }
     }
@@ -135,8 +137,15 @@ internal static class SimulationCommands
         var jobsOut = new Option<string?>("--jobs-out") { Description = "Write the jobs as replayed, in the GpuCommons job CSV, here" };
         var seriesOut = new Option<string?>("--timeseries-out") { Description = "Write the time-series CSV here" };
         var report = new Option<string?>("--report") { Description = "Write a self-contained HTML report with plots here" };
+        var awards = new Option<string?>("--awards")
+        {
+            Description = "A round's awards (JSON of GET /api/awards): each capacity award holds its GPUs from its start month to its end, and the workload runs as the shared queue on the rest",
+        };
+        var start = new Option<string?>("--start") { Description = "With --awards: the calendar month of the simulation's start, yyyy-MM (default: the first award's start)" };
         var cmd = new Command("simulate", "Replay a trace or a synthetic national workload against a fleet with the production scheduler");
         w.AddTo(cmd);
+        cmd.Options.Add(awards);
+        cmd.Options.Add(start);
         cmd.Options.Add(policy);
         cmd.Options.Add(scheduleOut);
         cmd.Options.Add(jobsOut);
@@ -156,9 +165,10 @@ internal static class SimulationCommands
                 workload = Tee(workload, new JobCsvWriter(jobsWriter));
             }
 
+            (AwardDedication Dedication, int Start)? dedication = p.GetValue(awards) is { } awardsPath ? DedicateAwards(fleet, awardsPath, p.GetValue(start), new SimulationOptions().MonthSeconds) : null;
             using var scheduleWriter = Open(p.GetValue(scheduleOut));
             using var seriesWriter = Open(p.GetValue(seriesOut));
-            var result = RunWithProgress(fleet, workload, progress => w.Options(p, name, scheduleWriter, seriesWriter, progress), json, $"simulate {name}");
+            var result = RunWithProgress(fleet, workload, progress => w.Options(p, name, scheduleWriter, seriesWriter, progress, dedication?.Dedication.Events), json, $"simulate {name}");
             jobsWriter?.Flush();
             if (p.GetValue(report) is { } path)
             {
@@ -169,16 +179,94 @@ internal static class SimulationCommands
             {
                 var summary = result.ToJson();
                 summary["total_wall_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3);
+                if (dedication is { } d)
+                {
+                    foreach (var (k, v) in AwardsJson(d.Dedication, d.Start, result))
+                    {
+                        summary[k] = v;
+                    }
+                }
+
                 Console.WriteLine(JsonSerializer.Serialize(summary, Json));
             }
             else
             {
                 PrintSummary(result);
+                if (dedication is { } d)
+                {
+                    PrintAwards(d.Dedication, d.Start, result);
+                }
             }
 
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Reads <c>--awards</c> and lays the capacity awards over the simulation from <c>--start</c> (or the first award's month).</summary>
+    private static (GpuCommons.Simulation.Planning.AwardDedication Dedication, int Start) DedicateAwards(GpuCommons.Core.Fleet.Fleet fleet, string path, string? start, double monthSeconds)
+    {
+        var awards = GpuCommons.Simulation.Planning.DedicatedAwards.Read(File.Exists(path) ? File.ReadAllText(path) : throw new CliException($"--awards: {path} does not exist", CliRunner.Usage), "--awards");
+        int first;
+        if (start is not null)
+        {
+            if (!GpuCommons.Core.Rounds.Months.TryParse(start, out first))
+            {
+                throw new CliException("--start: must be a month, yyyy-MM", CliRunner.Usage);
+            }
+        }
+        else
+        {
+            first = awards.Count > 0 ? awards.Min(a => GpuCommons.Core.Rounds.Months.Of(a.Start)) : GpuCommons.Core.Rounds.Months.Of(TimeProvider.System.GetUtcNow());
+        }
+
+        return (GpuCommons.Simulation.Planning.DedicatedAwards.Dedicate(fleet, awards, first, monthSeconds), first);
+    }
+
+    /// <summary>
+    /// The keys <c>gpuc simulate --awards --json</c> adds to the summary: the awards, per partition and month what they
+    /// dedicate and what is left for the shared queue, and per month what the shared queue (the workload) got.
+    /// </summary>
+    private static Dictionary<string, object?> AwardsJson(GpuCommons.Simulation.Planning.AwardDedication d, int start, SimulationResult result) => new()
+    {
+        ["awards"] = d.Awards,
+        ["awards_start"] = GpuCommons.Core.Rounds.Months.Name(start),
+        ["awards_feasible"] = d.Feasible,
+        ["dedicated"] = d.Rows.Select(r => new Dictionary<string, object?>
+        {
+            ["partition"] = r.Partition, ["month"] = GpuCommons.Core.Rounds.Months.Name(r.Month), ["capacity"] = r.Capacity,
+            ["dedicated"] = r.Added, ["shared_queue"] = r.SharedQueue, ["over"] = r.Over,
+        }).ToList(),
+        ["shared_queue_months"] = result.Months.Select(m => new Dictionary<string, object?>
+        {
+            ["month"] = GpuCommons.Core.Rounds.Months.Name(start + m.Month),
+            ["shared_queue_gpus"] = SharedQueueGpus(d, start + m.Month, result.Gpus),
+            ["demand_gpu_hours"] = Math.Round(m.DemandGpuHours.Sum(), 1),
+            ["allocated_gpu_hours"] = Math.Round(m.AllocatedGpuHours.Sum(), 1),
+            ["unserved_gpu_hours"] = Math.Round(m.UnservedGpuHours.Sum(), 1),
+        }).ToList(),
+    };
+
+    /// <summary>GPUs the shared queue has in a month: the fleet's less what the awards dedicate that month.</summary>
+    private static int SharedQueueGpus(GpuCommons.Simulation.Planning.AwardDedication d, int month, int fleetGpus) =>
+        fleetGpus - d.Rows.Where(r => r.Month == month).Sum(r => Math.Min(r.Added, r.Capacity));
+
+    private static void PrintAwards(GpuCommons.Simulation.Planning.AwardDedication d, int start, SimulationResult result)
+    {
+        var t = new Table().Title($"{d.Awards} capacity awards from {GpuCommons.Core.Rounds.Months.Name(start)}: what the shared queue gets")
+            .AddColumns("MONTH", "SHARED-QUEUE GPUS", "DEMAND GPU-H", "ALLOCATED GPU-H", "UNSERVED GPU-H");
+        foreach (var m in result.Months)
+        {
+            t.AddRow(GpuCommons.Core.Rounds.Months.Name(start + m.Month), SharedQueueGpus(d, start + m.Month, result.Gpus).ToString("N0", CultureInfo.InvariantCulture),
+                m.DemandGpuHours.Sum().ToString("N0", CultureInfo.InvariantCulture), m.AllocatedGpuHours.Sum().ToString("N0", CultureInfo.InvariantCulture),
+                m.UnservedGpuHours.Sum().ToString("N0", CultureInfo.InvariantCulture));
+        }
+
+        AnsiConsole.Write(t);
+        foreach (var r in d.Rows.Where(r => r.Over))
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(r.Partition)} in {GpuCommons.Core.Rounds.Months.Name(r.Month)}: {r.Added:N0} GPUs awarded of {r.Capacity:N0}[/]");
+        }
     }
 
     private static Command Compare()

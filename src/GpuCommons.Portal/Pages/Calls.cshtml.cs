@@ -9,6 +9,9 @@ public sealed class CallsModel : PortalPage
 {
     public List<(CallRow Call, string Status, int Proposals)> Calls { get; } = [];
 
+    /// <summary>Calls whose committee the caller sits on (admins sit on every one).</summary>
+    public HashSet<string> Sits { get; private set; } = [];
+
     public static bool Korean => CultureInfo.CurrentUICulture.TwoLetterISOLanguageName == "ko";
 
     public async Task OnGetAsync()
@@ -17,6 +20,7 @@ public sealed class CallsModel : PortalPage
         var rows = await db.Set<CallRow>().AsNoTracking().OrderByDescending(c => c.Opens).Take(200).ToListAsync();
         var counts = await db.Set<ProposalRow>().AsNoTracking().Where(p => p.State != "draft" && p.State != "withdrawn")
             .GroupBy(p => p.CallId).Select(g => new { g.Key, N = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.N);
+        Sits = [.. await GpuCommons.Server.Rounds.RoundService.CommitteeCallsAsync(db, Caller.User)];
         foreach (var c in rows)
         {
             Calls.Add((c, CallsApi.Status(c, Now), counts.GetValueOrDefault(c.Id)));

@@ -61,6 +61,8 @@ public sealed record FeasibilityRowDto(string Partition, string Month, int Capac
 public sealed record CommitteeDto(string Call, string Phase, IReadOnlyList<ClassTotals> Classes, IReadOnlyList<DecisionDto> Decisions,
     IReadOnlyList<FeasibilityRowDto> Feasibility, IReadOnlyList<FeasibilityRowDto> Violations, bool Feasible);
 
+public sealed record CommitteeMemberDto(string Call, string User, string AddedBy, DateTimeOffset Added);
+
 public sealed record AwardDto(string Id, long Proposal, string Call, string Project, string Organisation, string Kind, string Partition, int Gpus, double GpuHours,
     DateTimeOffset Start, DateTimeOffset End, double CopayShare, string State, string Status, string Allocation);
 
@@ -76,18 +78,24 @@ public static class CallsApi
         calls.MapPost("/{id}/assign", AssignAsync).Produces<CallDto>().ProducesProblem(403).ProducesProblem(409)
             .WithSummary("Close the call to changes and assign reviewers to every submitted proposal (admin): balanced, never with a conflict of interest");
         calls.MapGet("/{id}/committee", CommitteeAsync).Produces<CommitteeDto>().ProducesProblem(403).ProducesProblem(404)
-            .WithSummary("The committee's table (admin): ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month");
+            .WithSummary("The committee's table (the call's committee or an admin): ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month");
         calls.MapPost("/{id}/select", SelectAsync).Accepts<SelectBody>("application/json").Produces<CommitteeDto>().ProducesProblem(403).ProducesProblem(409)
-            .WithSummary("Select (admin): award down each class's ranking within budget and caps; refused when the fleet cannot hold the capacity, unless override");
+            .WithSummary("Select (the call's committee or an admin): award down each class's ranking within budget and caps; refused when the fleet cannot hold the capacity, unless override");
+        calls.MapGet("/{id}/members", MembersAsync).Produces<List<CommitteeMemberDto>>().ProducesProblem(403).ProducesProblem(404)
+            .WithSummary("The call's committee members (the committee and admins)");
+        calls.MapPut("/{id}/members/{user}", AddMemberAsync).Produces<CommitteeMemberDto>().ProducesProblem(403).ProducesProblem(404).ProducesProblem(409)
+            .WithSummary("Name a user to the call's committee (admin); never someone in a project that applied to the call");
+        calls.MapDelete("/{id}/members/{user}", RemoveMemberAsync).Produces(204).ProducesProblem(403).ProducesProblem(404)
+            .WithSummary("Take a user off the call's committee (admin)");
 
         var awards = api.MapGroup("/awards").WithTags("calls");
         awards.MapGet("/", ListAwardsAsync).Produces<List<AwardDto>>().WithSummary("Awards of calls (your projects'; all for admins, operators and reviewers)");
         awards.MapPost("/{id}/cut", (HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider t, string id) => ChangeAsync(ctx, o, co, t, id, cut: true))
             .Accepts<AwardChangeBody>("application/json").Produces<AwardDto>().ProducesProblem(400).ProducesProblem(404)
-            .WithSummary("Stage review: cut a capacity award to fewer GPUs (admin); running jobs keep running, nothing more is admitted beyond the new quota");
+            .WithSummary("Stage review: cut a capacity award to fewer GPUs (the call's committee or an admin); running jobs keep running, nothing more is admitted beyond the new quota");
         awards.MapPost("/{id}/end", (HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider t, string id) => ChangeAsync(ctx, o, co, t, id, cut: false))
             .Accepts<AwardChangeBody>("application/json").Produces<AwardDto>().ProducesProblem(404)
-            .WithSummary("Stage review or misuse: end an award now (admin); its quota and allocation end, running jobs keep running");
+            .WithSummary("Stage review or misuse: end an award now (the call's committee or an admin); its quota and allocation end, running jobs keep running");
     }
 
     internal static CallDto ToDto(CallRow c, int proposals, DateTimeOffset now) => new(c.Id, c.TitleEn, c.TitleKo, c.TextEn, c.TextKo, c.Opens, c.Closes, c.Phase,
@@ -114,6 +122,9 @@ public static class CallsApi
         Outcome.Waitlisted => "waitlisted",
         _ => "rejected",
     };
+
+    /// <summary>Whether an optional body was sent: with a length, or chunked (a client that streams its JSON).</summary>
+    private static bool HasBody(HttpContext ctx) => ctx.Request.ContentLength is > 0 || (ctx.Request.ContentLength is null && ctx.Request.Headers.TransferEncoding.Count > 0);
 
     internal static async Task<CallRow> FindAsync(GpucDb db, string id) =>
         await db.Set<CallRow>().FindAsync(id) ?? throw ApiException.NotFound($"call {id}");
@@ -299,15 +310,20 @@ public static class CallsApi
         var c = ctx.Caller();
         await using var db = co.Db.Create();
         var call = await FindAsync(db, id);
-        TenancyApi.Require(c.IsAdmin, "only the committee (admins) sees the ranking");
+        TenancyApi.Require(await RoundService.IsCommitteeAsync(db, c, id), $"only call {id}'s committee (or an admin) sees the ranking");
         return Results.Ok(ToDto(await RoundService.CommitteeAsync(db, co.Fleet, call)));
     }
 
     private static async Task<IResult> SelectAsync(HttpContext ctx, ServerOptions o, Coordinator co, TimeProvider time, string id)
     {
         var c = ctx.Caller();
-        TenancyApi.Require(c.IsAdmin, "only the committee (admins) selects");
-        var body = ctx.Request.ContentLength is > 0 ? await Http.ReadAsync<SelectBody>(ctx, o) : new SelectBody();
+        await using (var look = co.Db.Create())
+        {
+            _ = await FindAsync(look, id);
+            TenancyApi.Require(await RoundService.IsCommitteeAsync(look, c, id), $"only call {id}'s committee (or an admin) selects");
+        }
+
+        var body = HasBody(ctx) ? await Http.ReadAsync<SelectBody>(ctx, o) : new SelectBody();
         if (body.Note is { Length: > 2000 })
         {
             throw ApiException.Field("note", "at most 2,000 characters");
@@ -374,6 +390,8 @@ public static class CallsApi
                     Start = start,
                     End = end,
                     Created = now,
+                    // The ledger records what the organisation pays of each charge against the award.
+                    CopayShare = v.Rules.CopayShare(p.OrgType, p.Youth),
                 };
                 var award = new AwardRow
                 {
@@ -389,7 +407,7 @@ public static class CallsApi
                     GpuHours = alloc.AwardedGpuHours,
                     Start = start,
                     End = end,
-                    CopayShare = v.Rules.CopayShare(p.OrgType, p.Youth),
+                    CopayShare = alloc.CopayShare,
                     State = "active",
                     AllocationId = alloc.Id,
                     Created = now,
@@ -418,6 +436,62 @@ public static class CallsApi
         return Results.Ok(ToDto(view));
     }
 
+    private static CommitteeMemberDto ToDto(CommitteeMemberRow m) => new(m.CallId, m.User, m.AddedBy, m.Added);
+
+    private static async Task<IResult> MembersAsync(HttpContext ctx, GpucDbFactory f, string id)
+    {
+        var c = ctx.Caller();
+        await using var db = f.Create();
+        _ = await FindAsync(db, id);
+        TenancyApi.Require(await RoundService.IsCommitteeAsync(db, c, id), $"only call {id}'s committee (or an admin) sees who sits on it");
+        var rows = await db.Set<CommitteeMemberRow>().AsNoTracking().Where(m => m.CallId == id).OrderBy(m => m.User).ToListAsync();
+        return Results.Ok(rows.Select(ToDto).ToList());
+    }
+
+    private static async Task<IResult> AddMemberAsync(HttpContext ctx, Coordinator co, TimeProvider time, string id, string user)
+    {
+        var c = ctx.Caller();
+        TenancyApi.Require(c.IsAdmin, "only admins name a call's committee");
+        await using var db = co.Db.Create();
+        var call = await FindAsync(db, id);
+        if (await db.Users.FindAsync(user) is null)
+        {
+            throw ApiException.NotFound($"user {user}");
+        }
+
+        // A committee member decides every proposal of the call: never one of the applicants' people.
+        var applied = await db.Set<ProposalRow>().AsNoTracking().Where(p => p.CallId == id && p.State != "draft")
+            .Join(db.Memberships.Where(m => m.User == user), p => p.Project, m => m.Project, (p, m) => p.Project).FirstOrDefaultAsync();
+        if (applied is not null)
+        {
+            throw new ApiException(409, "conflict", "user", $"user: {user} is in project {applied}, which applied to call {id}");
+        }
+
+        var row = await db.Set<CommitteeMemberRow>().FindAsync(id, user);
+        if (row is null)
+        {
+            row = new CommitteeMemberRow { CallId = call.Id, User = user, AddedBy = c.User, Added = time.GetUtcNow() };
+            db.Add(row);
+            db.Events.Add(co.Event(c.User, "committee.added", $"call/{id}", null, $"{user} sits on the committee"));
+            await db.SaveChangesAsync();
+        }
+
+        return Results.Ok(ToDto(row));
+    }
+
+    private static async Task<IResult> RemoveMemberAsync(HttpContext ctx, Coordinator co, string id, string user)
+    {
+        var c = ctx.Caller();
+        TenancyApi.Require(c.IsAdmin, "only admins name a call's committee");
+        await using var db = co.Db.Create();
+        _ = await FindAsync(db, id);
+        var row = await db.Set<CommitteeMemberRow>().FindAsync(id, user) ?? throw ApiException.NotFound($"committee member {user} of call {id}");
+        db.Remove(row);
+        db.Events.Add(co.Event(c.User, "committee.removed", $"call/{id}", null, $"{user} leaves the committee"));
+        await db.SaveChangesAsync();
+        return Results.NoContent();
+    }
+
     private static async Task<IResult> ListAwardsAsync(HttpContext ctx, GpucDbFactory f, TimeProvider time, string? call, string? project)
     {
         var c = ctx.Caller();
@@ -426,7 +500,8 @@ public static class CallsApi
         if (!c.SeesAllTenancy)
         {
             var mine = c.Projects.Keys.ToList();
-            q = q.Where(a => mine.Contains(a.Project));
+            var sits = await RoundService.CommitteeCallsAsync(db, c.User);
+            q = q.Where(a => mine.Contains(a.Project) || sits.Contains(a.CallId));
         }
 
         if (call is not null)
@@ -449,13 +524,16 @@ public static class CallsApi
         if (!c.IsAdmin)
         {
             await using var look = co.Db.Create();
-            var project = await look.Set<AwardRow>().Where(a => a.Id == id).Select(a => a.Project).FirstOrDefaultAsync();
-            throw project is not null && (c.SeesAllTenancy || c.InProject(project))
-                ? ApiException.Forbidden("only the committee (admins) cuts or ends awards")
-                : ApiException.NotFound($"award {id}");
+            var found = await look.Set<AwardRow>().Where(a => a.Id == id).Select(a => new { a.Project, a.CallId }).FirstOrDefaultAsync();
+            if (found is null || !(c.SeesAllTenancy || c.InProject(found.Project) || await RoundService.IsCommitteeAsync(look, c, found.CallId)))
+            {
+                throw ApiException.NotFound($"award {id}");
+            }
+
+            TenancyApi.Require(await RoundService.IsCommitteeAsync(look, c, found.CallId), $"only call {found.CallId}'s committee (or an admin) cuts or ends its awards");
         }
 
-        var body = ctx.Request.ContentLength is > 0 ? await Http.ReadAsync<AwardChangeBody>(ctx, o) : new AwardChangeBody();
+        var body = HasBody(ctx) ? await Http.ReadAsync<AwardChangeBody>(ctx, o) : new AwardChangeBody();
         if (body.Note is { Length: > 2000 })
         {
             throw ApiException.Field("note", "at most 2,000 characters");

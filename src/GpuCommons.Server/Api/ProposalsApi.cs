@@ -56,9 +56,11 @@ public sealed record ReviewDto(long Proposal, string? Reviewer, string Label, Di
 public sealed record AssignmentDto(long Proposal, string Call, string Project, string Title, string Organisation, string Partition, int Gpus, double GpuHours, int Months,
     string State, bool Submitted);
 
-public sealed record StatementLineDto(string Partition, double GpuHours, decimal MarketAmount, double Share, decimal Due, decimal Subsidy);
+/// <summary>A statement line: <c>marketAmount</c> is the market value of the use, <c>due</c> what the organisation pays (the ledger's payable), <c>subsidy</c> the rest.</summary>
+public sealed record StatementLineDto(string Project, string Partition, double GpuHours, decimal MarketAmount, double Share, decimal Due, decimal Subsidy);
 
-public sealed record StatementDto(string Project, string Month, IReadOnlyList<StatementLineDto> Lines, double GpuHours, decimal MarketAmount, decimal Due, decimal Subsidy);
+/// <summary>A monthly statement of a project, or of an organisation (<c>project</c> null) with a line per project.</summary>
+public sealed record StatementDto(string? Project, string Organisation, string Month, IReadOnlyList<StatementLineDto> Lines, double GpuHours, decimal MarketAmount, decimal Due, decimal Subsidy);
 
 public static class ProposalsApi
 {
@@ -86,16 +88,19 @@ public static class ProposalsApi
             .WithSummary("A reviewer's organisation and declared conflicts of interest (the reviewer or an admin)");
 
         api.MapGet("/projects/{name}/statement", StatementAsync).WithTags("proposals").Produces<StatementDto>().Produces(200, contentType: "text/csv").ProducesProblem(404)
-            .WithSummary("A project's monthly statement: GPU-hours at the market price, the organisation's co-pay share and the public subsidy (?month=yyyy-MM, ?format=csv)");
+            .WithSummary("A project's monthly statement from the ledger: GPU-hours, their market value, what the organisation pays (its co-pay) and the public subsidy (?month=yyyy-MM, ?format=csv)");
+        api.MapGet("/organisations/{name}/statement", OrganisationStatementAsync).WithTags("proposals").Produces<StatementDto>().Produces(200, contentType: "text/csv").ProducesProblem(403).ProducesProblem(404)
+            .WithSummary("An organisation's monthly statement (staff): per project, market value beside what the organisation pays (?month=yyyy-MM, ?format=csv)");
     }
 
     internal static ProposalDto ToDto(ProposalRow p) => new(p.Id, p.CallId, p.Project, p.Organisation, p.OrgType, p.Title, p.Team, p.Partition, p.Gpus, p.GpuHours,
         Months.Name(p.StartMonth), p.Months, p.Justification, p.Regional, p.Youth, p.State, p.CreatedBy, p.Created, p.Submitted,
         RoundService.Decided.Contains(p.State) ? p.Score : null, RoundService.Decided.Contains(p.State) ? p.Rank : null, p.AwardedGpus, p.AwardedMonths, p.AwardedGpuHours, p.Reason, p.Decided);
 
-    /// <summary>Whether the caller may see a proposal: its project's people, its assigned reviewers, and the committee.</summary>
+    /// <summary>Whether the caller may see a proposal: its project's people, its assigned reviewers, and the call's committee (and admins).</summary>
     private static async Task<bool> SeesAsync(GpucDb db, Caller c, ProposalRow p) =>
-        c.IsAdmin || c.InProject(p.Project) || (c.IsReviewer && await db.Set<ReviewRow>().AnyAsync(r => r.ProposalId == p.Id && r.Reviewer == c.User));
+        c.IsAdmin || c.InProject(p.Project) || (c.IsReviewer && await db.Set<ReviewRow>().AnyAsync(r => r.ProposalId == p.Id && r.Reviewer == c.User))
+        || await RoundService.IsCommitteeAsync(db, c, p.CallId);
 
     private static async Task<ProposalRow> FindVisibleAsync(GpucDb db, Caller c, long id)
     {
@@ -265,8 +270,10 @@ public static class ProposalsApi
         var q = db.Set<ProposalRow>().AsNoTracking();
         if (!c.IsAdmin)
         {
+            // Your projects' proposals, and every proposal of a call whose committee you sit on.
             var mine = c.Projects.Keys.ToList();
-            q = q.Where(p => mine.Contains(p.Project));
+            var sits = await RoundService.CommitteeCallsAsync(db, c.User);
+            q = q.Where(p => mine.Contains(p.Project) || sits.Contains(p.CallId));
         }
 
         if (call is not null)
@@ -365,7 +372,7 @@ public static class ProposalsApi
     {
         var rows = await db.Set<ReviewRow>().AsNoTracking().Where(r => r.ProposalId == p.Id).OrderBy(r => r.Reviewer).ToListAsync();
         var mine = rows.FirstOrDefault(r => r.Reviewer == c.User);
-        var committee = c.IsAdmin;
+        var committee = await RoundService.IsCommitteeAsync(db, c, p.CallId);
         var decided = RoundService.Decided.Contains(p.State);
         IEnumerable<ReviewRow> shown = committee ? rows
             : mine is not null ? (mine.Submitted is not null ? rows.Where(r => r.Submitted is not null || r == mine) : [mine])
@@ -473,21 +480,34 @@ public static class ProposalsApi
         return Results.Ok(new ReviewerProfileBody { Organisation = row.Organisation, Conflicts = row.Conflicts is null ? [] : JsonSerializer.Deserialize<List<string>>(row.Conflicts, RoundService.Json) });
     }
 
-    /// <summary>A project's statement for a month: the ledger's charges at the market price and each award's co-pay share.</summary>
-    internal static async Task<StatementDto> StatementOfAsync(GpucDb db, string project, int month)
+    /// <summary>
+    /// A monthly statement of a project (or of every project of an organisation): per project, partition and co-pay share,
+    /// the ledger's GPU-hours, their market value and what the organisation pays, as the ledger recorded them when each
+    /// job ended; the subsidy is the rest. Charges against allocations that are not awards are grants (nothing due).
+    /// </summary>
+    internal static async Task<StatementDto> StatementOfAsync(GpucDb db, string? project, string organisation, int month, CancellationToken ct = default)
     {
         var from = Months.Start(month);
         var to = Months.Start(month + 1);
-        var charges = await db.Ledger.AsNoTracking().Where(l => l.Project == project && l.Time >= from && l.Time < to)
-            .Select(l => new { l.AllocationId, l.Partition, l.GpuHours, l.Amount }).ToListAsync();
-        var allocIds = charges.Select(c => c.AllocationId).Distinct().ToList();
-        var shares = await db.Set<AwardRow>().AsNoTracking().Where(a => allocIds.Contains(a.AllocationId)).ToDictionaryAsync(a => a.AllocationId, a => a.CopayShare);
-        // Allocations that are not awards of a call are grants as before: nothing is due.
-        var lines = charges.GroupBy(c => shares.GetValueOrDefault(c.AllocationId))
-            .SelectMany(g => Copay.Statement(g.Select(c => new ChargeLine(c.Partition, c.GpuHours, c.Amount)), g.Key))
-            .Select(l => new StatementLineDto(l.Partition, Math.Round(l.GpuHours, 4), l.MarketAmount, l.Share, l.Due, l.Subsidy))
-            .OrderBy(l => l.Partition, StringComparer.Ordinal).ThenBy(l => l.Share).ToList();
-        return new StatementDto(project, Months.Name(month), lines, lines.Sum(l => l.GpuHours), lines.Sum(l => l.MarketAmount), lines.Sum(l => l.Due), lines.Sum(l => l.Subsidy));
+        var q = db.Ledger.AsNoTracking().Where(l => l.Time >= from && l.Time < to);
+        if (project is not null)
+        {
+            q = q.Where(l => l.Project == project);
+        }
+        else
+        {
+            var projects = db.Projects.Where(p => p.Organisation == organisation).Select(p => p.Name);
+            q = q.Where(l => projects.Contains(l.Project));
+        }
+
+        var charges = await q.GroupBy(l => new { l.Project, l.Partition, l.CopayShare })
+            .Select(g => new { g.Key.Project, g.Key.Partition, g.Key.CopayShare, GpuHours = g.Sum(x => x.GpuHours), Amount = g.Sum(x => x.Amount), Payable = g.Sum(x => x.Payable) })
+            .ToListAsync(ct);
+        var lines = charges.GroupBy(c => c.Project, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .SelectMany(g => Copay.Statement(g.Select(c => new ChargeLine(c.Partition, c.GpuHours, c.Amount, c.CopayShare, c.Payable)))
+                .Select(l => new StatementLineDto(g.Key, l.Partition, Math.Round(l.GpuHours, 4), l.MarketAmount, l.Share, l.Due, l.Subsidy)))
+            .ToList();
+        return new StatementDto(project, organisation, Months.Name(month), lines, lines.Sum(l => l.GpuHours), lines.Sum(l => l.MarketAmount), lines.Sum(l => l.Due), lines.Sum(l => l.Subsidy));
     }
 
     private static async Task<IResult> StatementAsync(HttpContext ctx, GpucDbFactory f, TimeProvider time, string name, string? month, string? format)
@@ -498,6 +518,29 @@ public static class ProposalsApi
             throw ApiException.NotFound($"project {name}");
         }
 
+        var (m, csv) = StatementQuery(time, month, format);
+        await using var db = f.Create();
+        var project = await db.Projects.FindAsync(name) ?? throw ApiException.NotFound($"project {name}");
+        return StatementResult(await StatementOfAsync(db, name, project.Organisation, m, ctx.RequestAborted), csv);
+    }
+
+    private static async Task<IResult> OrganisationStatementAsync(HttpContext ctx, GpucDbFactory f, TimeProvider time, string name, string? month, string? format)
+    {
+        var c = ctx.Caller();
+        var (m, csv) = StatementQuery(time, month, format);
+        await using var db = f.Create();
+        if (await db.Organisations.FindAsync(name) is null)
+        {
+            throw ApiException.NotFound($"organisation {name}");
+        }
+
+        // An organisation's statement covers projects the caller may not be in: staff only.
+        TenancyApi.Require(c.SeesAllTenancy, "an organisation's statement is for staff; a project's members read the project's statement");
+        return StatementResult(await StatementOfAsync(db, null, name, m, ctx.RequestAborted), csv);
+    }
+
+    private static (int Month, bool Csv) StatementQuery(TimeProvider time, string? month, string? format)
+    {
         var m = Months.Of(time.GetUtcNow());
         if (month is not null && !Months.TryParse(month, out m))
         {
@@ -509,25 +552,21 @@ public static class ProposalsApi
             throw ApiException.Field("format", "must be json or csv");
         }
 
-        await using var db = f.Create();
-        if (await db.Projects.FindAsync(name) is null)
-        {
-            throw ApiException.NotFound($"project {name}");
-        }
+        return (m, format == "csv");
+    }
 
-        var s = await StatementOfAsync(db, name, m);
-        if (format != "csv")
-        {
-            return Results.Ok(s);
-        }
+    private static IResult StatementResult(StatementDto s, bool csv) => csv ? Results.Text(StatementCsv(s), "text/csv; charset=utf-8") : Results.Ok(s);
 
-        var csv = new StringBuilder("project,month,partition,gpu_hours,market_amount,copay_share,due,subsidy\n");
+    /// <summary>The statement as CSV: one line per project, partition and share, market value beside what is paid.</summary>
+    public static string StatementCsv(StatementDto s)
+    {
+        var csv = new StringBuilder("project,month,partition,gpu_hours,market_amount,copay_share,due,subsidy,organisation\n");
         foreach (var l in s.Lines)
         {
-            csv.Append(CultureInfo.InvariantCulture, $"{Csv(name)},{s.Month},{Csv(l.Partition)},{l.GpuHours:0.####},{l.MarketAmount:0.##},{l.Share:0.####},{l.Due:0.##},{l.Subsidy:0.##}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{Csv(l.Project)},{s.Month},{Csv(l.Partition)},{l.GpuHours:0.####},{l.MarketAmount:0.##},{l.Share:0.####},{l.Due:0.##},{l.Subsidy:0.##},{Csv(s.Organisation)}\n");
         }
 
-        return Results.Text(csv.ToString(), "text/csv; charset=utf-8");
+        return csv.ToString();
     }
 
     private static string Csv(string s) => s.Contains(',', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal) ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;

@@ -92,7 +92,7 @@ public sealed class AllocationRequestRow
     public DateTimeOffset? Decided { get; set; }
 }
 
-public sealed class AllocationRow
+public sealed partial class AllocationRow
 {
     public required string Id { get; set; }
     public required string Project { get; set; }
@@ -164,7 +164,7 @@ public sealed partial class JobRow
     public JobRow Clone() => (JobRow)MemberwiseClone();
 }
 
-public sealed class LedgerRow
+public sealed partial class LedgerRow
 {
     public long Id { get; set; }
     public long JobId { get; set; }

@@ -105,6 +105,7 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(x => new { x.JobId, x.Attempt }).IsUnique();
             e.HasIndex(x => x.AllocationId);
             e.Property(x => x.Amount).HasPrecision(20, 4);
+            e.Property(x => x.Payable).HasPrecision(20, 4);
         });
         b.Entity<EventRow>(e =>
         {

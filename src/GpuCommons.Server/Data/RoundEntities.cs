@@ -110,6 +110,18 @@ public sealed class AwardRow
     public DateTimeOffset Created { get; set; }
 }
 
+/// <summary>
+/// A member of a call's selection committee: with the admins, the only ones who see the committee's table, select, and
+/// cut or end the call's awards; they see every proposal of the call and its reviews with the reviewers' names.
+/// </summary>
+public sealed class CommitteeMemberRow
+{
+    public required string CallId { get; set; }
+    public required string User { get; set; }
+    public required string AddedBy { get; set; }
+    public DateTimeOffset Added { get; set; }
+}
+
 internal static class RoundModel
 {
     public static void Configure(ModelBuilder b)
@@ -146,6 +158,12 @@ internal static class RoundModel
             e.HasIndex(x => x.Project);
             e.HasIndex(x => x.CallId);
             e.HasIndex(x => x.ProposalId).IsUnique();
+        });
+        b.Entity<CommitteeMemberRow>(e =>
+        {
+            e.ToTable("committee_members");
+            e.HasKey(x => new { x.CallId, x.User });
+            e.HasIndex(x => x.User);
         });
     }
 }

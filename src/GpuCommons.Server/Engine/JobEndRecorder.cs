@@ -10,8 +10,11 @@ namespace GpuCommons.Server.Engine;
 /// </summary>
 internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
 {
-    /// <summary>The ledger entry of an end that carries a charge, or null.</summary>
-    public static LedgerRow? Ledger(JobRow row, JobEnd end) => end.Charge is { } c
+    /// <summary>
+    /// The ledger entry of an end that carries a charge, or null: the market value (<c>Amount</c>) and, from the
+    /// allocation's co-pay share, what the organisation pays (<c>Payable</c>).
+    /// </summary>
+    public static LedgerRow? Ledger(JobRow row, JobEnd end, double copayShare = 0) => end.Charge is { } c
         ? new LedgerRow
         {
             JobId = row.Id,
@@ -24,6 +27,9 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
             Seconds = end.Start is { } s ? (end.End - s).TotalSeconds : 0,
             GpuHours = c.GpuHours,
             Amount = c.Amount,
+            CopayShare = copayShare,
+            // Of the market value as stored (4 decimals), so that the two columns agree on every provider.
+            Payable = GpuCommons.Core.Rounds.Copay.Payable(Math.Round(c.Amount, 4, MidpointRounding.AwayFromZero), copayShare),
             Time = end.End,
         }
         : null;
@@ -35,7 +41,7 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
     /// <returns>True when the job left the active set (not requeued).</returns>
     public bool RecordEnd(GpucDb db, LoopState state, JobRow row, JobEnd end, JobOutcome outcome, int? exitCode, string why, string? label)
     {
-        if (Ledger(row, end) is { } entry)
+        if (Ledger(row, end, CopayShare(state, end)) is { } entry)
         {
             db.Ledger.Add(entry);
         }
@@ -66,7 +72,7 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
     /// <summary>A run the engine ended because its node failed: ledger and row (requeued, or ended as "node failure").</summary>
     public void RecordNodeFailure(GpucDb db, LoopState state, JobRow row, JobEnd end)
     {
-        if (Ledger(row, end) is { } entry)
+        if (Ledger(row, end, CopayShare(state, end)) is { } entry)
         {
             db.Ledger.Add(entry);
         }
@@ -86,6 +92,9 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
 
         db.Jobs.Update(row);
     }
+
+    private static double CopayShare(LoopState state, JobEnd end) =>
+        end.Charge is { } c && state.Allocations.TryGetValue(c.AllocationId, out var a) ? a.CopayShare : 0;
 
     /// <summary>Ends a job that never ran: failed, no charge, out of the active set.</summary>
     public void FailUnstarted(LoopState state, JobRow row, string outcome)

@@ -5,7 +5,7 @@ public static class RoundEvents
 {
     public static readonly string[] Kinds =
     [
-        "call.created", "call.review", "call.decided",
+        "call.created", "call.review", "call.decided", "committee.added", "committee.removed",
         "proposal.drafted", "proposal.changed", "proposal.submitted", "proposal.withdrawn", "proposal.under_review",
         "proposal.awarded", "proposal.partly_awarded", "proposal.waitlisted", "proposal.rejected",
         "review.submitted",

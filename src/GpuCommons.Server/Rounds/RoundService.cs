@@ -2,6 +2,7 @@ using System.Text.Json;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Core.Rounds;
 using GpuCommons.Server.Data;
+using GpuCommons.Server.Security;
 using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Rounds;
@@ -29,6 +30,14 @@ public static class RoundService
 
     public static Dictionary<string, double> ScoresOf(string? json) =>
         json is null ? [] : JsonSerializer.Deserialize<Dictionary<string, double>>(json, Json) ?? [];
+
+    /// <summary>Whether the caller sits on the call's committee: an admin, or a member named for the call.</summary>
+    public static async Task<bool> IsCommitteeAsync(GpucDb db, Caller c, string callId, CancellationToken ct = default) =>
+        c.IsAdmin || await db.Set<CommitteeMemberRow>().AnyAsync(m => m.CallId == callId && m.User == c.User, ct);
+
+    /// <summary>The calls whose committee the user sits on (as a named member).</summary>
+    public static Task<List<string>> CommitteeCallsAsync(GpucDb db, string user, CancellationToken ct = default) =>
+        db.Set<CommitteeMemberRow>().AsNoTracking().Where(m => m.User == user).Select(m => m.CallId).ToListAsync(ct);
 
     /// <summary>The call is open for drafts, submissions and withdrawals at <paramref name="now"/>.</summary>
     public static bool IsOpen(CallRow call, DateTimeOffset now) => call.Phase == "open" && now >= call.Opens && now < call.Closes;

@@ -98,4 +98,71 @@ public static class DedicatedAwards
         var report = Feasibility.Check(Timeline(fleet, scenario, months, monthSeconds, startMonth), [], dedicated);
         return new FeasibilityReport(report.Rows.Where(r => r.Month >= startMonth && r.Month < startMonth + months).ToList());
     }
+
+    /// <summary>
+    /// A round's capacity awards as time-bound guarantees in a simulation: from its start month to its end, each award
+    /// holds its GPUs (whole nodes of its partition, the owner using its guarantee in full) and the shared queue runs on the
+    /// rest; at the end the nodes return to the shared queue. The timeline's events take nodes out as a reclaim does:
+    /// shared-queue jobs on them are preempted and requeued. Nodes are chosen from the end of each partition, never two
+    /// overlapping awards on one node; an award the partition cannot hold gets what is free and its months are flagged.
+    /// </summary>
+    /// <param name="startMonth">The calendar month of the simulation's time 0.</param>
+    /// <param name="monthSeconds">Seconds of a simulated month.</param>
+    public static AwardDedication Dedicate(Fleet fleet, IEnumerable<(string Partition, int Gpus, DateTimeOffset Start, DateTimeOffset End)> awards, int startMonth, double monthSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(fleet);
+        ArgumentNullException.ThrowIfNull(awards);
+        var list = awards.Where(a => a.Gpus > 0)
+            .Select(a => (a.Partition, a.Gpus, From: Months.Of(a.Start), To: Months.Of(a.End.AddTicks(-1)) + 1))
+            .Where(a => a.To > startMonth && a.To > a.From)
+            .OrderBy(a => a.From).ThenBy(a => a.Partition, StringComparer.Ordinal).ThenByDescending(a => a.Gpus).ToList();
+        var busy = new Dictionary<int, List<(int From, int To)>>();
+        var events = new List<FleetEvent>();
+        var dedicated = new List<DedicatedCapacity>();
+        foreach (var a in list)
+        {
+            var part = fleet.FindPartition(a.Partition) ?? throw new SpecException("--awards", $"unknown partition '{a.Partition}' (the fleet has {string.Join(", ", fleet.Partitions.Select(p => p.Name))})");
+            var from = Math.Max(a.From, startMonth);
+            var chosen = new List<int>();
+            var gpus = 0;
+            for (var k = part.Nodes.Count - 1; k >= 0 && gpus < a.Gpus; k--)
+            {
+                var n = part.Nodes[k];
+                var taken = busy.TryGetValue(n, out var spans) && spans.Any(s => s.From < a.To && from < s.To);
+                if (!taken)
+                {
+                    chosen.Add(n);
+                    gpus += fleet.Nodes[n].Gpus;
+                }
+            }
+
+            foreach (var n in chosen)
+            {
+                (busy.TryGetValue(n, out var spans) ? spans : busy[n] = []).Add((from, a.To));
+            }
+
+            var names = chosen.Select(n => fleet.Nodes[n].Name).ToList();
+            if (names.Count > 0)
+            {
+                events.Add(new FleetEvent((from - startMonth) * monthSeconds, names, NodeState.Down, $"award: {a.Gpus} GPUs on {a.Partition} from {Months.Name(a.From)}"));
+                events.Add(new FleetEvent((a.To - startMonth) * monthSeconds, names, NodeState.Up, $"award ends: {a.Partition}"));
+            }
+
+            dedicated.Add(new DedicatedCapacity(a.Partition, a.Gpus, from, a.To - from));
+        }
+
+        var last = list.Count == 0 ? startMonth : list.Max(a => a.To);
+        var report = Feasibility.Check(CapacityTimeline.Constant(fleet.Partitions.Select(p => (p.Name, p.TotalGpus))), [], dedicated);
+        var rows = report.Rows.Where(r => r.Month >= startMonth && r.Month < last).ToList();
+        return new AwardDedication(events, rows, list.Count);
+    }
+}
+
+/// <summary>
+/// The awards laid over a simulation: the fleet timeline's events that hold and return their nodes, and per partition and
+/// month the GPUs of the fleet, what the awards dedicate and what is left for the shared queue.
+/// </summary>
+public sealed record AwardDedication(IReadOnlyList<FleetEvent> Events, IReadOnlyList<FeasibilityRow> Rows, int Awards)
+{
+    public bool Feasible => Rows.All(r => !r.Over);
 }

@@ -91,6 +91,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<double>("AwardedGpuHours")
                         .HasColumnType("double precision");
 
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("double precision");
+
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone");
 
@@ -245,6 +248,28 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.HasKey("Id");
 
                     b.ToTable("calls", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.CommitteeMemberRow", b =>
+                {
+                    b.Property<string>("CallId")
+                        .HasColumnType("text");
+
+                    b.Property<string>("User")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("Added")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("AddedBy")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("CallId", "User");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("committee_members", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.DiscrepancyRow", b =>
@@ -623,6 +648,9 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<int>("Attempt")
                         .HasColumnType("integer");
 
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("double precision");
+
                     b.Property<double>("GpuHours")
                         .HasColumnType("double precision");
 
@@ -635,6 +663,10 @@ namespace GpuCommons.Server.Data.Migrations.Postgres
                     b.Property<string>("Partition")
                         .IsRequired()
                         .HasColumnType("text");
+
+                    b.Property<decimal>("Payable")
+                        .HasPrecision(20, 4)
+                        .HasColumnType("numeric(20,4)");
 
                     b.Property<string>("Project")
                         .IsRequired()

@@ -83,6 +83,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<double>("AwardedGpuHours")
                         .HasColumnType("REAL");
 
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("REAL");
+
                     b.Property<long>("Created")
                         .HasColumnType("INTEGER");
 
@@ -237,6 +240,28 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.HasKey("Id");
 
                     b.ToTable("calls", (string)null);
+                });
+
+            modelBuilder.Entity("GpuCommons.Server.Data.CommitteeMemberRow", b =>
+                {
+                    b.Property<string>("CallId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("User")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Added")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("AddedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("CallId", "User");
+
+                    b.HasIndex("User");
+
+                    b.ToTable("committee_members", (string)null);
                 });
 
             modelBuilder.Entity("GpuCommons.Server.Data.DiscrepancyRow", b =>
@@ -607,6 +632,9 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<int>("Attempt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<double>("CopayShare")
+                        .HasColumnType("REAL");
+
                     b.Property<double>("GpuHours")
                         .HasColumnType("REAL");
 
@@ -619,6 +647,10 @@ namespace GpuCommons.Server.Data.Migrations.Sqlite
                     b.Property<string>("Partition")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<double>("Payable")
+                        .HasPrecision(20, 4)
+                        .HasColumnType("REAL");
 
                     b.Property<string>("Project")
                         .IsRequired()
