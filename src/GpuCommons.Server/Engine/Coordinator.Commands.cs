@@ -56,7 +56,7 @@ public sealed partial class Coordinator
                     EndArray(array);
                 }
 
-                AddDeferred(db);
+                await AddDeferredAsync(db, CancellationToken.None);
                 _deferredRows.Clear();
                 _deferredEvents.Clear();
             }

@@ -73,7 +73,7 @@ public sealed partial class Coordinator
         row.Attempt++;
         row.Outcome = "requeued: not started in the backend in time";
         await using var db = _db.Create();
-        AddDeferred(db);
+        await AddDeferredAsync(db, CancellationToken.None);
         db.Jobs.Update(row);
         db.Events.Add(Event("reconciler", "job.requeued", $"job/{jobId}", row.Project, "not started in the backend in time: " + detail));
         await db.SaveChangesAsync();

@@ -183,7 +183,7 @@ public sealed partial class Coordinator
 
         // Written as running a moment ago: put the pending, failed or cancelled state on disk now.
         await using var db = _db.Create();
-        AddDeferred(db);
+        await AddDeferredAsync(db, ct);
         db.Jobs.Update(row);
 
         db.Events.AddRange(events);
@@ -302,7 +302,7 @@ public sealed partial class Coordinator
         var end = _s.Engine.Complete(id, outcome, at, _s.BackendStarted.Remove(id) ? row.StartTime : null);
         _touched.Add(id);
         await using var db = _db.Create();
-        AddDeferred(db);
+        await AddDeferredAsync(db, ct);
         _recorder.RecordEnd(db, _s, row, end, outcome, exitCode, why, label);
         await db.SaveChangesAsync(ct);
         _deferredRows.Clear();

@@ -196,11 +196,10 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
         }
 
         ArrayRebuild.LinkTasks(state);
-        foreach (var row in live)
-        {
-            ctx.Jobs.Update(row);
-        }
 
+        // The live rows are tracked: only those the rebuild changed (lost, failed, a handle found) are written, and only
+        // their changed columns. Marking every row modified made one SaveChanges order thousands of updates against the
+        // jobs' unique (array, task) index, which is quadratic.
         await ctx.SaveChangesAsync(ct);
         return new Rebuilt(state, discovered, lost.Where(r => state.Active.ContainsKey(r.Id)).ToList(), requeued);
     }
