@@ -29,6 +29,8 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     public PendingReason Reason = PendingReason.New;
     public long EstimatedStartTicks = -1;
     public int PendingSlot = -1;
+    /// <summary>Whether the pending queue's submit-order list holds this job (see <c>PendingQueue</c>).</summary>
+    public bool InSubmitOrder;
     public double Priority;
     /// <summary>The multifactor size term (log of the GPUs over log of the fleet's), computed once; NaN until then.</summary>
     public double SizeTerm = double.NaN;

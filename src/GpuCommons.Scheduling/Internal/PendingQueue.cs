@@ -19,7 +19,19 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <summary>Jobs queued with a submit time still to come, by that time.</summary>
     private readonly PriorityQueue<JobRecord, long> _submitsToCome = new();
 
-    private Entry[] _sortBuffer = [];
+    /// <summary>
+    /// Pending jobs by submit time, then id: the tie-break of every order, kept so that a full pass sorts by its key
+    /// alone (a stable radix sort of this list). May hold jobs that left the queue (<see cref="JobRecord.InSubmitOrder"/>
+    /// stays set on them until a sort drops them, so a requeued job, which keeps its submit time, reuses its entry).
+    /// </summary>
+    private readonly List<JobRecord> _bySubmit = [];
+
+    // Sort buffers (keys and jobs, twice for the radix passes), kept between full passes.
+    private ulong[] _keys = [];
+    private ulong[] _keys2 = [];
+    private JobRecord[] _sorted = [];
+    private JobRecord[] _sorted2 = [];
+    private readonly int[] _digitCounts = new int[8 * 256];
 
     /// <summary>The order a pass walks (see the remarks).</summary>
     public List<JobRecord> Order { get; } = [];
@@ -58,6 +70,19 @@ internal sealed class PendingQueue(SchedulerOptions options)
         if (job.SubmitTicks > now)
         {
             _submitsToCome.Enqueue(job, job.SubmitTicks);
+        }
+
+        if (!job.InSubmitOrder)
+        {
+            job.InSubmitOrder = true;
+            if (_bySubmit.Count == 0 || FifoBefore(_bySubmit[^1], job))
+            {
+                _bySubmit.Add(job);
+            }
+            else
+            {
+                _bySubmit.Insert(LowerBound(_bySubmit, 0, job), job);
+            }
         }
 
         var slot = SlotFor(job);
@@ -121,11 +146,17 @@ internal sealed class PendingQueue(SchedulerOptions options)
             return Order.Count;
         }
 
-        int lo = OrderHead, hi = Order.Count;
+        return LowerBound(Order, OrderHead, job);
+    }
+
+    /// <summary>The first index at or after <paramref name="from"/> whose job does not go before <paramref name="job"/> in submit order.</summary>
+    private static int LowerBound(List<JobRecord> list, int from, JobRecord job)
+    {
+        int lo = from, hi = list.Count;
         while (lo < hi)
         {
             var mid = (lo + hi) >>> 1;
-            if (FifoBefore(Order[mid], job))
+            if (FifoBefore(list[mid], job))
             {
                 lo = mid + 1;
             }
@@ -171,41 +202,112 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// Sorts the queue into <see cref="Order"/>: <paramref name="keyOf"/> gives each pending job its sort key (highest
     /// first) and says whether it goes at the head; ties go by submit time, then id.
     /// </summary>
+    /// <remarks>
+    /// The keys are read in submit order (<see cref="_bySubmit"/>), then sorted by a stable least-significant-digit radix
+    /// sort on <see cref="Descending"/>: equal keys keep submit order, which is the tie-break. A byte in which all keys
+    /// agree costs no pass (under FIFO every key is 0 and the sort is one read of the keys).
+    /// </remarks>
     public void Sort<TKeys>(ref TKeys keyOf)
         where TKeys : struct, ISortKeys
     {
         var count = _jobs.Count;
-        if (_sortBuffer.Length < count)
+        if (_keys.Length < count)
         {
-            _sortBuffer = new Entry[Math.Max(count, _sortBuffer.Length * 2)];
+            var size = Math.Max(count, _keys.Length * 2);
+            _keys = new ulong[size];
+            _keys2 = new ulong[size];
+            _sorted = new JobRecord[size];
+            _sorted2 = new JobRecord[size];
         }
 
         var minWall = long.MaxValue;
-        for (var i = 0; i < count; i++)
+        var n = 0;
+        var w = 0;
+        var counts = _digitCounts;
+        Array.Clear(counts);
+        for (var i = 0; i < _bySubmit.Count; i++)
         {
-            var j = _jobs[i];
-            var key = keyOf.KeyOf(j);
+            var j = _bySubmit[i];
+            if (j.PendingSlot < 0)
+            {
+                j.InSubmitOrder = false;
+                continue;
+            }
+
+            _bySubmit[w++] = j;
+            var key = Descending(keyOf.KeyOf(j));
             minWall = Math.Min(minWall, j.WalltimeTicks);
-            _sortBuffer[i] = new Entry { Key = Descending(key), Submit = j.SubmitTicks, Id = j.Id, Job = j };
+            _keys[n] = key;
+            _sorted[n++] = j;
+            for (var d = 0; d < 8; d++)
+            {
+                counts[(d << 8) | (int)((key >> (d * 8)) & 0xFF)]++;
+            }
+        }
+
+        _bySubmit.RemoveRange(w, _bySubmit.Count - w);
+        if (n != count)
+        {
+            throw new InvalidOperationException($"the submit order lists {n} pending jobs, the queue {count}");
         }
 
         MinWalltime = minWall;
-        var span = _sortBuffer.AsSpan(0, count);
-        span.Sort(default(EntryComparer));
+        RadixSort(n);
         Order.Clear();
         OrderWall.Clear();
         OrderHead = 0;
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < n; i++)
         {
-            if (span[i].Key == HeadKey)
+            if (_keys[i] == HeadKey)
             {
                 OrderHead++;
             }
 
-            Order.Add(span[i].Job);
-            OrderWall.Add(span[i].Job.WalltimeTicks);
-            span[i].Job = null!;
+            var j = _sorted[i];
+            Order.Add(j);
+            OrderWall.Add(j.WalltimeTicks);
+            _sorted[i] = null!;
         }
+    }
+
+    /// <summary>Stable LSD radix sort of the first <paramref name="n"/> keys (and their jobs), a byte a pass, with the digit counts already taken.</summary>
+    private void RadixSort(int n)
+    {
+        Span<int> next = stackalloc int[256];
+        for (var d = 0; d < 8; d++)
+        {
+            var counts = _digitCounts.AsSpan(d << 8, 256);
+            var shift = d * 8;
+            if (n == 0 || counts[(int)((_keys[0] >> shift) & 0xFF)] == n)
+            {
+                // Every key has the same byte here: the pass would not move anything.
+                continue;
+            }
+
+            var sum = 0;
+            for (var b = 0; b < 256; b++)
+            {
+                next[b] = sum;
+                sum += counts[b];
+            }
+
+            var keys = _keys;
+            var jobs = _sorted;
+            var keysOut = _keys2;
+            var jobsOut = _sorted2;
+            for (var i = 0; i < n; i++)
+            {
+                var k = keys[i];
+                var at = next[(int)((k >> shift) & 0xFF)]++;
+                keysOut[at] = k;
+                jobsOut[at] = jobs[i];
+            }
+
+            (_keys, _keys2) = (_keys2, _keys);
+            (_sorted, _sorted2) = (_sorted2, _sorted);
+        }
+
+        Array.Clear(_sorted2, 0, n);
     }
 
     /// <summary>The sort key of a job that goes at the head (<see cref="double.PositiveInfinity"/>).</summary>
@@ -216,15 +318,6 @@ internal sealed class PendingQueue(SchedulerOptions options)
     {
         /// <summary>The job's key, highest first; <see cref="double.PositiveInfinity"/> puts it at the head.</summary>
         double KeyOf(JobRecord job);
-    }
-
-    private struct Entry
-    {
-        /// <summary>The sort key as an unsigned integer that orders like the key, highest first (<see cref="Descending"/>).</summary>
-        public ulong Key;
-        public long Submit;
-        public long Id;
-        public JobRecord Job;
     }
 
     /// <summary>
@@ -242,23 +335,5 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var bits = BitConverter.DoubleToUInt64Bits(key == 0 ? 0.0 : key);
         var ascending = (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
         return ~ascending;
-    }
-
-    private readonly struct EntryComparer : IComparer<Entry>
-    {
-        public int Compare(Entry a, Entry b)
-        {
-            if (a.Key != b.Key)
-            {
-                return a.Key < b.Key ? -1 : 1;
-            }
-
-            if (a.Submit != b.Submit)
-            {
-                return a.Submit < b.Submit ? -1 : 1;
-            }
-
-            return a.Id.CompareTo(b.Id);
-        }
     }
 }
