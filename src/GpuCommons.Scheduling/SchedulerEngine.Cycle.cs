@@ -227,7 +227,9 @@ public sealed partial class SchedulerEngine
                 }
             }
 
-            if (full || _queue.NeedsCompaction)
+            // After a full pass's sort the order holds only pending jobs; only its starts (and, between full passes,
+            // requeues and departures) leave entries to drop.
+            if ((full && result.Started.Count > 0) || _queue.NeedsCompaction)
             {
                 _queue.Compact();
             }
@@ -418,50 +420,35 @@ public sealed partial class SchedulerEngine
                 }
 
                 ref readonly var shape = ref job.Shapes[p];
-
-                var mayFit = MayFit(shape, p, job, end);
-                if (!mayFit && !full && _holdCount[p] >= depth && Options.Backfill != BackfillMode.None)
+                var nomination = Nominate(job, p, shape, end, now, full, depth);
+                if (nomination.Mode != NominationMode.Skipped)
                 {
-                    // Incremental pass: nothing that could hold this job was freed; its reason stands.
-                    skipped = true;
-                    continue;
+                    examined++;
                 }
 
-                examined++;
-                var allocation = Admit(job, p, shape.HeldMilli, now, out var reason);
-                if (reason is { } r)
-                {
-                    admissionReason = Worse(admissionReason, r);
-                    continue;
-                }
-
-                admissible |= 1UL << p;
-                if (_upNodes[p] >= shape.Nodes)
+                if (nomination.NodesUp)
                 {
                     unavailable = false;
                 }
 
-                if (mayFit && TryPlace(job, p, shape, end, out var plan))
+                switch (nomination.Mode)
                 {
-                    // A gang holds whole nodes, which may be larger than the typical node its admission assumed:
-                    // quota and grant must cover what it will really hold.
-                    var held = HeldBy(shape, plan);
-                    if (held != shape.HeldMilli)
-                    {
-                        allocation = Admit(job, p, held, now, out var heldReason);
-                        if (heldReason is { } hr)
-                        {
-                            admissionReason = Worse(admissionReason, hr);
-                            admissible &= ~(1UL << p);
-                            continue;
-                        }
-                    }
-
-                    result.Started.Add(Commit(job, p, shape, plan, allocation, now));
-                    RefreshCapacitySignature(p);
-                    started = true;
-                    break;
+                    case NominationMode.Skipped:
+                        skipped = true;
+                        continue;
+                    case NominationMode.Refused:
+                        admissionReason = Worse(admissionReason, nomination.Reason!.Value);
+                        continue;
+                    case NominationMode.NoFit:
+                        admissible |= 1UL << p;
+                        continue;
                 }
+
+                // Commit.
+                result.Started.Add(Commit(job, p, shape, nomination.Plan, nomination.Allocation, now));
+                RefreshCapacitySignature(p);
+                started = true;
+                break;
             }
 
             if (started)
@@ -649,26 +636,79 @@ public sealed partial class SchedulerEngine
         return free;
     }
 
-    /// <summary>Admission: quota and grant. Returns the allocation to charge, or a reason.</summary>
-    private int Admit(JobRecord job, int p, long heldMilli, long now, out PendingReason? reason)
+    /// <summary>What a job can have on one partition in this pass (see <see cref="Nomination"/>).</summary>
+    private enum NominationMode
     {
-        reason = _quota.Check(job.Project, p, heldMilli);
-        if (reason is not null)
+        /// <summary>Not looked at: an incremental pass, and nothing that could hold the job was freed there (its reason stands).</summary>
+        Skipped,
+        /// <summary>Refused by admission (quota or grant): <see cref="Nomination.Reason"/> says which.</summary>
+        Refused,
+        /// <summary>Admitted, but no room now: a reservation or a preemption may follow.</summary>
+        NoFit,
+        /// <summary>Admitted and placed: <see cref="Nomination.Plan"/> and <see cref="Nomination.Allocation"/> are what to commit.</summary>
+        Fit,
+    }
+
+    /// <summary>
+    /// The outcome of admission and placement of one job on one partition, before anything is committed: the mode, the
+    /// placement plan and the allocation to charge when it fits, the refusal otherwise, and whether the partition has
+    /// enough nodes up for the job at all.
+    /// </summary>
+    private readonly record struct Nomination(int Partition, NominationMode Mode, Plan Plan, int Allocation, PendingReason? Reason, bool NodesUp);
+
+    /// <summary>Admission, then placement, of a job on one partition. Changes nothing; the walk commits a fit.</summary>
+    private Nomination Nominate(JobRecord job, int p, in Shape shape, long end, long now, bool full, int depth)
+    {
+        var mayFit = MayFit(shape, p, job, end);
+        if (!mayFit && !full && _holdCount[p] >= depth && Options.Backfill != BackfillMode.None)
         {
-            return -1;
+            return new Nomination(p, NominationMode.Skipped, default, -1, null, false);
+        }
+
+        var admission = Admit(job, p, shape.HeldMilli, now);
+        if (admission.Reason is { } refused)
+        {
+            return new Nomination(p, NominationMode.Refused, default, -1, refused, false);
+        }
+
+        var nodesUp = _upNodes[p] >= shape.Nodes;
+        if (!mayFit || !TryPlace(job, p, shape, end, out var plan))
+        {
+            return new Nomination(p, NominationMode.NoFit, default, -1, null, nodesUp);
+        }
+
+        // A gang holds whole nodes, which may be larger than the typical node its admission assumed: quota and grant
+        // must cover what it will really hold.
+        var held = HeldBy(shape, plan);
+        if (held != shape.HeldMilli)
+        {
+            admission = Admit(job, p, held, now);
+            if (admission.Reason is { } heldRefused)
+            {
+                return new Nomination(p, NominationMode.Refused, default, -1, heldRefused, nodesUp);
+            }
+        }
+
+        return new Nomination(p, NominationMode.Fit, plan, admission.Allocation, null, nodesUp);
+    }
+
+    /// <summary>An admission decision: the allocation to charge (-1: none needed), or the reason for a refusal.</summary>
+    private readonly record struct AdmissionResult(int Allocation, PendingReason? Reason);
+
+    /// <summary>Admission: quota and grant.</summary>
+    private AdmissionResult Admit(JobRecord job, int p, long heldMilli, long now)
+    {
+        if (_quota.Check(job.Project, p, heldMilli) is { } quota)
+        {
+            return new AdmissionResult(-1, quota);
         }
 
         if (!Options.RequireAllocation)
         {
-            return -1;
+            return new AdmissionResult(-1, null);
         }
 
         var allocation = _grants.Find(job.Project, p, GpuHours(heldMilli, job.WalltimeTicks), now, out var why);
-        if (allocation < 0)
-        {
-            reason = why;
-        }
-
-        return allocation;
+        return new AdmissionResult(allocation, allocation < 0 ? why : null);
     }
 }
