@@ -247,7 +247,7 @@ public sealed partial class SchedulerEngine
 
         _queue.Arrivals.Clear();
         _capacityDirty = false;
-        _quota.SettleOver();
+        _admission.Quota.SettleOver();
         var t3 = _time.GetTimestamp();
         result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
         return result;
@@ -578,7 +578,7 @@ public sealed partial class SchedulerEngine
     {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((partitions & job.ShapeMask & (1UL << p)) != 0 && _quota.WithinGuarantee(job.Project, p, job.Shapes[p].HeldMilli))
+            if ((partitions & job.ShapeMask & (1UL << p)) != 0 && _admission.Quota.WithinGuarantee(job.Project, p, job.Shapes[p].HeldMilli))
             {
                 return true;
             }
@@ -692,23 +692,5 @@ public sealed partial class SchedulerEngine
         return new Nomination(p, NominationMode.Fit, plan, admission.Allocation, null, nodesUp);
     }
 
-    /// <summary>An admission decision: the allocation to charge (-1: none needed), or the reason for a refusal.</summary>
-    private readonly record struct AdmissionResult(int Allocation, PendingReason? Reason);
-
-    /// <summary>Admission: quota and grant.</summary>
-    private AdmissionResult Admit(JobRecord job, int p, long heldMilli, long now)
-    {
-        if (_quota.Check(job.Project, p, heldMilli) is { } quota)
-        {
-            return new AdmissionResult(-1, quota);
-        }
-
-        if (!Options.RequireAllocation)
-        {
-            return new AdmissionResult(-1, null);
-        }
-
-        var allocation = _grants.Find(job.Project, p, GpuHours(heldMilli, job.WalltimeTicks), now, out var why);
-        return new AdmissionResult(allocation, allocation < 0 ? why : null);
-    }
+    private AdmissionResult Admit(JobRecord job, int p, long heldMilli, long now) => _admission.Admit(job.Project, p, heldMilli, job.WalltimeTicks, now);
 }

@@ -49,10 +49,10 @@ public sealed partial class SchedulerEngine
             sb.Append($"pool {pool.Id} {pool.Kind} active {pool.Active} free {pool.FreeMilli} full {pool.FullFree} members {string.Join(',', pool.Members)} holder {pool.HolderJob} until {pool.UsableUntil} sticky {pool.StickyUntil}\n");
         }
 
-        sb.Append(_quota.Fingerprint()).Append('\n');
-        for (var i = 0; i < _grants.Count; i++)
+        sb.Append(_admission.Quota.Fingerprint()).Append('\n');
+        for (var i = 0; i < _admission.Grants.Count; i++)
         {
-            sb.Append($"grant {i} spent {_grants[i].Spent:R} committed {_grants[i].Committed:R}\n");
+            sb.Append($"grant {i} spent {_admission.Grants[i].Spent:R} committed {_admission.Grants[i].Committed:R}\n");
         }
 
         foreach (var (id, j) in _jobs.OrderBy(kv => kv.Key))
@@ -172,7 +172,7 @@ public sealed partial class SchedulerEngine
 
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if (_quota.AnyBorrowing(p) != _quota.CountBorrowing(p))
+            if (_admission.Quota.AnyBorrowing(p) != _admission.Quota.CountBorrowing(p))
             {
                 return $"the borrower count of partition {p} is wrong";
             }
@@ -515,19 +515,19 @@ public sealed partial class SchedulerEngine
             for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
                 var u = usage.GetValueOrDefault((project, p));
-                if (_quota.Project(project).Usage[p] != u)
+                if (_admission.Quota.Project(project).Usage[p] != u)
                 {
-                    return $"project {_projectNames[project]} uses {u} thousandths on partition {p}, the quota tracker records {_quota.Project(project).Usage[p]}";
+                    return $"project {_projectNames[project]} uses {u} thousandths on partition {p}, the quota tracker records {_admission.Quota.Project(project).Usage[p]}";
                 }
             }
         }
 
-        return _quota.Verify();
+        return _admission.Quota.Verify();
     }
 
     private string? VerifyGrants()
     {
-        var committed = new double[_grants.Count];
+        var committed = new double[_admission.Grants.Count];
         foreach (var j in _jobs.Values)
         {
             if (j.State == JobState.Running && j.Allocation >= 0)
@@ -536,9 +536,9 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        for (var i = 0; i < _grants.Count; i++)
+        for (var i = 0; i < _admission.Grants.Count; i++)
         {
-            var g = _grants[i];
+            var g = _admission.Grants[i];
             if (Math.Abs(g.Committed - committed[i]) > 1e-6 * Math.Max(1, committed[i]))
             {
                 return $"allocation {g.Spec.Id}: running jobs commit {committed[i]} GPU-hours, the tracker records {g.Committed}";

@@ -62,7 +62,7 @@ public sealed partial class SchedulerEngine
             return true;
         }
 
-        return withinGuarantee && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && _quota.Borrowing(victim.Project, p);
+        return withinGuarantee && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && _admission.Quota.Borrowing(victim.Project, p);
     }
 
     private double Loss(JobRecord victim, long now)
@@ -103,7 +103,7 @@ public sealed partial class SchedulerEngine
 
             var shape = job.Shapes[p];
 
-            var within = _quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
+            var within = _admission.Quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
             if (!within && job.Spec.Priority == PriorityClass.Preemptible)
             {
                 continue;
@@ -114,7 +114,7 @@ public sealed partial class SchedulerEngine
 
             // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
             // guarantee) or least-attained-service queues preempt: then walk just those, in the same order.
-            var candidates = (within && _quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
+            var candidates = (within && _admission.Quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
             if (candidates.Count == 0 || (job.Spec.Priority == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
             {
                 continue;
@@ -318,13 +318,13 @@ public sealed partial class SchedulerEngine
     {
         foreach (var v in victims)
         {
-            _quota.Apply(v.Project, v.Partition, -v.Placement!.HeldGpuMilli);
+            _admission.Quota.Apply(v.Project, v.Partition, -v.Placement!.HeldGpuMilli);
         }
 
-        var ok = _quota.Check(job.Project, p, held) is null;
+        var ok = _admission.Quota.Check(job.Project, p, held) is null;
         foreach (var v in victims)
         {
-            _quota.Apply(v.Project, v.Partition, v.Placement!.HeldGpuMilli);
+            _admission.Quota.Apply(v.Project, v.Partition, v.Placement!.HeldGpuMilli);
         }
 
         return ok;
@@ -401,7 +401,7 @@ public sealed partial class SchedulerEngine
 
             var shape = job.Shapes[p];
 
-            if (!_quota.WithinGuarantee(job.Project, p, shape.HeldMilli) || _quota.Check(job.Project, p, shape.HeldMilli) != PendingReason.CohortQuota)
+            if (!_admission.Quota.WithinGuarantee(job.Project, p, shape.HeldMilli) || _admission.Quota.Check(job.Project, p, shape.HeldMilli) != PendingReason.CohortQuota)
             {
                 continue;
             }

@@ -48,8 +48,8 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private readonly SortedSet<(long End, long Id)>[] _runningPreemptible;
 
-    private readonly QuotaTracker _quota;
-    private readonly GrantTracker _grants = new();
+    /// <summary>Quota and grants (see <see cref="Admission"/>).</summary>
+    private readonly Admission _admission;
     private readonly FairShare _fairShare;
     private readonly Dictionary<string, int> _projectIndex = new(StringComparer.Ordinal);
     private readonly List<string> _projectNames = [];
@@ -180,7 +180,7 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        _quota = new QuotaTracker(capacity);
+        _admission = new Admission(new QuotaTracker(capacity), Options);
         _fairShare = new FairShare(tenancy.TypeShares);
         foreach (var o in tenancy.Organisations)
         {
@@ -216,7 +216,7 @@ public sealed partial class SchedulerEngine
         }
 
         var node = new QuotaNode(Fleet.Partitions.Count, org.Quotas, PartitionOrThrow);
-        _orgIndex[org.Name] = _quota.AddOrganisation(node);
+        _orgIndex[org.Name] = _admission.Quota.AddOrganisation(node);
         _fairShare.AddOrganisation(org.Type, org.Shares);
     }
 
@@ -234,11 +234,11 @@ public sealed partial class SchedulerEngine
         }
 
         var node = new QuotaNode(Fleet.Partitions.Count, project.Quotas, PartitionOrThrow);
-        var idx = _quota.AddProject(node, org);
+        var idx = _admission.Quota.AddProject(node, org);
         _projectIndex[project.Name] = idx;
         _projectNames.Add(project.Name);
         _fairShare.AddProject(org, project.Shares);
-        _grants.EnsureProject(idx);
+        _admission.Grants.EnsureProject(idx);
     }
 
     /// <summary>
@@ -254,7 +254,7 @@ public sealed partial class SchedulerEngine
             throw new SpecException("organisation", $"unknown organisation '{organisation}'");
         }
 
-        _quota.SetOrganisationLimits(org, Limits(quotas));
+        _admission.Quota.SetOrganisationLimits(org, Limits(quotas));
         _capacityDirty = true;
     }
 
@@ -267,7 +267,7 @@ public sealed partial class SchedulerEngine
             throw new SpecException("project", $"unknown project '{project}'");
         }
 
-        _quota.SetProjectLimits(idx, Limits(quotas));
+        _admission.Quota.SetProjectLimits(idx, Limits(quotas));
         _capacityDirty = true;
     }
 
@@ -298,20 +298,20 @@ public sealed partial class SchedulerEngine
         }
 
         var partition = allocation.Partition is null ? -1 : PartitionOrThrow(allocation.Partition);
-        _grants.Add(allocation, project, partition);
+        _admission.Grants.Add(allocation, project, partition);
         _capacityDirty = true;
     }
 
     /// <summary>GPU-hours of an allocation: (granted, spent, committed by running jobs).</summary>
     public (double Granted, double Spent, double Committed)? GetAllocationUsage(string id)
     {
-        var i = _grants.Find(id);
+        var i = _admission.Grants.Find(id);
         if (i < 0)
         {
             return null;
         }
 
-        var g = _grants[i];
+        var g = _admission.Grants[i];
         return (g.Spec.GpuHours, g.Spent, g.Committed);
     }
 
