@@ -323,6 +323,13 @@ public sealed partial class SchedulerEngine
         }
     }
 
+    /// <summary>
+    /// Phase 3 of a pass: walks <paramref name="jobs"/> in order. For each job: (3a) nominate it on each partition it may
+    /// use (<see cref="Nominate"/>: admission, then placement; a value, nothing changed); (3b) commit the first fit;
+    /// otherwise (3c) refused everywhere: the admission reason, and on a full pass maybe a preemption for quota;
+    /// (3d) admitted but no room: a reservation (backfill hold) where a slot is left, else the reason why not; (3e) on a
+    /// full pass, a preemption (<see cref="PlanPreemption"/>, then <see cref="Preempt"/>).
+    /// </summary>
     private void Walk(List<JobRecord> jobs, long now, bool full, ScheduleResult result)
     {
         var depth = Options.Backfill switch
@@ -419,6 +426,7 @@ public sealed partial class SchedulerEngine
                     continue;
                 }
 
+                // 3a. Nominate.
                 ref readonly var shape = ref job.Shapes[p];
                 var nomination = Nominate(job, p, shape, end, now, full, depth);
                 if (nomination.Mode != NominationMode.Skipped)
@@ -444,7 +452,7 @@ public sealed partial class SchedulerEngine
                         continue;
                 }
 
-                // Commit.
+                // 3b. Commit.
                 result.Started.Add(Commit(job, p, shape, nomination.Plan, nomination.Allocation, now));
                 RefreshCapacitySignature(p);
                 started = true;
@@ -466,6 +474,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            // 3c. Refused on every partition.
             if (admissible == 0)
             {
                 job.Reason = admissionReason;
@@ -479,6 +488,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            // 3d. Admitted but no room: the partitions close behind it (no backfill), or a reservation, or the reason.
             if (Options.Backfill == BackfillMode.None)
             {
                 blocked |= admissible;
@@ -507,6 +517,7 @@ public sealed partial class SchedulerEngine
                 job.EstimatedStartTicks = -1;
             }
 
+            // 3e. Preempt.
             blockedSeen = true;
             if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.PriorityClass != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
             {
