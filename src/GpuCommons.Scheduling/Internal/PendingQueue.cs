@@ -26,6 +26,9 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// </summary>
     private readonly List<JobRecord> _bySubmit = [];
 
+    /// <summary>Whether a job was appended to <see cref="_bySubmit"/> out of submit order since the last sort.</summary>
+    private bool _bySubmitUnsorted;
+
     // Sort buffers (keys and jobs, twice for the radix passes), kept between full passes.
     private ulong[] _keys = [];
     private ulong[] _keys2 = [];
@@ -75,14 +78,11 @@ internal sealed class PendingQueue(SchedulerOptions options)
         if (!job.InSubmitOrder)
         {
             job.InSubmitOrder = true;
-            if (_bySubmit.Count == 0 || FifoBefore(_bySubmit[^1], job))
-            {
-                _bySubmit.Add(job);
-            }
-            else
-            {
-                _bySubmit.Insert(LowerBound(_bySubmit, 0, job), job);
-            }
+
+            // Jobs mostly arrive in submit order; one that does not is appended too, and the next sort puts the list
+            // back in order once (an insertion in the middle would move the whole list for each such job).
+            _bySubmitUnsorted |= _bySubmit.Count > 0 && !FifoBefore(_bySubmit[^1], job);
+            _bySubmit.Add(job);
         }
 
         var slot = SlotFor(job);
@@ -225,6 +225,12 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var w = 0;
         var counts = _digitCounts;
         Array.Clear(counts);
+        if (_bySubmitUnsorted)
+        {
+            _bySubmit.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
+            _bySubmitUnsorted = false;
+        }
+
         for (var i = 0; i < _bySubmit.Count; i++)
         {
             var j = _bySubmit[i];
