@@ -20,7 +20,6 @@ public sealed partial class SchedulerEngine
     /// leave the most capable pools to the jobs that need them.
     /// </summary>
     private int[] _partitionOrder = [];
-    private long _minPendingWalltime = long.MaxValue;
 
     private static ulong HoldBit(JobRecord job) => job.HoldPartition >= 0 ? 1UL << job.HoldPartition : 0;
 
@@ -166,49 +165,8 @@ public sealed partial class SchedulerEngine
         return false;
     }
 
-    private struct OrderEntry
-    {
-        /// <summary>The sort key as an unsigned integer that orders like the key, highest first (<see cref="Descending"/>).</summary>
-        public ulong Key;
-        public long Submit;
-        public long Id;
-        public JobRecord Job;
-    }
-
-    /// <summary>
-    /// Maps a key to an unsigned integer whose ascending order is the key's descending order as
-    /// <see cref="double.CompareTo(double)"/> sees it: -0 and +0 are equal, NaN is below everything. Sorting then compares
-    /// integers instead of doubles, which the full pass does some n log n times for n pending jobs.
-    /// </summary>
-    internal static ulong Descending(double key)
-    {
-        if (double.IsNaN(key))
-        {
-            return ulong.MaxValue;
-        }
-
-        var bits = BitConverter.DoubleToUInt64Bits(key == 0 ? 0.0 : key);
-        var ascending = (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
-        return ~ascending;
-    }
-
-    private readonly struct OrderComparer : IComparer<OrderEntry>
-    {
-        public int Compare(OrderEntry a, OrderEntry b)
-        {
-            if (a.Key != b.Key)
-            {
-                return a.Key < b.Key ? -1 : 1;
-            }
-
-            if (a.Submit != b.Submit)
-            {
-                return a.Submit < b.Submit ? -1 : 1;
-            }
-
-            return a.Id.CompareTo(b.Id);
-        }
-    }
+    /// <summary>See <see cref="PendingQueue.Descending"/>.</summary>
+    internal static ulong Descending(double key) => PendingQueue.Descending(key);
 
     /// <summary>
     /// Decides what starts now. A full pass (<paramref name="full"/>) recomputes fair share and priorities, re-sorts the
@@ -226,9 +184,8 @@ public sealed partial class SchedulerEngine
         UpdateAdvanceWindows(now);
         ExpireHolds(now, full);
 
-        while (_submitsToCome.TryPeek(out _, out var due) && due <= now)
+        if (_queue.ReleaseDueSubmits(now))
         {
-            _submitsToCome.Dequeue();
             _capacityDirty = true;
         }
 
@@ -245,7 +202,7 @@ public sealed partial class SchedulerEngine
         var t2 = _time.GetTimestamp();
 
         // Phase 3: walk the queue in order: admit, place, reserve, backfill, preempt.
-        if (!full && _capacityDirty && _arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
+        if (!full && _capacityDirty && _queue.Arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
         {
             // The only free GPUs are held for reserved jobs until times that no pending job can finish by:
             // only the holders themselves may start. A holder that starts leaves its partition without a reservation:
@@ -253,12 +210,12 @@ public sealed partial class SchedulerEngine
             WalkHolders(now, result);
             if (result.Started.Count > 0)
             {
-                Walk(_order, now, false, result);
+                Walk(_queue.Order, now, false, result);
             }
         }
         else if (full || _capacityDirty)
         {
-            Walk(_order, now, full, result);
+            Walk(_queue.Order, now, full, result);
             if (!full)
             {
                 var before = result.Started.Count;
@@ -266,93 +223,35 @@ public sealed partial class SchedulerEngine
                 if (result.Started.Count > before)
                 {
                     // A holder started: its partition's reservation goes to the next job in line.
-                    Walk(_order, now, false, result);
+                    Walk(_queue.Order, now, false, result);
                 }
             }
 
-            if (full || _order.Count > 2 * _pending.Count + 1024)
+            // After a full pass's sort the order holds only pending jobs; only its starts (and, between full passes,
+            // requeues and departures) leave entries to drop.
+            if ((full && result.Started.Count > 0) || _queue.NeedsCompaction)
             {
-                CompactOrder();
+                _queue.Compact();
             }
         }
-        else if (_arrivals.Count > 0)
+        else if (_queue.Arrivals.Count > 0)
         {
-            if (Options.Ordering == OrderingPolicy.Fifo && _arrivals.Count > 1)
+            if (Options.Ordering == OrderingPolicy.Fifo && _queue.Arrivals.Count > 1)
             {
                 // Arrivals in the order a full cycle walks them (a job may arrive with an earlier submit time).
-                _arrivals.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
+                _queue.Arrivals.Sort(static (a, b) => PendingQueue.FifoBefore(a, b) ? -1 : PendingQueue.FifoBefore(b, a) ? 1 : 0);
             }
 
-            Walk(_arrivals, now, false, result);
+            Walk(_queue.Arrivals, now, false, result);
         }
 
-        _arrivals.Clear();
+        _queue.Arrivals.Clear();
         _capacityDirty = false;
-        _quota.SettleOver();
+        _admission.Quota.SettleOver();
         var t3 = _time.GetTimestamp();
         result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
         return result;
     }
-
-    private void CompactOrder()
-    {
-        // After a full pass _order has no duplicates; later requeues append, so an incremental compaction dedupes.
-        HashSet<long>? seen = _order.Count > 2 * _pending.Count + 1024 ? [] : null;
-        var w = 0;
-        var head = 0;
-        for (var i = 0; i < _order.Count; i++)
-        {
-            var j = _order[i];
-            if (j.State == JobState.Pending && (seen is null || seen.Add(j.Id)))
-            {
-                if (i < _orderHead)
-                {
-                    head++;
-                }
-
-                _orderWall[w] = j.WalltimeTicks;
-                _order[w++] = j;
-            }
-        }
-
-        _order.RemoveRange(w, _order.Count - w);
-        _orderWall.RemoveRange(w, _orderWall.Count - w);
-        _orderHead = head;
-    }
-
-    /// <summary>Entries at the head of <see cref="_order"/> that the last full pass put first (jobs waiting for their preemptions).</summary>
-    private int _orderHead;
-
-    /// <summary>
-    /// Where a job that joins the queue goes in <see cref="_order"/> until the next full pass sorts it. FIFO's order does
-    /// not change with time: the job goes where that sort will put it (by submit time, then id), so that a pass in between
-    /// walks the order a full cycle would. Other orders change with time and usage; the job goes last.
-    /// </summary>
-    private int OrderSlot(JobRecord job)
-    {
-        if (Options.Ordering != OrderingPolicy.Fifo || _order.Count <= _orderHead || !FifoBefore(job, _order[^1]))
-        {
-            return _order.Count;
-        }
-
-        int lo = _orderHead, hi = _order.Count;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (FifoBefore(_order[mid], job))
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
-
-        return lo;
-    }
-
-    private static bool FifoBefore(JobRecord a, JobRecord b) => a.SubmitTicks != b.SubmitTicks ? a.SubmitTicks < b.SubmitTicks : a.Id < b.Id;
 
     private void UpdateFairShare(long now)
     {
@@ -372,26 +271,27 @@ public sealed partial class SchedulerEngine
 
     private void Order(long now)
     {
-        var count = _pending.Count;
-        if (_sortBuffer.Length < count)
-        {
-            _sortBuffer = new OrderEntry[Math.Max(count, _sortBuffer.Length * 2)];
-        }
+        var keys = new SortKeys(this, now);
+        _queue.Sort(ref keys);
+    }
 
-        var maxAge = (double)Options.MaxAge.Ticks;
-        _minPendingWalltime = long.MaxValue;
-        var logTotal = Math.Log2(1 + Fleet.TotalGpus);
-        for (var i = 0; i < count; i++)
+    /// <summary>The full pass's sort keys: the policy's priority, written to each job; jobs waiting for their preemptions first.</summary>
+    private readonly struct SortKeys(SchedulerEngine engine, long now) : PendingQueue.ISortKeys
+    {
+        private readonly double _maxAge = engine.Options.MaxAge.Ticks;
+        private readonly double _logTotal = Math.Log2(1 + engine.Fleet.TotalGpus);
+
+        public double KeyOf(JobRecord j)
         {
-            var j = _pending[i];
+            var options = engine.Options;
             double key;
-            switch (Options.Ordering)
+            switch (options.Ordering)
             {
                 case OrderingPolicy.Fifo:
                     key = 0;
                     break;
                 case OrderingPolicy.LeastAttainedService:
-                    key = -LasQueue(j.AttainedGpuSeconds);
+                    key = -engine.LasQueue(j.AttainedGpuSeconds);
                     break;
                 case OrderingPolicy.ShortestRemainingFirst:
                 {
@@ -402,46 +302,34 @@ public sealed partial class SchedulerEngine
 
                 default:
                 {
-                    var age = Math.Clamp((now - j.SubmitTicks) / maxAge, 0, 1);
+                    var age = Math.Clamp((now - j.SubmitTicks) / _maxAge, 0, 1);
                     var cls = (int)j.PriorityClass / 2.0;
                     var size = j.SizeTerm;
                     if (double.IsNaN(size))
                     {
-                        size = j.SizeTerm = Math.Log2(1 + j.Gpus) / logTotal;
+                        size = j.SizeTerm = Math.Log2(1 + j.Gpus) / _logTotal;
                     }
 
-                    key = (Options.WeightFairShare * _fairShare.Factor(j.User)) + (Options.WeightAge * age) + (Options.WeightPriorityClass * cls) + (Options.WeightSize * size);
+                    key = (options.WeightFairShare * engine._fairShare.Factor(j.User)) + (options.WeightAge * age) + (options.WeightPriorityClass * cls) + (options.WeightSize * size);
                     break;
                 }
             }
 
             j.Priority = key;
-            _minPendingWalltime = Math.Min(_minPendingWalltime, j.WalltimeTicks);
 
             // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier) place
             // takes the GPUs or quota back, and the preemption repeats.
-            var sortKey = j.Reason == PendingReason.WaitingForPreemption ? double.PositiveInfinity : key;
-            _sortBuffer[i] = new OrderEntry { Key = Descending(sortKey), Submit = j.SubmitTicks, Id = j.Id, Job = j };
-        }
-
-        var span = _sortBuffer.AsSpan(0, count);
-        span.Sort(default(OrderComparer));
-        _order.Clear();
-        _orderWall.Clear();
-        _orderHead = 0;
-        for (var i = 0; i < count; i++)
-        {
-            if (span[i].Job.Reason == PendingReason.WaitingForPreemption)
-            {
-                _orderHead++;
-            }
-
-            _order.Add(span[i].Job);
-            _orderWall.Add(span[i].Job.WalltimeTicks);
-            span[i].Job = null!;
+            return j.Reason == PendingReason.WaitingForPreemption ? double.PositiveInfinity : key;
         }
     }
 
+    /// <summary>
+    /// Phase 3 of a pass: walks <paramref name="jobs"/> in order. For each job: (3a) nominate it on each partition it may
+    /// use (<see cref="Nominate"/>: admission, then placement; a value, nothing changed); (3b) commit the first fit;
+    /// otherwise (3c) refused everywhere: the admission reason, and on a full pass maybe a preemption for quota;
+    /// (3d) admitted but no room: a reservation (backfill hold) where a slot is left, else the reason why not; (3e) on a
+    /// full pass, a preemption (<see cref="PlanPreemption"/>, then <see cref="Preempt"/>).
+    /// </summary>
     private void Walk(List<JobRecord> jobs, long now, bool full, ScheduleResult result)
     {
         var depth = Options.Backfill switch
@@ -453,7 +341,7 @@ public sealed partial class SchedulerEngine
         // Without backfill, a partition on which a job waits is closed to every job behind it. A pass over the whole
         // order finds those partitions itself; a pass over arrivals or holders alone starts from the last pass's, so
         // that a job never starts ahead of a blocked one (a full cycle at that instant would not start it either).
-        var wholeOrder = ReferenceEquals(jobs, _order);
+        var wholeOrder = ReferenceEquals(jobs, _queue.Order);
         var blocked = wholeOrder ? 0UL : _blockedPartitions;
         var brokeEarly = false;
         var preemptors = 0;
@@ -473,7 +361,7 @@ public sealed partial class SchedulerEngine
         }
 
         var allBlocked = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
-        var walls = ReferenceEquals(jobs, _order) && !full ? _orderWall : null;
+        var walls = ReferenceEquals(jobs, _queue.Order) && !full ? _queue.OrderWall : null;
         var examined = 0;
         var looked = 0;
         for (var i = 0; i < jobs.Count; i++)
@@ -538,51 +426,37 @@ public sealed partial class SchedulerEngine
                     continue;
                 }
 
+                // 3a. Nominate.
                 ref readonly var shape = ref job.Shapes[p];
-
-                var mayFit = MayFit(shape, p, job, end);
-                if (!mayFit && !full && _holdCount[p] >= depth && Options.Backfill != BackfillMode.None)
+                var nomination = Nominate(job, p, shape, end, now, full, depth);
+                if (nomination.Mode != NominationMode.Skipped)
                 {
-                    // Incremental pass: nothing that could hold this job was freed; its reason stands.
-                    skipped = true;
-                    continue;
+                    examined++;
                 }
 
-                examined++;
-                var allocation = Admit(job, p, shape.HeldMilli, now, out var reason);
-                if (reason is { } r)
-                {
-                    admissionReason = Worse(admissionReason, r);
-                    continue;
-                }
-
-                admissible |= 1UL << p;
-                if (_upNodes[p] >= shape.Nodes)
+                if (nomination.NodesUp)
                 {
                     unavailable = false;
                 }
 
-                if (mayFit && TryPlace(job, p, shape, end, out var plan))
+                switch (nomination.Mode)
                 {
-                    // A gang holds whole nodes, which may be larger than the typical node its admission assumed:
-                    // quota and grant must cover what it will really hold.
-                    var held = HeldBy(shape, plan);
-                    if (held != shape.HeldMilli)
-                    {
-                        allocation = Admit(job, p, held, now, out var heldReason);
-                        if (heldReason is { } hr)
-                        {
-                            admissionReason = Worse(admissionReason, hr);
-                            admissible &= ~(1UL << p);
-                            continue;
-                        }
-                    }
-
-                    result.Started.Add(Commit(job, p, shape, plan, allocation, now));
-                    RefreshCapacitySignature(p);
-                    started = true;
-                    break;
+                    case NominationMode.Skipped:
+                        skipped = true;
+                        continue;
+                    case NominationMode.Refused:
+                        admissionReason = Worse(admissionReason, nomination.Reason!.Value);
+                        continue;
+                    case NominationMode.NoFit:
+                        admissible |= 1UL << p;
+                        continue;
                 }
+
+                // 3b. Commit.
+                result.Started.Add(Commit(job, p, shape, nomination.Plan, nomination.Allocation, now));
+                RefreshCapacitySignature(p);
+                started = true;
+                break;
             }
 
             if (started)
@@ -600,6 +474,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            // 3c. Refused on every partition.
             if (admissible == 0)
             {
                 job.Reason = admissionReason;
@@ -613,6 +488,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            // 3d. Admitted but no room: the partitions close behind it (no backfill), or a reservation, or the reason.
             if (Options.Backfill == BackfillMode.None)
             {
                 blocked |= admissible;
@@ -641,6 +517,7 @@ public sealed partial class SchedulerEngine
                 job.EstimatedStartTicks = -1;
             }
 
+            // 3e. Preempt.
             blockedSeen = true;
             if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.PriorityClass != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
             {
@@ -679,7 +556,7 @@ public sealed partial class SchedulerEngine
                 PoolKind.Advance when pool.UsableUntil == long.MinValue => long.MaxValue,
                 _ => pool.UsableUntil == long.MinValue ? 0 : pool.UsableUntil - now,
             };
-            if (horizon >= _minPendingWalltime)
+            if (horizon >= _queue.MinWalltime)
             {
                 return true;
             }
@@ -712,7 +589,7 @@ public sealed partial class SchedulerEngine
     {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if ((partitions & job.ShapeMask & (1UL << p)) != 0 && _quota.WithinGuarantee(job.Project, p, job.Shapes[p].HeldMilli))
+            if ((partitions & job.ShapeMask & (1UL << p)) != 0 && _admission.Quota.WithinGuarantee(job.Project, p, job.Shapes[p].HeldMilli))
             {
                 return true;
             }
@@ -770,26 +647,61 @@ public sealed partial class SchedulerEngine
         return free;
     }
 
-    /// <summary>Admission: quota and grant. Returns the allocation to charge, or a reason.</summary>
-    private int Admit(JobRecord job, int p, long heldMilli, long now, out PendingReason? reason)
+    /// <summary>What a job can have on one partition in this pass (see <see cref="Nomination"/>).</summary>
+    private enum NominationMode
     {
-        reason = _quota.Check(job.Project, p, heldMilli);
-        if (reason is not null)
-        {
-            return -1;
-        }
-
-        if (!Options.RequireAllocation)
-        {
-            return -1;
-        }
-
-        var allocation = _grants.Find(job.Project, p, GpuHours(heldMilli, job.WalltimeTicks), now, out var why);
-        if (allocation < 0)
-        {
-            reason = why;
-        }
-
-        return allocation;
+        /// <summary>Not looked at: an incremental pass, and nothing that could hold the job was freed there (its reason stands).</summary>
+        Skipped,
+        /// <summary>Refused by admission (quota or grant): <see cref="Nomination.Reason"/> says which.</summary>
+        Refused,
+        /// <summary>Admitted, but no room now: a reservation or a preemption may follow.</summary>
+        NoFit,
+        /// <summary>Admitted and placed: <see cref="Nomination.Plan"/> and <see cref="Nomination.Allocation"/> are what to commit.</summary>
+        Fit,
     }
+
+    /// <summary>
+    /// The outcome of admission and placement of one job on one partition, before anything is committed: the mode, the
+    /// placement plan and the allocation to charge when it fits, the refusal otherwise, and whether the partition has
+    /// enough nodes up for the job at all.
+    /// </summary>
+    private readonly record struct Nomination(int Partition, NominationMode Mode, Plan Plan, int Allocation, PendingReason? Reason, bool NodesUp);
+
+    /// <summary>Admission, then placement, of a job on one partition. Changes nothing; the walk commits a fit.</summary>
+    private Nomination Nominate(JobRecord job, int p, in Shape shape, long end, long now, bool full, int depth)
+    {
+        var mayFit = MayFit(shape, p, job, end);
+        if (!mayFit && !full && _holdCount[p] >= depth && Options.Backfill != BackfillMode.None)
+        {
+            return new Nomination(p, NominationMode.Skipped, default, -1, null, false);
+        }
+
+        var admission = Admit(job, p, shape.HeldMilli, now);
+        if (admission.Reason is { } refused)
+        {
+            return new Nomination(p, NominationMode.Refused, default, -1, refused, false);
+        }
+
+        var nodesUp = _upNodes[p] >= shape.Nodes;
+        if (!mayFit || !TryPlace(job, p, shape, end, out var plan))
+        {
+            return new Nomination(p, NominationMode.NoFit, default, -1, null, nodesUp);
+        }
+
+        // A gang holds whole nodes, which may be larger than the typical node its admission assumed: quota and grant
+        // must cover what it will really hold.
+        var held = HeldBy(shape, plan);
+        if (held != shape.HeldMilli)
+        {
+            admission = Admit(job, p, held, now);
+            if (admission.Reason is { } heldRefused)
+            {
+                return new Nomination(p, NominationMode.Refused, default, -1, heldRefused, nodesUp);
+            }
+        }
+
+        return new Nomination(p, NominationMode.Fit, plan, admission.Allocation, null, nodesUp);
+    }
+
+    private AdmissionResult Admit(JobRecord job, int p, long heldMilli, long now) => _admission.Admit(job.Project, p, heldMilli, job.WalltimeTicks, now);
 }

@@ -31,10 +31,8 @@ public sealed partial class SchedulerEngine
         var gpuHours = GpuHours(held, runtime);
         Charge? charge = null;
         var part = Fleet.Partitions[job.Partition];
-        if (job.Allocation >= 0)
+        if (_admission.Uncommit(job.Allocation, held, job.WalltimeTicks) is { } grant)
         {
-            var grant = _grants[job.Allocation];
-            grant.Committed = Math.Max(0, grant.Committed - GpuHours(held, job.WalltimeTicks));
             grant.Spent += gpuHours;
             charge = new Charge(grant.Spec.Id, _projectNames[job.Project], part.Name, gpuHours, (decimal)gpuHours * part.RatePerGpuHour);
         }
@@ -92,11 +90,7 @@ public sealed partial class SchedulerEngine
 
         var held = job.Placement!.HeldGpuMilli;
         Release(job);
-        if (job.Allocation >= 0)
-        {
-            var grant = _grants[job.Allocation];
-            grant.Committed = Math.Max(0, grant.Committed - GpuHours(held, job.WalltimeTicks));
-        }
+        _admission.Uncommit(job.Allocation, held, job.WalltimeTicks);
 
         _fairShare.AddRunning(job.User, -held);
         if (_lastFairShareTicks != long.MinValue && job.StartTicks > _lastFairShareTicks)
@@ -255,7 +249,7 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        var allocation = allocationId is null ? -1 : _grants.Find(allocationId);
+        var allocation = allocationId is null ? -1 : _admission.Grants.Find(allocationId);
         MarkRunning(job, p, [.. slots], nodes, held, exclusive, allocation, start.UtcTicks);
         _capacityDirty = true;
         return SubmitResult.Ok;
@@ -309,7 +303,7 @@ public sealed partial class SchedulerEngine
 
         _runningByEnd[job.Partition].Remove((job.EndByTicks, job.Id));
         _runningPreemptible[job.Partition].Remove((job.EndByTicks, job.Id));
-        _quota.Apply(job.Project, job.Partition, -placement.HeldGpuMilli);
+        _admission.Quota.Apply(job.Project, job.Partition, -placement.HeldGpuMilli);
         _running--;
         _capacityDirty = true;
     }

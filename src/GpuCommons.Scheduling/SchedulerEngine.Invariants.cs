@@ -13,7 +13,7 @@ public sealed partial class SchedulerEngine
     /// jobs' placements and compares them to the engine's own state. Returns the first difference found, or null.
     /// </summary>
     /// <summary>The queue order the next incremental pass walks (pending entries only), for tests.</summary>
-    internal IReadOnlyList<long> OrderForTests() => [.. _order.Where(j => j.State == JobState.Pending).Select(j => j.Id)];
+    internal IReadOnlyList<long> OrderForTests() => [.. _queue.Order.Where(j => j.State == JobState.Pending).Select(j => j.Id)];
 
     internal string? VerifyInvariants()
     {
@@ -35,6 +35,39 @@ public sealed partial class SchedulerEngine
         return holds;
     }
 
+    /// <summary>
+    /// The engine's whole decision state as text: per-GPU use, node and pool indexes, quota sums, grants, and every job's
+    /// state, reason, estimate and hold. Two equal fingerprints: nothing a decision reads differs.
+    /// </summary>
+    internal string StateFingerprintForTests()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.AppendJoin(',', _gpuUsed).Append('\n').AppendJoin(',', _free).Append('\n').AppendJoin(',', _shared).Append('\n')
+            .AppendJoin(',', _assigned).Append('\n').AppendJoin(',', _home).Append('\n').AppendJoin(',', _nodeState).Append('\n');
+        foreach (var pool in _pools)
+        {
+            sb.Append($"pool {pool.Id} {pool.Kind} active {pool.Active} free {pool.FreeMilli} full {pool.FullFree} members {string.Join(',', pool.Members)} holder {pool.HolderJob} until {pool.UsableUntil} sticky {pool.StickyUntil}\n");
+        }
+
+        sb.Append(_admission.Quota.Fingerprint()).Append('\n');
+        for (var i = 0; i < _admission.Grants.Count; i++)
+        {
+            sb.Append($"grant {i} spent {_admission.Grants[i].Spent:R} committed {_admission.Grants[i].Committed:R}\n");
+        }
+
+        foreach (var (id, j) in _jobs.OrderBy(kv => kv.Key))
+        {
+            sb.Append($"job {id} {j.State} {j.Reason} est {j.EstimatedStartTicks} held {j.HeldPool} preempting {j.Preempting} kill {j.PreemptKillTicks}\n");
+        }
+
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            sb.Append($"partition {p} running {string.Join(',', _runningByEnd[p])} holds {_holdCount[p]}\n");
+        }
+
+        return sb.Append($"free {_freeMilliTotal} running {_running} preempting {_preempting}").ToString();
+    }
+
     private string? VerifyJobs()
     {
         int pending = 0, running = 0, preempting = 0;
@@ -49,7 +82,7 @@ public sealed partial class SchedulerEngine
             {
                 case JobState.Pending:
                     pending++;
-                    if (j.PendingSlot < 0 || j.PendingSlot >= _pending.Count || !ReferenceEquals(_pending[j.PendingSlot], j))
+                    if (j.PendingSlot < 0 || j.PendingSlot >= _queue.Count || !ReferenceEquals(_queue[j.PendingSlot], j))
                     {
                         return $"pending job {id} is not in the pending list at its slot {j.PendingSlot}";
                     }
@@ -108,9 +141,9 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        if (pending != _pending.Count)
+        if (pending != _queue.Count)
         {
-            return $"{pending} jobs are pending, but the pending list has {_pending.Count}";
+            return $"{pending} jobs are pending, but the pending list has {_queue.Count}";
         }
 
         if (running != _running)
@@ -139,7 +172,7 @@ public sealed partial class SchedulerEngine
 
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            if (_quota.AnyBorrowing(p) != _quota.CountBorrowing(p))
+            if (_admission.Quota.AnyBorrowing(p) != _admission.Quota.CountBorrowing(p))
             {
                 return $"the borrower count of partition {p} is wrong";
             }
@@ -482,19 +515,19 @@ public sealed partial class SchedulerEngine
             for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
                 var u = usage.GetValueOrDefault((project, p));
-                if (_quota.Project(project).Usage[p] != u)
+                if (_admission.Quota.Project(project).Usage[p] != u)
                 {
-                    return $"project {_projectNames[project]} uses {u} thousandths on partition {p}, the quota tracker records {_quota.Project(project).Usage[p]}";
+                    return $"project {_projectNames[project]} uses {u} thousandths on partition {p}, the quota tracker records {_admission.Quota.Project(project).Usage[p]}";
                 }
             }
         }
 
-        return _quota.Verify();
+        return _admission.Quota.Verify();
     }
 
     private string? VerifyGrants()
     {
-        var committed = new double[_grants.Count];
+        var committed = new double[_admission.Grants.Count];
         foreach (var j in _jobs.Values)
         {
             if (j.State == JobState.Running && j.Allocation >= 0)
@@ -503,9 +536,9 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        for (var i = 0; i < _grants.Count; i++)
+        for (var i = 0; i < _admission.Grants.Count; i++)
         {
-            var g = _grants[i];
+            var g = _admission.Grants[i];
             if (Math.Abs(g.Committed - committed[i]) > 1e-6 * Math.Max(1, committed[i]))
             {
                 return $"allocation {g.Spec.Id}: running jobs commit {committed[i]} GPU-hours, the tracker records {g.Committed}";

@@ -419,11 +419,8 @@ public sealed partial class SchedulerEngine
             _runningPreemptible[p].Add((job.EndByTicks, job.Id));
         }
 
-        _quota.Apply(job.Project, p, held);
-        if (allocation >= 0)
-        {
-            _grants[allocation].Committed += GpuHours(held, job.WalltimeTicks);
-        }
+        _admission.Quota.Apply(job.Project, p, held);
+        _admission.Commit(allocation, held, job.WalltimeTicks);
 
         _fairShare.AddRunning(job.User, held);
         if (_lastFairShareTicks != long.MinValue && now > _lastFairShareTicks)
@@ -433,9 +430,9 @@ public sealed partial class SchedulerEngine
         }
 
         _running++;
-        var allocationId = allocation >= 0 ? _grants[allocation].Spec.Id : "";
+        var allocationId = allocation >= 0 ? _admission.Grants[allocation].Spec.Id : "";
         return new JobStart(job.Id, job.Placement, allocationId, new DateTimeOffset(now, TimeSpan.Zero));
     }
 
-    private static double GpuHours(long milli, long ticks) => milli / (double)Milli * (ticks / (double)TimeSpan.TicksPerHour);
+    private static double GpuHours(long milli, long ticks) => Admission.GpuHours(milli, ticks);
 }

@@ -62,7 +62,7 @@ public sealed partial class SchedulerEngine
             return true;
         }
 
-        return withinGuarantee && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && _quota.Borrowing(victim.Project, p);
+        return withinGuarantee && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && _admission.Quota.Borrowing(victim.Project, p);
     }
 
     private double Loss(JobRecord victim, long now)
@@ -78,6 +78,22 @@ public sealed partial class SchedulerEngine
 
     private bool TryPreempt(JobRecord job, ulong partitions, long now, ScheduleResult result)
     {
+        if (PlanPreemption(job, partitions, now) is not { } plan)
+        {
+            return false;
+        }
+
+        Preempt(job, plan.Victims, plan.Nodes, plan.Partition, now, result);
+        return true;
+    }
+
+    /// <summary>
+    /// The what-if of preemption: the victims whose GPUs (or quota) would let <paramref name="job"/> start, on the first
+    /// partition of <paramref name="partitions"/> where some exist, chosen to lose the least work; null when there are
+    /// none. Changes nothing the engine decides from (scratch lists aside): <see cref="Preempt"/> commits a plan.
+    /// </summary>
+    private PreemptionPlan? PlanPreemption(JobRecord job, ulong partitions, long now)
+    {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
             if ((partitions & job.ShapeMask & (1UL << p)) == 0)
@@ -87,7 +103,7 @@ public sealed partial class SchedulerEngine
 
             var shape = job.Shapes[p];
 
-            var within = _quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
+            var within = _admission.Quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
             if (!within && job.Spec.Priority == PriorityClass.Preemptible)
             {
                 continue;
@@ -98,7 +114,7 @@ public sealed partial class SchedulerEngine
 
             // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
             // guarantee) or least-attained-service queues preempt: then walk just those, in the same order.
-            var candidates = (within && _quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
+            var candidates = (within && _admission.Quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
             if (candidates.Count == 0 || (job.Spec.Priority == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
             {
                 continue;
@@ -140,11 +156,10 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            Preempt(job, chosen, nodes!, p, now, result);
-            return true;
+            return new PreemptionPlan(p, chosen, nodes!);
         }
 
-        return false;
+        return null;
     }
 
     private List<JobRecord>? ChooseNodeVictims(in Shape shape, long now, out int[]? nodes)
@@ -295,18 +310,21 @@ public sealed partial class SchedulerEngine
         return null;
     }
 
-    /// <summary>Mutate-and-undo: would the job pass its quota check once the victims are gone?</summary>
+    /// <summary>
+    /// Would the job pass its quota check once the victims are gone? Applies their release to the quota sums and takes
+    /// it back (integer sums: the state after is the state before, which a test checks).
+    /// </summary>
     private bool QuotaAllowsAfter(JobRecord job, int p, long held, List<JobRecord> victims)
     {
         foreach (var v in victims)
         {
-            _quota.Apply(v.Project, v.Partition, -v.Placement!.HeldGpuMilli);
+            _admission.Quota.Apply(v.Project, v.Partition, -v.Placement!.HeldGpuMilli);
         }
 
-        var ok = _quota.Check(job.Project, p, held) is null;
+        var ok = _admission.Quota.Check(job.Project, p, held) is null;
         foreach (var v in victims)
         {
-            _quota.Apply(v.Project, v.Partition, v.Placement!.HeldGpuMilli);
+            _admission.Quota.Apply(v.Project, v.Partition, v.Placement!.HeldGpuMilli);
         }
 
         return ok;
@@ -352,6 +370,28 @@ public sealed partial class SchedulerEngine
 
     private bool TryPreemptForQuota(JobRecord job, long now, ScheduleResult result)
     {
+        switch (PlanQuotaPreemption(job, now))
+        {
+            case { Victims: null } wait:
+                // Jobs already told to stop will free the quota: wait for them.
+                job.Reason = PendingReason.WaitingForPreemption;
+                job.EstimatedStartTicks = wait.Until;
+                return true;
+            case { } plan:
+                Preempt(job, plan.Victims, [], plan.Partition, now, result);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// The what-if of preemption for quota (a job within its guarantee refused because borrowers use the cohort's
+    /// capacity): either the jobs already stopping free enough (a plan with no victims, to wait until they are gone),
+    /// or the fewest-loss victims still to stop; null when neither. Changes nothing.
+    /// </summary>
+    private QuotaPreemptionPlan? PlanQuotaPreemption(JobRecord job, long now)
+    {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
             if ((job.ShapeMask & (1UL << p)) == 0)
@@ -361,7 +401,7 @@ public sealed partial class SchedulerEngine
 
             var shape = job.Shapes[p];
 
-            if (!_quota.WithinGuarantee(job.Project, p, shape.HeldMilli) || _quota.Check(job.Project, p, shape.HeldMilli) != PendingReason.CohortQuota)
+            if (!_admission.Quota.WithinGuarantee(job.Project, p, shape.HeldMilli) || _admission.Quota.Check(job.Project, p, shape.HeldMilli) != PendingReason.CohortQuota)
             {
                 continue;
             }
@@ -384,14 +424,13 @@ public sealed partial class SchedulerEngine
             // Jobs already told to stop will free their quota: count them as gone, and preempt only what is still missing.
             if (stopping.Count > 0 && QuotaAllowsAfter(job, p, shape.HeldMilli, stopping))
             {
-                job.Reason = PendingReason.WaitingForPreemption;
-                job.EstimatedStartTicks = now;
+                var until = now;
                 foreach (var v in stopping)
                 {
-                    job.EstimatedStartTicks = Math.Max(job.EstimatedStartTicks, v.PreemptKillTicks);
+                    until = Math.Max(until, v.PreemptKillTicks);
                 }
 
-                return true;
+                return new QuotaPreemptionPlan(p, null, until);
             }
 
             candidates.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
@@ -403,8 +442,7 @@ public sealed partial class SchedulerEngine
                 fresh.Add(v);
                 if (QuotaAllowsAfter(job, p, shape.HeldMilli, chosen))
                 {
-                    Preempt(job, fresh, [], p, now, result);
-                    return true;
+                    return new QuotaPreemptionPlan(p, fresh, now);
                 }
 
                 if (fresh.Count >= 64)
@@ -414,6 +452,25 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        return false;
+        return null;
+    }
+
+    /// <summary>What-if for tests: the jobs a preemption for this pending job would stop now, or null; decides nothing.</summary>
+    internal IReadOnlyList<long>? PlanPreemptionForTests(long jobId)
+    {
+        var job = _jobs[jobId];
+        var now = _time.GetUtcNow().UtcTicks;
+        if (PlanPreemption(job, job.ShapeMask, now) is { } plan)
+        {
+            return [.. plan.Victims.Select(v => v.Id)];
+        }
+
+        return PlanQuotaPreemption(job, now) is { Victims: { } victims } ? [.. victims.Select(v => v.Id)] : null;
     }
 }
+
+/// <summary>A preemption decided but not applied: the partition, the jobs to stop, and the nodes to claim for the preemptor.</summary>
+internal sealed record PreemptionPlan(int Partition, List<JobRecord> Victims, int[] Nodes);
+
+/// <summary>A preemption for quota: the jobs to stop (null: wait for those already stopping) and, when waiting, until when.</summary>
+internal sealed record QuotaPreemptionPlan(int Partition, List<JobRecord>? Victims, long Until);

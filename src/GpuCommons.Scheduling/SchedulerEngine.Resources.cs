@@ -193,8 +193,7 @@ public sealed partial class SchedulerEngine
             }
 
             ref readonly var other = ref job.Shapes[q];
-            Admit(job, q, other.HeldMilli, _walkNow, out var refused);
-            if (refused is null && TryPlaceCore(job, q, other, end, out _) && _fitFgd && !double.IsNaN(_fgdScore) && _fgdScore < score - 1e-9)
+            if (Admit(job, q, other.HeldMilli, _walkNow).Reason is null && TryPlaceCore(job, q, other, end, out _) && _fitFgd && !double.IsNaN(_fgdScore) && _fgdScore < score - 1e-9)
             {
                 better = true;
                 break;

@@ -48,8 +48,8 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private readonly SortedSet<(long End, long Id)>[] _runningPreemptible;
 
-    private readonly QuotaTracker _quota;
-    private readonly GrantTracker _grants = new();
+    /// <summary>Quota and grants (see <see cref="Admission"/>).</summary>
+    private readonly Admission _admission;
     private readonly FairShare _fairShare;
     private readonly Dictionary<string, int> _projectIndex = new(StringComparer.Ordinal);
     private readonly List<string> _projectNames = [];
@@ -57,13 +57,8 @@ public sealed partial class SchedulerEngine
     private readonly Dictionary<(int Project, string User), int> _userIndex = [];
 
     private readonly Dictionary<long, JobRecord> _jobs = [];
-    private readonly List<JobRecord> _pending = [];
-    private readonly List<JobRecord> _order = [];
-    /// <summary>Walltime of each job in <see cref="_order"/>, kept beside it so that a pass can skip jobs without touching them.</summary>
-    private readonly List<long> _orderWall = [];
-    private readonly List<JobRecord> _arrivals = [];
+    private readonly PendingQueue _queue;
     private readonly Dictionary<string, List<Pool>> _advance = new(StringComparer.Ordinal);
-    private OrderEntry[] _sortBuffer = [];
 
     private long _freeMilliTotal;
     private readonly long[] _allocatedByPartition;
@@ -83,6 +78,7 @@ public sealed partial class SchedulerEngine
         tenancy.Validate(fleet);
         Fleet = fleet;
         _time = time ?? TimeProvider.System;
+        _queue = new PendingQueue(Options);
 
         var n = fleet.Nodes.Count;
         _nodeState = new int[n];
@@ -184,7 +180,7 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        _quota = new QuotaTracker(capacity);
+        _admission = new Admission(new QuotaTracker(capacity), Options);
         _fairShare = new FairShare(tenancy.TypeShares);
         foreach (var o in tenancy.Organisations)
         {
@@ -204,7 +200,7 @@ public sealed partial class SchedulerEngine
 
     public Fleet Fleet { get; }
     public SchedulerOptions Options { get; }
-    public int PendingCount => _pending.Count;
+    public int PendingCount => _queue.Count;
     public int RunningCount => _running;
     /// <summary>Full scheduling cycles run so far.</summary>
     public long Cycles => _cycles;
@@ -220,7 +216,7 @@ public sealed partial class SchedulerEngine
         }
 
         var node = new QuotaNode(Fleet.Partitions.Count, org.Quotas, PartitionOrThrow);
-        _orgIndex[org.Name] = _quota.AddOrganisation(node);
+        _orgIndex[org.Name] = _admission.Quota.AddOrganisation(node);
         _fairShare.AddOrganisation(org.Type, org.Shares);
     }
 
@@ -238,11 +234,11 @@ public sealed partial class SchedulerEngine
         }
 
         var node = new QuotaNode(Fleet.Partitions.Count, project.Quotas, PartitionOrThrow);
-        var idx = _quota.AddProject(node, org);
+        var idx = _admission.Quota.AddProject(node, org);
         _projectIndex[project.Name] = idx;
         _projectNames.Add(project.Name);
         _fairShare.AddProject(org, project.Shares);
-        _grants.EnsureProject(idx);
+        _admission.Grants.EnsureProject(idx);
     }
 
     /// <summary>
@@ -258,7 +254,7 @@ public sealed partial class SchedulerEngine
             throw new SpecException("organisation", $"unknown organisation '{organisation}'");
         }
 
-        _quota.SetOrganisationLimits(org, Limits(quotas));
+        _admission.Quota.SetOrganisationLimits(org, Limits(quotas));
         _capacityDirty = true;
     }
 
@@ -271,7 +267,7 @@ public sealed partial class SchedulerEngine
             throw new SpecException("project", $"unknown project '{project}'");
         }
 
-        _quota.SetProjectLimits(idx, Limits(quotas));
+        _admission.Quota.SetProjectLimits(idx, Limits(quotas));
         _capacityDirty = true;
     }
 
@@ -302,20 +298,20 @@ public sealed partial class SchedulerEngine
         }
 
         var partition = allocation.Partition is null ? -1 : PartitionOrThrow(allocation.Partition);
-        _grants.Add(allocation, project, partition);
+        _admission.Grants.Add(allocation, project, partition);
         _capacityDirty = true;
     }
 
     /// <summary>GPU-hours of an allocation: (granted, spent, committed by running jobs).</summary>
     public (double Granted, double Spent, double Committed)? GetAllocationUsage(string id)
     {
-        var i = _grants.Find(id);
+        var i = _admission.Grants.Find(id);
         if (i < 0)
         {
             return null;
         }
 
-        var g = _grants[i];
+        var g = _admission.Grants[i];
         return (g.Spec.GpuHours, g.Spent, g.Committed);
     }
 
@@ -418,62 +414,49 @@ public sealed partial class SchedulerEngine
         return result;
     }
 
+    /// <summary>
+    /// Resolved shapes by request (GPUs, nodes, GPUs per node, partition filter): a shape depends on nothing else, and
+    /// jobs share the one read-only array (a queue of a million jobs asks for a few hundred distinct requests).
+    /// </summary>
+    private readonly Dictionary<(double Gpus, int? Nodes, int? GpusPerNode, int Filter), (Shape[] Shapes, ulong Mask)> _shapeCache = [];
+
     private void ResolveShapes(JobRecord job)
     {
-        job.Shapes = new Shape[Fleet.Partitions.Count];
-        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        var key = (job.Spec.Gpus, job.Spec.Nodes, job.Spec.GpusPerNode, job.PartitionFilter);
+        if (!_shapeCache.TryGetValue(key, out var resolved))
         {
-            if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+            var shapes = new Shape[Fleet.Partitions.Count];
+            var mask = 0UL;
+            for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
-                job.Shapes[p] = shape;
-                job.ShapeMask |= 1UL << p;
+                if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+                {
+                    shapes[p] = shape;
+                    mask |= 1UL << p;
+                }
             }
+
+            resolved = (shapes, mask);
+            _shapeCache[key] = resolved;
         }
 
-        RestrictShapesToEligible(job);
+        job.Shapes = resolved.Shapes;
+        job.ShapeMask = resolved.Mask;
+        RestrictShapesToEligible(job); // per job (its cores, memory, models, features): narrows its own mask, never the shared shapes
     }
 
     private void AddPending(JobRecord job)
     {
-        _minPendingWalltime = Math.Min(_minPendingWalltime, job.WalltimeTicks);
-        _pendingSubmitBound = Math.Max(_pendingSubmitBound, job.SubmitTicks);
         job.State = JobState.Pending;
         job.Reason = PendingReason.New;
         job.EstimatedStartTicks = -1;
-        job.PendingSlot = _pending.Count;
         job.Priority = double.PositiveInfinity;
-        _pending.Add(job);
-        if (job.SubmitTicks > _time.GetUtcNow().UtcTicks)
-        {
-            _submitsToCome.Enqueue(job, job.SubmitTicks);
-        }
-
-        var slot = OrderSlot(job);
-        _order.Insert(slot, job);
-        _orderWall.Insert(slot, job.WalltimeTicks);
-        _arrivals.Add(job);
+        _queue.Add(job, _time.GetUtcNow().UtcTicks);
     }
-
-    /// <summary>
-    /// At least the latest submit time of any pending job (never lowered). While it is not after now, no pending job is
-    /// waiting for its submit time, and <see cref="NextWakeup"/> need not look at the queue.
-    /// </summary>
-    private long _pendingSubmitBound = long.MinValue;
-
-    /// <summary>
-    /// Jobs queued with a submit time still to come. A pass skips them until then; when the time comes they are new to
-    /// the queue wherever they sort, and the next pass walks the whole order as a full cycle would.
-    /// </summary>
-    private readonly PriorityQueue<JobRecord, long> _submitsToCome = new();
 
     private void RemovePending(JobRecord job)
     {
-        var slot = job.PendingSlot;
-        var last = _pending[^1];
-        _pending[slot] = last;
-        last.PendingSlot = slot;
-        _pending.RemoveAt(_pending.Count - 1);
-        job.PendingSlot = -1;
+        _queue.Remove(job);
         if (job.HeldPool >= 0)
         {
             DissolveHold(_pools[job.HeldPool]);
@@ -528,7 +511,7 @@ public sealed partial class SchedulerEngine
             byPartition[p] = _allocatedByPartition[p] / (double)Milli;
         }
 
-        return new EngineStats(Fleet.TotalGpus, up, _allocatedMilli / (double)Milli, free, stranded, _pending.Count, _running, _preempting, byPartition);
+        return new EngineStats(Fleet.TotalGpus, up, _allocatedMilli / (double)Milli, free, stranded, _queue.Count, _running, _preempting, byPartition);
     }
 
     /// <summary>The next instant at which the engine's decisions change without any event: a reservation window opening or closing, a claim expiring.</summary>
@@ -559,19 +542,7 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        if (_pendingSubmitBound <= now)
-        {
-            return next == long.MaxValue ? null : new DateTimeOffset(next, TimeSpan.Zero);
-        }
-
-        foreach (var j in _pending)
-        {
-            if (j.SubmitTicks > now)
-            {
-                next = Math.Min(next, j.SubmitTicks);
-            }
-        }
-
+        next = Math.Min(next, _queue.NextSubmitAfter(now));
         return next == long.MaxValue ? null : new DateTimeOffset(next, TimeSpan.Zero);
     }
 }

@@ -18,7 +18,10 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     public long SubmitTicks { get; } = spec.SubmitTime.UtcTicks;
     public long WalltimeTicks { get; } = spec.Walltime.Ticks;
 
-    /// <summary>The request resolved per partition (index = partition); valid where <see cref="ShapeMask"/> has the bit.</summary>
+    /// <summary>
+    /// The request resolved per partition (index = partition); valid where <see cref="ShapeMask"/> has the bit. Shared,
+    /// read-only: jobs with the same request hold the same array.
+    /// </summary>
     public Shape[] Shapes = [];
     public ulong ShapeMask;
 
@@ -26,10 +29,11 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     public PendingReason Reason = PendingReason.New;
     public long EstimatedStartTicks = -1;
     public int PendingSlot = -1;
+    /// <summary>Whether the pending queue's submit-order list holds this job (see <c>PendingQueue</c>).</summary>
+    public bool InSubmitOrder;
     public double Priority;
     /// <summary>The multifactor size term (log of the GPUs over log of the fleet's), computed once; NaN until then.</summary>
     public double SizeTerm = double.NaN;
-    public long PriorityTieBreak;
     public int Attempts;
     public double AttainedGpuSeconds;
 

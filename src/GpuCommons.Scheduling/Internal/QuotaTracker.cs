@@ -196,6 +196,19 @@ internal sealed class QuotaTracker
         _root.ChildUnused[p] += org.Unused(p);
     }
 
+    /// <summary>Every usage and cached sum, as text (for tests that check that a what-if leaves no trace).</summary>
+    public string Fingerprint()
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var node in _projects.Concat(_orgs).Append(_root))
+        {
+            sb.AppendJoin(',', node.Usage).Append('|').AppendJoin(',', node.ChildExcess).Append('|').AppendJoin(',', node.ChildLend)
+                .Append('|').AppendJoin(',', node.ChildUnused).Append('|').AppendJoin(',', node.Over).Append(';');
+        }
+
+        return sb.AppendJoin(',', _borrowers).Append('|').Append(_over.Count).ToString();
+    }
+
     /// <summary>Checks that the cached sums match the usage (for invariant tests).</summary>
     public string? Verify()
     {

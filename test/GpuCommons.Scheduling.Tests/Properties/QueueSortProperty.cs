@@ -1,0 +1,88 @@
+using CsCheck;
+using GpuCommons.Core.Jobs;
+using GpuCommons.Scheduling.Internal;
+using GpuCommons.Scheduling.Tests.Support;
+using Shouldly;
+using Xunit;
+
+namespace GpuCommons.Scheduling.Tests.Properties;
+
+/// <summary>
+/// The pending queue's radix sort orders exactly as a comparison sort by (key, highest first; submit time; id) would,
+/// whatever the keys (ties, ±0, infinities, NaN) and after jobs leave and come back (a requeued job reuses its place
+/// in the submit-order list).
+/// </summary>
+public sealed class QueueSortProperty
+{
+    private static readonly Gen<double> Key = Gen.OneOf(
+        Gen.Double[-5, 5],
+        Gen.Int[0, 3].Select(i => (double)i),
+        Gen.OneOfConst(0.0, -0.0, double.NaN, double.PositiveInfinity, double.NegativeInfinity, double.MaxValue, double.Epsilon));
+
+    /// <summary>(submit minute, key) per job; then, per job, whether it leaves before the second sort and whether it comes back.</summary>
+    private static readonly Gen<(int Submit, double Key, double Key2, bool Leaves, bool Returns)[]> Jobs =
+        Gen.Select(Gen.Int[0, 20], Key, Key, Gen.Bool, Gen.Bool).Array[0, 60];
+
+    private readonly struct Keys(Dictionary<long, double> keys) : PendingQueue.ISortKeys
+    {
+        public double KeyOf(JobRecord job) => keys[job.Id];
+    }
+
+    [Fact]
+    public void RadixSort_OrdersLikeAComparisonSort_AcrossDeparturesAndRequeues()
+    {
+        Deterministic.Sample(Jobs, jobs =>
+        {
+            var queue = new PendingQueue(new SchedulerOptions { Ordering = OrderingPolicy.Multifactor });
+            var start = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+            var records = new List<JobRecord>();
+            var keys = new Dictionary<long, double>();
+            for (var i = 0; i < jobs.Length; i++)
+            {
+                // Ids in reverse of arrival, so that the id tie-break is not the arrival order.
+                var spec = new JobSpec { Id = 1000 - i, Project = "p", Gpus = 1, Walltime = TimeSpan.FromHours(1), SubmitTime = start.AddMinutes(jobs[i].Submit) };
+                var job = new JobRecord(spec, 0, 0, -1);
+                records.Add(job);
+                keys[job.Id] = jobs[i].Key;
+                queue.Add(job, start.UtcTicks);
+            }
+
+            Check(queue, records, keys);
+
+            // Some jobs leave; some of those come back with a new key (a requeue keeps the submit time).
+            for (var i = 0; i < jobs.Length; i++)
+            {
+                if (jobs[i].Leaves)
+                {
+                    queue.Remove(records[i]);
+                }
+            }
+
+            for (var i = 0; i < jobs.Length; i++)
+            {
+                if (jobs[i].Leaves && jobs[i].Returns)
+                {
+                    keys[records[i].Id] = jobs[i].Key2;
+                    queue.Add(records[i], start.UtcTicks);
+                }
+            }
+
+            Check(queue, [.. records.Where(r => r.PendingSlot >= 0)], keys);
+        }, iter: 2_000, stream: 91);
+    }
+
+    private static void Check(PendingQueue queue, List<JobRecord> pending, Dictionary<long, double> keys)
+    {
+        var sortKeys = new Keys(keys);
+        queue.Sort(ref sortKeys);
+        var expected = pending
+            .OrderBy(j => keys[j.Id], Comparer<double>.Create((a, b) => b.CompareTo(a)))
+            .ThenBy(j => j.SubmitTicks)
+            .ThenBy(j => j.Id)
+            .Select(j => j.Id)
+            .ToList();
+        queue.Order.Select(j => j.Id).ToList().ShouldBe(expected);
+        queue.OrderHead.ShouldBe(pending.Count(j => double.IsPositiveInfinity(keys[j.Id])));
+        queue.MinWalltime.ShouldBe(pending.Count == 0 ? long.MaxValue : pending.Min(j => j.WalltimeTicks));
+    }
+}
