@@ -90,7 +90,7 @@ public sealed class ServeProcess : IAsyncDisposable
         p.BeginErrorReadLine();
         var s = new ServeProcess(p, output, url, dataDir);
         using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(2) };
-        var until = Environment.TickCount64 + 60_000;
+        var until = Environment.TickCount64 + 120_000; // a loaded CI machine can take a minute to start dotnet
         while (Environment.TickCount64 < until)
         {
             if (p.HasExited)

@@ -259,7 +259,8 @@ public sealed class SlurmFailoverTests(Xunit.Abstractions.ITestOutputHelper outp
 
             // No job ran twice in Slurm: one Slurm run per (job, attempt), and a job's runs never overlap.
             var now = DateTimeOffset.UtcNow;
-            var runs = (await SacctAsync()).Where(r => r.Start is not null).Select(r =>
+            // A run: it started and took time (a job cancelled while pending gets a start time equal to its end).
+            var runs = (await SacctAsync()).Where(r => r.Start is not null && (r.State == SlurmJobState.Running || r.ElapsedSeconds > 0)).Select(r =>
             {
                 SlurmJobName.TryParse(Prefix, r.Name, out var job, out var attempt).ShouldBeTrue(r.Name);
                 return (Job: job, Attempt: attempt, Row: r);

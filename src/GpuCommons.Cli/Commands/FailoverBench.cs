@@ -223,7 +223,7 @@ internal static class FailoverBench
             {
                 // Every run in Slurm by name: one per (job, attempt), never two of a job at once.
                 await DrainAsync(csb.ConnectionString, prefix, began, TimeSpan.FromMinutes(10), ct);
-                var runs = (await SacctAsync(prefix, began, ct)).Where(r => r.Start is not null).ToList();
+                var runs = (await SacctAsync(prefix, began, ct)).Where(r => r.Start is not null && (r.State == GpuCommons.Backends.Slurm.Parsing.SlurmJobState.Running || r.ElapsedSeconds > 0)).ToList();
                 var parsed = runs.Select(r => (Ok: GpuCommons.Backends.Slurm.SlurmJobName.TryParse(prefix, r.Name, out var job, out var attempt), job, attempt, r)).Where(x => x.Ok).ToList();
                 doubleRuns = parsed.GroupBy(x => (x.job, x.attempt)).Sum(g => g.Count() - 1);
                 var overlapping = parsed.GroupBy(x => x.job).Count(g =>
