@@ -432,7 +432,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         var t = new TrackedJob(jobId, attempt, slurmId, row.Name, row.Nodes.ToArray(), row.Submit ?? _time.GetUtcNow(), handle.StdoutPath, handle.StderrPath)
         {
             LastState = row.State,
-            StartReported = row.State != SlurmJobState.Pending,
+            // Its start is reported again, with Slurm's own start time: the server that started it may have died before
+            // it heard of the start, and the charge runs from Slurm's start, not from when that server placed the job.
+            StartReported = false,
         };
         lock (_lock)
         {
