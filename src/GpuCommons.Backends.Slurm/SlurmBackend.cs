@@ -735,11 +735,13 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         var start = row.Start ?? queued?.Start;
         var nodes = row.Nodes.Count > 0 ? row.Nodes : queued?.Nodes ?? [];
 
-        if (!t.StartReported && (state.IsActive() || (state.IsTerminal() && start is not null)))
+        // Reported once Slurm gives its start time (a job just placed may show as active before squeue has one): the charge
+        // runs from it, never from when this poll happened to look.
+        if (!t.StartReported && start is not null && (state.IsActive() || state.IsTerminal()))
         {
             t.StartReported = true;
             var msg = $"Slurm job {t.SlurmId} on {string.Join(',', nodes)}";
-            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, start ?? now, Node: nodes.FirstOrDefault(), Message: msg));
+            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, start.Value, Node: nodes.FirstOrDefault(), Message: msg));
             Log.JobEvent(_logger, t.JobId, t.SlurmId, BackendEventKind.Started, msg);
         }
 
