@@ -55,4 +55,10 @@ internal static partial class Log
 
     [LoggerMessage(5141, LogLevel.Warning, "Cancelling job {JobId} as {Login} failed ({Error}); cancelling as the server")]
     public static partial void CancelAsUserFailed(ILogger logger, long jobId, string login, string error);
+
+    [LoggerMessage(5160, LogLevel.Warning, "Start of job {JobId} withdrawn: this server no longer leads; its held Slurm job {SlurmJobId} ({Name}) cancelled")]
+    public static partial void StartFenced(ILogger logger, long jobId, long slurmJobId, string name);
+
+    [LoggerMessage(5161, LogLevel.Warning, "Slurm job {SlurmJobId} ({Name}) is held: a start whose server lost the lease before releasing it; cancelled, submitting our own")]
+    public static partial void HeldCancelled(ILogger logger, long slurmJobId, string name);
 }

@@ -147,6 +147,11 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             if (uncertain)
             {
                 var found = await LookUpByNameAsync(name, cancellationToken).ConfigureAwait(false);
+                if (found is not null && await CancelIfHeldByAnotherAsync(found, cancellationToken).ConfigureAwait(false))
+                {
+                    found = null;
+                }
+
                 if (found is not null && !(job.NotBefore is { } nb && found.Submit is { } sub && sub < nb))
                 {
                     return Adopt(job, name, found);
@@ -161,7 +166,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             // 2. After a (re)start of this process: everything named like ours, indexed once.
             var index = await EnsureIndexAsync(cancellationToken).ConfigureAwait(false);
             var existing = index.TakeFor(job.JobId, job.Attempt, name, job.NotBefore);
-            if (existing is not null)
+            if (existing is not null && !await CancelIfHeldByAnotherAsync(existing, cancellationToken).ConfigureAwait(false))
             {
                 return Adopt(job, existing.Name, existing);
             }
@@ -169,9 +174,14 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             // 3. Submit, as the job's own account when it names one.
             var partition = await PartitionOfAsync(job.Nodes.Count > 0 ? job.Nodes[0].Node : null, cancellationToken).ConfigureAwait(false);
             SlurmSubmission submission;
+            var fence = Fenced ? _options.StartFence : null;
             try
             {
                 submission = SlurmSubmission.Create(job, _options, partition);
+                if (fence is not null)
+                {
+                    submission = submission with { Arguments = [.. submission.Arguments.Take(1), "--hold", .. submission.Arguments.Skip(1)] };
+                }
             }
             catch (ArgumentException e)
             {
@@ -229,6 +239,34 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
                 }
 
                 throw;
+            }
+
+            if (fence is not null)
+            {
+                // Submitted held: it runs only if this server still leads now. Otherwise it is withdrawn (the next leader
+                // cancels a held job it finds, too, should this server stop right here).
+                if (!await fence(cancellationToken).ConfigureAwait(false))
+                {
+                    Log.StartFenced(_logger, job.JobId, slurmId, name);
+                    await Client.CancelAsync(slurmId, name, null, CancellationToken.None).ConfigureAwait(false);
+                    throw new SlurmStartFencedException($"start of job {job.JobId} withdrawn: this server no longer leads (Slurm job {slurmId} cancelled while held)");
+                }
+
+                try
+                {
+                    await Client.ReleaseAsync(slurmId, cancellationToken).ConfigureAwait(false);
+                }
+                catch (SlurmException e)
+                {
+                    // Held, or cancelled meanwhile by a new leader: the next start looks it up by name.
+                    lock (_lock)
+                    {
+                        _uncertain.Add(name);
+                    }
+
+                    Log.SubmitUncertain(_logger, job.JobId, "release failed: " + e.Message);
+                    throw;
+                }
             }
 
             var tracked = new TrackedJob(job.JobId, job.Attempt, slurmId, name, job.Nodes.Select(n => n.Node).ToArray(), _time.GetUtcNow(),
@@ -399,7 +437,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         var t = new TrackedJob(jobId, attempt, slurmId, row.Name, row.Nodes.ToArray(), row.Submit ?? _time.GetUtcNow(), handle.StdoutPath, handle.StderrPath)
         {
             LastState = row.State,
-            StartReported = row.State != SlurmJobState.Pending,
+            // Its start is reported again, with Slurm's own start time: the server that started it may have died before
+            // it heard of the start, and the charge runs from Slurm's start, not from when that server placed the job.
+            StartReported = false,
         };
         lock (_lock)
         {
@@ -449,6 +489,25 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>With a start fence, every start is released right after its sbatch; one still held is ours only by name.</summary>
+    private bool Fenced => _options.StartFence is not null && !_options.ExtraSbatchArguments.Any(a => a is "--hold" or "-H");
+
+    /// <summary>
+    /// A pending job of this name held by its submitter: a start whose server lost the lease (or died) between sbatch and
+    /// release. It never ran; it is cancelled here, and the caller submits its own.
+    /// </summary>
+    private async Task<bool> CancelIfHeldByAnotherAsync(SlurmJobRow row, CancellationToken ct)
+    {
+        if (!Fenced || row.State != SlurmJobState.Pending || row.Reason is not { } reason || !reason.StartsWith("JobHeld", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        Log.HeldCancelled(_logger, row.SlurmJobId, row.Name);
+        await Client.CancelAsync(row.SlurmJobId, row.Name, null, ct).ConfigureAwait(false);
+        return true;
     }
 
     private BackendHandle Adopt(BackendJob job, string name, SlurmJobRow row)
@@ -681,11 +740,13 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         var start = row.Start ?? queued?.Start;
         var nodes = row.Nodes.Count > 0 ? row.Nodes : queued?.Nodes ?? [];
 
-        if (!t.StartReported && (state.IsActive() || (state.IsTerminal() && start is not null)))
+        // Reported once Slurm gives its start time (a job just placed may show as active before squeue has one): the charge
+        // runs from it, never from when this poll happened to look.
+        if (!t.StartReported && start is not null && (state.IsActive() || state.IsTerminal()))
         {
             t.StartReported = true;
             var msg = $"Slurm job {t.SlurmId} on {string.Join(',', nodes)}";
-            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, start ?? now, Node: nodes.FirstOrDefault(), Message: msg));
+            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, start.Value, Node: nodes.FirstOrDefault(), Message: msg));
             Log.JobEvent(_logger, t.JobId, t.SlurmId, BackendEventKind.Started, msg);
         }
 

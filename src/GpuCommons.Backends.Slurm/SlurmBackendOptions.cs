@@ -101,6 +101,15 @@ public sealed class SlurmBackendOptions
     /// <summary>Extra <c>sbatch</c> arguments for every job (e.g. <c>--qos=…</c>, or <c>--hold</c> in benchmarks). <value>Default none.</value></summary>
     public IList<string> ExtraSbatchArguments { get; } = [];
 
+    /// <summary>
+    /// Set by a server that is one of several on one Slurm (a leader and standbys): says whether this server may still start
+    /// jobs (it holds the lease). Each start is then submitted held, the fence asked, and the job released only when it
+    /// says yes; a held job named like ours that a start finds is a submission whose server lost the lease (or died)
+    /// between the two, and is cancelled before this server submits its own. So a leader paused between its check of the
+    /// lease and its sbatch cannot run a job that the next leader has started meanwhile. <value>Default null: no fence.</value>
+    /// </summary>
+    public Func<CancellationToken, ValueTask<bool>>? StartFence { get; set; }
+
     /// <summary>Also read the nodes of partitions hidden from the submitting user. <value>Default false.</value></summary>
     public bool IncludeHiddenPartitions { get; set; }
 

@@ -152,6 +152,10 @@ public sealed class SlurmClient
     /// <c>scancel</c> by id (or by name when <paramref name="slurmId"/> is null); <paramref name="signal"/> null: cancel. As
     /// <paramref name="login"/> when given (the job's own account), else as the server.
     /// </summary>
+    /// <summary><c>scontrol release</c>: lets a job submitted with <c>--hold</c> run.</summary>
+    public async Task ReleaseAsync(long slurmId, CancellationToken ct) =>
+        await RunAsync("scontrol", ["release", slurmId.ToString(CultureInfo.InvariantCulture)], null, ct).ConfigureAwait(false);
+
     public async Task CancelAsync(long? slurmId, string name, string? signal, CancellationToken ct, string? login = null)
     {
         var args = new List<string>();

@@ -37,3 +37,6 @@ public sealed class SlurmException : Exception
     /// <summary>The command line that failed.</summary>
     public string? Command { get; }
 }
+
+/// <summary>A start withdrawn because the server's start fence (<see cref="SlurmBackendOptions.StartFence"/>) said it no longer leads.</summary>
+public sealed class SlurmStartFencedException(string message) : Exception(message);

@@ -225,6 +225,8 @@ public static class ServerApp
                 SpecException s => (400, "invalid request", s.Message, s.Field),
                 BadHttpRequestException b => (b.StatusCode, "invalid request", b.Message, FieldOf(b.Message)),
                 OperationCanceledException when ctx.RequestAborted.IsCancellationRequested => (499, "client closed request", null, null),
+                _ when NoLongerLeading(ctx, e) => (503, "not leading",
+                    "this server stopped leading while it handled the request; another server leads: retry (a submission with the same Idempotency-Key is never doubled)", null),
                 _ => (500, "internal error", "the server failed; see its log", null),
             };
             if (status == 500)
@@ -234,8 +236,38 @@ public static class ServerApp
 
             ctx.Response.Clear();
             ctx.Response.StatusCode = status;
+            if (status == 503)
+            {
+                ctx.Response.Headers.RetryAfter = "1";
+            }
+
             await Http.Problem(status, title, detail, field).ExecuteAsync(ctx);
         }
+    }
+
+    /// <summary>
+    /// The request failed because this server lost the lease while handling it: a write the fence refused (it did not
+    /// commit), a backend call the fence refused, or the leader's work stopped under it (stepping down, shutting down). The
+    /// client should go to the server that leads now; its retry is safe (submissions carry an idempotency key).
+    /// </summary>
+    private static bool NoLongerLeading(HttpContext ctx, Exception e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            if (x is FencedException || (x is Npgsql.PostgresException p && p.MessageText.StartsWith(FenceSql.StaleMessage, StringComparison.Ordinal)))
+            {
+                return true;
+            }
+        }
+
+        if (e is OperationCanceledException)
+        {
+            var leadership = ctx.RequestServices.GetService<ILeadership>();
+            var lifetime = ctx.RequestServices.GetService<IHostApplicationLifetime>();
+            return leadership is { SteppedDown: true } || leadership is { MultiInstance: true, Lost.IsCancellationRequested: true } || lifetime?.ApplicationStopping.IsCancellationRequested == true;
+        }
+
+        return false;
     }
 
     private static string? FieldOf(string message)

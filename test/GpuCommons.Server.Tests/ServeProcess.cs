@@ -42,13 +42,17 @@ public sealed class ServeProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the server; retries twice when it dies while starting (a busy machine, a port taken meanwhile).</summary>
-    public static async Task<ServeProcess> StartAsync(string dataDir, int? port = null, params string[] extra)
+    public static Task<ServeProcess> StartAsync(string dataDir, int? port = null, params string[] extra) =>
+        StartWithAsync(Path.Combine(AppContext.BaseDirectory, "gpuc.dll"), dataDir, port, extra);
+
+    /// <summary>Starts the server of another build (<paramref name="gpucDll"/>: another release's gpuc.dll).</summary>
+    public static async Task<ServeProcess> StartWithAsync(string gpucDll, string dataDir, int? port = null, params string[] extra)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await StartOnceAsync(dataDir, port, extra);
+                return await StartOnceAsync(gpucDll, dataDir, port, extra);
             }
             catch (InvalidOperationException) when (attempt < 3)
             {
@@ -57,10 +61,9 @@ public sealed class ServeProcess : IAsyncDisposable
         }
     }
 
-    private static async Task<ServeProcess> StartOnceAsync(string dataDir, int? port, string[] extra)
+    private static async Task<ServeProcess> StartOnceAsync(string dll, string dataDir, int? port, string[] extra)
     {
         var url = $"http://127.0.0.1:{port ?? FreePort()}";
-        var dll = Path.Combine(AppContext.BaseDirectory, "gpuc.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { dll, "serve", "--urls", url, "--data-dir", dataDir, "--gpus", "virtual", "--virtual-gpus", "8" }.Concat(extra))
         {
@@ -87,7 +90,7 @@ public sealed class ServeProcess : IAsyncDisposable
         p.BeginErrorReadLine();
         var s = new ServeProcess(p, output, url, dataDir);
         using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(2) };
-        var until = Environment.TickCount64 + 60_000;
+        var until = Environment.TickCount64 + 120_000; // a loaded CI machine can take a minute to start dotnet
         while (Environment.TickCount64 < until)
         {
             if (p.HasExited)

@@ -157,6 +157,12 @@ internal static partial class ServeCommands
                     }
                 });
                 GpuCommons.Portal.PortalSetup.MapPortal(app);
+                if (backend is SlurmBackend fencedSlurm && app.Services.GetRequiredService<ILeadership>() is { MultiInstance: true } lease)
+                {
+                    // Several servers on one Slurm: a start is submitted held and released only while this server leads.
+                    fencedSlurm.Options.StartFence = _ => ValueTask.FromResult(lease.IsLeaseValidLocally);
+                }
+
                 var token = await ServerApp.InitialiseAsync(app, ct);
                 await app.StartAsync(ct);
                 var co = app.Services.GetRequiredService<Coordinator>();

@@ -22,6 +22,10 @@ public sealed partial class InboxPump(Coordinator coordinator, GpucDbFactory fac
     {
         await coordinator.Ready.WaitAsync(stoppingToken);
         var interval = options.Leadership.InboxPollInterval;
+        var retention = options.Leadership.InboxRetention;
+        // Taken rows are swept at a tenth of the retention (at least every second): the table stays bounded.
+        var sweepEvery = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, retention.Ticks / 10));
+        var lastSweep = long.MinValue;
         NpgsqlConnection? listen = null;
         try
         {
@@ -39,6 +43,12 @@ public sealed partial class InboxPump(Coordinator coordinator, GpucDbFactory fac
 
                     while (await DrainAsync(stoppingToken) == Batch)
                     {
+                    }
+
+                    if (lastSweep == long.MinValue || TimeProvider.System.GetElapsedTime(lastSweep) >= sweepEvery)
+                    {
+                        lastSweep = TimeProvider.System.GetTimestamp();
+                        await SweepAsync(retention, stoppingToken);
                     }
 
                     // A NOTIFY (or the interval) wakes it.
@@ -110,6 +120,30 @@ public sealed partial class InboxPump(Coordinator coordinator, GpucDbFactory fac
         LogTaken(open.Count);
         return open.Count;
     }
+
+    /// <summary>
+    /// Deletes rows taken longer than <paramref name="retention"/> ago, through the fenced connection (a stale leader
+    /// deletes nothing). Safe: a standby waits on a row for less than the retention, and a retry of a submission whose row
+    /// is gone finds its job by the idempotency key (the standby looks there first, and the leader replays under the key).
+    /// </summary>
+    internal async Task<int> SweepAsync(TimeSpan retention, CancellationToken ct)
+    {
+        await using var db = factory.Create();
+        var conn = (NpgsqlConnection)db.Database.GetDbConnection();
+        await conn.OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand("DELETE FROM job_inbox WHERE taken_at < now() - @retention", conn);
+        cmd.Parameters.AddWithValue("retention", retention);
+        var deleted = await cmd.ExecuteNonQueryAsync(ct);
+        if (deleted > 0)
+        {
+            LogSwept(deleted);
+        }
+
+        return deleted;
+    }
+
+    [LoggerMessage(EventId = 722, Level = LogLevel.Debug, Message = "leadership: removed {Count} taken rows from the standby inbox")]
+    private partial void LogSwept(int count);
 
     [LoggerMessage(EventId = 720, Level = LogLevel.Information, Message = "leadership: took {Count} submissions from the standby inbox")]
     private partial void LogTaken(int count);

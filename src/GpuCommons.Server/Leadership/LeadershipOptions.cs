@@ -31,6 +31,13 @@ public sealed class LeadershipOptions
     public TimeSpan InboxPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// The leader deletes inbox rows it took this long ago (the job itself holds the idempotency key, so a retry after that
+    /// still replays it): the inbox holds open rows and the last few minutes of taken ones, never more. Default 2 min; it
+    /// must outlast <see cref="StandbySubmitWait"/>.
+    /// </summary>
+    public TimeSpan InboxRetention { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// The URL other servers use to reach this one (standbys forward what they cannot serve to the leader's). Default: the
     /// first <c>--urls</c> entry.
     /// </summary>
@@ -52,6 +59,13 @@ public sealed class LeadershipOptions
             throw new ArgumentException(
                 $"leadership: the renew interval ({RenewInterval.TotalSeconds} s) must be shorter than the lease ({LeaseDuration.TotalSeconds} s) less the safety margin ({SafetyMargin.TotalSeconds} s)",
                 nameof(RenewInterval));
+        }
+
+        if (InboxRetention <= StandbySubmitWait)
+        {
+            throw new ArgumentException(
+                $"leadership: the inbox retention ({InboxRetention.TotalSeconds} s) must be longer than a standby's wait for the leader ({StandbySubmitWait.TotalSeconds} s)",
+                nameof(InboxRetention));
         }
     }
 }

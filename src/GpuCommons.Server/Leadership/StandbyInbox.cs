@@ -61,27 +61,24 @@ public sealed class StandbyInbox : IDisposable
         }
 
         long id;
-        var replayed = false;
+        bool replayed;
         await using (var conn = await _db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
+            // An upsert, so the row it returns exists even when the leader has just swept an older one of the same key away
+            // (a plain INSERT … DO NOTHING then SELECT could find nothing).
             await using var insert = new NpgsqlCommand(
-                "INSERT INTO job_inbox (user_name, idempotency_key, payload, received_by) VALUES (@u, @k, @p, @by) ON CONFLICT (user_name, idempotency_key) DO NOTHING RETURNING id", conn, tx);
+                "INSERT INTO job_inbox (user_name, idempotency_key, payload, received_by) VALUES (@u, @k, @p, @by) "
+                + "ON CONFLICT (user_name, idempotency_key) DO UPDATE SET user_name = EXCLUDED.user_name RETURNING id, xmax = 0", conn, tx);
             insert.Parameters.AddWithValue("u", row.User);
             insert.Parameters.AddWithValue("k", row.IdempotencyKey);
             insert.Parameters.AddWithValue("p", JsonSerializer.Serialize(row));
             insert.Parameters.AddWithValue("by", Environment.MachineName + "/" + Environment.ProcessId);
-            if (await insert.ExecuteScalarAsync(ct) is long fresh)
+            await using (var r = await insert.ExecuteReaderAsync(ct))
             {
-                id = fresh;
-            }
-            else
-            {
-                replayed = true;
-                await using var find = new NpgsqlCommand("SELECT id FROM job_inbox WHERE user_name = @u AND idempotency_key = @k", conn, tx);
-                find.Parameters.AddWithValue("u", row.User);
-                find.Parameters.AddWithValue("k", row.IdempotencyKey);
-                id = (long)(await find.ExecuteScalarAsync(ct))!;
+                await r.ReadAsync(ct);
+                id = r.GetInt64(0);
+                replayed = !r.GetBoolean(1);
             }
 
             await using var notify = new NpgsqlCommand($"NOTIFY {Channel}", conn, tx);
