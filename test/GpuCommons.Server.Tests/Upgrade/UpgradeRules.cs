@@ -91,7 +91,8 @@ public static partial class UpgradeRules
     /// <summary>
     /// The same rule on a migration's operations, before any database sees them: no drop or rename of a table or column the
     /// previous release reads, no change of its type, no NOT NULL on it, no NOT NULL column without a default on its tables,
-    /// no new unique or check constraint on its tables (its inserts must still pass), and no raw SQL that drops, renames or
+    /// no new unique or check constraint on its tables (its inserts must still pass; a unique index over a column added
+    /// nullable here is safe, as the previous release leaves it null), and no raw SQL that drops, renames or
     /// retypes. Contraction (dropping what the previous release no longer reads) is allowed: those names are not in its schema.
     /// </summary>
     public static List<string> CheckOperations(string migration, IEnumerable<MigrationOperation> ops, IReadOnlyList<SchemaColumn> previous)
@@ -100,6 +101,13 @@ public static partial class UpgradeRules
         var columns = previous.ToDictionary(c => (c.Table, c.Column));
         var wrong = new List<string>();
         void Bad(string what) => wrong.Add($"{migration}: {what}");
+        ops = ops.ToList();
+
+        // Columns these operations add as nullable with no default: the previous release leaves them null, and nulls never
+        // collide in a unique index (PostgreSQL and SQLite), so a unique index over one of them cannot refuse its inserts.
+        var addedNull = ops.OfType<AddColumnOperation>()
+            .Where(a => a.IsNullable && a.DefaultValue is null && a.DefaultValueSql is null && a.ComputedColumnSql is null)
+            .Select(a => (a.Table, a.Name)).ToHashSet();
         foreach (var op in ops)
         {
             switch (op)
@@ -131,7 +139,7 @@ public static partial class UpgradeRules
                 case AddColumnOperation a when tables.Contains(a.Table) && !a.IsNullable && a.DefaultValue is null && a.DefaultValueSql is null && a.ComputedColumnSql is null:
                     Bad($"adds {a.Table}.{a.Name} NOT NULL without a default; the previous release's inserts into {a.Table} leave it out");
                     break;
-                case CreateIndexOperation i when i.IsUnique && tables.Contains(i.Table):
+                case CreateIndexOperation i when i.IsUnique && tables.Contains(i.Table) && !i.Columns.Any(c => addedNull.Contains((i.Table, c))):
                     Bad($"adds unique index {i.Name} on {i.Table}; the previous release's inserts may break it");
                     break;
                 case AddUniqueConstraintOperation u when tables.Contains(u.Table):
