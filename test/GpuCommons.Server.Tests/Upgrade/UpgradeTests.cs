@@ -118,6 +118,81 @@ public sealed class UpgradeTests(Xunit.Abstractions.ITestOutputHelper output)
         return list;
     }
 
+    /// <summary>
+    /// A database restored on another machine maps its users and projects to that machine's accounts (uid, gid), as an
+    /// admin moving a center does: where the tests run as root (jobs as the users' own accounts), each mapped account
+    /// and group is made when missing and the rows take this machine's ids.
+    /// </summary>
+    private static async Task MapAccountsOnThisMachineAsync(string cs)
+    {
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root")
+        {
+            return; // a user's server runs every job as itself: no mapping is read
+        }
+
+        static string Run(params string[] args)
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in args.Skip(1))
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var o = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return p.ExitCode == 0 ? o.Trim() : "";
+        }
+
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        var users = new List<string>();
+        await using (var q = new NpgsqlCommand("SELECT \"PosixName\" FROM users WHERE \"PosixName\" IS NOT NULL", conn))
+        await using (var r = await q.ExecuteReaderAsync())
+        {
+            while (await r.ReadAsync())
+            {
+                users.Add(r.GetString(0));
+            }
+        }
+
+        foreach (var login in users)
+        {
+            if (Run("getent", "passwd", login).Length == 0)
+            {
+                Run("useradd", "--create-home", "--shell", "/bin/bash", login);
+            }
+
+            await using var u = new NpgsqlCommand("UPDATE users SET \"Uid\" = @id WHERE \"PosixName\" = @n", conn);
+            u.Parameters.AddWithValue("id", int.Parse(Run("id", "-u", login), System.Globalization.CultureInfo.InvariantCulture));
+            u.Parameters.AddWithValue("n", login);
+            await u.ExecuteNonQueryAsync();
+        }
+
+        var groups = new List<string>();
+        await using (var q = new NpgsqlCommand("SELECT \"PosixGroup\" FROM projects WHERE \"PosixGroup\" IS NOT NULL", conn))
+        await using (var r = await q.ExecuteReaderAsync())
+        {
+            while (await r.ReadAsync())
+            {
+                groups.Add(r.GetString(0));
+            }
+        }
+
+        foreach (var group in groups)
+        {
+            if (Run("getent", "group", group).Length == 0)
+            {
+                Run("groupadd", group);
+            }
+
+            await using var g = new NpgsqlCommand("UPDATE projects SET \"Gid\" = @id WHERE \"PosixGroup\" = @n", conn);
+            g.Parameters.AddWithValue("id", int.Parse(Run("getent", "group", group).Split(':')[2], System.Globalization.CultureInfo.InvariantCulture));
+            g.Parameters.AddWithValue("n", group);
+            await g.ExecuteNonQueryAsync();
+        }
+    }
+
     private static async Task ExecAsync(string cs, string sql)
     {
         await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(cs) { Pooling = false }.ConnectionString);
@@ -173,6 +248,7 @@ public sealed class UpgradeTests(Xunit.Abstractions.ITestOutputHelper output)
             (await CountAsync(db.ConnectionString!, "SELECT count(*) FROM \"__EFMigrationsHistory\"")).ShouldBe(UpgradeRules.PreviousMigrations().Count);
             UpgradeRules.CompareSchemas(UpgradeRules.PreviousColumns(), await ColumnsAsync(db.ConnectionString!)).ShouldBeEmpty("the dump is the frozen schema");
 
+            await MapAccountsOnThisMachineAsync(db.ConnectionString!);
             server = await ServeProcess.StartAsync(db.DataDir, null, "--db", "postgres", "--connection", db.ConnectionString!);
             await ServerHarness.EventuallyAsync(async () => await server.HealthAsync() == "leader", "this release to lead on the old database", 30_000);
             (await CountAsync(db.ConnectionString!, "SELECT count(*) FROM \"__EFMigrationsHistory\"")).ShouldBe(UpgradeRules.PostgresMigrations().Count, "this release migrated it forward");
