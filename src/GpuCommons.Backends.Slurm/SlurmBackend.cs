@@ -708,6 +708,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         return (result, complete);
     }
 
+    /// <summary>Polls an ended job waits for Slurm's end time before its end is reported at the poll's own time.</summary>
+    private const int MaxEndWaits = 20;
+
     private void JobEvents(TrackedJob t, SlurmJobRow? queued, SlurmJobRow? final, bool verdictSafe, DateTimeOffset now, List<BackendEvent> events)
     {
         if (queued is null && (final is null || !final.State.IsTerminal()))
@@ -758,6 +761,11 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         if (!state.IsTerminal() || row.ExitCode is null && row.Source == "squeue")
         {
             return; // not ended, or ended without an exit code yet: wait for accounting, never guess
+        }
+
+        if (row.End is null && _options.UseAccounting && t.EndWaits++ < MaxEndWaits)
+        {
+            return; // ended, but no end time yet: the charge runs to Slurm's end, not to when this poll looked
         }
 
         var exit = row.ExitCode is int e && e != 0 ? e : row.Signal is int sig && sig != 0 ? 128 + sig : row.ExitCode ?? 0;
@@ -1089,6 +1097,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         public bool StartReported { get; set; }
         public bool EndReported { get; set; }
         public int Missed { get; set; }
+        public int EndWaits { get; set; }
         public bool CancelRequested { get; set; }
         public DateTimeOffset? KillAt { get; set; }
 
