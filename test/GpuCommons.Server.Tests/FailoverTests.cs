@@ -174,6 +174,10 @@ public sealed class FailoverTests(Xunit.Abstractions.ITestOutputHelper output)
         var first = await SubmitAsync(toA, "first", new { project = "demo", gpus = 8, walltime = "5m", requeueable = false, command = new[] { "sh", "-c", $"echo first >> {p.Runs}; sleep 8" } });
         var second = await SubmitAsync(toA, "second", new { project = "demo", gpus = 8, walltime = "5m", command = new[] { "sh", "-c", $"echo second >> {p.Runs}" } });
         await ServerHarness.EventuallyAsync(async () => await StateAsync(toA, first) == "running", "the first job to run", 30_000);
+
+        // "running" is recorded when the start is handed to the backend; pause the leader only once the process has begun,
+        // or the pause lands on a start in flight, which the new leader rightly counts as lost and never ran.
+        await ServerHarness.EventuallyAsync(async () => File.Exists(p.Runs) && (await File.ReadAllLinesAsync(p.Runs)).Contains("first"), "the first job's process to begin", 30_000);
         var ran = Stopwatch.StartNew();
 
         p.A.Pause(stop: true);
