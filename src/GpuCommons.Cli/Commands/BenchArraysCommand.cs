@@ -148,7 +148,13 @@ internal static class BenchArraysCommand
 
             if (slurm)
             {
-                result["sbatch"] = await SbatchAsync(tasks, samples, ct);
+                var sbatch = await SbatchAsync(tasks, samples, ct);
+                result["sbatch"] = sbatch;
+                if (sbatch.TryGetValue("array_p50_ms", out var slurmP50) && slurmP50 is double s50 && s50 > 0)
+                {
+                    // Below 1: GpuCommons accepts the array, durably, faster than Slurm's sbatch does.
+                    result["gpuc_array_over_sbatch_array_p50"] = Math.Round(Median(arr) / s50, 2);
+                }
             }
         }
         finally
@@ -230,17 +236,26 @@ internal static class BenchArraysCommand
         var r = new Dictionary<string, object?>();
         try
         {
-            var (maxSize, _) = await RunAsync("scontrol", ["show", "config"], ct);
-            var line = maxSize.Split('\n').FirstOrDefault(l => l.StartsWith("MaxArraySize", StringComparison.Ordinal));
-            var max = line is null ? 1001 : int.Parse(line.Split('=')[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            var (config, _) = await RunAsync("scontrol", ["show", "config"], ct);
+            int Setting(string key, int fallback)
+            {
+                var line = config.Split('\n').FirstOrDefault(l => l.StartsWith(key + " ", StringComparison.Ordinal));
+                return line is null ? fallback : int.Parse(line.Split('=')[1].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            var max = Setting("MaxArraySize", 1001);
+            var maxJobs = Setting("MaxJobCount", 10000);
             r["max_array_size"] = max;
-            async Task<(List<double> Ms, string? Error)> Time(string[] extra)
+            r["max_job_count"] = maxJobs;
+            async Task<(List<double> Ms, string? Error)> Time(string[] extra, int arrayTasks)
             {
                 var ms = new List<double>();
                 string? error = null;
-                // Each held array counts its tasks against the cluster's MaxJobCount: arrays are timed 10 times at most.
-                var n = extra.Length > 0 ? Math.Min(samples, 10) : samples;
-                for (var i = 0; i < n + 3; i++)
+                // Every task of a held array counts against MaxJobCount, and a cancelled array keeps counting until
+                // MinJobAge purges it: time only as many arrays as the cluster holds at once (one warm-up, at most 10 timed).
+                var warmups = extra.Length > 0 ? 1 : 3;
+                var n = extra.Length > 0 ? Math.Min(Math.Min(samples, 10), Math.Max(1, (maxJobs / Math.Max(1, arrayTasks)) - warmups - 1)) : samples;
+                for (var i = 0; i < n + warmups; i++)
                 {
                     var sw = Stopwatch.StartNew();
                     var (id, err) = await RunAsync("sbatch", ["--hold", "--parsable", "-J", name, "-o", "/dev/null", .. extra, "--wrap", "true"], ct);
@@ -250,7 +265,7 @@ internal static class BenchArraysCommand
                         break;
                     }
 
-                    if (i >= 3)
+                    if (i >= warmups)
                     {
                         ms.Add(sw.Elapsed.TotalMilliseconds);
                     }
@@ -265,13 +280,19 @@ internal static class BenchArraysCommand
                 return (ms, error);
             }
 
-            var (single, e1) = await Time([]);
+            var (single, e1) = await Time([], 1);
             r["single_ms"] = e1 ?? (object)BenchServerCommand.Stats(single);
-            var (full, e2) = await Time([$"--array=0-{tasks - 1}"]);
+            var (full, e2) = await Time([$"--array=0-{tasks - 1}"], tasks);
             r[$"array_0-{tasks - 1}_ms"] = e2 is null ? BenchServerCommand.Stats(full) : "refused: " + e2;
-            if (e2 is not null && max > 1)
+            if (e2 is null && single.Count > 0 && full.Count > 0)
             {
-                var (capped, e3) = await Time([$"--array=0-{max - 1}"]);
+                // Slurm's array against Slurm's single job, and GpuCommons' array against Slurm's array, p50 to p50.
+                r["slurm_array_over_single_p50"] = Math.Round(Median(full) / Median(single), 2);
+                r["array_p50_ms"] = Math.Round(Median(full), 2);
+            }
+            else if (e2 is not null && max > 1)
+            {
+                var (capped, e3) = await Time([$"--array=0-{max - 1}"], max);
                 r[$"array_0-{max - 1}_ms"] = e3 is null ? BenchServerCommand.Stats(capped) : new { timed = BenchServerCommand.Stats(capped), then_refused = e3 };
             }
         }
@@ -291,6 +312,12 @@ internal static class BenchArraysCommand
         }
 
         return r;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var sorted = xs.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static async Task<(string Out, string? Error)> RunAsync(string file, string[] args, CancellationToken ct)
