@@ -303,18 +303,8 @@ public sealed class SlurmFailoverTests(Xunit.Abstractions.ITestOutputHelper outp
                 }
             }
 
-            // Known defect, open: now and then, after a takeover, a short job's charge runs from the engine's start instead
-            // of Slurm's (a fraction of a second more than sacct's whole seconds). Every run is still charged exactly once
-            // and nothing is charged without a run (checked here always); the exact equality fails the test only with
-            // GPUC_HA_STRICT_LEDGER=1 until that is fixed (docs/high-availability.md).
-            if (Environment.GetEnvironmentVariable("GPUC_HA_STRICT_LEDGER") == "1")
-            {
-                wrong.ShouldBeEmpty($"{when}: the ledger differs from sacct (logs: {LogDir})");
-            }
-            else if (wrong.Count > 0)
-            {
-                Console.Error.WriteLine($"{when}: KNOWN DEFECT, the ledger differs from sacct for {wrong.Count} of {runs.Count} runs (logs: {LogDir}):\n  " + string.Join("\n  ", wrong));
-            }
+            // The charge of every run is Slurm's own elapsed time, to the second, times its GPUs.
+            wrong.ShouldBeEmpty($"{when}: the ledger differs from sacct (logs: {LogDir})");
 
             foreach (var l in ledger.Where(l => l.Seconds > 0))
             {
