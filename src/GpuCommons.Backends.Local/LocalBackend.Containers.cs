@@ -304,8 +304,10 @@ public sealed partial class LocalBackend
     }
 
     /// <summary>
-    /// Runs <paramref name="script"/> as the job's user (setpriv when the backend switches accounts): its trimmed output, or
-    /// the reason when it exits 3. Any other failure is the machine's, not the job's.
+    /// Runs <paramref name="script"/> as the job's user (setpriv when the backend switches accounts), with a clean
+    /// environment and 30 s to answer: its trimmed output, or the reason when it exits 3. Any other failure is the
+    /// machine's, not the job's. Mounts, images and working directories are all checked this way, so the job's own
+    /// permissions decide, never the server's.
     /// </summary>
     private async Task<(string Output, string? Why)> CheckAsUserAsync(string script, string[] arguments, JobAccount account, CancellationToken cancellationToken)
     {
@@ -331,7 +333,16 @@ public sealed partial class LocalBackend
 
         psi.Environment.Clear();
         psi.Environment["PATH"] = _options.JobPath;
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start '{psi.FileName}'.");
+        using var process = new Process { StartInfo = psi };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"Could not start '{psi.FileName}' to check '{arguments.FirstOrDefault()}' as uid {account.Uid}: {e.Message}", e);
+        }
+
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -187,67 +187,8 @@ public sealed partial class LocalBackend
     }
 
     /// <summary>Null when the job's user can enter <paramref name="directory"/>, else why not.</summary>
-    private async Task<string?> CheckDirectoryAsync(string directory, JobAccount account, CancellationToken cancellationToken)
-    {
-        var psi = new ProcessStartInfo
-        {
-            UseShellExecute = false,
-            WorkingDirectory = "/",
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        if (account.Switch)
-        {
-            psi.FileName = _options.ResolvedSetprivPath;
-            AddPrivilegeDrop(psi.ArgumentList, account);
-            psi.ArgumentList.Add(_options.ShellPath);
-        }
-        else
-        {
-            psi.FileName = _options.ShellPath;
-        }
-
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(CheckDirectoryScript);
-        psi.ArgumentList.Add("gpuc-check-directory");
-        psi.ArgumentList.Add(directory);
-        psi.Environment.Clear();
-        psi.Environment["PATH"] = _options.JobPath;
-
-        using var process = new Process { StartInfo = psi };
-        try
-        {
-            process.Start();
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"Could not start '{psi.FileName}' to check a working directory: {e.Message}", e);
-        }
-
-        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            process.Kill();
-            throw new InvalidOperationException($"Checking the working directory '{directory}' as uid {account.Uid} took over 30 s (a hung file system?).");
-        }
-
-        var said = (await stdout.ConfigureAwait(false)).Trim();
-        var error = (await stderr.ConfigureAwait(false)).Trim();
-        return process.ExitCode switch
-        {
-            0 => null,
-            3 => said,
-            var code => throw new InvalidOperationException(FormattableString.Invariant(
-                $"Checking the working directory '{directory}' as uid {account.Uid} failed with exit code {code}: {error}")),
-        };
-    }
+    private async Task<string?> CheckDirectoryAsync(string directory, JobAccount account, CancellationToken cancellationToken) =>
+        (await CheckAsUserAsync(CheckDirectoryScript, [directory], account, cancellationToken).ConfigureAwait(false)).Why;
 
     /// <summary>setpriv's arguments for the job's account: its uid, the project's gid as the only group, no capabilities, no_new_privs.</summary>
     private static void AddPrivilegeDrop(IList<string> args, JobAccount account)
