@@ -92,7 +92,7 @@ internal static partial class ServeCommands
                 throw new CliException(e.Message, CliRunner.Usage);
             }
 
-            if (options.ProvisionAccounts && Environment.UserName != "root" && Geteuid() != 0)
+            if (options.ProvisionAccounts && Environment.UserName != "root" && Posix.EffectiveUid != 0)
             {
                 throw new CliException("--provision-accounts needs the server to run as root (it creates accounts with useradd)", CliRunner.Usage);
             }
@@ -229,7 +229,4 @@ internal static partial class ServeCommands
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "umask")]
     private static partial uint Umask(uint mask);
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "geteuid")]
-    private static partial uint Geteuid();
 }
