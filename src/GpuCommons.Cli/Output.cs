@@ -193,34 +193,7 @@ internal static class Output
     }
 
     /// <summary>Integers as ranges: <c>0-3,5,7-8</c>.</summary>
-    public static string Ranges(IEnumerable<int> values)
-    {
-        var sorted = values.Distinct().Order().ToList();
-        var sb = new StringBuilder();
-        for (var i = 0; i < sorted.Count;)
-        {
-            var j = i;
-            while (j + 1 < sorted.Count && sorted[j + 1] == sorted[j] + 1)
-            {
-                j++;
-            }
-
-            if (sb.Length > 0)
-            {
-                sb.Append(',');
-            }
-
-            sb.Append(sorted[i].ToString(CultureInfo.InvariantCulture));
-            if (j > i)
-            {
-                sb.Append('-').Append(sorted[j].ToString(CultureInfo.InvariantCulture));
-            }
-
-            i = j + 1;
-        }
-
-        return sb.ToString();
-    }
+    public static string Ranges(IEnumerable<int> values) => GpuCommons.Backends.IntegerRanges.Format(values);
 
     /// <summary>
     /// Node names as a Slurm host list: <c>n[1-4,7]</c>, <c>gpu[001-003]</c> (zero padding kept), several prefixes

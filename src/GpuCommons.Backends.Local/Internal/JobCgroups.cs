@@ -380,34 +380,7 @@ internal sealed class JobCgroups
     }
 
     /// <summary>CPU numbers as a kernel CPU list, ranges joined: 0,1,2,5 → <c>0-2,5</c>.</summary>
-    public static string FormatList(IEnumerable<int> cpus)
-    {
-        var sorted = cpus.Distinct().Order().ToArray();
-        var sb = new StringBuilder();
-        for (var i = 0; i < sorted.Length;)
-        {
-            var j = i;
-            while (j + 1 < sorted.Length && sorted[j + 1] == sorted[j] + 1)
-            {
-                j++;
-            }
-
-            if (sb.Length > 0)
-            {
-                sb.Append(',');
-            }
-
-            sb.Append(sorted[i].ToString(CultureInfo.InvariantCulture));
-            if (j > i)
-            {
-                sb.Append('-').Append(sorted[j].ToString(CultureInfo.InvariantCulture));
-            }
-
-            i = j + 1;
-        }
-
-        return sb.ToString();
-    }
+    public static string FormatList(IEnumerable<int> cpus) => GpuCommons.Backends.IntegerRanges.Format(cpus);
 
     private static void Write(string dir, string file, string value)
     {
