@@ -3,6 +3,7 @@ using GpuCommons.Scheduling.Tests.Support;
 using Shouldly;
 using Xunit;
 using Xunit.Abstractions;
+using static GpuCommons.Scheduling.Tests.Support.Dsl;
 
 namespace GpuCommons.Scheduling.Tests.Properties;
 
@@ -15,11 +16,13 @@ namespace GpuCommons.Scheduling.Tests.Properties;
 /// </summary>
 public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
 {
+    // Busy worlds: a completion or a cancellation is a submission instead half of the time, so that the fleet fills and
+    // passes reach the settled rest often.
     private static readonly Gen<(WorldShape World, int Head, int Preemptors)> Cases =
         from w in RandomWorld.World(120, 400)
         from head in Gen.Int[1, 4]
         from preemptors in Gen.Int[0, 4]
-        select (w, head, preemptors);
+        select (w with { Ops = [.. w.Ops.Select(op => op.Kind is OpKind.Complete or OpKind.Cancel && op.D % 2 == 0 ? op with { Kind = OpKind.Submit } : op)] }, head, preemptors);
 
     [Fact]
     public void LazyOrder_DecidesAsTheWholeSort_AfterEveryEvent()
@@ -47,6 +50,38 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
 
         // The property must reach the unsorted rest often, or it checks nothing.
         settled.ShouldBeGreaterThan(200);
+    }
+
+    /// <summary>
+    /// The head of the queue is sorted and blocked, but a job behind it may still preempt: the rest is not settled, so it
+    /// is sorted and walked, and that job preempts as it does under the whole sort.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AJobBehindTheHead_ThatCanStillPreempt_Preempts(bool lazy)
+    {
+        var e = new CheckedEngine(TestFleets.Flat(2, 8), TenancyBuilder.Simple("a", "b"), new SchedulerOptions
+        {
+            Ordering = OrderingPolicy.LeastAttainedService,
+            LazyOrder = lazy,
+            SortedHead = 1,
+        });
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10).Preemptible());
+        e.Submit(Job(2).Project("a").Gpus(8).Hours(2));
+        e.Schedule();
+        e.Advance(TimeSpan.FromMinutes(1));
+
+        // The head is preemptible and within no guarantee: it gets the reservation (on job 2's node, which ends first) but
+        // may not preempt. Job 4 then preempts job 1.
+        e.Submit(Job(3).Project("b").Gpus(8).Hours(1).Preemptible());
+        e.Advance(TimeSpan.FromMinutes(1));
+        e.Submit(Job(4).Project("b").Gpus(8).Hours(1));
+        e.Submit(Job(5).Project("b").Gpus(8).Hours(1));
+        var r = e.Schedule();
+        output.WriteLine(string.Join(", ", new long[] { 1, 2, 3, 4, 5 }.Select(id => $"{id} {e.Engine.GetJob(id)?.State} {e.Engine.GetJob(id)?.Reason}")));
+        r.Preempted.Select(p => (p.JobId, p.ForJobId)).ShouldBe([(1L, 4L)]);
+        e.Engine.SettledRests.ShouldBe(0, "a preemption was left to make when the walk reached the end of the sorted head");
     }
 
     private static List<string> Fingerprints(WorldShape world, Action<SchedulerOptions> tune, out CheckedEngine engine)
