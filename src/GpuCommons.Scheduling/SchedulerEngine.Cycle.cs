@@ -366,6 +366,19 @@ public sealed partial class SchedulerEngine
         var looked = 0;
         for (var i = 0; i < jobs.Count; i++)
         {
+            if (wholeOrder && i == _queue.SortedUntil)
+            {
+                if (full && RestIsSettled(blocked, allBlocked, preemptors, depth))
+                {
+                    // Nothing left in this pass can change the state: the rest is decided job by job, in any order.
+                    DecideSettledRest(jobs, i, now, result);
+                    break;
+                }
+
+                // The last full sort ordered only the head of the queue, and this pass needs the order beyond it.
+                _queue.SortTail();
+            }
+
             if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon && Options.Backfill != BackfillMode.None)
             {
                 // Only short jobs could use the free GPUs (held until a reserved job starts); this one is not short.
@@ -533,6 +546,137 @@ public sealed partial class SchedulerEngine
             _blockedPartitions = wholeOrder && brokeEarly ? allBlocked : blocked;
         }
     }
+
+    /// <summary>
+    /// Whether nothing a full pass does for the jobs still to walk can change the state that later jobs are decided on,
+    /// so that walking them in any order decides each of them the same (see docs/scheduling.md, "The queue knows what
+    /// would unblock a job"). Without backfill: every partition is closed behind a waiting job, so each of them waits
+    /// for <c>priority</c> and nothing else is looked at. With backfill, all of: (1) no pool of any partition has room for
+    /// any job (<see cref="MayFit"/> is false for every shape, so no job is placed); (2) every partition has its
+    /// reservations or has tried its last (<see cref="HoldSlots"/> is empty, so no reservation is made); (3) no preemption
+    /// is left this pass. What remains of each job's step is then admission (a pure check) and its reason.
+    /// </summary>
+    private bool RestIsSettled(ulong blocked, ulong allBlocked, int preemptors, int depth)
+    {
+        if (Options.Backfill == BackfillMode.None)
+        {
+            return blocked == allBlocked;
+        }
+
+        if (Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle)
+        {
+            return false;
+        }
+
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if (_holdCount[p] < depth && _holdAttempts[p] < _holdAttemptLimit)
+            {
+                return false;
+            }
+
+            foreach (var id in _activePools[p])
+            {
+                var pool = _pools[id];
+                if (pool.SigWhole > 0 || pool.SigShare > 0 || pool.FullFree > 0)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The rest of a full pass once <see cref="RestIsSettled"/>: each job's step of <see cref="Walk"/> with what cannot
+    /// happen any more left out (no placement, reservation or preemption); the same reason and estimate as the walk.
+    /// </summary>
+    private void DecideSettledRest(List<JobRecord> jobs, int from, long now, ScheduleResult result)
+    {
+        SettledRests++;
+        var none = Options.Backfill == BackfillMode.None;
+        var partitionCount = Fleet.Partitions.Count;
+        var order = _partitionOrder;
+        for (var i = from; i < jobs.Count; i++)
+        {
+            var job = jobs[i];
+            if (job.State != JobState.Pending)
+            {
+                continue;
+            }
+
+            if (job.SubmitTicks > now)
+            {
+                job.Reason = PendingReason.New;
+                job.EstimatedStartTicks = -1;
+                continue;
+            }
+
+            result.Considered++;
+            if (none)
+            {
+                // Every partition is closed behind a waiting job.
+                job.Reason = PendingReason.Priority;
+                continue;
+            }
+
+            var admissionReason = PendingReason.NoAllocation;
+            var admissible = 0UL;
+            var unavailable = true;
+            var mask = job.ShapeMask;
+            if (job.PartitionFilter >= 0)
+            {
+                mask &= 1UL << job.PartitionFilter;
+            }
+
+            for (var k = 0; k < partitionCount; k++)
+            {
+                var p = order[k];
+                if ((mask & (1UL << p)) == 0)
+                {
+                    continue;
+                }
+
+                ref readonly var shape = ref job.Shapes[p];
+                var admission = Admit(job, p, shape.HeldMilli, now);
+                if (admission.Reason is { } refused)
+                {
+                    admissionReason = Worse(admissionReason, refused);
+                    continue;
+                }
+
+                admissible |= 1UL << p;
+                if (_upNodes[p] >= shape.Nodes)
+                {
+                    unavailable = false;
+                }
+            }
+
+            if (admissible == 0)
+            {
+                job.Reason = admissionReason;
+                job.EstimatedStartTicks = -1;
+            }
+            else if (job.HeldPool >= 0)
+            {
+                var held = _pools[job.HeldPool];
+                job.Reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+                if (job.EstimatedStartTicks < 0)
+                {
+                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
+                }
+            }
+            else
+            {
+                job.Reason = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
+                job.EstimatedStartTicks = -1;
+            }
+        }
+    }
+
+    /// <summary>Full passes that decided the rest of the queue unsorted (<see cref="DecideSettledRest"/>); for tests.</summary>
+    internal int SettledRests { get; private set; }
 
     /// <summary>Partitions a waiting job closed to the jobs behind it in the last pass (without backfill only).</summary>
     private ulong _blockedPartitions;

@@ -13,7 +13,11 @@ public sealed partial class SchedulerEngine
     /// jobs' placements and compares them to the engine's own state. Returns the first difference found, or null.
     /// </summary>
     /// <summary>The queue order the next incremental pass walks (pending entries only), for tests.</summary>
-    internal IReadOnlyList<long> OrderForTests() => [.. _queue.Order.Where(j => j.State == JobState.Pending).Select(j => j.Id)];
+    internal IReadOnlyList<long> OrderForTests()
+    {
+        _queue.SortTail();
+        return [.. _queue.Order.Where(j => j.State == JobState.Pending).Select(j => j.Id)];
+    }
 
     internal string? VerifyInvariants()
     {

@@ -123,6 +123,18 @@ public sealed class SchedulerOptions
     [Range(1, 100_000)]
     public int FragmentationCandidates { get; set; } = 64;
 
+    /// <summary>
+    /// Whether a full pass orders only the head of the queue and walks the rest unsorted once the walk has reached a
+    /// state in which no later job can change anything (no partition has room for any job, every partition has its
+    /// reservations, no preemption is left): the rest are then decided the same in any order (see docs/scheduling.md,
+    /// "The queue knows what would unblock a job"). False: the whole queue is sorted every full pass, as before. The
+    /// decisions are the same either way (a property checks it); the switch is kept for that property.
+    /// </summary>
+    internal bool LazyOrder { get; set; } = true;
+
+    /// <summary>With <see cref="LazyOrder"/>: how many jobs at the head of the queue a full pass sorts before it looks whether the rest need an order.</summary>
+    internal int SortedHead { get; set; } = 2048;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
     {

@@ -36,6 +36,12 @@ internal sealed class PendingQueue(SchedulerOptions options)
     private JobRecord[] _sorted2 = [];
     private readonly int[] _digitCounts = new int[8 * 256];
 
+    // The lazy order (see Sort): the keys of the unsorted tail, in the tail's order, and the head selection's scratch.
+    private ulong[] _tailKeys = [];
+    private int _tailCount;
+    private int[] _headHeap = [];
+    private bool[] _inHead = [];
+
     /// <summary>The order a pass walks (see the remarks).</summary>
     public List<JobRecord> Order { get; } = [];
 
@@ -44,6 +50,16 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     /// <summary>Jobs queued since the last pass.</summary>
     public List<JobRecord> Arrivals { get; } = [];
+
+    /// <summary>
+    /// How far <see cref="Order"/> is in its exact order. Beyond it, <see cref="UnsortedCount"/> entries follow in submit
+    /// order (the tail the last full pass did not need sorted), then the jobs queued since. <see cref="int.MaxValue"/>
+    /// when the whole order is sorted.
+    /// </summary>
+    public int SortedUntil { get; private set; } = int.MaxValue;
+
+    /// <summary>Entries of <see cref="Order"/> after <see cref="SortedUntil"/> still to be sorted (0: none).</summary>
+    public int UnsortedCount => _tailCount;
 
     /// <summary>Entries at the head of <see cref="Order"/> that the last full pass put first (jobs waiting for their preemptions).</summary>
     public int OrderHead { get; private set; }
@@ -178,6 +194,9 @@ internal sealed class PendingQueue(SchedulerOptions options)
         HashSet<long>? seen = NeedsCompaction ? [] : null;
         var w = 0;
         var head = 0;
+        var sorted = SortedUntil;
+        var tail = _tailCount;
+        int keptSorted = 0, keptTail = 0;
         for (var i = 0; i < Order.Count; i++)
         {
             var j = Order[i];
@@ -188,6 +207,19 @@ internal sealed class PendingQueue(SchedulerOptions options)
                     head++;
                 }
 
+                if (tail > 0)
+                {
+                    // The unsorted tail keeps its keys beside it (in place: keptTail never passes i - sorted).
+                    if (i < sorted)
+                    {
+                        keptSorted++;
+                    }
+                    else if (i < sorted + tail)
+                    {
+                        _tailKeys[keptTail++] = _tailKeys[i - sorted];
+                    }
+                }
+
                 OrderWall[w] = j.WalltimeTicks;
                 Order[w++] = j;
             }
@@ -196,6 +228,11 @@ internal sealed class PendingQueue(SchedulerOptions options)
         Order.RemoveRange(w, Order.Count - w);
         OrderWall.RemoveRange(w, OrderWall.Count - w);
         OrderHead = head;
+        if (tail > 0)
+        {
+            SortedUntil = keptTail > 0 ? keptSorted : int.MaxValue;
+            _tailCount = keptTail;
+        }
     }
 
     /// <summary>
@@ -223,8 +260,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var minWall = long.MaxValue;
         var n = 0;
         var w = 0;
-        var counts = _digitCounts;
-        Array.Clear(counts);
+        var heads = 0;
         if (_bySubmitUnsorted)
         {
             _bySubmit.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
@@ -243,12 +279,9 @@ internal sealed class PendingQueue(SchedulerOptions options)
             _bySubmit[w++] = j;
             var key = Descending(keyOf.KeyOf(j));
             minWall = Math.Min(minWall, j.WalltimeTicks);
+            heads += key == HeadKey ? 1 : 0;
             _keys[n] = key;
             _sorted[n++] = j;
-            for (var d = 0; d < 8; d++)
-            {
-                counts[(d << 8) | (int)((key >> (d * 8)) & 0xFF)]++;
-            }
         }
 
         _bySubmit.RemoveRange(w, _bySubmit.Count - w);
@@ -258,22 +291,172 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         MinWalltime = minWall;
-        RadixSort(n);
         Order.Clear();
         OrderWall.Clear();
-        OrderHead = 0;
+        OrderHead = heads;
+        _tailCount = 0;
+        SortedUntil = int.MaxValue;
+        var head = options.SortedHead;
+        if (options.LazyOrder && options.Ordering != OrderingPolicy.Fifo && head > 0 && n > 2 * head && heads < head)
+        {
+            SortHeadOnly(n, head);
+            return;
+        }
+
+        CountDigits(n);
+        RadixSort(n);
         for (var i = 0; i < n; i++)
         {
-            if (_keys[i] == HeadKey)
-            {
-                OrderHead++;
-            }
-
             var j = _sorted[i];
             Order.Add(j);
             OrderWall.Add(j.WalltimeTicks);
             _sorted[i] = null!;
         }
+    }
+
+    private void CountDigits(int n)
+    {
+        var counts = _digitCounts;
+        Array.Clear(counts);
+        for (var i = 0; i < n; i++)
+        {
+            var key = _keys[i];
+            for (var d = 0; d < 8; d++)
+            {
+                counts[(d << 8) | (int)((key >> (d * 8)) & 0xFF)]++;
+            }
+        }
+    }
+
+    /// <summary>Whether job <paramref name="a"/> of the key pass goes before job <paramref name="b"/> (key, then submit order).</summary>
+    private bool Before(int a, int b) => _keys[a] < _keys[b] || (_keys[a] == _keys[b] && a < b);
+
+    /// <summary>
+    /// The lazy order: the first <paramref name="head"/> jobs of the exact order (selected with a bounded max-heap, then
+    /// sorted), followed by every other job in submit order with its key kept, for <see cref="SortTail"/> to sort if a
+    /// pass needs the order beyond the head. Sorting the head and then the tail gives exactly the full sort's order: every
+    /// head job goes before every tail job by (key, submit order), the full sort's own order.
+    /// </summary>
+    private void SortHeadOnly(int n, int head)
+    {
+        if (_headHeap.Length < head)
+        {
+            _headHeap = new int[head];
+        }
+
+        if (_inHead.Length < n)
+        {
+            _inHead = new bool[Math.Max(n, _inHead.Length * 2)];
+        }
+
+        // A max-heap (by the order) of the best `head` indices seen so far.
+        var heap = _headHeap;
+        var size = 0;
+        for (var i = 0; i < n; i++)
+        {
+            if (size < head)
+            {
+                var c = size++;
+                while (c > 0 && Before(heap[(c - 1) / 2], i))
+                {
+                    heap[c] = heap[(c - 1) / 2];
+                    c = (c - 1) / 2;
+                }
+
+                heap[c] = i;
+            }
+            else if (Before(i, heap[0]))
+            {
+                var c = 0;
+                while (true)
+                {
+                    var l = (2 * c) + 1;
+                    if (l >= size)
+                    {
+                        break;
+                    }
+
+                    var r = l + 1;
+                    var big = r < size && Before(heap[l], heap[r]) ? r : l;
+                    if (!Before(i, heap[big]))
+                    {
+                        break;
+                    }
+
+                    heap[c] = heap[big];
+                    c = big;
+                }
+
+                heap[c] = i;
+            }
+        }
+
+        Array.Sort(heap, 0, size, Comparer<int>.Create((a, b) => a == b ? 0 : Before(a, b) ? -1 : 1));
+        for (var k = 0; k < size; k++)
+        {
+            var j = _sorted[heap[k]];
+            _inHead[heap[k]] = true;
+            Order.Add(j);
+            OrderWall.Add(j.WalltimeTicks);
+        }
+
+        if (_tailKeys.Length < n - size)
+        {
+            _tailKeys = new ulong[Math.Max(n - size, _tailKeys.Length * 2)];
+        }
+
+        var t = 0;
+        for (var i = 0; i < n; i++)
+        {
+            var j = _sorted[i];
+            _sorted[i] = null!;
+            if (_inHead[i])
+            {
+                _inHead[i] = false;
+                continue;
+            }
+
+            Order.Add(j);
+            OrderWall.Add(j.WalltimeTicks);
+            _tailKeys[t++] = _keys[i];
+        }
+
+        SortedUntil = size;
+        _tailCount = t;
+    }
+
+    /// <summary>
+    /// Sorts the tail that the last full pass left unsorted (see <see cref="SortHeadOnly"/>), in place in
+    /// <see cref="Order"/>: afterwards <see cref="Order"/> is what the full sort would have made of it. Entries that left
+    /// the queue since keep their places, as they would have in the full sort's order.
+    /// </summary>
+    public void SortTail()
+    {
+        if (_tailCount == 0)
+        {
+            return;
+        }
+
+        var from = SortedUntil;
+        var t = _tailCount;
+        for (var i = 0; i < t; i++)
+        {
+            _sorted[i] = Order[from + i];
+            _keys[i] = _tailKeys[i];
+        }
+
+        CountDigits(t);
+        RadixSort(t);
+        for (var i = 0; i < t; i++)
+        {
+            var j = _sorted[i];
+            Order[from + i] = j;
+            OrderWall[from + i] = j.WalltimeTicks;
+            _sorted[i] = null!;
+        }
+
+        _tailCount = 0;
+        SortedUntil = int.MaxValue;
     }
 
     /// <summary>Stable LSD radix sort of the first <paramref name="n"/> keys (and their jobs), a byte a pass, with the digit counts already taken.</summary>

@@ -295,15 +295,18 @@ internal static class RandomWorld
     }
 
     /// <summary>Builds the world and plays its first <paramref name="count"/> events (no draining): the same state every time.</summary>
-    public static CheckedEngine PlayPrefix(WorldShape w, int count, Action<string>? log = null)
+    public static CheckedEngine PlayPrefix(WorldShape w, int count, Action<string>? log = null, Action<SchedulerOptions>? tune = null, Action<CheckedEngine, Op>? afterOp = null)
     {
         var fleet = w.Fleet ?? BuildFleet(w.Partitions, w.Resources);
         var tenancy = BuildTenancy(w, fleet);
-        var e = new CheckedEngine(fleet, tenancy, BuildOptions(w.Options), TenancyBuilder.Epoch) { Log = log };
+        var options = BuildOptions(w.Options);
+        tune?.Invoke(options);
+        var e = new CheckedEngine(fleet, tenancy, options, TenancyBuilder.Epoch) { Log = log };
         long nextId = 1;
         for (var i = 0; i < count && i < w.Ops.Length; i++)
         {
             Apply(e, w.Ops[i], w.Resources, ref nextId);
+            afterOp?.Invoke(e, w.Ops[i]);
         }
 
         return e;
