@@ -1,5 +1,6 @@
 using GpuCommons.Backends;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 
 namespace GpuCommons.Portal;
@@ -77,7 +78,7 @@ public static class NationalDemo
                 {
                     Id = id, Project = project, User = alice ? "alice" : $"u{rng.Next(5000)}", Name = $"job-{id}", Partition = part.Name, Gpus = gpus,
                     Nodes = gpus > 8 ? gpus / 8 : null, GpusPerNode = gpus > 8 ? 8 : null,
-                    WalltimeSeconds = 3600L * rng.Next(1, 48), Command = "[\"/bin/true\"]", State = pending ? "pending" : "finished", SubmitTime = submit,
+                    WalltimeSeconds = 3600L * rng.Next(1, 48), Command = "[\"/bin/true\"]", State = pending ? JobState.Pending : JobState.Finished, SubmitTime = submit,
                 };
                 if (!pending)
                 {

@@ -1,3 +1,4 @@
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -118,7 +119,7 @@ public sealed class Reports(GpucDbFactory factory, TimeProvider time, GpuCommons
         var runningJobs = 0;
         await foreach (var j in jobs)
         {
-            if (j.State == "running" && j.StartTime is { } rs && j.EndTime is null)
+            if (j.State == JobState.Running && j.StartTime is { } rs && j.EndTime is null)
             {
                 var part = j.Partition ?? PartitionOf(j.Placement) ?? "";
                 var since = rs > new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero) ? rs : new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Net;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Api;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Security;
@@ -59,13 +61,13 @@ public static class SessionProxy
         }
 
         var (session, job) = own;
-        if (job.State != "running" || session.Port is not { } port || session.Host is not { } host || session.ReportedAttempt != job.Attempt)
+        if (job.State != JobState.Running || session.Port is not { } port || session.Host is not { } host || session.ReportedAttempt != job.Attempt)
         {
             // The owner's own session, not (or no longer) reachable: say so and let the page retry.
             ctx.Response.StatusCode = 503;
             ctx.Response.Headers.RetryAfter = "2";
             ctx.Response.ContentType = "text/plain; charset=utf-8";
-            await ctx.Response.WriteAsync(job.State is "pending" or "running" ? $"Session {id} is starting ({job.State}); this page can be reloaded in a moment.\n" : $"Session {id} has ended ({job.State}).\n");
+            await ctx.Response.WriteAsync(job.State is JobState.Pending or JobState.Running ? $"Session {id} is starting ({job.State.ToWire()}); this page can be reloaded in a moment.\n" : $"Session {id} has ended ({job.State.ToWire()}).\n");
             return;
         }
 

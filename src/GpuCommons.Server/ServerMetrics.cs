@@ -46,7 +46,7 @@ public sealed class ServerMetrics
         ScheduleMaxSeconds = Math.Max(ScheduleMaxSeconds, schedule.TotalSeconds);
     }
 
-    public void Outcome(string state) => _outcomes.AddOrUpdate(state, 1, static (_, v) => v + 1);
+    public void Outcome(GpuCommons.Core.Jobs.JobState state) => _outcomes.AddOrUpdate(GpuCommons.Contracts.JobStateNames.ToWire(state), 1, static (_, v) => v + 1);
 
     /// <summary>Records the time from submission to start of one job.</summary>
     public void Admitted(TimeSpan wait)

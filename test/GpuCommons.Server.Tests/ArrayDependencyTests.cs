@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using GpuCommons.Backends;
+using GpuCommons.Core.Jobs;
 using Microsoft.EntityFrameworkCore;
 using Shouldly;
 using Xunit;
@@ -90,7 +91,7 @@ public sealed class ArrayDependencyTests
         await using var ctx = s.Factory.Create();
         var tasks = await ctx.Jobs.Where(j => j.ArrayJobId == id).ToListAsync();
         tasks.Count.ShouldBe(11);
-        tasks.ShouldAllBe(t => t.State == "finished");
+        tasks.ShouldAllBe(t => t.State == JobState.Finished);
         (await ctx.Ledger.CountAsync(l => tasks.Select(t => t.Id).Contains(l.JobId))).ShouldBe(11);
         (await ctx.Ledger.CountAsync(l => l.JobId == id)).ShouldBe(0);
         backend.Starts.Values.ShouldAllBe(n => n == 1);
@@ -119,7 +120,7 @@ public sealed class ArrayDependencyTests
         backend.Running.Count.ShouldBe(0);
         await using var ctx = s.Factory.Create();
         (await ctx.Jobs.CountAsync(j => j.ArrayJobId == id)).ShouldBe(5);
-        (await ctx.Jobs.CountAsync(j => j.ArrayJobId == id && j.State == "cancelled")).ShouldBe(5);
+        (await ctx.Jobs.CountAsync(j => j.ArrayJobId == id && j.State == JobState.Cancelled)).ShouldBe(5);
         s.Coordinator.View.PendingCount.ShouldBe(0);
     }
 
@@ -185,7 +186,7 @@ public sealed class ArrayDependencyTests
             await using var ctx = s.Factory.Create();
             var tasks = await ctx.Jobs.Where(j => j.ArrayJobId == id).OrderBy(j => j.ArrayTaskId).ToListAsync();
             tasks.Select(t => t.ArrayTaskId!.Value).ShouldBe([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-            tasks.ShouldAllBe(t => t.State == "finished" && t.Attempt == 0);
+            tasks.ShouldAllBe(t => t.State == JobState.Finished && t.Attempt == 0);
             backend.Starts.Where(kv => tasks.Select(t => t.Id).Contains(kv.Key)).Select(kv => kv.Value).ShouldAllBe(n => n == 1);
             (await ctx.Ledger.CountAsync(l => tasks.Select(t => t.Id).Contains(l.JobId))).ShouldBe(10);
         }

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -32,7 +33,7 @@ public sealed class BulkInsertTests
         Requeueable = false,
         Command = """["python","-c","print(1)"]""",
         Environment = """{"A":"b"}""",
-        State = "running",
+        State = JobState.Running,
         SubmitTime = new DateTimeOffset(2026, 11, 27, 10, 0, 0, TimeSpan.Zero).AddTicks(id * 12345),
         StartTime = id % 2 == 0 ? null : new DateTimeOffset(2026, 11, 27, 10, 0, 1, TimeSpan.Zero),
         Attempt = 2,

@@ -360,13 +360,16 @@ public sealed class CliArrayIdTests
     public void BadJobIds_AreUsageErrors(string text) =>
         Should.Throw<CliException>(() => ClientCommands.JobRef(text)).ExitCode.ShouldBe(CliRunner.Usage);
 
+    /// <summary>A job as the CLI reads the server's answer.</summary>
+    private static GpuCommons.Contracts.JobDto Job(string json) => JsonSerializer.Deserialize(json, GpuCommons.Contracts.ContractsJson.Default.JobDto)!;
+
     [Fact]
     public void TheQueue_ShowsTasksAndTheRemainder_AsSqueueDoes()
     {
-        ClientCommands.QueueId(JsonNode.Parse("""{"id":20,"arrayJobId":12,"arrayTaskId":7,"state":"running"}""")!).ShouldBe("12_7");
-        ClientCommands.QueueId(JsonNode.Parse("""{"id":12,"state":"pending","array":{"indices":"0-999","maxRunning":50,"pendingTasks":"8-999"}}""")!).ShouldBe("12_[8-999%50]");
-        ClientCommands.QueueId(JsonNode.Parse("""{"id":12,"state":"pending","array":{"indices":"0-999","pendingTasks":""}}""")!).ShouldBeNull();
-        ClientCommands.QueueId(JsonNode.Parse("""{"id":12,"state":"finished","array":{"indices":"0-9"}}""")!).ShouldBe("12");
+        ClientCommands.QueueId(Job("""{"id":20,"arrayJobId":12,"arrayTaskId":7,"state":"running"}""")).ShouldBe("12_7");
+        ClientCommands.QueueId(Job("""{"id":12,"state":"pending","array":{"indices":"0-999","maxRunning":50,"pendingTasks":"8-999"}}""")).ShouldBe("12_[8-999%50]");
+        ClientCommands.QueueId(Job("""{"id":12,"state":"pending","array":{"indices":"0-999","pendingTasks":""}}""")).ShouldBeNull();
+        ClientCommands.QueueId(Job("""{"id":12,"state":"finished","array":{"indices":"0-9"}}""")).ShouldBe("12");
     }
 
     [Fact]

@@ -7,6 +7,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using GpuCommons.Backends.Local;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
@@ -117,24 +119,24 @@ internal static class BenchServerCommand
                     var sw = Stopwatch.StartNew();
                     var r = await http.PostAsJsonAsync("/api/jobs", new { project = "demo", gpus = 8, walltime = "10m", command = new[] { "true" } }, ct);
                     r.EnsureSuccessStatusCode();
-                    var id = (await r.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("id").GetInt64();
-                    string state;
+                    var id = (await r.Content.ReadFromJsonAsync(ContractsJson.Default.JobDto, ct))!.Id;
+                    JobState state;
                     double started = -1;
                     do
                     {
-                        var j = await http.GetFromJsonAsync<JsonElement>($"/api/jobs/{id}", ct);
-                        state = j.GetProperty("state").GetString()!;
-                        if (started < 0 && state != "pending")
+                        var j = await http.GetFromJsonAsync($"/api/jobs/{id}", ContractsJson.Default.JobDto, ct);
+                        state = j!.State;
+                        if (started < 0 && state != JobState.Pending)
                         {
                             started = sw.Elapsed.TotalMilliseconds;
                         }
 
-                        if (state is "pending" or "running")
+                        if (state is JobState.Pending or JobState.Running)
                         {
                             await Task.Delay(1, ct);
                         }
                     }
-                    while (state is "pending" or "running");
+                    while (state is JobState.Pending or JobState.Running);
                     if (i >= 5)
                     {
                         lat.Add(started);
@@ -254,7 +256,7 @@ internal static class BenchServerCommand
             if (co.IsReady)
             {
                 await using var db = app.Services.GetRequiredService<GpucDbFactory>().Create();
-                foreach (var id in db.Jobs.Where(j => j.State == "running").Select(j => j.Id).ToList())
+                foreach (var id in db.Jobs.Where(j => j.State == JobState.Running).Select(j => j.Id).ToList())
                 {
                     await co.CancelAsync(id, "bench");
                 }
@@ -391,7 +393,7 @@ internal static class BenchServerCommand
                     Gpus = 1 + (id % 8),
                     WalltimeSeconds = 3600,
                     Command = """["true"]""",
-                    State = id % 10 == 0 ? "failed" : "finished",
+                    State = id % 10 == 0 ? JobState.Failed : JobState.Finished,
                     SubmitTime = t,
                     StartTime = t,
                     EndTime = t.AddMinutes(5),

@@ -8,6 +8,7 @@ using System.Text;
 using System.Text.Json;
 using GpuCommons.Backends;
 using GpuCommons.Backends.Slurm;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
@@ -143,7 +144,7 @@ internal static class BenchServerWave
             while (timeout.Elapsed < TimeSpan.FromMinutes(10))
             {
                 await using var db = factory.Create();
-                var running = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.State == "running", ct);
+                var running = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.State == JobState.Running, ct);
                 var withHandle = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.BackendId != null, ct);
                 if (written < 0 && running >= wave)
                 {
@@ -173,9 +174,9 @@ internal static class BenchServerWave
             var before = all.Where(s => s.At + s.Ms < trigger).Select(s => s.Ms).ToList();
             await using (var db = factory.Create())
             {
-                result["wave_jobs_running"] = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.State == "running", ct);
+                result["wave_jobs_running"] = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.State == JobState.Running, ct);
                 result["wave_jobs_with_slurm_id"] = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.BackendId != null, ct);
-                result["wave_jobs_failed"] = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.State == "failed", ct);
+                result["wave_jobs_failed"] = await db.Jobs.CountAsync(j => j.Id < firstClientJob && j.State == JobState.Failed, ct);
             }
 
             result["wave_complete"] = handedOver > 0;

@@ -3,6 +3,8 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using Spectre.Console;
 
 namespace GpuCommons.Cli.Commands;
@@ -181,7 +183,7 @@ internal static partial class ClientCommands
                 throw new CliException($"{what} are not yet supported by this server; submit the jobs one by one", CliRunner.Usage);
             }
 
-            for (var tries = 0; job?["id"] is null && job?["state"]?.GetValue<string>() == "accepted" && tries < 60; tries++)
+            for (var tries = 0; Read(job, ContractsJson.Default.SubmitReply).IsAcceptedOnly && tries < 60; tries++)
             {
                 // Taken by a standby while no leader was there to number it: the same key again learns its id.
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
@@ -194,7 +196,7 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Submitted job {S(job!["id"])}");
+                Console.WriteLine($"Submitted job {Read(job, ContractsJson.Default.SubmitReply).Id}");
             }
 
             return 0;
@@ -289,7 +291,7 @@ internal static partial class ClientCommands
         {
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
             var st = parse.GetValue(state);
-            var items = new JsonArray();
+            var items = new List<(JsonNode Raw, JobDto Job)>();
             string? after = null;
             var want = Math.Max(1, parse.GetValue(limit));
             string Filters()
@@ -323,12 +325,7 @@ internal static partial class ClientCommands
                 }
 
                 var page = await api.SendAsync(HttpMethod.Get, q.ToString(), null, ct);
-                foreach (var j in page!["items"]!.AsArray())
-                {
-                    items.Add(j!.DeepClone());
-                }
-
-                after = page["next"]?.GetValue<string>();
+                items.AddRange(Jobs(page, out after));
             }
             while (after is not null && items.Count < want);
 
@@ -339,11 +336,8 @@ internal static partial class ClientCommands
                 try
                 {
                     var recent = await api.SendAsync(HttpMethod.Get, "/api/jobs?state=finished,failed,cancelled&order=desc&limit=100" + Filters(), null, ct);
-                    var ended = recent!["items"]!.AsArray().Where(j => Instant(j?["endTime"]) is { } e && now - e < TimeSpan.FromMinutes(5)).Select(j => j!.DeepClone());
-                    foreach (var j in ended.Take(want - items.Count).Reverse())
-                    {
-                        items.Add(j);
-                    }
+                    var ended = Jobs(recent, out _).Where(j => j.Job.EndTime is { } e && now - e < TimeSpan.FromMinutes(5));
+                    items.AddRange(ended.Take(want - items.Count).Reverse());
                 }
                 catch (ApiProblem p) when (p.Field == "order")
                 {
@@ -351,23 +345,23 @@ internal static partial class ClientCommands
                 }
             }
 
-            var sorted = items.OrderBy(j => j!["id"]!.GetValue<long>()).ToList();
+            var sorted = items.OrderBy(j => j.Job.Id).ToList();
             if (parse.GetValue(common.Json))
             {
-                Print(new JsonArray(sorted.Select(j => j!.DeepClone()).ToArray()));
+                Print(new JsonArray(sorted.Select(j => j.Raw).ToArray()));
                 return 0;
             }
 
             var t = new Output.Sheet("JOBID", "NAME", "USER", "PROJECT", "STATE", "TIME", "TIME_LIMIT", "GPUS", "WHERE", "REASON");
-            foreach (var j in sorted)
+            foreach (var (_, j) in sorted)
             {
-                if (QueueId(j!) is not { } jobId)
+                if (QueueId(j) is not { } jobId)
                 {
                     continue; // an array whose tasks are all expanded: its tasks have lines of their own
                 }
 
-                t.Add(jobId, S(j!["name"]), S(j["user"]), S(j["project"]), S(j["state"]), Output.SlurmTime(Elapsed(j, now)),
-                    j["walltimeSeconds"] is { } w ? Output.SlurmTime(w.GetValue<long>()) : "", Num(j["gpus"]), Output.Where(S(j["placement"])), Reason(j));
+                t.Add(jobId, Display.Safe(j.Name), Display.Safe(j.User), Display.Safe(j.Project), j.State.ToWire(), Output.SlurmTime(Elapsed(j, now)),
+                    Output.SlurmTime(j.WalltimeSeconds), Output.Number(j.Gpus), Output.Where(Display.Safe(j.Placement)), Reason(j));
             }
 
             t.Write();
@@ -380,31 +374,40 @@ internal static partial class ClientCommands
     /// A job's id as squeue shows it: <c>12_7</c> for a task of array 12; <c>12_[8-999%50]</c> for the tasks of array 12
     /// not yet expanded; null for a pending array with none left to expand (its tasks are listed on their own).
     /// </summary>
-    internal static string? QueueId(JsonNode job)
+    internal static string? QueueId(JobDto job)
     {
-        if (job["arrayJobId"] is { } a && job["arrayTaskId"] is { } t)
+        var id = job.Id.ToString(CultureInfo.InvariantCulture);
+        if (job is { ArrayJobId: { } a, ArrayTaskId: { } t })
         {
-            return S(a) + "_" + S(t);
+            return a.ToString(CultureInfo.InvariantCulture) + "_" + t.ToString(CultureInfo.InvariantCulture);
         }
 
-        if (job["array"] is JsonObject array && S(job["state"]) == "pending")
+        if (job is { Array: { } array, State: JobState.Pending })
         {
-            if (array["pendingTasks"] is not { } rest)
+            if (array.PendingTasks is not { } rest)
             {
-                return S(job["id"]) + "_[" + S(array["indices"]) + "]";
+                return id + "_[" + Display.Safe(array.Indices) + "]";
             }
 
-            var remainder = S(rest);
+            var remainder = Display.Safe(rest);
             if (remainder.Length == 0)
             {
                 return null;
             }
 
-            var limit = array["maxRunning"] is { } m ? "%" + S(m) : "";
-            return S(job["id"]) + "_[" + remainder + limit + "]";
+            var limit = array.MaxRunning is { } m ? "%" + m.ToString(CultureInfo.InvariantCulture) : "";
+            return id + "_[" + remainder + limit + "]";
         }
 
-        return S(job["id"]);
+        return id;
+    }
+
+    /// <summary>A page of jobs: each as the server sent it (for <c>--json</c>) and as read; <paramref name="next"/> the next page's cursor.</summary>
+    private static List<(JsonNode Raw, JobDto Job)> Jobs(JsonNode? page, out string? next)
+    {
+        var items = page?["items"] as JsonArray ?? throw new CliException("the server's answer is not a page of jobs", CliRunner.Failure);
+        next = Read(page, ContractsJson.Default.PageJobDto).Next;
+        return items.Select(j => (j!.DeepClone(), Read(j, ContractsJson.Default.JobDto))).ToList();
     }
 
     /// <summary>A job id as given on the command line: <c>12</c>, or <c>12_7</c> for task 7 of array 12.</summary>
@@ -431,27 +434,16 @@ internal static partial class ClientCommands
         r.Task is { } t ? $"/api/jobs/{r.Id}/tasks/{t}" : $"/api/jobs/{r.Id}";
 
     /// <summary>Seconds a job has run: 0 while pending, until now while running, start to end once ended.</summary>
-    private static long Elapsed(JsonNode job, DateTimeOffset now)
-    {
-        if (Instant(job["startTime"]) is not { } start)
-        {
-            return 0;
-        }
-
-        var end = Instant(job["endTime"]) ?? now;
-        return Math.Max(0, (long)(end - start).TotalSeconds);
-    }
+    private static long Elapsed(JobDto job, DateTimeOffset now) =>
+        job.StartTime is { } start ? Math.Max(0, (long)((job.EndTime ?? now) - start).TotalSeconds) : 0;
 
     /// <summary>squeue's REASON: why a pending job waits; how an ended one ended (<c>exit code 2</c>); empty while running.</summary>
-    private static string Reason(JsonNode job) => S(job["state"]) switch
+    private static string Reason(JobDto job) => job.State switch
     {
-        "pending" => S(job["reason"]),
-        "running" => "",
-        _ => S(job["outcome"]) is { Length: > 0 } o ? o : job["exitCode"] is { } code ? "exit code " + S(code) : "",
+        JobState.Pending => Display.Safe(job.Reason),
+        JobState.Running => "",
+        _ => job.Outcome is { Length: > 0 } o ? Display.Safe(o) : job.ExitCode is { } code ? "exit code " + code.ToString(CultureInfo.InvariantCulture) : "",
     };
-
-    private static DateTimeOffset? Instant(JsonNode? n) =>
-        n is not null && DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
 
     private static Command Show()
     {
@@ -475,17 +467,15 @@ internal static partial class ClientCommands
         return c;
     }
 
-    /// <summary>A job's fields as people read them: labels, Slurm times, amounts with units; fields this CLI does not know keep their name.</summary>
-    internal static List<(string Label, string Value)> JobFields(JsonObject job, DateTimeOffset now)
+    /// <summary>
+    /// A job's fields as people read them: labels, Slurm times, amounts with units. Read through <see cref="JobDto"/>;
+    /// fields this CLI does not know (a newer server's) keep their name and the server's text.
+    /// </summary>
+    internal static List<(string Label, string Value)> JobFields(JsonObject raw, DateTimeOffset now)
     {
+        var job = Read(raw, ContractsJson.Default.JobDto);
         var f = new List<(string, string)>();
-        var used = new HashSet<string>(StringComparer.Ordinal);
-        string? Get(string k)
-        {
-            used.Add(k);
-            return job[k] is { } v ? v.ToString() : null;
-        }
-
+        static string N(long? v) => v?.ToString(CultureInfo.InvariantCulture) ?? "";
         void Add(string label, string? value)
         {
             if (!string.IsNullOrEmpty(value))
@@ -494,44 +484,33 @@ internal static partial class ClientCommands
             }
         }
 
-        Add("Job", Get("id"));
-        Add("Name", Get("name"));
-        Add("Project", Get("project"));
-        Add("User", Get("user"));
-        var state = Get("state");
-        Add("State", state + (Get("cancelRequested") == "true" ? " (cancel requested)" : ""));
-        var reason = Get("reason");
-        var reasonText = Get("reasonText");
-        Add("Reason", reason is null ? null : reasonText is null ? reason : $"{reason}: {reasonText}");
-        Add("Outcome", Get("outcome"));
-        Add("Exit code", Get("exitCode"));
-        Add("Partition", Get("partition") ?? (state == "pending" ? "any that fits" : null));
-        Add("GPUs", double.TryParse(Get("gpus"), NumberStyles.Float, CultureInfo.InvariantCulture, out var g) ? Output.Gpus(g) : null);
-        Add("Nodes", Get("nodes"));
-        Add("GPUs per node", Get("gpusPerNode"));
-        Add("Time limit", long.TryParse(Get("walltimeSeconds"), CultureInfo.InvariantCulture, out var w) ? Output.SlurmTime(w) : null);
-        Add("Run time", job["startTime"] is not null ? Output.SlurmTime(Elapsed(job, now)) : null);
-        Add("Priority", Get("priority"));
-        Add("Submitted", When(job["submitTime"]));
-        used.Add("submitTime");
-        Add("Expected start", job["estimatedStart"] is { } es ? When(es) : null);
-        Add("Started", job["startTime"] is { } s ? When(s) : null);
-        Add("Ended", job["endTime"] is { } e ? When(e) : null);
-        used.UnionWith(["estimatedStart", "startTime", "endTime"]);
-        var placement = Get("placement");
-        Add("Where", placement is null ? null : Output.Where(placement));
-        Add("GPUs held", placement is { } pl && pl.Contains(';', StringComparison.Ordinal) ? pl.Replace(';', ' ') : null);
-        Add("Allocation", Get("allocation"));
-        Add("Attempt", Get("attempt") is { } at && at != "0" ? $"{at} (requeued {at} time{(at == "1" ? "" : "s")})" : null);
-        used.Add("command");
-        if (job["command"] is JsonArray cmd)
+        Add("Job", N(job.Id));
+        Add("Name", job.Name);
+        Add("Project", job.Project);
+        Add("User", job.User);
+        Add("State", job.State.ToWire() + (job.CancelRequested == true ? " (cancel requested)" : ""));
+        Add("Reason", job.Reason is null ? null : job.ReasonText is null ? job.Reason : $"{job.Reason}: {job.ReasonText}");
+        Add("Outcome", job.Outcome);
+        Add("Exit code", N(job.ExitCode));
+        Add("Partition", job.Partition ?? (job.State == JobState.Pending ? "any that fits" : null));
+        Add("GPUs", Output.Gpus(job.Gpus));
+        Add("Nodes", N(job.Nodes));
+        Add("GPUs per node", N(job.GpusPerNode));
+        Add("Time limit", Output.SlurmTime(job.WalltimeSeconds));
+        Add("Run time", job.StartTime is not null ? Output.SlurmTime(Elapsed(job, now)) : null);
+        Add("Priority", job.Priority);
+        Add("Submitted", When(job.SubmitTime));
+        Add("Expected start", When(job.EstimatedStart));
+        Add("Started", When(job.StartTime));
+        Add("Ended", When(job.EndTime));
+        Add("Where", job.Placement is { } placement ? Output.Where(placement) : null);
+        Add("GPUs held", job.Placement is { } pl && pl.Contains(';', StringComparison.Ordinal) ? pl.Replace(';', ' ') : null);
+        Add("Allocation", job.Allocation);
+        Add("Attempt", job.Attempt > 0 ? $"{job.Attempt} (requeued {job.Attempt} time{(job.Attempt == 1 ? "" : "s")})" : null);
+        Add("Command", string.Join(' ', job.Command.Select(Quote)));
+        foreach (var (k, v) in raw)
         {
-            Add("Command", string.Join(' ', cmd.Select(x => Quote(x?.ToString() ?? ""))));
-        }
-
-        foreach (var (k, v) in job)
-        {
-            if (!used.Contains(k) && v is not null)
+            if (!ShownFields.Contains(k) && v is not null)
             {
                 Add(Words(k), v is JsonValue ? v.ToString() : v.ToJsonString(Output.JsonOptions));
             }
@@ -539,6 +518,17 @@ internal static partial class ClientCommands
 
         return f;
     }
+
+    /// <summary>The <see cref="JobDto"/> fields <see cref="JobFields"/> labels itself; the others are listed by name.</summary>
+    private static readonly HashSet<string> ShownFields = new(StringComparer.Ordinal)
+    {
+        "id", "name", "project", "user", "state", "cancelRequested", "reason", "reasonText", "outcome", "exitCode", "partition", "gpus",
+        "nodes", "gpusPerNode", "walltimeSeconds", "priority", "submitTime", "estimatedStart", "startTime", "endTime", "placement",
+        "allocation", "attempt", "command",
+    };
+
+    /// <summary>A time, short: <c>2026-11-27 20:47:36Z</c>; null for none.</summary>
+    private static string? When(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>A word as a shell would need it: as is when plain, else in single quotes; long text shortened.</summary>
     private static string Quote(string s)
@@ -610,7 +600,7 @@ internal static partial class ClientCommands
                 results.Add(job);
                 if (!parse.GetValue(common.Json))
                 {
-                    Console.WriteLine($"Cancelling job {id} ({S(job!["state"])})");
+                    Console.WriteLine($"Cancelling job {id} ({Read(job, ContractsJson.Default.JobDto).State.ToWire()})");
                 }
             }
 
@@ -640,11 +630,11 @@ internal static partial class ClientCommands
             if (which.Task is { } task)
             {
                 // A task's output is its own job's: found through the array.
-                var t = await api.SendAsync(HttpMethod.Get, JobPath(which), null, ct);
-                jobId = t!["id"]!.GetValue<long>();
+                var t = Read(await api.SendAsync(HttpMethod.Get, JobPath(which), null, ct), ContractsJson.Default.JobDto);
+                jobId = t.Id;
                 if (jobId == which.Id)
                 {
-                    throw new CliException($"job {which.Id}_{task} has not started: no output yet ({S(t["state"])})", 3);
+                    throw new CliException($"job {which.Id}_{task} has not started: no output yet ({t.State.ToWire()})", 3);
                 }
             }
 
@@ -664,7 +654,7 @@ internal static partial class ClientCommands
             while (true)
             {
                 var any = false;
-                string? state = null;
+                JobState? state = null;
                 for (var i = 0; i < streams.Count; i++)
                 {
                     var (name, to, offset) = streams[i];
@@ -673,10 +663,10 @@ internal static partial class ClientCommands
                     await to.FlushAsync(ct);
                     streams[i] = (name, to, next);
                     any |= bytes.Length > 0;
-                    state = st ?? state;
+                    state = JobStateNames.TryParse(st, out var now) ? now : state;
                 }
 
-                if (!any && (!parse.GetValue(follow) || state is not ("pending" or "running")))
+                if (!any && (!parse.GetValue(follow) || state is not (JobState.Pending or JobState.Running)))
                 {
                     return 0; // all of it read (the server sends at most 1 MiB a request), and the job has ended or no --follow
                 }

@@ -5,6 +5,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using Spectre.Console;
 
 namespace GpuCommons.Cli.Commands;
@@ -451,6 +452,19 @@ internal static partial class ClientCommands
     private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? Output.Number(d) : R(n);
 
     private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : R(n);
+
+    /// <summary>A server answer read as its contract type; a clear error (not a stack trace) when it is not one.</summary>
+    private static T Read<T>(JsonNode? answer, JsonTypeInfo<T> type)
+    {
+        try
+        {
+            return answer.Deserialize(type) ?? throw new CliException($"the server answered nothing where a {type.Type.Name} was expected", CliRunner.Failure);
+        }
+        catch (JsonException e)
+        {
+            throw new CliException($"the server's answer is not a {type.Type.Name}: {e.Message}", CliRunner.Failure);
+        }
+    }
 
     /// <summary>JSON for scripts, without needless escapes (see <see cref="Output.Json"/>).</summary>
     private static void Print(JsonNode? node) => Console.WriteLine(Output.Json(node));

@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json.Nodes;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 
 namespace GpuCommons.Cli.Commands;
 
@@ -105,11 +108,13 @@ internal static partial class ClientCommands
             var server = parse.GetValue(common.Server) ?? Environment.GetEnvironmentVariable("GPUC_URL") ?? "";
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
             var s = await api.SendAsync(HttpMethod.Post, "/api/sessions", body, ct);
-            var id = S(s!["id"]);
-            while (parse.GetValue(wait) && s!["ready"]?.GetValue<bool>() != true && S(s["state"]) is "pending" or "running")
+            var session = Read(s, ContractsJson.Default.SessionDto);
+            var id = session.Id.ToString(CultureInfo.InvariantCulture);
+            while (parse.GetValue(wait) && !session.Ready && session.State is JobState.Pending or JobState.Running)
             {
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
                 s = await api.SendAsync(HttpMethod.Get, "/api/sessions/" + id, null, ct);
+                session = Read(s, ContractsJson.Default.SessionDto);
             }
 
             if (parse.GetValue(common.Json))
@@ -118,7 +123,7 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Session {id} ({S(s!["state"])}{(s["ready"]?.GetValue<bool>() == true ? ", ready" : "")}): {server.TrimEnd('/')}{S(s["url"])}");
+                Console.WriteLine($"Session {id} ({session.State.ToWire()}{(session.Ready ? ", ready" : "")}): {server.TrimEnd('/')}{Display.Safe(session.Url)}");
                 Console.WriteLine("Open it in the portal (signed in as yourself); gpuc session list shows when it is ready, gpuc session stop " + id + " ends it.");
             }
 
@@ -138,10 +143,10 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            foreach (var r in rows?.AsArray() ?? [])
+            foreach (var r in Read(rows, ContractsJson.Default.ListSessionDto))
             {
-                var state = r!["ready"]?.GetValue<bool>() == true ? "ready" : S(r["state"]);
-                Console.WriteLine($"{S(r["id"])}\t{S(r["kind"])}\t{S(r["project"])}\t{state}\t{server}{S(r["url"])}");
+                var state = r.Ready ? "ready" : r.State.ToWire();
+                Console.WriteLine($"{r.Id.ToString(CultureInfo.InvariantCulture)}\t{Display.Safe(r.Kind)}\t{Display.Safe(r.Project)}\t{state}\t{server}{Display.Safe(r.Url)}");
             }
 
             return 0;
@@ -160,7 +165,7 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Stopping session {S(s!["id"])}");
+                Console.WriteLine($"Stopping session {Read(s, ContractsJson.Default.SessionDto).Id.ToString(CultureInfo.InvariantCulture)}");
             }
 
             return 0;

@@ -90,6 +90,7 @@ public sealed class FleetBuilder
         return this;
     }
 
+#pragma warning disable RS0026 // overloads with optional parameters: these predate the tracked surface, and callers use both
     /// <summary>Adds a node under <paramref name="domain"/> (null: under the partition root).</summary>
     public FleetBuilder AddNode(string partition, string name, int gpus, string? domain = null, NodeState state = NodeState.Up, string? field = null) =>
         AddNode(partition, name, gpus, domain, state, NodeResources.Untracked, null, field);
@@ -172,6 +173,7 @@ public sealed class FleetBuilder
 
         return this;
     }
+#pragma warning restore RS0026
 
     public Fleet Build()
     {

@@ -10,7 +10,7 @@ public sealed record SeedProposal(long Id, string Organisation, string OrgType, 
 /// A synthetic call shaped like the first national round (public figures, 2025–26, docs/rounds.md): about
 /// 500 proposals asking for about 13,700 GPUs in whole 8-GPU servers (academia about 8,600), a budget of about 4,200 GPUs
 /// for six months split academia 2,624, industry 1,288, research 312, and a panel of about 60 reviewers from universities
-/// and institutes. Deterministic for a seed; <paramref name="proposals"/> scales it (the benchmark uses 5,000).
+/// and institutes. Deterministic for a seed; the number of proposals given to its factory scales it (the benchmark uses 5,000).
 /// </summary>
 public sealed record SeededRound(CallRules Rules, IReadOnlyList<SeedOrganisation> Organisations, IReadOnlyList<SeedProposal> Proposals, IReadOnlyList<PanelReviewer> Reviewers, int StartMonth)
 {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
 using Microsoft.AspNetCore.Html;
@@ -60,7 +61,7 @@ public sealed class FleetModel : PortalPage
         var fleet = Co.Fleet;
         var states = Co.NodeStates;
         await using var db = Db.Create();
-        var running = await db.Jobs.AsNoTracking().Where(j => j.State == "running" && j.Slots != null).Select(j => new { j.Project, j.Slots }).ToListAsync();
+        var running = await db.Jobs.AsNoTracking().Where(j => j.State == JobState.Running && j.Slots != null).Select(j => new { j.Project, j.Slots }).ToListAsync();
         // owner[node][gpu] = class index + 1 (0: free)
         var owner = new byte[fleet.Nodes.Count][];
         var classIndex = Classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.Ordinal);

@@ -1,3 +1,4 @@
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -31,7 +32,7 @@ public sealed class IndexModel : PortalPage
         var projects = rows.Select(r => r.Project).Distinct().ToList();
         var charged = await db.Ledger.AsNoTracking().Where(l => ids.Contains(l.AllocationId)).GroupBy(l => l.AllocationId)
             .Select(g => new { g.Key, Amount = g.Sum(x => x.Amount) }).ToDictionaryAsync(x => x.Key, x => x.Amount);
-        var queued = (await db.Jobs.AsNoTracking().Where(j => j.State == "pending" && projects.Contains(j.Project))
+        var queued = (await db.Jobs.AsNoTracking().Where(j => j.State == JobState.Pending && projects.Contains(j.Project))
             .Select(j => new { j.Project, j.Partition, j.Gpus, j.WalltimeSeconds }).ToListAsync());
         var usage = await Co.AllocationUsageAsync();
         var now = Now;

@@ -1,4 +1,6 @@
 using System.Globalization;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -39,17 +41,17 @@ public sealed class JobModel : PortalPage
         Job = row;
         await using var db = Db.Create();
         Charged = await db.Ledger.AsNoTracking().Where(l => l.JobId == id).SumAsync(l => (decimal?)l.Amount) ?? 0;
-        if (row is { State: "running", StartTime: { } st })
+        if (row is { State: JobState.Running, StartTime: { } st })
         {
             Accruing = (decimal)(row.HeldGpus * (Now - st).TotalHours) * Rate(row.Partition);
         }
 
-        if (row.State == "pending")
+        if (row.State == JobState.Pending)
         {
             Entry = (await HttpContext.RequestServices.GetService<QueueSnapshot>()!.GetAsync()).GetValueOrDefault(id);
         }
 
-        CanCancel = row.State is "pending" or "running" && (Caller.IsOperator || Caller.IsPi(row.Project) || row.User == Caller.User);
+        CanCancel = row.State is JobState.Pending or JobState.Running && (Caller.IsOperator || Caller.IsPi(row.Project) || row.User == Caller.User);
         (LogHead, LogOffset) = await TailAsync(row.StdoutPath, 64 * 1024);
         (ErrHead, _) = await TailAsync(row.StderrPath, 16 * 1024);
         return Page();
@@ -78,7 +80,7 @@ public sealed class JobModel : PortalPage
             return NotFound();
         }
 
-        Response.Headers["X-Job-State"] = row.State;
+        Response.Headers["X-Job-State"] = row.State.ToWire();
         Response.Headers.CacheControl = "no-store";
         if (row.StdoutPath is not { } path || !System.IO.File.Exists(path))
         {

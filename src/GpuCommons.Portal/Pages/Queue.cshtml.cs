@@ -1,3 +1,5 @@
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,7 +24,7 @@ public sealed class QueueModel : PortalPage
         var c = Caller;
         After = after;
         Mine = mine;
-        State = state is "pending" or "running" ? state : "pending,running";
+        State = state is JobStateNames.Pending or JobStateNames.Running ? state : "pending,running";
         await using var db = Db.Create();
         var q = db.Jobs.AsNoTracking();
         if (!c.SeesAllJobs)
@@ -36,9 +38,16 @@ public sealed class QueueModel : PortalPage
             q = q.Where(j => j.User == c.User);
         }
 
-        Pending = await q.CountAsync(j => j.State == "pending");
-        Running = await q.CountAsync(j => j.State == "running");
-        q = State == "pending,running" ? q.Where(j => j.State == "pending" || j.State == "running") : q.Where(j => j.State == State);
+        Pending = await q.CountAsync(j => j.State == JobState.Pending);
+        Running = await q.CountAsync(j => j.State == JobState.Running);
+        if (JobStateNames.TryParse(State, out var only))
+        {
+            q = q.Where(j => j.State == only);
+        }
+        else
+        {
+            q = q.Where(j => j.State == JobState.Pending || j.State == JobState.Running);
+        }
         if (after is { } a)
         {
             q = q.Where(j => j.Id > a);
@@ -51,7 +60,7 @@ public sealed class QueueModel : PortalPage
             Next = Jobs[^1].Id;
         }
 
-        if (Jobs.Any(j => j.State == "pending"))
+        if (Jobs.Any(j => j.State == JobState.Pending))
         {
             Entries = await HttpContext.RequestServices.GetRequiredService<QueueSnapshot>().GetAsync();
         }

@@ -1,3 +1,4 @@
+using GpuCommons.Contracts;
 using GpuCommons.Server.Api;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;

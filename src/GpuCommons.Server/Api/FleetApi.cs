@@ -1,5 +1,7 @@
+using GpuCommons.Contracts;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
@@ -217,7 +219,7 @@ internal static class FleetApi
         var ledger = await db.Ledger.AsNoTracking().Where(l => all || mine.Contains(l.Project))
             .GroupBy(l => new { l.AllocationId, l.Project, l.User })
             .Select(g => new { g.Key.AllocationId, g.Key.Project, g.Key.User, Hours = g.Sum(x => x.GpuHours), Amount = g.Sum(x => x.Amount) }).ToListAsync();
-        var running = await db.Jobs.AsNoTracking().Where(j => j.State == "running" && (all || mine.Contains(j.Project)))
+        var running = await db.Jobs.AsNoTracking().Where(j => j.State == JobState.Running && (all || mine.Contains(j.Project)))
             .Select(j => new { j.AllocationId, j.Project, j.User, j.HeldGpus, j.WalltimeSeconds }).ToListAsync();
         var allocs = await db.Allocations.AsNoTracking().Where(a => all || mine.Contains(a.Project)).ToListAsync();
         var projOrg = await db.Projects.AsNoTracking().Join(db.Organisations, p => p.Organisation, o => o.Name, (p, o) => new { p.Name, o.Type }).ToDictionaryAsync(x => x.Name, x => x.Type);

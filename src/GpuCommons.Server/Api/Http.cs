@@ -315,5 +315,3 @@ internal static class Http
     }
 }
 
-/// <summary>A page of a list: the items and the cursor for the next page (null at the end).</summary>
-public sealed record Page<T>(IReadOnlyList<T> Items, string? Next);

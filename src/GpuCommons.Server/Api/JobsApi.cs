@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GpuCommons.Contracts;
 using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
@@ -10,102 +11,9 @@ using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Api;
 
-/// <summary>A job submission. Every field but project, gpus, walltime and command is optional.</summary>
-public sealed class SubmitJobRequest
+/// <summary>Builds the API's <see cref="JobDto"/> from a row and, while live, the engine's view of it.</summary>
+internal static class JobDtos
 {
-    public string? Project { get; set; }
-    public string? Name { get; set; }
-    public string? Partition { get; set; }
-    public double? Gpus { get; set; }
-    public int? Nodes { get; set; }
-    public int? GpusPerNode { get; set; }
-    /// <summary>Walltime: seconds, <c>90m</c>, <c>2h</c>, <c>1d</c>, <c>hh:mm[:ss]</c> or <c>d-hh[:mm[:ss]]</c> (minutes and seconds 0–59, hours after days 0–23).</summary>
-    public string? Walltime { get; set; }
-    /// <summary><c>preemptible</c>, <c>normal</c> (default) or <c>high</c>.</summary>
-    public string? Priority { get; set; }
-    public bool? Checkpointable { get; set; }
-    public bool? Requeueable { get; set; }
-    public List<string>? Command { get; set; }
-    public string? WorkingDirectory { get; set; }
-    public Dictionary<string, string>? Environment { get; set; }
-    /// <summary>CPU cores per GPU (a share of a GPU gets that share); not with <see cref="CpusPerNode"/>. Default: the partition's.</summary>
-    public int? CpusPerGpu { get; set; }
-    /// <summary>CPU cores on each node of the job.</summary>
-    public int? CpusPerNode { get; set; }
-    /// <summary>Memory per GPU: <c>16G</c>, <c>500M</c>, <c>2T</c>, a number alone is MiB; not with <see cref="MemPerNode"/>. Default: the partition's.</summary>
-    public string? MemPerGpu { get; set; }
-    /// <summary>Memory on each node of the job, as <see cref="MemPerGpu"/>.</summary>
-    public string? MemPerNode { get; set; }
-    /// <summary>GPU models the job may run on (any of them).</summary>
-    public List<string>? GpuModels { get; set; }
-    /// <summary>Node features every node of the job must have, joined by <c>&amp;</c> (Slurm's <c>--constraint</c>).</summary>
-    public string? Constraint { get; set; }
-
-    /// <summary>Container image to run the command in (see <see cref="ContainerRules"/>); the working directory is then a path inside it.</summary>
-    public string? Image { get; set; }
-    /// <summary>Bind mounts into the container: <c>SOURCE:TARGET[:ro|:rw]</c>, sources the job's user can read.</summary>
-    public List<string>? Mounts { get; set; }
-
-    /// <summary>Makes this a job array (one record; tasks are expanded as they become eligible).</summary>
-    public ArrayRequest? Array { get; set; }
-
-    /// <summary>Conditions that must all hold before the job (or array) is queued.</summary>
-    public List<DependencyRequest>? Dependency { get; set; }
-}
-
-/// <summary>A job array: Slurm's <c>--array</c>. <c>0-999%50</c> is <c>{"indices": "0-999", "maxRunning": 50}</c>.</summary>
-public sealed class ArrayRequest
-{
-    /// <summary>Comma-separated <c>N</c>, <c>A-B</c> or <c>A-B:STEP</c> in increasing order, each 0 … 4,000,000.</summary>
-    public string? Indices { get; set; }
-
-    /// <summary>How many tasks may be pending or running at once (Slurm's <c>%N</c>); absent: no limit.</summary>
-    public int? MaxRunning { get; set; }
-}
-
-/// <summary>One dependency condition: <c>afterok</c>, <c>afterany</c>, <c>afternotok</c> (with <c>jobs</c>) or <c>singleton</c>.</summary>
-public sealed class DependencyRequest
-{
-    public string? Type { get; set; }
-    public List<long>? Jobs { get; set; }
-}
-
-/// <summary>An array as the API shows it: its indices, limit, the tasks not yet expanded (squeue's <c>[8-999%50]</c>) and counts.</summary>
-public sealed record ArrayDto(string Indices, int? MaxRunning, long Tasks, string? PendingTasks, int? LiveTasks, long? FinishedTasks, long? NotOkTasks);
-
-/// <summary>A job as the API shows it.</summary>
-public sealed record JobDto(
-    long Id, string Name, string Project, string User, string? Partition, double Gpus, int? Nodes, int? GpusPerNode,
-    long WalltimeSeconds, string Priority, string State, DateTimeOffset SubmitTime, DateTimeOffset? StartTime, DateTimeOffset? EndTime,
-    string? Placement, string? Allocation, int? ExitCode, string? Outcome, int Attempt, IReadOnlyList<string> Command,
-    string? Reason = null, string? ReasonText = null, DateTimeOffset? EstimatedStart = null, bool? CancelRequested = null)
-{
-    /// <summary>Cores per GPU the job asked for; null: per node or the partition's default.</summary>
-    public int? CpusPerGpu { get; init; }
-    public int? CpusPerNode { get; init; }
-    public long? MemoryMiBPerGpu { get; init; }
-    public long? MemoryMiBPerNode { get; init; }
-    public IReadOnlyList<string>? GpuModels { get; init; }
-    public IReadOnlyList<string>? Features { get; init; }
-
-    /// <summary>The container image the job runs in, if any.</summary>
-    public string? Image { get; init; }
-
-    /// <summary>Its bind mounts (<c>SOURCE:TARGET[:ro]</c>).</summary>
-    public IReadOnlyList<string>? Mounts { get; init; }
-
-    /// <summary>On an array's own record: its indices and what is left of it.</summary>
-    public ArrayDto? Array { get; init; }
-
-    /// <summary>On an array task: the array's id (<c>ARRAYID_TASK</c> in the CLI).</summary>
-    public long? ArrayJobId { get; init; }
-
-    /// <summary>On an array task: its index.</summary>
-    public long? ArrayTaskId { get; init; }
-
-    /// <summary>The job's dependency conditions, if any.</summary>
-    public IReadOnlyList<DependencyCondition>? Dependency { get; init; }
-
     public static JobDto From(JobRow r, JobView? view = null) => new(
         r.Id, r.Name, r.Project, r.User, r.Partition, r.Gpus, r.Nodes, r.GpusPerNode, r.WalltimeSeconds, r.Priority, r.State,
         r.SubmitTime, r.StartTime, r.EndTime, r.Placement, r.AllocationId, r.ExitCode, r.Outcome, r.Attempt, JobMapping.Command(r),
@@ -176,7 +84,7 @@ internal static class JobsApi
         if (outcome is null)
         {
             ctx.Response.Headers["Idempotency-Key"] = row.IdempotencyKey;
-            return Results.Json(new { state = "accepted", idempotencyKey = row.IdempotencyKey, detail = "taken by a standby and stored; no leader has given it a job id yet: send the same request with this Idempotency-Key again to learn it" }, statusCode: 202);
+            return Results.Json(new SubmitAccepted(SubmitAccepted.AcceptedState, row.IdempotencyKey!, "taken by a standby and stored; no leader has given it a job id yet: send the same request with this Idempotency-Key again to learn it"), statusCode: 202);
         }
 
         if (outcome.Error is { } err)
@@ -184,7 +92,7 @@ internal static class JobsApi
             throw ApiException.Field(err.Field, err.Reason);
         }
 
-        var dto = JobDto.From(outcome.Job!);
+        var dto = JobDtos.From(outcome.Job!);
         if (outcome.Replayed)
         {
             if (!InputRules.SameSubmission(row, outcome.Job!))
@@ -287,7 +195,7 @@ internal static class JobsApi
             Command = JsonSerializer.Serialize(req.Command),
             WorkingDirectory = req.WorkingDirectory,
             Environment = req.Environment is null ? null : JsonSerializer.Serialize(req.Environment),
-            State = "pending",
+            State = JobState.Pending,
             IdempotencyKey = key,
             CpusPerGpu = req.CpusPerGpu,
             CpusPerNode = req.CpusPerNode,
@@ -460,13 +368,19 @@ internal static class JobsApi
 
         if (state is not null)
         {
-            var states = state.Split(',');
-            if (states.Any(s => s is not ("pending" or "running" or "finished" or "failed" or "cancelled")))
+            var states = new List<JobState>();
+            foreach (var name in state.Split(','))
             {
-                throw ApiException.Field("state", "must be pending, running, finished, failed or cancelled (comma-separated)");
+                if (!JobStateNames.TryParse(name, out var one))
+                {
+                    throw ApiException.Field("state", "must be pending, running, finished, failed or cancelled (comma-separated)");
+                }
+
+                states.Add(one);
             }
 
-            q = states.Length == 1 ? q.Where(j => j.State == states[0]) : q.Where(j => states.Contains(j.State));
+            var first = states[0];
+            q = states.Count == 1 ? q.Where(j => j.State == first) : q.Where(j => states.Contains(j.State));
         }
 
         if (order is not (null or "asc" or "desc"))
@@ -489,7 +403,7 @@ internal static class JobsApi
         }
 
         // Why each pending job waits, as squeue's REASON column: one pass over the engine for the whole page.
-        var pending = rows.Where(r => r.State == "pending").Select(r => r.Id).ToList();
+        var pending = rows.Where(r => r.State == JobState.Pending).Select(r => r.Id).ToList();
         var views = pending.Count == 0 || !coordinator.IsReady ? [] : pending.Select(coordinator.View.GetJob).OfType<JobView>().ToDictionary(v => v.JobId);
         return Results.Ok(new Page<JobDto>(rows.Select(r => WithReason(r, views.GetValueOrDefault(r.Id), coordinator)).ToList(), next));
     }
@@ -497,12 +411,12 @@ internal static class JobsApi
     /// <summary>A job with why it waits: the engine's reason, or StartFailed while it is held out after a failed start.</summary>
     private static JobDto WithReason(JobRow row, JobView? view, Coordinator coordinator)
     {
-        if (row.State == "pending" && view is null && coordinator.IsReady)
+        if (row.State == JobState.Pending && view is null && coordinator.IsReady)
         {
             var v = coordinator.View;
             if (row.IsArray && v.Arrays.TryGetValue(row.Id, out var sum))
             {
-                var dto = JobDto.From(row);
+                var dto = JobDtos.From(row);
                 return dto with
                 {
                     Array = dto.Array! with { PendingTasks = sum.Remainder, LiveTasks = sum.Live, FinishedTasks = sum.Ok, NotOkTasks = sum.NotOk },
@@ -518,21 +432,21 @@ internal static class JobsApi
 
             if (v.Holds.TryGetValue(row.Id, out var why))
             {
-                return JobDto.From(row) with { Reason = "Dependency", ReasonText = "waits for its dependency" + (why.Length > 0 ? ": " + why : "") };
+                return JobDtos.From(row) with { Reason = "Dependency", ReasonText = "waits for its dependency" + (why.Length > 0 ? ": " + why : "") };
             }
         }
 
-        if (view is null && row.State == "pending" && coordinator.GetStartRetry(row.Id) is { } retry)
+        if (view is null && row.State == JobState.Pending && coordinator.GetStartRetry(row.Id) is { } retry)
         {
             var next = retry.NextTry == DateTimeOffset.MaxValue ? "it is queued again" : $"the next try is at {retry.NextTry:yyyy-MM-dd HH:mm:ss}Z";
-            return JobDto.From(row) with
+            return JobDtos.From(row) with
             {
                 Reason = "StartFailed",
                 ReasonText = $"its start failed {retry.Failures} of {coordinator.MaxStartTries} times (last: {retry.LastError}); {next}",
             };
         }
 
-        return JobDto.From(row, view);
+        return JobDtos.From(row, view);
     }
 
     private static async Task<JobRow> VisibleJobAsync(HttpContext ctx, GpucDbFactory factory, long id)
@@ -552,7 +466,7 @@ internal static class JobsApi
     {
         var row = await VisibleJobAsync(ctx, factory, id);
         // A standby has no engine (Leadership seam): the job as stored, without reason and estimate.
-        var view = row.State is "pending" or "running" && coordinator.IsReady ? coordinator.View.GetJob(id) : null;
+        var view = row.State is JobState.Pending or JobState.Running && coordinator.IsReady ? coordinator.View.GetJob(id) : null;
         return Results.Ok(WithReason(row, view, coordinator));
     }
 
@@ -565,15 +479,15 @@ internal static class JobsApi
             throw ApiException.Forbidden("only the job's owner, the project's PI or an operator may cancel it");
         }
 
-        if (row.State is not ("pending" or "running"))
+        if (row.State is not (JobState.Pending or JobState.Running))
         {
-            throw new ApiException(409, "conflict", "state", $"job {id} has already ended ({row.State})");
+            throw new ApiException(409, "conflict", "state", $"job {id} has already ended ({row.State.ToWire()})");
         }
 
         await coordinator.CancelAsync(id, caller.User);
         await using var db = factory.Create();
         var now = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, ctx.RequestAborted);
-        return Results.Accepted($"/api/jobs/{id}", JobDto.From(now));
+        return Results.Accepted($"/api/jobs/{id}", JobDtos.From(now));
     }
 
     /// <summary>The array (visible to the caller) and its task's row if the task has one; 404 for a task the array does not have.</summary>
@@ -595,7 +509,7 @@ internal static class JobsApi
         var (array, row) = await VisibleTaskAsync(ctx, factory, id, task);
         if (row is not null)
         {
-            var view = row.State is "pending" or "running" && coordinator.IsReady ? coordinator.View.GetJob(row.Id) : null;
+            var view = row.State is JobState.Pending or JobState.Running && coordinator.IsReady ? coordinator.View.GetJob(row.Id) : null;
             return Results.Ok(WithReason(row, view, coordinator));
         }
 
@@ -606,10 +520,10 @@ internal static class JobsApi
             ArrayJobId = id,
             ArrayTaskId = task,
             Array = null,
-            State = array.State == "pending" ? "pending" : "cancelled",
+            State = array.State == JobState.Pending ? JobState.Pending : JobState.Cancelled,
             StartTime = null,
-            EndTime = array.State == "pending" ? null : array.EndTime,
-            Outcome = array.State == "pending" ? null : "never ran: " + array.Outcome,
+            EndTime = array.State == JobState.Pending ? null : array.EndTime,
+            Outcome = array.State == JobState.Pending ? null : "never ran: " + array.Outcome,
         });
     }
 
@@ -626,7 +540,7 @@ internal static class JobsApi
         {
             await using var db0 = factory.Create();
             row = await db0.Jobs.AsNoTracking().FirstAsync(j => j.ArrayJobId == id && j.ArrayTaskId == task, ctx.RequestAborted);
-            return Results.Accepted($"/api/jobs/{row.Id}", JobDto.From(row));
+            return Results.Accepted($"/api/jobs/{row.Id}", JobDtos.From(row));
         }
 
         if (row is null)
@@ -634,18 +548,18 @@ internal static class JobsApi
             // Expanded meanwhile: cancel its row.
             await using var db1 = factory.Create();
             row = await db1.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.ArrayJobId == id && j.ArrayTaskId == task, ctx.RequestAborted)
-                ?? throw new ApiException(409, "conflict", "state", $"job {id}_{task} will not run: the array has ended ({array.State})");
+                ?? throw new ApiException(409, "conflict", "state", $"job {id}_{task} will not run: the array has ended ({array.State.ToWire()})");
         }
 
-        if (row.State is not ("pending" or "running"))
+        if (row.State is not (JobState.Pending or JobState.Running))
         {
-            throw new ApiException(409, "conflict", "state", $"job {id}_{task} has already ended ({row.State})");
+            throw new ApiException(409, "conflict", "state", $"job {id}_{task} has already ended ({row.State.ToWire()})");
         }
 
         await coordinator.CancelAsync(row.Id, caller.User);
         await using var db = factory.Create();
         var now = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == row.Id, ctx.RequestAborted);
-        return Results.Accepted($"/api/jobs/{row.Id}", JobDto.From(now));
+        return Results.Accepted($"/api/jobs/{row.Id}", JobDtos.From(now));
     }
 
     private static async Task<IResult> LogsAsync(HttpContext ctx, GpucDbFactory factory, ServerOptions options, long id, string? stream, long? offset, int? limit)
@@ -675,7 +589,7 @@ internal static class JobsApi
         }
 
         var path = stream == "stdout" ? row.StdoutPath : row.StderrPath;
-        ctx.Response.Headers["X-Job-State"] = row.State;
+        ctx.Response.Headers["X-Job-State"] = row.State.ToWire();
         var from = offset ?? 0;
         if (path is null || !File.Exists(path))
         {

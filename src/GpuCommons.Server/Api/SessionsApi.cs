@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Net;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
 using GpuCommons.Server.Sessions;
@@ -9,33 +11,6 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Api;
-
-/// <summary>Starts a notebook session: a job that runs Jupyter. Project, gpus and walltime as for a job.</summary>
-public sealed class StartSessionRequest
-{
-    /// <summary><c>jupyter</c> (the default and, for now, the only kind).</summary>
-    public string? Kind { get; set; }
-    public string? Project { get; set; }
-    public string? Partition { get; set; }
-    public double? Gpus { get; set; }
-    /// <summary>Walltime, as for a job (<c>4h</c>).</summary>
-    public string? Walltime { get; set; }
-    /// <summary>A container image with python3 and Jupyter in it; none runs the node's Jupyter.</summary>
-    public string? Image { get; set; }
-    public List<string>? Mounts { get; set; }
-    public string? WorkingDirectory { get; set; }
-}
-
-/// <summary>What a session job reports once Jupyter listens.</summary>
-public sealed class SessionReadyRequest
-{
-    public string? Host { get; set; }
-    public int? Port { get; set; }
-}
-
-/// <summary>A session as the API shows it. <see cref="Url"/> is the portal's proxy, for its owner only.</summary>
-public sealed record SessionDto(long Id, string Kind, string Project, string User, string State, bool Ready, string Url, DateTimeOffset Created,
-    DateTimeOffset? ReadyAt, DateTimeOffset? LastActivity, DateTimeOffset? IdleStoppedAt, double Gpus, long WalltimeSeconds, string? Outcome);
 
 internal static class SessionsApi
 {
@@ -137,7 +112,7 @@ internal static class SessionsApi
             throw ApiException.NotFound($"session {id}");
         }
 
-        if (own.Job.State is "pending" or "running")
+        if (own.Job.State is JobState.Pending or JobState.Running)
         {
             await coordinator.CancelAsync(id, caller.User);
         }
@@ -159,7 +134,7 @@ internal static class SessionsApi
         var secret = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
         await using var db = factory.Create();
         var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, ctx.RequestAborted);
-        if (job is null || job.State != "running" || secret.Length == 0 || !secrets.Matches(id, job.Attempt, secret)
+        if (job is null || job.State != JobState.Running || secret.Length == 0 || !secrets.Matches(id, job.Attempt, secret)
             || !JupyterLauncher.IsLauncher(JobMapping.Command(job)))
         {
             throw ApiException.NotFound($"session {id}");
@@ -204,6 +179,6 @@ internal static class SessionsApi
     }
 
     internal static SessionDto ToDto(SessionRow s, JobRow j) => new(
-        s.JobId, s.Kind, s.Project, s.User, j.State, j.State == "running" && s.ReportedAttempt == j.Attempt && s.Port is not null,
+        s.JobId, s.Kind, s.Project, s.User, j.State, j.State == JobState.Running && s.ReportedAttempt == j.Attempt && s.Port is not null,
         "/sessions/" + s.JobId.ToString(CultureInfo.InvariantCulture) + "/", s.Created, s.ReadyAt, s.LastActivity, s.IdleStoppedAt, j.Gpus, j.WalltimeSeconds, j.Outcome);
 }

@@ -1,3 +1,4 @@
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
 using GpuCommons.Server.Security;
@@ -191,7 +192,7 @@ internal static class SignInApi
             db.Events.Add(co.Event(c.User, "token.revoked", $"user/{name}", null, $"all {revoked} tokens (account disabled)"));
             await db.SaveChangesAsync();
             jobs = policy == "cancel"
-                ? await db.Jobs.AsNoTracking().Where(j => j.User == name && (j.State == "pending" || j.State == "running")).Select(j => j.Id).ToListAsync()
+                ? await db.Jobs.AsNoTracking().Where(j => j.User == name && (j.State == JobState.Pending || j.State == JobState.Running)).Select(j => j.Id).ToListAsync()
                 : [];
         }
 

@@ -1,3 +1,4 @@
+using GpuCommons.Contracts;
 using GpuCommons.Core.Tenancy;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;

@@ -131,8 +131,10 @@ public sealed partial class JobRow
     public string? WorkingDirectory { get; set; }
     /// <summary>JSON object of strings.</summary>
     public string? Environment { get; set; }
-    /// <summary>pending, running, finished, failed or cancelled.</summary>
-    public required string State { get; set; }
+    /// <summary>Stored as its wire name (<see cref="GpuCommons.Contracts.JobStateNames"/>): pending, running, finished, failed or cancelled.</summary>
+    /// <remarks>A standby writes the whole row as JSON into the inbox for the leader (perhaps of another release): the state as text there too.</remarks>
+    [System.Text.Json.Serialization.JsonConverter(typeof(GpuCommons.Contracts.JobStateJsonConverter))]
+    public required GpuCommons.Core.Jobs.JobState State { get; set; }
     public DateTimeOffset SubmitTime { get; set; }
     public DateTimeOffset? StartTime { get; set; }
     public DateTimeOffset? EndTime { get; set; }

@@ -89,6 +89,9 @@ public abstract class GpucDb(DbContextOptions options) : DbContext(options)
             e.ToTable("jobs");
             e.HasKey(x => x.Id);
             e.Property(x => x.Id).ValueGeneratedNever();
+            // The state is stored as its wire name, the text earlier releases wrote and read: no migration, and a server of
+            // the previous release can share the database.
+            e.Property(x => x.State).HasConversion(JobStateColumn.Converter);
             // Keyset pages: by id within a state, and by id within a project.
             e.HasIndex(x => new { x.State, x.Id });
             e.HasIndex(x => new { x.Project, x.Id });

@@ -1,3 +1,4 @@
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -23,17 +24,17 @@ internal static class ArrayRebuild
 
                 var st = new ArrayState(row, indices) { DependencyMet = row.Dependency is null || row.CancelRequested };
                 var id = row.Id;
-                foreach (var c in await ctx.Jobs.AsNoTracking().Where(j => j.ArrayJobId == id && j.State != "pending" && j.State != "running")
+                foreach (var c in await ctx.Jobs.AsNoTracking().Where(j => j.ArrayJobId == id && j.State != JobState.Pending && j.State != JobState.Running)
                     .GroupBy(j => j.State).Select(g => new { g.Key, N = g.LongCount() }).ToListAsync(ct))
                 {
-                    if (c.Key == "finished")
+                    if (c.Key == JobState.Finished)
                     {
                         st.Ok += c.N;
                         continue;
                     }
 
                     st.NotOk += c.N;
-                    if (c.Key == "cancelled")
+                    if (c.Key == JobState.Cancelled)
                     {
                         st.Cancelled += c.N;
                     }
@@ -53,7 +54,7 @@ internal static class ArrayRebuild
 
                 state.Arrays[row.Id] = st;
             }
-            else if (row.State == "pending" && row.Dependency is not null)
+            else if (row.State == JobState.Pending && row.Dependency is not null)
             {
                 state.Held[row.Id] = row;
             }

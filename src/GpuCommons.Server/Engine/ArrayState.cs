@@ -1,5 +1,6 @@
 using System.Collections;
 using GpuCommons.Backends;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 
 namespace GpuCommons.Server.Engine;
@@ -83,7 +84,7 @@ internal sealed class ArrayState(JobRow row, ArrayIndices indices)
         var n = 0;
         foreach (var r in Live.Values)
         {
-            if (r.State == "pending")
+            if (r.State == JobState.Pending)
             {
                 n++;
             }

@@ -1,4 +1,6 @@
 using System.Collections.Immutable;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -56,7 +58,7 @@ public sealed partial class Coordinator
         {
             foreach (var row in left)
             {
-                if (row.State is "pending" or "running")
+                if (row.State is JobState.Pending or JobState.Running)
                 {
                     continue; // a submission rolled back
                 }
@@ -95,19 +97,19 @@ public sealed partial class Coordinator
             _endedOk.Clear();
         }
 
-        _endedOk[row.Id] = row.State == "finished";
+        _endedOk[row.Id] = row.State == JobState.Finished;
     }
 
-    private static void CountTaskEnd(ArrayState st, string state)
+    private static void CountTaskEnd(ArrayState st, JobState state)
     {
-        if (state == "finished")
+        if (state == JobState.Finished)
         {
             st.Ok++;
             return;
         }
 
         st.NotOk++;
-        if (state == "cancelled")
+        if (state == JobState.Cancelled)
         {
             st.Cancelled++;
         }
@@ -164,9 +166,9 @@ public sealed partial class Coordinator
                 var ids = chunk.ToList();
                 foreach (var r in await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).Select(j => new { j.Id, j.State }).ToListAsync(ct))
                 {
-                    if (r.State is not ("pending" or "running"))
+                    if (r.State is not (JobState.Pending or JobState.Running))
                     {
-                        _endedOk[r.Id] = r.State == "finished";
+                        _endedOk[r.Id] = r.State == JobState.Finished;
                     }
                 }
             }
@@ -255,12 +257,12 @@ public sealed partial class Coordinator
                     }
 
                     Unhold(row);
-                    row.State = "cancelled";
+                    row.State = JobState.Cancelled;
                     row.EndTime = now;
                     NoteEnded(row);
                     _depsDirty = true;
                     _touched.Add(row.Id);
-                    _metrics.Outcome("cancelled");
+                    _metrics.Outcome(JobState.Cancelled);
                     _deferredRows.Add(row);
                     _deferredEvents.Add(Event("scheduler", "job.cancelled", $"job/{row.Id}", row.Project, row.Outcome));
                     break;
@@ -284,7 +286,7 @@ public sealed partial class Coordinator
         t.Dependency = null;
         t.IdempotencyKey = null;
         t.CancelRequested = false;
-        t.State = "pending";
+        t.State = JobState.Pending;
         t.Outcome = null;
         t.EndTime = null;
         t.Attempt = 0;
@@ -409,7 +411,7 @@ public sealed partial class Coordinator
     {
         var row = st.Row;
         var total = st.Ok + st.NotOk;
-        row.State = st.NotOk == 0 && !row.CancelRequested ? "finished" : st.Failed > 0 ? "failed" : "cancelled";
+        row.State = st.NotOk == 0 && !row.CancelRequested ? JobState.Finished : st.Failed > 0 ? JobState.Failed : JobState.Cancelled;
         var counts = $"{total} of {st.Indices.Count} tasks ran or were cancelled: {st.Ok} finished, {st.Failed} failed, {st.Cancelled} cancelled";
         row.Outcome = row.Outcome is { } o && o.StartsWith("DependencyNeverSatisfied", StringComparison.Ordinal) ? o : (row.CancelRequested ? "cancelled; " : "") + counts;
         row.EndTime = _time.GetUtcNow();
@@ -419,7 +421,7 @@ public sealed partial class Coordinator
         _holdsDirty = true;
         _touched.Add(row.Id);
         _deferredRows.Add(row);
-        _deferredEvents.Add(Event("scheduler", "job." + row.State, $"job/{row.Id}", row.Project, row.Outcome));
+        _deferredEvents.Add(Event("scheduler", "job." + row.State.ToWire(), $"job/{row.Id}", row.Project, row.Outcome));
     }
 
     /// <summary>Marks an array cancelled: nothing more is expanded; returns its live tasks (the caller cancels them).</summary>
@@ -452,7 +454,7 @@ public sealed partial class Coordinator
         }
 
         var t = TaskRow(st, index);
-        t.State = "cancelled";
+        t.State = JobState.Cancelled;
         t.Outcome = "cancelled by " + actor + " before it started";
         t.EndTime = _time.GetUtcNow();
         await using var db = _db.Create();
@@ -460,12 +462,12 @@ public sealed partial class Coordinator
         await new BulkInsert(db).Add(new List<JobRow> { t }).Add(new List<EventRow> { Event(actor, "job.cancel", $"job/{t.Id}", t.Project, $"task {arrayId}_{index}") }).ExecuteAsync(CancellationToken.None);
         await tx.CommitAsync();
         st.Skip.Add(index);
-        CountTaskEnd(st, "cancelled");
+        CountTaskEnd(st, JobState.Cancelled);
         NoteEnded(t);
         _depsDirty = true;
         _holdsDirty = true;
         _touched.Add(arrayId);
-        _metrics.Outcome("cancelled");
+        _metrics.Outcome(JobState.Cancelled);
         return true;
     });
 
@@ -500,7 +502,7 @@ public sealed partial class Coordinator
             }
             else
             {
-                var first = st.Live.Values.FirstOrDefault(r => r.State == "pending");
+                var first = st.Live.Values.FirstOrDefault(r => r.State == JobState.Pending);
                 reason = first is not null && _s.Engine.GetJob(first.Id) is { State: GpuCommons.Core.Jobs.JobState.Pending } v ? GpuCommons.Scheduling.PendingReasons.Code(v.Reason) : "priority";
             }
 

@@ -1,6 +1,8 @@
 using GpuCommons.Backends;
+using GpuCommons.Contracts;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Api;
@@ -25,15 +27,15 @@ public sealed partial class Coordinator
             {
                 // Held by its dependency: never queued.
                 Unhold(held);
-                held.State = "cancelled";
+                held.State = JobState.Cancelled;
                 held.Outcome = "cancelled by " + actor;
                 held.EndTime = _time.GetUtcNow();
                 NoteEnded(held);
                 _depsDirty = true;
                 _touched.Add(id);
-                _metrics.Outcome("cancelled");
+                _metrics.Outcome(JobState.Cancelled);
                 db.Jobs.Update(held);
-                db.Events.Add(Event(actor, "job.cancel", $"job/{id}", held.Project, held.State));
+                db.Events.Add(Event(actor, "job.cancel", $"job/{id}", held.Project, held.State.ToWire()));
             }
             else if (_s.Arrays.TryGetValue(id, out var array))
             {
@@ -45,9 +47,9 @@ public sealed partial class Coordinator
                         signals.Add(task.Id);
                     }
 
-                    if (task.State == "cancelled" && array.Live.Remove(task.Id))
+                    if (task.State == JobState.Cancelled && array.Live.Remove(task.Id))
                     {
-                        CountTaskEnd(array, "cancelled");
+                        CountTaskEnd(array, JobState.Cancelled);
                     }
                 }
 
@@ -99,7 +101,7 @@ public sealed partial class Coordinator
     {
         var id = row.Id;
         _touched.Add(id);
-        if (row.State == "pending")
+        if (row.State == JobState.Pending)
         {
             if (_s.Engine.GetJob(id) is not null)
             {
@@ -107,11 +109,11 @@ public sealed partial class Coordinator
             }
 
             _s.StartRetries.Remove(id);
-            row.State = "cancelled";
+            row.State = JobState.Cancelled;
             row.Outcome = "cancelled by " + actor;
             row.EndTime = _time.GetUtcNow();
             _s.Active.Remove(id);
-            _metrics.Outcome("cancelled");
+            _metrics.Outcome(JobState.Cancelled);
         }
         else
         {
@@ -119,8 +121,8 @@ public sealed partial class Coordinator
         }
 
         db.Jobs.Update(row);
-        db.Events.Add(Event(actor, "job.cancel", $"job/{id}", row.Project, row.State));
-        return row.State == "running" && !_s.Starting.ContainsKey(id);
+        db.Events.Add(Event(actor, "job.cancel", $"job/{id}", row.Project, row.State.ToWire()));
+        return row.State == JobState.Running && !_s.Starting.ContainsKey(id);
     }
 
     /// <summary>Sets a node's state (an operator's drain, undrain or down), and holds it in the cluster manager too.</summary>

@@ -1,4 +1,6 @@
 using GpuCommons.Backends;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling;
 
 namespace GpuCommons.Server.Engine;
@@ -13,7 +15,7 @@ public sealed partial class Coordinator
         var list = new List<ExpectedRun>();
         foreach (var row in _s.Active.Values)
         {
-            if (row.State != "running")
+            if (row.State != JobState.Running)
             {
                 continue;
             }
@@ -32,13 +34,13 @@ public sealed partial class Coordinator
     public Task<string?> EndLostRunAsync(long jobId, int attempt, string detail) => OnLoopAsync(async () =>
     {
         // A run whose start is still in flight is not in the backend yet: not lost.
-        if (!_s.Active.TryGetValue(jobId, out var row) || row.State != "running" || row.Attempt != attempt || _s.Starting.ContainsKey(jobId))
+        if (!_s.Active.TryGetValue(jobId, out var row) || row.State != JobState.Running || row.Attempt != attempt || _s.Starting.ContainsKey(jobId))
         {
             return null;
         }
 
-        await EndJobAsync(jobId, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: " + detail, CancellationToken.None, "failed");
-        return row.State == "pending"
+        await EndJobAsync(jobId, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: " + detail, CancellationToken.None, JobStateNames.Failed);
+        return row.State == JobState.Pending
             ? $"marked failed and requeued (attempt {row.Attempt})"
             : "marked failed (not requeueable)";
     });
@@ -50,7 +52,7 @@ public sealed partial class Coordinator
     /// </summary>
     public Task<string?> RequeueNotStartedAsync(long jobId, int attempt, string detail) => OnLoopAsync(async () =>
     {
-        if (!_s.Active.TryGetValue(jobId, out var row) || row.State != "running" || row.Attempt != attempt || _s.BackendStarted.Contains(jobId)
+        if (!_s.Active.TryGetValue(jobId, out var row) || row.State != JobState.Running || row.Attempt != attempt || _s.BackendStarted.Contains(jobId)
             || _s.Starting.ContainsKey(jobId))
         {
             return null;

@@ -1,5 +1,7 @@
 using GpuCommons.Backends;
+using GpuCommons.Contracts;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
 
@@ -56,7 +58,7 @@ public sealed partial class Coordinator
                 continue;
             }
 
-            row.State = "running";
+            row.State = JobState.Running;
             row.StartTime = s.Time;
             row.Slots = JobMapping.FormatSlots(s.Placement, Fleet);
             row.Placement = s.Placement.Format(Fleet);
@@ -113,7 +115,7 @@ public sealed partial class Coordinator
             _deferredRows.Add(row);
         }
 
-        if (result.Voided || !current || row!.State != "running")
+        if (result.Voided || !current || row!.State != JobState.Running)
         {
             // Ended or requeued by the loop while the start was in flight (the dispatcher cancelled a voided run).
             return false;
@@ -142,12 +144,12 @@ public sealed partial class Coordinator
             engine.StartFailed(id);
             engine.Cancel(id);
             ResetToPending(row);
-            row.State = "cancelled";
+            row.State = JobState.Cancelled;
             row.Outcome = "cancelled before it started";
             row.EndTime = _time.GetUtcNow();
             _s.Active.Remove(id);
             _s.StartRetries.Remove(id);
-            _metrics.Outcome("cancelled");
+            _metrics.Outcome(JobState.Cancelled);
             events.Add(Event("scheduler", "job.cancelled", $"job/{row.Id}", row.Project, row.Outcome));
         }
         else if (result.Error is JobStartRejectedException rejected)
@@ -211,7 +213,7 @@ public sealed partial class Coordinator
                 continue;
             }
 
-            if (!_s.Active.TryGetValue(id, out var row) || row.State != "pending")
+            if (!_s.Active.TryGetValue(id, out var row) || row.State != JobState.Pending)
             {
                 _s.StartRetries.Remove(id);
                 continue;
@@ -254,7 +256,7 @@ public sealed partial class Coordinator
             switch (e.Kind)
             {
                 case BackendEventKind.Started:
-                    if (_s.Active.TryGetValue(e.JobId, out var startedRow) && startedRow.State == "running" && _s.BackendStarted.Add(e.JobId))
+                    if (_s.Active.TryGetValue(e.JobId, out var startedRow) && startedRow.State == JobState.Running && _s.BackendStarted.Add(e.JobId))
                     {
                         // The backend's own start (Slurm's StartTime, not when the engine placed it or this loop heard of
                         // it): what users see and what the charge runs from.
@@ -269,7 +271,7 @@ public sealed partial class Coordinator
                     await ApplyNodeStateAsync(e.Node, st, e.Message ?? "reported by the backend", "backend", ct);
                     break;
                 default:
-                    if (!_s.Active.TryGetValue(e.JobId, out var row) || row.State != "running")
+                    if (!_s.Active.TryGetValue(e.JobId, out var row) || row.State != JobState.Running)
                     {
                         break;
                     }
@@ -286,7 +288,7 @@ public sealed partial class Coordinator
                         _ => JobOutcome.Failed,
                     };
                     await EndJobAsync(e.JobId, outcome, e.Time, e.ExitCode, (e.Kind == BackendEventKind.Lost ? "lost: " : "") + (e.Message ?? (e.ExitCode is { } code ? $"exit code {code}" : "")), ct,
-                        e.Kind == BackendEventKind.Lost ? "failed" : null);
+                        e.Kind == BackendEventKind.Lost ? JobStateNames.Failed : null);
                     break;
             }
         }

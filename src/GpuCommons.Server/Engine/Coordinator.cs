@@ -2,8 +2,10 @@ using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Threading.Channels;
 using GpuCommons.Backends;
+using GpuCommons.Contracts;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Security;
@@ -207,7 +209,7 @@ public sealed partial class Coordinator : BackgroundService
             foreach (var row in rebuilt.Lost)
             {
                 // Not the job's fault: failed, charged up to now, and requeued as its next attempt if it is requeueable.
-                await EndJobAsync(row.Id, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: the process was gone after a restart", stoppingToken, "failed");
+                await EndJobAsync(row.Id, JobOutcome.NodeFailure, _time.GetUtcNow(), null, "lost: the process was gone after a restart", stoppingToken, JobStateNames.Failed);
             }
 
             LogRebuilt(_s.Active.Count, rebuilt.Lost.Count, rebuilt.Requeued, _s.NextId);
@@ -499,7 +501,7 @@ public sealed partial class Coordinator : BackgroundService
 
             row.Id = _s.NextId;
             row.SubmitTime = now;
-            row.State = "pending";
+            row.State = JobState.Pending;
             // Queued at once (the write below rolls it back if it fails): one check of the job, not two. An array or a job
             // with a dependency is checked the same way but held by the loop (Coordinator.Arrays.cs), not queued.
             var held = HeldAtSubmit(row);
@@ -720,7 +722,7 @@ public sealed partial class Coordinator : BackgroundService
 
     internal static void ResetToPending(JobRow row)
     {
-        row.State = "pending";
+        row.State = JobState.Pending;
         row.StartTime = null;
         row.Slots = null;
         row.Placement = null;
@@ -804,7 +806,7 @@ public sealed partial class Coordinator : BackgroundService
 
         foreach (var row in _s.Active.Values)
         {
-            if (row.State == "pending")
+            if (row.State == JobState.Pending)
             {
                 var c = _s.ProjectClass.GetValueOrDefault(row.Project, "unknown").ToLowerInvariant();
                 byClass[c] = byClass.GetValueOrDefault(c) + 1;

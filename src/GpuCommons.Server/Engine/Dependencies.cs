@@ -1,12 +1,7 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using GpuCommons.Contracts;
 
 namespace GpuCommons.Server.Engine;
-
-/// <summary>One condition of a job's dependency (Slurm's <c>--dependency</c>; all conditions must hold).</summary>
-public sealed record DependencyCondition(
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("jobs"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<long>? Jobs);
 
 /// <summary>Where a job (or array) a dependency names stands.</summary>
 public enum DependencyStatus

@@ -1,6 +1,7 @@
 using GpuCommons.Backends;
 using GpuCommons.Core;
 using GpuCommons.Core.Fleet;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
@@ -100,7 +101,7 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
             state.Idempotency[(k.User, k.IdempotencyKey!)] = k.Id;
         }
 
-        var live = await ctx.Jobs.Where(j => j.State == "pending" || j.State == "running").OrderBy(j => j.Id).ToListAsync(ct);
+        var live = await ctx.Jobs.Where(j => j.State == JobState.Pending || j.State == JobState.Running).OrderBy(j => j.Id).ToListAsync(ct);
         await ArrayRebuild.HoldAsync(ctx, state, live, ct); // arrays and jobs held by a dependency: not in the engine
         live.RemoveAll(r => r.IsArray || state.Held.ContainsKey(r.Id));
         var lost = new List<JobRow>();
@@ -108,7 +109,7 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
         foreach (var row in live)
         {
             state.Active[row.Id] = row;
-            var restartStart = row.State == "running" && row.BackendId is null;
+            var restartStart = row.State == JobState.Running && row.BackendId is null;
             if (restartStart && row.StartedOn is { } scope && scope != backend.RunScope)
             {
                 // Handed to a backend this server cannot see (the old leader's own machine) before its handle was recorded:
@@ -120,20 +121,20 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
                     continue;
                 }
 
-                row.State = "failed";
+                row.State = JobState.Failed;
                 row.Outcome = "lost";
                 row.EndTime = time.GetUtcNow();
                 state.Active.Remove(row.Id);
                 continue;
             }
 
-            if (row.State == "pending")
+            if (row.State == JobState.Pending)
             {
                 var r = engine.Submit(JobMapping.ToSpec(row));
                 if (!r.Accepted)
                 {
                     LogRestoreRejected(row.Id, r.Error!.Message);
-                    row.State = "failed";
+                    row.State = JobState.Failed;
                     row.Outcome = "rejected on restart: " + r.Error.Message;
                     row.EndTime = time.GetUtcNow();
                     state.Active.Remove(row.Id);
@@ -188,7 +189,7 @@ internal sealed partial class EngineRebuilder(GpucDbFactory db, IJobBackend back
             if (!restored)
             {
                 // Cannot hold its GPUs any more (the fleet changed): end it without a charge through the engine.
-                row.State = "failed";
+                row.State = JobState.Failed;
                 row.Outcome = "lost";
                 row.EndTime = time.GetUtcNow();
                 state.Active.Remove(row.Id);

@@ -1,3 +1,5 @@
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling;
 using GpuCommons.Server.Data;
 
@@ -57,14 +59,14 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
         }
         else
         {
-            row.State = JobMapping.StateName(end.State);
+            row.State = end.State;
             row.EndTime = end.End;
             state.Active.Remove(row.Id);
             metrics.Outcome(row.State);
         }
 
         db.Jobs.Update(row);
-        db.Events.Add(Event("scheduler", end.Requeued ? "job.requeued" : "job." + row.State, $"job/{row.Id}", row.Project,
+        db.Events.Add(Event("scheduler", end.Requeued ? "job.requeued" : "job." + row.State.ToWire(), $"job/{row.Id}", row.Project,
             $"{row.Outcome}; charged {end.Charge?.GpuHours ?? 0:0.####} GPU-hours"));
         return left;
     }
@@ -84,7 +86,7 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
         }
         else
         {
-            row.State = JobMapping.StateName(end.State);
+            row.State = end.State;
             row.EndTime = end.End;
             row.Outcome = "node failure";
             state.Active.Remove(row.Id);
@@ -100,11 +102,11 @@ internal sealed class JobEndRecorder(TimeProvider time, ServerMetrics metrics)
     public void FailUnstarted(LoopState state, JobRow row, string outcome)
     {
         Coordinator.ResetToPending(row);
-        row.State = "failed";
+        row.State = JobState.Failed;
         row.Outcome = outcome.Length > 2000 ? outcome[..2000] : outcome;
         row.EndTime = time.GetUtcNow();
         state.Active.Remove(row.Id);
-        metrics.Outcome("failed");
+        metrics.Outcome(JobState.Failed);
     }
 
     public EventRow Event(string actor, string kind, string subject, string? project, string? detail) =>

@@ -41,15 +41,6 @@ internal static class JobMapping
         _ => PriorityClass.Normal,
     };
 
-    public static string StateName(JobState s) => s switch
-    {
-        JobState.Pending => "pending",
-        JobState.Running => "running",
-        JobState.Finished => "finished",
-        JobState.Failed => "failed",
-        _ => "cancelled",
-    };
-
     /// <summary><c>node:gpu:milli;…</c> with node names.</summary>
     public static string FormatSlots(Placement p, Fleet fleet)
     {

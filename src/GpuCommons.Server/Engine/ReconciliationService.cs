@@ -1,5 +1,7 @@
 using System.Globalization;
 using GpuCommons.Backends;
+using GpuCommons.Contracts;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Hosting;
@@ -304,7 +306,7 @@ public sealed partial class ReconciliationService : BackgroundService
             return null;
         }
 
-        var active = job.State is "pending" or "running";
+        var active = job.State is JobState.Pending or JobState.Running;
         if (active && job.Attempt <= (d.Attempt ?? 0))
         {
             return null;
@@ -313,7 +315,7 @@ public sealed partial class ReconciliationService : BackgroundService
         await _reconciler!.CancelStrayAsync(d, ct);
         return active
             ? $"cancelled in the backend: a leftover attempt {d.Attempt ?? 0} (the job now runs attempt {job.Attempt})"
-            : $"cancelled in the backend: a leftover of a job that is {job.State} in GpuCommons";
+            : $"cancelled in the backend: a leftover of a job that is {job.State.ToWire()} in GpuCommons";
     }
 
     public override void Dispose()

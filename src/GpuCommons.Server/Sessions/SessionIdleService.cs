@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
 using Microsoft.EntityFrameworkCore;
@@ -50,7 +51,7 @@ public sealed partial class SessionIdleService(GpucDbFactory factory, Coordinato
         await using var db = factory.Create();
         var sessions = await (from s in db.Sessions
                               join j in db.Jobs on s.JobId equals j.Id
-                              where j.State == "running" && s.Port != null && s.ReportedAttempt == j.Attempt && s.IdleStoppedAt == null
+                              where j.State == JobState.Running && s.Port != null && s.ReportedAttempt == j.Attempt && s.IdleStoppedAt == null
                               select new { Session = s, j.Attempt }).ToListAsync(ct);
         var stopped = new List<long>();
         var client = http.CreateClient(HttpClientName);
