@@ -27,6 +27,14 @@ public enum PendingReason
     WaitingForPreemption,
     /// <summary>The nodes that could hold the job are drained or down.</summary>
     NodesUnavailable,
+    /// <summary>GPUs are free in a shape that fits the job, but no node with them has the CPU cores it asks for free.</summary>
+    Cpus,
+    /// <summary>GPUs are free in a shape that fits the job, but no node with them has the memory it asks for free.</summary>
+    Memory,
+    /// <summary>GPUs are free in a shape that fits the job, but none of the GPU models it asks for.</summary>
+    GpuModel,
+    /// <summary>GPUs of its model are free in a shape that fits the job, but not on nodes with the features it asks for.</summary>
+    Features,
 }
 
 /// <summary>Plain words for each <see cref="PendingReason"/>.</summary>
@@ -46,6 +54,10 @@ public static class PendingReasons
         PendingReason.Reserved => "reserved",
         PendingReason.WaitingForPreemption => "waiting_for_preemption",
         PendingReason.NodesUnavailable => "nodes_unavailable",
+        PendingReason.Cpus => "cpus",
+        PendingReason.Memory => "memory",
+        PendingReason.GpuModel => "gpu_model",
+        PendingReason.Features => "features",
         _ => r.ToString().ToLowerInvariant(),
     };
 
@@ -63,6 +75,10 @@ public static class PendingReasons
         PendingReason.Reserved => "next in line: GPUs are reserved for this job",
         PendingReason.WaitingForPreemption => "lower-priority jobs are being stopped to make room",
         PendingReason.NodesUnavailable => "the nodes that could run this job are drained or down",
+        PendingReason.Cpus => "GPUs are free, but not on a node with the CPU cores this job asks for free",
+        PendingReason.Memory => "GPUs are free, but not on a node with the memory this job asks for free",
+        PendingReason.GpuModel => "GPUs are free, but not of the GPU model this job asks for",
+        PendingReason.Features => "GPUs are free, but not on a node with the features this job asks for",
         _ => r.ToString(),
     };
 }

@@ -505,7 +505,7 @@ public sealed partial class SchedulerEngine
             if (Options.Backfill == BackfillMode.None)
             {
                 blocked |= admissible;
-                job.Reason = PendingReason.Resources;
+                job.Reason = ExplainResources(job, admissible, end, PendingReason.Resources);
                 job.EstimatedStartTicks = -1;
                 continue;
             }
@@ -526,7 +526,7 @@ public sealed partial class SchedulerEngine
             }
             else
             {
-                job.Reason = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
+                job.Reason = unavailable ? PendingReason.NodesUnavailable : ExplainResources(job, admissible, end, FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
                 job.EstimatedStartTicks = -1;
             }
 

@@ -130,7 +130,7 @@ public sealed partial class SchedulerEngine
 
                 foreach (var n in v.Placement!.Nodes)
                 {
-                    if (!NodeUsableFor(n, job))
+                    if (!NodeUsableFor(n, job) || !NodeCouldHold(job, p, shape, n))
                     {
                         continue;
                     }
@@ -150,7 +150,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            var chosen = shape.Kind == ShapeKind.Gang ? ChooseGangVictims(job, p, shape, now, out var nodes) : ChooseNodeVictims(shape, now, out nodes);
+            var chosen = shape.Kind == ShapeKind.Gang ? ChooseGangVictims(job, p, shape, now, out var nodes) : ChooseNodeVictims(job, p, shape, now, out nodes);
             if (chosen is null || !QuotaAllowsAfter(job, p, shape.HeldMilli, chosen))
             {
                 continue;
@@ -162,21 +162,29 @@ public sealed partial class SchedulerEngine
         return null;
     }
 
-    private List<JobRecord>? ChooseNodeVictims(in Shape shape, long now, out int[]? nodes)
+    /// <summary>
+    /// On one node, the victims of least loss whose end frees the GPUs the job needs there and, where the node tracks
+    /// them, the cores and memory it needs too; the node whose victims lose least wins.
+    /// </summary>
+    private List<JobRecord>? ChooseNodeVictims(JobRecord job, int p, in Shape shape, long now, out int[]? nodes)
     {
         nodes = null;
         List<JobRecord>? best = null;
         var bestCost = double.MaxValue;
         var need = shape.Kind == ShapeKind.Share ? 1 : shape.Amount;
+        var tracked = Ledger.TrackedPartition[p];
+        var demand = tracked ? ResourceLedger.DemandOf(job.Spec, Fleet.Partitions[p], shape) : default;
         foreach (var (n, victims) in _victimsByNode)
         {
             victims.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
             var free = _free[n];
+            long cpus = tracked ? Ledger.FreeCpus(n) : 0;
+            var memory = tracked ? Ledger.FreeMemoryMiB(n) : 0;
             double cost = 0;
             var taken = new List<JobRecord>();
             foreach (var v in victims)
             {
-                if (free >= need)
+                if (free >= need && cpus >= demand.Cpus && memory >= demand.MemoryMiB)
                 {
                     break;
                 }
@@ -184,9 +192,14 @@ public sealed partial class SchedulerEngine
                 taken.Add(v);
                 cost += Loss(v, now);
                 free += v.Exclusive ? Fleet.Nodes[n].Gpus : CountWholeOn(v, n);
+                if (tracked && ResourceLedger.TakenOn(v, n) is { } held)
+                {
+                    cpus += held.Cpus;
+                    memory += held.MemoryMiB;
+                }
             }
 
-            if (free >= need && cost < bestCost)
+            if (free >= need && cpus >= demand.Cpus && memory >= demand.MemoryMiB && cost < bestCost)
             {
                 bestCost = cost;
                 best = taken;
@@ -195,6 +208,20 @@ public sealed partial class SchedulerEngine
         }
 
         return best;
+    }
+
+    /// <summary>Node <paramref name="n"/> is of the job's model and features, and big enough for its cores and memory when empty.</summary>
+    private bool NodeCouldHold(JobRecord job, int p, in Shape shape, int n)
+    {
+        var spec = job.Spec;
+        var constrained = spec.GpuModels is not null || spec.Features is not null;
+        if (!constrained && !Ledger.TrackedPartition[p])
+        {
+            return true;
+        }
+
+        var node = Fleet.Nodes[n];
+        return (!constrained || ResourceDemand.Eligible(spec, node)) && ResourceLedger.DemandOf(spec, Fleet.Partitions[p], shape).FitsOnEmpty(node);
     }
 
     private static int CountWholeOn(JobRecord v, int n)
@@ -453,6 +480,13 @@ public sealed partial class SchedulerEngine
         }
 
         return null;
+    }
+
+    /// <summary>What-if for tests: the partition, victims and nodes of a preemption by GPUs for this pending job, or null; decides nothing.</summary>
+    internal (int Partition, IReadOnlyList<long> Victims, IReadOnlyList<int> Nodes)? PlanNodePreemptionForTests(long jobId)
+    {
+        var job = _jobs[jobId];
+        return PlanPreemption(job, job.ShapeMask, _time.GetUtcNow().UtcTicks) is { } plan ? (plan.Partition, [.. plan.Victims.Select(v => v.Id)], plan.Nodes) : null;
     }
 
     /// <summary>What-if for tests: the jobs a preemption for this pending job would stop now, or null; decides nothing.</summary>

@@ -31,17 +31,111 @@ public sealed partial class SchedulerEngine
         _fitConstrained = job.Spec.GpuModels is not null || job.Spec.Features is not null;
         _fitCheck = _fitConstrained || Ledger.TrackedPartition[p];
         _fitDemand = _fitCheck ? ResourceLedger.DemandOf(job.Spec, part, shape) : default;
-        _fitFgd = Options.FragmentationAware && Ledger.TrackedPartition[p] && shape.Kind switch
+        _fitFgd = !_explaining && Options.FragmentationAware && Ledger.TrackedPartition[p] && shape.Kind switch
         {
             ShapeKind.Share => true,
-            ShapeKind.SingleNode => _fitDemand.Cpus > (long)part.DefCpusPerGpu * shape.Amount || _fitDemand.MemoryMiB > part.DefMemoryMiBPerGpu * shape.Amount,
+            ShapeKind.SingleNode => AsksForCoresOrMemory(job.Spec) || _fitDemand.Cpus > (long)part.DefCpusPerGpu * shape.Amount || _fitDemand.MemoryMiB > part.DefMemoryMiBPerGpu * shape.Amount,
             _ => false,
         };
     }
 
+    /// <summary>The job states its cores or memory (per GPU or per node) rather than taking the partition's defaults.</summary>
+    private static bool AsksForCoresOrMemory(JobSpec spec) =>
+        spec.CpusPerGpu is not null || spec.CpusPerNode is not null || spec.MemoryMiBPerGpu is not null || spec.MemoryMiBPerNode is not null;
+
     /// <summary>True when node <paramref name="n"/> has the cores and memory free that the job being placed needs, and the model and features it asks for.</summary>
     private bool NodeFits(int n) =>
-        !_fitCheck || (Ledger.Fits(n, _fitDemand) && (!_fitConstrained || ResourceDemand.Eligible(_fitJob!.Spec, Fleet.Nodes[n])));
+        !_fitCheck || (_fitRelax == FitRelax.None
+            ? Ledger.Fits(n, _fitDemand) && (!_fitConstrained || ResourceDemand.Eligible(_fitJob!.Spec, Fleet.Nodes[n]))
+            : NodeFitsRelaxed(n));
+
+    // ---- Why a job waits for resources ---------------------------------------------------------------------------
+
+    /// <summary>Checks left out of <see cref="NodeFits"/> while explaining a wait (<see cref="ExplainResources"/>).</summary>
+    [Flags]
+    private enum FitRelax
+    {
+        None = 0,
+        GpuModel = 1,
+        Features = 2,
+        Cpus = 4,
+        Memory = 8,
+        All = GpuModel | Features | Cpus | Memory,
+    }
+
+    private FitRelax _fitRelax;
+
+    /// <summary>Placement is being tried only to explain a wait: no fragmentation scoring.</summary>
+    private bool _explaining;
+
+    private bool NodeFitsRelaxed(int n)
+    {
+        var spec = _fitJob!.Spec;
+        var node = Fleet.Nodes[n];
+        return ((_fitRelax & FitRelax.Cpus) != 0 || _fitDemand.Cpus <= Ledger.FreeCpus(n))
+            && ((_fitRelax & FitRelax.Memory) != 0 || _fitDemand.MemoryMiB <= Ledger.FreeMemoryMiB(n))
+            && ((_fitRelax & FitRelax.GpuModel) != 0 || spec.GpuModels is not { } models || models.Any(m => string.Equals(m, node.GpuModel, StringComparison.OrdinalIgnoreCase)))
+            && ((_fitRelax & FitRelax.Features) != 0 || node.HasFeatures(spec.Features));
+    }
+
+    /// <summary>
+    /// The reason of a job that found no room in the partitions of <paramref name="admissible"/>: when its GPUs would
+    /// fit now if GPUs were all it asked for, the first check that leaves it no node, in the order GPU model, features,
+    /// cores, memory (<see cref="PendingReason.GpuModel"/>, <see cref="PendingReason.Features"/>,
+    /// <see cref="PendingReason.Cpus"/>, <see cref="PendingReason.Memory"/>); otherwise <paramref name="reason"/>.
+    /// Placement is tried without fragmentation scoring: only whether some node fits matters.
+    /// </summary>
+    private PendingReason ExplainResources(JobRecord job, ulong admissible, long end, PendingReason reason)
+    {
+        var spec = job.Spec;
+        if (!Ledger.Tracked && spec.GpuModels is null && spec.Features is null)
+        {
+            return reason;
+        }
+
+        _explaining = true;
+        try
+        {
+            // Each step checks one more resource; the first step where no partition holds the job names the reason.
+            ReadOnlySpan<(FitRelax Relax, PendingReason Reason)> steps =
+            [
+                (FitRelax.All, reason),
+                (FitRelax.Features | FitRelax.Cpus | FitRelax.Memory, PendingReason.GpuModel),
+                (FitRelax.Cpus | FitRelax.Memory, PendingReason.Features),
+                (FitRelax.Memory, PendingReason.Cpus),
+                (FitRelax.None, PendingReason.Memory),
+            ];
+            foreach (var (relax, failed) in steps)
+            {
+                _fitRelax = relax;
+                if (!FitsSomewhere(job, admissible, end))
+                {
+                    return failed;
+                }
+            }
+
+            // It fits with every check: something other than resources holds it (a reservation).
+            return reason;
+        }
+        finally
+        {
+            _fitRelax = FitRelax.None;
+            _explaining = false;
+        }
+    }
+
+    private bool FitsSomewhere(JobRecord job, ulong admissible, long end)
+    {
+        foreach (var p in _partitionOrder)
+        {
+            if ((admissible & (1UL << p)) != 0 && TryPlaceCore(job, p, job.Shapes[p], end, out _))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>The first node of the set that fits the job being placed (-1: none): the set's first node on today's fast path.</summary>
     private int FirstFit(IndexedSet set)
@@ -235,11 +329,7 @@ public sealed partial class SchedulerEngine
         }
 
         AddPartialCandidates(pool, 1, cap);
-        var full = PickFullNode(pool, 1);
-        if (full >= 0)
-        {
-            _fgdCandidates.Add((full, FirstFreeGpu(full)));
-        }
+        AddFullCandidates(pool, 1, whole: false);
 
         return PickLeastFragmenting(milli, 0, ref plan);
     }
@@ -249,13 +339,70 @@ public sealed partial class SchedulerEngine
     {
         _fgdCandidates.Clear();
         AddPartialCandidates(pool, g, Options.FragmentationCandidates);
-        var full = PickFullNode(pool, g);
-        if (full >= 0)
-        {
-            _fgdCandidates.Add((full, -1));
-        }
+        AddFullCandidates(pool, g, whole: true);
 
         return PickLeastFragmenting(0, g, ref plan);
+    }
+
+    private readonly HashSet<(int Gpus, long Cpus, long MemoryMiB)> _fullShapes = [];
+    private bool[]? _uniformPartition;
+
+    /// <summary>
+    /// Fully free nodes that fit the job: first the one best fit takes (the leaf with the fewest free nodes, which keeps
+    /// big free blocks for gangs), then one of each other size (GPUs, cores, memory) in the pool. FGD scores every node,
+    /// and free nodes of one size score the same, so one of each size stands for all of them.
+    /// </summary>
+    private void AddFullCandidates(Pool pool, int g, bool whole)
+    {
+        var first = PickFullNode(pool, g);
+        if (first < 0)
+        {
+            return;
+        }
+
+        _fgdCandidates.Add((first, whole ? -1 : FirstFreeGpu(first)));
+        var p = pool.Partition.Index;
+        if (IsUniform(p))
+        {
+            return;
+        }
+
+        _fullShapes.Clear();
+        _fullShapes.Add((Fleet.Nodes[first].Gpus, Ledger.FreeCpus(first), Ledger.FreeMemoryMiB(first)));
+        foreach (var leaf in _leavesUnder[p][0])
+        {
+            var set = pool.FullByDomain[leaf];
+            if (set is null)
+            {
+                continue;
+            }
+
+            for (var i = 0; i < set.Count; i++)
+            {
+                var n = set[i];
+                if (Fleet.Nodes[n].Gpus >= g && NodeFits(n) && _fullShapes.Add((Fleet.Nodes[n].Gpus, Ledger.FreeCpus(n), Ledger.FreeMemoryMiB(n))))
+                {
+                    _fgdCandidates.Add((n, whole ? -1 : FirstFreeGpu(n)));
+                }
+            }
+        }
+    }
+
+    /// <summary>Every node of the partition has the same GPUs, cores and memory.</summary>
+    private bool IsUniform(int p)
+    {
+        if (_uniformPartition is null)
+        {
+            _uniformPartition = new bool[Fleet.Partitions.Count];
+            for (var q = 0; q < Fleet.Partitions.Count; q++)
+            {
+                var nodes = Fleet.Partitions[q].Nodes;
+                var a = nodes.Count > 0 ? Fleet.Nodes[nodes[0]] : null;
+                _uniformPartition[q] = a is null || nodes.All(n => Fleet.Nodes[n].Gpus == a.Gpus && Fleet.Nodes[n].Cpus == a.Cpus && Fleet.Nodes[n].MemoryCapacityMiB == a.MemoryCapacityMiB);
+            }
+        }
+
+        return _uniformPartition[p];
     }
 
     private void AddPartialCandidates(Pool pool, int g, int cap)

@@ -44,6 +44,24 @@ public sealed class ResourceApiTests : IAsyncLifetime
         (share.Cpus, share.MemoryMiB).ShouldBe((4, 32768L));
     }
 
+    [Fact]
+    public async Task AJobWhoseGpusFitButNotItsCores_SaysCpus()
+    {
+        // Two nodes of 8 GPUs and 64 cores: two jobs of 60 cores take one GPU of each, leaving 14 GPUs and 4 cores a
+        // node. The first job of 8 cores holds the reservation; the next one says why it waits.
+        async Task<long> Submit(int cpus) => JsonDocument.Parse(await (await _s.Client("bob").PostAsync("/api/jobs", Json(
+            $$"""{"project":"demo","gpus":1,"walltime":"1h","command":["x"],"cpusPerNode":{{cpus}}}"""))).Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetInt64();
+        var big = new[] { await Submit(60), await Submit(60) };
+        await ServerHarness.EventuallyAsync(() => Task.FromResult(big.All(_s.Backend.Running.ContainsKey)), "both 60-core jobs start");
+        var first = await Submit(8);
+        var second = await Submit(8);
+        await ServerHarness.EventuallyAsync(async () => (await _s.JobAsync(second)).GetProperty("reason").GetString() == "cpus", "the second 8-core job says cpus");
+        var job = await _s.JobAsync(second);
+        job.GetProperty("state").GetString().ShouldBe("pending");
+        job.GetProperty("reasonText").GetString()!.ShouldContain("CPU cores");
+        (await _s.JobAsync(first)).GetProperty("reason").GetString().ShouldBe("reserved");
+    }
+
     [Theory]
     [InlineData("""{"cpusPerGpu":2,"cpusPerNode":4}""", "cpusPerGpu")]
     [InlineData("""{"memPerGpu":"lots"}""", "memPerGpu")]

@@ -77,6 +77,9 @@ public sealed class ResourceTraceTests
         fleet.TotalGpus.ShouldBe(6214);
         fleet.Nodes.Count.ShouldBe(1213);
         SharingWorkload.Tasks.Sum(t => t.Weight).ShouldBe(1000);
+        // Cores in hundredths: a G2 node's 96 cores are 9,600 units, the trace's 3.152-core share asks 316.
+        fleet.Nodes.First(n => n.GpuModel == "G2").Cpus.ShouldBe(96 * SharingWorkload.CpuUnitsPerCore);
+        SharingWorkload.Tasks.ShouldContain(t => t.Cpus == 316 && t.GpuMilli == 810);
         var small = new FleetBuilder("s").AddPartition("g2", "G2", 0)
             .AddNode("g2", "a", 8, null, NodeState.Up, NodeResources.Create(96, 393216, null, "a"), null)
             .AddNode("g2", "b", 8, null, NodeState.Up, NodeResources.Create(96, 393216, null, "b"), null).Build();
@@ -90,6 +93,13 @@ public sealed class ResourceTraceTests
         r.RequestedShare.ShouldBe(32 * 0.65 / 16, 1e-9);
         // 8 tasks of 12 cores = 96 cores per node: no node is over its cores; 8 × 46 GiB = 368 GiB < 384 GiB.
         (r.NodesOverCpus, r.NodesOverMemory).ShouldBe((0, 0));
+        // By partition: the one partition, all its cores given out (16 × 12 of 192), 16 × 46 GiB of 768 GiB.
+        var part = r.Partitions.ShouldHaveSingleItem();
+        (part.Partition, part.Gpus).ShouldBe(("g2", 16));
+        part.AllocatedGpuShare.ShouldBe(0.65, 1e-9);
+        part.GpusInUseShare.ShouldBe(1.0);
+        part.CpusUsedShare.ShouldBe(1.0, 1e-9);
+        part.MemoryUsedShare.ShouldBe(16 * 47104 / (2 * 393216.0), 1e-9);
     }
 
     [Fact]

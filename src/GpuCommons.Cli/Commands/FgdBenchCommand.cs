@@ -17,9 +17,10 @@ internal static class FgdBenchCommand
         var seed = new Option<int>("--seed") { Description = "Workload seed", DefaultValueFactory = _ => 42 };
         var stopAt = new Option<double>("--stop-at") { Description = "Stop arrivals once this share of GPU capacity was asked for", DefaultValueFactory = _ => 1.3 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var byPartition = new Option<bool>("--by-partition") { Description = "Also print the measures of each partition (GPU model), with the share of its cores and memory given out" };
         var placement = new Option<string>("--placement") { Description = "Engine placement: fgd (fragmentation-aware, the default) or best-fit", DefaultValueFactory = _ => "fgd" };
         placement.AcceptOnlyFromAmong("fgd", "best-fit");
-        var cmd = new Command("fgd", "Allocated GPU share, GPUs in use and fragmentation when GPU-sharing tasks arrive and never leave (FGD, ATC'23)") { seed, stopAt, placement, json };
+        var cmd = new Command("fgd", "Allocated GPU share, GPUs in use and fragmentation when GPU-sharing tasks arrive and never leave (FGD, ATC'23)") { seed, stopAt, placement, byPartition, json };
         cmd.SetAction(parse =>
         {
             var stop = parse.GetValue(stopAt);
@@ -48,6 +49,19 @@ internal static class FgdBenchCommand
                 ["nodesOverMemory"] = r.NodesOverMemory,
                 ["placementsPerSecond"] = Math.Round(r.PlacementsPerSecond),
             };
+            if (parse.GetValue(byPartition))
+            {
+                result["partitions"] = r.Partitions.Select(x => new Dictionary<string, object>
+                {
+                    ["partition"] = x.Partition,
+                    ["gpus"] = x.Gpus,
+                    ["allocatedGpuShare"] = Math.Round(x.AllocatedGpuShare, 4),
+                    ["gpusInUseShare"] = Math.Round(x.GpusInUseShare, 4),
+                    ["cpusUsedShare"] = Math.Round(x.CpusUsedShare, 4),
+                    ["memoryUsedShare"] = Math.Round(x.MemoryUsedShare, 4),
+                }).ToList();
+            }
+
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(result));
@@ -57,14 +71,31 @@ internal static class FgdBenchCommand
                 var table = new Table().AddColumn("measure").AddColumn("value");
                 foreach (var (k, v) in result)
                 {
+                    if (k == "partitions")
+                    {
+                        continue;
+                    }
+
                     table.AddRow(Markup.Escape(k), Markup.Escape(Convert.ToString(v, CultureInfo.InvariantCulture) ?? ""));
                 }
 
                 AnsiConsole.Write(table);
+                if (parse.GetValue(byPartition))
+                {
+                    var parts = new Table().AddColumn("partition").AddColumn("GPUs").AddColumn("allocated").AddColumn("GPUs in use").AddColumn("cores used").AddColumn("memory used");
+                    foreach (var x in r.Partitions)
+                    {
+                        parts.AddRow(Markup.Escape(x.Partition), x.Gpus.ToString(CultureInfo.InvariantCulture), Pct(x.AllocatedGpuShare), Pct(x.GpusInUseShare), Pct(x.CpusUsedShare), Pct(x.MemoryUsedShare));
+                    }
+
+                    AnsiConsole.Write(parts);
+                }
             }
 
             return 0;
         });
         return cmd;
     }
+
+    private static string Pct(double share) => (share * 100).ToString("0.0", CultureInfo.InvariantCulture) + " %";
 }

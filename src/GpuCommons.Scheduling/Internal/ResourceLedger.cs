@@ -106,6 +106,26 @@ internal sealed class ResourceLedger
         job.Taken = taken;
     }
 
+    /// <summary>The cores and memory a running job holds on node <paramref name="n"/>; null when it holds none there.</summary>
+    public static ResourceDemand? TakenOn(JobRecord job, int n)
+    {
+        if (job.Taken is not { } taken)
+        {
+            return null;
+        }
+
+        var nodes = job.Placement!.Nodes;
+        for (var i = 0; i < nodes.Count; i++)
+        {
+            if (nodes[i] == n)
+            {
+                return taken[i];
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Gives back exactly what <see cref="Take"/> took for the job.</summary>
     public void Give(JobRecord job)
     {

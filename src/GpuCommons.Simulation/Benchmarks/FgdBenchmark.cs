@@ -155,6 +155,30 @@ public static class FgdBenchmark
             }
         }
 
+        var partitions = new List<FgdPartitionResult>();
+        foreach (var part in fleet.Partitions)
+        {
+            long gpus = 0, alloc = 0, cpus = 0, cpusUsed = 0, mem = 0, memUsed = 0;
+            var partInUse = 0;
+            foreach (var n in part.Nodes)
+            {
+                var node = fleet.Nodes[n];
+                gpus += node.Gpus;
+                cpus += node.Cpus;
+                mem += node.MemoryCapacityMiB;
+                cpusUsed += usedCpus[n];
+                memUsed += usedMem[n];
+                for (var g = 0; g < node.Gpus; g++)
+                {
+                    alloc += usedMilli[node.FirstGpu + g];
+                    partInUse += usedMilli[node.FirstGpu + g] > 0 ? 1 : 0;
+                }
+            }
+
+            partitions.Add(new FgdPartitionResult(part.Name, (int)gpus, alloc / (double)(gpus * JobSpec.MilliPerGpu), partInUse / (double)gpus,
+                cpus > 0 ? cpusUsed / (double)cpus : 0, mem > 0 ? memUsed / (double)mem : 0));
+        }
+
         return new FgdResult(
             RequestedShare: (double)requested / capacity,
             AllocatedGpuShare: (double)allocated / capacity,
@@ -168,7 +192,10 @@ public static class FgdBenchmark
             NodesOverMemory: memOver,
             PlacementsPerSecond: placing.TotalSeconds > 0 ? (placed + dropped) / placing.TotalSeconds : 0,
             TotalGpus: fleet.TotalGpus,
-            Nodes: fleet.Nodes.Count);
+            Nodes: fleet.Nodes.Count)
+        {
+            Partitions = partitions,
+        };
     }
 }
 
@@ -200,4 +227,11 @@ public sealed record FgdResult(
     int NodesOverMemory,
     double PlacementsPerSecond,
     int TotalGpus,
-    int Nodes);
+    int Nodes)
+{
+    /// <summary>The same measures per partition (one GPU model each), with the share of its cores and memory given out.</summary>
+    public IReadOnlyList<FgdPartitionResult> Partitions { get; init; } = [];
+}
+
+/// <summary>One partition's share of GPU capacity allocated, of GPUs in use, and of cores and memory given out.</summary>
+public sealed record FgdPartitionResult(string Partition, int Gpus, double AllocatedGpuShare, double GpusInUseShare, double CpusUsedShare, double MemoryUsedShare);

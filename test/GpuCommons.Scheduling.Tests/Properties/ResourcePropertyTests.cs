@@ -1,4 +1,5 @@
 using CsCheck;
+using GpuCommons.Core.Jobs;
 using GpuCommons.Scheduling.Tests.Support;
 using Shouldly;
 using Xunit;
@@ -57,6 +58,75 @@ public sealed class ResourcePropertyTests(ITestOutputHelper output)
             var b = untracked.Starts.Select(s => $"{s.JobId}@{s.Time:O}:{s.Placement.Format(untracked.Fleet)}").ToList();
             a.ShouldBe(b);
         }, iter: 300, stream: 13, print: w => w.ToString(), writeLine: output.WriteLine);
+    }
+
+    /// <summary>
+    /// In random worlds with preemption on, every preemption planned for a pending job onto one node stops victims
+    /// whose end leaves that node with the job's cores and memory free as well as its GPUs (recomputed here from the
+    /// running jobs' placements), on a node of its model and features.
+    /// </summary>
+    [Fact]
+    public void Preemption_ChoosesVictimsWhoseEndFreesTheJobsCoresAndMemoryToo()
+    {
+        var gen = from w in RandomWorld.ResourceWorld(20, 160)
+                  from cut in Gen.Int[1, 160]
+                  select (World: w with { Options = w.Options with { Preemption = true } }, Cut: Math.Min(cut, w.Ops.Length));
+        var plans = 0;
+        var coresOrMemoryBound = 0;
+        Deterministic.Sample(gen, c =>
+        {
+            var e = RandomWorld.PlayPrefix(c.World, c.Cut);
+            var fleet = e.Fleet;
+            var held = new Dictionary<(long Job, int Node), ResourceDemand>();
+            var cpus = new long[fleet.Nodes.Count];
+            var memory = new long[fleet.Nodes.Count];
+            foreach (var id in e.RunningIds)
+            {
+                var placement = e.View(id).Placement!;
+                foreach (var n in placement.Nodes)
+                {
+                    var d = ResourceDemand.PerNode(e.Specs[id], fleet.Partitions[placement.Partition], placement.Slots.Where(s => s.Node == n).Sum(s => s.Milli));
+                    held[(id, n)] = d;
+                    cpus[n] += d.Cpus;
+                    memory[n] += d.MemoryMiB;
+                }
+            }
+
+            foreach (var id in e.PendingIds.ToList())
+            {
+                var spec = e.Specs[id];
+                if (e.Engine.PlanNodePreemptionForTests(id) is not { Nodes.Count: 1 } plan || spec.Gpus > fleet.Nodes[plan.Nodes[0]].Gpus)
+                {
+                    continue;
+                }
+
+                var n = plan.Nodes[0];
+                var node = fleet.Nodes[n];
+                var need = ResourceDemand.PerNode(spec, fleet.Partitions[plan.Partition], spec.GpuMilli);
+                long freedCpus = 0, freedMemory = 0;
+                foreach (var v in plan.Victims)
+                {
+                    if (held.TryGetValue((v, n), out var d))
+                    {
+                        freedCpus += d.Cpus;
+                        freedMemory += d.MemoryMiB;
+                    }
+                }
+
+                ResourceDemand.Eligible(spec, node).ShouldBeTrue($"job {id} would preempt for node {node.Name}, not of its model or features");
+                (cpus[n] - freedCpus + need.Cpus).ShouldBeLessThanOrEqualTo(node.CpuCapacity, $"job {id} on {node.Name}: the victims {string.Join(",", plan.Victims)} free too few cores");
+                (memory[n] - freedMemory + need.MemoryMiB).ShouldBeLessThanOrEqualTo(node.MemoryCapacityMiB, $"job {id} on {node.Name}: the victims free too little memory");
+                plans++;
+                if (cpus[n] + need.Cpus > node.CpuCapacity || memory[n] + need.MemoryMiB > node.MemoryCapacityMiB)
+                {
+                    coresOrMemoryBound++;
+                }
+            }
+        }, iter: 300, stream: 14, print: c => $"cut {c.Cut}\n{c.World}", writeLine: output.WriteLine);
+
+        output.WriteLine($"{plans} node preemptions planned, {coresOrMemoryBound} where cores or memory were short before the victims");
+        plans.ShouldBeGreaterThan(30, "the worlds must reach preemptions");
+        coresOrMemoryBound.ShouldBeGreaterThan(5, "and some where cores or memory bind");
     }
 
     /// <summary>Turns a submit of a share (0.25, 0.5, 1.5 GPUs in the generator's choices) into one of a whole GPU.</summary>

@@ -212,4 +212,54 @@ public sealed class ResourcePlacementTests
 
         best.RunningIds.Count().ShouldBe(5);
     }
+
+    [Fact]
+    public void FragmentationAware_AWholeGpuJobThatStatesItsCores_IsPlacedByFragmentation_AGpuOnlyOneByBestFit()
+    {
+        // n01 has 40 cores for 8 GPUs (the partition's default: 5 per GPU), n02 256. A GPU-only job takes a GPU of n01
+        // by best fit, and a job of 32 cores goes to n02. A job that states 5 cores, the default, fits both; on n01 it
+        // would leave 30 cores, too few for another 32-core job, so it goes to n02. The same job asking for GPUs only
+        // (it gets the same 5 cores) is placed as on a fleet without cores: best fit, n01, listed first among the nodes
+        // with 7 GPUs free.
+        string Place(int? cpus)
+        {
+            var b = new FleetBuilder("r").AddPartition("p", "A", 1000);
+            b.AddNode("p", "n01", 8, null, NodeState.Up, NodeResources.Create(40, 512 * 1024L, null, "n01"), null);
+            b.AddNode("p", "n02", 8, null, NodeState.Up, NodeResources.Create(256, 512 * 1024L, null, "n02"), null);
+            var e = Engine(b.Build());
+            e.Fleet.Partitions[0].DefCpusPerGpu.ShouldBe(5);
+            e.Submit(Job(e, 1, 1));
+            e.Schedule();
+            e.NodesOf(1)[0].ShouldBe("n01");
+            e.Submit(Job(e, 2, 1, cpusPerNode: 32));
+            e.Schedule();
+            e.NodesOf(2)[0].ShouldBe("n02");
+            e.Submit(Job(e, 3, 1, cpusPerNode: cpus));
+            e.Schedule();
+            return e.NodesOf(3)[0];
+        }
+
+        Place(cpus: 5).ShouldBe("n02");
+        Place(cpus: null).ShouldBe("n01");
+    }
+
+    [Fact]
+    public void FragmentationAware_ScoresAFreeNodeOfEachSize()
+    {
+        // Two free nodes of 8 GPUs: n01 with 32 cores, n02 with 256. Best fit takes the first free node; a 24-core
+        // job there would leave 8 cores, too few for another like it, so fragmentation-aware placement takes n02.
+        string Place(bool fragmentationAware)
+        {
+            var b = new FleetBuilder("r").AddPartition("p", "A", 1000);
+            b.AddNode("p", "n01", 8, null, NodeState.Up, NodeResources.Create(32, 512 * 1024L, null, "n01"), null);
+            b.AddNode("p", "n02", 8, null, NodeState.Up, NodeResources.Create(256, 512 * 1024L, null, "n02"), null);
+            var e = Engine(b.Build(), new SchedulerOptions { FragmentationAware = fragmentationAware });
+            e.Submit(Job(e, 1, 1, cpusPerNode: 24));
+            e.Schedule();
+            return e.NodesOf(1)[0];
+        }
+
+        Place(fragmentationAware: true).ShouldBe("n02");
+        Place(fragmentationAware: false).ShouldBe("n01");
+    }
 }
