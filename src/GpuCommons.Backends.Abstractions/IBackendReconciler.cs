@@ -32,12 +32,18 @@ public sealed record ExpectedRun(long JobId, int Attempt, string? ExternalId, bo
 /// <param name="JobId">The GpuCommons job it concerns (from the backend job's name for strays).</param>
 /// <param name="Attempt">The attempt the backend job's name carries, where known.</param>
 /// <param name="ExternalId">The backend's job id, where there is one.</param>
+/// <param name="Node">The node it concerns, where there is one.</param>
 /// <param name="Detail">What was seen, in words.</param>
 /// <param name="SuggestedAction">What an operator may do about it.</param>
 public sealed record BackendDiscrepancy(string Kind, long? JobId, int? Attempt, string? ExternalId, string? Node, string Detail, string SuggestedAction);
 
 /// <summary>The outcome of one pass.</summary>
+/// <param name="Time">When the pass ran.</param>
 /// <param name="Reachable">False when the manager did not answer: nothing about jobs could be concluded.</param>
+/// <param name="ExpectedJobs">How many jobs the server expected the backend to hold.</param>
+/// <param name="BackendJobs">How many jobs the backend listed (Slurm: the rows of squeue); 0 when it did not answer.</param>
+/// <param name="Elapsed">How long the pass took.</param>
+/// <param name="Discrepancies">Every disagreement found.</param>
 public sealed record BackendReconciliation(DateTimeOffset Time, bool Reachable, int ExpectedJobs, int BackendJobs, TimeSpan Elapsed, IReadOnlyList<BackendDiscrepancy> Discrepancies);
 
 /// <summary>The kinds of <see cref="BackendDiscrepancy"/>, as stored and shown to operators.</summary>

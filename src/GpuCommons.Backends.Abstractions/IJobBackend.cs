@@ -157,25 +157,56 @@ public sealed record AssignedNode(string Node, IReadOnlyList<int> Gpus, IReadOnl
 /// <summary>The backend's own identity of a running job (a process group id, a Slurm job id), persisted by the server.</summary>
 public sealed record BackendHandle(long JobId, string ExternalId, string? StdoutPath, string? StderrPath);
 
+/// <summary>What a <see cref="BackendEvent"/> reports: a job's start or end, or a node's change of state.</summary>
 public enum BackendEventKind
 {
+    /// <summary>The job began to run in the backend; the event's time is the backend's own start, from which it is charged.</summary>
     Started,
+
+    /// <summary>The job's command ended by itself (the server still ends it as failed when the event carries a nonzero exit code).</summary>
     Finished,
+
+    /// <summary>The job ended in failure (a nonzero exit code, a node failure, out of memory).</summary>
     Failed,
+
+    /// <summary>The job was stopped: cancelled by GpuCommons, or cancelled or preempted in the cluster manager itself.</summary>
     Cancelled,
+
+    /// <summary>The job was killed because it reached its walltime (or, in Slurm, its deadline).</summary>
     WalltimeExceeded,
+
     /// <summary>The backend no longer knows the job (process gone without an exit code, Slurm lost it).</summary>
     Lost,
+
+    /// <summary>The node named in the event went down: no job may start on it until it is up again.</summary>
     NodeDown,
+
+    /// <summary>The node named in the event is back in service.</summary>
     NodeUp,
+
+    /// <summary>The node named in the event is draining: its running jobs go on, no new job starts on it.</summary>
     NodeDraining,
 }
 
+/// <summary>One thing the backend saw happen, as returned by <see cref="IJobBackend.PollAsync"/>.</summary>
+/// <param name="Kind">What happened.</param>
+/// <param name="JobId">The GpuCommons job it concerns; 0 for the node events.</param>
+/// <param name="Time">When it happened, as the backend knows it (for a job, the backend's own start or end time).</param>
+/// <param name="ExitCode">The job's exit code, for an end that has one.</param>
+/// <param name="Node">The node a node event is about; for a job event, a node the job ran on, where known.</param>
+/// <param name="Message">What happened, in words (the reason a node changed state, how a job ended).</param>
 public sealed record BackendEvent(BackendEventKind Kind, long JobId, DateTimeOffset Time, int? ExitCode = null, string? Node = null, string? Message = null);
 
 /// <summary>A fleet read from a backend: nodes with GPUs (and their UUIDs where known).</summary>
 public sealed record DiscoveredFleet(string Source, IReadOnlyList<DiscoveredNode> Nodes, bool VirtualGpus, string? Note = null);
 
+/// <summary>One node of a <see cref="DiscoveredFleet"/>, as the backend sees it.</summary>
+/// <param name="Name">The node's name in the backend (Slurm's NodeName, this machine's name).</param>
+/// <param name="Partition">The partition the node belongs to.</param>
+/// <param name="GpuModel">The model of the node's GPUs.</param>
+/// <param name="Gpus">The node's GPUs, by index.</param>
+/// <param name="State"><c>up</c>, <c>draining</c> or <c>down</c>: the state the engine gives the node when it builds its fleet.</param>
+/// <param name="Reason">Why the node is not up (Slurm's reason, a failed GPU check, the drain note), where there is one.</param>
 public sealed record DiscoveredNode(string Name, string Partition, string GpuModel, IReadOnlyList<DiscoveredGpu> Gpus, string State = "up", string? Reason = null)
 {
     /// <summary>CPU cores jobs may use on the node (Slurm's CPUs, the machine's cores); null: unknown.</summary>
@@ -188,12 +219,20 @@ public sealed record DiscoveredNode(string Name, string Partition, string GpuMod
     public IReadOnlyList<string> Features { get; init; } = [];
 }
 
+/// <summary>One GPU of a <see cref="DiscoveredNode"/>.</summary>
+/// <param name="Index">The GPU's index on its node (what <c>CUDA_VISIBLE_DEVICES</c> names).</param>
+/// <param name="Uuid">The GPU's UUID from <c>nvidia-smi</c>; an identifier the backend makes up where it cannot see one (virtual GPUs, Slurm).</param>
+/// <param name="Model">The GPU's model name.</param>
+/// <param name="MemoryMiB">The GPU's memory in MiB; 0 when the backend does not know it.</param>
 public sealed record DiscoveredGpu(int Index, string Uuid, string Model, long MemoryMiB);
 
 /// <summary>A job's GPU usage as sampled by the backend (for example from <c>nvidia-smi</c>).</summary>
+/// <param name="JobId">The GpuCommons job sampled.</param>
 /// <param name="Time">When the sample was taken.</param>
 /// <param name="Source">Where the numbers come from: <c>nvidia-smi</c>, <c>virtual</c> (no real GPU, no numbers).</param>
+/// <param name="Gpus">One sample per GPU of the job.</param>
 /// <param name="Live">True when sampled now; false when this is the last sample taken while the job ran.</param>
+/// <param name="Note">Why the numbers are missing or partial (virtual GPUs have no telemetry), where they are.</param>
 public sealed record JobGpuUsage(long JobId, DateTimeOffset Time, string Source, IReadOnlyList<GpuUsageSample> Gpus, bool Live = true, string? Note = null);
 
 /// <summary>One GPU of a job: device totals and the job's own processes on it.</summary>
