@@ -40,6 +40,7 @@ public enum PendingReason
 /// <summary>Plain words for each <see cref="PendingReason"/>.</summary>
 public static class PendingReasons
 {
+    /// <summary>The reason's stable machine-readable code (<c>grant_exhausted</c>), the one the API reports for a pending job.</summary>
     public static string Code(PendingReason r) => r switch
     {
         PendingReason.New => "new",
@@ -61,6 +62,7 @@ public static class PendingReasons
         _ => r.ToString().ToLowerInvariant(),
     };
 
+    /// <summary>The reason in a short English sentence for the job's owner.</summary>
     public static string Describe(PendingReason r) => r switch
     {
         PendingReason.New => "submitted; waiting for the next scheduling cycle",

@@ -6,8 +6,10 @@ namespace GpuCommons.Scheduling;
 /// <summary>Outcome of a submission: accepted, or rejected with the field and the reason.</summary>
 public sealed record SubmitResult(bool Accepted, SpecException? Error)
 {
+    /// <summary>The job was accepted.</summary>
     public static readonly SubmitResult Ok = new(true, null);
 
+    /// <summary>The job was rejected: <paramref name="field"/> names what is wrong, <paramref name="message"/> says why.</summary>
     public static SubmitResult Reject(string field, string message) => new(false, new SpecException(field, message));
 }
 
@@ -20,10 +22,13 @@ public sealed record JobPreemption(long JobId, long ForJobId, TimeSpan Grace, Da
 /// <summary>What one call of <see cref="SchedulerEngine.Schedule"/> decided.</summary>
 public sealed class ScheduleResult
 {
+    /// <summary>Jobs the engine started in this pass, with where they run; the backend must now run them.</summary>
     public List<JobStart> Started { get; } = [];
+    /// <summary>Running jobs the engine asks the backend to stop in this pass, each to make room for the job it names.</summary>
     public List<JobPreemption> Preempted { get; } = [];
     /// <summary>Jobs looked at in this pass.</summary>
     public int Considered { get; internal set; }
+    /// <summary>True for a full pass (fair share, order and reservations recomputed), false for an incremental one.</summary>
     public bool Full { get; internal set; }
 
     /// <summary>Time each phase of the pass took (measured with the engine's <see cref="TimeProvider"/>).</summary>
@@ -39,8 +44,11 @@ public readonly record struct CycleTimings(TimeSpan TimeEvents, TimeSpan Order, 
 /// <summary>How a running job ended, as reported by the backend.</summary>
 public enum JobOutcome
 {
+    /// <summary>Ended by itself with success.</summary>
     Finished,
+    /// <summary>Ended in failure, as the backend reported it (a nonzero exit code, for example).</summary>
     Failed,
+    /// <summary>Stopped because it was cancelled.</summary>
     Cancelled,
     /// <summary>Stopped by preemption; goes back to the queue with its original submit time.</summary>
     Preempted,

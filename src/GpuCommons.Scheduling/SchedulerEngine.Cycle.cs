@@ -38,7 +38,6 @@ public sealed partial class SchedulerEngine
         return HoldSlots(admissible, depth);
     }
 
-    /// <summary>Partitions, among <paramref name="partitions"/>, that can take one more backfill reservation.</summary>
     /// <summary>Reservation computations tried per partition in this pass; a partition whose jobs cannot get one stops trying.</summary>
     private int[] _holdAttempts = [];
     private int _holdAttemptLimit;

@@ -174,6 +174,7 @@ public sealed partial class SchedulerEngine
         return ends;
     }
 
+    /// <summary>The engine's state of a node, by its index in <see cref="Fleet"/>.</summary>
     public NodeState GetNodeState(int node) => (NodeState)_nodeState[node];
 
     /// <summary>Puts back a job that was running before a restart, on the GPUs it holds.</summary>

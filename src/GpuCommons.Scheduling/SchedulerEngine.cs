@@ -69,6 +69,15 @@ public sealed partial class SchedulerEngine
     private long _lastFairShareTicks = long.MinValue;
     private long _cycles;
 
+    /// <summary>
+    /// An engine on <paramref name="fleet"/> with the tenants, quotas and allocations of <paramref name="tenancy"/>, no job
+    /// yet, and each node in its initial state. Invalid options throw <see cref="ArgumentException"/>; an invalid tenancy
+    /// throws <see cref="SpecException"/> naming the field.
+    /// </summary>
+    /// <param name="fleet">The nodes and GPUs the engine places jobs on.</param>
+    /// <param name="tenancy">Organisations, projects and allocations.</param>
+    /// <param name="options">Policy and weights; <see langword="null"/> for the defaults.</param>
+    /// <param name="time">Where the engine reads the time; <see langword="null"/> for the system clock.</param>
     public SchedulerEngine(Fleet fleet, TenancySpec tenancy, SchedulerOptions? options = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(fleet);
@@ -198,15 +207,20 @@ public sealed partial class SchedulerEngine
         }
     }
 
+    /// <summary>The fleet the engine was built on; node and partition indices refer to it.</summary>
     public Fleet Fleet { get; }
+    /// <summary>The policy and weights the engine runs with.</summary>
     public SchedulerOptions Options { get; }
+    /// <summary>Jobs waiting in the queue.</summary>
     public int PendingCount => _queue.Count;
+    /// <summary>Jobs holding GPUs now (those being preempted included).</summary>
     public int RunningCount => _running;
     /// <summary>Full scheduling cycles run so far.</summary>
     public long Cycles => _cycles;
 
     // ---- Tenancy ---------------------------------------------------------------------------------------------
 
+    /// <summary>Adds an organisation with its quotas and fair-share shares; a name already known is a <see cref="SpecException"/>.</summary>
     public void AddOrganisation(OrganisationSpec org)
     {
         ArgumentNullException.ThrowIfNull(org);
@@ -220,6 +234,10 @@ public sealed partial class SchedulerEngine
         _fairShare.AddOrganisation(org.Type, org.Shares);
     }
 
+    /// <summary>
+    /// Adds a project under a known organisation, with its quotas and fair-share shares; a name already known or an unknown
+    /// organisation is a <see cref="SpecException"/>.
+    /// </summary>
     public void AddProject(ProjectSpec project)
     {
         ArgumentNullException.ThrowIfNull(project);
@@ -286,6 +304,7 @@ public sealed partial class SchedulerEngine
         return new QuotaNode(Fleet.Partitions.Count, quotas, PartitionOrThrow);
     }
 
+    /// <summary>Whether the engine knows a project of that name.</summary>
     public bool HasProject(string name) => _projectIndex.ContainsKey(name);
 
     /// <summary>Adds an allocation, or replaces one with the same id (a new end, more GPU-hours, spent so far).</summary>

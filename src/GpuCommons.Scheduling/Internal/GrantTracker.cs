@@ -84,7 +84,7 @@ internal sealed class GrantTracker
 
 internal sealed class Grant(AllocationSpec spec, int project, int partition)
 {
-    /// <summary>The allocation; its window and GPU-hours are copied on every set, since <see cref="GrantTracker.Find"/> reads them for every pending job in every full pass.</summary>
+    /// <summary>The allocation; its window and GPU-hours are copied on every set, since <see cref="GrantTracker.Find(int, int, double, long, out PendingReason)"/> reads them for every pending job in every full pass.</summary>
     public AllocationSpec Spec
     {
         get;

@@ -13,10 +13,25 @@ public sealed class LoadedEngine
         Scenario = scenario;
     }
 
+    /// <summary>The loaded engine.</summary>
     public SchedulerEngine Engine { get; }
+
+    /// <summary>The engine's clock; advance it to move the engine's time.</summary>
     public VirtualTimeProvider Time { get; }
+
+    /// <summary>The tenants and the job generator the engine was loaded with; draw more jobs from it.</summary>
     public NationalScenario Scenario { get; }
 
+    /// <summary>
+    /// Builds the engine on <paramref name="fleet"/> with the national tenant mix, fills the fleet with running jobs, and
+    /// tops the queue up to <paramref name="pending"/> pending jobs. Deterministic for a given <paramref name="seed"/>.
+    /// </summary>
+    /// <param name="fleet">The fleet to fill.</param>
+    /// <param name="pending">How many jobs to leave pending.</param>
+    /// <param name="seed">Seed of the job generator.</param>
+    /// <param name="organisations">How many organisations the tenant mix has.</param>
+    /// <param name="projects">How many projects the tenant mix has.</param>
+    /// <param name="options">The engine's options; <see langword="null"/> for the defaults.</param>
     public static LoadedEngine Create(Fleet fleet, int pending, int seed = 42, int organisations = 500, int projects = 2000, SchedulerOptions? options = null)
     {
         var time = new VirtualTimeProvider(new DateTimeOffset(2026, 3, 2, 9, 0, 0, TimeSpan.Zero));

@@ -23,6 +23,11 @@ public sealed class NationalScenario
     private readonly List<(string Project, int Users, OrganisationType Type)> _projects = [];
     private long _nextId = 1;
 
+    /// <summary>Builds the tenant mix for <paramref name="fleet"/> (flagship quotas on its largest 8-GPU partitions) and seeds the job generator.</summary>
+    /// <param name="fleet">The fleet the jobs are drawn for.</param>
+    /// <param name="seed">Seed of the generator.</param>
+    /// <param name="organisations">How many organisations: 4 flagship teams, the rest universities, institutes, company labs and startups.</param>
+    /// <param name="projects">How many projects, each with one allocation, valid on every partition until 2100.</param>
     public NationalScenario(Fleet fleet, int seed = 42, int organisations = 500, int projects = 2000)
     {
         _fleet = fleet;
@@ -39,8 +44,10 @@ public sealed class NationalScenario
         Tenancy = BuildTenancy(organisations, projects);
     }
 
+    /// <summary>The organisations, projects and allocations to give the engine.</summary>
     public TenancySpec Tenancy { get; }
 
+    /// <summary>Each project with how many users submit its jobs (1–5) and the type of its organisation.</summary>
     public IReadOnlyList<(string Project, int Users, OrganisationType Type)> Projects => _projects;
 
     private TenancySpec BuildTenancy(int organisations, int projects)
