@@ -8,6 +8,10 @@ namespace GpuCommons.Core;
 /// </summary>
 public static class JsonSpecReader
 {
+    /// <summary>
+    /// Parses <paramref name="json"/> (trailing commas and comments allowed, at most 32 levels deep); text that is not JSON
+    /// is a <see cref="SpecException"/> naming <paramref name="what"/> with the line and byte.
+    /// </summary>
     public static JsonDocument Parse(string json, string what)
     {
         try
@@ -25,6 +29,7 @@ public static class JsonSpecReader
         }
     }
 
+    /// <summary>Checks that the element at <paramref name="path"/> is an object with no field outside <paramref name="allowed"/>.</summary>
     public static void RequireObject(JsonElement e, string path, params string[] allowed)
     {
         if (e.ValueKind != JsonValueKind.Object)
@@ -51,6 +56,7 @@ public static class JsonSpecReader
         }
     }
 
+    /// <summary>The string field <paramref name="name"/> of the object at <paramref name="path"/>; absent, null or blank is an error.</summary>
     public static string RequiredString(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -72,6 +78,7 @@ public static class JsonSpecReader
         return s;
     }
 
+    /// <summary>The string field <paramref name="name"/> of the object at <paramref name="path"/>; null when absent or null.</summary>
     public static string? OptionalString(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -100,6 +107,7 @@ public static class JsonSpecReader
         }
     }
 
+    /// <summary>The whole-number field <paramref name="name"/>, in range of an <see cref="int"/>; null when absent or null.</summary>
     public static int? OptionalInt(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -115,6 +123,7 @@ public static class JsonSpecReader
         return i;
     }
 
+    /// <summary>The whole-number field <paramref name="name"/>, in range of a <see cref="long"/>; null when absent or null.</summary>
     public static long? OptionalLong(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -152,9 +161,11 @@ public static class JsonSpecReader
         return list;
     }
 
+    /// <summary>The whole-number field <paramref name="name"/>, in range of an <see cref="int"/>; absent or null is an error.</summary>
     public static int RequiredInt(JsonElement obj, string path, string name) =>
         OptionalInt(obj, path, name) ?? throw new SpecException(Join(path, name), "is required");
 
+    /// <summary>The finite number field <paramref name="name"/>; null when absent or null.</summary>
     public static double? OptionalDouble(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -170,6 +181,7 @@ public static class JsonSpecReader
         return d;
     }
 
+    /// <summary>The <c>true</c>/<c>false</c> field <paramref name="name"/>; null when absent or null.</summary>
     public static bool? OptionalBool(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -185,6 +197,7 @@ public static class JsonSpecReader
         };
     }
 
+    /// <summary>The items of the array field <paramref name="name"/>, each with its path (<c>name[i]</c>); none when absent or null.</summary>
     public static IEnumerable<(JsonElement Item, string Path)> OptionalArray(JsonElement obj, string path, string name)
     {
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
@@ -204,6 +217,10 @@ public static class JsonSpecReader
         }
     }
 
+    /// <summary>
+    /// The enum field <paramref name="name"/>, by member name without regard to case, <c>-</c> or <c>_</c> (numbers are
+    /// refused); <paramref name="fallback"/> when absent or null.
+    /// </summary>
     public static TEnum OptionalEnum<TEnum>(JsonElement obj, string path, string name, TEnum fallback)
         where TEnum : struct, Enum
     {
@@ -222,6 +239,7 @@ public static class JsonSpecReader
         throw new SpecException(Join(path, name), $"'{s}' is not one of: {string.Join(", ", Enum.GetNames<TEnum>().Select(n => n.ToLowerInvariant()))}");
     }
 
+    /// <summary>The path of field <paramref name="name"/> inside the object at <paramref name="path"/> (<c>path.name</c>, or <c>name</c> at the root).</summary>
     public static string Join(string path, string name) => string.IsNullOrEmpty(path) ? name : path + "." + name;
 
     private static string Kind(JsonElement e) => e.ValueKind.ToString().ToLowerInvariant();

@@ -6,6 +6,7 @@ namespace GpuCommons.Core;
 /// </summary>
 public sealed class SpecException : Exception
 {
+    /// <summary>The field at <paramref name="field"/> is wrong for the reason <paramref name="message"/>; the exception's message is both.</summary>
     public SpecException(string field, string message)
         : base(string.IsNullOrEmpty(field) ? message : $"{field}: {message}")
     {
@@ -13,6 +14,10 @@ public sealed class SpecException : Exception
         Reason = message;
     }
 
+    /// <summary>As the two-argument form, with the fault behind it (a parser's exception).</summary>
+    /// <param name="field">The path of the field that is wrong.</param>
+    /// <param name="message">What is wrong with it.</param>
+    /// <param name="inner">The fault behind it.</param>
     public SpecException(string field, string message, Exception inner)
         : base(string.IsNullOrEmpty(field) ? message : $"{field}: {message}", inner)
     {

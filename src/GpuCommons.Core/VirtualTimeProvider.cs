@@ -8,8 +8,10 @@ public sealed class VirtualTimeProvider(DateTimeOffset start) : TimeProvider
 {
     private DateTimeOffset _now = start;
 
+    /// <summary>The virtual now: where the clock was last set.</summary>
     public override DateTimeOffset GetUtcNow() => _now;
 
+    /// <summary>UTC, whatever the machine's time zone.</summary>
     public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
 
     /// <summary>Moves the clock to <paramref name="time"/>; it never goes back.</summary>
@@ -23,5 +25,6 @@ public sealed class VirtualTimeProvider(DateTimeOffset start) : TimeProvider
         _now = time;
     }
 
+    /// <summary>Moves the clock forward by <paramref name="by"/>; a negative span is refused as in <see cref="SetUtcNow"/>.</summary>
     public void Advance(TimeSpan by) => SetUtcNow(_now + by);
 }

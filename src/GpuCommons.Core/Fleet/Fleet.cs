@@ -26,17 +26,25 @@ public sealed class Fleet
         MaxGpusPerNode = nodes.Count == 0 ? 0 : nodes.Max(n => n.Gpus);
     }
 
+    /// <summary>The fleet's name (<c>national</c>, the spec's name, or the file name of a node list).</summary>
     public string Name { get; }
+    /// <summary>The partitions, indexed by <see cref="Partition.Index"/>.</summary>
     public IReadOnlyList<Partition> Partitions { get; }
+    /// <summary>Every node of every partition, indexed by <see cref="Node.Index"/>.</summary>
     public IReadOnlyList<Node> Nodes { get; }
+    /// <summary>Every topology domain of every partition, indexed by <see cref="TopologyDomain.Index"/>.</summary>
     public IReadOnlyList<TopologyDomain> Domains { get; }
+    /// <summary>GPUs in the whole fleet.</summary>
     public int TotalGpus { get; }
+    /// <summary>The largest GPU count of one node in the fleet; 0 for a fleet without nodes.</summary>
     public int MaxGpusPerNode { get; }
     /// <summary>Total number of GPUs, which is also the size of the fleet-wide GPU numbering.</summary>
     public int GpuSlots => TotalGpus;
 
+    /// <summary>The partition of that name, compared without case; <see langword="null"/> when there is none.</summary>
     public Partition? FindPartition(string name) =>
         _partitionByName.TryGetValue(name, out var i) ? Partitions[i] : null;
 
+    /// <summary>The node of that exact name; <see langword="null"/> when there is none.</summary>
     public Node? FindNode(string name) => _nodeByName.TryGetValue(name, out var i) ? Nodes[i] : null;
 }

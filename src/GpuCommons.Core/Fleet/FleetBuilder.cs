@@ -15,6 +15,7 @@ public sealed class FleetBuilder
     private readonly string _name;
     private readonly List<PartitionDraft> _partitions = [];
 
+    /// <summary>Starts an empty fleet named <paramref name="name"/>; a blank name is a <see cref="SpecException"/>.</summary>
     public FleetBuilder(string name)
     {
         if (string.IsNullOrWhiteSpace(name))
@@ -175,6 +176,10 @@ public sealed class FleetBuilder
     }
 #pragma warning restore RS0026
 
+    /// <summary>
+    /// Checks what was added and builds the immutable <see cref="Fleet"/>: numbers nodes, GPUs and domains, and derives
+    /// each partition's totals and defaults. A fleet without a partition, or a partition without a node, is a <see cref="SpecException"/>.
+    /// </summary>
     public Fleet Build()
     {
         if (_partitions.Count == 0)

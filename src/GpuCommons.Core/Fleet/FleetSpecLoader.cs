@@ -29,6 +29,10 @@ public static class FleetSpecLoader
             : FromJson(text, nameOrPath);
     }
 
+    /// <summary>
+    /// Reads a JSON fleet spec (docs/fleet-spec.md); <paramref name="source"/> names it in error messages. Every problem is a
+    /// <see cref="SpecException"/> naming the field.
+    /// </summary>
     public static Fleet FromJson(string json, string source = "fleet")
     {
         using var doc = Parse(json, source);

@@ -30,11 +30,15 @@ public sealed class Node
 
     /// <summary>Position of the node in <see cref="Fleet.Nodes"/>.</summary>
     public int Index { get; }
+    /// <summary>The node's name, unique in the fleet (the name the backend knows it by).</summary>
     public string Name { get; }
+    /// <summary>GPUs on the node.</summary>
     public int Gpus { get; }
+    /// <summary>Index in <see cref="Fleet.Partitions"/> of the partition the node belongs to.</summary>
     public int PartitionIndex { get; }
     /// <summary>Index in <see cref="Fleet.Domains"/> of the leaf domain that holds the node.</summary>
     public int DomainIndex { get; }
+    /// <summary>The state the fleet spec gives the node (up unless the spec says otherwise); the engine tracks later changes.</summary>
     public NodeState InitialState { get; }
     /// <summary>Index of the node's GPU 0 in a fleet-wide numbering of GPUs.</summary>
     public int FirstGpu { get; }
@@ -82,6 +86,7 @@ public sealed class Node
         return true;
     }
 
+    /// <summary>The node's name.</summary>
     public override string ToString() => Name;
 }
 
@@ -94,6 +99,7 @@ public sealed record NodeResources(int Cpus, long MemoryMiB, IReadOnlyList<strin
     /// <summary>Largest memory of one node the model accepts: 64 TiB in MiB.</summary>
     public const long MaxMemoryMiB = 64L * 1024 * 1024;
 
+    /// <summary>No cores, memory or features tracked: what a node gets when the fleet does not say.</summary>
     public static NodeResources Untracked { get; } = new(0, 0, []);
 
     /// <summary>

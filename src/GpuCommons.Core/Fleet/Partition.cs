@@ -11,18 +11,25 @@ public sealed class Partition
         RatePerGpuHour = ratePerGpuHour;
     }
 
+    /// <summary>Position of the partition in <see cref="Fleet.Partitions"/>.</summary>
     public int Index { get; }
+    /// <summary>The partition's name, unique in the fleet without regard to case.</summary>
     public string Name { get; }
+    /// <summary>The partition's GPU model; a node may name another (<see cref="Node.GpuModel"/>).</summary>
     public string GpuModel { get; }
     /// <summary>Charge per GPU-hour in the center's currency (KRW by default).</summary>
     public decimal RatePerGpuHour { get; }
+    /// <summary>The root topology domain (pool/spine), named after the partition; every node of the partition is below it.</summary>
     public TopologyDomain Root { get; internal set; } = null!;
+    /// <summary>Indices in <see cref="Fleet.Nodes"/> of the partition's nodes.</summary>
     public IReadOnlyList<int> Nodes { get; internal set; } = [];
     /// <summary>Domains of this partition, indexed by <see cref="TopologyDomain.LocalIndex"/>.</summary>
     public IReadOnlyList<TopologyDomain> Domains { get; internal set; } = [];
+    /// <summary>GPUs on all the partition's nodes.</summary>
     public int TotalGpus { get; internal set; }
     /// <summary>The most common GPU count per node: the default GPUs per node of a multi-node job.</summary>
     public int TypicalGpusPerNode { get; internal set; }
+    /// <summary>The largest GPU count of one of the partition's nodes.</summary>
     public int MaxGpusPerNode { get; internal set; }
 
     /// <summary>
@@ -36,5 +43,6 @@ public sealed class Partition
     /// <summary>Memory in MiB given per GPU to a job that asks for none (Slurm's DefMemPerGPU); derived like <see cref="DefCpusPerGpu"/>.</summary>
     public long DefMemoryMiBPerGpu { get; internal set; }
 
+    /// <summary>The partition's name.</summary>
     public override string ToString() => Name;
 }

@@ -20,22 +20,29 @@ public sealed class TopologyDomain
         parent?._children.Add(this);
     }
 
+    /// <summary>Position of the domain in <see cref="Fleet.Domains"/>.</summary>
     public int Index { get; }
     /// <summary>Index of the domain among the domains of its partition (0 is the partition root).</summary>
     public int LocalIndex { get; }
+    /// <summary>The domain's name (a root domain bears its partition's name).</summary>
     public string Name { get; }
+    /// <summary>Index in <see cref="Fleet.Partitions"/> of the partition the domain belongs to.</summary>
     public int PartitionIndex { get; }
+    /// <summary>The domain one level up; <see langword="null"/> for the partition root.</summary>
     public TopologyDomain? Parent { get; }
     /// <summary>0 for the partition root, growing towards the leaves.</summary>
     public int Depth { get; }
+    /// <summary>The domains one level down.</summary>
     public IReadOnlyList<TopologyDomain> Children => _children;
     /// <summary>Nodes directly under this domain.</summary>
     public IReadOnlyList<int> DirectNodes => _nodes;
     /// <summary>Number of nodes anywhere below this domain.</summary>
     public int NodeCount { get; internal set; }
+    /// <summary>GPUs on the nodes anywhere below this domain.</summary>
     public int GpuCount { get; internal set; }
 
     internal void AddNode(int node) => _nodes.Add(node);
 
+    /// <summary>The domain's name.</summary>
     public override string ToString() => Name;
 }

@@ -6,23 +6,40 @@ namespace GpuCommons.Core.Jobs;
 /// </summary>
 public sealed record JobSpec
 {
+    /// <summary>Thousandths in one GPU: the unit in which shares of a GPU are counted (<see cref="GpuMilli"/>).</summary>
     public const int MilliPerGpu = 1000;
 
+    /// <summary>The job's id, unique among the jobs the engine knows.</summary>
     public required long Id { get; init; }
+    /// <summary>The project the job is charged to: its allocation, quotas and fair share are the project's.</summary>
     public required string Project { get; init; }
+    /// <summary>The user who submitted the job (the lowest level of fair share); empty when not known.</summary>
     public string User { get; init; } = "";
+    /// <summary>The name the user gave the job, for people; empty when none.</summary>
     public string Name { get; init; } = "";
     /// <summary>Partition to run on; null lets the engine pick any partition that can hold the job.</summary>
     public string? Partition { get; init; }
+    /// <summary>GPUs asked for: a whole number, or a share of one GPU (see the type's summary).</summary>
     public required double Gpus { get; init; }
     /// <summary>Number of nodes (optional; a multi-node job takes whole nodes).</summary>
     public int? Nodes { get; init; }
     /// <summary>GPUs used on each node of a multi-node job (optional; default: the partition's node size).</summary>
     public int? GpusPerNode { get; init; }
+    /// <summary>
+    /// The longest the job may run; the backend kills it there. Admission needs walltime × GPUs of GPU-hours left in the
+    /// grant, and backfill plans with it as the job's end.
+    /// </summary>
     public required TimeSpan Walltime { get; init; }
+    /// <summary>The job's priority class (Slurm QOS); normal by default.</summary>
     public PriorityClass Priority { get; init; } = PriorityClass.Normal;
+    /// <summary>
+    /// The job saves its state when signalled: when preempted it gets a signal and a grace period before the kill, and
+    /// counts as losing at most that grace period of work when victims are chosen.
+    /// </summary>
     public bool Checkpointable { get; init; }
+    /// <summary>When its node fails, the job goes back to the queue with its original submit time instead of failing (default).</summary>
     public bool Requeueable { get; init; } = true;
+    /// <summary>When the job was submitted: it never starts before, its age counts from it, and it keeps it when requeued.</summary>
     public required DateTimeOffset SubmitTime { get; init; }
     /// <summary>Known run time, used only by clairvoyant reference policies in the simulator.</summary>
     public TimeSpan? DurationHint { get; init; }
@@ -43,6 +60,7 @@ public sealed record JobSpec
     /// <summary>The request in thousandths of a GPU.</summary>
     public int GpuMilli => (int)Math.Round(Gpus * MilliPerGpu);
 
+    /// <summary>True for a share of one GPU (fewer than 1 GPU).</summary>
     public bool IsFractional => Gpus < 1;
 
     /// <summary>Checks what can be checked without a fleet; returns null when valid.</summary>

@@ -125,5 +125,6 @@ public readonly record struct ResourceDemand(int GpuMilli, int Cpus, long Memory
 
     private static long Scale(long perGpu, int gpuMilli) => checked((perGpu * gpuMilli + JobSpec.MilliPerGpu - 1) / JobSpec.MilliPerGpu);
 
+    /// <summary>The demand in words: GPUs, cores and MiB (for messages and logs).</summary>
     public override string ToString() => $"{GpuMilli / 1000.0:0.###} GPU, {Cpus} cores, {MemoryMiB} MiB";
 }

@@ -45,8 +45,10 @@ public sealed record CallRules
     /// <summary>Further discount on the co-pay of youth-founded firms (0.5: half). Default 0.5.</summary>
     public double YouthDiscount { get; init; } = 0.5;
 
+    /// <summary>GPUs per server of the partition under this call (<see cref="ServerGpus"/>, else 8).</summary>
     public int ServerSize(string partition) => ServerGpus.TryGetValue(partition, out var s) && s > 0 ? s : 8;
 
+    /// <summary>Whether an organisation of that type (compared in lower case) may apply: listed in <see cref="EligibleTypes"/>, or the list is empty.</summary>
     public bool IsEligible(string orgType) => EligibleTypes.Count == 0 || EligibleTypes.Contains(orgType.ToLowerInvariant());
 
     /// <summary>Share of the market price an organisation pays under this call (0–1).</summary>

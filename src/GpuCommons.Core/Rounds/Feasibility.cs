@@ -12,6 +12,7 @@ public sealed class CapacityTimeline
 {
     private readonly Dictionary<string, List<CapacityStep>> _steps = new(StringComparer.Ordinal);
 
+    /// <summary>A timeline of the given steps, in any order.</summary>
     public CapacityTimeline(IEnumerable<CapacityStep> steps)
     {
         ArgumentNullException.ThrowIfNull(steps);
@@ -31,8 +32,10 @@ public sealed class CapacityTimeline
         }
     }
 
+    /// <summary>The partitions that have at least one step, in ordinal order.</summary>
     public IEnumerable<string> Partitions => _steps.Keys.Order(StringComparer.Ordinal);
 
+    /// <summary>Every step, partition by partition, each partition's in month order.</summary>
     public IEnumerable<CapacityStep> Steps => _steps.Values.SelectMany(s => s);
 
     /// <summary>Every partition at its size from the beginning of time.</summary>
@@ -55,6 +58,7 @@ public sealed class CapacityTimeline
         return new CapacityTimeline(steps);
     }
 
+    /// <summary>GPUs of the partition in service in <paramref name="month"/> (<see cref="Months"/>): the latest step at or before it, else 0.</summary>
     public int GpusAt(string partition, int month)
     {
         if (!_steps.TryGetValue(partition, out var list))
@@ -80,6 +84,7 @@ public sealed class CapacityTimeline
 /// <summary>Dedicated capacity on a partition from a start month for some months (a capacity award).</summary>
 public readonly record struct DedicatedCapacity(string Partition, int Gpus, int StartMonth, int Months)
 {
+    /// <summary>Whether the capacity is held in <paramref name="month"/>: from <see cref="StartMonth"/> for <see cref="Months"/> months.</summary>
     public bool Covers(int month) => month >= StartMonth && month < StartMonth + Months;
 }
 
@@ -89,13 +94,18 @@ public sealed record FeasibilityRow(string Partition, int Month, int Capacity, i
     /// <summary>What is left for the shared queue (negative: over-promised).</summary>
     public int SharedQueue => Capacity - Existing - Added;
 
+    /// <summary>Over-promised: what was already awarded plus what this round adds exceeds the capacity of the month.</summary>
     public bool Over => Existing + Added > Capacity;
 }
 
+/// <summary>The outcome of <see cref="Feasibility.Check"/>: the committee's table and its violations.</summary>
+/// <param name="Rows">One row per partition and month, from the first month any award starts to the last it covers.</param>
 public sealed record FeasibilityReport(IReadOnlyList<FeasibilityRow> Rows)
 {
+    /// <summary>The over-promised rows where this round adds capacity.</summary>
     public IReadOnlyList<FeasibilityRow> Violations => Rows.Where(r => r.Over && r.Added > 0).ToList();
 
+    /// <summary>True when this round over-promises no month.</summary>
     public bool Feasible => Violations.Count == 0;
 }
 
@@ -106,6 +116,10 @@ public sealed record FeasibilityReport(IReadOnlyList<FeasibilityRow> Rows)
 /// </summary>
 public static class Feasibility
 {
+    /// <summary>
+    /// The table of capacity, <paramref name="existing"/> awards and <paramref name="added"/> awards (this round's) per
+    /// partition and month, over the months the awards cover.
+    /// </summary>
     public static FeasibilityReport Check(CapacityTimeline timeline, IReadOnlyList<DedicatedCapacity> existing, IReadOnlyList<DedicatedCapacity> added)
     {
         ArgumentNullException.ThrowIfNull(timeline);

@@ -3,6 +3,7 @@ namespace GpuCommons.Core.Rounds;
 /// <summary>A reviewer on a call's panel: their organisation and the conflicts they declared.</summary>
 public sealed record PanelReviewer(string Name, string Organisation, IReadOnlyCollection<string> ConflictOrganisations, IReadOnlyCollection<long> ConflictProposals)
 {
+    /// <summary>A reviewer who declared no conflicts beyond their own organisation.</summary>
     public PanelReviewer(string name, string organisation)
         : this(name, organisation, [], [])
     {
@@ -21,6 +22,7 @@ public readonly record struct ProposalToAssign(long Id, string Organisation);
 /// <summary>Reviewers per proposal, and the proposals that could not get as many reviewers as asked (too many conflicts).</summary>
 public sealed record Assignment(IReadOnlyDictionary<long, IReadOnlyList<string>> Reviewers, IReadOnlyList<long> Short)
 {
+    /// <summary>Proposals assigned to each reviewer in this assignment; a reviewer with none is absent.</summary>
     public IReadOnlyDictionary<string, int> Loads()
     {
         var loads = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -44,6 +46,11 @@ public sealed record Assignment(IReadOnlyDictionary<long, IReadOnlyList<string>>
 /// </summary>
 public static class ReviewerAssignment
 {
+    /// <summary>
+    /// Assigns <paramref name="perProposal"/> reviewers of <paramref name="panel"/> to each proposal. A reviewer's load
+    /// starts from <paramref name="existingLoads"/> (reviews already given in the call), so that later assignments stay
+    /// balanced. A reviewer named twice on the panel is an <see cref="ArgumentException"/>.
+    /// </summary>
     public static Assignment Assign(IReadOnlyList<ProposalToAssign> proposals, IReadOnlyList<PanelReviewer> panel, int perProposal,
         IReadOnlyDictionary<string, int>? existingLoads = null)
     {

@@ -14,8 +14,14 @@ public sealed record SeedProposal(long Id, string Organisation, string OrgType, 
 /// </summary>
 public sealed record SeededRound(CallRules Rules, IReadOnlyList<SeedOrganisation> Organisations, IReadOnlyList<SeedProposal> Proposals, IReadOnlyList<PanelReviewer> Reviewers, int StartMonth)
 {
+    /// <summary>The two partitions the seeded call offers, 8-GPU servers each: an H200 and a B200 pool.</summary>
     public const string H200 = "h200-a", B200 = "b200-a";
 
+    /// <summary>Generates the round: 460 applicant organisations, their proposals, the panel and the call's rules.</summary>
+    /// <param name="seed">Seed of the generator: the same seed gives the same round.</param>
+    /// <param name="proposals">How many proposals (514 as in the first call).</param>
+    /// <param name="reviewers">How many reviewers on the panel.</param>
+    /// <param name="startMonth">The month awards start (<see cref="Months"/>; March 2026 by default); some proposals start a month later.</param>
     public static SeededRound Generate(int seed = 2026, int proposals = 514, int reviewers = 60, int startMonth = 2026 * 12 + 2)
     {
         var rng = new Random(seed);
@@ -115,6 +121,7 @@ public sealed record SeededRound(CallRules Rules, IReadOnlyList<SeedOrganisation
     private static double Normal(Random rng) =>
         Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
+    /// <summary>The proposals as <see cref="ReviewerAssignment.Assign"/> takes them.</summary>
     public IReadOnlyList<ProposalToAssign> ToAssign() => Proposals.Select(p => new ProposalToAssign(p.Id, p.Organisation)).ToList();
 
     /// <summary>Synthetic reviews: each assigned reviewer scores each criterion around the proposal's quality (deterministic).</summary>

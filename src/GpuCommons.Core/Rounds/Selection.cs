@@ -7,33 +7,45 @@ namespace GpuCommons.Core.Rounds;
 /// </summary>
 public sealed record Candidate(long Id, string Organisation, string OrgType, string Partition, int Gpus, int Months, double GpuHours, double? Score)
 {
+    /// <summary>A capacity proposal (dedicated GPUs for months) rather than a shared-queue one (GPU-hours).</summary>
     public bool IsCapacity => Gpus > 0;
 
+    /// <summary>The tenant class whose budget it competes for (<see cref="TenantClasses"/>).</summary>
     public string Class => TenantClasses.Of(OrgType);
 
     /// <summary>What it asks of the class budget, in GPU-months.</summary>
     public double AskGpuMonths => IsCapacity ? (double)Gpus * Months : GpuHours / Rounds.Months.HoursPerMonth;
 }
 
+/// <summary>What the committee decided on a proposal.</summary>
 public enum Outcome
 {
+    /// <summary>Funded in full.</summary>
     Awarded,
+    /// <summary>Funded with less than asked (the call allows partial awards and the budget or a cap ran short).</summary>
     PartlyAwarded,
+    /// <summary>Not funded, with a score of at least <see cref="CallRules.WaitlistMinScore"/>.</summary>
     Waitlisted,
+    /// <summary>Not funded: a score under <see cref="CallRules.WaitlistMinScore"/>, not reviewed, or an ineligible organisation type.</summary>
     Rejected,
 }
 
 /// <summary>The committee's decision on one proposal: its rank in its class, the outcome, what is awarded and why.</summary>
 public sealed record Decision(long Id, string Class, int Rank, double? Score, Outcome Outcome, int Gpus, int Months, double GpuHours, string Reason)
 {
+    /// <summary>What is awarded, in GPU-months (a GPU-hour award counts its GPU-hours ÷ <see cref="Rounds.Months.HoursPerMonth"/>).</summary>
     public double GpuMonths => Gpus > 0 ? (double)Gpus * Months : GpuHours / Rounds.Months.HoursPerMonth;
 }
 
 /// <summary>Per class: budget, what was asked and what was awarded.</summary>
 public sealed record ClassTotals(string Class, double BudgetGpuMonths, int Proposals, double AskedGpuMonths, int AskedGpus, int Funded, double AwardedGpuMonths, int AwardedGpus);
 
+/// <summary>The outcome of a selection.</summary>
+/// <param name="Decisions">One decision per proposal.</param>
+/// <param name="Classes">The totals of each tenant class.</param>
 public sealed record SelectionResult(IReadOnlyList<Decision> Decisions, IReadOnlyList<ClassTotals> Classes)
 {
+    /// <summary>The decision on proposal <paramref name="id"/>; throws when there is none.</summary>
     public Decision Of(long id) => Decisions.First(d => d.Id == id);
 }
 

@@ -6,6 +6,7 @@ namespace GpuCommons.Core.Tenancy;
 /// </summary>
 public sealed record AllocationSpec(string Id, string Project, string? Partition, double GpuHours, DateTimeOffset Start, DateTimeOffset End)
 {
+    /// <summary>GPU-hours charged to the allocation before the engine was (re)started; they count against <see cref="GpuHours"/>.</summary>
     public double SpentGpuHours { get; init; }
 
     /// <summary>An allocation with no limit of GPU-hours or time, for simulations that study scheduling alone.</summary>

@@ -5,5 +5,6 @@ public sealed record OrganisationSpec(string Name, OrganisationType Type)
 {
     /// <summary>Fair-share weight among the organisations of the same type.</summary>
     public double Shares { get; init; } = 1;
+    /// <summary>Quotas per partition; a partition not listed: nothing guaranteed, borrowing unlimited.</summary>
     public IReadOnlyList<QuotaSpec> Quotas { get; init; } = [];
 }

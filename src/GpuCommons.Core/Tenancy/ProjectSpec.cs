@@ -5,5 +5,6 @@ public sealed record ProjectSpec(string Name, string Organisation)
 {
     /// <summary>Fair-share weight among the projects of the same organisation.</summary>
     public double Shares { get; init; } = 1;
+    /// <summary>Quotas per partition; a partition not listed: nothing guaranteed, borrowing unlimited.</summary>
     public IReadOnlyList<QuotaSpec> Quotas { get; init; } = [];
 }

@@ -8,6 +8,7 @@ namespace GpuCommons.Core.Tenancy;
 /// </summary>
 public sealed record QuotaSpec(string Partition, double NominalGpus, double? BorrowingLimitGpus = null, double? LendingLimitGpus = null)
 {
+    /// <summary>Checks the values; a problem is a <see cref="SpecException"/> naming the field under <paramref name="field"/>.</summary>
     public void Validate(string field)
     {
         if (string.IsNullOrWhiteSpace(Partition))

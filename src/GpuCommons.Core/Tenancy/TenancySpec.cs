@@ -3,8 +3,11 @@ namespace GpuCommons.Core.Tenancy;
 /// <summary>Organisations, projects, allocations and the fair-share split between tenant classes.</summary>
 public sealed class TenancySpec
 {
+    /// <summary>The organisations, with unique names.</summary>
     public List<OrganisationSpec> Organisations { get; init; } = [];
+    /// <summary>The projects, each under one of <see cref="Organisations"/>.</summary>
     public List<ProjectSpec> Projects { get; init; } = [];
+    /// <summary>The allocations, each of one of <see cref="Projects"/>.</summary>
     public List<AllocationSpec> Allocations { get; init; } = [];
 
     /// <summary>
