@@ -376,10 +376,19 @@ public sealed partial class SchedulerEngine
                 }
 
                 if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle)
-                    && TryDecideCheckedRest(jobs, i, now, depth, result))
+                    && --_checkedRestWait <= 0)
                 {
-                    // Checked job by job: no job of the rest could be placed or reserved, so none changes the state.
-                    break;
+                    if (TryDecideCheckedRest(jobs, i, now, depth, result))
+                    {
+                        // Checked job by job: no job of the rest could be placed or reserved, so none changes the state.
+                        _checkedRestBackoff = 1;
+                        break;
+                    }
+
+                    // The check was wasted: wait longer before the next (1, 2, 4 … 32 full passes). Either way every job
+                    // is decided the same; this only bounds the cost of checks that fail.
+                    _checkedRestWait = _checkedRestBackoff;
+                    _checkedRestBackoff = Math.Min(32, _checkedRestBackoff * 2);
                 }
 
                 // The last full sort ordered only the head of the queue, and this pass needs the order beyond it.
@@ -681,6 +690,10 @@ public sealed partial class SchedulerEngine
             }
         }
     }
+
+    /// <summary>Full passes to skip before <see cref="TryDecideCheckedRest"/> is tried again after one that failed, and the next such wait.</summary>
+    private int _checkedRestWait;
+    private int _checkedRestBackoff = 1;
 
     private PendingReason[] _restReasons = [];
     private long[] _restEstimates = [];
