@@ -374,6 +374,22 @@ public sealed partial class SchedulerEngine
                     break;
                 }
 
+                if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle)
+                    && --_checkedRestWait <= 0)
+                {
+                    if (TryDecideCheckedRest(jobs, i, now, depth, result))
+                    {
+                        // Checked job by job: no job of the rest could be placed or reserved, so none changes the state.
+                        _checkedRestBackoff = 1;
+                        break;
+                    }
+
+                    // The check was wasted: wait longer before the next (1, 2, 4 … 32 full passes). Either way every job
+                    // is decided the same; this only bounds the cost of checks that fail.
+                    _checkedRestWait = _checkedRestBackoff;
+                    _checkedRestBackoff = Math.Min(32, _checkedRestBackoff * 2);
+                }
+
                 // The last full sort ordered only the head of the queue, and this pass needs the order beyond it.
                 _queue.SortTail();
             }
@@ -673,6 +689,135 @@ public sealed partial class SchedulerEngine
             }
         }
     }
+
+    /// <summary>Full passes to skip before <see cref="TryDecideCheckedRest"/> is tried again after one that failed, and the next such wait.</summary>
+    private int _checkedRestWait;
+    private int _checkedRestBackoff = 1;
+
+    private PendingReason[] _restReasons = [];
+    private long[] _restEstimates = [];
+
+    /// <summary>
+    /// The rest of a full pass decided unsorted when <see cref="RestIsSettled"/> cannot tell from the partitions alone,
+    /// checked job by job instead: with a blocked job already seen and no preemption left, the walk's step for a job
+    /// changes nothing but the job's reason when no partition that admits it may fit it (<see cref="MayFit"/>) and it
+    /// can take no reservation (<see cref="HoldSlotsFor"/> is empty, or it holds one). If every job of the rest is so,
+    /// nothing changes the state while the rest is walked, in any order, and each job is decided as the sorted walk would
+    /// decide it: the decisions are written. Otherwise nothing is written and false is returned (the walk sorts the tail
+    /// and goes on). Typical of a backlog: every partition full to the jobs waiting, and the partitions that still have
+    /// a reservation to give closed to jobs that may run on several (only the first blocked one gets those).
+    /// </summary>
+    private bool TryDecideCheckedRest(List<JobRecord> jobs, int from, long now, int depth, ScheduleResult result)
+    {
+        var count = jobs.Count - from;
+        if (_restReasons.Length < count)
+        {
+            var size = Math.Max(count, _restReasons.Length * 2);
+            _restReasons = new PendingReason[size];
+            _restEstimates = new long[size];
+        }
+
+        var partitionCount = Fleet.Partitions.Count;
+        var order = _partitionOrder;
+        var considered = 0;
+        for (var i = from; i < jobs.Count; i++)
+        {
+            var job = jobs[i];
+            if (job.State != JobState.Pending)
+            {
+                continue;
+            }
+
+            var k = i - from;
+            if (job.SubmitTicks > now)
+            {
+                _restReasons[k] = PendingReason.New;
+                _restEstimates[k] = -1;
+                continue;
+            }
+
+            considered++;
+            var end = now + job.WalltimeTicks;
+            var admissionReason = PendingReason.NoAllocation;
+            var admissible = 0UL;
+            var unavailable = true;
+            var mask = job.ShapeMask;
+            if (job.PartitionFilter >= 0)
+            {
+                mask &= 1UL << job.PartitionFilter;
+            }
+
+            for (var q = 0; q < partitionCount; q++)
+            {
+                var p = order[q];
+                if ((mask & (1UL << p)) == 0)
+                {
+                    continue;
+                }
+
+                ref readonly var shape = ref job.Shapes[p];
+                var admission = Admit(job, p, shape.HeldMilli, now);
+                if (admission.Reason is { } refused)
+                {
+                    admissionReason = Worse(admissionReason, refused);
+                    continue;
+                }
+
+                if (MayFit(shape, p, job, end))
+                {
+                    // The walk would try to place it here.
+                    return false;
+                }
+
+                admissible |= 1UL << p;
+                if (_upNodes[p] >= shape.Nodes)
+                {
+                    unavailable = false;
+                }
+            }
+
+            if (admissible == 0)
+            {
+                _restReasons[k] = admissionReason;
+                _restEstimates[k] = -1;
+            }
+            else if (job.HeldPool >= 0)
+            {
+                var held = _pools[job.HeldPool];
+                _restReasons[k] = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+                _restEstimates[k] = job.EstimatedStartTicks >= 0 ? job.EstimatedStartTicks
+                    : held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
+            }
+            else if (HoldSlotsFor(job, admissible, depth, blockedSeen: true) != 0)
+            {
+                // The walk would try to reserve for it.
+                return false;
+            }
+            else
+            {
+                _restReasons[k] = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
+                _restEstimates[k] = -1;
+            }
+        }
+
+        for (var i = from; i < jobs.Count; i++)
+        {
+            var job = jobs[i];
+            if (job.State == JobState.Pending)
+            {
+                job.Reason = _restReasons[i - from];
+                job.EstimatedStartTicks = _restEstimates[i - from];
+            }
+        }
+
+        result.Considered += considered;
+        SettledRests++;
+        CheckedRests++;
+        return true;
+    }
+
+    /// <summary>Full passes whose rest <see cref="TryDecideCheckedRest"/> decided; for tests.</summary>
+    internal int CheckedRests { get; private set; }
 
     /// <summary>Full passes that decided the rest of the queue unsorted (<see cref="DecideSettledRest"/>); for tests.</summary>
     internal int SettledRests { get; private set; }
