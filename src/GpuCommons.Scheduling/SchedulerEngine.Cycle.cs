@@ -795,6 +795,8 @@ public sealed partial class SchedulerEngine
             }
             else
             {
+                // No resource reason (ExplainResources) is needed here: the rest is decided only when no pool may take
+                // the job's GPUs (MayFit above), and then the walk's ExplainResources gives the plain reason too.
                 _restReasons[k] = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
                 _restEstimates[k] = -1;
             }
