@@ -155,7 +155,20 @@ public sealed class ServerHarness : IAsyncDisposable
             await using var admin = new NpgsqlConnection(csb.ConnectionString);
             await admin.OpenAsync();
             await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", admin);
-            await cmd.ExecuteNonQueryAsync();
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await cmd.ExecuteNonQueryAsync();
+                    break;
+                }
+                catch (PostgresException e) when (e.SqlState is "42501" or "55006" && attempt < 20)
+                {
+                    // A backend the test role may not signal (an autovacuum worker, without pg_signal_backend) or one
+                    // still leaving: it ends on its own.
+                    await Task.Delay(500);
+                }
+            }
         }
 
         try
