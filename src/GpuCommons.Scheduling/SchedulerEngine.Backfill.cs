@@ -69,9 +69,10 @@ public sealed partial class SchedulerEngine
             Reassign(n, pool.Id);
         }
 
+        Materialize(job);
         job.HeldPool = pool.Id;
         job.HoldPartition = bestP;
-        job.EstimatedStartTicks = bestT;
+        SetEstimate(job, bestT);
         RefreshCapacitySignature(bestP);
         _holdCount[bestP]++;
         return true;
@@ -345,7 +346,7 @@ public sealed partial class SchedulerEngine
             holder.HeldPool = -1;
             if (holder.State == JobState.Pending)
             {
-                holder.EstimatedStartTicks = -1;
+                SetEstimate(holder, -1);
             }
         }
 

@@ -318,7 +318,8 @@ public sealed partial class SchedulerEngine
 
             // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier) place
             // takes the GPUs or quota back, and the preemption repeats.
-            return j.Reason == PendingReason.WaitingForPreemption ? double.PositiveInfinity : key;
+            // (A job of a lazily decided rest never waits for a preemption: such a job holds a pool and is decided at once.)
+            return j.StoredReason == PendingReason.WaitingForPreemption && !engine.IsLazy(j) ? double.PositiveInfinity : key;
         }
     }
 
@@ -417,8 +418,7 @@ public sealed partial class SchedulerEngine
             if (job.SubmitTicks > now)
             {
                 // Submitted with a time still to come (a replayed trace, a clock ahead of ours): not eligible before it.
-                job.Reason = PendingReason.New;
-                job.EstimatedStartTicks = -1;
+                Decide(job, PendingReason.New, -1);
                 continue;
             }
 
@@ -427,7 +427,7 @@ public sealed partial class SchedulerEngine
             var mask = job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked;
             if (Options.Backfill == BackfillMode.None && (blocked & mask) == mask)
             {
-                job.Reason = PendingReason.Priority;
+                SetReason(job, PendingReason.Priority);
                 continue;
             }
 
@@ -494,9 +494,9 @@ public sealed partial class SchedulerEngine
 
             if (skipped && admissible == 0)
             {
-                if (job.Reason == PendingReason.New)
+                if (ReasonOf(job) == PendingReason.New)
                 {
-                    job.Reason = PendingReason.Resources;
+                    SetReason(job, PendingReason.Resources);
                 }
 
                 continue;
@@ -505,8 +505,7 @@ public sealed partial class SchedulerEngine
             // 3c. Refused on every partition.
             if (admissible == 0)
             {
-                job.Reason = admissionReason;
-                job.EstimatedStartTicks = -1;
+                Decide(job, admissionReason, -1);
                 if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && admissionReason == PendingReason.CohortQuota)
                 {
                     preemptors++;
@@ -520,34 +519,31 @@ public sealed partial class SchedulerEngine
             if (Options.Backfill == BackfillMode.None)
             {
                 blocked |= admissible;
-                job.Reason = ExplainResources(job, admissible, end, PendingReason.Resources);
-                job.EstimatedStartTicks = -1;
+                Decide(job, ExplainResources(job, admissible, end, PendingReason.Resources), -1);
                 continue;
             }
 
             if (job.HeldPool >= 0)
             {
                 var held = _pools[job.HeldPool];
-                job.Reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
-                if (job.EstimatedStartTicks < 0)
-                {
-                    // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
-                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
-                }
+                var estimate = EstimateOf(job);
+
+                // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
+                Decide(job, held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved,
+                    estimate >= 0 ? estimate : held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil));
             }
             else if (HoldSlotsFor(job, admissible, depth, blockedSeen) is var slots && slots != 0 && (((slots & HoldBit(job)) != 0 && MakeHold(job, HoldBit(job), now)) || MakeHold(job, slots, now)))
             {
-                job.Reason = PendingReason.Reserved;
+                SetReason(job, PendingReason.Reserved);
             }
             else
             {
-                job.Reason = unavailable ? PendingReason.NodesUnavailable : ExplainResources(job, admissible, end, FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
-                job.EstimatedStartTicks = -1;
+                Decide(job, unavailable ? PendingReason.NodesUnavailable : ExplainResources(job, admissible, end, FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources), -1);
             }
 
             // 3e. Preempt.
             blockedSeen = true;
-            if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && job.Reason != PendingReason.WaitingForPreemption && (job.PriorityClass != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
+            if (full && Options.Preemption && preemptors < Options.MaxPreemptorsPerCycle && ReasonOf(job) != PendingReason.WaitingForPreemption && (job.PriorityClass != PriorityClass.Preemptible || AnyWithinGuarantee(job, admissible)))
             {
                 preemptors++;
                 TryPreempt(job, admissible, now, result);
@@ -604,91 +600,157 @@ public sealed partial class SchedulerEngine
     }
 
     /// <summary>
-    /// The rest of a full pass once <see cref="RestIsSettled"/>: each job's step of <see cref="Walk"/> with what cannot
-    /// happen any more left out (no placement, reservation or preemption); the same reason and estimate as the walk.
+    /// The rest of a full pass once <see cref="RestIsSettled"/>: nothing left in the pass can change the state, so each
+    /// job's step of <see cref="Walk"/> (admission, then the reason and estimate of a job neither placed, reserved for nor
+    /// a preemptor) depends only on the job and on the state now. The rest is decided lazily: the state its steps read is
+    /// kept (<see cref="DecisionClasses"/> entries of every class in the snapshot bank, the pools' set-aside GPUs, the
+    /// time), and a job's reason and estimate are worked out from it when read (<see cref="ReasonOf"/>), unless something
+    /// writes them first. A pass thus costs the head it walked and the classes, not the backlog. The jobs of the head are
+    /// marked decided; a job holding a pool is decided at once (its step reads the pool, which later passes change).
     /// </summary>
     private void DecideSettledRest(List<JobRecord> jobs, int from, long now, ScheduleResult result)
     {
         SettledRests++;
-        var none = Options.Backfill == BackfillMode.None;
-        var partitionCount = Fleet.Partitions.Count;
-        var order = _partitionOrder;
-        for (var i = from; i < jobs.Count; i++)
+
+        // Everything written from here on is newer than the rest; the head's decisions stand as written.
+        _lazySeq = ++_reasonSeq;
+        _lazyNow = now;
+        for (var i = 0; i < from; i++)
         {
-            var job = jobs[i];
-            if (job.State != JobState.Pending)
-            {
-                continue;
-            }
+            jobs[i].ReasonSeq = _lazySeq;
+        }
 
-            if (job.SubmitTicks > now)
-            {
-                job.Reason = PendingReason.New;
-                job.EstimatedStartTicks = -1;
-                continue;
-            }
+        if (Options.Backfill != BackfillMode.None)
+        {
+            SnapshotRest(now);
+        }
 
-            result.Considered++;
-            if (none)
+        foreach (var pool in _pools)
+        {
+            if (pool.Kind == PoolKind.Hold && pool.HolderJob >= 0 && _jobs.TryGetValue(pool.HolderJob, out var holder)
+                && holder.HeldPool == pool.Id && IsLazy(holder))
             {
-                // Every partition is closed behind a waiting job.
-                job.Reason = PendingReason.Priority;
-                continue;
-            }
-
-            var admissionReason = PendingReason.NoAllocation;
-            var admissible = 0UL;
-            var unavailable = true;
-            var mask = job.ShapeMask;
-            if (job.PartitionFilter >= 0)
-            {
-                mask &= 1UL << job.PartitionFilter;
-            }
-
-            for (var k = 0; k < partitionCount; k++)
-            {
-                var p = order[k];
-                if ((mask & (1UL << p)) == 0)
-                {
-                    continue;
-                }
-
-                ref readonly var shape = ref job.Shapes[p];
-                var admission = Admit(job, p, shape.HeldMilli, now);
-                if (admission.Reason is { } refused)
-                {
-                    admissionReason = Worse(admissionReason, refused);
-                    continue;
-                }
-
-                admissible |= 1UL << p;
-                if (_upNodes[p] >= shape.Nodes)
-                {
-                    unavailable = false;
-                }
-            }
-
-            if (admissible == 0)
-            {
-                job.Reason = admissionReason;
-                job.EstimatedStartTicks = -1;
-            }
-            else if (job.HeldPool >= 0)
-            {
-                var held = _pools[job.HeldPool];
-                job.Reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
-                if (job.EstimatedStartTicks < 0)
-                {
-                    job.EstimatedStartTicks = held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
-                }
-            }
-            else
-            {
-                job.Reason = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
-                job.EstimatedStartTicks = -1;
+                LazyDecision(holder, out var reason, out var estimate);
+                Decide(holder, reason, estimate);
             }
         }
+
+        // Every job of the rest is pending (the walk started only jobs of the head); those not yet submitted are new.
+        var considered = jobs.Count - from;
+        if (_queue.SubmitBound > now)
+        {
+            for (var i = from; i < jobs.Count; i++)
+            {
+                considered -= jobs[i].SubmitTicks > now ? 1 : 0;
+            }
+        }
+
+        result.Considered += considered;
     }
+
+    /// <summary>Decisions written so far (<see cref="JobRecord.ReasonSeq"/> is the count when a job's were written).</summary>
+    private long _reasonSeq;
+
+    /// <summary>The count of decisions when the last lazily decided rest was: a pending job whose own are older belongs to it (0: none yet).</summary>
+    private long _lazySeq;
+
+    /// <summary>The time of the last lazily decided rest.</summary>
+    private long _lazyNow;
+
+    /// <summary>Per partition, the GPUs (thousandths) set aside in its non-general pools at the last lazily decided rest.</summary>
+    private long[] _lazyFree = [];
+
+    /// <summary>Whether a job's reason and estimate are those of the last lazily decided rest, not its stored ones.</summary>
+    private bool IsLazy(JobRecord job) => job.ReasonSeq < _lazySeq && job.State == JobState.Pending;
+
+    /// <summary>Why a pending job waits: its stored reason, or the one the last lazily decided rest gives it.</summary>
+    private PendingReason ReasonOf(JobRecord job)
+    {
+        if (!IsLazy(job))
+        {
+            return job.StoredReason;
+        }
+
+        LazyDecision(job, out var reason, out _);
+        return reason;
+    }
+
+    /// <summary>When a pending job may start (-1: unknown): its stored estimate, or the one the last lazily decided rest gives it.</summary>
+    private long EstimateOf(JobRecord job)
+    {
+        if (!IsLazy(job))
+        {
+            return job.StoredEstimate;
+        }
+
+        LazyDecision(job, out _, out var estimate);
+        return estimate;
+    }
+
+    /// <summary>Writes a job's reason and estimate.</summary>
+    private void Decide(JobRecord job, PendingReason reason, long estimate)
+    {
+        job.StoredReason = reason;
+        job.StoredEstimate = estimate;
+        job.ReasonSeq = ++_reasonSeq;
+    }
+
+    private void SetReason(JobRecord job, PendingReason reason) => Decide(job, reason, EstimateOf(job));
+
+    private void SetEstimate(JobRecord job, long estimate) => Decide(job, ReasonOf(job), estimate);
+
+    /// <summary>Stores what the last lazily decided rest gives a job, before something its step reads (its hold) changes.</summary>
+    private void Materialize(JobRecord job)
+    {
+        if (IsLazy(job))
+        {
+            LazyDecision(job, out var reason, out var estimate);
+            Decide(job, reason, estimate);
+        }
+    }
+
+    /// <summary>The job's step in the last lazily decided rest (<see cref="DecideSettledRest"/>), from the state kept then.</summary>
+    private void LazyDecision(JobRecord job, out PendingReason reason, out long estimate)
+    {
+        if (job.SubmitTicks > _lazyNow)
+        {
+            reason = PendingReason.New;
+            estimate = -1;
+        }
+        else if (Options.Backfill == BackfillMode.None)
+        {
+            // Every partition was closed behind a waiting job; the estimate stays as it was.
+            reason = PendingReason.Priority;
+            estimate = job.StoredEstimate;
+        }
+        else
+        {
+            DecideRestJob(job, _lazyNow, SnapshotBank, checkFit: false, 0, out reason, out estimate);
+        }
+    }
+
+    /// <summary>Keeps what the rest's steps read: every class's entries (snapshot bank) and the set-aside GPUs per partition.</summary>
+    private void SnapshotRest(long now)
+    {
+        if (_lazyFree.Length != Fleet.Partitions.Count)
+        {
+            _lazyFree = new long[Fleet.Partitions.Count];
+        }
+
+        for (var p = 0; p < _lazyFree.Length; p++)
+        {
+            _lazyFree[p] = ComputeFreeCapacity(1UL << p);
+        }
+
+        _classes.BeginPass(SnapshotBank);
+        for (var c = 0; c < _classes.Count; c++)
+        {
+            FillClass(SnapshotBank, c, now);
+        }
+    }
+
+    private const int SnapshotBank = 0;
+    private const int CheckedBank = 1;
 
     /// <summary>Full passes to skip before <see cref="TryDecideCheckedRest"/> is tried again after one that failed, and the next such wait.</summary>
     private int _checkedRestWait;
@@ -717,9 +779,10 @@ public sealed partial class SchedulerEngine
             _restEstimates = new long[size];
         }
 
-        var partitionCount = Fleet.Partitions.Count;
-        var order = _partitionOrder;
+        // The partitions that still have a reservation to give (HoldSlots of every partition): the same for every job.
+        var holdSlots = HoldSlots(ulong.MaxValue, depth);
         var considered = 0;
+        BeginCheckedRest();
         for (var i = from; i < jobs.Count; i++)
         {
             var job = jobs[i];
@@ -737,68 +800,10 @@ public sealed partial class SchedulerEngine
             }
 
             considered++;
-            var end = now + job.WalltimeTicks;
-            var admissionReason = PendingReason.NoAllocation;
-            var admissible = 0UL;
-            var unavailable = true;
-            var mask = job.ShapeMask;
-            if (job.PartitionFilter >= 0)
+            if (!DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _restReasons[k], out _restEstimates[k]))
             {
-                mask &= 1UL << job.PartitionFilter;
-            }
-
-            for (var q = 0; q < partitionCount; q++)
-            {
-                var p = order[q];
-                if ((mask & (1UL << p)) == 0)
-                {
-                    continue;
-                }
-
-                ref readonly var shape = ref job.Shapes[p];
-                var admission = Admit(job, p, shape.HeldMilli, now);
-                if (admission.Reason is { } refused)
-                {
-                    admissionReason = Worse(admissionReason, refused);
-                    continue;
-                }
-
-                if (MayFit(shape, p, job, end))
-                {
-                    // The walk would try to place it here.
-                    return false;
-                }
-
-                admissible |= 1UL << p;
-                if (_upNodes[p] >= shape.Nodes)
-                {
-                    unavailable = false;
-                }
-            }
-
-            if (admissible == 0)
-            {
-                _restReasons[k] = admissionReason;
-                _restEstimates[k] = -1;
-            }
-            else if (job.HeldPool >= 0)
-            {
-                var held = _pools[job.HeldPool];
-                _restReasons[k] = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
-                _restEstimates[k] = job.EstimatedStartTicks >= 0 ? job.EstimatedStartTicks
-                    : held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
-            }
-            else if (HoldSlotsFor(job, admissible, depth, blockedSeen: true) != 0)
-            {
-                // The walk would try to reserve for it.
+                // The walk would place it or reserve for it.
                 return false;
-            }
-            else
-            {
-                // No resource reason (ExplainResources) is needed here: the rest is decided only when no pool may take
-                // the job's GPUs (MayFit above), and then the walk's ExplainResources gives the plain reason too.
-                _restReasons[k] = unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
-                _restEstimates[k] = -1;
             }
         }
 
@@ -807,8 +812,7 @@ public sealed partial class SchedulerEngine
             var job = jobs[i];
             if (job.State == JobState.Pending)
             {
-                job.Reason = _restReasons[i - from];
-                job.EstimatedStartTicks = _restEstimates[i - from];
+                Decide(job, _restReasons[i - from], _restEstimates[i - from]);
             }
         }
 
@@ -816,6 +820,202 @@ public sealed partial class SchedulerEngine
         SettledRests++;
         CheckedRests++;
         return true;
+    }
+
+    /// <summary>
+    /// One job's step of the walk in a rest that changes no state (<see cref="DecideSettledRest"/>,
+    /// <see cref="TryDecideCheckedRest"/>): admission on every partition it may use, then the reason and estimate the walk
+    /// gives a job that is neither placed, reserved for nor a preemptor. With <paramref name="checkFit"/>, false when the
+    /// walk would instead try to place the job (a partition that admits it may fit it) or reserve for it (a slot of
+    /// <paramref name="holdSlots"/> is open to it); nothing is decided then. What does not depend on the job's walltime
+    /// and GPUs is worked out once per pass for its class, in <paramref name="bank"/> (<see cref="DecisionClasses"/>);
+    /// the snapshot bank also reads the set-aside GPUs kept with it.
+    /// </summary>
+    private bool DecideRestJob(JobRecord job, long now, int bank, bool checkFit, ulong holdSlots, out PendingReason reason, out long estimate)
+    {
+        var c = job.DecisionClass;
+        if (!_classes.IsCurrent(bank, c))
+        {
+            if (bank == SnapshotBank)
+            {
+                throw new InvalidOperationException($"job {job.Id}: its class was not kept with the rest it belongs to");
+            }
+
+            FillClass(bank, c, now);
+        }
+
+        var admissionReason = PendingReason.NoAllocation;
+        var admissible = 0UL;
+        var unavailable = true;
+        var end = now + job.WalltimeTicks;
+        foreach (ref readonly var e in _classes.Entries(bank, c))
+        {
+            if (e.Quota != PendingReason.New)
+            {
+                admissionReason = Worse(admissionReason, e.Quota);
+                continue;
+            }
+
+            if (e.Grants == DecisionClasses.Entry.GrantState.NoneActive)
+            {
+                admissionReason = Worse(admissionReason, PendingReason.NoAllocation);
+                continue;
+            }
+
+            // As GrantTracker.Find: refused when every active grant covers less than the job's GPU-hours.
+            if (e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.MaxCover < Admission.GpuHours(e.HeldMilli, job.WalltimeTicks))
+            {
+                admissionReason = Worse(admissionReason, PendingReason.GrantExhausted);
+                continue;
+            }
+
+            if (checkFit && (e.Fit == DecisionClasses.Entry.FitState.Always
+                || (e.Fit == DecisionClasses.Entry.FitState.PerJob && MayFit(job.Shapes[e.Partition], e.Partition, job, end))))
+            {
+                reason = default;
+                estimate = -1;
+                return false;
+            }
+
+            admissible |= 1UL << e.Partition;
+            unavailable &= !e.NodesUp;
+        }
+
+        if (admissible == 0)
+        {
+            reason = admissionReason;
+            estimate = -1;
+        }
+        else if (job.HeldPool >= 0)
+        {
+            var held = _pools[job.HeldPool];
+            reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
+            estimate = job.StoredEstimate >= 0 ? job.StoredEstimate
+                : held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
+        }
+        else if (checkFit && (System.Numerics.BitOperations.PopCount(admissible) > 1 ? 0 : admissible & holdSlots) != 0)
+        {
+            // HoldSlotsFor(job, admissible, depth, blockedSeen: true): the walk would try to reserve for it.
+            reason = default;
+            estimate = -1;
+            return false;
+        }
+        else
+        {
+            // No resource reason (ExplainResources) is needed here: the rest is decided only when no pool may take the
+            // job's GPUs (RestIsSettled, or MayFit above), and then the walk's ExplainResources gives the plain reason too.
+            var free = bank == SnapshotBank ? LazyFreeCapacity(admissible) : FreeCapacity(admissible);
+            reason = unavailable ? PendingReason.NodesUnavailable : (free >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
+            estimate = -1;
+        }
+
+        return true;
+    }
+
+    /// <summary><see cref="FreeCapacity"/> as it was at the last lazily decided rest.</summary>
+    private long LazyFreeCapacity(ulong partitions)
+    {
+        long free = 0;
+        for (var p = 0; p < _lazyFree.Length; p++)
+        {
+            if ((partitions & (1UL << p)) != 0)
+            {
+                free += _lazyFree[p];
+            }
+        }
+
+        return free;
+    }
+
+    /// <summary>
+    /// Works out a class's entries in <paramref name="bank"/> for its pass: per partition it may use (in the walk's
+    /// order), quota, grants and nodes up, and in the checked bank whether a pool may fit it.
+    /// </summary>
+    private void FillClass(int bank, int c, long now)
+    {
+        var project = _classes.Project(c);
+        var shapes = _classes.Shapes(c);
+        var mask = _classes.Mask(c);
+        var entries = _classes.Entries(bank, c);
+        var n = 0;
+        foreach (var p in _partitionOrder)
+        {
+            if ((mask & (1UL << p)) == 0)
+            {
+                continue;
+            }
+
+            ref readonly var shape = ref shapes[p];
+            ref var e = ref entries[n++];
+            e.Partition = (byte)p;
+            e.HeldMilli = shape.HeldMilli;
+            e.NodesUp = _upNodes[p] >= shape.Nodes;
+            e.Quota = _admission.Quota.Check(project, p, shape.HeldMilli) ?? PendingReason.New;
+            e.AnyGrantNaN = false;
+            e.MaxCover = double.NegativeInfinity;
+            if (!Options.RequireAllocation)
+            {
+                e.Grants = DecisionClasses.Entry.GrantState.NotRequired;
+            }
+            else
+            {
+                e.MaxCover = _admission.Grants.Cover(project, p, now, out var anyActive, out e.AnyGrantNaN);
+                e.Grants = anyActive ? DecisionClasses.Entry.GrantState.Active : DecisionClasses.Entry.GrantState.NoneActive;
+            }
+
+            // As MayFit: a general pool takes any job; other pools depend on the job (its end, its hold).
+            e.Fit = DecisionClasses.Entry.FitState.Never;
+            if (bank == CheckedBank)
+            {
+                ref readonly var room = ref _restRoom[p];
+                e.Fit = Fits(room.General, shape) ? DecisionClasses.Entry.FitState.Always
+                    : Fits(room.Other, shape) ? DecisionClasses.Entry.FitState.PerJob
+                    : DecisionClasses.Entry.FitState.Never;
+            }
+        }
+
+        if (n != entries.Length)
+        {
+            throw new InvalidOperationException($"decision class {c}: {n} partitions in order, {entries.Length} in its mask");
+        }
+
+        _classes.MarkCurrent(bank, c);
+    }
+
+    /// <summary>The most room any one pool of a kind offers (see <see cref="MayFit"/>'s signature test).</summary>
+    private readonly record struct PoolRoom(int Whole, int Share, int FullFree);
+
+    /// <summary>Per partition, the most room in its general pools and in its other pools, for <see cref="FillClass"/>.</summary>
+    private (PoolRoom General, PoolRoom Other)[] _restRoom = [];
+
+    private static bool Fits(PoolRoom room, in Shape shape) => shape.Kind switch
+    {
+        ShapeKind.Share => room.Share >= shape.Amount,
+        ShapeKind.SingleNode => room.Whole >= shape.Amount,
+        _ => room.FullFree >= shape.Nodes,
+    };
+
+    /// <summary>Starts a checked rest: classes are filled anew in the checked bank, against the pools' room as it is now (the rest changes none).</summary>
+    private void BeginCheckedRest()
+    {
+        _classes.BeginPass(CheckedBank);
+        if (_restRoom.Length != Fleet.Partitions.Count)
+        {
+            _restRoom = new (PoolRoom, PoolRoom)[Fleet.Partitions.Count];
+        }
+
+        for (var p = 0; p < _restRoom.Length; p++)
+        {
+            PoolRoom general = new(int.MinValue, int.MinValue, int.MinValue), other = general;
+            foreach (var id in _activePools[p])
+            {
+                var pool = _pools[id];
+                ref var room = ref pool.Kind == PoolKind.General ? ref general : ref other;
+                room = new PoolRoom(Math.Max(room.Whole, pool.SigWhole), Math.Max(room.Share, pool.SigShare), Math.Max(room.FullFree, pool.FullFree));
+            }
+
+            _restRoom[p] = (general, other);
+        }
     }
 
     /// <summary>Full passes whose rest <see cref="TryDecideCheckedRest"/> decided; for tests.</summary>

@@ -398,8 +398,7 @@ public sealed partial class SchedulerEngine
     private JobStart MarkRunning(JobRecord job, int p, GpuSlot[] slots, int[] nodes, long held, bool exclusive, int allocation, long now)
     {
         job.State = JobState.Running;
-        job.Reason = PendingReason.New;
-        job.EstimatedStartTicks = -1;
+        Decide(job, PendingReason.New, -1);
         job.Placement = new Placement(p, slots, nodes, checked((int)held));
         job.Partition = p;
         job.Allocation = allocation;

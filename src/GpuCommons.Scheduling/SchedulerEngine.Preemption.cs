@@ -387,11 +387,11 @@ public sealed partial class SchedulerEngine
                 Reassign(n, pool.Id);
             }
 
+            Materialize(job);
             job.HeldPool = pool.Id;
         }
 
-        job.Reason = PendingReason.WaitingForPreemption;
-        job.EstimatedStartTicks = now + grace.Ticks;
+        Decide(job, PendingReason.WaitingForPreemption, now + grace.Ticks);
         RefreshCapacitySignature(p);
     }
 
@@ -401,8 +401,7 @@ public sealed partial class SchedulerEngine
         {
             case { Victims: null } wait:
                 // Jobs already told to stop will free the quota: wait for them.
-                job.Reason = PendingReason.WaitingForPreemption;
-                job.EstimatedStartTicks = wait.Until;
+                Decide(job, PendingReason.WaitingForPreemption, wait.Until);
                 return true;
             case { } plan:
                 Preempt(job, plan.Victims, [], plan.Partition, now, result);

@@ -439,6 +439,9 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private readonly Dictionary<(double Gpus, int? Nodes, int? GpusPerNode, int Filter), (Shape[] Shapes, ulong Mask)> _shapeCache = [];
 
+    /// <summary>Pending jobs by what their admission and fit depend on (see <see cref="DecisionClasses"/>).</summary>
+    private readonly DecisionClasses _classes = new();
+
     private void ResolveShapes(JobRecord job)
     {
         var key = (job.Spec.Gpus, job.Spec.Nodes, job.Spec.GpusPerNode, job.PartitionFilter);
@@ -462,13 +465,13 @@ public sealed partial class SchedulerEngine
         job.Shapes = resolved.Shapes;
         job.ShapeMask = resolved.Mask;
         RestrictShapesToEligible(job); // per job (its cores, memory, models, features): narrows its own mask, never the shared shapes
+        job.DecisionClass = _classes.Intern(job.Project, job.Shapes, job.ShapeMask);
     }
 
     private void AddPending(JobRecord job)
     {
         job.State = JobState.Pending;
-        job.Reason = PendingReason.New;
-        job.EstimatedStartTicks = -1;
+        Decide(job, PendingReason.New, -1);
         job.Priority = double.PositiveInfinity;
         _queue.Add(job, _time.GetUtcNow().UtcTicks);
     }
@@ -493,8 +496,8 @@ public sealed partial class SchedulerEngine
         return new JobView(
             j.Id,
             j.State,
-            j.State == JobState.Pending ? j.Reason : PendingReason.New,
-            j.EstimatedStartTicks >= 0 ? new DateTimeOffset(j.EstimatedStartTicks, TimeSpan.Zero) : null,
+            j.State == JobState.Pending ? ReasonOf(j) : PendingReason.New,
+            EstimateOf(j) is >= 0 and var estimate ? new DateTimeOffset(estimate, TimeSpan.Zero) : null,
             j.Placement,
             j.State == JobState.Running ? new DateTimeOffset(j.StartTicks, TimeSpan.Zero) : null,
             double.IsInfinity(j.Priority) ? 0 : j.Priority,

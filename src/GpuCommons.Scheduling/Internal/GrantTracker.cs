@@ -80,6 +80,47 @@ internal sealed class GrantTracker
 
         return best;
     }
+
+    /// <summary>
+    /// What <see cref="Find(int, int, double, long, out PendingReason)"/> would answer for any request on the partition,
+    /// as one bound: it finds an allocation for <c>gpuHours</c> exactly when <paramref name="anyActive"/> and
+    /// (<paramref name="anyNaN"/> or not <c>cover &lt; gpuHours</c>), where cover is the returned value (the most any
+    /// active grant covers: its remaining GPU-hours plus the same tolerance); otherwise its reason is
+    /// <see cref="PendingReason.GrantExhausted"/> when <paramref name="anyActive"/>, else <see cref="PendingReason.NoAllocation"/>.
+    /// </summary>
+    public double Cover(int project, int partition, long nowTicks, out bool anyActive, out bool anyNaN)
+    {
+        anyActive = false;
+        anyNaN = false;
+        var cover = double.NegativeInfinity;
+        if (project >= _byProject.Count)
+        {
+            return cover;
+        }
+
+        var grants = _byProject[project];
+        for (var k = 0; k < grants.Count; k++)
+        {
+            var g = _grants[grants[k]];
+            if ((g.Partition >= 0 && g.Partition != partition) || nowTicks < g.StartTicks || nowTicks >= g.EndTicks)
+            {
+                continue;
+            }
+
+            anyActive = true;
+            var c = g.Remaining + 1e-9;
+            if (double.IsNaN(c))
+            {
+                anyNaN = true;
+            }
+            else if (c > cover)
+            {
+                cover = c;
+            }
+        }
+
+        return cover;
+    }
 }
 
 internal sealed class Grant(AllocationSpec spec, int project, int partition)

@@ -24,10 +24,18 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     /// </summary>
     public Shape[] Shapes = [];
     public ulong ShapeMask;
+    /// <summary>The job's <see cref="DecisionClasses"/> class (project, shapes and mask), set with them.</summary>
+    public int DecisionClass = -1;
 
     public JobState State;
-    public PendingReason Reason = PendingReason.New;
-    public long EstimatedStartTicks = -1;
+    /// <summary>
+    /// Why the job waits and when it may start, as last written (see <see cref="ReasonSeq"/>). The engine reads them
+    /// through <c>ReasonOf</c> and <c>EstimateOf</c>: a job left to a lazily decided rest has newer ones.
+    /// </summary>
+    public PendingReason StoredReason = PendingReason.New;
+    public long StoredEstimate = -1;
+    /// <summary>When <see cref="StoredReason"/> was written, on the engine's count of decisions.</summary>
+    public long ReasonSeq;
     public int PendingSlot = -1;
     /// <summary>Whether the pending queue's submit-order list holds this job (see <c>PendingQueue</c>).</summary>
     public bool InSubmitOrder;
