@@ -270,56 +270,107 @@ public sealed partial class SchedulerEngine
 
     private void Order(long now)
     {
-        var keys = new SortKeys(this, now);
-        _queue.Sort(ref keys);
+        // The keys read the fair-share factors of this pass; they are kept with the keys, for PriorityOf.
+        _fairShare.CopyFactors(ref _keyFactors);
+        _keys = new SortKeys(this, now, _keyFactors);
+        _goFirst.Clear();
+        foreach (var j in _waitingForPreemption)
+        {
+            // A job of a lazily decided rest never waits for a preemption (such a job holds a pool and is decided at once).
+            if (j.State == JobState.Pending && !IsLazy(j))
+            {
+                _goFirst.Add(j);
+            }
+        }
+
+        var keys = _keys;
+        _queue.Sort(ref keys, _goFirst);
     }
 
-    /// <summary>The full pass's sort keys: the policy's priority, written to each job; jobs waiting for their preemptions first.</summary>
-    private readonly struct SortKeys(SchedulerEngine engine, long now) : PendingQueue.ISortKeys
+    /// <summary>The last full pass's sort keys (what <see cref="PriorityOf"/> recomputes a priority with).</summary>
+    private SortKeys _keys;
+
+    /// <summary>The fair-share factor of every user, as the last full pass's keys read them.</summary>
+    private double[] _keyFactors = [];
+
+    /// <summary>Pending jobs whose stored reason is <see cref="PendingReason.WaitingForPreemption"/> (kept by <see cref="Decide"/>).</summary>
+    private readonly HashSet<JobRecord> _waitingForPreemption = [];
+
+    /// <summary>The jobs the next sort puts first (scratch).</summary>
+    private readonly List<JobRecord> _goFirst = [];
+
+    /// <summary>
+    /// A job's priority: the key the last full sort gave it. Under the policies whose keys come from the queue's columns
+    /// (FIFO, multifactor) the sort does not write it to the job: it is worked out again here, from the same keys.
+    /// +∞ for a job queued since (the engine reports it as 0).
+    /// </summary>
+    private double PriorityOf(JobRecord job)
+    {
+        if (job.PendingSlot >= 0 && _keys.Columnar && job.QueuedSeq <= _queue.LastSortSeq)
+        {
+            var size = job.SizeTerm;
+            return _keys.KeyOf(job.User, job.SubmitTicks, job.PriorityClass, ref size, job);
+        }
+
+        return job.Priority;
+    }
+
+    /// <summary>
+    /// The full pass's sort keys: the policy's priority; jobs waiting for their preemptions go first (the sort is given
+    /// them). FIFO's and multifactor's keys come from the queue's columns and are not written to the job
+    /// (<see cref="PriorityOf"/>); the other policies' read the job and are written to it.
+    /// </summary>
+    private readonly struct SortKeys(SchedulerEngine engine, long now, double[] factors) : PendingQueue.ISortKeys
     {
         private readonly double _maxAge = engine.Options.MaxAge.Ticks;
         private readonly double _logTotal = Math.Log2(1 + engine.Fleet.TotalGpus);
+        private readonly OrderingPolicy _ordering = engine.Options.Ordering;
+        private readonly bool _columnar = engine.Options.ColumnarKeys && (engine.Options.Ordering is OrderingPolicy.Fifo or OrderingPolicy.Multifactor);
+        private readonly double _weightFairShare = engine.Options.WeightFairShare;
+        private readonly double _weightAge = engine.Options.WeightAge;
+        private readonly double _weightClass = engine.Options.WeightPriorityClass;
+        private readonly double _weightSize = engine.Options.WeightSize;
+
+        public bool Columnar => _columnar;
+
+        public double KeyOf(int user, long submitTicks, PriorityClass cls, ref double size, JobRecord job)
+        {
+            if (_ordering == OrderingPolicy.Fifo)
+            {
+                return 0;
+            }
+
+            var age = Math.Clamp((now - submitTicks) / _maxAge, 0, 1);
+            if (double.IsNaN(size))
+            {
+                // Worked out once per job.
+                size = job.SizeTerm = Math.Log2(1 + job.Gpus) / _logTotal;
+            }
+
+            var factor = user < factors.Length ? factors[user] : 1;
+            return (_weightFairShare * factor) + (_weightAge * age) + (_weightClass * ((int)cls / 2.0)) + (_weightSize * size);
+        }
 
         public double KeyOf(JobRecord j)
         {
-            var options = engine.Options;
             double key;
-            switch (options.Ordering)
+            if (_ordering == OrderingPolicy.LeastAttainedService)
             {
-                case OrderingPolicy.Fifo:
-                    key = 0;
-                    break;
-                case OrderingPolicy.LeastAttainedService:
-                    key = -engine.LasQueue(j.AttainedGpuSeconds);
-                    break;
-                case OrderingPolicy.ShortestRemainingFirst:
-                {
-                    var total = (j.Spec.DurationHint ?? j.Spec.Walltime).TotalSeconds;
-                    key = -Math.Max(0, total - (j.AttainedGpuSeconds / Math.Max(j.Spec.Gpus, 1e-3)));
-                    break;
-                }
-
-                default:
-                {
-                    var age = Math.Clamp((now - j.SubmitTicks) / _maxAge, 0, 1);
-                    var cls = (int)j.PriorityClass / 2.0;
-                    var size = j.SizeTerm;
-                    if (double.IsNaN(size))
-                    {
-                        size = j.SizeTerm = Math.Log2(1 + j.Gpus) / _logTotal;
-                    }
-
-                    key = (options.WeightFairShare * engine._fairShare.Factor(j.User)) + (options.WeightAge * age) + (options.WeightPriorityClass * cls) + (options.WeightSize * size);
-                    break;
-                }
+                key = -engine.LasQueue(j.AttainedGpuSeconds);
+            }
+            else if (_ordering == OrderingPolicy.ShortestRemainingFirst)
+            {
+                var total = (j.Spec.DurationHint ?? j.Spec.Walltime).TotalSeconds;
+                key = -Math.Max(0, total - (j.AttainedGpuSeconds / Math.Max(j.Spec.Gpus, 1e-3)));
+            }
+            else
+            {
+                var size = j.SizeTerm;
+                key = KeyOf(j.User, j.SubmitTicks, j.PriorityClass, ref size, j);
             }
 
             j.Priority = key;
-
-            // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier) place
-            // takes the GPUs or quota back, and the preemption repeats.
-            // (A job of a lazily decided rest never waits for a preemption: such a job holds a pool and is decided at once.)
-            return j.StoredReason == PendingReason.WaitingForPreemption && !engine.IsLazy(j) ? double.PositiveInfinity : key;
+            return key;
         }
     }
 
@@ -690,6 +741,15 @@ public sealed partial class SchedulerEngine
     /// <summary>Writes a job's reason and estimate.</summary>
     private void Decide(JobRecord job, PendingReason reason, long estimate)
     {
+        if (reason == PendingReason.WaitingForPreemption)
+        {
+            _waitingForPreemption.Add(job);
+        }
+        else if (job.StoredReason == PendingReason.WaitingForPreemption)
+        {
+            _waitingForPreemption.Remove(job);
+        }
+
         job.StoredReason = reason;
         job.StoredEstimate = estimate;
         job.ReasonSeq = ++_reasonSeq;
@@ -1070,7 +1130,7 @@ public sealed partial class SchedulerEngine
 
         if (_holders.Count > 0)
         {
-            _holders.Sort((a, b) => b.Priority.CompareTo(a.Priority));
+            _holders.Sort((a, b) => PriorityOf(b).CompareTo(PriorityOf(a)));
             Walk(_holders, now, false, result);
         }
     }

@@ -61,7 +61,7 @@ public sealed partial class SchedulerEngine
 
         foreach (var (id, j) in _jobs.OrderBy(kv => kv.Key))
         {
-            sb.Append($"job {id} {j.State} {ReasonOf(j)} est {EstimateOf(j)} held {j.HeldPool} preempting {j.Preempting} kill {j.PreemptKillTicks}\n");
+            sb.Append($"job {id} {j.State} {ReasonOf(j)} est {EstimateOf(j)} priority {PriorityOf(j):R} held {j.HeldPool} preempting {j.Preempting} kill {j.PreemptKillTicks}\n");
         }
 
         for (var p = 0; p < Fleet.Partitions.Count; p++)

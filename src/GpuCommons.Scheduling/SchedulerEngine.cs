@@ -478,7 +478,9 @@ public sealed partial class SchedulerEngine
 
     private void RemovePending(JobRecord job)
     {
+        job.Priority = PriorityOf(job); // the last sort's key, kept: it is worked out only while the job is queued
         _queue.Remove(job);
+        _waitingForPreemption.Remove(job);
         if (job.HeldPool >= 0)
         {
             DissolveHold(_pools[job.HeldPool]);
@@ -500,7 +502,7 @@ public sealed partial class SchedulerEngine
             EstimateOf(j) is >= 0 and var estimate ? new DateTimeOffset(estimate, TimeSpan.Zero) : null,
             j.Placement,
             j.State == JobState.Running ? new DateTimeOffset(j.StartTicks, TimeSpan.Zero) : null,
-            double.IsInfinity(j.Priority) ? 0 : j.Priority,
+            PriorityOf(j) is var priority && double.IsInfinity(priority) ? 0 : priority,
             j.Preempting,
             j.Attempts);
     }

@@ -135,6 +135,14 @@ public sealed class SchedulerOptions
     /// <summary>With <see cref="LazyOrder"/>: how many jobs at the head of the queue a full pass sorts before it looks whether the rest need an order.</summary>
     internal int SortedHead { get; set; } = 2048;
 
+    /// <summary>
+    /// Whether FIFO's and multifactor's sort keys come from the pending queue's columns, without touching each job (a
+    /// pending job's priority is then worked out when read). False: every key reads its job and is written to it, as
+    /// before. The decisions and priorities are the same either way (a property checks it); the switch is kept for that
+    /// property.
+    /// </summary>
+    internal bool ColumnarKeys { get; set; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
     {

@@ -78,6 +78,17 @@ internal sealed class FairShare
 
     public double Factor(int user) => user < _userFactor.Length ? _userFactor[user] : 1;
 
+    /// <summary>Copies every user's factor into <paramref name="into"/> (resized to the users known).</summary>
+    public void CopyFactors(ref double[] into)
+    {
+        if (into.Length != _userFactor.Length)
+        {
+            into = new double[_userFactor.Length];
+        }
+
+        _userFactor.CopyTo(into, 0);
+    }
+
     /// <summary>Recomputes every user's factor (once per full cycle).</summary>
     public void Recompute()
     {

@@ -37,8 +37,11 @@ internal sealed class JobRecord(JobSpec spec, int project, int user, int partiti
     /// <summary>When <see cref="StoredReason"/> was written, on the engine's count of decisions.</summary>
     public long ReasonSeq;
     public int PendingSlot = -1;
-    /// <summary>Whether the pending queue's submit-order list holds this job (see <c>PendingQueue</c>).</summary>
-    public bool InSubmitOrder;
+    /// <summary>The job's entry in the pending queue's submit-order columns (-1: none; see <c>PendingQueue</c>).</summary>
+    public int SubmitIndex = -1;
+    /// <summary>When the job last joined the pending queue, on the queue's count (see <c>PendingQueue.LastSortSeq</c>).</summary>
+    public long QueuedSeq;
+    /// <summary>The priority a full sort gave the job (+∞ until one did), where the sort wrote it; the engine reads it through <c>PriorityOf</c>.</summary>
     public double Priority;
     /// <summary>The multifactor size term (log of the GPUs over log of the fleet's), computed once; NaN until then.</summary>
     public double SizeTerm = double.NaN;

@@ -21,19 +21,40 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     /// <summary>
     /// Pending jobs by submit time, then id: the tie-break of every order, kept so that a full pass sorts by its key
-    /// alone (a stable radix sort of this list). May hold jobs that left the queue (<see cref="JobRecord.InSubmitOrder"/>
-    /// stays set on them until a sort drops them, so a requeued job, which keeps its submit time, reuses its entry).
+    /// alone (a stable radix sort of this list). Kept as columns (the job, and what a key and the order read of it), so
+    /// that a full pass computes every key without touching the jobs themselves: on a queue of a million jobs the
+    /// jobs' objects are what a pass would otherwise wait for. <see cref="JobRecord.SubmitIndex"/> is a job's entry.
+    /// An entry stays when its job leaves the queue (a requeued job, which keeps its submit time, takes it back) and is
+    /// dropped when a sort finds more than an eighth of the entries departed.
     /// </summary>
-    private readonly List<JobRecord> _bySubmit = [];
+    private JobRecord[] _sub = [];
+    private long[] _subSubmit = [];
+    private long[] _subWall = [];
+    private int[] _subUser = [];
+    private byte[] _subClass = [];
+    private double[] _subSize = [];
+    private bool[] _subAlive = [];
+    /// <summary>Set for the jobs a sort puts at the head (see <see cref="Sort"/>), and cleared by it.</summary>
+    private bool[] _subHead = [];
+    private int _subCount;
+    private int _subDead;
 
-    /// <summary>Whether a job was appended to <see cref="_bySubmit"/> out of submit order since the last sort.</summary>
+    /// <summary>Whether a job was appended to the submit-order columns out of submit order since the last sort.</summary>
     private bool _bySubmitUnsorted;
+
+    /// <summary>Counts the jobs queued (<see cref="JobRecord.QueuedSeq"/>); <see cref="LastSortSeq"/> is the count at the last sort.</summary>
+    private long _queuedSeq;
+
+    /// <summary>The count of jobs queued when the last full sort ran: a pending job with <see cref="JobRecord.QueuedSeq"/> up to it was keyed by it.</summary>
+    public long LastSortSeq { get; private set; }
 
     // Sort buffers (keys and jobs, twice for the radix passes), kept between full passes.
     private ulong[] _keys = [];
     private ulong[] _keys2 = [];
     private JobRecord[] _sorted = [];
     private JobRecord[] _sorted2 = [];
+    private long[] _sortedWall = [];
+    private long[] _sortedWall2 = [];
     private readonly int[] _digitCounts = new int[8 * 256];
 
     // The lazy order (see Sort): the keys of the unsorted tail, in the tail's order, and the head selection's scratch.
@@ -85,20 +106,25 @@ internal sealed class PendingQueue(SchedulerOptions options)
         MinWalltime = Math.Min(MinWalltime, job.WalltimeTicks);
         SubmitBound = Math.Max(SubmitBound, job.SubmitTicks);
         job.PendingSlot = _jobs.Count;
+        job.QueuedSeq = ++_queuedSeq;
         _jobs.Add(job);
         if (job.SubmitTicks > now)
         {
             _submitsToCome.Enqueue(job, job.SubmitTicks);
         }
 
-        if (!job.InSubmitOrder)
+        if (job.SubmitIndex >= 0)
         {
-            job.InSubmitOrder = true;
-
+            // Requeued while its entry was kept.
+            _subAlive[job.SubmitIndex] = true;
+            _subDead--;
+        }
+        else
+        {
             // Jobs mostly arrive in submit order; one that does not is appended too, and the next sort puts the list
             // back in order once (an insertion in the middle would move the whole list for each such job).
-            _bySubmitUnsorted |= _bySubmit.Count > 0 && !FifoBefore(_bySubmit[^1], job);
-            _bySubmit.Add(job);
+            _bySubmitUnsorted |= _subCount > 0 && !FifoBefore(_sub[_subCount - 1], job);
+            AppendEntry(job);
         }
 
         var slot = SlotFor(job);
@@ -109,6 +135,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     public void Remove(JobRecord job)
     {
+        _subAlive[job.SubmitIndex] = false;
+        _subDead++;
         var slot = job.PendingSlot;
         var last = _jobs[^1];
         _jobs[slot] = last;
@@ -116,6 +144,69 @@ internal sealed class PendingQueue(SchedulerOptions options)
         _jobs.RemoveAt(_jobs.Count - 1);
         job.PendingSlot = -1;
     }
+
+    private void AppendEntry(JobRecord job)
+    {
+        if (_subCount == _sub.Length)
+        {
+            var size = Math.Max(1024, _sub.Length * 2);
+            Array.Resize(ref _sub, size);
+            Array.Resize(ref _subSubmit, size);
+            Array.Resize(ref _subWall, size);
+            Array.Resize(ref _subUser, size);
+            Array.Resize(ref _subClass, size);
+            Array.Resize(ref _subSize, size);
+            Array.Resize(ref _subAlive, size);
+            Array.Resize(ref _subHead, size);
+        }
+
+        var i = _subCount++;
+        _sub[i] = job;
+        _subSubmit[i] = job.SubmitTicks;
+        _subWall[i] = job.WalltimeTicks;
+        _subUser[i] = job.User;
+        _subClass[i] = (byte)job.PriorityClass;
+        _subSize[i] = job.SizeTerm;
+        _subAlive[i] = true;
+        _subHead[i] = false;
+        job.SubmitIndex = i;
+    }
+
+    /// <summary>
+    /// Rewrites the submit-order columns without departed entries and, when jobs were appended out of order, in submit
+    /// order again (each entry's job learns its new index).
+    /// </summary>
+    private void RebuildSubmitOrder()
+    {
+        var kept = new List<JobRecord>(_subCount - _subDead);
+        for (var i = 0; i < _subCount; i++)
+        {
+            var j = _sub[i];
+            if (_subAlive[i])
+            {
+                kept.Add(j);
+            }
+
+            j.SubmitIndex = -1;
+            _sub[i] = null!;
+        }
+
+        if (_bySubmitUnsorted)
+        {
+            kept.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
+            _bySubmitUnsorted = false;
+        }
+
+        _subCount = 0;
+        _subDead = 0;
+        foreach (var j in kept)
+        {
+            AppendEntry(j);
+        }
+    }
+
+    /// <summary>The multifactor size term kept for a pending job (NaN until a sort works it out).</summary>
+    public double SizeTermOf(JobRecord job) => _subSize[job.SubmitIndex];
 
     /// <summary>Drops the jobs whose submit time has come; true when there were any (they are new to the queue wherever they sort).</summary>
     public bool ReleaseDueSubmits(long now)
@@ -237,14 +328,15 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     /// <summary>
     /// Sorts the queue into <see cref="Order"/>: <paramref name="keyOf"/> gives each pending job its sort key (highest
-    /// first) and says whether it goes at the head; ties go by submit time, then id.
+    /// first), <paramref name="heads"/> the jobs that go before all others; ties go by submit time, then id.
     /// </summary>
     /// <remarks>
-    /// The keys are read in submit order (<see cref="_bySubmit"/>), then sorted by a stable least-significant-digit radix
-    /// sort on <see cref="Descending"/>: equal keys keep submit order, which is the tie-break. A byte in which all keys
-    /// agree costs no pass (under FIFO every key is 0 and the sort is one read of the keys).
+    /// The keys are read in submit order (the submit-order columns, <see cref="_sub"/>), then sorted by a stable
+    /// least-significant-digit radix sort on <see cref="Descending"/>: equal keys keep submit order, which is the
+    /// tie-break. A byte in which all keys agree costs no pass (under FIFO every key is 0 and the sort is one read of
+    /// the keys).
     /// </remarks>
-    public void Sort<TKeys>(ref TKeys keyOf)
+    public void Sort<TKeys>(ref TKeys keyOf, IEnumerable<JobRecord> heads)
         where TKeys : struct, ISortKeys
     {
         var count = _jobs.Count;
@@ -255,49 +347,66 @@ internal sealed class PendingQueue(SchedulerOptions options)
             _keys2 = new ulong[size];
             _sorted = new JobRecord[size];
             _sorted2 = new JobRecord[size];
+            _sortedWall = new long[size];
+            _sortedWall2 = new long[size];
         }
+
+        if (_bySubmitUnsorted || _subDead > _subCount / 8)
+        {
+            RebuildSubmitOrder();
+        }
+
+        foreach (var j in heads)
+        {
+            if (j.PendingSlot >= 0)
+            {
+                _subHead[j.SubmitIndex] = true;
+            }
+        }
+
+        var headCount = 0;
 
         var minWall = long.MaxValue;
         var n = 0;
-        var w = 0;
-        var heads = 0;
-        if (_bySubmitUnsorted)
+        var columnar = keyOf.Columnar;
+        for (var i = 0; i < _subCount; i++)
         {
-            _bySubmit.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
-            _bySubmitUnsorted = false;
-        }
-
-        for (var i = 0; i < _bySubmit.Count; i++)
-        {
-            var j = _bySubmit[i];
-            if (j.PendingSlot < 0)
+            if (!_subAlive[i])
             {
-                j.InSubmitOrder = false;
                 continue;
             }
 
-            _bySubmit[w++] = j;
-            var key = Descending(keyOf.KeyOf(j));
-            minWall = Math.Min(minWall, j.WalltimeTicks);
-            heads += key == HeadKey ? 1 : 0;
+            var key = Descending(columnar ? keyOf.KeyOf(_subUser[i], _subSubmit[i], (Core.Jobs.PriorityClass)_subClass[i], ref _subSize[i], _sub[i]) : keyOf.KeyOf(_sub[i]));
+            if (_subHead[i])
+            {
+                // A job that made others stop for it goes first: otherwise a requeued victim that keeps its (earlier)
+                // place takes the GPUs or quota back, and the preemption repeats.
+                _subHead[i] = false;
+                key = HeadKey;
+            }
+
+            headCount += key == HeadKey ? 1 : 0;
+            var wall = _subWall[i];
+            minWall = Math.Min(minWall, wall);
             _keys[n] = key;
-            _sorted[n++] = j;
+            _sortedWall[n] = wall;
+            _sorted[n++] = _sub[i];
         }
 
-        _bySubmit.RemoveRange(w, _bySubmit.Count - w);
         if (n != count)
         {
             throw new InvalidOperationException($"the submit order lists {n} pending jobs, the queue {count}");
         }
 
+        LastSortSeq = _queuedSeq;
         MinWalltime = minWall;
         Order.Clear();
         OrderWall.Clear();
-        OrderHead = heads;
+        OrderHead = headCount;
         _tailCount = 0;
         SortedUntil = int.MaxValue;
         var head = options.SortedHead;
-        if (options.LazyOrder && options.Ordering != OrderingPolicy.Fifo && head > 0 && n > 2 * head && heads < head)
+        if (options.LazyOrder && options.Ordering != OrderingPolicy.Fifo && head > 0 && n > 2 * head && headCount < head)
         {
             SortHeadOnly(n, head);
             return;
@@ -305,13 +414,11 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         CountDigits(n);
         RadixSort(n);
-        for (var i = 0; i < n; i++)
-        {
-            var j = _sorted[i];
-            Order.Add(j);
-            OrderWall.Add(j.WalltimeTicks);
-            _sorted[i] = null!;
-        }
+        System.Runtime.InteropServices.CollectionsMarshal.SetCount(Order, n);
+        System.Runtime.InteropServices.CollectionsMarshal.SetCount(OrderWall, n);
+        _sorted.AsSpan(0, n).CopyTo(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order));
+        _sortedWall.AsSpan(0, n).CopyTo(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall));
+        Array.Clear(_sorted, 0, n);
     }
 
     private void CountDigits(int n)
@@ -392,12 +499,15 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         Array.Sort(heap, 0, size, Comparer<int>.Create((a, b) => a == b ? 0 : Before(a, b) ? -1 : 1));
+        System.Runtime.InteropServices.CollectionsMarshal.SetCount(Order, n);
+        System.Runtime.InteropServices.CollectionsMarshal.SetCount(OrderWall, n);
+        var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
+        var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall);
         for (var k = 0; k < size; k++)
         {
-            var j = _sorted[heap[k]];
             _inHead[heap[k]] = true;
-            Order.Add(j);
-            OrderWall.Add(j.WalltimeTicks);
+            order[k] = _sorted[heap[k]];
+            walls[k] = _sortedWall[heap[k]];
         }
 
         if (_tailKeys.Length < n - size)
@@ -408,18 +518,18 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var t = 0;
         for (var i = 0; i < n; i++)
         {
-            var j = _sorted[i];
-            _sorted[i] = null!;
             if (_inHead[i])
             {
                 _inHead[i] = false;
                 continue;
             }
 
-            Order.Add(j);
-            OrderWall.Add(j.WalltimeTicks);
+            order[size + t] = _sorted[i];
+            walls[size + t] = _sortedWall[i];
             _tailKeys[t++] = _keys[i];
         }
+
+        Array.Clear(_sorted, 0, n);
 
         SortedUntil = size;
         _tailCount = t;
@@ -442,6 +552,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         for (var i = 0; i < t; i++)
         {
             _sorted[i] = Order[from + i];
+            _sortedWall[i] = OrderWall[from + i];
             _keys[i] = _tailKeys[i];
         }
 
@@ -449,9 +560,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
         RadixSort(t);
         for (var i = 0; i < t; i++)
         {
-            var j = _sorted[i];
-            Order[from + i] = j;
-            OrderWall[from + i] = j.WalltimeTicks;
+            Order[from + i] = _sorted[i];
+            OrderWall[from + i] = _sortedWall[i];
             _sorted[i] = null!;
         }
 
@@ -482,18 +592,22 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
             var keys = _keys;
             var jobs = _sorted;
+            var walls = _sortedWall;
             var keysOut = _keys2;
             var jobsOut = _sorted2;
+            var wallsOut = _sortedWall2;
             for (var i = 0; i < n; i++)
             {
                 var k = keys[i];
                 var at = next[(int)((k >> shift) & 0xFF)]++;
                 keysOut[at] = k;
                 jobsOut[at] = jobs[i];
+                wallsOut[at] = walls[i];
             }
 
             (_keys, _keys2) = (_keys2, _keys);
             (_sorted, _sorted2) = (_sorted2, _sorted);
+            (_sortedWall, _sortedWall2) = (_sortedWall2, _sortedWall);
         }
 
         Array.Clear(_sorted2, 0, n);
@@ -505,8 +619,14 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <summary>The sort keys of a full pass (a struct, so that the sort loop calls it without a delegate).</summary>
     public interface ISortKeys
     {
-        /// <summary>The job's key, highest first; <see cref="double.PositiveInfinity"/> puts it at the head.</summary>
+        /// <summary>Whether keys come from the columns (<see cref="KeyOf(int, long, Core.Jobs.PriorityClass, ref double, JobRecord)"/>), without touching the job.</summary>
+        bool Columnar { get; }
+
+        /// <summary>The job's key, highest first.</summary>
         double KeyOf(JobRecord job);
+
+        /// <summary>The job's key from its user, submit time, class and size term (NaN until worked out: set it), highest first.</summary>
+        double KeyOf(int user, long submitTicks, Core.Jobs.PriorityClass cls, ref double size, JobRecord job);
     }
 
     /// <summary>
