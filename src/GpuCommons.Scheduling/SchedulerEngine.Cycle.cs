@@ -449,7 +449,11 @@ public sealed partial class SchedulerEngine
             if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon && Options.Backfill != BackfillMode.None)
             {
                 // Only short jobs could use the free GPUs (held until a reserved job starts); this one is not short.
-                // Holders of those GPUs are tried after the pass.
+                // Holders of those GPUs are tried after the pass. Skip to the next short job at once (a vectorised
+                // search of the walltimes), but not past the end of the sorted head: the tail is sorted there first.
+                var stop = Math.Min(jobs.Count, _queue.SortedUntil);
+                var next = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(walls)[(i + 1)..stop].IndexOfAnyExceptInRange(_walkHorizon + 1, long.MaxValue);
+                i = next < 0 ? stop - 1 : i + next;
                 continue;
             }
 

@@ -147,9 +147,15 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     private void AppendEntry(JobRecord job)
     {
+        if (_subCount == _sub.Length && _subDead > 0 && !_bySubmitUnsorted)
+        {
+            // Full: drop departed entries before growing the columns.
+            RebuildSubmitOrder();
+        }
+
         if (_subCount == _sub.Length)
         {
-            var size = Math.Max(1024, _sub.Length * 2);
+            var size = Math.Max(1024, _sub.Length + (_sub.Length / 2));
             Array.Resize(ref _sub, size);
             Array.Resize(ref _subSubmit, size);
             Array.Resize(ref _subWall, size);
@@ -173,35 +179,53 @@ internal sealed class PendingQueue(SchedulerOptions options)
     }
 
     /// <summary>
-    /// Rewrites the submit-order columns without departed entries and, when jobs were appended out of order, in submit
-    /// order again (each entry's job learns its new index).
+    /// Rewrites the submit-order columns without departed entries (in place) and, when jobs were appended out of order,
+    /// in submit order again; each entry's job learns its new index.
     /// </summary>
     private void RebuildSubmitOrder()
     {
-        var kept = new List<JobRecord>(_subCount - _subDead);
+        var w = 0;
         for (var i = 0; i < _subCount; i++)
         {
             var j = _sub[i];
-            if (_subAlive[i])
+            if (!_subAlive[i])
             {
-                kept.Add(j);
+                j.SubmitIndex = -1;
+                continue;
             }
 
-            j.SubmitIndex = -1;
-            _sub[i] = null!;
+            if (w != i)
+            {
+                _sub[w] = j;
+                _subSubmit[w] = _subSubmit[i];
+                _subWall[w] = _subWall[i];
+                _subUser[w] = _subUser[i];
+                _subClass[w] = _subClass[i];
+                _subSize[w] = _subSize[i];
+                _subAlive[w] = true;
+                j.SubmitIndex = w;
+            }
+
+            w++;
         }
 
+        Array.Clear(_sub, w, _subCount - w);
+        _subCount = w;
+        _subDead = 0;
         if (_bySubmitUnsorted)
         {
-            kept.Sort(static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
-            _bySubmitUnsorted = false;
-        }
+            // Rare (a job queued with an earlier submit time than the last): re-append every entry in submit order.
+            // (A job's size term in the columns is the one on the job: both are written when it is worked out.)
+            var kept = _sub.AsSpan(0, w).ToArray();
+            Array.Sort(kept, static (a, b) => FifoBefore(a, b) ? -1 : FifoBefore(b, a) ? 1 : 0);
+            _subCount = 0;
+            foreach (var j in kept)
+            {
+                j.SubmitIndex = -1;
+                AppendEntry(j);
+            }
 
-        _subCount = 0;
-        _subDead = 0;
-        foreach (var j in kept)
-        {
-            AppendEntry(j);
+            _bySubmitUnsorted = false;
         }
     }
 
@@ -342,7 +366,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var count = _jobs.Count;
         if (_keys.Length < count)
         {
-            var size = Math.Max(count, _keys.Length * 2);
+            var size = Math.Max(count, _keys.Length + (_keys.Length / 4));
             _keys = new ulong[size];
             _keys2 = new ulong[size];
             _sorted = new JobRecord[size];
