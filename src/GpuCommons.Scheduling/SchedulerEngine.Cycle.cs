@@ -666,7 +666,15 @@ public sealed partial class SchedulerEngine
     private void DecideSettledRest(List<JobRecord> jobs, int from, long now, ScheduleResult result)
     {
         SettledRests++;
+        LeaveRestLazy(jobs, from, now, result);
+    }
 
+    /// <summary>
+    /// Decides the rest of a full pass lazily (see <see cref="DecideSettledRest"/>): keeps the state its steps read, marks
+    /// the head decided, and decides the jobs holding a pool at once.
+    /// </summary>
+    private void LeaveRestLazy(List<JobRecord> jobs, int from, long now, ScheduleResult result)
+    {
         // Everything written from here on is newer than the rest; the head's decisions stand as written.
         _lazySeq = ++_reasonSeq;
         _lazyNow = now;
@@ -820,69 +828,35 @@ public sealed partial class SchedulerEngine
     private int _checkedRestWait;
     private int _checkedRestBackoff = 1;
 
-    private PendingReason[] _restReasons = [];
-    private long[] _restEstimates = [];
-
     /// <summary>
     /// The rest of a full pass decided unsorted when <see cref="RestIsSettled"/> cannot tell from the partitions alone,
     /// checked job by job instead: with a blocked job already seen and no preemption left, the walk's step for a job
     /// changes nothing but the job's reason when no partition that admits it may fit it (<see cref="MayFit"/>) and it
     /// can take no reservation (<see cref="HoldSlotsFor"/> is empty, or it holds one). If every job of the rest is so,
     /// nothing changes the state while the rest is walked, in any order, and each job is decided as the sorted walk would
-    /// decide it: the decisions are written. Otherwise nothing is written and false is returned (the walk sorts the tail
+    /// decide it: the rest is then left to be decided lazily, as a settled one (<see cref="LeaveRestLazy"/>; without the
+    /// checks, a job's step is the same). Otherwise nothing is written and false is returned (the walk sorts the tail
     /// and goes on). Typical of a backlog: every partition full to the jobs waiting, and the partitions that still have
     /// a reservation to give closed to jobs that may run on several (only the first blocked one gets those).
     /// </summary>
     private bool TryDecideCheckedRest(List<JobRecord> jobs, int from, long now, int depth, ScheduleResult result)
     {
-        var count = jobs.Count - from;
-        if (_restReasons.Length < count)
-        {
-            var size = Math.Max(count, _restReasons.Length * 2);
-            _restReasons = new PendingReason[size];
-            _restEstimates = new long[size];
-        }
-
         // The partitions that still have a reservation to give (HoldSlots of every partition): the same for every job.
         var holdSlots = HoldSlots(ulong.MaxValue, depth);
-        var considered = 0;
         BeginCheckedRest();
         for (var i = from; i < jobs.Count; i++)
         {
             var job = jobs[i];
-            if (job.State != JobState.Pending)
-            {
-                continue;
-            }
-
-            var k = i - from;
-            if (job.SubmitTicks > now)
-            {
-                _restReasons[k] = PendingReason.New;
-                _restEstimates[k] = -1;
-                continue;
-            }
-
-            considered++;
-            if (!DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _restReasons[k], out _restEstimates[k]))
+            if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
             {
                 // The walk would place it or reserve for it.
                 return false;
             }
         }
 
-        for (var i = from; i < jobs.Count; i++)
-        {
-            var job = jobs[i];
-            if (job.State == JobState.Pending)
-            {
-                Decide(job, _restReasons[i - from], _restEstimates[i - from]);
-            }
-        }
-
-        result.Considered += considered;
         SettledRests++;
         CheckedRests++;
+        LeaveRestLazy(jobs, from, now, result);
         return true;
     }
 
