@@ -21,13 +21,22 @@ internal sealed class BulkInsert(GpucDb db)
     // SQLite binds at most 32,766 parameters per statement, PostgreSQL 65,535 per command.
     private const int MaxParameters = 30_000;
 
+    /// <summary>
+    /// Parameters per SQLite command: SQLite finds each named parameter by a linear search of the statement's names,
+    /// and Microsoft.Data.Sqlite binds every parameter of a command to each of its statements, so a command of n
+    /// parameters costs n² (see <see cref="BulkUpdate"/>). Callers on SQLite always write inside a transaction.
+    /// </summary>
+    private const int MaxSqliteParameters = 500;
+
+    private readonly int _maxParameters = db.Database.ProviderName?.Contains("Sqlite", StringComparison.Ordinal) == true ? MaxSqliteParameters : MaxParameters;
+
     private static readonly ConcurrentDictionary<(Type Context, Type Entity), Plan> Plans = new();
 
     private readonly List<(StringBuilder Sql, List<(RelationalTypeMapping Mapping, object? Value, bool Nullable)> Values)> _commands = [];
 
     private sealed record Plan(string Head, IProperty[] Properties, RelationalTypeMapping[] Mappings);
 
-    /// <summary>Commands the statements take (a command binds at most 30,000 values).</summary>
+    /// <summary>Commands the statements take (a command binds at most 30,000 values; 500 on SQLite).</summary>
     public int Commands => _commands.Count;
 
     /// <summary>Adds INSERT statements for <paramref name="rows"/> (nothing is sent yet).</summary>
@@ -44,13 +53,13 @@ internal sealed class BulkInsert(GpucDb db)
         var r = 0;
         while (r < rows.Count)
         {
-            if (_commands.Count == 0 || _commands[^1].Values.Count + columns > MaxParameters)
+            if (_commands.Count == 0 || _commands[^1].Values.Count + columns > _maxParameters)
             {
                 _commands.Add((new StringBuilder(), []));
             }
 
             var (sql, values) = _commands[^1];
-            var room = Math.Max(1, (MaxParameters - values.Count) / columns);
+            var room = Math.Max(1, (_maxParameters - values.Count) / columns);
             var count = Math.Min(room, rows.Count - r);
             sql.Append(plan.Head);
             for (var i = 0; i < count; i++, r++)
