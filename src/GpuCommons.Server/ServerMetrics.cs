@@ -39,6 +39,25 @@ public sealed class ServerMetrics
 
     public void Submitted(int n) => Interlocked.Add(ref _submitted, n);
 
+    private static readonly string[] CyclePhaseNames = ["time_events", "order", "walk"];
+    private readonly double[] _cyclePhaseLast = new double[6];
+    private readonly double[] _cyclePhaseMax = new double[6];
+
+    /// <summary>Records the engine's phases of one scheduling pass (full or incremental; set by the loop only).</summary>
+    public void Cycle(bool full, GpuCommons.Scheduling.CycleTimings timings)
+    {
+        var at = full ? 0 : 3;
+        Span<double> took = [timings.TimeEvents.TotalSeconds, timings.Order.TotalSeconds, timings.Walk.TotalSeconds];
+        lock (_lock)
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                _cyclePhaseLast[at + i] = took[i];
+                _cyclePhaseMax[at + i] = Math.Max(_cyclePhaseMax[at + i], took[i]);
+            }
+        }
+    }
+
     /// <summary>Records one pass of the scheduler loop (set by the loop only).</summary>
     public void LoopPass(TimeSpan pass, TimeSpan schedule)
     {
@@ -113,6 +132,23 @@ public sealed class ServerMetrics
         foreach (var (k, v) in PhaseMaxSeconds.OrderBy(x => x.Key, StringComparer.Ordinal))
         {
             sb.Append(c, $"gpuc_loop_phase_max_seconds{{phase=\"{k}\"}} {v}\n");
+        }
+
+        sb.AppendLine("# HELP gpuc_schedule_phase_seconds Time of each phase of the engine's last pass, full or incremental (time_events, order, walk).");
+        sb.AppendLine("# TYPE gpuc_schedule_phase_seconds gauge");
+        lock (_lock)
+        {
+            for (var k = 0; k < 6; k++)
+            {
+                sb.Append(c, $"gpuc_schedule_phase_seconds{{pass=\"{(k < 3 ? "full" : "incremental")}\",phase=\"{CyclePhaseNames[k % 3]}\"}} {_cyclePhaseLast[k]}\n");
+            }
+
+            sb.AppendLine("# HELP gpuc_schedule_phase_max_seconds Longest time of each phase of the engine's passes, full or incremental.");
+            sb.AppendLine("# TYPE gpuc_schedule_phase_max_seconds gauge");
+            for (var k = 0; k < 6; k++)
+            {
+                sb.Append(c, $"gpuc_schedule_phase_max_seconds{{pass=\"{(k < 3 ? "full" : "incremental")}\",phase=\"{CyclePhaseNames[k % 3]}\"}} {_cyclePhaseMax[k]}\n");
+            }
         }
 
         sb.AppendLine("# HELP gpuc_starts_in_flight Starts handed to the backend, not yet answered.");

@@ -29,6 +29,16 @@ public sealed class ApiTests : IAsyncLifetime
         var metrics = await c.GetStringAsync("/metrics");
         metrics.ShouldContain("gpuc_queue_pending_jobs");
         metrics.ShouldContain("gpuc_admission_latency_seconds_bucket");
+
+        // The engine's phases per pass kind, as numbers a scraper reads.
+        foreach (var pass in new[] { "full", "incremental" })
+        {
+            foreach (var phase in new[] { "time_events", "order", "walk" })
+            {
+                var line = metrics.Split('\n').Single(l => l.StartsWith($"gpuc_schedule_phase_seconds{{pass=\"{pass}\",phase=\"{phase}\"}} ", StringComparison.Ordinal));
+                double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThanOrEqualTo(0);
+            }
+        }
     }
 
     [Fact]

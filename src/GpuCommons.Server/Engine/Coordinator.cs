@@ -657,6 +657,7 @@ public sealed partial class Coordinator : BackgroundService
         var sw = Stopwatch.StartNew();
         var result = _s.Engine.Schedule(full);
         _scheduleTime += sw.Elapsed;
+        _metrics.Cycle(full, result.Timings);
         if (full)
         {
             _lastFull = _time.GetTimestamp();
