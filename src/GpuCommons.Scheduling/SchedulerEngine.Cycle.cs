@@ -274,7 +274,7 @@ public sealed partial class SchedulerEngine
         _fairShare.CopyFactors(ref _keyFactors);
         _keys = new SortKeys(this, now, _keyFactors);
         _goFirst.Clear();
-        foreach (var j in _waitingForPreemption)
+        foreach (var j in _reasons.WaitingForPreemption)
         {
             // A job of a lazily decided rest never waits for a preemption (such a job holds a pool and is decided at once).
             if (j.State == JobState.Pending && !IsLazy(j))
@@ -292,9 +292,6 @@ public sealed partial class SchedulerEngine
 
     /// <summary>The fair-share factor of every user, as the last full pass's keys read them.</summary>
     private double[] _keyFactors = [];
-
-    /// <summary>Pending jobs whose stored reason is <see cref="PendingReason.WaitingForPreemption"/> (kept by <see cref="Decide"/>).</summary>
-    private readonly HashSet<JobRecord> _waitingForPreemption = [];
 
     /// <summary>The jobs the next sort puts first (scratch).</summary>
     private readonly List<JobRecord> _goFirst = [];
@@ -676,16 +673,15 @@ public sealed partial class SchedulerEngine
     private void LeaveRestLazy(List<JobRecord> jobs, int from, long now, ScheduleResult result)
     {
         // Everything written from here on is newer than the rest; the head's decisions stand as written.
-        _lazySeq = ++_reasonSeq;
-        _lazyNow = now;
+        var free = _reasons.BeginLazyRest(now, Fleet.Partitions.Count);
         for (var i = 0; i < from; i++)
         {
-            jobs[i].ReasonSeq = _lazySeq;
+            _reasons.MarkDecided(jobs[i]);
         }
 
         if (Options.Backfill != BackfillMode.None)
         {
-            SnapshotRest(now);
+            SnapshotRest(now, free);
         }
 
         foreach (var pool in _pools)
@@ -711,20 +707,10 @@ public sealed partial class SchedulerEngine
         result.Considered += considered;
     }
 
-    /// <summary>Decisions written so far (<see cref="JobRecord.ReasonSeq"/> is the count when a job's were written).</summary>
-    private long _reasonSeq;
+    /// <summary>Who last decided each pending job's reason (see <see cref="ReasonBook"/>).</summary>
+    private readonly ReasonBook _reasons = new();
 
-    /// <summary>The count of decisions when the last lazily decided rest was: a pending job whose own are older belongs to it (0: none yet).</summary>
-    private long _lazySeq;
-
-    /// <summary>The time of the last lazily decided rest.</summary>
-    private long _lazyNow;
-
-    /// <summary>Per partition, the GPUs (thousandths) set aside in its non-general pools at the last lazily decided rest.</summary>
-    private long[] _lazyFree = [];
-
-    /// <summary>Whether a job's reason and estimate are those of the last lazily decided rest, not its stored ones.</summary>
-    private bool IsLazy(JobRecord job) => job.ReasonSeq < _lazySeq && job.State == JobState.Pending;
+    private bool IsLazy(JobRecord job) => _reasons.IsLazy(job);
 
     /// <summary>Why a pending job waits: its stored reason, or the one the last lazily decided rest gives it.</summary>
     private PendingReason ReasonOf(JobRecord job)
@@ -751,21 +737,7 @@ public sealed partial class SchedulerEngine
     }
 
     /// <summary>Writes a job's reason and estimate.</summary>
-    private void Decide(JobRecord job, PendingReason reason, long estimate)
-    {
-        if (reason == PendingReason.WaitingForPreemption)
-        {
-            _waitingForPreemption.Add(job);
-        }
-        else if (job.StoredReason == PendingReason.WaitingForPreemption)
-        {
-            _waitingForPreemption.Remove(job);
-        }
-
-        job.StoredReason = reason;
-        job.StoredEstimate = estimate;
-        job.ReasonSeq = ++_reasonSeq;
-    }
+    private void Decide(JobRecord job, PendingReason reason, long estimate) => _reasons.Write(job, reason, estimate);
 
     private void SetReason(JobRecord job, PendingReason reason) => Decide(job, reason, EstimateOf(job));
 
@@ -784,7 +756,7 @@ public sealed partial class SchedulerEngine
     /// <summary>The job's step in the last lazily decided rest (<see cref="DecideSettledRest"/>), from the state kept then.</summary>
     private void LazyDecision(JobRecord job, out PendingReason reason, out long estimate)
     {
-        if (job.SubmitTicks > _lazyNow)
+        if (job.SubmitTicks > _reasons.LazyNow)
         {
             reason = PendingReason.New;
             estimate = -1;
@@ -797,21 +769,16 @@ public sealed partial class SchedulerEngine
         }
         else
         {
-            DecideRestJob(job, _lazyNow, SnapshotBank, checkFit: false, 0, out reason, out estimate);
+            DecideRestJob(job, _reasons.LazyNow, SnapshotBank, checkFit: false, 0, out reason, out estimate);
         }
     }
 
     /// <summary>Keeps what the rest's steps read: every class's entries (snapshot bank) and the set-aside GPUs per partition.</summary>
-    private void SnapshotRest(long now)
+    private void SnapshotRest(long now, long[] free)
     {
-        if (_lazyFree.Length != Fleet.Partitions.Count)
+        for (var p = 0; p < free.Length; p++)
         {
-            _lazyFree = new long[Fleet.Partitions.Count];
-        }
-
-        for (var p = 0; p < _lazyFree.Length; p++)
-        {
-            _lazyFree[p] = ComputeFreeCapacity(1UL << p);
+            free[p] = ComputeFreeCapacity(1UL << p);
         }
 
         _classes.BeginPass(SnapshotBank);
@@ -954,11 +921,12 @@ public sealed partial class SchedulerEngine
     private long LazyFreeCapacity(ulong partitions)
     {
         long free = 0;
-        for (var p = 0; p < _lazyFree.Length; p++)
+        var kept = _reasons.LazyFree;
+        for (var p = 0; p < kept.Length; p++)
         {
             if ((partitions & (1UL << p)) != 0)
             {
-                free += _lazyFree[p];
+                free += kept[p];
             }
         }
 

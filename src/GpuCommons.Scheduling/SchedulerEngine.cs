@@ -480,7 +480,7 @@ public sealed partial class SchedulerEngine
     {
         job.Priority = PriorityOf(job); // the last sort's key, kept: it is worked out only while the job is queued
         _queue.Remove(job);
-        _waitingForPreemption.Remove(job);
+        _reasons.Forget(job);
         if (job.HeldPool >= 0)
         {
             DissolveHold(_pools[job.HeldPool]);
