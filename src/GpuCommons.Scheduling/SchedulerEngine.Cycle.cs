@@ -357,8 +357,8 @@ public sealed partial class SchedulerEngine
             }
             else if (_ordering == OrderingPolicy.ShortestRemainingFirst)
             {
-                var total = (j.Spec.DurationHint ?? j.Spec.Walltime).TotalSeconds;
-                key = -Math.Max(0, total - (j.AttainedGpuSeconds / Math.Max(j.Spec.Gpus, 1e-3)));
+                var total = (j.DurationHint ?? TimeSpan.FromTicks(j.WalltimeTicks)).TotalSeconds;
+                key = -Math.Max(0, total - (j.AttainedGpuSeconds / Math.Max(j.Gpus, 1e-3)));
             }
             else
             {

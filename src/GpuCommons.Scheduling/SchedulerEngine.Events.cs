@@ -59,7 +59,7 @@ public sealed partial class SchedulerEngine
 
         var start = new DateTimeOffset(startTicks, TimeSpan.Zero);
         var end = new DateTimeOffset(endTicks, TimeSpan.Zero);
-        var requeue = outcome == JobOutcome.Preempted || (outcome == JobOutcome.NodeFailure && job.Spec.Requeueable);
+        var requeue = outcome == JobOutcome.Preempted || (outcome == JobOutcome.NodeFailure && job.Requeueable);
         job.Placement = null;
         job.Allocation = -1;
         job.Partition = -1;
@@ -220,7 +220,7 @@ public sealed partial class SchedulerEngine
         }
 
         var project = _projectIndex[spec.Project];
-        var job = new JobRecord(spec, project, UserIndex(project, spec.User), spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index);
+        var job = new JobRecord(spec, RequestOf(spec), project, UserIndex(project, spec.User), spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index);
         ResolveShapes(job);
         _jobs.Add(spec.Id, job);
         long held = 0;

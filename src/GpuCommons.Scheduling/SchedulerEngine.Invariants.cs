@@ -134,7 +134,7 @@ public sealed partial class SchedulerEngine
                         return $"running job {id} is missing from the running-by-end index";
                     }
 
-                    if (_runningPreemptible[j.Partition].Contains((j.EndByTicks, j.Id)) != (j.Spec.Priority == PriorityClass.Preemptible))
+                    if (_runningPreemptible[j.Partition].Contains((j.EndByTicks, j.Id)) != (j.PriorityClass == PriorityClass.Preemptible))
                     {
                         return $"running job {id} is wrongly in or out of the preemptible index";
                     }

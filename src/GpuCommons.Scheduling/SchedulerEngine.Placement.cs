@@ -413,7 +413,7 @@ public sealed partial class SchedulerEngine
         }
 
         _runningByEnd[p].Add((job.EndByTicks, job.Id));
-        if (job.Spec.Priority == PriorityClass.Preemptible)
+        if (job.PriorityClass == PriorityClass.Preemptible)
         {
             _runningPreemptible[p].Add((job.EndByTicks, job.Id));
         }

@@ -50,25 +50,25 @@ public sealed partial class SchedulerEngine
             return false;
         }
 
-        if (victim.Spec.Priority == PriorityClass.Preemptible && job.Spec.Priority > PriorityClass.Preemptible)
+        if (victim.PriorityClass == PriorityClass.Preemptible && job.PriorityClass > PriorityClass.Preemptible)
         {
             return true;
         }
 
         // Least attained service: a job of a lower queue gives way, unless it is of the same project (a project's jobs
         // never preempt each other, DESIGN.md) or of a higher class.
-        if (LasPreempts && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && LasQueue(AttainedNow(victim, now)) > LasQueue(job.AttainedGpuSeconds))
+        if (LasPreempts && victim.Project != job.Project && victim.PriorityClass <= job.PriorityClass && LasQueue(AttainedNow(victim, now)) > LasQueue(job.AttainedGpuSeconds))
         {
             return true;
         }
 
-        return withinGuarantee && victim.Project != job.Project && victim.Spec.Priority <= job.Spec.Priority && _admission.Quota.Borrowing(victim.Project, p);
+        return withinGuarantee && victim.Project != job.Project && victim.PriorityClass <= job.PriorityClass && _admission.Quota.Borrowing(victim.Project, p);
     }
 
     private double Loss(JobRecord victim, long now)
     {
         var elapsed = TimeSpan.FromTicks(now - victim.StartTicks).TotalSeconds;
-        if (victim.Spec.Checkpointable)
+        if (victim.Checkpointable)
         {
             elapsed = Math.Min(elapsed, Options.PreemptionGrace.TotalSeconds);
         }
@@ -104,7 +104,7 @@ public sealed partial class SchedulerEngine
             var shape = job.Shapes[p];
 
             var within = _admission.Quota.WithinGuarantee(job.Project, p, shape.HeldMilli);
-            if (!within && job.Spec.Priority == PriorityClass.Preemptible)
+            if (!within && job.PriorityClass == PriorityClass.Preemptible)
             {
                 continue;
             }
@@ -115,7 +115,7 @@ public sealed partial class SchedulerEngine
             // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
             // guarantee) or least-attained-service queues preempt: then walk just those, in the same order.
             var candidates = (within && _admission.Quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
-            if (candidates.Count == 0 || (job.Spec.Priority == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
+            if (candidates.Count == 0 || (job.PriorityClass == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
             {
                 continue;
             }
@@ -173,7 +173,7 @@ public sealed partial class SchedulerEngine
         var bestCost = double.MaxValue;
         var need = shape.Kind == ShapeKind.Share ? 1 : shape.Amount;
         var tracked = Ledger.TrackedPartition[p];
-        var demand = tracked ? ResourceLedger.DemandOf(job.Spec, Fleet.Partitions[p], shape) : default;
+        var demand = tracked ? ResourceLedger.DemandOf(job.Request, Fleet.Partitions[p], shape) : default;
         foreach (var (n, victims) in _victimsByNode)
         {
             victims.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
@@ -213,7 +213,7 @@ public sealed partial class SchedulerEngine
     /// <summary>Node <paramref name="n"/> is of the job's model and features, and big enough for its cores and memory when empty.</summary>
     private bool NodeCouldHold(JobRecord job, int p, in Shape shape, int n)
     {
-        var spec = job.Spec;
+        var spec = job.Request;
         var constrained = spec.GpuModels is not null || spec.Features is not null;
         if (!constrained && !Ledger.TrackedPartition[p])
         {
@@ -362,7 +362,7 @@ public sealed partial class SchedulerEngine
         var grace = TimeSpan.Zero;
         foreach (var v in victims)
         {
-            var g = v.Spec.Checkpointable ? Options.PreemptionGrace : TimeSpan.Zero;
+            var g = v.Checkpointable ? Options.PreemptionGrace : TimeSpan.Zero;
             grace = g > grace ? g : grace;
             v.Preempting = true;
             v.PreemptKillTicks = now + g.Ticks;

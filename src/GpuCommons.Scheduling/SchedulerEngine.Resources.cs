@@ -28,13 +28,13 @@ public sealed partial class SchedulerEngine
     {
         var part = Fleet.Partitions[p];
         _fitJob = job;
-        _fitConstrained = job.Spec.GpuModels is not null || job.Spec.Features is not null;
+        _fitConstrained = job.Request.GpuModels is not null || job.Request.Features is not null;
         _fitCheck = _fitConstrained || Ledger.TrackedPartition[p];
-        _fitDemand = _fitCheck ? ResourceLedger.DemandOf(job.Spec, part, shape) : default;
+        _fitDemand = _fitCheck ? ResourceLedger.DemandOf(job.Request, part, shape) : default;
         _fitFgd = !_explaining && Options.FragmentationAware && Ledger.TrackedPartition[p] && shape.Kind switch
         {
             ShapeKind.Share => true,
-            ShapeKind.SingleNode => AsksForCoresOrMemory(job.Spec) || _fitDemand.Cpus > (long)part.DefCpusPerGpu * shape.Amount || _fitDemand.MemoryMiB > part.DefMemoryMiBPerGpu * shape.Amount,
+            ShapeKind.SingleNode => AsksForCoresOrMemory(job.Request) || _fitDemand.Cpus > (long)part.DefCpusPerGpu * shape.Amount || _fitDemand.MemoryMiB > part.DefMemoryMiBPerGpu * shape.Amount,
             _ => false,
         };
     }
@@ -46,7 +46,7 @@ public sealed partial class SchedulerEngine
     /// <summary>True when node <paramref name="n"/> has the cores and memory free that the job being placed needs, and the model and features it asks for.</summary>
     private bool NodeFits(int n) =>
         !_fitCheck || (_fitRelax == FitRelax.None
-            ? Ledger.Fits(n, _fitDemand) && (!_fitConstrained || ResourceDemand.Eligible(_fitJob!.Spec, Fleet.Nodes[n]))
+            ? Ledger.Fits(n, _fitDemand) && (!_fitConstrained || ResourceDemand.Eligible(_fitJob!.Request, Fleet.Nodes[n]))
             : NodeFitsRelaxed(n));
 
     // ---- Why a job waits for resources ---------------------------------------------------------------------------
@@ -70,7 +70,7 @@ public sealed partial class SchedulerEngine
 
     private bool NodeFitsRelaxed(int n)
     {
-        var spec = _fitJob!.Spec;
+        var spec = _fitJob!.Request;
         var node = Fleet.Nodes[n];
         return ((_fitRelax & FitRelax.Cpus) != 0 || _fitDemand.Cpus <= Ledger.FreeCpus(n))
             && ((_fitRelax & FitRelax.Memory) != 0 || _fitDemand.MemoryMiB <= Ledger.FreeMemoryMiB(n))
@@ -87,7 +87,7 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private PendingReason ExplainResources(JobRecord job, ulong admissible, long end, PendingReason reason)
     {
-        var spec = job.Spec;
+        var spec = job.Request;
         if (!Ledger.Tracked && spec.GpuModels is null && spec.Features is null)
         {
             return reason;
@@ -194,7 +194,7 @@ public sealed partial class SchedulerEngine
     /// <summary>Clears the partitions where no node could ever hold the job (wrong model, features, or too few cores or memory).</summary>
     private void RestrictShapesToEligible(JobRecord job)
     {
-        var spec = job.Spec;
+        var spec = job.Request;
         var constrained = spec.GpuModels is not null || spec.Features is not null;
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
@@ -238,7 +238,7 @@ public sealed partial class SchedulerEngine
                 var shape = job.Shapes[p];
                 if (shape.Kind != ShapeKind.Gang)
                 {
-                    _fragmentation.Observe(ResourceLedger.DemandOf(job.Spec, Fleet.Partitions[p], shape));
+                    _fragmentation.Observe(ResourceLedger.DemandOf(job.Request, Fleet.Partitions[p], shape));
                 }
 
                 return;
@@ -415,7 +415,7 @@ public sealed partial class SchedulerEngine
             {
                 if (NodeFits(set[i]))
                 {
-                    _fgdCandidates.Add((set[i], g == 1 && _fitJob!.Spec.IsFractional ? FirstFreeGpu(set[i]) : -1));
+                    _fgdCandidates.Add((set[i], g == 1 && _fitJob!.Request.IsFractional ? FirstFreeGpu(set[i]) : -1));
                 }
             }
         }
@@ -482,13 +482,13 @@ public sealed partial class SchedulerEngine
     /// <summary>Backfill reservations: node <paramref name="n"/> will have the job's cores and memory once the shadow's releases are done, and is eligible.</summary>
     private bool ShadowFits(JobRecord job, int p, in Shape shape, int n)
     {
-        var constrained = job.Spec.GpuModels is not null || job.Spec.Features is not null;
+        var constrained = job.Request.GpuModels is not null || job.Request.Features is not null;
         if (!constrained && !Ledger.TrackedPartition[p])
         {
             return true;
         }
 
-        var demand = ResourceLedger.DemandOf(job.Spec, Fleet.Partitions[p], shape);
-        return Ledger.FitsAfterRelease(n, demand) && (!constrained || ResourceDemand.Eligible(job.Spec, Fleet.Nodes[n]));
+        var demand = ResourceLedger.DemandOf(job.Request, Fleet.Partitions[p], shape);
+        return Ledger.FitsAfterRelease(n, demand) && (!constrained || ResourceDemand.Eligible(job.Request, Fleet.Nodes[n]));
     }
 }

@@ -425,7 +425,7 @@ public sealed partial class SchedulerEngine
 
         var project = _projectIndex[spec.Project];
         var filter = spec.Partition is null ? -1 : Fleet.FindPartition(spec.Partition)!.Index;
-        var job = new JobRecord(spec, project, UserIndex(project, spec.User), filter);
+        var job = new JobRecord(spec, RequestOf(spec), project, UserIndex(project, spec.User), filter);
         ResolveShapes(job);
         _jobs.Add(spec.Id, job);
         ObserveArrival(job);
@@ -439,19 +439,49 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private readonly Dictionary<(double Gpus, int? Nodes, int? GpusPerNode, int Filter), (Shape[] Shapes, ulong Mask)> _shapeCache = [];
 
+    /// <summary>One spec per distinct request, shared by the jobs that ask for it (see <see cref="JobRecord.Request"/>).</summary>
+    private readonly Dictionary<(double Gpus, int? Nodes, int? GpusPerNode, int? CpusPerGpu, int? CpusPerNode, long? MemoryPerGpu, long? MemoryPerNode, string? Models, string? Features), JobSpec> _requests = [];
+
+    /// <summary>The shared spec of <paramref name="spec"/>'s request: its own fields (id, names, times, class) blanked.</summary>
+    private JobSpec RequestOf(JobSpec spec)
+    {
+        var key = (spec.Gpus, spec.Nodes, spec.GpusPerNode, spec.CpusPerGpu, spec.CpusPerNode, spec.MemoryMiBPerGpu, spec.MemoryMiBPerNode,
+            spec.GpuModels is null ? null : string.Join('\n', spec.GpuModels), spec.Features is null ? null : string.Join('\n', spec.Features));
+        if (!_requests.TryGetValue(key, out var request))
+        {
+            request = spec with
+            {
+                Id = 0,
+                Project = "",
+                User = "",
+                Name = "",
+                Partition = null,
+                Walltime = TimeSpan.Zero,
+                Priority = PriorityClass.Normal,
+                Checkpointable = false,
+                Requeueable = true,
+                SubmitTime = default,
+                DurationHint = null,
+            };
+            _requests[key] = request;
+        }
+
+        return request;
+    }
+
     /// <summary>Pending jobs by what their admission and fit depend on (see <see cref="DecisionClasses"/>).</summary>
     private readonly DecisionClasses _classes = new();
 
     private void ResolveShapes(JobRecord job)
     {
-        var key = (job.Spec.Gpus, job.Spec.Nodes, job.Spec.GpusPerNode, job.PartitionFilter);
+        var key = (job.Request.Gpus, job.Request.Nodes, job.Request.GpusPerNode, job.PartitionFilter);
         if (!_shapeCache.TryGetValue(key, out var resolved))
         {
             var shapes = new Shape[Fleet.Partitions.Count];
             var mask = 0UL;
             for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
-                if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Spec, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+                if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Request, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
                 {
                     shapes[p] = shape;
                     mask |= 1UL << p;

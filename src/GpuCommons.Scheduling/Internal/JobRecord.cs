@@ -3,17 +3,28 @@ using GpuCommons.Core.Jobs;
 namespace GpuCommons.Scheduling.Internal;
 
 /// <summary>The engine's mutable record of a pending or running job.</summary>
-internal sealed class JobRecord(JobSpec spec, int project, int user, int partitionFilter)
+/// <remarks>
+/// It does not keep the job's spec: a queue of a million jobs would keep a million specs (192 bytes each, and their
+/// strings). It copies the few fields of the spec that are the job's own, and shares the request (GPUs, nodes, cores,
+/// memory, models, features) with every job that asks for the same (<see cref="Request"/>).
+/// </remarks>
+internal sealed class JobRecord(JobSpec spec, JobSpec request, int project, int user, int partitionFilter)
 {
-    public JobSpec Spec { get; } = spec;
+    /// <summary>
+    /// What the job asks for, as a spec shared by every job with the same request: read only its request (GPUs, nodes,
+    /// GPUs per node, cores, memory, GPU models, features). Its own fields are blank (id 0, no walltime, no submit
+    /// time); this record holds the job's.
+    /// </summary>
+    public JobSpec Request { get; } = request;
 
-    // Read from the (immutable) spec: a full pass reads what its keys need from the pending queue's columns, not from
-    // the jobs, so copies here would only cost memory (40 bytes a job: 40 MB on a queue of a million).
-    public long Id => Spec.Id;
-    public double Gpus => Spec.Gpus;
-    public PriorityClass PriorityClass => Spec.Priority;
-    public long SubmitTicks => Spec.SubmitTime.UtcTicks;
-    public long WalltimeTicks => Spec.Walltime.Ticks;
+    public long Id { get; } = spec.Id;
+    public double Gpus => Request.Gpus;
+    public PriorityClass PriorityClass { get; } = spec.Priority;
+    public long SubmitTicks { get; } = spec.SubmitTime.UtcTicks;
+    public long WalltimeTicks { get; } = spec.Walltime.Ticks;
+    public TimeSpan? DurationHint { get; } = spec.DurationHint;
+    public bool Checkpointable { get; } = spec.Checkpointable;
+    public bool Requeueable { get; } = spec.Requeueable;
 
     public int Project { get; } = project;
     public int User { get; } = user;

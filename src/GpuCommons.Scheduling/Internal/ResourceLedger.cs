@@ -86,7 +86,7 @@ internal sealed class ResourceLedger
                 }
             }
 
-            var d = ResourceDemand.PerNode(job.Spec, partition, milli);
+            var d = ResourceDemand.PerNode(job.Request, partition, milli);
             if (!Fits(n, d))
             {
                 // Undo what this call took, so that a refused start leaves the ledger as it was.
@@ -242,13 +242,13 @@ internal sealed class ResourceLedger
             {
                 var n = placement.Nodes[i];
                 var milli = placement.Slots.Where(s => s.Node == n).Sum(s => s.Milli);
-                var d = ResourceDemand.PerNode(j.Spec, partition, milli);
+                var d = ResourceDemand.PerNode(j.Request, partition, milli);
                 if (d != j.Taken[i])
                 {
                     return $"job {j.Id} holds {j.Taken[i]} on node {_fleet.Nodes[n].Name}, its request there is {d}";
                 }
 
-                if (!ResourceDemand.Eligible(j.Spec, _fleet.Nodes[n]))
+                if (!ResourceDemand.Eligible(j.Request, _fleet.Nodes[n]))
                 {
                     return $"job {j.Id} runs on node {_fleet.Nodes[n].Name}, whose GPU model or features it does not allow";
                 }

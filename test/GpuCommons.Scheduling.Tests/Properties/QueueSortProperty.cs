@@ -51,7 +51,7 @@ public sealed class QueueSortProperty
             {
                 // Ids in reverse of arrival, so that the id tie-break is not the arrival order.
                 var spec = new JobSpec { Id = 1000 - i, Project = "p", Gpus = 1, Walltime = TimeSpan.FromHours(1), SubmitTime = start.AddMinutes(jobs[i].Submit) };
-                var job = new JobRecord(spec, 0, 0, -1);
+                var job = new JobRecord(spec, spec, 0, 0, -1);
                 records.Add(job);
                 keys[job.Id] = jobs[i].Key;
                 queue.Add(job, start.UtcTicks);
