@@ -442,11 +442,21 @@ public sealed partial class SchedulerEngine
     /// <summary>One spec per distinct request, shared by the jobs that ask for it (see <see cref="JobRecord.Request"/>).</summary>
     private readonly Dictionary<(double Gpus, int? Nodes, int? GpusPerNode, int? CpusPerGpu, int? CpusPerNode, long? MemoryPerGpu, long? MemoryPerNode, string? Models, string? Features), JobSpec> _requests = [];
 
+    /// <summary>The shared request a job holds; for tests.</summary>
+    internal JobSpec RequestForTests(long id) => _jobs[id].Request;
+
+    /// <summary>When a running job must end by; for tests.</summary>
+    internal DateTimeOffset EndByForTests(long id) => new(_jobs[id].EndByTicks, TimeSpan.Zero);
+
+    /// <summary>A list of names as one string that no other list gives (each name prefixed by its length).</summary>
+    private static string? Encode(IReadOnlyList<string>? names) =>
+        names is null ? null : string.Concat(names.Select(n => n.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + n));
+
     /// <summary>The shared spec of <paramref name="spec"/>'s request: its own fields (id, names, times, class) blanked.</summary>
     private JobSpec RequestOf(JobSpec spec)
     {
         var key = (spec.Gpus, spec.Nodes, spec.GpusPerNode, spec.CpusPerGpu, spec.CpusPerNode, spec.MemoryMiBPerGpu, spec.MemoryMiBPerNode,
-            spec.GpuModels is null ? null : string.Join('\n', spec.GpuModels), spec.Features is null ? null : string.Join('\n', spec.Features));
+            Encode(spec.GpuModels), Encode(spec.Features));
         if (!_requests.TryGetValue(key, out var request))
         {
             request = spec with

@@ -46,6 +46,36 @@ public sealed class ResourcePlacementTests
     };
 
     [Fact]
+    public void JobsWithTheSameRequest_ShareIt_AndKeepTheirOwnWalltimeClassAndTimes()
+    {
+        // The engine keeps one spec per distinct request (GPUs, nodes, cores, memory, models, features), not one per job.
+        var e = Engine(Fleet(4, 64, 1024, mixed: true));
+        e.Submit(Job(e, 1, 1) with { GpuModels = ["B"], Features = ["ib"] }).Accepted.ShouldBeTrue();
+        e.Submit(Job(e, 2, 1, hours: 5) with { GpuModels = new List<string> { "B" }, Features = ["ib"], Priority = PriorityClass.High, User = "other", Checkpointable = true }).Accepted.ShouldBeTrue();
+        e.Submit(Job(e, 3, 1) with { GpuModels = ["B"] }).Accepted.ShouldBeTrue();
+        e.Submit(Job(e, 4, 1) with { GpuModels = ["B"], Features = ["ib"], CpusPerGpu = 2 }).Accepted.ShouldBeTrue();
+        e.Submit(Job(e, 5, 2) with { GpuModels = ["B"], Features = ["ib"] }).Accepted.ShouldBeTrue();
+
+        var shared = e.Engine.RequestForTests(1);
+        e.Engine.RequestForTests(2).ShouldBeSameAs(shared);
+        foreach (var other in new long[] { 3, 4, 5 })
+        {
+            e.Engine.RequestForTests(other).ShouldNotBeSameAs(shared);
+        }
+
+        // The shared spec carries no job's own fields; the engine reports each job's own.
+        shared.Id.ShouldBe(0);
+        shared.Walltime.ShouldBe(TimeSpan.Zero);
+        e.Schedule();
+        var one = e.Engine.GetJob(1)!;
+        var two = e.Engine.GetJob(2)!;
+        two.State.ShouldBe(JobState.Running);
+        (e.Engine.EndByForTests(2) - two.Start!.Value).ShouldBe(TimeSpan.FromHours(5));
+        (e.Engine.EndByForTests(1) - one.Start!.Value).ShouldBe(TimeSpan.FromHours(1));
+        two.Priority.ShouldBeGreaterThan(one.Priority); // its own class, High
+    }
+
+    [Fact]
     public void HalfGpuJobsOf32Cores_NeverOversubscribeA64CoreNode()
     {
         // The case: eight 0.5-GPU jobs that each need 32 cores, on one node with 64.
