@@ -42,15 +42,20 @@ internal static class BenchServerCommand
         {
             Description = "Instead: a wave of this many starts on the real local Slurm (held sbatch) while --clients submit; prints submit latency during the wave",
         };
+        var concurrentStarts = new Option<int>("--max-concurrent-starts")
+        {
+            Description = "With --slurm-wave: the server's starts in flight at once (sbatch processes at a time)",
+            DefaultValueFactory = _ => new GpuCommons.Server.ServerOptions().MaxConcurrentStarts,
+        };
         var cmd = new Command("server", "Durable HTTP submissions/s, submit-to-start p99 and GET /api/jobs p99 with many jobs")
         {
-            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch, wave,
+            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch, wave, concurrentStarts,
         };
         cmd.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(wave) > 0)
             {
-                var w = await BenchServerWave.RunAsync(parse.GetValue(wave), parse.GetValue(clients), ct);
+                var w = await BenchServerWave.RunAsync(parse.GetValue(wave), parse.GetValue(clients), parse.GetValue(concurrentStarts), ct);
                 Console.WriteLine(JsonSerializer.Serialize(w, new JsonSerializerOptions { WriteIndented = !parse.GetValue(json) }));
                 return 0;
             }

@@ -33,11 +33,11 @@ namespace GpuCommons.Cli.Commands;
 /// </remarks>
 internal static class BenchServerWave
 {
-    public static async Task<Dictionary<string, object?>> RunAsync(int wave, int clients, CancellationToken ct)
+    public static async Task<Dictionary<string, object?>> RunAsync(int wave, int clients, int concurrentStarts, CancellationToken ct)
     {
-        if (wave < 8 || clients < 1)
+        if (wave < 8 || clients < 1 || concurrentStarts < 1)
         {
-            throw new CliException("--slurm-wave ≥ 8 and --clients ≥ 1", CliRunner.Usage);
+            throw new CliException("--slurm-wave ≥ 8, --clients ≥ 1 and --max-concurrent-starts ≥ 1", CliRunner.Usage);
         }
 
         var dir = Path.Combine(Path.GetTempPath(), "gpuc-bench-wave-" + Guid.NewGuid().ToString("N"));
@@ -55,6 +55,7 @@ internal static class BenchServerWave
             Accounts = GpuCommons.Server.Security.AccountMode.SingleUser,
             PollInterval = TimeSpan.FromMilliseconds(100),
             ReconcileInterval = TimeSpan.FromHours(1),
+            MaxConcurrentStarts = concurrentStarts,
         };
         var app = ServerApp.Build(options, backend, b =>
         {
