@@ -65,6 +65,12 @@ internal sealed class ReasonBook
     /// <summary>A job decided by the pass that left its rest lazy (its head): its stored reason stands.</summary>
     public void MarkDecided(JobRecord job) => job.ReasonSeq = LazySeq;
 
-    /// <summary>A job left the queue.</summary>
-    public void Forget(JobRecord job) => WaitingForPreemption.Remove(job);
+    /// <summary>A job left the queue (only a job whose stored reason says so is in the set: no hashing for the others).</summary>
+    public void Forget(JobRecord job)
+    {
+        if (job.StoredReason == PendingReason.WaitingForPreemption)
+        {
+            WaitingForPreemption.Remove(job);
+        }
+    }
 }
