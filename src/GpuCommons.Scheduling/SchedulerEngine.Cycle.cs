@@ -149,13 +149,7 @@ public sealed partial class SchedulerEngine
         foreach (var id in _activePools[p])
         {
             var pool = _pools[id];
-            var fits = shape.Kind switch
-            {
-                ShapeKind.Share => pool.SigShare >= shape.Amount,
-                ShapeKind.SingleNode => pool.SigWhole >= shape.Amount,
-                _ => pool.FullFree >= shape.Nodes,
-            };
-            if (fits && (pool.Id == job.HeldPool || Eligible(pool, job, end)))
+            if (Fits(pool.SigWhole, pool.SigShare, pool.FullFree, shape) && (pool.Id == job.HeldPool || Eligible(pool, job, end)))
             {
                 return true;
             }
@@ -994,11 +988,14 @@ public sealed partial class SchedulerEngine
     /// <summary>Per partition, the most room in its general pools and in its other pools, for <see cref="FillClass"/>.</summary>
     private (PoolRoom General, PoolRoom Other)[] _restRoom = [];
 
-    private static bool Fits(PoolRoom room, in Shape shape) => shape.Kind switch
+    private static bool Fits(PoolRoom room, in Shape shape) => Fits(room.Whole, room.Share, room.FullFree, shape);
+
+    /// <summary>The capacity signature's test: a pool (or the most room of several) whose most free GPUs on one node, most room on one GPU and free nodes are these may hold the shape.</summary>
+    private static bool Fits(int whole, int share, int fullFree, in Shape shape) => shape.Kind switch
     {
-        ShapeKind.Share => room.Share >= shape.Amount,
-        ShapeKind.SingleNode => room.Whole >= shape.Amount,
-        _ => room.FullFree >= shape.Nodes,
+        ShapeKind.Share => share >= shape.Amount,
+        ShapeKind.SingleNode => whole >= shape.Amount,
+        _ => fullFree >= shape.Nodes,
     };
 
     /// <summary>Starts a checked rest: classes are filled anew in the checked bank, against the pools' room as it is now (the rest changes none).</summary>

@@ -61,7 +61,7 @@ internal sealed class GrantTracker
         {
             var i = grants[k];
             var g = _grants[i];
-            if ((g.Partition >= 0 && g.Partition != partition) || nowTicks < g.StartTicks || nowTicks >= g.EndTicks)
+            if (!Active(g, partition, nowTicks))
             {
                 continue;
             }
@@ -80,6 +80,10 @@ internal sealed class GrantTracker
 
         return best;
     }
+
+    /// <summary>Whether a grant pays for jobs on the partition now (its partition, or any, and within its window).</summary>
+    private static bool Active(Grant g, int partition, long nowTicks) =>
+        (g.Partition < 0 || g.Partition == partition) && nowTicks >= g.StartTicks && nowTicks < g.EndTicks;
 
     /// <summary>
     /// What <see cref="Find(int, int, double, long, out PendingReason)"/> would answer for any request on the partition,
@@ -102,7 +106,7 @@ internal sealed class GrantTracker
         for (var k = 0; k < grants.Count; k++)
         {
             var g = _grants[grants[k]];
-            if ((g.Partition >= 0 && g.Partition != partition) || nowTicks < g.StartTicks || nowTicks >= g.EndTicks)
+            if (!Active(g, partition, nowTicks))
             {
                 continue;
             }

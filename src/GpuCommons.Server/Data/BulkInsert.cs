@@ -22,13 +22,11 @@ internal sealed class BulkInsert(GpucDb db)
     private const int MaxParameters = 30_000;
 
     /// <summary>
-    /// Parameters per SQLite command: SQLite finds each named parameter by a linear search of the statement's names,
-    /// and Microsoft.Data.Sqlite binds every parameter of a command to each of its statements, so a command of n
-    /// parameters costs n² (see <see cref="BulkUpdate"/>). Callers on SQLite always write inside a transaction.
+    /// Parameters per command: on SQLite <see cref="BulkUpdate.MaxSqliteParameters"/> (Microsoft.Data.Sqlite also binds
+    /// every parameter of a command to each of its statements, so a larger command costs n²). Callers on SQLite always
+    /// write inside a transaction.
     /// </summary>
-    private const int MaxSqliteParameters = 500;
-
-    private readonly int _maxParameters = db.Database.ProviderName?.Contains("Sqlite", StringComparison.Ordinal) == true ? MaxSqliteParameters : MaxParameters;
+    private readonly int _maxParameters = BulkUpdate.IsSqlite(db) ? BulkUpdate.MaxSqliteParameters : MaxParameters;
 
     private static readonly ConcurrentDictionary<(Type Context, Type Entity), Plan> Plans = new();
 

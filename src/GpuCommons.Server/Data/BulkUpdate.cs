@@ -23,7 +23,10 @@ internal sealed class BulkUpdate(GpucDb db)
     /// binding n of them costs n² (9,000 parameters, a thousand rows, took 0.45 s). Commands of at most this many keep
     /// a thousand rows at a few milliseconds.
     /// </summary>
-    private const int MaxSqliteParameters = 500;
+    internal const int MaxSqliteParameters = 500;
+
+    /// <summary>Whether the context writes to SQLite (whose commands are held to <see cref="MaxSqliteParameters"/>).</summary>
+    internal static bool IsSqlite(GpucDb db) => db.Database.ProviderName?.Contains("Sqlite", StringComparison.Ordinal) == true;
 
     private static readonly ConcurrentDictionary<(Type Context, Type Entity, string Columns), Plan> Plans = new();
 
@@ -50,7 +53,7 @@ internal sealed class BulkUpdate(GpucDb db)
             opened = true;
         }
 
-        var sqlite = db.Database.ProviderName?.Contains("Sqlite", StringComparison.Ordinal) == true;
+        var sqlite = IsSqlite(db);
         try
         {
             var perRow = plan.Properties.Length + 1;
