@@ -360,6 +360,19 @@ public sealed class CliArrayIdTests
     public void BadJobIds_AreUsageErrors(string text) =>
         Should.Throw<CliException>(() => ClientCommands.JobRef(text)).ExitCode.ShouldBe(CliRunner.Usage);
 
+    [Theory]
+    [InlineData(7, 8, 8)]
+    [InlineData(1000, 0, 8)]
+    [InlineData(1000, 8, 0)]
+    public async Task BadSlurmWaveArguments_AreUsageErrors_NamingTheOptions(int wave, int clients, int concurrentStarts)
+    {
+        // Refused before anything is started or submitted.
+        var e = await Should.ThrowAsync<CliException>(() => GpuCommons.Cli.Commands.BenchServerWave.RunAsync(wave, clients, concurrentStarts, CancellationToken.None));
+        e.ExitCode.ShouldBe(CliRunner.Usage);
+        e.Message.ShouldContain("--max-concurrent-starts");
+        e.Message.ShouldContain("--slurm-wave");
+    }
+
     /// <summary>A job as the CLI reads the server's answer.</summary>
     private static GpuCommons.Contracts.JobDto Job(string json) => JsonSerializer.Deserialize(json, GpuCommons.Contracts.ContractsJson.Default.JobDto)!;
 
