@@ -314,23 +314,45 @@ public sealed class SlurmFailoverTests(Xunit.Abstractions.ITestOutputHelper outp
             _log.WriteLine($"{when}: {Acknowledged.Count} acknowledged (+{Accepted202.Count} answered 202), {runs.Count} runs in Slurm, {ledger.Count} ledger entries: all exactly once, ledger = sacct");
         }
 
-        /// <summary>Waits until nothing of ours is pending or running, in the database and in Slurm, and sacct has every end.</summary>
-        public async Task DrainAsync(TimeSpan within)
+        /// <summary>
+        /// Waits until nothing of ours is pending or running, in the database and in Slurm, and sacct has every end. How
+        /// long that takes follows how many jobs the bursts got in (the clients submit as fast as the servers answer), so
+        /// it fails when the queue stops draining: no job of the database ends for <paramref name="stall"/>, or the whole
+        /// wait passes <paramref name="cap"/>.
+        /// </summary>
+        public async Task DrainAsync(TimeSpan stall, TimeSpan cap)
         {
             var until = Stopwatch.StartNew();
+            var sinceProgress = Stopwatch.StartNew();
+            var fewest = long.MaxValue;
+            var first = -1L;
             while (true)
             {
                 var open = (await QueryAsync("SELECT count(*) FROM jobs WHERE \"State\" IN ('pending', 'running')", r => r.GetInt64(0)))[0]
                     + (await QueryAsync("SELECT count(*) FROM job_inbox WHERE taken_at IS NULL", r => r.GetInt64(0)))[0];
                 var inSlurm = (await SacctAsync()).Count(r => r.End is null);
+                if (first < 0)
+                {
+                    first = open;
+                }
+
                 if (open == 0 && inSlurm == 0)
                 {
+                    _log.WriteLine($"drained {first} open jobs in {until.Elapsed.TotalSeconds:0} s");
                     return;
                 }
 
-                if (until.Elapsed > within)
+                if (open < fewest)
                 {
-                    throw new TimeoutException($"the queue did not drain in {within.TotalSeconds} s: {open} open in the database, {inSlurm} in Slurm\n" + string.Join("\n", Servers.Select(s => $"--- server {s.Index} ---\n" + Tail(s.Process?.Output))));
+                    fewest = open;
+                    sinceProgress.Restart();
+                }
+
+                if (sinceProgress.Elapsed > stall || until.Elapsed > cap)
+                {
+                    var why = sinceProgress.Elapsed > stall ? $"no job ended in {stall.TotalSeconds} s" : $"not done in {cap.TotalSeconds} s";
+                    throw new TimeoutException($"the queue did not drain ({why}; {first} open when the drain began): {open} open in the database, {inSlurm} in Slurm\n"
+                        + string.Join("\n", Servers.Select(s => $"--- server {s.Index} ---\n" + Tail(s.Process?.Output))));
                 }
 
                 await Task.Delay(1000);
@@ -463,7 +485,7 @@ public sealed class SlurmFailoverTests(Xunit.Abstractions.ITestOutputHelper outp
             await c.CheckAsync($"after round {round}", final: false);
         }
 
-        await c.DrainAsync(TimeSpan.FromMinutes(4));
+        await c.DrainAsync(stall: TimeSpan.FromSeconds(90), cap: TimeSpan.FromMinutes(10));
         await c.CheckAsync("at the end", final: true);
         c.Acknowledged.Count.ShouldBeGreaterThan(20);
         log.WriteLine($"takeovers (ms): {string.Join(", ", c.TakeoversMs.Select(x => x.ToString("0", CultureInfo.InvariantCulture)))}");
@@ -499,7 +521,7 @@ public sealed class SlurmFailoverTests(Xunit.Abstractions.ITestOutputHelper outp
             await burst;
         }
 
-        await c.DrainAsync(TimeSpan.FromMinutes(5));
+        await c.DrainAsync(stall: TimeSpan.FromSeconds(90), cap: TimeSpan.FromMinutes(10));
         await c.CheckAsync($"soak end ({blows.Count} blows: {blows.Count(b => b == Blow.Kill)} kills, {blows.Count(b => b == Blow.PauseLong)} long and {blows.Count(b => b == Blow.PauseShort)} short pauses)", final: true);
         blows.Count.ShouldBeGreaterThan(0);
         log.WriteLine($"takeovers (ms): {string.Join(", ", c.TakeoversMs.Select(x => x.ToString("0", CultureInfo.InvariantCulture)))}");
