@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using GpuCommons.Contracts;
 using GpuCommons.Server.Api;
 
 namespace GpuCommons.Server.Tests;

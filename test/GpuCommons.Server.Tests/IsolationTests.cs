@@ -136,7 +136,7 @@ public sealed class IsolationTests : IAsyncLifetime
     {
         var admin = _s.Client("admin");
         _ = admin;
-        var bob = await _s.Client("bob").GetFromJsonAsync<List<Api.UsageRow>>("/api/usage?by=member");
+        var bob = await _s.Client("bob").GetFromJsonAsync<List<GpuCommons.Contracts.UsageRow>>("/api/usage?by=member");
         bob!.All(r => r.Key == "demo/bob").ShouldBeTrue();
     }
 }

@@ -66,7 +66,7 @@ public sealed class PersistenceTests
             await using var ctx = s.Factory.Create();
             var ledger = await ctx.Ledger.ToListAsync();
             ledger.Select(l => l.JobId).OrderBy(x => x).ShouldBe(ids.OrderBy(x => x));
-            var usage = await s.Client("admin").GetFromJsonAsync<List<Api.UsageRow>>("/api/usage?by=allocation");
+            var usage = await s.Client("admin").GetFromJsonAsync<List<GpuCommons.Contracts.UsageRow>>("/api/usage?by=allocation");
             usage!.Single(u => u.Key == "demo-2026").SpentGpuHours.ShouldBe(Math.Round(ledger.Sum(l => l.GpuHours), 6), 1e-6);
         }
         finally
@@ -210,7 +210,7 @@ public sealed class PersistenceTests
             await Task.Delay(1000);
             // 10 GPU-hours cover ten 1-GPU × 1 h jobs at once, never more, although 32 GPUs are free.
             backend.Running.Keys.Count(ids.Contains).ShouldBe(10);
-            var a = await sam.GetFromJsonAsync<Api.AllocationDto>("/api/allocations/race-1");
+            var a = await sam.GetFromJsonAsync<GpuCommons.Contracts.AllocationDto>("/api/allocations/race-1");
             (a!.CommittedGpuHours + a.SpentGpuHours).ShouldBeLessThanOrEqualTo(10);
         }
         finally

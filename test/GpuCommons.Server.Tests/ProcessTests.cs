@@ -38,7 +38,7 @@ public sealed class ProcessTests
             var log = await bob.GetStringAsync($"/api/jobs/{id}/logs");
             log.ShouldContain("hello-from-job");
             log.ShouldMatch(@"gpus=\d,\d");
-            var usage = await bob.GetFromJsonAsync<List<Api.UsageRow>>("/api/usage?by=member");
+            var usage = await bob.GetFromJsonAsync<List<GpuCommons.Contracts.UsageRow>>("/api/usage?by=member");
             var spent = usage!.Single(u => u.Key == "demo/bob").SpentGpuHours;
             spent.ShouldBeGreaterThan(2 * 0.9 / 3600);
             spent.ShouldBeLessThan(2 * 10.0 / 3600);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using GpuCommons.Contracts;
 using GpuCommons.Core.Rounds;
 using GpuCommons.Server.Api;
 using GpuCommons.Server.Data;

@@ -17,7 +17,7 @@ public sealed class ProjectModel : PortalPage
     public List<(string User, double[] Hours)> Usage { get; private set; } = [];
     public bool IsPi { get; private set; }
     /// <summary>Quotas that bind this project: its own and its organisation's.</summary>
-    public List<(string Of, GpuCommons.Server.Api.QuotaDto Quota)> Quotas { get; private set; } = [];
+    public List<(string Of, GpuCommons.Contracts.QuotaDto Quota)> Quotas { get; private set; } = [];
     public IReadOnlyList<string> Partitions => Co.Fleet.Partitions.Select(p => p.Name).ToList();
 
     public async Task<IActionResult> OnGetAsync(string name)
@@ -39,8 +39,8 @@ public sealed class ProjectModel : PortalPage
 
         IsPi = Caller.IsAdmin || Caller.IsPi(name);
         var org = await db.Organisations.AsNoTracking().FirstOrDefaultAsync(o => o.Name == Project.Organisation);
-        Quotas = [.. GpuCommons.Server.Api.QuotaDto.FromStored(Project.Quotas).Select(q => ("project", q)),
-            .. GpuCommons.Server.Api.QuotaDto.FromStored(org?.Quotas).Select(q => ("organisation", q))];
+        Quotas = [.. GpuCommons.Server.Api.QuotasApi.Dtos(Project.Quotas).Select(q => ("project", q)),
+            .. GpuCommons.Server.Api.QuotasApi.Dtos(org?.Quotas).Select(q => ("organisation", q))];
         Requests = await db.AllocationRequests.AsNoTracking().Where(r => r.Project == name).OrderByDescending(r => r.Id).Take(50).ToListAsync();
         Allocations = await db.Allocations.AsNoTracking().Where(a => a.Project == name).OrderBy(a => a.End).Take(50).ToListAsync();
         Members = await db.Memberships.AsNoTracking().Where(m => m.Project == name).OrderBy(m => m.User).Take(500).ToListAsync();

@@ -1,3 +1,4 @@
+using GpuCommons.Contracts;
 using GpuCommons.Core.Rounds;
 using GpuCommons.Server.Api;
 using GpuCommons.Server.Data;

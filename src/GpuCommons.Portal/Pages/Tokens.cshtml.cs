@@ -1,3 +1,4 @@
+using GpuCommons.Contracts;
 using GpuCommons.Server.Api;
 using GpuCommons.Server.Security;
 using Microsoft.AspNetCore.Mvc;

@@ -9,32 +9,6 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace GpuCommons.Server.Api;
 
-public sealed class AllocationRequestBody
-{
-    public string? Project { get; set; }
-    /// <summary>Partition the GPU-hours are for (null: any).</summary>
-    public string? Partition { get; set; }
-    public double? GpuHours { get; set; }
-    public string? Justification { get; set; }
-    /// <summary>Months asked for (default 6).</summary>
-    public int? Months { get; set; }
-}
-
-public sealed class ReviewBody
-{
-    /// <summary>award or reject.</summary>
-    public string? Decision { get; set; }
-    /// <summary>0–100.</summary>
-    public int? Score { get; set; }
-    /// <summary>GPU-hours awarded (default: as asked; may be less).</summary>
-    public double? GpuHours { get; set; }
-    public DateTimeOffset? Start { get; set; }
-    public DateTimeOffset? End { get; set; }
-    /// <summary>Number of tranches (default 1); the first is released at once.</summary>
-    public int? Tranches { get; set; }
-    public string? Comment { get; set; }
-}
-
 public sealed class GrantBody
 {
     public string? Id { get; set; }
@@ -56,15 +30,16 @@ public sealed class ExtendBody
     public string? Comment { get; set; }
 }
 
-public sealed record AllocationRequestDto(long Id, string Project, string? Partition, double GpuHours, string Justification, string RequestedBy,
-    string State, int? Score, double? AwardedGpuHours, string? ReviewedBy, string? Comment, string? Allocation, DateTimeOffset Created, DateTimeOffset? Decided)
+/// <summary>The allocation contracts built from their rows: <c>AllocationRequestDto.From(row)</c>.</summary>
+public static class AllocationDtos
 {
-    public static AllocationRequestDto From(AllocationRequestRow r) => new(r.Id, r.Project, r.Partition, r.GpuHours, r.Justification, r.RequestedBy,
-        r.State, r.Score, r.AwardedGpuHours, r.ReviewedBy, r.Comment, r.AllocationId, r.Created, r.Decided);
+    extension(AllocationRequestDto)
+    {
+        /// <summary>A request and, once reviewed, its decision.</summary>
+        public static AllocationRequestDto From(AllocationRequestRow r) => new(r.Id, r.Project, r.Partition, r.GpuHours, r.Justification, r.RequestedBy,
+            r.State, r.Score, r.AwardedGpuHours, r.ReviewedBy, r.Comment, r.AllocationId, r.Created, r.Decided);
+    }
 }
-
-public sealed record AllocationDto(string Id, string Project, string? Partition, double AwardedGpuHours, double ReleasedGpuHours, int Tranches, int TranchesReleased,
-    DateTimeOffset Start, DateTimeOffset End, string State, double SpentGpuHours, double CommittedGpuHours, double RemainingGpuHours, double UsedPercent);
 
 internal static class AllocationsApi
 {

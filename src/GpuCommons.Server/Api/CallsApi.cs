@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using GpuCommons.Contracts;
 using GpuCommons.Core;
 using GpuCommons.Core.Rounds;
 using GpuCommons.Server.Data;
@@ -35,36 +36,6 @@ public sealed class CallBody
     /// <summary>Deliveries still to come: capacity steps laid over the fleet as it is (absent: the fleet as it is).</summary>
     public List<CapacityStepBody>? Capacity { get; set; }
 }
-
-public sealed class SelectBody
-{
-    /// <summary>Award even where the fleet cannot hold the dedicated capacity in some month (the committee's explicit override).</summary>
-    public bool? Override { get; set; }
-    public string? Note { get; set; }
-}
-
-public sealed class AwardChangeBody
-{
-    /// <summary>For a cut: the GPUs the award keeps (whole servers, fewer than now).</summary>
-    public int? Gpus { get; set; }
-    public string? Note { get; set; }
-}
-
-public sealed record CallDto(string Id, string TitleEn, string TitleKo, string TextEn, string TextKo, DateTimeOffset Opens, DateTimeOffset Closes,
-    string Phase, string Status, CallRules Rules, IReadOnlyList<CapacityStep> Capacity, int Proposals, DateTimeOffset Created, DateTimeOffset? Decided);
-
-public sealed record DecisionDto(long Proposal, string Project, string Organisation, string Class, int Rank, double? Score, string Outcome, int Gpus, int Months,
-    double GpuHours, string Reason, int ReviewsDone, int ReviewsAssigned);
-
-public sealed record FeasibilityRowDto(string Partition, string Month, int Capacity, int Existing, int Added, int SharedQueue, bool Over);
-
-public sealed record CommitteeDto(string Call, string Phase, IReadOnlyList<ClassTotals> Classes, IReadOnlyList<DecisionDto> Decisions,
-    IReadOnlyList<FeasibilityRowDto> Feasibility, IReadOnlyList<FeasibilityRowDto> Violations, bool Feasible);
-
-public sealed record CommitteeMemberDto(string Call, string User, string AddedBy, DateTimeOffset Added);
-
-public sealed record AwardDto(string Id, long Proposal, string Call, string Project, string Organisation, string Kind, string Partition, int Gpus, double GpuHours,
-    DateTimeOffset Start, DateTimeOffset End, double CopayShare, string State, string Status, string Allocation);
 
 public static class CallsApi
 {

@@ -28,14 +28,8 @@ public sealed class ReservationBody
 }
 
 public sealed record PartitionDto(string Name, string GpuModel, int Nodes, int Gpus, decimal RatePerGpuHour);
-public sealed record NodeDto(string Name, string Partition, int Gpus, string State, string? Reason, IReadOnlyList<string> GpuUuids);
 public sealed record ReservationDto(string Name, IReadOnlyList<string> Nodes, DateTimeOffset Start, DateTimeOffset End, string? Project);
 public sealed record EventDto(long Id, DateTimeOffset Time, string Actor, string Kind, string Subject, string? Project, string? Detail);
-public sealed record DiscrepancyDto(long Id, string Kind, long? JobId, int? Attempt, string? ExternalId, string? Node, string Detail, string SuggestedAction,
-    DateTimeOffset FirstSeen, DateTimeOffset LastSeen, int Seen, DateTimeOffset? Resolved, string? Action);
-/// <summary>Where reconciliation with the backend stands, how many discrepancies are open, and the ones asked for (newest first).</summary>
-public sealed record DiscrepancyReport(ReconcileStatus Reconciliation, int Open, IReadOnlyList<DiscrepancyDto> Items);
-public sealed record UsageRow(string Key, double GrantedGpuHours, double SpentGpuHours, double CommittedGpuHours, double RemainingGpuHours, decimal Amount);
 
 internal static class FleetApi
 {
@@ -120,6 +114,9 @@ internal static class FleetApi
         }).WithTags("events").Produces<Page<EventDto>>().WithSummary("Audit events and allocation alerts (kind=allocation.alert)");
     }
 
+    private static ReconciliationDto ToDto(ReconcileStatus s) =>
+        new(s.Enabled, s.LastPass, s.Reachable, s.ExpectedJobs, s.BackendJobs, s.ElapsedMs, s.Passes, s.NextAttempt, s.Problem);
+
     private static async Task<IResult> DiscrepanciesAsync(HttpContext ctx, GpucDbFactory f, ServerOptions o, ReconciliationService rec, string? state, string? kind, int? limit)
     {
         var c = ctx.Caller();
@@ -146,7 +143,7 @@ internal static class FleetApi
         var take = Http.Limit(limit, o);
         var rows = await q.OrderByDescending(d => d.LastSeen).ThenByDescending(d => d.Id).Take(take).ToListAsync();
         var open = await db.Discrepancies.CountAsync(d => d.Resolved == null);
-        return Results.Ok(new DiscrepancyReport(rec.Status, open, rows.Select(d => new DiscrepancyDto(d.Id, d.Kind, d.JobId, d.Attempt, d.ExternalId, d.Node,
+        return Results.Ok(new DiscrepancyReport(ToDto(rec.Status), open, rows.Select(d => new DiscrepancyDto(d.Id, d.Kind, d.JobId, d.Attempt, d.ExternalId, d.Node,
             d.Detail, d.SuggestedAction, d.FirstSeen, d.LastSeen, d.Seen, d.Resolved, d.Action)).ToList()));
     }
 

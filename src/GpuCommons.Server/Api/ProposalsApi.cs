@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using GpuCommons.Contracts;
 using GpuCommons.Core.Rounds;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
@@ -12,55 +13,6 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Api;
-
-public sealed class ProposalBody
-{
-    public string? Call { get; set; }
-    public string? Project { get; set; }
-    public string? Title { get; set; }
-    public string? Team { get; set; }
-    public string? Partition { get; set; }
-    /// <summary>GPUs in whole servers, for a capacity award (or give gpuHours).</summary>
-    public int? Gpus { get; set; }
-    /// <summary>GPU-hours, for a shared-queue award (or give gpus).</summary>
-    public double? GpuHours { get; set; }
-    /// <summary>First month, yyyy-MM.</summary>
-    public string? StartMonth { get; set; }
-    public int? Months { get; set; }
-    public string? Justification { get; set; }
-    public bool? Regional { get; set; }
-    public bool? Youth { get; set; }
-}
-
-public sealed class ReviewSubmitBody
-{
-    /// <summary>Criterion key → score from 0 to 100, for every criterion of the call.</summary>
-    public Dictionary<string, double>? Scores { get; set; }
-    public string? Comment { get; set; }
-}
-
-public sealed class ReviewerProfileBody
-{
-    public string? Organisation { get; set; }
-    /// <summary>Organisations the reviewer declares a conflict of interest with.</summary>
-    public List<string>? Conflicts { get; set; }
-}
-
-public sealed record ProposalDto(long Id, string Call, string Project, string Organisation, string OrgType, string Title, string Team, string Partition, int Gpus,
-    double GpuHours, string StartMonth, int Months, string Justification, bool Regional, bool Youth, string State, string CreatedBy, DateTimeOffset Created,
-    DateTimeOffset? Submitted, double? Score, int? Rank, int AwardedGpus, int AwardedMonths, double AwardedGpuHours, string? Reason, DateTimeOffset? Decided);
-
-/// <summary>A review as its reader may see it: the reviewer's name only for the committee and the reviewer themselves.</summary>
-public sealed record ReviewDto(long Proposal, string? Reviewer, string Label, Dictionary<string, double>? Scores, double? Weighted, string? Comment, DateTimeOffset? Submitted);
-
-public sealed record AssignmentDto(long Proposal, string Call, string Project, string Title, string Organisation, string Partition, int Gpus, double GpuHours, int Months,
-    string State, bool Submitted);
-
-/// <summary>A statement line: <c>marketAmount</c> is the market value of the use, <c>due</c> what the organisation pays (the ledger's payable), <c>subsidy</c> the rest.</summary>
-public sealed record StatementLineDto(string Project, string Partition, double GpuHours, decimal MarketAmount, double Share, decimal Due, decimal Subsidy);
-
-/// <summary>A monthly statement of a project, or of an organisation (<c>project</c> null) with a line per project.</summary>
-public sealed record StatementDto(string? Project, string Organisation, string Month, IReadOnlyList<StatementLineDto> Lines, double GpuHours, decimal MarketAmount, decimal Due, decimal Subsidy);
 
 public static class ProposalsApi
 {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GpuCommons.Contracts;
 using GpuCommons.Core.Fleet;
 using GpuCommons.Core.Tenancy;
 using GpuCommons.Scheduling;
@@ -11,29 +12,6 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace GpuCommons.Server.Api;
-
-/// <summary>A quota on one partition, in GPUs (Kueue semantics: guaranteed nominal, borrowing and lending limits).</summary>
-public sealed class QuotaRequest
-{
-    public string? Partition { get; set; }
-    public double? NominalGpus { get; set; }
-    /// <summary>GPUs that may be borrowed above the nominal quota (absent: no limit).</summary>
-    public double? BorrowingLimitGpus { get; set; }
-    /// <summary>GPUs of the unused nominal quota lent to others (absent: all of it).</summary>
-    public double? LendingLimitGpus { get; set; }
-}
-
-/// <summary>The whole set of quotas of an organisation or project; partitions not listed have none.</summary>
-public sealed class SetQuotasRequest
-{
-    public List<QuotaRequest>? Quotas { get; set; }
-}
-
-public sealed record QuotaDto(string Partition, double NominalGpus, double? BorrowingLimitGpus, double? LendingLimitGpus)
-{
-    /// <summary>The quotas stored with an organisation or project (a JSON array; null: none).</summary>
-    public static List<QuotaDto> FromStored(string? json) => QuotasApi.Dtos(json);
-}
 
 internal static class QuotasApi
 {

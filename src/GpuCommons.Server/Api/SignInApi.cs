@@ -1,3 +1,4 @@
+using GpuCommons.Contracts;
 using GpuCommons.Core.Jobs;
 using GpuCommons.Server.Data;
 using GpuCommons.Server.Engine;
@@ -8,21 +9,6 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
 
 namespace GpuCommons.Server.Api;
-
-/// <summary>An issuer as <c>GET /api/auth/issuers</c> lists it (no secret).</summary>
-public sealed record IssuerDto(string Id, string Name, string Issuer, bool Portal, string? CliClientId, IReadOnlyList<string> Scopes);
-
-/// <summary><c>gpuc login</c>'s exchange: the ID token of the device authorization grant for a token of this server.</summary>
-public sealed class OidcTokenRequest
-{
-    public string? IdToken { get; set; }
-    /// <summary>read-only, submit or admin (default: admin, everything the person's role allows).</summary>
-    public string? Scope { get; set; }
-    /// <summary>What the token is for (say, the host it was made on).</summary>
-    public string? Label { get; set; }
-}
-
-public sealed record SignInDto(string User, string Token, DateTimeOffset Expires, bool Created, string? Organisation, IReadOnlyList<string> Projects);
 
 /// <summary>An admin's disabling of a person; <c>jobs</c> is the policy for their queued and running jobs (docs/sign-in.md).</summary>
 public sealed class DisableUserRequest

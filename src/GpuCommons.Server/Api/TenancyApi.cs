@@ -19,16 +19,6 @@ public sealed class CreateUserRequest
     public string? Email { get; set; }
 }
 
-/// <summary>A new personal access token: its scope, lifetime and label.</summary>
-public sealed class CreateTokenRequest
-{
-    /// <summary>read-only, submit or admin (default: the scope of the token that asks, admin for an admin token).</summary>
-    public string? Scope { get; set; }
-    /// <summary>Days until it expires (default: never, unless the server caps lifetimes).</summary>
-    public int? ExpiresInDays { get; set; }
-    public string? Label { get; set; }
-}
-
 public sealed class CreateOrganisationRequest
 {
     public string? Name { get; set; }
@@ -58,45 +48,33 @@ public sealed class AddMemberRequest
     public string? Role { get; set; }
 }
 
-/// <summary>A user as the API shows them; <paramref name="PosixName"/> and <paramref name="Uid"/> are the account their jobs run as.</summary>
-public sealed record UserDto(string Name, string Role, IReadOnlyDictionary<string, string>? Projects = null, string? Token = null,
-    string? PosixName = null, int? Uid = null, AccountsDto? Accounts = null, string? Email = null, string? DisplayName = null, string? Organisation = null,
-    DateTimeOffset? Disabled = null, DateTimeOffset? TokenExpires = null, string? Scope = null)
+/// <summary>The tenancy contracts built from their rows: <c>UserDto.From(row)</c>, ….</summary>
+public static class TenancyDtos
 {
-    public static UserDto From(UserRow r) => new(r.Name, r.Role, PosixName: r.PosixName, Uid: r.Uid, Email: r.Email, DisplayName: r.DisplayName,
-        Organisation: r.Organisation, Disabled: r.Disabled);
-}
+    extension(UserDto)
+    {
+        /// <summary>A user as listed: no projects, token or accounts.</summary>
+        public static UserDto From(UserRow r) => new(r.Name, r.Role, PosixName: r.PosixName, Uid: r.Uid, Email: r.Email, DisplayName: r.DisplayName,
+            Organisation: r.Organisation, Disabled: r.Disabled);
+    }
 
-/// <summary>An admin's change of a user's account: the POSIX login their jobs run as.</summary>
-public sealed class UpdateUserRequest
-{
-    public string? PosixName { get; set; }
-}
+    extension(OrganisationDto)
+    {
+        /// <summary>An organisation with its stored quotas.</summary>
+        public static OrganisationDto From(OrganisationRow r) => new(r.Name, r.Type, r.Shares, QuotasApi.Dtos(r.Quotas));
+    }
 
-/// <summary>An admin's change of a project's POSIX group, its jobs' primary group.</summary>
-public sealed class UpdateProjectRequest
-{
-    public string? PosixGroup { get; set; }
-}
-public sealed record OrganisationDto(string Name, string Type, double Shares, IReadOnlyList<QuotaDto> Quotas)
-{
-    public static OrganisationDto From(OrganisationRow r) => new(r.Name, r.Type, r.Shares, QuotasApi.Dtos(r.Quotas));
-}
+    extension(ProjectDto)
+    {
+        /// <summary>A project with its stored quotas and POSIX group.</summary>
+        public static ProjectDto From(ProjectRow r) => new(r.Name, r.Organisation, r.Shares, r.Description, QuotasApi.Dtos(r.Quotas), r.PosixGroup, r.Gid);
+    }
 
-public sealed record ProjectDto(string Name, string Organisation, double Shares, string? Description, IReadOnlyList<QuotaDto> Quotas,
-    string? PosixGroup = null, int? Gid = null)
-{
-    public static ProjectDto From(ProjectRow r) => new(r.Name, r.Organisation, r.Shares, r.Description, QuotasApi.Dtos(r.Quotas), r.PosixGroup, r.Gid);
-}
-public sealed record MemberDto(string User, string Role);
-
-/// <summary>
-/// A token as listed: its id (the first 12 hex digits of its hash), when it was made, its kind (api, session, cli),
-/// scope, expiry, last use (to the minute) and label; never the token.
-/// </summary>
-public sealed record TokenDto(string Id, DateTimeOffset Created, string Kind, string Scope, DateTimeOffset? Expires, DateTimeOffset? LastUsed, string? Label)
-{
-    public static TokenDto From(TokenRow t) => new(TenancyApi.TokenId(t.Hash), t.Created, t.Kind, t.Scope, t.Expires, t.LastUsed, t.Label);
+    extension(TokenDto)
+    {
+        /// <summary>A token as listed, named by the first 12 hex digits of its hash.</summary>
+        public static TokenDto From(TokenRow t) => new(TenancyApi.TokenId(t.Hash), t.Created, t.Kind, t.Scope, t.Expires, t.LastUsed, t.Label);
+    }
 }
 
 internal static class TenancyApi

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using GpuCommons.Backends;
+using GpuCommons.Contracts;
 using GpuCommons.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -17,12 +18,6 @@ public enum AccountMode
     /// <summary>A researcher's workstation: every job runs as the account the server runs as.</summary>
     SingleUser,
 }
-
-/// <summary>How the server runs jobs, as <c>/api/me</c> tells it.</summary>
-/// <param name="Mode"><c>multi-user</c> or <c>single-user</c>.</param>
-/// <param name="ServerAccount">The login the server runs as.</param>
-/// <param name="Provisioning">Whether missing local accounts and groups are created.</param>
-public sealed record AccountsDto(string Mode, string ServerAccount, bool Provisioning);
 
 /// <summary>
 /// Maps GpuCommons users to POSIX accounts and projects to POSIX groups (docs/accounts.md), and says what account a job
