@@ -17,12 +17,12 @@ public sealed partial class SchedulerEngine
 
     private bool NodeUsableFor(int n, JobRecord job)
     {
-        if (!IsAttached(n))
+        if (!_c.IsAttached(n))
         {
             return false;
         }
 
-        var pool = _pools[_assigned[n]];
+        var pool = _c.Pools[_c.Assigned[n]];
         return pool.Kind switch
         {
             PoolKind.General => true,
@@ -61,12 +61,12 @@ public sealed partial class SchedulerEngine
             return false;
         }
 
-        var pool = NewPool(Fleet.Partitions[bestP], PoolKind.Hold);
+        var pool = _c.NewPool(Fleet.Partitions[bestP], PoolKind.Hold);
         pool.HolderJob = job.Id;
         pool.UsableUntil = bestT;
         foreach (var n in bestNodes)
         {
-            Reassign(n, pool.Id);
+            _c.Reassign(n, pool.Id);
         }
 
         Materialize(job);
@@ -96,10 +96,10 @@ public sealed partial class SchedulerEngine
             }
 
             Array.Clear(_domainCount, 0, part.Domains.Count);
-            var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _nodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
-            foreach (var id in _activePools[p])
+            var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _c.NodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
+            foreach (var id in _c.ActivePools[p])
             {
-                var pool = _pools[id];
+                var pool = _c.Pools[id];
                 if (pool.Kind == PoolKind.General || pool.HolderJob == job.Id || (pool.Kind == PoolKind.Advance && pool.UsableUntil == long.MinValue && pool.OwnerProject == job.Project))
                 {
                     if (!mixed)
@@ -113,7 +113,7 @@ public sealed partial class SchedulerEngine
                     }
 
                     // Mixed node sizes: a free node counts only if it is big enough for the gang's GPUs per node.
-                    foreach (var leaf in _leavesUnder[p][0])
+                    foreach (var leaf in _c.LeavesUnder[p][0])
                     {
                         if (pool.FullByDomain[leaf] is not { } set)
                         {
@@ -124,7 +124,7 @@ public sealed partial class SchedulerEngine
                         {
                             if (Fleet.Nodes[set[i]].Gpus >= shape.Amount)
                             {
-                                foreach (var d in _nodePath[set[i]])
+                                foreach (var d in _c.NodePath[set[i]])
                                 {
                                     _domainCount[d]++;
                                 }
@@ -135,7 +135,7 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        foreach (var (end, id) in _runningByEnd[p])
+        foreach (var (end, id) in _c.RunningByEnd[p])
         {
             if (end >= notAfter)
             {
@@ -151,10 +151,10 @@ public sealed partial class SchedulerEngine
                 }
 
                 var node = Fleet.Nodes[n];
-                var wasFull = IsFullyFree(n) || _relNode[n] + _free[n] == node.Gpus && SharedAllReleased(n);
+                var wasFull = _c.IsFullyFree(n) || _relNode[n] + _c.Free[n] == node.Gpus && SharedAllReleased(n);
                 ReleaseInShadow(running, n);
                 Ledger.ReleaseInShadow(running, n);
-                var freeThen = _free[n] + _relNode[n];
+                var freeThen = _c.Free[n] + _relNode[n];
                 switch (shape.Kind)
                 {
                     case ShapeKind.SingleNode when freeThen >= shape.Amount && ShadowFits(job, p, shape, n):
@@ -164,7 +164,7 @@ public sealed partial class SchedulerEngine
                     case ShapeKind.Gang when !wasFull && freeThen == node.Gpus && SharedAllReleased(n) && node.Gpus >= shape.Amount && ShadowFits(job, p, shape, n):
                     {
                         _freedNodes.Add(n);
-                        var path = _nodePath[n];
+                        var path = _c.NodePath[n];
                         for (var k = 0; k < path.Length; k++)
                         {
                             _domainCount[path[k]]++;
@@ -190,9 +190,9 @@ public sealed partial class SchedulerEngine
     private void ResetShadowRelease()
     {
         Ledger.ResetShadow();
-        if (_relGpu.Length != _gpuUsed.Length || _relNode.Length != Fleet.Nodes.Count)
+        if (_relGpu.Length != _c.GpuUsed.Length || _relNode.Length != Fleet.Nodes.Count)
         {
-            _relGpu = new int[_gpuUsed.Length];
+            _relGpu = new int[_c.GpuUsed.Length];
             _relNode = new int[Fleet.Nodes.Count];
             _relGpuTouched.Clear();
             _relNodeTouched.Clear();
@@ -215,7 +215,7 @@ public sealed partial class SchedulerEngine
 
     private bool SharedAllReleased(int n)
     {
-        if (_shared[n] == 0)
+        if (_c.Shared[n] == 0)
         {
             return true;
         }
@@ -223,7 +223,7 @@ public sealed partial class SchedulerEngine
         var node = Fleet.Nodes[n];
         for (var g = node.FirstGpu; g < node.FirstGpu + node.Gpus; g++)
         {
-            var used = _gpuUsed[g];
+            var used = _c.GpuUsed[g];
             if (used > 0 && used < Milli && _relGpu[g] < used)
             {
                 return false;
@@ -264,7 +264,7 @@ public sealed partial class SchedulerEngine
 
         var rel = _relGpu[gpu] + milli;
         _relGpu[gpu] = rel;
-        if (rel == _gpuUsed[gpu])
+        if (rel == _c.GpuUsed[gpu])
         {
             if (_relNode[n] == 0)
             {
@@ -283,7 +283,7 @@ public sealed partial class SchedulerEngine
             if (s.Node == n)
             {
                 var g = node.FirstGpu + s.Gpu;
-                if (Milli - (_gpuUsed[g] - _relGpu[g]) >= milli)
+                if (Milli - (_c.GpuUsed[g] - _relGpu[g]) >= milli)
                 {
                     return true;
                 }
@@ -296,11 +296,11 @@ public sealed partial class SchedulerEngine
     private int[] GatherForHold(JobRecord job, int p, int domain, in Shape shape)
     {
         var picked = new List<int>(shape.Nodes);
-        foreach (var leaf in _leavesUnder[p][domain])
+        foreach (var leaf in _c.LeavesUnder[p][domain])
         {
-            foreach (var id in _activePools[p])
+            foreach (var id in _c.ActivePools[p])
             {
-                var pool = _pools[id];
+                var pool = _c.Pools[id];
                 if (pool.FullByDomain[leaf] is not { Count: > 0 } set)
                 {
                     continue;
@@ -320,7 +320,7 @@ public sealed partial class SchedulerEngine
         for (var i = 0; i < _freedNodes.Count && picked.Count < shape.Nodes; i++)
         {
             var n = _freedNodes[i];
-            if (Array.IndexOf(_nodePath[n], domain) >= 0 && !picked.Contains(n))
+            if (Array.IndexOf(_c.NodePath[n], domain) >= 0 && !picked.Contains(n))
             {
                 picked.Add(n);
             }
@@ -338,7 +338,7 @@ public sealed partial class SchedulerEngine
 
         foreach (var n in pool.Members.ToArray())
         {
-            Reassign(n, _home[n]);
+            _c.Reassign(n, _c.Home[n]);
         }
 
         if (pool.HolderJob >= 0 && _jobs.TryGetValue(pool.HolderJob, out var holder) && holder.HeldPool == pool.Id)
@@ -356,9 +356,9 @@ public sealed partial class SchedulerEngine
         }
 
         pool.Active = false;
-        _activePools[pool.Partition.Index].Remove(pool.Id);
-        _freeVersion++;
-        _spareHolds[pool.Partition.Index].Push(pool);
+        _c.ActivePools[pool.Partition.Index].Remove(pool.Id);
+        _c.FreeVersion++;
+        _c.SpareHolds[pool.Partition.Index].Push(pool);
         _capacityDirty = true;
     }
 
@@ -366,7 +366,7 @@ public sealed partial class SchedulerEngine
     {
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            var pools = _activePools[p];
+            var pools = _c.ActivePools[p];
             for (var i = pools.Count - 1; i >= 0; i--)
             {
                 if (i >= pools.Count)
@@ -374,7 +374,7 @@ public sealed partial class SchedulerEngine
                     continue;
                 }
 
-                var pool = _pools[pools[i]];
+                var pool = _c.Pools[pools[i]];
                 if (pool.Kind != PoolKind.Hold)
                 {
                     continue;
@@ -425,9 +425,9 @@ public sealed partial class SchedulerEngine
         foreach (var name in reservation.Nodes)
         {
             var node = Fleet.FindNode(name) ?? throw new Core.SpecException("nodes", $"unknown node '{name}'");
-            if (_pools[_home[node.Index]].Kind == PoolKind.Advance)
+            if (_c.Pools[_c.Home[node.Index]].Kind == PoolKind.Advance)
             {
-                throw new Core.SpecException("nodes", $"node '{name}' is already in reservation '{_pools[_home[node.Index]].Name}'");
+                throw new Core.SpecException("nodes", $"node '{name}' is already in reservation '{_c.Pools[_c.Home[node.Index]].Name}'");
             }
 
             if (nodes.Contains(node.Index))
@@ -442,7 +442,7 @@ public sealed partial class SchedulerEngine
         var pools = new List<Pool>();
         foreach (var group in nodes.GroupBy(n => Fleet.Nodes[n].PartitionIndex))
         {
-            var pool = NewPool(Fleet.Partitions[group.Key], PoolKind.Advance);
+            var pool = _c.NewPool(Fleet.Partitions[group.Key], PoolKind.Advance);
             pool.Name = reservation.Name;
             pool.OwnerProject = owner;
             pool.WindowStart = reservation.Start.UtcTicks;
@@ -450,17 +450,17 @@ public sealed partial class SchedulerEngine
             pool.UsableUntil = now >= pool.WindowStart ? long.MinValue : pool.WindowStart;
             foreach (var n in group)
             {
-                var wasHome = _assigned[n] == _home[n];
-                _home[n] = pool.Id;
+                var wasHome = _c.Assigned[n] == _c.Home[n];
+                _c.Home[n] = pool.Id;
                 if (wasHome)
                 {
-                    Reassign(n, pool.Id);
+                    _c.Reassign(n, pool.Id);
                 }
                 else
                 {
                     // The node is held for a blocked job, whose hold would let it in regardless of the window:
                     // give the hold up (its nodes go home, this one into the reservation); the next cycle plans the job again.
-                    DissolveHold(_pools[_assigned[n]]);
+                    DissolveHold(_c.Pools[_c.Assigned[n]]);
                 }
             }
 
@@ -483,20 +483,20 @@ public sealed partial class SchedulerEngine
         {
             foreach (var n in Fleet.Partitions[pool.Partition.Index].Nodes)
             {
-                if (_home[n] == pool.Id)
+                if (_c.Home[n] == pool.Id)
                 {
-                    _home[n] = _generalPool[pool.Partition.Index];
+                    _c.Home[n] = _c.GeneralPool[pool.Partition.Index];
                 }
             }
 
             foreach (var n in pool.Members.ToArray())
             {
-                Reassign(n, _home[n]);
+                _c.Reassign(n, _c.Home[n]);
             }
 
             pool.Active = false;
-            _activePools[pool.Partition.Index].Remove(pool.Id);
-            _freeVersion++;
+            _c.ActivePools[pool.Partition.Index].Remove(pool.Id);
+            _c.FreeVersion++;
         }
 
         _capacityDirty = true;

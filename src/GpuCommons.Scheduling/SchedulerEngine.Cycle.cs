@@ -73,11 +73,11 @@ public sealed partial class SchedulerEngine
         _walkGeneralFree = 0;
         _walkHorizon = -1;
         _walkOwners.Clear();
-        for (var p = 0; p < _activePools.Length; p++)
+        for (var p = 0; p < _c.ActivePools.Length; p++)
         {
-            foreach (var id in _activePools[p])
+            foreach (var id in _c.ActivePools[p])
             {
-                var pool = _pools[id];
+                var pool = _c.Pools[id];
                 if (pool.FreeMilli == 0)
                 {
                     continue;
@@ -116,9 +116,9 @@ public sealed partial class SchedulerEngine
     private void RefreshCapacitySignature(int p)
     {
         RefreshWalkCapacity();
-        foreach (var id in _activePools[p])
+        foreach (var id in _c.ActivePools[p])
         {
-            var pool = _pools[id];
+            var pool = _c.Pools[id];
             int whole = 0, share = 0;
             for (var k = pool.Partial.Length - 1; k > 0; k--)
             {
@@ -146,9 +146,9 @@ public sealed partial class SchedulerEngine
 
     private bool MayFit(in Shape shape, int p, JobRecord job, long end)
     {
-        foreach (var id in _activePools[p])
+        foreach (var id in _c.ActivePools[p])
         {
-            var pool = _pools[id];
+            var pool = _c.Pools[id];
             if (Fits(pool.SigWhole, pool.SigShare, pool.FullFree, shape) && (pool.Id == job.HeldPool || Eligible(pool, job, end)))
             {
                 return true;
@@ -455,7 +455,7 @@ public sealed partial class SchedulerEngine
             }
 
             // With nothing free, only a missing reservation is left to give: once every partition has its own, stop.
-            if (!full && ((_freeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
+            if (!full && ((_c.FreeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
             {
                 brokeEarly = true;
                 break;
@@ -571,7 +571,7 @@ public sealed partial class SchedulerEngine
 
             if (job.HeldPool >= 0)
             {
-                var held = _pools[job.HeldPool];
+                var held = _c.Pools[job.HeldPool];
                 var estimate = EstimateOf(job);
 
                 // Cleared while the job was refused by quota: the claim still says when its victims will be gone.
@@ -632,9 +632,9 @@ public sealed partial class SchedulerEngine
                 return false;
             }
 
-            foreach (var id in _activePools[p])
+            foreach (var id in _c.ActivePools[p])
             {
-                var pool = _pools[id];
+                var pool = _c.Pools[id];
                 if (pool.SigWhole > 0 || pool.SigShare > 0 || pool.FullFree > 0)
                 {
                     return false;
@@ -678,7 +678,7 @@ public sealed partial class SchedulerEngine
             SnapshotRest(now, free);
         }
 
-        foreach (var pool in _pools)
+        foreach (var pool in _c.Pools)
         {
             if (pool.Kind == PoolKind.Hold && pool.HolderJob >= 0 && _jobs.TryGetValue(pool.HolderJob, out var holder)
                 && holder.HeldPool == pool.Id && IsLazy(holder))
@@ -887,7 +887,7 @@ public sealed partial class SchedulerEngine
         }
         else if (job.HeldPool >= 0)
         {
-            var held = _pools[job.HeldPool];
+            var held = _c.Pools[job.HeldPool];
             reason = held.StickyUntil > now ? PendingReason.WaitingForPreemption : PendingReason.Reserved;
             estimate = job.StoredEstimate >= 0 ? job.StoredEstimate
                 : held.StickyUntil > now ? Math.Max(now, held.StickyUntil - ClaimSlack.Ticks) : Math.Max(now, held.UsableUntil);
@@ -949,7 +949,7 @@ public sealed partial class SchedulerEngine
             ref var e = ref entries[n++];
             e.Partition = (byte)p;
             e.HeldMilli = shape.HeldMilli;
-            e.NodesUp = _upNodes[p] >= shape.Nodes;
+            e.NodesUp = _c.UpNodes[p] >= shape.Nodes;
             e.Quota = _admission.Quota.Check(project, p, shape.HeldMilli) ?? PendingReason.New;
             e.AnyGrantNaN = false;
             e.MaxCover = double.NegativeInfinity;
@@ -1010,9 +1010,9 @@ public sealed partial class SchedulerEngine
         for (var p = 0; p < _restRoom.Length; p++)
         {
             PoolRoom general = new(int.MinValue, int.MinValue, int.MinValue), other = general;
-            foreach (var id in _activePools[p])
+            foreach (var id in _c.ActivePools[p])
             {
-                var pool = _pools[id];
+                var pool = _c.Pools[id];
                 ref var room = ref pool.Kind == PoolKind.General ? ref general : ref other;
                 room = new PoolRoom(Math.Max(room.Whole, pool.SigWhole), Math.Max(room.Share, pool.SigShare), Math.Max(room.FullFree, pool.FullFree));
             }
@@ -1036,7 +1036,7 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private bool AnyoneCanUseFreeCapacity(long now)
     {
-        foreach (var pool in _pools)
+        foreach (var pool in _c.Pools)
         {
             if (!pool.Active || pool.FreeMilli == 0)
             {
@@ -1063,7 +1063,7 @@ public sealed partial class SchedulerEngine
     private void WalkHolders(long now, ScheduleResult result)
     {
         _holders.Clear();
-        foreach (var pool in _pools)
+        foreach (var pool in _c.Pools)
         {
             if (pool.Active && pool.Kind == PoolKind.Hold && pool.FreeMilli > 0 && _jobs.TryGetValue(pool.HolderJob, out var holder) && holder.State == JobState.Pending)
             {
@@ -1094,8 +1094,7 @@ public sealed partial class SchedulerEngine
     private static PendingReason Worse(PendingReason current, PendingReason candidate) =>
         current == PendingReason.NoAllocation ? candidate : current;
 
-    /// <summary>Bumped on every change of a pool's free capacity or of the set of active pools.</summary>
-    private long _freeVersion;
+    /// <summary>The <see cref="ClusterState.FreeVersion"/> at which <see cref="_freeCapacity"/> was computed for <see cref="_freeCapacityPartitions"/>.</summary>
     private long _freeCapacityVersion = -1;
     private ulong _freeCapacityPartitions;
     private long _freeCapacity;
@@ -1106,14 +1105,14 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private long FreeCapacity(ulong partitions)
     {
-        if (partitions == _freeCapacityPartitions && _freeVersion == _freeCapacityVersion)
+        if (partitions == _freeCapacityPartitions && _c.FreeVersion == _freeCapacityVersion)
         {
             return _freeCapacity;
         }
 
         var free = ComputeFreeCapacity(partitions);
         _freeCapacityPartitions = partitions;
-        _freeCapacityVersion = _freeVersion;
+        _freeCapacityVersion = _c.FreeVersion;
         _freeCapacity = free;
         return free;
     }
@@ -1125,13 +1124,13 @@ public sealed partial class SchedulerEngine
         {
             if ((partitions & (1UL << p)) != 0)
             {
-                foreach (var id in _activePools[p])
+                foreach (var id in _c.ActivePools[p])
                 {
                     // Only GPUs set aside (backfill holds, advance reservations) can be "held for a higher-priority job":
                     // free GPUs of the general pool that the job could not use are fragmentation, a question of resources.
-                    if (_pools[id].Kind != PoolKind.General)
+                    if (_c.Pools[id].Kind != PoolKind.General)
                     {
-                        free += _pools[id].FreeMilli;
+                        free += _c.Pools[id].FreeMilli;
                     }
                 }
             }
@@ -1175,7 +1174,7 @@ public sealed partial class SchedulerEngine
             return new Nomination(p, NominationMode.Refused, default, -1, refused, false);
         }
 
-        var nodesUp = _upNodes[p] >= shape.Nodes;
+        var nodesUp = _c.UpNodes[p] >= shape.Nodes;
         if (!mayFit || !TryPlace(job, p, shape, end, out var plan))
         {
             return new Nomination(p, NominationMode.NoFit, default, -1, null, nodesUp);

@@ -140,7 +140,7 @@ public sealed partial class SchedulerEngine
     {
         var node = Fleet.FindNode(nodeName) ?? throw new SpecException("node", $"unknown node '{nodeName}'");
         var n = node.Index;
-        var old = (NodeState)_nodeState[n];
+        var old = (NodeState)_c.NodeState[n];
         if (old == state)
         {
             return [];
@@ -148,15 +148,15 @@ public sealed partial class SchedulerEngine
 
         if (old == NodeState.Up)
         {
-            Detach(n);
-            _upNodes[node.PartitionIndex]--;
+            _c.Detach(n);
+            _c.UpNodes[node.PartitionIndex]--;
         }
 
-        _nodeState[n] = (int)state;
+        _c.NodeState[n] = (int)state;
         if (state == NodeState.Up)
         {
-            _upNodes[node.PartitionIndex]++;
-            Attach(n);
+            _c.UpNodes[node.PartitionIndex]++;
+            _c.Attach(n);
             _capacityDirty = true;
         }
 
@@ -166,7 +166,7 @@ public sealed partial class SchedulerEngine
         }
 
         var ends = new List<JobEnd>();
-        foreach (var job in _nodeJobs[n].ToArray())
+        foreach (var job in _c.NodeJobs[n].ToArray())
         {
             ends.Add(Complete(job.Id, JobOutcome.NodeFailure));
         }
@@ -175,7 +175,7 @@ public sealed partial class SchedulerEngine
     }
 
     /// <summary>The engine's state of a node, by its index in <see cref="Fleet"/>.</summary>
-    public NodeState GetNodeState(int node) => (NodeState)_nodeState[node];
+    public NodeState GetNodeState(int node) => (NodeState)_c.NodeState[node];
 
     /// <summary>Puts back a job that was running before a restart, on the GPUs it holds.</summary>
     public SubmitResult RestoreRunning(JobSpec spec, IReadOnlyList<GpuSlot> slots, DateTimeOffset start, string? allocationId)
@@ -208,7 +208,7 @@ public sealed partial class SchedulerEngine
             }
 
             var need = exclusive ? Milli : s.Milli;
-            if (_gpuUsed[node.FirstGpu + s.Gpu] + need > Milli)
+            if (_c.GpuUsed[node.FirstGpu + s.Gpu] + need > Milli)
             {
                 return SubmitResult.Reject("placement", $"GPU {s.Gpu} of node {node.Name} is already in use");
             }
@@ -235,7 +235,7 @@ public sealed partial class SchedulerEngine
                     scratch[g] = node.FirstGpu + g;
                 }
 
-                ChangeGpus(n, scratch[..node.Gpus], Milli);
+                _c.ChangeGpus(n, scratch[..node.Gpus], Milli);
                 held += (long)node.Gpus * Milli;
                 continue;
             }
@@ -244,7 +244,7 @@ public sealed partial class SchedulerEngine
             {
                 if (s.Node == n)
                 {
-                    ChangeGpu(n, node.FirstGpu + s.Gpu, s.Milli);
+                    _c.ChangeGpu(n, node.FirstGpu + s.Gpu, s.Milli);
                     held += s.Milli;
                 }
             }
@@ -271,7 +271,7 @@ public sealed partial class SchedulerEngine
                     scratch[g] = node.FirstGpu + g;
                 }
 
-                ChangeGpus(n, scratch[..node.Gpus], -Milli);
+                _c.ChangeGpus(n, scratch[..node.Gpus], -Milli);
             }
             else
             {
@@ -285,7 +285,7 @@ public sealed partial class SchedulerEngine
 
                     if (s.IsShare)
                     {
-                        ChangeGpu(n, node.FirstGpu + s.Gpu, -s.Milli);
+                        _c.ChangeGpu(n, node.FirstGpu + s.Gpu, -s.Milli);
                     }
                     else
                     {
@@ -295,15 +295,15 @@ public sealed partial class SchedulerEngine
 
                 if (c > 0)
                 {
-                    ChangeGpus(n, scratch[..c], -Milli);
+                    _c.ChangeGpus(n, scratch[..c], -Milli);
                 }
             }
 
-            _nodeJobs[n].Remove(job);
+            _c.NodeJobs[n].Remove(job);
         }
 
-        _runningByEnd[job.Partition].Remove((job.EndByTicks, job.Id));
-        _runningPreemptible[job.Partition].Remove((job.EndByTicks, job.Id));
+        _c.RunningByEnd[job.Partition].Remove((job.EndByTicks, job.Id));
+        _c.RunningPreemptible[job.Partition].Remove((job.EndByTicks, job.Id));
         _admission.Quota.Apply(job.Project, job.Partition, -placement.HeldGpuMilli);
         _running--;
         _capacityDirty = true;

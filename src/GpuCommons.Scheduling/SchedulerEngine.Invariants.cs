@@ -28,7 +28,7 @@ public sealed partial class SchedulerEngine
     internal IReadOnlyList<(long Holder, long UsableUntil, bool Sticky, int[] Nodes)> HoldsForTests()
     {
         var holds = new List<(long, long, bool, int[])>();
-        foreach (var pool in _pools)
+        foreach (var pool in _c.Pools)
         {
             if (pool.Active && pool.Kind == PoolKind.Hold)
             {
@@ -46,9 +46,9 @@ public sealed partial class SchedulerEngine
     internal string StateFingerprintForTests()
     {
         var sb = new System.Text.StringBuilder();
-        sb.AppendJoin(',', _gpuUsed).Append('\n').AppendJoin(',', _free).Append('\n').AppendJoin(',', _shared).Append('\n')
-            .AppendJoin(',', _assigned).Append('\n').AppendJoin(',', _home).Append('\n').AppendJoin(',', _nodeState).Append('\n');
-        foreach (var pool in _pools)
+        sb.AppendJoin(',', _c.GpuUsed).Append('\n').AppendJoin(',', _c.Free).Append('\n').AppendJoin(',', _c.Shared).Append('\n')
+            .AppendJoin(',', _c.Assigned).Append('\n').AppendJoin(',', _c.Home).Append('\n').AppendJoin(',', _c.NodeState).Append('\n');
+        foreach (var pool in _c.Pools)
         {
             sb.Append($"pool {pool.Id} {pool.Kind} active {pool.Active} free {pool.FreeMilli} full {pool.FullFree} members {string.Join(',', pool.Members)} holder {pool.HolderJob} until {pool.UsableUntil} sticky {pool.StickyUntil}\n");
         }
@@ -66,10 +66,10 @@ public sealed partial class SchedulerEngine
 
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
-            sb.Append($"partition {p} running {string.Join(',', _runningByEnd[p])} holds {_holdCount[p]}\n");
+            sb.Append($"partition {p} running {string.Join(',', _c.RunningByEnd[p])} holds {_holdCount[p]}\n");
         }
 
-        return sb.Append($"free {_freeMilliTotal} running {_running} preempting {_preempting}").ToString();
+        return sb.Append($"free {_c.FreeMilliTotal} running {_running} preempting {_preempting}").ToString();
     }
 
     private string? VerifyJobs()
@@ -96,7 +96,7 @@ public sealed partial class SchedulerEngine
                         return $"pending job {id} has a placement or is being preempted";
                     }
 
-                    if (j.HeldPool >= 0 && (!_pools[j.HeldPool].Active || _pools[j.HeldPool].Kind != PoolKind.Hold || _pools[j.HeldPool].HolderJob != id))
+                    if (j.HeldPool >= 0 && (!_c.Pools[j.HeldPool].Active || _c.Pools[j.HeldPool].Kind != PoolKind.Hold || _c.Pools[j.HeldPool].HolderJob != id))
                     {
                         return $"pending job {id} points at hold {j.HeldPool}, which is not its own active hold";
                     }
@@ -129,12 +129,12 @@ public sealed partial class SchedulerEngine
                         return $"running job {id} has end-by {j.EndByTicks}, not start + walltime";
                     }
 
-                    if (!_runningByEnd[j.Partition].Contains((j.EndByTicks, j.Id)))
+                    if (!_c.RunningByEnd[j.Partition].Contains((j.EndByTicks, j.Id)))
                     {
                         return $"running job {id} is missing from the running-by-end index";
                     }
 
-                    if (_runningPreemptible[j.Partition].Contains((j.EndByTicks, j.Id)) != (j.PriorityClass == PriorityClass.Preemptible))
+                    if (_c.RunningPreemptible[j.Partition].Contains((j.EndByTicks, j.Id)) != (j.PriorityClass == PriorityClass.Preemptible))
                     {
                         return $"running job {id} is wrongly in or out of the preemptible index";
                     }
@@ -161,14 +161,14 @@ public sealed partial class SchedulerEngine
         }
 
         var byEnd = 0;
-        foreach (var set in _runningByEnd)
+        foreach (var set in _c.RunningByEnd)
         {
             byEnd += set.Count;
         }
 
-        for (var p = 0; p < _runningPreemptible.Length; p++)
+        for (var p = 0; p < _c.RunningPreemptible.Length; p++)
         {
-            if (!_runningPreemptible[p].IsSubsetOf(_runningByEnd[p]))
+            if (!_c.RunningPreemptible[p].IsSubsetOf(_c.RunningByEnd[p]))
             {
                 return $"the preemptible index of partition {p} holds jobs that are not running there";
             }
@@ -187,7 +187,7 @@ public sealed partial class SchedulerEngine
 
     private string? VerifyGpus()
     {
-        var used = new int[_gpuUsed.Length];
+        var used = new int[_c.GpuUsed.Length];
         var jobsOn = new int[Fleet.Nodes.Count];
         foreach (var j in _jobs.Values)
         {
@@ -217,12 +217,12 @@ public sealed partial class SchedulerEngine
                     return $"job {j.Id} on partition {j.Partition} has node {node.Name} of partition {node.PartitionIndex}";
                 }
 
-                if ((NodeState)_nodeState[n] == NodeState.Down)
+                if ((NodeState)_c.NodeState[n] == NodeState.Down)
                 {
                     return $"job {j.Id} runs on node {node.Name}, which is down";
                 }
 
-                if (!_nodeJobs[n].Contains(j))
+                if (!_c.NodeJobs[n].Contains(j))
                 {
                     return $"job {j.Id} is missing from the job list of node {node.Name}";
                 }
@@ -278,17 +278,17 @@ public sealed partial class SchedulerEngine
                 return $"GPU {g} is given {used[g]} thousandths, more than one GPU";
             }
 
-            if (used[g] != _gpuUsed[g])
+            if (used[g] != _c.GpuUsed[g])
             {
-                return $"GPU {g}: running jobs use {used[g]} thousandths, the engine records {_gpuUsed[g]}";
+                return $"GPU {g}: running jobs use {used[g]} thousandths, the engine records {_c.GpuUsed[g]}";
             }
 
             allocated += used[g];
         }
 
-        if (allocated != _allocatedMilli)
+        if (allocated != _c.AllocatedMilli)
         {
-            return $"running jobs hold {allocated} thousandths, the engine records {_allocatedMilli}";
+            return $"running jobs hold {allocated} thousandths, the engine records {_c.AllocatedMilli}";
         }
 
         for (var n = 0; n < Fleet.Nodes.Count; n++)
@@ -307,14 +307,14 @@ public sealed partial class SchedulerEngine
                 }
             }
 
-            if (free != _free[n] || shared != _shared[n])
+            if (free != _c.Free[n] || shared != _c.Shared[n])
             {
-                return $"node {node.Name}: {free} free and {shared} shared GPUs, the engine records {_free[n]} and {_shared[n]}";
+                return $"node {node.Name}: {free} free and {shared} shared GPUs, the engine records {_c.Free[n]} and {_c.Shared[n]}";
             }
 
-            if (jobsOn[n] != _nodeJobs[n].Count)
+            if (jobsOn[n] != _c.NodeJobs[n].Count)
             {
-                return $"node {node.Name}: {jobsOn[n]} running jobs, its job list has {_nodeJobs[n].Count}";
+                return $"node {node.Name}: {jobsOn[n]} running jobs, its job list has {_c.NodeJobs[n].Count}";
             }
         }
 
@@ -323,7 +323,7 @@ public sealed partial class SchedulerEngine
 
     private string? VerifyPools()
     {
-        if (_freeCapacityVersion == _freeVersion && ComputeFreeCapacity(_freeCapacityPartitions) != _freeCapacity)
+        if (_freeCapacityVersion == _c.FreeVersion && ComputeFreeCapacity(_freeCapacityPartitions) != _freeCapacity)
         {
             return $"the kept free capacity of partitions {_freeCapacityPartitions:x} is {_freeCapacity}, the pools have {ComputeFreeCapacity(_freeCapacityPartitions)}";
         }
@@ -331,10 +331,10 @@ public sealed partial class SchedulerEngine
         var members = 0;
         long freeTotal = 0;
         var holds = new int[_holdCount.Length];
-        foreach (var pool in _pools)
+        foreach (var pool in _c.Pools)
         {
             members += pool.Members.Count;
-            var listed = _activePools[pool.Partition.Index].Contains(pool.Id);
+            var listed = _c.ActivePools[pool.Partition.Index].Contains(pool.Id);
             if (pool.Active != listed)
             {
                 return $"pool {pool.Id} is {(pool.Active ? "active" : "inactive")} but {(listed ? "is" : "is not")} listed as active";
@@ -376,30 +376,30 @@ public sealed partial class SchedulerEngine
                     return $"node {node.Name} is in pool {pool.Id} of another partition";
                 }
 
-                if (_assigned[n] != pool.Id)
+                if (_c.Assigned[n] != pool.Id)
                 {
-                    return $"node {node.Name} is a member of pool {pool.Id} but assigned to pool {_assigned[n]}";
+                    return $"node {node.Name} is a member of pool {pool.Id} but assigned to pool {_c.Assigned[n]}";
                 }
 
-                if (!IsAttached(n))
+                if (!_c.IsAttached(n))
                 {
-                    if (_posFull[n] >= 0 || _posPartial[n] >= 0)
+                    if (_c.PosFull[n] >= 0 || _c.PosPartial[n] >= 0)
                     {
-                        return $"node {node.Name} is {(NodeState)_nodeState[n]} but still indexed as free capacity";
+                        return $"node {node.Name} is {(NodeState)_c.NodeState[n]} but still indexed as free capacity";
                     }
 
                     continue;
                 }
 
                 indexed++;
-                if (IsFullyFree(n))
+                if (_c.IsFullyFree(n))
                 {
-                    if (pool.FullByDomain[_nodePath[n][0]]?.Contains(n) != true)
+                    if (pool.FullByDomain[_c.NodePath[n][0]]?.Contains(n) != true)
                     {
                         return $"fully free node {node.Name} is missing from the free-node index of pool {pool.Id}";
                     }
 
-                    foreach (var d in _nodePath[n])
+                    foreach (var d in _c.NodePath[n])
                     {
                         domainFull[d]++;
                     }
@@ -408,18 +408,18 @@ public sealed partial class SchedulerEngine
                 }
                 else
                 {
-                    if (!pool.Partial[_free[n]].Contains(n))
+                    if (!pool.Partial[_c.Free[n]].Contains(n))
                     {
-                        return $"partly used node {node.Name} ({_free[n]} free) is missing from the partial index of pool {pool.Id}";
+                        return $"partly used node {node.Name} ({_c.Free[n]} free) is missing from the partial index of pool {pool.Id}";
                     }
 
-                    freeMilli += (long)_free[n] * Milli;
+                    freeMilli += (long)_c.Free[n] * Milli;
                     for (var g = node.FirstGpu; g < node.FirstGpu + node.Gpus; g++)
                     {
-                        if (_gpuUsed[g] > 0 && _gpuUsed[g] < Milli)
+                        if (_c.GpuUsed[g] > 0 && _c.GpuUsed[g] < Milli)
                         {
-                            shared.Add(((long)(Milli - _gpuUsed[g]) << 32) | (uint)g);
-                            freeMilli += Milli - _gpuUsed[g];
+                            shared.Add(((long)(Milli - _c.GpuUsed[g]) << 32) | (uint)g);
+                            freeMilli += Milli - _c.GpuUsed[g];
                         }
                     }
                 }
@@ -469,28 +469,28 @@ public sealed partial class SchedulerEngine
 
         for (var n = 0; n < Fleet.Nodes.Count; n++)
         {
-            var home = _pools[_home[n]];
+            var home = _c.Pools[_c.Home[n]];
             if (!home.Active || home.Kind == PoolKind.Hold || home.Partition.Index != Fleet.Nodes[n].PartitionIndex)
             {
                 return $"node {Fleet.Nodes[n].Name} has home pool {home.Id}, which is not an active general or reservation pool of its partition";
             }
 
-            if (_assigned[n] != _home[n] && _pools[_assigned[n]].Kind != PoolKind.Hold)
+            if (_c.Assigned[n] != _c.Home[n] && _c.Pools[_c.Assigned[n]].Kind != PoolKind.Hold)
             {
-                return $"node {Fleet.Nodes[n].Name} is away from its home pool in pool {_assigned[n]}, which is not a hold";
+                return $"node {Fleet.Nodes[n].Name} is away from its home pool in pool {_c.Assigned[n]}, which is not a hold";
             }
         }
 
         var up = new int[Fleet.Partitions.Count];
         for (var n = 0; n < Fleet.Nodes.Count; n++)
         {
-            if (IsAttached(n))
+            if (_c.IsAttached(n))
             {
                 up[Fleet.Nodes[n].PartitionIndex]++;
             }
         }
 
-        if (!up.AsSpan().SequenceEqual(_upNodes))
+        if (!up.AsSpan().SequenceEqual(_c.UpNodes))
         {
             return "the count of up nodes per partition is out of date";
         }
@@ -500,7 +500,7 @@ public sealed partial class SchedulerEngine
             return $"backfill holds per partition are {string.Join(",", holds)}, but the counts are {string.Join(",", _holdCount)}";
         }
 
-        return freeTotal != _freeMilliTotal ? $"pools have {freeTotal} thousandths free, the engine records {_freeMilliTotal}" : null;
+        return freeTotal != _c.FreeMilliTotal ? $"pools have {freeTotal} thousandths free, the engine records {_c.FreeMilliTotal}" : null;
     }
 
     private string? VerifyQuota()

@@ -17,7 +17,7 @@ public sealed partial class SchedulerEngine
         public int[]? Nodes;
     }
 
-    private List<int> ActivePools(int p) => _activePools[p];
+    private List<int> ActivePools(int p) => _c.ActivePools[p];
 
     private static bool Eligible(Pool pool, JobRecord job, long end) => pool.Kind switch
     {
@@ -32,7 +32,7 @@ public sealed partial class SchedulerEngine
     {
         plan = default;
         BeginFit(job, p, shape);
-        if (job.HeldPool >= 0 && _pools[job.HeldPool].Partition.Index == p && TryPlaceIn(_pools[job.HeldPool], shape, ref plan))
+        if (job.HeldPool >= 0 && _c.Pools[job.HeldPool].Partition.Index == p && TryPlaceIn(_c.Pools[job.HeldPool], shape, ref plan))
         {
             return true;
         }
@@ -40,12 +40,12 @@ public sealed partial class SchedulerEngine
         // Cheap filter: a pool needs at least one node's worth of the job free (a gang's GPUs per node, not the typical
         // node size, which on a partition of mixed sizes may be more than the nodes the gang can use).
         var minFree = shape.Kind == ShapeKind.Gang ? (long)shape.Amount * Milli : shape.HeldMilli;
-        var pools = _activePools[p];
+        var pools = _c.ActivePools[p];
         for (var pass = 0; pass < 2; pass++)
         {
             for (var i = 0; i < pools.Count; i++)
             {
-                var pool = _pools[pools[i]];
+                var pool = _c.Pools[pools[i]];
                 if (pool.Id == job.HeldPool || pool.FreeMilli < minFree || (pass == 0) == (pool.Kind == PoolKind.General))
                 {
                     continue;
@@ -103,11 +103,11 @@ public sealed partial class SchedulerEngine
         }
 
         var p = pool.Partition.Index;
-        var homogeneous = pool.Partition.MaxGpusPerNode == pool.Partition.TypicalGpusPerNode && _nodesAtLeast[p][pool.Partition.MaxGpusPerNode] == pool.Partition.Nodes.Count;
+        var homogeneous = pool.Partition.MaxGpusPerNode == pool.Partition.TypicalGpusPerNode && _c.NodesAtLeast[p][pool.Partition.MaxGpusPerNode] == pool.Partition.Nodes.Count;
         var best = -1;
         var bestCount = int.MaxValue;
         var bestNode = -1;
-        foreach (var leaf in _leavesUnder[p][0])
+        foreach (var leaf in _c.LeavesUnder[p][0])
         {
             var set = pool.FullByDomain[leaf];
             if (set is null || set.Count == 0 || set.Count >= bestCount)
@@ -195,7 +195,7 @@ public sealed partial class SchedulerEngine
         var node = Fleet.Nodes[n];
         for (var g = node.FirstGpu; g < node.FirstGpu + node.Gpus; g++)
         {
-            if (_gpuUsed[g] == 0)
+            if (_c.GpuUsed[g] == 0)
             {
                 return g;
             }
@@ -233,7 +233,7 @@ public sealed partial class SchedulerEngine
         }
 
         var p = pool.Partition.Index;
-        var levels = _domainsByDepth[p];
+        var levels = _c.DomainsByDepth[p];
         for (var depth = levels.Length - 1; depth >= 0; depth--)
         {
             var best = -1;
@@ -264,7 +264,7 @@ public sealed partial class SchedulerEngine
     {
         var p = pool.Partition.Index;
         _leafScratch.Clear();
-        foreach (var leaf in _leavesUnder[p][domain])
+        foreach (var leaf in _c.LeavesUnder[p][domain])
         {
             if (pool.FullByDomain[leaf] is { Count: > 0 })
             {
@@ -282,7 +282,7 @@ public sealed partial class SchedulerEngine
 
         // A gang holds whole nodes: with mixed node sizes, take the smallest nodes that fit first (fewest stranded GPUs).
         var part = pool.Partition;
-        var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _nodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
+        var mixed = part.MaxGpusPerNode != part.TypicalGpusPerNode || _c.NodesAtLeast[p][part.MaxGpusPerNode] != part.Nodes.Count;
         for (var size = perNode; size <= part.MaxGpusPerNode; size++)
         {
             foreach (var leaf in _leafScratch)
@@ -339,7 +339,7 @@ public sealed partial class SchedulerEngine
         switch (shape.Kind)
         {
             case ShapeKind.Share:
-                ChangeGpu(plan.Node, plan.Gpu, shape.Amount);
+                _c.ChangeGpu(plan.Node, plan.Gpu, shape.Amount);
                 slots = [new GpuSlot(plan.Node, plan.Gpu - Fleet.Nodes[plan.Node].FirstGpu, shape.Amount)];
                 nodes = [plan.Node];
                 held = shape.Amount;
@@ -351,7 +351,7 @@ public sealed partial class SchedulerEngine
                 slots = new GpuSlot[shape.Amount];
                 for (var g = node.FirstGpu; g < node.FirstGpu + node.Gpus && c < shape.Amount; g++)
                 {
-                    if (_gpuUsed[g] == 0)
+                    if (_c.GpuUsed[g] == 0)
                     {
                         scratch[c] = g;
                         slots[c] = new GpuSlot(plan.Node, g - node.FirstGpu, Milli);
@@ -359,7 +359,7 @@ public sealed partial class SchedulerEngine
                     }
                 }
 
-                ChangeGpus(plan.Node, scratch[..c], Milli);
+                _c.ChangeGpus(plan.Node, scratch[..c], Milli);
                 nodes = [plan.Node];
                 held = (long)shape.Amount * Milli;
                 break;
@@ -383,7 +383,7 @@ public sealed partial class SchedulerEngine
                         }
                     }
 
-                    ChangeGpus(n, scratch[..node.Gpus], Milli);
+                    _c.ChangeGpus(n, scratch[..node.Gpus], Milli);
                     held += (long)node.Gpus * Milli;
                 }
 
@@ -409,13 +409,13 @@ public sealed partial class SchedulerEngine
         Ledger.Take(job);
         foreach (var n in nodes)
         {
-            _nodeJobs[n].Add(job);
+            _c.NodeJobs[n].Add(job);
         }
 
-        _runningByEnd[p].Add((job.EndByTicks, job.Id));
+        _c.RunningByEnd[p].Add((job.EndByTicks, job.Id));
         if (job.PriorityClass == PriorityClass.Preemptible)
         {
-            _runningPreemptible[p].Add((job.EndByTicks, job.Id));
+            _c.RunningPreemptible[p].Add((job.EndByTicks, job.Id));
         }
 
         _admission.Quota.Apply(job.Project, p, held);

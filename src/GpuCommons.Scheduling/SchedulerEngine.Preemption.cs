@@ -114,8 +114,8 @@ public sealed partial class SchedulerEngine
 
             // Only preemptible-class jobs can be victims unless someone borrows here (and this job is within its
             // guarantee) or least-attained-service queues preempt: then walk just those, in the same order.
-            var candidates = (within && _admission.Quota.AnyBorrowing(p)) || LasPreempts ? _runningByEnd[p] : _runningPreemptible[p];
-            if (candidates.Count == 0 || (job.PriorityClass == PriorityClass.Preemptible && ReferenceEquals(candidates, _runningPreemptible[p])))
+            var candidates = (within && _admission.Quota.AnyBorrowing(p)) || LasPreempts ? _c.RunningByEnd[p] : _c.RunningPreemptible[p];
+            if (candidates.Count == 0 || (job.PriorityClass == PriorityClass.Preemptible && ReferenceEquals(candidates, _c.RunningPreemptible[p])))
             {
                 continue;
             }
@@ -177,7 +177,7 @@ public sealed partial class SchedulerEngine
         foreach (var (n, victims) in _victimsByNode)
         {
             victims.Sort((a, b) => Loss(a, now).CompareTo(Loss(b, now)));
-            var free = _free[n];
+            var free = _c.Free[n];
             long cpus = tracked ? Ledger.FreeCpus(n) : 0;
             var memory = tracked ? Ledger.FreeMemoryMiB(n) : 0;
             double cost = 0;
@@ -251,13 +251,13 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            if (IsFullyFree(n))
+            if (_c.IsFullyFree(n))
             {
                 cost[n] = 0;
                 continue;
             }
 
-            if (!_victimsByNode.TryGetValue(n, out var victims) || victims.Count != _nodeJobs[n].Count)
+            if (!_victimsByNode.TryGetValue(n, out var victims) || victims.Count != _c.NodeJobs[n].Count)
             {
                 continue;
             }
@@ -277,7 +277,7 @@ public sealed partial class SchedulerEngine
             return null;
         }
 
-        var levels = _domainsByDepth[p];
+        var levels = _c.DomainsByDepth[p];
         for (var depth = levels.Length - 1; depth >= 0; depth--)
         {
             int[]? bestNodes = null;
@@ -285,7 +285,7 @@ public sealed partial class SchedulerEngine
             foreach (var d in levels[depth])
             {
                 var candidates = new List<(double Cost, int Node)>();
-                foreach (var leaf in _leavesUnder[p][d])
+                foreach (var leaf in _c.LeavesUnder[p][d])
                 {
                     foreach (var n in part.Domains[leaf].DirectNodes)
                     {
@@ -321,7 +321,7 @@ public sealed partial class SchedulerEngine
                 var victims = new List<JobRecord>();
                 foreach (var n in bestNodes)
                 {
-                    foreach (var v in _nodeJobs[n])
+                    foreach (var v in _c.NodeJobs[n])
                     {
                         if (!victims.Contains(v))
                         {
@@ -372,19 +372,19 @@ public sealed partial class SchedulerEngine
 
         if (job.HeldPool >= 0)
         {
-            DissolveHold(_pools[job.HeldPool]);
+            DissolveHold(_c.Pools[job.HeldPool]);
         }
 
         if (nodes.Length > 0)
         {
             // Claim the victims' nodes for the job so that nobody else takes the GPUs they release.
-            var pool = NewPool(Fleet.Partitions[p], PoolKind.Hold);
+            var pool = _c.NewPool(Fleet.Partitions[p], PoolKind.Hold);
             pool.HolderJob = job.Id;
             pool.UsableUntil = now;
             pool.StickyUntil = now + grace.Ticks + ClaimSlack.Ticks;
             foreach (var n in nodes)
             {
-                Reassign(n, pool.Id);
+                _c.Reassign(n, pool.Id);
             }
 
             Materialize(job);
@@ -434,7 +434,7 @@ public sealed partial class SchedulerEngine
 
             var candidates = new List<JobRecord>();
             var stopping = new List<JobRecord>();
-            foreach (var (_, id) in _runningByEnd[p])
+            foreach (var (_, id) in _c.RunningByEnd[p])
             {
                 var v = _jobs[id];
                 if (v.Preempting)

@@ -369,7 +369,7 @@ public sealed partial class SchedulerEngine
 
         _fullShapes.Clear();
         _fullShapes.Add((Fleet.Nodes[first].Gpus, Ledger.FreeCpus(first), Ledger.FreeMemoryMiB(first)));
-        foreach (var leaf in _leavesUnder[p][0])
+        foreach (var leaf in _c.LeavesUnder[p][0])
         {
             var set = pool.FullByDomain[leaf];
             if (set is null)
@@ -440,7 +440,7 @@ public sealed partial class SchedulerEngine
             var f = free[..node.Gpus];
             for (var i = 0; i < node.Gpus; i++)
             {
-                f[i] = Milli - _gpuUsed[node.FirstGpu + i];
+                f[i] = Milli - _c.GpuUsed[node.FirstGpu + i];
             }
 
             var cpus = Ledger.FreeCpus(n);

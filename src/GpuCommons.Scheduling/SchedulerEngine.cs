@@ -20,33 +20,8 @@ public sealed partial class SchedulerEngine
     private const int Milli = JobSpec.MilliPerGpu;
 
     private readonly TimeProvider _time;
-    private readonly int[] _nodeState;
-    /// <summary>Nodes up (taking new jobs) per partition.</summary>
-    private readonly int[] _upNodes;
-    private readonly int[] _free;
-    private readonly int[] _shared;
-    private readonly int[] _gpuUsed;
-    private readonly int[] _assigned;
-    private readonly int[] _home;
-    private readonly int[] _posPartial;
-    private readonly int[] _posFull;
-    private readonly int[] _posMember;
-    private readonly int[][] _nodePath;
-    private readonly List<JobRecord>[] _nodeJobs;
-    private readonly List<Pool> _pools = [];
-    private readonly Stack<Pool>[] _spareHolds;
-    private readonly List<int>[] _activePools;
-    private readonly int[] _generalPool;
-    private readonly List<int>[][] _domainsByDepth;
-    private readonly List<int>[][] _leavesUnder;
-    private readonly int[][] _nodesAtLeast;
-    private readonly SortedSet<(long End, long Id)>[] _runningByEnd;
-
-    /// <summary>
-    /// The preemptible-class subset of <see cref="_runningByEnd"/>: while no project borrows on a partition, they are the
-    /// only possible victims there, and the preemption search need not walk every running job.
-    /// </summary>
-    private readonly SortedSet<(long End, long Id)>[] _runningPreemptible;
+    /// <summary>Nodes, GPUs, pools and running jobs by end (see <see cref="ClusterState"/>).</summary>
+    private readonly ClusterState _c;
 
     /// <summary>Quota and grants (see <see cref="Admission"/>).</summary>
     private readonly Admission _admission;
@@ -60,9 +35,6 @@ public sealed partial class SchedulerEngine
     private readonly PendingQueue _queue;
     private readonly Dictionary<string, List<Pool>> _advance = new(StringComparer.Ordinal);
 
-    private long _freeMilliTotal;
-    private readonly long[] _allocatedByPartition;
-    private long _allocatedMilli;
     private int _running;
     private int _preempting;
     private bool _capacityDirty = true;
@@ -89,105 +61,16 @@ public sealed partial class SchedulerEngine
         _time = time ?? TimeProvider.System;
         _queue = new PendingQueue(Options);
 
-        var n = fleet.Nodes.Count;
-        _nodeState = new int[n];
-        _free = new int[n];
-        _shared = new int[n];
-        _gpuUsed = new int[fleet.TotalGpus];
-        _assigned = new int[n];
-        _home = new int[n];
-        _posPartial = new int[n];
-        _posFull = new int[n];
-        _posMember = new int[n];
-        _nodePath = new int[n][];
-        _nodeJobs = new List<JobRecord>[n];
-        Array.Fill(_posPartial, -1);
-        Array.Fill(_posFull, -1);
-        Array.Fill(_posMember, -1);
-
         var parts = fleet.Partitions.Count;
-        _generalPool = new int[parts];
-        _upNodes = new int[parts];
-        _spareHolds = new Stack<Pool>[parts];
-        _activePools = new List<int>[parts];
-        _allocatedByPartition = new long[parts];
         _holdCount = new int[parts];
         _partitionOrder = Enumerable.Range(0, parts).OrderBy(p => fleet.Partitions[p].RatePerGpuHour).ThenBy(p => p).ToArray();
-        _domainsByDepth = new List<int>[parts][];
-        _leavesUnder = new List<int>[parts][];
-        _nodesAtLeast = new int[parts][];
-        _runningByEnd = new SortedSet<(long, long)>[parts];
-        _runningPreemptible = new SortedSet<(long, long)>[parts];
         var capacity = new long[parts];
         for (var p = 0; p < parts; p++)
         {
-            var part = fleet.Partitions[p];
-            capacity[p] = (long)part.TotalGpus * Milli;
-            _spareHolds[p] = new Stack<Pool>();
-            _activePools[p] = [];
-            _runningByEnd[p] = [];
-            _runningPreemptible[p] = [];
-            var maxDepth = part.Domains.Max(d => d.Depth);
-            _domainsByDepth[p] = new List<int>[maxDepth + 1];
-            for (var d = 0; d <= maxDepth; d++)
-            {
-                _domainsByDepth[p][d] = [];
-            }
-
-            _leavesUnder[p] = new List<int>[part.Domains.Count];
-            foreach (var d in part.Domains)
-            {
-                _domainsByDepth[p][d.Depth].Add(d.LocalIndex);
-                _leavesUnder[p][d.LocalIndex] = [];
-            }
-
-            foreach (var d in part.Domains)
-            {
-                if (d.DirectNodes.Count == 0)
-                {
-                    continue;
-                }
-
-                for (var a = d; a is not null; a = a.Parent)
-                {
-                    _leavesUnder[p][a.LocalIndex].Add(d.LocalIndex);
-                }
-            }
-
-            _nodesAtLeast[p] = new int[FleetBuilder.MaxGpusPerNode + 1];
-            foreach (var ni in part.Nodes)
-            {
-                for (var k = 1; k <= fleet.Nodes[ni].Gpus; k++)
-                {
-                    _nodesAtLeast[p][k]++;
-                }
-            }
-
-            var general = NewPool(part, PoolKind.General);
-            _generalPool[p] = general.Id;
+            capacity[p] = (long)fleet.Partitions[p].TotalGpus * Milli;
         }
 
-        for (var i = 0; i < n; i++)
-        {
-            var node = fleet.Nodes[i];
-            _free[i] = node.Gpus;
-            _nodeJobs[i] = [];
-            var path = new List<int>();
-            for (var d = fleet.Domains[node.DomainIndex]; d is not null; d = d.Parent)
-            {
-                path.Add(d.LocalIndex);
-            }
-
-            _nodePath[i] = [.. path];
-            _home[i] = _assigned[i] = _generalPool[node.PartitionIndex];
-            _nodeState[i] = (int)node.InitialState;
-            _pools[_assigned[i]].Members.Add(i);
-            if (node.InitialState == NodeState.Up)
-            {
-                _upNodes[node.PartitionIndex]++;
-                Attach(i);
-            }
-        }
+        _c = new ClusterState(fleet);
 
         _admission = new Admission(new QuotaTracker(capacity), Options);
         _fairShare = new FairShare(tenancy.TypeShares);
@@ -398,7 +281,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            if (Shape.TryResolve(spec, Fleet.Partitions[p], _nodesAtLeast[p], out _, out var never))
+            if (Shape.TryResolve(spec, Fleet.Partitions[p], _c.NodesAtLeast[p], out _, out var never))
             {
                 return CheckResources(spec) ?? SubmitResult.Ok;
             }
@@ -491,7 +374,7 @@ public sealed partial class SchedulerEngine
             var mask = 0UL;
             for (var p = 0; p < Fleet.Partitions.Count; p++)
             {
-                if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Request, Fleet.Partitions[p], _nodesAtLeast[p], out var shape, out _))
+                if ((job.PartitionFilter < 0 || job.PartitionFilter == p) && Shape.TryResolve(job.Request, Fleet.Partitions[p], _c.NodesAtLeast[p], out var shape, out _))
                 {
                     shapes[p] = shape;
                     mask |= 1UL << p;
@@ -523,7 +406,7 @@ public sealed partial class SchedulerEngine
         _reasons.Forget(job);
         if (job.HeldPool >= 0)
         {
-            DissolveHold(_pools[job.HeldPool]);
+            DissolveHold(_c.Pools[job.HeldPool]);
         }
     }
 
@@ -556,26 +439,26 @@ public sealed partial class SchedulerEngine
         int up = 0, free = 0, stranded = 0;
         for (var i = 0; i < Fleet.Nodes.Count; i++)
         {
-            if (_nodeState[i] != (int)NodeState.Up)
+            if (_c.NodeState[i] != (int)NodeState.Up)
             {
                 continue;
             }
 
             up += Fleet.Nodes[i].Gpus;
-            free += _free[i];
-            if (_free[i] > 0 && (_free[i] < Fleet.Nodes[i].Gpus || _shared[i] > 0))
+            free += _c.Free[i];
+            if (_c.Free[i] > 0 && (_c.Free[i] < Fleet.Nodes[i].Gpus || _c.Shared[i] > 0))
             {
-                stranded += _free[i];
+                stranded += _c.Free[i];
             }
         }
 
         var byPartition = new double[Fleet.Partitions.Count];
         for (var p = 0; p < byPartition.Length; p++)
         {
-            byPartition[p] = _allocatedByPartition[p] / (double)Milli;
+            byPartition[p] = _c.AllocatedByPartition[p] / (double)Milli;
         }
 
-        return new EngineStats(Fleet.TotalGpus, up, _allocatedMilli / (double)Milli, free, stranded, _queue.Count, _running, _preempting, byPartition);
+        return new EngineStats(Fleet.TotalGpus, up, _c.AllocatedMilli / (double)Milli, free, stranded, _queue.Count, _running, _preempting, byPartition);
     }
 
     /// <summary>The next instant at which the engine's decisions change without any event: a reservation window opening or closing, a claim expiring.</summary>
@@ -598,7 +481,7 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        foreach (var p in _pools)
+        foreach (var p in _c.Pools)
         {
             if (p.Active && p.Kind == PoolKind.Hold && p.StickyUntil > now)
             {
