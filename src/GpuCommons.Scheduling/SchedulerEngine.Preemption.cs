@@ -130,7 +130,7 @@ public sealed partial class SchedulerEngine
 
                 foreach (var n in v.Placement!.Nodes)
                 {
-                    if (!NodeUsableFor(n, job) || !NodeCouldHold(job, p, shape, n))
+                    if (!_shadow.NodeUsableFor(n, job) || !NodeCouldHold(job, p, shape, n))
                     {
                         continue;
                     }
@@ -246,7 +246,7 @@ public sealed partial class SchedulerEngine
         cost.Clear();
         foreach (var n in part.Nodes)
         {
-            if (!NodeUsableFor(n, job) || Fleet.Nodes[n].Gpus < shape.Amount)
+            if (!_shadow.NodeUsableFor(n, job) || Fleet.Nodes[n].Gpus < shape.Amount)
             {
                 continue;
             }

@@ -478,17 +478,4 @@ public sealed partial class SchedulerEngine
         _fgdScore = bestScore;
         return true;
     }
-
-    /// <summary>Backfill reservations: node <paramref name="n"/> will have the job's cores and memory once the shadow's releases are done, and is eligible.</summary>
-    private bool ShadowFits(JobRecord job, int p, in Shape shape, int n)
-    {
-        var constrained = job.Request.GpuModels is not null || job.Request.Features is not null;
-        if (!constrained && !Ledger.TrackedPartition[p])
-        {
-            return true;
-        }
-
-        var demand = ResourceLedger.DemandOf(job.Request, Fleet.Partitions[p], shape);
-        return Ledger.FitsAfterRelease(n, demand) && (!constrained || ResourceDemand.Eligible(job.Request, Fleet.Nodes[n]));
-    }
 }

@@ -23,6 +23,9 @@ public sealed partial class SchedulerEngine
     /// <summary>Nodes, GPUs, pools and running jobs by end (see <see cref="ClusterState"/>).</summary>
     private readonly ClusterState _c;
 
+    /// <summary>The backfill shadow computation (see <see cref="ShadowPlanner"/>).</summary>
+    private readonly ShadowPlanner _shadow;
+
     /// <summary>Quota and grants (see <see cref="Admission"/>).</summary>
     private readonly Admission _admission;
     private readonly FairShare _fairShare;
@@ -71,6 +74,7 @@ public sealed partial class SchedulerEngine
         }
 
         _c = new ClusterState(fleet);
+        _shadow = new ShadowPlanner(fleet, _c, _jobs, () => Ledger);
 
         _admission = new Admission(new QuotaTracker(capacity), Options);
         _fairShare = new FairShare(tenancy.TypeShares);
