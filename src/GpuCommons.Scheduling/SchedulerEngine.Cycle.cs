@@ -347,7 +347,7 @@ public sealed partial class SchedulerEngine
             double key;
             if (_ordering == OrderingPolicy.LeastAttainedService)
             {
-                key = -engine.LasQueue(j.AttainedGpuSeconds);
+                key = -engine._preemption.LasQueue(j.AttainedGpuSeconds);
             }
             else if (_ordering == OrderingPolicy.ShortestRemainingFirst)
             {
@@ -370,7 +370,7 @@ public sealed partial class SchedulerEngine
     /// use (<see cref="Nominate"/>: admission, then placement; a value, nothing changed); (3b) commit the first fit;
     /// otherwise (3c) refused everywhere: the admission reason, and on a full pass maybe a preemption for quota;
     /// (3d) admitted but no room: a reservation (backfill hold) where a slot is left, else the reason why not; (3e) on a
-    /// full pass, a preemption (<see cref="PlanPreemption"/>, then <see cref="Preempt"/>).
+    /// full pass, a preemption (<see cref="PreemptionPlanner.PlanPreemption"/>, then <see cref="Preempt"/>).
     /// </summary>
     private void Walk(List<JobRecord> jobs, long now, bool full, ScheduleResult result)
     {

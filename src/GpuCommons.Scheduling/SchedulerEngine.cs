@@ -26,6 +26,9 @@ public sealed partial class SchedulerEngine
     /// <summary>The backfill shadow computation (see <see cref="ShadowPlanner"/>).</summary>
     private readonly ShadowPlanner _shadow;
 
+    /// <summary>The preemption what-ifs (see <see cref="PreemptionPlanner"/>).</summary>
+    private readonly PreemptionPlanner _preemption;
+
     /// <summary>Quota and grants (see <see cref="Admission"/>).</summary>
     private readonly Admission _admission;
     private readonly FairShare _fairShare;
@@ -78,6 +81,7 @@ public sealed partial class SchedulerEngine
 
         _admission = new Admission(new QuotaTracker(capacity), Options);
         _fairShare = new FairShare(tenancy.TypeShares);
+        _preemption = new PreemptionPlanner(fleet, Options, _c, _jobs, _admission, _shadow, () => Ledger);
         foreach (var o in tenancy.Organisations)
         {
             AddOrganisation(o);
