@@ -346,7 +346,7 @@ internal sealed class PreemptionPlanner(Fleet fleet, SchedulerOptions options, C
     /// Would the job pass its quota check once the victims are gone? Applies their release to the quota sums and takes
     /// it back (integer sums: the state after is the state before, which a test checks).
     /// </summary>
-    public bool QuotaAllowsAfter(JobRecord job, int p, long held, List<JobRecord> victims)
+    private bool QuotaAllowsAfter(JobRecord job, int p, long held, List<JobRecord> victims)
     {
         foreach (var v in victims)
         {
