@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using Spectre.Console;
+using GpuCommons.Contracts;
 
 namespace GpuCommons.Cli.Commands;
 
@@ -21,13 +21,13 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var projects = me?["projects"]?.AsObject().Select(p => $"{p.Key} ({S(p.Value)})") ?? [];
-            var mode = S(me?["accounts"]?["mode"]);
-            Console.WriteLine($"user:      {Display.Safe(S(me?["name"]))} ({S(me?["role"])})");
+            var user = Read(me, ContractsJson.Default.UserDto);
+            var projects = user.Projects?.Select(p => $"{p.Key} ({S(p.Value)})") ?? [];
+            Console.WriteLine($"user:      {Display.Safe(S(user.Name))} ({S(user.Role)})");
             Console.WriteLine($"projects:  {Display.Safe(string.Join(", ", projects))}");
-            Console.WriteLine(mode == "single-user"
-                ? $"jobs run as: {Display.Safe(S(me?["posixName"]))} (uid {S(me?["uid"])}), the server's own account: single-user mode"
-                : $"jobs run as: {Display.Safe(S(me?["posixName"]))}{(me?["uid"] is null ? "" : $" (uid {S(me["uid"])})")}, with each project's group");
+            Console.WriteLine(user.Accounts?.Mode == AccountsDto.SingleUser
+                ? $"jobs run as: {Display.Safe(S(user.PosixName))} (uid {S(user.Uid)}), the server's own account: single-user mode"
+                : $"jobs run as: {Display.Safe(S(user.PosixName))}{(user.Uid is null ? "" : $" (uid {S(user.Uid)})")}, with each project's group");
             return 0;
         });
         return c;
@@ -42,30 +42,29 @@ internal static partial class ClientCommands
         list.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
-            var all = new JsonArray();
+            var raw = new List<JsonNode?>();
+            var all = new List<UserDto>();
             string? after = null;
             do
             {
                 var page = await api.SendAsync(HttpMethod.Get, "/api/users?limit=1000" + (after is null ? "" : "&after=" + Uri.EscapeDataString(after)), null, ct);
-                foreach (var u in page?["items"]?.AsArray() ?? [])
-                {
-                    all.Add(u!.DeepClone());
-                }
-
-                after = page?["next"]?.ToString();
+                var users = Read(page, ContractsJson.Default.PageUserDto);
+                raw.AddRange(RawItems(page));
+                all.AddRange(users.Items ?? []);
+                after = users.Next;
             }
             while (after is not null);
 
             if (parse.GetValue(c1.Json))
             {
-                Print(all);
+                PrintAll(raw);
                 return 0;
             }
 
             var t = new Output.Sheet("USER", "ROLE", "ACCOUNT", "UID");
             foreach (var u in all)
             {
-                t.Add(Display.Safe(S(u!["name"])), S(u["role"]), Display.Safe((S(u["posixName"]) is { Length: > 0 } n ? n : "(default rule)")), S(u["uid"]));
+                t.Add(Display.Safe(S(u.Name)), S(u.Role), Display.Safe(S(u.PosixName) is { Length: > 0 } n ? n : "(default rule)"), S(u.Uid));
             }
 
             t.Write();
@@ -80,14 +79,15 @@ internal static partial class ClientCommands
         {
             using var api = Api.From(parse.GetValue(c2.Server), parse.GetValue(c2.Token));
             var u = await api.SendAsync(HttpMethod.Patch, $"/api/users/{Uri.EscapeDataString(parse.GetValue(name)!)}",
-                new JsonObject { ["posixName"] = parse.GetValue(posixName) }, ct);
+                Body(new UpdateUserRequest { PosixName = parse.GetValue(posixName) }, ContractsJson.Default.UpdateUserRequest), ct);
             if (parse.GetValue(c2.Json))
             {
                 Print(u);
                 return 0;
             }
 
-            Console.WriteLine($"{Display.Safe(S(u?["name"]))}: jobs run as {Display.Safe(S(u?["posixName"]))} (uid {S(u?["uid"])})");
+            var user = Read(u, ContractsJson.Default.UserDto);
+            Console.WriteLine($"{Display.Safe(S(user.Name))}: jobs run as {Display.Safe(S(user.PosixName))} (uid {S(user.Uid)})");
             return 0;
         });
 
@@ -104,8 +104,9 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            Console.WriteLine($"user:     {Display.Safe(S(u?["name"]))} ({S(u?["role"])})");
-            Console.WriteLine($"account:  {(u?["posixName"] is null ? "(default rule: see docs/accounts.md)" : $"{Display.Safe(S(u["posixName"]))} (uid {S(u["uid"])})")}");
+            var user = Read(u, ContractsJson.Default.UserDto);
+            Console.WriteLine($"user:     {Display.Safe(S(user.Name))} ({S(user.Role)})");
+            Console.WriteLine($"account:  {(user.PosixName is null ? "(default rule: see docs/accounts.md)" : $"{Display.Safe(S(user.PosixName))} (uid {S(user.Uid)})")}");
             return 0;
         });
 
@@ -126,14 +127,15 @@ internal static partial class ClientCommands
         {
             using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
             var p = await api.SendAsync(HttpMethod.Patch, $"/api/projects/{Uri.EscapeDataString(parse.GetValue(name)!)}",
-                new JsonObject { ["posixGroup"] = parse.GetValue(group) }, ct);
+                Body(new UpdateProjectRequest { PosixGroup = parse.GetValue(group) }, ContractsJson.Default.UpdateProjectRequest), ct);
             if (parse.GetValue(c1.Json))
             {
                 Print(p);
                 return 0;
             }
 
-            Console.WriteLine($"{Display.Safe(S(p?["name"]))}: jobs run with group {Display.Safe(S(p?["posixGroup"]))} (gid {S(p?["gid"])})");
+            var project = Read(p, ContractsJson.Default.ProjectDto);
+            Console.WriteLine($"{Display.Safe(S(project.Name))}: jobs run with group {Display.Safe(S(project.PosixGroup))} (gid {S(project.Gid)})");
             return 0;
         });
 
@@ -145,15 +147,15 @@ internal static partial class ClientCommands
             var page = await api.SendAsync(HttpMethod.Get, "/api/projects?limit=1000", null, ct);
             if (parse.GetValue(c2.Json))
             {
-                Print(page?["items"]);
+                PrintAll(RawItems(page));
                 return 0;
             }
 
             var t = new Output.Sheet("PROJECT", "ORGANISATION", "GROUP", "GID");
-            foreach (var p in page?["items"]?.AsArray() ?? [])
+            foreach (var p in Read(page, ContractsJson.Default.PageProjectDto).Items ?? [])
             {
-                t.Add(Display.Safe(S(p!["name"])), Display.Safe(S(p["organisation"])),
-                    Display.Safe((S(p["posixGroup"]) is { Length: > 0 } g ? g : "(default rule)")), S(p["gid"]));
+                t.Add(Display.Safe(S(p.Name)), Display.Safe(S(p.Organisation)),
+                    Display.Safe(S(p.PosixGroup) is { Length: > 0 } g ? g : "(default rule)"), S(p.Gid));
             }
 
             t.Write();

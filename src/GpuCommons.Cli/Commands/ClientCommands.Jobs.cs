@@ -2,7 +2,10 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using GpuCommons.Contracts;
 using GpuCommons.Core.Jobs;
 using Spectre.Console;
@@ -43,18 +46,7 @@ internal static partial class ClientCommands
         var container = ContainerOptions.AddTo(c);
         c.SetAction(async (parse, ct) =>
         {
-            var body = new JsonObject();
-            if (parse.GetValue(file) is { } path)
-            {
-                try
-                {
-                    body = JsonNode.Parse(await File.ReadAllTextAsync(path, ct)) as JsonObject ?? throw new CliException($"{path}: a JSON object is needed", CliRunner.Usage);
-                }
-                catch (System.Text.Json.JsonException e)
-                {
-                    throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
-                }
-            }
+            var body = parse.GetValue(file) is { } path ? await ReadJobFileAsync(path, ct) : new SubmitJobRequest();
 
             // sbatch's rule: a script's #SBATCH lines, then its #GPUC lines, then the command line; each overrides the one before.
             var cmd = parse.GetValue(command) ?? [];
@@ -88,77 +80,72 @@ internal static partial class ClientCommands
             });
 
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            JsonNode? me = null;
+            UserDto? me = null;
             try
             {
-                me = await api.SendAsync(HttpMethod.Get, "/api/me", null, ct);
+                me = Read(await api.SendAsync(HttpMethod.Get, "/api/me", null, ct), ContractsJson.Default.UserDto);
             }
             catch (CliException e) when (e.ExitCode is CliRunner.NotFound)
             {
                 // An older server: no defaults from it.
             }
 
-            void Set(string k, JsonNode? v)
-            {
-                if (v is not null)
-                {
-                    body[k] = v;
-                }
-            }
-
-            if (opts.Project is null && !body.ContainsKey("project") && me?["projects"] is JsonObject { Count: 1 } only)
+            if (opts.Project is null && body.Project is null && me?.Projects is { Count: 1 } only)
             {
                 opts.Project = only.First().Key;
             }
 
-            Set("project", opts.Project);
             if (opts.Gpus is null && opts.GpusPerNode is { } perNode)
             {
                 opts.Gpus = perNode * (opts.Nodes ?? 1);
             }
 
-            Set("gpus", opts.Gpus);
-            Set("walltime", opts.Time);
-            Set("name", opts.Name);
-            Set("partition", opts.Partition);
-            Set("nodes", opts.Nodes);
-            Set("gpusPerNode", opts.Nodes > 1 ? opts.GpusPerNode : null);
-            Set("priority", opts.Priority);
+            body.Project = opts.Project ?? body.Project;
+            body.Gpus = opts.Gpus ?? body.Gpus;
+            body.Walltime = opts.Time ?? body.Walltime;
+            body.Name = opts.Name ?? body.Name;
+            body.Partition = opts.Partition ?? body.Partition;
+            body.Nodes = opts.Nodes ?? body.Nodes;
+            body.GpusPerNode = (opts.Nodes > 1 ? opts.GpusPerNode : null) ?? body.GpusPerNode;
+            body.Priority = opts.Priority ?? body.Priority;
             resources.Apply(parse, body);
-            Set("array", opts.Array);
-            Set("dependency", opts.Dependency);
+            body.Array = opts.Array?.Deserialize(ContractsJson.Default.ArrayRequest) ?? body.Array;
+            body.Dependency = opts.Dependency?.Deserialize(ContractsJson.Default.ListDependencyRequest) ?? body.Dependency;
             if (opts.Checkpointable == true)
             {
-                body["checkpointable"] = true;
+                body.Checkpointable = true;
             }
 
-            foreach (var (field, how) in new[] { ("project", "--project P (#SBATCH -A P)"), ("gpus", "--gpus N (#SBATCH --gpus=N)"), ("walltime", "--time 2h (#SBATCH -t 2:00:00)") })
+            foreach (var (field, given, how) in new[]
             {
-                if (!body.ContainsKey(field))
+                ("project", body.Project is not null, "--project P (#SBATCH -A P)"), ("gpus", body.Gpus is not null, "--gpus N (#SBATCH --gpus=N)"),
+                ("walltime", body.Walltime is not null, "--time 2h (#SBATCH -t 2:00:00)"),
+            })
+            {
+                if (!given)
                 {
                     throw new CliException($"{field} is required: give {how}", CliRunner.Usage);
                 }
             }
 
             var run = script is not null ? script.Command(cmd[1..]) : [.. cmd];
-            if (run.Count == 0 && body["command"] is null)
+            if (run.Count == 0 && body.Command is null)
             {
                 throw new CliException("no command: give a batch script (gpuc submit job.sh) or a command after -- (gpuc submit … -- python train.py)", CliRunner.Usage);
             }
 
             if (run.Count > 0)
             {
-                run = BatchScript.WithOutputFiles(run, opts.Output, opts.Error);
-                body["command"] = new JsonArray(run.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+                body.Command = BatchScript.WithOutputFiles(run, opts.Output, opts.Error);
             }
 
             // In a container the working directory is a path inside the image: the host's is not sent.
             var inContainer = container.Apply(parse, body);
             if (opts.Chdir is { } dir)
             {
-                body["workingDirectory"] = inContainer ? dir : Path.GetFullPath(dir);
+                body.WorkingDirectory = inContainer ? dir : Path.GetFullPath(dir);
             }
-            else if (!inContainer && !body.ContainsKey("workingDirectory"))
+            else if (!inContainer && body.WorkingDirectory is null)
             {
                 var here = Environment.CurrentDirectory;
                 if (WorkingDirectoryFor(me, here) is { } why)
@@ -167,15 +154,16 @@ internal static partial class ClientCommands
                 }
                 else
                 {
-                    body["workingDirectory"] = here;
+                    body.WorkingDirectory = here;
                 }
             }
 
-            var headers = new Dictionary<string, string> { ["Idempotency-Key"] = parse.GetValue(key) ?? Guid.NewGuid().ToString("N") };
+            var headers = new Dictionary<string, string> { { "Idempotency-Key", parse.GetValue(key) ?? Guid.NewGuid().ToString("N") } };
+            var request = Body(body, ContractsJson.Default.SubmitJobRequest);
             JsonNode? job;
             try
             {
-                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", request, ct, headers);
             }
             catch (ApiProblem p) when (p.Status == 400 && p.Field is "array" or "dependency" && p.Message.Contains("not a known field", StringComparison.Ordinal))
             {
@@ -187,7 +175,7 @@ internal static partial class ClientCommands
             {
                 // Taken by a standby while no leader was there to number it: the same key again learns its id.
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
-                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", body, ct, headers);
+                job = await api.SendAsync(HttpMethod.Post, "/api/jobs", request, ct, headers);
             }
 
             if (parse.GetValue(common.Json))
@@ -203,6 +191,28 @@ internal static partial class ClientCommands
         });
         return c;
     }
+
+    /// <summary>
+    /// A job file (<c>--file</c>): a <see cref="SubmitJobRequest"/> in JSON. A field this CLI does not know is an error here,
+    /// naming it, rather than dropped.
+    /// </summary>
+    private static async Task<SubmitJobRequest> ReadJobFileAsync(string path, CancellationToken ct)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(await File.ReadAllTextAsync(path, ct), StrictSubmit) ?? throw new CliException($"{path}: a JSON object is needed", CliRunner.Usage);
+        }
+        catch (JsonException e)
+        {
+            throw new CliException($"{path}: {e.Message}", CliRunner.Usage);
+        }
+    }
+
+    /// <summary><see cref="SubmitJobRequest"/> read as the server reads it: unknown fields are errors.</summary>
+    private static readonly JsonTypeInfo<SubmitJobRequest> StrictSubmit = (JsonTypeInfo<SubmitJobRequest>)new JsonSerializerOptions(ContractsJson.Default.Options)
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    }.GetTypeInfo(typeof(SubmitJobRequest));
 
     /// <summary>
     /// The batch script the command names, as sbatch reads one: the first word is a file (and no <c>--</c> came
@@ -249,10 +259,9 @@ internal static partial class ClientCommands
     /// as root maps the demo's people to <c>gpuc-NAME</c>), a directory only its owner can enter (root's home) cannot be
     /// a job's: sending it would fail the job at start.
     /// </summary>
-    internal static string? WorkingDirectoryFor(JsonNode? me, string dir)
+    internal static string? WorkingDirectoryFor(UserDto? me, string dir)
     {
-        if (me?["uid"] is not { } uidNode || !long.TryParse(uidNode.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var jobUid)
-            || OperatingSystem.IsWindows() || jobUid == Posix.EffectiveUid)
+        if (me?.Uid is not { } jobUid || OperatingSystem.IsWindows() || jobUid == Posix.EffectiveUid)
         {
             return null; // the job runs as this account (single-user, or a researcher's own login)
         }
@@ -264,7 +273,7 @@ internal static partial class ClientCommands
             {
                 if ((File.GetUnixFileMode(d.FullName) & UnixFileMode.OtherExecute) == 0)
                 {
-                    return $"the job runs as {me["posixName"]}, who cannot enter {dir} ({d.FullName} is closed to other accounts); it starts in that account's home (give --chdir DIR to choose)";
+                    return $"the job runs as {me.PosixName}, who cannot enter {dir} ({d.FullName} is closed to other accounts); it starts in that account's home (give --chdir DIR to choose)";
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -405,9 +414,9 @@ internal static partial class ClientCommands
     /// <summary>A page of jobs: each as the server sent it (for <c>--json</c>) and as read; <paramref name="next"/> the next page's cursor.</summary>
     private static List<(JsonNode Raw, JobDto Job)> Jobs(JsonNode? page, out string? next)
     {
-        var items = page?["items"] as JsonArray ?? throw new CliException("the server's answer is not a page of jobs", CliRunner.Failure);
+        var raw = RawItems(page);
         next = Read(page, ContractsJson.Default.PageJobDto).Next;
-        return items.Select(j => (j!.DeepClone(), Read(j, ContractsJson.Default.JobDto))).ToList();
+        return raw.Select(j => (j?.DeepClone() ?? throw new CliException("the server's page of jobs holds a null", CliRunner.Failure), Read(j, ContractsJson.Default.JobDto))).ToList();
     }
 
     /// <summary>A job id as given on the command line: <c>12</c>, or <c>12_7</c> for task 7 of array 12.</summary>

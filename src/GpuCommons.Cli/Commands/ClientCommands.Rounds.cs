@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
+using GpuCommons.Contracts;
 using Spectre.Console;
 
 namespace GpuCommons.Cli.Commands;
@@ -9,6 +11,14 @@ namespace GpuCommons.Cli.Commands;
 // gpuc call / proposal / review: allocation rounds (calls for proposals, review panels, selection, capacity awards).
 internal static partial class ClientCommands
 {
+    /// <summary>
+    /// A small helper: a command that sends one request and prints the answer: the server's JSON with --json, else
+    /// <paramref name="print"/> with the answer read as its contract <paramref name="answer"/>.
+    /// </summary>
+    private static Command Simple<T>(string name, string description, IEnumerable<Symbol> symbols, Func<ParseResult, (HttpMethod Method, string Path, JsonNode? Body)> request,
+        JsonTypeInfo<T> answer, Action<T> print) =>
+        Simple(name, description, symbols, request, r => print(Read(r, answer)));
+
     /// <summary>A small helper: a command that sends one request and prints the answer (JSON with --json, else a table or a line).</summary>
     private static Command Simple(string name, string description, IEnumerable<Symbol> symbols, Func<ParseResult, (HttpMethod Method, string Path, JsonNode? Body)> request,
         Action<JsonNode?> print)
@@ -64,12 +74,12 @@ internal static partial class ClientCommands
     private static Command Call()
     {
         var call = new Command("call", "Calls for proposals: open one, assign review panels, see the committee's ranking and feasibility, select, cut or end awards");
-        call.Subcommands.Add(Simple("list", "Calls, newest first", [], _ => (HttpMethod.Get, "/api/calls", null), r =>
+        call.Subcommands.Add(Simple("list", "Calls, newest first", [], _ => (HttpMethod.Get, "/api/calls", null), ContractsJson.Default.ListCallDto, r =>
         {
             var t = new Table().AddColumns("ID", "TITLE", "STATUS", "OPENS", "CLOSES", "PROPOSALS");
-            foreach (var c in r?.AsArray() ?? [])
+            foreach (var c in r)
             {
-                t.AddRow(Esc(S(c!["id"])), Esc(S(c["titleEn"])), S(c["status"]), Time(c["opens"]), Time(c["closes"]), S(c["proposals"]));
+                t.AddRow(Esc(S(c.Id)), Esc(S(c.TitleEn)), Esc(S(c.Status)), Time(c.Opens), Time(c.Closes), S(c.Proposals));
             }
 
             AnsiConsole.Write(t);
@@ -77,41 +87,44 @@ internal static partial class ClientCommands
         var id = new Argument<string>("id") { Description = "Call id" };
         call.Subcommands.Add(Simple("show", "One call with its rules", [id], p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id)!)}", null), Print));
         var file = new Option<string>("--file", "-f") { Description = "The call as JSON: id, titleEn, titleKo, textEn, textKo, opens, closes, rules, capacity (docs/rounds.md)", Required = true };
-        call.Subcommands.Add(Simple("create", "Open a call (admin)", [file], p => (HttpMethod.Post, "/api/calls", ReadJsonFile(p.GetValue(file)!)),
-            r => Console.WriteLine($"Call {S(r?["id"])} created: open {Time(r?["opens"])} to {Time(r?["closes"])}")));
+        call.Subcommands.Add(Simple("create", "Open a call (admin)", [file], p => (HttpMethod.Post, "/api/calls", ReadJsonFile(p.GetValue(file)!)), ContractsJson.Default.CallDto,
+            r => Console.WriteLine($"Call {S(r.Id)} created: open {Time(r.Opens)} to {Time(r.Closes)}")));
         var id2 = new Argument<string>("id") { Description = "Call id" };
         call.Subcommands.Add(Simple("assign", "Assign review panels after the call closes (admin): balanced, never with a conflict of interest", [id2],
-            p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id2)!)}/assign", null),
-            r => Console.WriteLine($"Call {S(r?["id"])}: {S(r?["proposals"])} proposals under review")));
+            p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id2)!)}/assign", null), ContractsJson.Default.CallDto,
+            r => Console.WriteLine($"Call {S(r.Id)}: {S(r.Proposals)} proposals under review")));
         var id3 = new Argument<string>("id") { Description = "Call id" };
         call.Subcommands.Add(Simple("committee", "The ranking per class, the decisions selection would take, and the fleet's feasibility per partition and month (the call's committee or an admin); the first 20 of each class (all with --json)", [id3],
-            p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id3)!)}/committee", null), r => WriteCommittee(r, 20)));
+            p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id3)!)}/committee", null), ContractsJson.Default.CommitteeDto, r => WriteCommittee(r, 20)));
         var id4 = new Argument<string>("id") { Description = "Call id" };
         var over = new Option<bool>("--override") { Description = "Award even where the fleet cannot hold the dedicated capacity in some month" };
         var note = new Option<string?>("--note") { Description = "The committee's note (audit)" };
         call.Subcommands.Add(Simple("select", "Select and award (the call's committee or an admin); refused when the fleet cannot hold the capacity unless --override", [id4, over, note],
-            p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id4)!)}/select", new JsonObject { ["override"] = p.GetValue(over), ["note"] = p.GetValue(note) }),
-            r => WriteCommittee(r, 20)));
+            p => (HttpMethod.Post, $"/api/calls/{Uri.EscapeDataString(p.GetValue(id4)!)}/select",
+                Body(new SelectBody { Override = p.GetValue(over), Note = p.GetValue(note) }, ContractsJson.Default.SelectBody)),
+            ContractsJson.Default.CommitteeDto, r => WriteCommittee(r, 20)));
         var awardId = new Argument<string>("award") { Description = "Award id" };
         var gpus = new Option<int>("--gpus") { Description = "GPUs the award keeps (whole servers)", Required = true };
         var note2 = new Option<string?>("--note") { Description = "Why (audit)" };
         call.Subcommands.Add(Simple("cut", "Stage review: cut a capacity award (the call's committee or an admin); running jobs keep running", [awardId, gpus, note2],
-            p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId)!)}/cut", new JsonObject { ["gpus"] = p.GetValue(gpus), ["note"] = p.GetValue(note2) }),
-            r => Console.WriteLine($"Award {S(r?["id"])}: {S(r?["gpus"])} GPUs on {S(r?["partition"])} until {Time(r?["end"])}")));
+            p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId)!)}/cut",
+                Body(new AwardChangeBody { Gpus = p.GetValue(gpus), Note = p.GetValue(note2) }, ContractsJson.Default.AwardChangeBody)),
+            ContractsJson.Default.AwardDto, r => Console.WriteLine($"Award {S(r.Id)}: {S(r.Gpus)} GPUs on {S(r.Partition)} until {Time(r.End)}")));
         var awardId2 = new Argument<string>("award") { Description = "Award id" };
         var note3 = new Option<string?>("--note") { Description = "Why (audit)" };
         call.Subcommands.Add(Simple("end", "End an award now (the call's committee or an admin): stage review or misuse", [awardId2, note3],
-            p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId2)!)}/end", new JsonObject { ["note"] = p.GetValue(note3) }),
-            r => Console.WriteLine($"Award {S(r?["id"])} ended {Time(r?["end"])}")));
+            p => (HttpMethod.Post, $"/api/awards/{Uri.EscapeDataString(p.GetValue(awardId2)!)}/end",
+                Body(new AwardChangeBody { Note = p.GetValue(note3) }, ContractsJson.Default.AwardChangeBody)),
+            ContractsJson.Default.AwardDto, r => Console.WriteLine($"Award {S(r.Id)} ended {Time(r.End)}")));
         var mid = new Argument<string>("id") { Description = "Call id" };
         call.Subcommands.Add(Simple("members", "Who sits on the call's committee (the committee and admins)", [mid],
-            p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(mid)!)}/members", null),
+            p => (HttpMethod.Get, $"/api/calls/{Uri.EscapeDataString(p.GetValue(mid)!)}/members", null), ContractsJson.Default.ListCommitteeMemberDto,
             r =>
             {
                 var t = new Table().AddColumns("USER", "ADDED BY", "ADDED");
-                foreach (var m in r?.AsArray() ?? [])
+                foreach (var m in r)
                 {
-                    t.AddRow(Esc(S(m!["user"])), Esc(S(m["addedBy"])), Time(m["added"]));
+                    t.AddRow(Esc(S(m.User)), Esc(S(m.AddedBy)), Time(m.Added));
                 }
 
                 AnsiConsole.Write(t);
@@ -120,7 +133,7 @@ internal static partial class ClientCommands
         var muser = new Argument<string>("user") { Description = "User" };
         call.Subcommands.Add(Simple("add-member", "Name a user to the call's committee (admin): with the admins, only the committee ranks, selects, cuts and ends awards", [mid2, muser],
             p => (HttpMethod.Put, $"/api/calls/{Uri.EscapeDataString(p.GetValue(mid2)!)}/members/{Uri.EscapeDataString(p.GetValue(muser)!)}", null),
-            r => Console.WriteLine($"{S(r?["user"])} sits on the committee of call {S(r?["call"])}")));
+            ContractsJson.Default.CommitteeMemberDto, r => Console.WriteLine($"{S(r.User)} sits on the committee of call {S(r.Call)}")));
         var mid3 = new Argument<string>("id") { Description = "Call id" };
         var muser2 = new Argument<string>("user") { Description = "User" };
         call.Subcommands.Add(Simple("remove-member", "Take a user off the call's committee (admin)", [mid3, muser2],
@@ -130,13 +143,14 @@ internal static partial class ClientCommands
         var projOpt = new Option<string?>("--project", "-p") { Description = "Only this project's awards" };
         call.Subcommands.Add(Simple("awards", "Awards of calls", [callOpt, projOpt],
             p => (HttpMethod.Get, "/api/awards?" + string.Join('&', new[] { ("call", p.GetValue(callOpt)), ("project", p.GetValue(projOpt)) }.Where(x => x.Item2 is not null).Select(x => $"{x.Item1}={Uri.EscapeDataString(x.Item2!)}")), null),
+            ContractsJson.Default.ListAwardDto,
             r =>
             {
                 var t = new Table().AddColumns("ID", "PROJECT", "KIND", "PARTITION", "GPUS", "GPU-HOURS", "START", "END", "CO-PAY", "STATUS");
-                foreach (var a in r?.AsArray() ?? [])
+                foreach (var a in r)
                 {
-                    t.AddRow(Esc(S(a!["id"])), Esc(S(a["project"])), S(a["kind"]), Esc(S(a["partition"])), S(a["gpus"]), Num(a["gpuHours"]), Time(a["start"]), Time(a["end"]),
-                        (a["copayShare"]!.GetValue<double>() * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%", S(a["status"]));
+                    t.AddRow(Esc(S(a.Id)), Esc(S(a.Project)), Esc(S(a.Kind)), Esc(S(a.Partition)), S(a.Gpus), Num(a.GpuHours), Time(a.Start), Time(a.End),
+                        (a.CopayShare * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%", Esc(S(a.Status)));
                 }
 
                 AnsiConsole.Write(t);
@@ -144,34 +158,33 @@ internal static partial class ClientCommands
         return call;
     }
 
-    private static void WriteCommittee(JsonNode? r, int top)
+    private static void WriteCommittee(CommitteeDto r, int top)
     {
         var classes = new Table().AddColumns("CLASS", "BUDGET GPU-MONTHS", "PROPOSALS", "ASKED GPUS", "FUNDED", "AWARDED GPUS", "AWARDED GPU-MONTHS");
-        foreach (var c in r?["classes"]?.AsArray() ?? [])
+        foreach (var c in r.Classes ?? [])
         {
-            classes.AddRow(S(c!["class"]), Num(c["budgetGpuMonths"]), S(c["proposals"]), S(c["askedGpus"]), S(c["funded"]), S(c["awardedGpus"]), Num(c["awardedGpuMonths"]));
+            classes.AddRow(Esc(S(c.Class)), Num(c.BudgetGpuMonths), S(c.Proposals), S(c.AskedGpus), S(c.Funded), S(c.AwardedGpus), Num(c.AwardedGpuMonths));
         }
 
         AnsiConsole.Write(classes);
         var ranking = new Table().AddColumns("CLASS", "RANK", "PROPOSAL", "PROJECT", "SCORE", "OUTCOME", "GPUS", "MONTHS", "GPU-HOURS", "WHY");
-        foreach (var g in (r?["decisions"]?.AsArray() ?? []).GroupBy(d => S(d!["class"])))
+        foreach (var g in (r.Decisions ?? []).GroupBy(d => S(d.Class)))
         {
-            foreach (var d in g.OrderBy(d => d!["rank"]!.GetValue<int>()).Take(top))
+            foreach (var d in g.OrderBy(d => d.Rank).Take(top))
             {
-                ranking.AddRow(g.Key, S(d!["rank"]), S(d["proposal"]), Esc(S(d["project"])), Num(d["score"]), S(d["outcome"]), S(d["gpus"]), S(d["months"]), Num(d["gpuHours"]), Esc(S(d["reason"])));
+                ranking.AddRow(Esc(g.Key), S(d.Rank), S(d.Proposal), Esc(S(d.Project)), Num(d.Score), Esc(S(d.Outcome)), S(d.Gpus), S(d.Months), Num(d.GpuHours), Esc(S(d.Reason)));
             }
         }
 
         AnsiConsole.Write(ranking);
         var feas = new Table().AddColumns("PARTITION", "MONTH", "CAPACITY", "AWARDED BEFORE", "THIS ROUND", "SHARED QUEUE");
-        foreach (var f in r?["feasibility"]?.AsArray() ?? [])
+        foreach (var f in r.Feasibility ?? [])
         {
-            var over = f!["over"]!.GetValue<bool>();
-            feas.AddRow(Esc(S(f["partition"])), S(f["month"]), S(f["capacity"]), S(f["existing"]), S(f["added"]), over ? $"[red]{S(f["sharedQueue"])} over[/]" : S(f["sharedQueue"]));
+            feas.AddRow(Esc(S(f.Partition)), Esc(S(f.Month)), S(f.Capacity), S(f.Existing), S(f.Added), f.Over ? $"[red]{S(f.SharedQueue)} over[/]" : S(f.SharedQueue));
         }
 
         AnsiConsole.Write(feas);
-        Console.WriteLine(r?["feasible"]?.GetValue<bool>() == true ? "The fleet holds every award in every month." : "The fleet cannot hold the dedicated capacity in some months (see 'over').");
+        Console.WriteLine(r.Feasible ? "The fleet holds every award in every month." : "The fleet cannot hold the dedicated capacity in some months (see 'over').");
     }
 
     private static Command Proposal()
@@ -181,13 +194,14 @@ internal static partial class ClientCommands
         var state = new Option<string?>("--state") { Description = "draft, submitted, under_review, awarded, partly_awarded, waitlisted, rejected or withdrawn" };
         proposal.Subcommands.Add(Simple("list", "Your projects' proposals (all for the committee)", [call, state],
             p => (HttpMethod.Get, "/api/proposals?" + string.Join('&', new[] { ("call", p.GetValue(call)), ("state", p.GetValue(state)) }.Where(x => x.Item2 is not null).Select(x => $"{x.Item1}={Uri.EscapeDataString(x.Item2!)}")), null),
+            ContractsJson.Default.ListProposalDto,
             r =>
             {
                 var t = new Table().AddColumns("ID", "CALL", "PROJECT", "TITLE", "PARTITION", "GPUS", "GPU-HOURS", "START", "MONTHS", "STATE", "AWARDED");
-                foreach (var x in r?.AsArray() ?? [])
+                foreach (var x in r)
                 {
-                    t.AddRow(S(x!["id"]), Esc(S(x["call"])), Esc(S(x["project"])), Esc(S(x["title"])), Esc(S(x["partition"])), S(x["gpus"]), Num(x["gpuHours"]), S(x["startMonth"]), S(x["months"]), S(x["state"]),
-                        x["awardedGpus"]!.GetValue<int>() > 0 ? $"{S(x["awardedGpus"])} GPUs" : x["awardedGpuHours"]!.GetValue<double>() > 0 ? $"{Num(x["awardedGpuHours"])} GPU-h" : "");
+                    t.AddRow(S(x.Id), Esc(S(x.Call)), Esc(S(x.Project)), Esc(S(x.Title)), Esc(S(x.Partition)), S(x.Gpus), Num(x.GpuHours), Esc(S(x.StartMonth)), S(x.Months), Esc(S(x.State)),
+                        x.AwardedGpus > 0 ? $"{S(x.AwardedGpus)} GPUs" : x.AwardedGpuHours > 0 ? $"{Num(x.AwardedGpuHours)} GPU-h" : "");
                 }
 
                 AnsiConsole.Write(t);
@@ -214,21 +228,16 @@ internal static partial class ClientCommands
         create.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(cc.Server), parse.GetValue(cc.Token));
-            var body = new JsonObject
+            var body = new ProposalBody
             {
-                ["call"] = parse.GetValue(callReq), ["project"] = parse.GetValue(project), ["title"] = parse.GetValue(title), ["team"] = parse.GetValue(team),
-                ["partition"] = parse.GetValue(partition), ["gpus"] = parse.GetValue(gpus), ["gpuHours"] = parse.GetValue(hours), ["startMonth"] = parse.GetValue(start),
-                ["months"] = parse.GetValue(months), ["justification"] = parse.GetValue(why), ["regional"] = parse.GetValue(regional), ["youth"] = parse.GetValue(youth),
+                Call = parse.GetValue(callReq), Project = parse.GetValue(project), Title = parse.GetValue(title), Team = parse.GetValue(team),
+                Partition = parse.GetValue(partition), Gpus = parse.GetValue(gpus), GpuHours = parse.GetValue(hours), StartMonth = parse.GetValue(start),
+                Months = parse.GetValue(months), Justification = parse.GetValue(why), Regional = parse.GetValue(regional), Youth = parse.GetValue(youth),
             };
-            foreach (var k in body.Where(kv => kv.Value is null).Select(kv => kv.Key).ToList())
-            {
-                body.Remove(k);
-            }
-
-            var r = await api.SendAsync(HttpMethod.Post, "/api/proposals", body, ct);
+            var r = await api.SendAsync(HttpMethod.Post, "/api/proposals", Body(body, ContractsJson.Default.ProposalBody), ct);
             if (parse.GetValue(submit))
             {
-                r = await api.SendAsync(HttpMethod.Post, $"/api/proposals/{S(r?["id"])}/submit", null, ct);
+                r = await api.SendAsync(HttpMethod.Post, $"/api/proposals/{S(Read(r, ContractsJson.Default.ProposalDto).Id)}/submit", null, ct);
             }
 
             if (parse.GetValue(cc.Json))
@@ -237,7 +246,8 @@ internal static partial class ClientCommands
             }
             else
             {
-                Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}");
+                var proposal = Read(r, ContractsJson.Default.ProposalDto);
+                Console.WriteLine($"Proposal {S(proposal.Id)} {S(proposal.State)}");
             }
 
             return 0;
@@ -245,10 +255,10 @@ internal static partial class ClientCommands
         proposal.Subcommands.Add(create);
         var id2 = new Argument<long>("id") { Description = "Proposal id" };
         proposal.Subcommands.Add(Simple("submit", "Submit a draft (PI), while the call is open", [id2], p => (HttpMethod.Post, $"/api/proposals/{p.GetValue(id2)}/submit", null),
-            r => Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}")));
+            ContractsJson.Default.ProposalDto, r => Console.WriteLine($"Proposal {S(r.Id)} {S(r.State)}")));
         var id3 = new Argument<long>("id") { Description = "Proposal id" };
         proposal.Subcommands.Add(Simple("withdraw", "Withdraw a proposal (PI), while the call is open", [id3], p => (HttpMethod.Post, $"/api/proposals/{p.GetValue(id3)}/withdraw", null),
-            r => Console.WriteLine($"Proposal {S(r?["id"])} {S(r?["state"])}")));
+            ContractsJson.Default.ProposalDto, r => Console.WriteLine($"Proposal {S(r.Id)} {S(r.State)}")));
         var sp = new Argument<string?>("project") { Description = "Project (or give --organisation)", Arity = ArgumentArity.ZeroOrOne };
         var sorg = new Option<string?>("--organisation") { Description = "An organisation's statement, a line per project (staff)" };
         var month = new Option<string?>("--month") { Description = "yyyy-MM (default: this month)" };
@@ -263,15 +273,16 @@ internal static partial class ClientCommands
                 };
                 return (HttpMethod.Get, path + (p.GetValue(month) is { } m ? $"?month={Uri.EscapeDataString(m)}" : ""), null);
             },
+            ContractsJson.Default.StatementDto,
             r =>
             {
                 var t = new Table().AddColumns("PROJECT", "PARTITION", "GPU-HOURS", "MARKET VALUE", "SHARE", "PAID", "SUBSIDY");
-                foreach (var l in r?["lines"]?.AsArray() ?? [])
+                foreach (var l in r.Lines ?? [])
                 {
-                    t.AddRow(Esc(S(l!["project"])), Esc(S(l["partition"])), Num(l["gpuHours"]), Num(l["marketAmount"]), Num(l["share"]), Num(l["due"]), Num(l["subsidy"]));
+                    t.AddRow(Esc(S(l.Project)), Esc(S(l.Partition)), Num(l.GpuHours), Num(l.MarketAmount), Num(l.Share), Num(l.Due), Num(l.Subsidy));
                 }
 
-                t.AddRow("total", "", Num(r?["gpuHours"]), Num(r?["marketAmount"]), "", Num(r?["due"]), Num(r?["subsidy"]));
+                t.AddRow("total", "", Num(r.GpuHours), Num(r.MarketAmount), "", Num(r.Due), Num(r.Subsidy));
                 AnsiConsole.Write(t);
             }));
         return proposal;
@@ -283,13 +294,14 @@ internal static partial class ClientCommands
         var call = new Option<string?>("--call") { Description = "Only this call" };
         review.Subcommands.Add(Simple("list", "The proposals you are assigned to review", [call],
             p => (HttpMethod.Get, "/api/reviews" + (p.GetValue(call) is { } c ? $"?call={Uri.EscapeDataString(c)}" : ""), null),
+            ContractsJson.Default.ListAssignmentDto,
             r =>
             {
                 var t = new Table().AddColumns("PROPOSAL", "CALL", "TITLE", "ORGANISATION", "PARTITION", "GPUS", "MONTHS", "STATE", "REVIEWED");
-                foreach (var a in r?.AsArray() ?? [])
+                foreach (var a in r)
                 {
-                    t.AddRow(S(a!["proposal"]), Esc(S(a["call"])), Esc(S(a["title"])), Esc(S(a["organisation"])), Esc(S(a["partition"])), S(a["gpus"]), S(a["months"]), S(a["state"]),
-                        a["submitted"]!.GetValue<bool>() ? "yes" : "no");
+                    t.AddRow(S(a.Proposal), Esc(S(a.Call)), Esc(S(a.Title)), Esc(S(a.Organisation)), Esc(S(a.Partition)), S(a.Gpus), S(a.Months), Esc(S(a.State)),
+                        a.Submitted ? "yes" : "no");
                 }
 
                 AnsiConsole.Write(t);
@@ -302,7 +314,7 @@ internal static partial class ClientCommands
         var comment = new Option<string?>("--comment") { Description = "Comment (the applicant sees it without your name)" };
         review.Subcommands.Add(Simple("submit", "Score every criterion and comment (the assigned reviewer); once", [id2, score, comment], p =>
         {
-            var scores = new JsonObject();
+            var scores = new Dictionary<string, double>(StringComparer.Ordinal);
             foreach (var kv in p.GetValue(score) ?? [])
             {
                 var eq = kv.IndexOf('=', StringComparison.Ordinal);
@@ -314,15 +326,16 @@ internal static partial class ClientCommands
                 scores[kv[..eq]] = v;
             }
 
-            return (HttpMethod.Put, $"/api/reviews/{p.GetValue(id2)}", new JsonObject { ["scores"] = scores, ["comment"] = p.GetValue(comment) });
-        }, r => Console.WriteLine($"Review of proposal {S(r?["proposal"])} submitted (weighted {Num(r?["weighted"])})")));
+            return (HttpMethod.Put, $"/api/reviews/{p.GetValue(id2)}", Body(new ReviewSubmitBody { Scores = scores, Comment = p.GetValue(comment) }, ContractsJson.Default.ReviewSubmitBody));
+        }, ContractsJson.Default.ReviewDto, r => Console.WriteLine($"Review of proposal {S(r.Proposal)} submitted (weighted {Num(r.Weighted)})")));
         var user = new Argument<string>("user") { Description = "Reviewer" };
         var org = new Option<string?>("--organisation") { Description = "The reviewer's organisation (never reviews its proposals)" };
         var conflicts = new Option<string[]>("--conflict") { Description = "An organisation the reviewer has a conflict with (repeat)", AllowMultipleArgumentsPerToken = true };
         review.Subcommands.Add(Simple("conflicts", "Declare a reviewer's organisation and conflicts of interest (the reviewer or an admin)", [user, org, conflicts],
             p => (HttpMethod.Put, $"/api/reviews/profiles/{Uri.EscapeDataString(p.GetValue(user)!)}",
-                new JsonObject { ["organisation"] = p.GetValue(org), ["conflicts"] = p.GetValue(conflicts) is { Length: > 0 } cs ? new JsonArray(cs.Select(x => (JsonNode?)x).ToArray()) : null }),
-            r => Console.WriteLine($"organisation {S(r?["organisation"])}; conflicts {r?["conflicts"]?.ToJsonString()}")));
+                Body(new ReviewerProfileBody { Organisation = p.GetValue(org), Conflicts = p.GetValue(conflicts) is { Length: > 0 } cs ? [.. cs] : null }, ContractsJson.Default.ReviewerProfileBody)),
+            ContractsJson.Default.ReviewerProfileBody,
+            r => Console.WriteLine($"organisation {S(r.Organisation)}; conflicts {(r.Conflicts is null ? "" : JsonSerializer.Serialize(r.Conflicts, ContractsJson.Default.ListString))}")));
         return review;
     }
 }

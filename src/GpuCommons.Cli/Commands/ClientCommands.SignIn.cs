@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
+using GpuCommons.Contracts;
 
 namespace GpuCommons.Cli.Commands;
 
@@ -26,7 +26,7 @@ internal static partial class ClientCommands
         {
             var path = Api.ConfigPath();
             var cfg = Api.ReadConfig(path);
-            var url = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("GPUC_URL") ?? cfg?["server"]?.GetValue<string>()
+            var url = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("GPUC_URL") ?? cfg?.Server
                 ?? throw new CliException("no server: give --server or set GPUC_URL", CliRunner.Usage);
             var wanted = parse.GetValue(scope)!;
             if (wanted is not ("read-only" or "submit" or "admin"))
@@ -35,7 +35,8 @@ internal static partial class ClientCommands
             }
 
             using var api = Api.Anonymous(url);
-            var issuers = (await api.SendAsync(HttpMethod.Get, "/api/auth/issuers", null, ct))?.AsArray().Where(i => i?["cliClientId"] is not null).ToList() ?? [];
+            var issuers = Read(await api.SendAsync(HttpMethod.Get, "/api/auth/issuers", null, ct), ContractsJson.Default.ListIssuerDto)
+                .Where(i => i?.CliClientId is not null).Select(i => i!).ToList();
             if (issuers.Count == 0)
             {
                 throw new CliException($"{url} has no identity provider set up for gpuc login: ask its administrators for a token (gpuc --token, GPUC_TOKEN)", CliRunner.Usage);
@@ -43,37 +44,36 @@ internal static partial class ClientCommands
 
             var id = parse.GetValue(issuer);
             var chosen = id is null
-                ? issuers.Count == 1 ? issuers[0]! : throw new CliException(
-                    $"this server has several identity providers: give --issuer {string.Join(" | ", issuers.Select(i => $"{S(i?["id"])} ({S(i?["name"])})"))}", CliRunner.Usage)
-                : issuers.FirstOrDefault(i => S(i?["id"]) == id) ?? throw new CliException(
-                    $"--issuer: '{id}' is not an identity provider of this server for gpuc login (it has: {string.Join(", ", issuers.Select(i => S(i?["id"])))})", CliRunner.Usage);
+                ? issuers.Count == 1 ? issuers[0] : throw new CliException(
+                    $"this server has several identity providers: give --issuer {string.Join(" | ", issuers.Select(i => $"{S(i.Id)} ({S(i.Name)})"))}", CliRunner.Usage)
+                : issuers.FirstOrDefault(i => S(i.Id) == id) ?? throw new CliException(
+                    $"--issuer: '{id}' is not an identity provider of this server for gpuc login (it has: {string.Join(", ", issuers.Select(i => S(i.Id)))})", CliRunner.Usage);
 
             var idToken = await DeviceFlowAsync(chosen, ct);
-            var answer = await api.SendAsync(HttpMethod.Post, "/api/auth/oidc",
-                new JsonObject { ["idToken"] = idToken, ["scope"] = wanted, ["label"] = $"gpuc login on {Environment.MachineName}" }, ct);
-            var token = S(answer?["token"]);
-            var expires = S(answer?["expires"]);
-            var saved = cfg ?? new JsonObject();
-            saved["server"] = url;
-            saved["token"] = token;
-            saved["expires"] = expires;
-            saved["user"] = S(answer?["user"]);
-            saved["issuer"] = S(chosen["id"]);
-            WritePrivate(path, saved.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            var user = S(answer?["user"]);
-            var projects = answer?["projects"]?.AsArray().Select(S).ToList() ?? [];
+            var request = new OidcTokenRequest { IdToken = idToken, Scope = wanted, Label = $"gpuc login on {Environment.MachineName}" };
+            var answer = Read(await api.SendAsync(HttpMethod.Post, "/api/auth/oidc", Body(request, ContractsJson.Default.OidcTokenRequest), ct), ContractsJson.Default.SignInDto);
+            if (string.IsNullOrEmpty(answer.Token))
+            {
+                throw new CliException("the server's sign-in answer has no token", CliRunner.Failure);
+            }
+
+            var saved = cfg ?? new CliConfig();
+            saved.Server = url;
+            saved.Token = answer.Token;
+            saved.Expires = answer.Expires;
+            saved.User = answer.User;
+            saved.Issuer = chosen.Id;
+            WritePrivate(path, JsonSerializer.Serialize(saved, CliJson.Default.CliConfig));
+            var user = S(answer.User);
+            var projects = (answer.Projects ?? []).Select(S).ToList();
             if (parse.GetValue(json))
             {
-                Print(new JsonObject
-                {
-                    ["user"] = user, ["expires"] = expires, ["scope"] = wanted, ["created"] = answer?["created"]?.GetValue<bool>() ?? false,
-                    ["organisation"] = answer?["organisation"]?.DeepClone(), ["projects"] = new JsonArray(projects.Select(p => (JsonNode?)p).ToArray()), ["config"] = path,
-                });
+                Print(JsonSerializer.SerializeToNode(new LoginSummary(user, answer.Expires, wanted, answer.Created, answer.Organisation, projects, path), CliJson.Default.LoginSummary));
                 return 0;
             }
 
-            Console.WriteLine($"signed in as {Display.Safe(user)}{(answer?["created"]?.GetValue<bool>() == true ? " (new account)" : "")}"
-                + (answer?["organisation"] is { } org ? $", {Display.Safe(S(org))}" : "") + $", scope {wanted}, until {Time(answer?["expires"])}Z");
+            Console.WriteLine($"signed in as {Display.Safe(user)}{(answer.Created ? " (new account)" : "")}"
+                + (answer.Organisation is { } org ? $", {Display.Safe(S(org))}" : "") + $", scope {wanted}, until {Time(answer.Expires)}Z");
             if (projects.Count > 0)
             {
                 Console.WriteLine($"joined: {Display.Safe(string.Join(", ", projects))} (invitations)");
@@ -86,40 +86,40 @@ internal static partial class ClientCommands
     }
 
     /// <summary>RFC 8628 with the issuer's public CLI client: shows the link and code, polls until the person signed in, returns the ID token.</summary>
-    private static async Task<string> DeviceFlowAsync(JsonNode issuer, CancellationToken ct)
+    private static async Task<string> DeviceFlowAsync(IssuerDto issuer, CancellationToken ct)
     {
-        var authority = S(issuer["issuer"]).TrimEnd('/');
-        var clientId = S(issuer["cliClientId"]);
-        var scopes = string.Join(' ', issuer["scopes"]?.AsArray().Select(S) ?? ["openid", "email", "profile"]);
+        var authority = S(issuer.Issuer).TrimEnd('/');
+        var clientId = S(issuer.CliClientId);
+        var scopes = string.Join(' ', issuer.Scopes is { } listed ? listed.Select(S) : ["openid", "email", "profile"]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        JsonNode? discovery;
+        OidcDiscovery? discovery;
         try
         {
-            discovery = JsonNode.Parse(await http.GetStringAsync(authority + "/.well-known/openid-configuration", ct));
+            discovery = JsonSerializer.Deserialize(await http.GetStringAsync(authority + "/.well-known/openid-configuration", ct), CliJson.Default.OidcDiscovery);
         }
         catch (Exception e) when (e is HttpRequestException or JsonException or TaskCanceledException && !ct.IsCancellationRequested)
         {
-            throw new CliException($"the identity provider {S(issuer["name"])} ({authority}) does not answer: {e.Message}", CliRunner.Unavailable);
+            throw new CliException($"the identity provider {S(issuer.Name)} ({authority}) does not answer: {e.Message}", CliRunner.Unavailable);
         }
 
-        var deviceEndpoint = S(discovery?["device_authorization_endpoint"]);
-        var tokenEndpoint = S(discovery?["token_endpoint"]);
+        var deviceEndpoint = S(discovery?.DeviceAuthorizationEndpoint);
+        var tokenEndpoint = S(discovery?.TokenEndpoint);
         if (deviceEndpoint.Length == 0)
         {
-            throw new CliException($"the identity provider {S(issuer["name"])} does not offer the device authorization grant", CliRunner.Unavailable);
+            throw new CliException($"the identity provider {S(issuer.Name)} does not offer the device authorization grant", CliRunner.Unavailable);
         }
 
-        using var start = await http.PostAsync(deviceEndpoint, new FormUrlEncodedContent(new Dictionary<string, string> { ["client_id"] = clientId, ["scope"] = scopes }), ct);
-        var device = JsonNode.Parse(await start.Content.ReadAsStringAsync(ct));
+        using var start = await http.PostAsync(deviceEndpoint, new FormUrlEncodedContent(new Dictionary<string, string> { { "client_id", clientId }, { "scope", scopes } }), ct);
+        var device = ReadIdp(await start.Content.ReadAsStringAsync(ct), CliJson.Default.DeviceAuthorization);
         if (!start.IsSuccessStatusCode)
         {
-            throw new CliException($"the identity provider refused to start the sign-in: {S(device?["error"])} {S(device?["error_description"])}", CliRunner.Denied);
+            throw new CliException($"the identity provider refused to start the sign-in: {S(device?.Error)} {S(device?.ErrorDescription)}", CliRunner.Denied);
         }
 
-        var interval = TimeSpan.FromSeconds(device?["interval"]?.GetValue<int>() ?? 5);
-        var until = TimeProvider.System.GetUtcNow().AddSeconds(device?["expires_in"]?.GetValue<int>() ?? 600);
-        Console.WriteLine($"To sign in with {Display.Safe(S(issuer["name"]))}, open: {S(device?["verification_uri_complete"] ?? device?["verification_uri"])}");
-        Console.WriteLine($"and check that it shows the code: {S(device?["user_code"])}");
+        var interval = TimeSpan.FromSeconds(device?.Interval ?? 5);
+        var until = TimeProvider.System.GetUtcNow().AddSeconds(device?.ExpiresIn ?? 600);
+        Console.WriteLine($"To sign in with {Display.Safe(S(issuer.Name))}, open: {S(device?.VerificationUriComplete ?? device?.VerificationUri)}");
+        Console.WriteLine($"and check that it shows the code: {S(device?.UserCode)}");
         Console.WriteLine("waiting for you to sign in there …");
         Console.Out.Flush();
         while (TimeProvider.System.GetUtcNow() < until)
@@ -127,19 +127,19 @@ internal static partial class ClientCommands
             await Task.Delay(interval, ct);
             using var poll = await http.PostAsync(tokenEndpoint, new FormUrlEncodedContent(new Dictionary<string, string>
             {
-                ["grant_type"] = "urn:ietf:params:oauth:grant-type:device_code",
-                ["device_code"] = S(device?["device_code"]),
-                ["client_id"] = clientId,
+                { "grant_type", "urn:ietf:params:oauth:grant-type:device_code" },
+                { "device_code", S(device?.DeviceCode) },
+                { "client_id", clientId },
             }), ct);
-            var body = JsonNode.Parse(await poll.Content.ReadAsStringAsync(ct));
+            var body = ReadIdp(await poll.Content.ReadAsStringAsync(ct), CliJson.Default.OidcTokenAnswer);
             if (poll.IsSuccessStatusCode)
             {
-                return S(body?["id_token"]) is { Length: > 0 } idToken
+                return S(body?.IdToken) is { Length: > 0 } idToken
                     ? idToken
                     : throw new CliException("the identity provider answered without an ID token (is the openid scope allowed for this client?)", CliRunner.Failure);
             }
 
-            switch (S(body?["error"]))
+            switch (S(body?.Error))
             {
                 case "authorization_pending":
                     continue;
@@ -151,11 +151,24 @@ internal static partial class ClientCommands
                 case "expired_token":
                     throw new CliException("the code expired before you signed in: run gpuc login again", CliRunner.Denied);
                 default:
-                    throw new CliException($"the identity provider refused: {S(body?["error"])} {S(body?["error_description"])}", CliRunner.Denied);
+                    throw new CliException($"the identity provider refused: {S(body?.Error)} {S(body?.ErrorDescription)}", CliRunner.Denied);
             }
         }
 
         throw new CliException("the code expired before you signed in: run gpuc login again", CliRunner.Denied);
+    }
+
+    /// <summary>An identity provider's JSON answer; a clear error when it is not JSON of that shape.</summary>
+    private static T? ReadIdp<T>(string text, JsonTypeInfo<T> type)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(text, type);
+        }
+        catch (JsonException e)
+        {
+            throw new CliException($"the identity provider's answer is not what OAuth's device flow sends: {e.Message}", CliRunner.Unavailable);
+        }
     }
 
     private static Command Logout()
@@ -165,7 +178,7 @@ internal static partial class ClientCommands
         {
             var path = Api.ConfigPath();
             var cfg = Api.ReadConfig(path);
-            if (cfg?["token"]?.GetValue<string>() is not { } token || cfg["server"]?.GetValue<string>() is not { } server)
+            if (cfg?.Token is not { } token || cfg.Server is not { } server)
             {
                 Console.WriteLine($"not signed in ({path} has no token)");
                 return 0;
@@ -183,9 +196,9 @@ internal static partial class ClientCommands
                 note = "the server no longer knew the token (expired or revoked)";
             }
 
-            cfg.Remove("token");
-            cfg.Remove("expires");
-            WritePrivate(path, cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            cfg.Token = null;
+            cfg.Expires = null;
+            WritePrivate(path, JsonSerializer.Serialize(cfg, CliJson.Default.CliConfig));
             Console.WriteLine($"signed out: {note}; {path} keeps no token");
             return 0;
         });
@@ -202,7 +215,7 @@ internal static partial class ClientCommands
         list.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
-            var who = parse.GetValue(user) ?? S((await api.SendAsync(HttpMethod.Get, "/api/me", null, ct))?["name"]);
+            var who = parse.GetValue(user) ?? await MyNameAsync(api, ct);
             var rows = await api.SendAsync(HttpMethod.Get, $"/api/users/{Uri.EscapeDataString(who)}/tokens", null, ct);
             if (parse.GetValue(c1.Json))
             {
@@ -211,9 +224,9 @@ internal static partial class ClientCommands
             }
 
             Console.WriteLine($"{"ID",-13} {"KIND",-8} {"SCOPE",-9} {"CREATED",-20} {"EXPIRES",-20} {"LAST USED",-20} LABEL");
-            foreach (var t in rows?.AsArray() ?? [])
+            foreach (var t in Read(rows, ContractsJson.Default.ListTokenDto))
             {
-                Console.WriteLine($"{S(t?["id"]),-13} {S(t?["kind"]),-8} {S(t?["scope"]),-9} {Time(t?["created"]),-20} {(t?["expires"] is null ? "never" : Time(t["expires"])),-20} {(t?["lastUsed"] is null ? "-" : Time(t["lastUsed"])),-20} {Display.Safe(S(t?["label"]))}");
+                Console.WriteLine($"{S(t.Id),-13} {S(t.Kind),-8} {S(t.Scope),-9} {Time(t.Created),-20} {(t.Expires is null ? "never" : Time(t.Expires)),-20} {(t.LastUsed is null ? "-" : Time(t.LastUsed)),-20} {Display.Safe(S(t.Label))}");
             }
 
             return 0;
@@ -229,31 +242,16 @@ internal static partial class ClientCommands
         create.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c2.Server), parse.GetValue(c2.Token));
-            var who = S((await api.SendAsync(HttpMethod.Get, "/api/me", null, ct))?["name"]);
-            var body = new JsonObject();
-            if (parse.GetValue(scope) is { } s)
-            {
-                body["scope"] = s;
-            }
-
-            if (parse.GetValue(days) is { } d)
-            {
-                body["expiresInDays"] = d;
-            }
-
-            if (parse.GetValue(label) is { } l)
-            {
-                body["label"] = l;
-            }
-
-            var r = await api.SendAsync(HttpMethod.Post, $"/api/users/{Uri.EscapeDataString(who)}/tokens", body, ct);
+            var who = await MyNameAsync(api, ct);
+            var body = new CreateTokenRequest { Scope = parse.GetValue(scope), ExpiresInDays = parse.GetValue(days), Label = parse.GetValue(label) };
+            var r = await api.SendAsync(HttpMethod.Post, $"/api/users/{Uri.EscapeDataString(who)}/tokens", Body(body, ContractsJson.Default.CreateTokenRequest), ct);
             if (parse.GetValue(c2.Json))
             {
                 Print(r);
                 return 0;
             }
 
-            Console.WriteLine(S(r?["token"]));
+            Console.WriteLine(S(Read(r, ContractsJson.Default.UserDto).Token));
             return 0;
         });
         var revoke = new Command("revoke", "Revoke one of your tokens by id, or all with 'all'");
@@ -263,7 +261,7 @@ internal static partial class ClientCommands
         revoke.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c3.Server), parse.GetValue(c3.Token));
-            var who = S((await api.SendAsync(HttpMethod.Get, "/api/me", null, ct))?["name"]);
+            var who = await MyNameAsync(api, ct);
             await api.SendAsync(HttpMethod.Delete, $"/api/users/{Uri.EscapeDataString(who)}/tokens/{Uri.EscapeDataString(parse.GetValue(id)!)}", null, ct);
             Console.WriteLine("revoked");
             return 0;
@@ -273,6 +271,10 @@ internal static partial class ClientCommands
         tokens.Subcommands.Add(revoke);
         return tokens;
     }
+
+    /// <summary>The name of the user the token belongs to (<c>GET /api/me</c>).</summary>
+    private static async Task<string> MyNameAsync(Api api, CancellationToken ct) =>
+        S(Read(await api.SendAsync(HttpMethod.Get, "/api/me", null, ct), ContractsJson.Default.UserDto).Name);
 
     /// <summary>Writes the file readable by its owner only (0600, its folder 0700), replacing it whole.</summary>
     private static void WritePrivate(string path, string text)

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
+using GpuCommons.Contracts;
 using Spectre.Console;
 
 namespace GpuCommons.Cli.Commands;
@@ -71,9 +72,9 @@ internal static partial class ClientCommands
             }
 
             var t = new Output.Sheet(parse.GetValue(by)!.ToUpperInvariant(), "GRANTED GPU-H", "SPENT GPU-H", "COMMITTED GPU-H", "REMAINING GPU-H", "CHARGED KRW");
-            foreach (var r in rows!.AsArray())
+            foreach (var r in Read(rows, ContractsJson.Default.ListUsageRow))
             {
-                t.Add(R(r!["key"]), Num(r["grantedGpuHours"]), Num(r["spentGpuHours"]), Num(r["committedGpuHours"]), Num(r["remainingGpuHours"]), Num(r["amount"]));
+                t.Add(r.Key, Num(r.GrantedGpuHours), Num(r.SpentGpuHours), Num(r.CommittedGpuHours), Num(r.RemainingGpuHours), Num(r.Amount));
             }
 
             t.Write();
@@ -96,25 +97,19 @@ internal static partial class ClientCommands
         request.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
-            var body = new JsonObject { ["project"] = parse.GetValue(project), ["gpuHours"] = parse.GetValue(hours), ["justification"] = parse.GetValue(why) };
-            if (parse.GetValue(partition) is { } p)
+            var body = new AllocationRequestBody
             {
-                body["partition"] = p;
-            }
-
-            if (parse.GetValue(months) is { } m)
-            {
-                body["months"] = m;
-            }
-
-            var r = await api.SendAsync(HttpMethod.Post, "/api/allocation-requests", body, ct);
+                Project = parse.GetValue(project), GpuHours = parse.GetValue(hours), Justification = parse.GetValue(why), Partition = parse.GetValue(partition),
+                Months = parse.GetValue(months),
+            };
+            var r = await api.SendAsync(HttpMethod.Post, "/api/allocation-requests", Body(body, ContractsJson.Default.AllocationRequestBody), ct);
             if (parse.GetValue(c1.Json))
             {
                 Print(r);
             }
             else
             {
-                Console.WriteLine($"Allocation request {S(r!["id"])} submitted");
+                Console.WriteLine($"Allocation request {S(Read(r, ContractsJson.Default.AllocationRequestDto).Id)} submitted");
             }
 
             return 0;
@@ -137,35 +132,20 @@ internal static partial class ClientCommands
             }
 
             using var api = Api.From(parse.GetValue(c2.Server), parse.GetValue(c2.Token));
-            var body = new JsonObject { ["decision"] = parse.GetValue(award) ? "award" : "reject" };
-            if (parse.GetValue(score) is { } s)
+            var body = new ReviewBody
             {
-                body["score"] = s;
-            }
-
-            if (parse.GetValue(awardHours) is { } h)
-            {
-                body["gpuHours"] = h;
-            }
-
-            if (parse.GetValue(tranches) is { } t)
-            {
-                body["tranches"] = t;
-            }
-
-            if (parse.GetValue(comment) is { } cm)
-            {
-                body["comment"] = cm;
-            }
-
-            var r = await api.SendAsync(HttpMethod.Post, $"/api/allocation-requests/{parse.GetValue(id)}/review", body, ct);
+                Decision = parse.GetValue(award) ? "award" : "reject", Score = parse.GetValue(score), GpuHours = parse.GetValue(awardHours),
+                Tranches = parse.GetValue(tranches), Comment = parse.GetValue(comment),
+            };
+            var r = await api.SendAsync(HttpMethod.Post, $"/api/allocation-requests/{parse.GetValue(id)}/review", Body(body, ContractsJson.Default.ReviewBody), ct);
             if (parse.GetValue(c2.Json))
             {
                 Print(r);
             }
             else
             {
-                Console.WriteLine($"Request {S(r!["id"])}: {S(r["state"])}{(r["allocation"] is { } a ? $" as allocation {S(a)}" : "")}");
+                var decided = Read(r, ContractsJson.Default.AllocationRequestDto);
+                Console.WriteLine($"Request {S(decided.Id)}: {S(decided.State)}{(decided.Allocation is { } a ? $" as allocation {S(a)}" : "")}");
             }
 
             return 0;
@@ -182,14 +162,14 @@ internal static partial class ClientCommands
                 var page = await api.SendAsync(HttpMethod.Get, "/api/allocation-requests?limit=1000", null, ct);
                 if (parse.GetValue(c3.Json))
                 {
-                    Print(page!["items"]);
+                    PrintAll(RawItems(page));
                     return 0;
                 }
 
                 var t = new Output.Sheet("ID", "PROJECT", "ASKED GPU-H", "STATE", "SCORE", "AWARDED GPU-H", "BY");
-                foreach (var r in page!["items"]!.AsArray())
+                foreach (var r in Read(page, ContractsJson.Default.PageAllocationRequestDto).Items)
                 {
-                    t.Add(R(r!["id"]), R(r["project"]), Num(r["gpuHours"]), R(r["state"]), R(r["score"]), Num(r["awardedGpuHours"]), R(r["requestedBy"]));
+                    t.Add(Inv(r.Id), r.Project, Num(r.GpuHours), r.State, Inv(r.Score), Num(r.AwardedGpuHours), r.RequestedBy);
                 }
 
                 t.Write();
@@ -204,10 +184,10 @@ internal static partial class ClientCommands
             }
 
             var table = new Output.Sheet("ID", "PROJECT", "PARTITION", "STATE", "RELEASED GPU-H", "SPENT GPU-H", "COMMITTED GPU-H", "REMAINING GPU-H", "USED %", "END");
-            foreach (var a in rows!.AsArray())
+            foreach (var a in Read(rows, ContractsJson.Default.ListAllocationDto))
             {
-                table.Add(R(a!["id"]), R(a["project"]), S(a["partition"]) is "" ? "any" : R(a["partition"]), R(a["state"]), Num(a["releasedGpuHours"]),
-                    Num(a["spentGpuHours"]), Num(a["committedGpuHours"]), Num(a["remainingGpuHours"]), Num(a["usedPercent"]), Time(a["end"]));
+                table.Add(a.Id, a.Project, a.Partition is null or "" ? "any" : a.Partition, a.State, Num(a.ReleasedGpuHours),
+                    Num(a.SpentGpuHours), Num(a.CommittedGpuHours), Num(a.RemainingGpuHours), Num(a.UsedPercent), Time(a.End));
             }
 
             table.Write();
@@ -235,9 +215,9 @@ internal static partial class ClientCommands
             }
 
             var t = new Output.Sheet("NODE", "PARTITION", "GPUS", "STATE", "REASON");
-            foreach (var n in rows!.AsArray())
+            foreach (var n in Read(rows, ContractsJson.Default.ListNodeDto))
             {
-                t.Add(R(n!["name"]), R(n["partition"]), R(n["gpus"]), R(n["state"]), R(n["reason"]));
+                t.Add(n.Name, n.Partition, Inv(n.Gpus), n.State, n.Reason);
             }
 
             t.Write();
@@ -275,40 +255,24 @@ internal static partial class ClientCommands
             var path = o is not null ? $"/api/organisations/{Uri.EscapeDataString(o)}" : $"/api/projects/{Uri.EscapeDataString(p!)}";
             using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
             var current = await api.SendAsync(HttpMethod.Get, path, null, ct);
+            var have = o is not null ? Read(current, ContractsJson.Default.OrganisationDto).Quotas : Read(current, ContractsJson.Default.ProjectDto).Quotas;
             var part = parse.GetValue(partition)!;
-            var quotas = new JsonArray();
-            foreach (var q in current?["quotas"]?.AsArray() ?? [])
-            {
-                if (S(q!["partition"]) != part)
-                {
-                    quotas.Add(q.DeepClone());
-                }
-            }
-
+            var quotas = (have ?? []).Where(q => q.Partition != part)
+                .Select(q => new QuotaRequest { Partition = q.Partition, NominalGpus = q.NominalGpus, BorrowingLimitGpus = q.BorrowingLimitGpus, LendingLimitGpus = q.LendingLimitGpus })
+                .ToList();
             if (!parse.GetValue(clear))
             {
-                var q = new JsonObject { ["partition"] = part, ["nominalGpus"] = parse.GetValue(nominal) };
-                if (parse.GetValue(borrow) is { } b)
-                {
-                    q["borrowingLimitGpus"] = b;
-                }
-
-                if (parse.GetValue(lend) is { } l)
-                {
-                    q["lendingLimitGpus"] = l;
-                }
-
-                quotas.Add(q);
+                quotas.Add(new QuotaRequest { Partition = part, NominalGpus = parse.GetValue(nominal), BorrowingLimitGpus = parse.GetValue(borrow), LendingLimitGpus = parse.GetValue(lend) });
             }
 
-            var result = await api.SendAsync(HttpMethod.Put, path + "/quotas", new JsonObject { ["quotas"] = quotas }, ct);
+            var result = await api.SendAsync(HttpMethod.Put, path + "/quotas", Body(new SetQuotasRequest { Quotas = quotas }, ContractsJson.Default.SetQuotasRequest), ct);
             if (parse.GetValue(c1.Json))
             {
                 Print(result);
                 return 0;
             }
 
-            WriteQuotas([(o ?? p!, o is not null ? "organisation" : "project", result)]);
+            WriteQuotas([new TenantQuotas(o is not null ? "organisation" : "project", o ?? p!, Read(result, ContractsJson.Default.ListQuotaDto))]);
             return 0;
         });
 
@@ -317,32 +281,36 @@ internal static partial class ClientCommands
         list.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c2.Server), parse.GetValue(c2.Token));
-            var rows = new List<(string Name, string Kind, JsonNode? Quotas)>();
-            var all = new JsonArray();
+            var rows = new List<TenantQuotas>();
             foreach (var (kind, path) in new[] { ("organisation", "/api/organisations"), ("project", "/api/projects") })
             {
                 string? after = null;
                 do
                 {
                     var page = await api.SendAsync(HttpMethod.Get, $"{path}?limit=500" + (after is null ? "" : "&after=" + Uri.EscapeDataString(after)), null, ct);
-                    foreach (var item in page?["items"]?.AsArray() ?? [])
+                    if (kind == "organisation")
                     {
-                        rows.Add((S(item!["name"]), kind, item["quotas"]));
-                        all.Add(new JsonObject { ["kind"] = kind, ["name"] = S(item["name"]), ["quotas"] = item["quotas"]?.DeepClone() });
+                        var orgs = Read(page, ContractsJson.Default.PageOrganisationDto);
+                        rows.AddRange(orgs.Items.Select(x => new TenantQuotas(kind, x.Name, x.Quotas)));
+                        after = orgs.Next;
                     }
-
-                    after = page?["next"]?.GetValue<string>();
+                    else
+                    {
+                        var projects = Read(page, ContractsJson.Default.PageProjectDto);
+                        rows.AddRange(projects.Items.Select(x => new TenantQuotas(kind, x.Name, x.Quotas)));
+                        after = projects.Next;
+                    }
                 }
                 while (after is not null);
             }
 
             if (parse.GetValue(c2.Json))
             {
-                Print(all);
+                Print(JsonSerializer.SerializeToNode(rows, CliJson.Default.ListTenantQuotas));
                 return 0;
             }
 
-            WriteQuotas(rows.Where(r => r.Quotas is JsonArray { Count: > 0 }).ToList());
+            WriteQuotas(rows.Where(r => r.Quotas is { Count: > 0 }).ToList());
             return 0;
         });
 
@@ -351,15 +319,15 @@ internal static partial class ClientCommands
         return quota;
     }
 
-    private static void WriteQuotas(List<(string Name, string Kind, JsonNode? Quotas)> rows)
+    private static void WriteQuotas(List<TenantQuotas> rows)
     {
         var t = new Output.Sheet("TENANT", "KIND", "PARTITION", "NOMINAL", "BORROW LIMIT", "LEND LIMIT");
-        foreach (var (name, kind, quotas) in rows)
+        foreach (var (kind, name, quotas) in rows)
         {
-            foreach (var q in quotas?.AsArray() ?? [])
+            foreach (var q in quotas ?? [])
             {
-                t.Add(Display.Safe(name), Display.Safe(kind), R(q!["partition"]), Num(q["nominalGpus"]),
-                    q["borrowingLimitGpus"] is { } b ? Num(b) : "none", q["lendingLimitGpus"] is { } l ? Num(l) : "all");
+                t.Add(Display.Safe(name), Display.Safe(kind), q.Partition, Num(q.NominalGpus),
+                    q.BorrowingLimitGpus is { } b ? Num(b) : "none", q.LendingLimitGpus is { } l ? Num(l) : "all");
             }
         }
 
@@ -390,39 +358,39 @@ internal static partial class ClientCommands
                 return 0;
             }
 
-            var r = report!["reconciliation"]!;
-            if (r["enabled"]?.GetValue<bool>() != true)
+            var typed = Read(report, ContractsJson.Default.DiscrepancyReport);
+            var r = typed.Reconciliation ?? throw new CliException("the server's answer has no reconciliation status", CliRunner.Failure);
+            if (!r.Enabled)
             {
                 AnsiConsole.MarkupLine("Reconciliation: off (the backend runs jobs itself; there is no cluster manager to compare with).");
             }
-            else if (r["lastPass"] is null)
+            else if (r.LastPass is null)
             {
                 AnsiConsole.MarkupLine("Reconciliation: no pass yet.");
             }
             else
             {
-                AnsiConsole.MarkupLine(Markup.Escape($"Reconciliation: last pass {When(r["lastPass"])}, {(r["reachable"]!.GetValue<bool>() ? "cluster manager answered" : "CLUSTER MANAGER DID NOT ANSWER")}, "
-                    + $"{S(r["expectedJobs"])} expected, {S(r["backendJobs"])} in the backend, next {When(r["nextAttempt"])}"));
+                AnsiConsole.MarkupLine(Markup.Escape($"Reconciliation: last pass {When(r.LastPass)}, {(r.Reachable ? "cluster manager answered" : "CLUSTER MANAGER DID NOT ANSWER")}, "
+                    + $"{S(r.ExpectedJobs)} expected, {S(r.BackendJobs)} in the backend, next {When(r.NextAttempt)}"));
             }
 
-            if (r["problem"] is { } problem)
+            if (r.Problem is { } problem)
             {
-                AnsiConsole.MarkupLine("[red]" + Cell(problem) + "[/]");
+                AnsiConsole.MarkupLine("[red]" + Markup.Escape(S(problem)) + "[/]");
             }
 
-            AnsiConsole.MarkupLine(Markup.Escape($"{S(report["open"])} open"));
+            AnsiConsole.MarkupLine(Markup.Escape($"{S(typed.Open)} open"));
             var t = new Output.Sheet("KIND", "JOB", "SLURM ID", "NODE", "FIRST SEEN", "LAST SEEN", "SEEN", "DETAIL", "DONE / SUGGESTED");
-            foreach (var d in report["items"]!.AsArray())
+            foreach (var d in typed.Items ?? [])
             {
-                var job = d!["jobId"] is null ? "" : S(d["jobId"]) + (d["attempt"] is { } a && a.GetValue<int>() > 0 ? "-r" + S(a) : "");
-                var done = S(d["action"]) is { Length: > 0 } act ? act : "suggested: " + S(d["suggestedAction"]);
-                if (d["resolved"] is { } resolved)
+                var job = d.JobId is not { } jobId ? "" : S(jobId) + (d.Attempt is { } a && a > 0 ? "-r" + S(a) : "");
+                var done = d.Action is { Length: > 0 } act ? S(act) : "suggested: " + S(d.SuggestedAction);
+                if (d.Resolved is { } resolved)
                 {
                     done = $"resolved {When(resolved)}; {done}";
                 }
 
-                t.Add(R(d["kind"]), job, R(d["externalId"]), R(d["node"]), When(d["firstSeen"]), When(d["lastSeen"]), R(d["seen"]),
-                    R(d["detail"]), done);
+                t.Add(d.Kind, job, d.ExternalId, d.Node, When(d.FirstSeen), When(d.LastSeen), Inv(d.Seen), d.Detail, done);
             }
 
             t.Write();
@@ -433,38 +401,50 @@ internal static partial class ClientCommands
 
     // ---- Helpers -----------------------------------------------------------------------------------------------
 
-    /// <summary>A field from the server as text, unprintable characters escaped (see <see cref="Display"/>).</summary>
-    private static string S(JsonNode? n) => Display.Safe(n?.ToString());
+    /// <summary>A text field from the server, unprintable characters escaped (see <see cref="Display"/>).</summary>
+    private static string S(string? s) => Display.Safe(s);
 
-    /// <summary>A field from the server as a table cell: <see cref="S"/>, then markup escaped.</summary>
-    private static string Cell(JsonNode? n) => Markup.Escape(S(n));
+    /// <summary>A number from the server as text (invariant culture), for a line of output.</summary>
+    private static string S(IFormattable? n) => Display.Safe(Inv(n));
 
-    /// <summary>A time from the API, short: <c>2026-11-27 20:47:36Z</c>.</summary>
-    private static string When(JsonNode? n) =>
-        n is not null && DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
-            ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
-            : S(n);
+    /// <summary>A number as raw text (invariant culture), for an <see cref="Output.Sheet"/> (which escapes what it writes); empty for none.</summary>
+    private static string Inv(IFormattable? n) => n?.ToString(null, CultureInfo.InvariantCulture) ?? "";
 
-    /// <summary>A field as raw text, for an <see cref="Output.Sheet"/> (which escapes what it writes).</summary>
-    private static string R(JsonNode? n) => n?.ToString() ?? "";
+    /// <summary>A number as an amount: <c>1,234.5</c>; empty for none.</summary>
+    private static string Num(double? n) => n is { } d ? Output.Number(d) : "";
 
-    /// <summary>A number as an amount: <c>1,234.5</c>; the field as it is when it is not a number.</summary>
-    private static string Num(JsonNode? n) => n is null ? "" : double.TryParse(n.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? Output.Number(d) : R(n);
+    /// <summary>An amount of money as <see cref="Num(double?)"/>.</summary>
+    private static string Num(decimal? n) => n is { } d ? Output.Number((double)d) : "";
 
-    private static string Time(JsonNode? n) => n is null ? "" : DateTimeOffset.TryParse(n.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : R(n);
+    /// <summary>A time as the server wrote it (its offset kept), short: <c>2026-11-27 20:47:36</c>; empty for none.</summary>
+    private static string Time(DateTimeOffset? t) => t?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "";
+
+    /// <summary>A request body from its contract, nulls left out (the API's convention).</summary>
+    private static JsonNode? Body<T>(T body, JsonTypeInfo<T> type) => JsonSerializer.SerializeToNode(body, type);
+
+    /// <summary>The items of a page (<see cref="GpuCommons.Contracts.Page{T}"/>) as the server sent them, for <c>--json</c>.</summary>
+    private static IReadOnlyList<JsonNode?> RawItems(JsonNode? page) => Read(page, CliJson.Default.PageJsonNode).Items ?? [];
+
+    /// <summary>Items as the server sent them, as one JSON array for <c>--json</c>.</summary>
+    private static void PrintAll(IEnumerable<JsonNode?> items) => Print(new JsonArray(items.Select(i => i?.DeepClone()).ToArray()));
 
     /// <summary>A server answer read as its contract type; a clear error (not a stack trace) when it is not one.</summary>
     private static T Read<T>(JsonNode? answer, JsonTypeInfo<T> type)
     {
         try
         {
-            return answer.Deserialize(type) ?? throw new CliException($"the server answered nothing where a {type.Type.Name} was expected", CliRunner.Failure);
+            return answer.Deserialize(type) ?? throw new CliException($"the server answered nothing where {Describe(type.Type)} was expected", CliRunner.Failure);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
         {
-            throw new CliException($"the server's answer is not a {type.Type.Name}: {e.Message}", CliRunner.Failure);
+            throw new CliException($"the server's answer is not {Describe(type.Type)}: {e.Message}", CliRunner.Failure);
         }
     }
+
+    /// <summary>A contract type in words: <c>a UserDto</c>, <c>a list of NodeDto</c>, <c>a page of UserDto</c>.</summary>
+    private static string Describe(Type t) =>
+        !t.IsGenericType ? "a " + t.Name
+        : $"a {(t.Name.StartsWith("Page", StringComparison.Ordinal) ? "page" : "list")} of {string.Join(", ", t.GetGenericArguments().Select(a => a.Name))}";
 
     /// <summary>JSON for scripts, without needless escapes (see <see cref="Output.Json"/>).</summary>
     private static void Print(JsonNode? node) => Console.WriteLine(Output.Json(node));
@@ -485,11 +465,11 @@ internal static partial class ClientCommands
                 var path = ConfigPath();
                 if (ReadConfig(path) is { } cfg)
                 {
-                    server ??= cfg["server"]?.GetValue<string>();
-                    if (token is null && cfg["token"]?.GetValue<string>() is { } saved)
+                    server ??= cfg.Server;
+                    if (token is null && cfg.Token is { } saved)
                     {
                         // A token from gpuc login expires: say so instead of a bare 401.
-                        if (cfg["expires"]?.GetValue<DateTimeOffset>() is { } expires && expires <= TimeProvider.System.GetUtcNow())
+                        if (cfg.Expires is { } expires && expires <= TimeProvider.System.GetUtcNow())
                         {
                             throw new CliException($"your sign-in expired on {expires:yyyy-MM-dd HH:mm}Z: run gpuc login", CliRunner.Denied);
                         }
@@ -535,7 +515,7 @@ internal static partial class ClientCommands
         public static string ConfigPath() => Environment.GetEnvironmentVariable("GPUC_CONFIG")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config", "gpuc", "config.json");
 
-        public static JsonObject? ReadConfig(string path)
+        public static CliConfig? ReadConfig(string path)
         {
             if (!File.Exists(path))
             {
@@ -544,7 +524,7 @@ internal static partial class ClientCommands
 
             try
             {
-                return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new CliException($"{path}: not a JSON object", CliRunner.Usage);
+                return JsonSerializer.Deserialize(File.ReadAllText(path), CliJson.Default.CliConfig) ?? throw new CliException($"{path}: not a JSON object", CliRunner.Usage);
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
             {
@@ -567,7 +547,14 @@ internal static partial class ClientCommands
 
             using var resp = await SendRawAsync(req, ct);
             var text = await resp.Content.ReadAsStringAsync(ct);
-            return text.Length == 0 ? null : JsonNode.Parse(text);
+            try
+            {
+                return text.Length == 0 ? null : JsonNode.Parse(text);
+            }
+            catch (JsonException e)
+            {
+                throw new CliException($"the server's answer to {method} {path} is not JSON: {e.Message}", CliRunner.Failure);
+            }
         }
 
         public async Task<(byte[] Bytes, long Next, string? State)> GetLogAsync(long id, string stream, long offset, CancellationToken ct)
@@ -607,11 +594,11 @@ internal static partial class ClientCommands
             string? field = null;
             try
             {
-                var p = JsonNode.Parse(text);
-                message = p?["detail"]?.GetValue<string>() ?? p?["title"]?.GetValue<string>() ?? resp.ReasonPhrase ?? "";
-                field = p?["field"]?.GetValue<string>();
+                var p = JsonSerializer.Deserialize(text, CliJson.Default.ProblemDocument);
+                message = p?.Detail ?? p?.Title ?? resp.ReasonPhrase ?? "";
+                field = p?.Field;
             }
-            catch (Exception e) when (e is JsonException or InvalidOperationException)
+            catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
             {
                 message = text.Length > 0 ? text : resp.ReasonPhrase ?? "";
             }

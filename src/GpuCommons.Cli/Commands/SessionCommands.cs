@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json.Nodes;
 using GpuCommons.Contracts;
 using GpuCommons.Core.Jobs;
 
@@ -27,21 +26,21 @@ internal static partial class ClientCommands
         }
 
         /// <summary>Sets image, mounts, workingDirectory and environment in a job body; true when a working directory was decided.</summary>
-        public bool Apply(ParseResult parse, JsonObject body)
+        public bool Apply(ParseResult parse, SubmitJobRequest body)
         {
             if (parse.GetValue(Image) is { } image)
             {
-                body["image"] = image;
+                body.Image = image;
             }
 
             if (parse.GetValue(Mounts) is { Length: > 0 } mounts)
             {
-                body["mounts"] = new JsonArray(mounts.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray());
+                body.Mounts = [.. mounts];
             }
 
             if (parse.GetValue(Env) is { Length: > 0 } env)
             {
-                var map = body["environment"] as JsonObject ?? [];
+                var map = body.Environment ?? new Dictionary<string, string>(StringComparer.Ordinal);
                 foreach (var kv in env)
                 {
                     var eq = kv.IndexOf('=', StringComparison.Ordinal);
@@ -53,17 +52,17 @@ internal static partial class ClientCommands
                     map[kv[..eq]] = kv[(eq + 1)..];
                 }
 
-                body["environment"] = map;
+                body.Environment = map;
             }
 
             if (parse.GetValue(Workdir) is { } wd)
             {
-                body["workingDirectory"] = wd;
+                body.WorkingDirectory = wd;
                 return true;
             }
 
             // A container starts in its image's working directory unless told otherwise: the caller's directory is a host path.
-            return body.ContainsKey("image");
+            return body.Image is not null;
         }
     }
 
@@ -83,31 +82,20 @@ internal static partial class ClientCommands
         var common = AddCommon(jupyter);
         jupyter.SetAction(async (parse, ct) =>
         {
-            var body = new JsonObject
+            var body = new StartSessionRequest
             {
-                ["kind"] = "jupyter",
-                ["project"] = parse.GetValue(project),
-                ["gpus"] = parse.GetValue(gpus),
-                ["walltime"] = parse.GetValue(time),
+                Kind = "jupyter",
+                Project = parse.GetValue(project),
+                Gpus = parse.GetValue(gpus),
+                Walltime = parse.GetValue(time),
+                Partition = parse.GetValue(partition),
+                Image = parse.GetValue(image),
+                Mounts = parse.GetValue(mounts) is { Length: > 0 } m ? [.. m] : null,
             };
-            if (parse.GetValue(partition) is { } p)
-            {
-                body["partition"] = p;
-            }
-
-            if (parse.GetValue(image) is { } i)
-            {
-                body["image"] = i;
-            }
-
-            if (parse.GetValue(mounts) is { Length: > 0 } m)
-            {
-                body["mounts"] = new JsonArray(m.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
-            }
 
             var server = parse.GetValue(common.Server) ?? Environment.GetEnvironmentVariable("GPUC_URL") ?? "";
             using var api = Api.From(parse.GetValue(common.Server), parse.GetValue(common.Token));
-            var s = await api.SendAsync(HttpMethod.Post, "/api/sessions", body, ct);
+            var s = await api.SendAsync(HttpMethod.Post, "/api/sessions", Body(body, ContractsJson.Default.StartSessionRequest), ct);
             var session = Read(s, ContractsJson.Default.SessionDto);
             var id = session.Id.ToString(CultureInfo.InvariantCulture);
             while (parse.GetValue(wait) && !session.Ready && session.State is JobState.Pending or JobState.Running)

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json.Nodes;
+using GpuCommons.Contracts;
 
 namespace GpuCommons.Cli.Commands;
 
@@ -30,36 +30,17 @@ internal sealed class SubmitResourceOptions
     }
 
     /// <summary>Sets the fields given on the command line (they override the job file's).</summary>
-    public void Apply(ParseResult parse, JsonObject body)
+    public void Apply(ParseResult parse, SubmitJobRequest body)
     {
-        if (parse.GetValue(_cpusPerGpu) is { } cpg)
-        {
-            body["cpusPerGpu"] = cpg;
-        }
-
-        if (parse.GetValue(_cpusPerNode) is { } cpn)
-        {
-            body["cpusPerNode"] = cpn;
-        }
-
-        if (parse.GetValue(_memPerGpu) is { } mpg)
-        {
-            body["memPerGpu"] = mpg;
-        }
-
-        if (parse.GetValue(_memPerNode) is { } mpn)
-        {
-            body["memPerNode"] = mpn;
-        }
-
+        body.CpusPerGpu = parse.GetValue(_cpusPerGpu) ?? body.CpusPerGpu;
+        body.CpusPerNode = parse.GetValue(_cpusPerNode) ?? body.CpusPerNode;
+        body.MemPerGpu = parse.GetValue(_memPerGpu) ?? body.MemPerGpu;
+        body.MemPerNode = parse.GetValue(_memPerNode) ?? body.MemPerNode;
         if (parse.GetValue(_gpuModel) is { } models)
         {
-            body["gpuModels"] = new JsonArray(models.Split(',').Select(m => (JsonNode?)JsonValue.Create(m.Trim())).ToArray());
+            body.GpuModels = models.Split(',').Select(m => m.Trim()).ToList();
         }
 
-        if (parse.GetValue(_constraint) is { } constraint)
-        {
-            body["constraint"] = constraint;
-        }
+        body.Constraint = parse.GetValue(_constraint) ?? body.Constraint;
     }
 }
