@@ -10,12 +10,18 @@ public sealed class ProcessSlurmCommandRunner : ISlurmCommandRunner
 {
     private readonly string? _binDirectory;
     private readonly TimeProvider _time;
+    private readonly int _niceness;
 
     /// <param name="binDirectory">Where the tools are (null: from PATH).</param>
-    public ProcessSlurmCommandRunner(string? binDirectory = null, TimeProvider? time = null)
+    /// <param name="time">The clock for timeouts and latencies.</param>
+    /// <param name="niceness">The niceness the commands run at, 0–19 (see <see cref="SlurmBackendOptions.CommandNiceness"/>).</param>
+    public ProcessSlurmCommandRunner(string? binDirectory = null, TimeProvider? time = null, int niceness = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(niceness);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(niceness, 19);
         _binDirectory = binDirectory;
         _time = time ?? TimeProvider.System;
+        _niceness = niceness;
     }
 
     public async Task<SlurmCommandResult> RunAsync(string tool, IReadOnlyList<string> args, string? stdin, TimeSpan timeout, CancellationToken cancellationToken)
@@ -54,6 +60,11 @@ public sealed class ProcessSlurmCommandRunner : ISlurmCommandRunner
             return new SlurmCommandResult(127, "", $"{tool}: cannot start: {e.Message}", _time.GetElapsedTime(started));
         }
 
+        if (_niceness > 0)
+        {
+            Nice(process.Id, _niceness);
+        }
+
         var stdoutTask = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderrTask = process.StandardError.ReadToEndAsync(cancellationToken);
         if (stdin is not null)
@@ -87,6 +98,23 @@ public sealed class ProcessSlurmCommandRunner : ISlurmCommandRunner
         var stderr = await stderrTask.ConfigureAwait(false);
         return new SlurmCommandResult(process.ExitCode, stdout, stderr, _time.GetElapsedTime(started));
     }
+
+    /// <summary>
+    /// Lowers the child's CPU priority (<c>setpriority</c>; its children inherit it). Best effort: a command that already
+    /// exited, or a system that refuses, leaves it at the server's own priority.
+    /// </summary>
+    private static void Nice(int pid, int niceness)
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())
+        {
+            _ = SetPriority(PrioProcess, (uint)pid, niceness);
+        }
+    }
+
+    private const int PrioProcess = 0;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "setpriority", SetLastError = true)]
+    private static extern int SetPriority(int which, uint who, int prio);
 
     /// <summary>Environment variables that would silently change the output or behaviour of the tools we run.</summary>
     private static readonly string[] EnvironmentOverrides =

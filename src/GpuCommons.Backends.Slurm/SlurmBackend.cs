@@ -38,7 +38,7 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         _options.Validate();
         _time = time ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        Client = new SlurmClient(runner ?? new ProcessSlurmCommandRunner(_options.BinDirectory, _time), _options, _time, _logger);
+        Client = new SlurmClient(runner ?? new ProcessSlurmCommandRunner(_options.BinDirectory, _time, _options.CommandNiceness), _options, _time, _logger);
         _startLocks = new SemaphoreSlim[64];
         for (var i = 0; i < _startLocks.Length; i++)
         {

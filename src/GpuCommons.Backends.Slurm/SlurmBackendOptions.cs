@@ -113,6 +113,14 @@ public sealed class SlurmBackendOptions
     /// <summary>Also read the nodes of partitions hidden from the submitting user. <value>Default false.</value></summary>
     public bool IncludeHiddenPartitions { get; set; }
 
+    /// <summary>
+    /// The niceness (0–19) the Slurm commands run at. They are throughput work (a wave of starts is hundreds of
+    /// <c>sbatch</c> processes), while the server's API and scheduler loop answer people: on a control plane with few cores,
+    /// the commands yield the CPU to them. 0 runs them at the server's own priority. <value>Default 10.</value>
+    /// </summary>
+    [Range(0, 19)]
+    public int CommandNiceness { get; set; } = 10;
+
     /// <summary>Throws <see cref="ArgumentException"/> for an option out of range.</summary>
     public void Validate()
     {
@@ -139,6 +147,11 @@ public sealed class SlurmBackendOptions
         if (LostAfterMissedPolls < 1)
         {
             throw new ArgumentException("must be at least 1", nameof(LostAfterMissedPolls));
+        }
+
+        if (CommandNiceness is < 0 or > 19)
+        {
+            throw new ArgumentException("must be 0 to 19", nameof(CommandNiceness));
         }
     }
 }

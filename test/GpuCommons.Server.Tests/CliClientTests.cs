@@ -361,16 +361,19 @@ public sealed class CliArrayIdTests
         Should.Throw<CliException>(() => ClientCommands.JobRef(text)).ExitCode.ShouldBe(CliRunner.Usage);
 
     [Theory]
-    [InlineData(7, 8, 8)]
-    [InlineData(1000, 0, 8)]
-    [InlineData(1000, 8, 0)]
-    public async Task BadSlurmWaveArguments_AreUsageErrors_NamingTheOptions(int wave, int clients, int concurrentStarts)
+    [InlineData(7, 8, 8, 10)]
+    [InlineData(1000, 0, 8, 10)]
+    [InlineData(1000, 8, 0, 10)]
+    [InlineData(1000, 8, 8, -1)]
+    [InlineData(1000, 8, 8, 20)]
+    public async Task BadSlurmWaveArguments_AreUsageErrors_NamingTheOptions(int wave, int clients, int concurrentStarts, int niceness)
     {
         // Refused before anything is started or submitted.
-        var e = await Should.ThrowAsync<CliException>(() => GpuCommons.Cli.Commands.BenchServerWave.RunAsync(wave, clients, concurrentStarts, CancellationToken.None));
+        var e = await Should.ThrowAsync<CliException>(() => GpuCommons.Cli.Commands.BenchServerWave.RunAsync(wave, clients, concurrentStarts, niceness, CancellationToken.None));
         e.ExitCode.ShouldBe(CliRunner.Usage);
         e.Message.ShouldContain("--max-concurrent-starts");
         e.Message.ShouldContain("--slurm-wave");
+        e.Message.ShouldContain("--slurm-niceness");
     }
 
     /// <summary>A job as the CLI reads the server's answer.</summary>

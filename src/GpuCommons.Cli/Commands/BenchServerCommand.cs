@@ -47,15 +47,20 @@ internal static class BenchServerCommand
             Description = "With --slurm-wave: the server's starts in flight at once (sbatch processes at a time)",
             DefaultValueFactory = _ => new GpuCommons.Server.ServerOptions().MaxConcurrentStarts,
         };
+        var niceness = new Option<int>("--slurm-niceness")
+        {
+            Description = "With --slurm-wave: the niceness the Slurm commands run at, 0-19 (0: the server's own priority)",
+            DefaultValueFactory = _ => new GpuCommons.Backends.Slurm.SlurmBackendOptions().CommandNiceness,
+        };
         var cmd = new Command("server", "Durable HTTP submissions/s, submit-to-start p99 and GET /api/jobs p99 with many jobs")
         {
-            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch, wave, concurrentStarts,
+            db, connection, clients, inflight, seconds, latencySamples, pageJobs, pageSamples, dataDir, json, sbatch, wave, concurrentStarts, niceness,
         };
         cmd.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(wave) > 0)
             {
-                var w = await BenchServerWave.RunAsync(parse.GetValue(wave), parse.GetValue(clients), parse.GetValue(concurrentStarts), ct);
+                var w = await BenchServerWave.RunAsync(parse.GetValue(wave), parse.GetValue(clients), parse.GetValue(concurrentStarts), parse.GetValue(niceness), ct);
                 Console.WriteLine(JsonSerializer.Serialize(w, new JsonSerializerOptions { WriteIndented = !parse.GetValue(json) }));
                 return 0;
             }

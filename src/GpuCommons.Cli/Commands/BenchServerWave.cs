@@ -33,16 +33,16 @@ namespace GpuCommons.Cli.Commands;
 /// </remarks>
 internal static class BenchServerWave
 {
-    public static async Task<Dictionary<string, object?>> RunAsync(int wave, int clients, int concurrentStarts, CancellationToken ct)
+    public static async Task<Dictionary<string, object?>> RunAsync(int wave, int clients, int concurrentStarts, int niceness, CancellationToken ct)
     {
-        if (wave < 8 || clients < 1 || concurrentStarts < 1)
+        if (wave < 8 || clients < 1 || concurrentStarts < 1 || niceness is < 0 or > 19)
         {
-            throw new CliException("--slurm-wave ≥ 8, --clients ≥ 1 and --max-concurrent-starts ≥ 1", CliRunner.Usage);
+            throw new CliException("--slurm-wave ≥ 8, --clients ≥ 1, --max-concurrent-starts ≥ 1 and --slurm-niceness 0 to 19", CliRunner.Usage);
         }
 
         var dir = Path.Combine(Path.GetTempPath(), "gpuc-bench-wave-" + Guid.NewGuid().ToString("N"));
         var prefix = "gpucwave" + Guid.NewGuid().ToString("N")[..6] + "-";
-        var slurmOptions = new SlurmBackendOptions { JobNamePrefix = prefix, CommandTimeout = TimeSpan.FromSeconds(30) };
+        var slurmOptions = new SlurmBackendOptions { JobNamePrefix = prefix, CommandTimeout = TimeSpan.FromSeconds(30), CommandNiceness = niceness };
         slurmOptions.ExtraSbatchArguments.Add("--hold");
         var slurm = new SlurmBackend(slurmOptions);
         var backend = new WideFleet(slurm, (wave + 7) / 8);
@@ -70,6 +70,7 @@ internal static class BenchServerWave
             ["machine"] = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}",
             ["backend"] = $"slurm (real sbatch, held; engine sees {backend.NodeCount} nodes × 8 GPUs mapped onto the real nodes)",
             ["max_concurrent_starts"] = options.MaxConcurrentStarts,
+            ["slurm_command_niceness"] = slurmOptions.CommandNiceness,
         };
         try
         {
