@@ -6,7 +6,7 @@ namespace GpuCommons.Backends.Slurm;
 /// Runs the Slurm tools as child processes with <c>TZ=UTC</c> and <c>SLURM_TIME_FORMAT=standard</c>, so that every time
 /// they print is ISO 8601 in UTC, whatever the server's locale.
 /// </summary>
-public sealed class ProcessSlurmCommandRunner : ISlurmCommandRunner
+public sealed partial class ProcessSlurmCommandRunner : ISlurmCommandRunner
 {
     private readonly string? _binDirectory;
     private readonly TimeProvider _time;
@@ -113,8 +113,8 @@ public sealed class ProcessSlurmCommandRunner : ISlurmCommandRunner
 
     private const int PrioProcess = 0;
 
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "setpriority", SetLastError = true)]
-    private static extern int SetPriority(int which, uint who, int prio);
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "setpriority")]
+    private static partial int SetPriority(int which, uint who, int prio);
 
     /// <summary>Environment variables that would silently change the output or behaviour of the tools we run.</summary>
     private static readonly string[] EnvironmentOverrides =

@@ -55,10 +55,14 @@ public sealed class ServerOptions
 
     /// <summary>
     /// Backend starts in flight at once, called off the scheduler loop (a wave of starts on Slurm is that many sbatch at a
-    /// time). Default 8.
+    /// time). Default: the machine's core count, at least 2 and at most 8, so that on a small control plane a wave of
+    /// starts leaves CPU for the API and the loop (docs/server.md has the figures).
     /// </summary>
     [Range(1, 1024)]
-    public int MaxConcurrentStarts { get; set; } = 8;
+    public int MaxConcurrentStarts { get; set; } = DefaultConcurrentStarts;
+
+    /// <summary>The default of <see cref="MaxConcurrentStarts"/> on this machine.</summary>
+    public static int DefaultConcurrentStarts => Math.Clamp(Environment.ProcessorCount, 2, 8);
 
     /// <summary>Grace between the stop signal and the kill when cancelling. Default 10 s.</summary>
     public TimeSpan CancelGrace { get; set; } = TimeSpan.FromSeconds(10);

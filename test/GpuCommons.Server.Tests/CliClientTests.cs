@@ -217,6 +217,37 @@ public sealed class CliFormatTests
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class CliProcessTests
 {
+    [Theory]
+    [InlineData("--max-concurrent-starts", "0", "--max-concurrent-starts must be 1 to 1024, got 0")]
+    [InlineData("--slurm-niceness", "20", "--slurm-niceness must be 0 to 19, got 20")]
+    [InlineData("--slurm-niceness", "-1", "--slurm-niceness must be 0 to 19, got -1")]
+    public async Task ServeWithAnOutOfRangeStartOption_IsAUsageError_NamingIt(string option, string value, string message)
+    {
+        var dir = Directory.CreateTempSubdirectory("gpuc-serve-args-").FullName;
+        try
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "gpuc.dll"), "serve", "--backend", "slurm", "--data-dir", Path.Combine(dir, "data"), option, value })
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            await p.WaitForExitAsync(cts.Token);
+            var err = await stderr;
+            p.ExitCode.ShouldBe(CliRunner.Usage, err + await stdout);
+            err.ShouldContain(message);
+            err.ShouldNotContain("   at ");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private static async Task<(int Code, string Out, string Err)> GpucAsync(ServeProcess s, string cwd, string token, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd };

@@ -31,6 +31,16 @@ internal static partial class ServeCommands
         var logJson = new Option<bool>("--log-json") { Description = "Structured JSON logs on stdout" };
         var backendKind = new Option<string>("--backend") { Description = "Where jobs run: local (processes on this machine) or slurm (the Slurm cluster this machine submits to)", DefaultValueFactory = _ => "local" };
         var slurmAccount = new Option<string?>("--slurm-account") { Description = "Slurm account to charge jobs to (slurm backend)" };
+        var slurmNiceness = new Option<int>("--slurm-niceness")
+        {
+            Description = "Niceness 0-19 of the Slurm commands (sbatch, squeue…), so a wave of starts yields the CPU to the API (slurm backend)",
+            DefaultValueFactory = _ => new SlurmBackendOptions().CommandNiceness,
+        };
+        var concurrentStarts = new Option<int>("--max-concurrent-starts")
+        {
+            Description = "Backend starts in flight at once (on Slurm: sbatch processes at a time); default: the core count, 2 to 8",
+            DefaultValueFactory = _ => ServerOptions.DefaultConcurrentStarts,
+        };
         var slurmPrefix = new Option<string>("--slurm-prefix")
         {
             Description = "Slurm job-name prefix (slurm backend); one per database: a fresh database numbers jobs from 1 and would adopt old jobs of the same name",
@@ -55,7 +65,7 @@ internal static partial class ServeCommands
         var oidcCliDays = new Option<double>("--oidc-cli-token-days") { Description = "How long the token of gpuc login lasts", DefaultValueFactory = _ => 30 };
         var serve = new Command("serve", "Run the control-plane server (API, scheduler, accounting) with jobs as local processes")
         {
-            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix, accounts, provision,
+            urls, dataDir, provider, connection, gpuMode, virtualGpus, webhook, noDemo, logJson, rate, backendKind, slurmAccount, slurmPrefix, slurmNiceness, concurrentStarts, accounts, provision,
             oidcIssuer, oidcNoCreate, oidcSession, oidcCliDays,
         };
         serve.SetAction(async (parse, ct) =>
@@ -79,6 +89,7 @@ internal static partial class ServeCommands
                     var a => throw new CliException($"--accounts must be auto, multi-user or single-user, got '{a}'", CliRunner.Usage),
                 },
                 ProvisionAccounts = parse.GetValue(provision),
+                MaxConcurrentStarts = InRange(parse.GetValue(concurrentStarts), 1, 1024, "--max-concurrent-starts"),
             };
             try
             {
@@ -125,7 +136,12 @@ internal static partial class ServeCommands
                         VirtualGpuCount = parse.GetValue(virtualGpus),
                         NodeName = "local-1",
                     }),
-                    "slurm" => new SlurmBackend(new SlurmBackendOptions { Account = parse.GetValue(slurmAccount), JobNamePrefix = parse.GetValue(slurmPrefix)! }),
+                    "slurm" => new SlurmBackend(new SlurmBackendOptions
+                    {
+                        Account = parse.GetValue(slurmAccount),
+                        JobNamePrefix = parse.GetValue(slurmPrefix)!,
+                        CommandNiceness = InRange(parse.GetValue(slurmNiceness), 0, 19, "--slurm-niceness"),
+                    }),
                     var b => throw new CliException($"--backend must be local or slurm, got '{b}'", CliRunner.Usage),
                 };
                 var json = parse.GetValue(logJson);
@@ -229,4 +245,7 @@ internal static partial class ServeCommands
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "umask")]
     private static partial uint Umask(uint mask);
+
+    private static int InRange(int value, int min, int max, string option) =>
+        value >= min && value <= max ? value : throw new CliException($"{option} must be {min} to {max}, got {value}", CliRunner.Usage);
 }
