@@ -149,7 +149,7 @@ public sealed partial class SchedulerEngine
         foreach (var id in _c.ActivePools[p])
         {
             var pool = _c.Pools[id];
-            if (Fits(pool.SigWhole, pool.SigShare, pool.FullFree, shape) && (pool.Id == job.HeldPool || Eligible(pool, job, end)))
+            if (Fits(pool.SigWhole, pool.SigShare, pool.FullFree, shape) && (pool.Id == job.HeldPool || Placer.Eligible(pool, job, end)))
             {
                 return true;
             }
@@ -565,7 +565,7 @@ public sealed partial class SchedulerEngine
             if (Options.Backfill == BackfillMode.None)
             {
                 blocked |= admissible;
-                Decide(job, ExplainResources(job, admissible, end, PendingReason.Resources), -1);
+                Decide(job, _placer.ExplainResources(job, admissible, end, PendingReason.Resources), -1);
                 continue;
             }
 
@@ -584,7 +584,7 @@ public sealed partial class SchedulerEngine
             }
             else
             {
-                Decide(job, unavailable ? PendingReason.NodesUnavailable : ExplainResources(job, admissible, end, FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources), -1);
+                Decide(job, unavailable ? PendingReason.NodesUnavailable : _placer.ExplainResources(job, admissible, end, FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources), -1);
             }
 
             // 3e. Preempt.
@@ -1157,7 +1157,7 @@ public sealed partial class SchedulerEngine
     /// placement plan and the allocation to charge when it fits, the refusal otherwise, and whether the partition has
     /// enough nodes up for the job at all.
     /// </summary>
-    private readonly record struct Nomination(int Partition, NominationMode Mode, Plan Plan, int Allocation, PendingReason? Reason, bool NodesUp);
+    private readonly record struct Nomination(int Partition, NominationMode Mode, Placer.Plan Plan, int Allocation, PendingReason? Reason, bool NodesUp);
 
     /// <summary>Admission, then placement, of a job on one partition. Changes nothing; the walk commits a fit.</summary>
     private Nomination Nominate(JobRecord job, int p, in Shape shape, long end, long now, bool full, int depth)
@@ -1175,14 +1175,14 @@ public sealed partial class SchedulerEngine
         }
 
         var nodesUp = _c.UpNodes[p] >= shape.Nodes;
-        if (!mayFit || !TryPlace(job, p, shape, end, out var plan))
+        if (!mayFit || !_placer.TryPlace(job, p, shape, end, out var plan))
         {
             return new Nomination(p, NominationMode.NoFit, default, -1, null, nodesUp);
         }
 
         // A gang holds whole nodes, which may be larger than the typical node its admission assumed: quota and grant
         // must cover what it will really hold.
-        var held = HeldBy(shape, plan);
+        var held = _placer.HeldBy(shape, plan);
         if (held != shape.HeldMilli)
         {
             admission = Admit(job, p, held, now);

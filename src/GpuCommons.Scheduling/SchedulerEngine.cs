@@ -23,6 +23,12 @@ public sealed partial class SchedulerEngine
     /// <summary>Nodes, GPUs, pools and running jobs by end (see <see cref="ClusterState"/>).</summary>
     private readonly ClusterState _c;
 
+    /// <summary>Placement and the resource-fit checks (see <see cref="Placer"/>).</summary>
+    private readonly Placer _placer;
+
+    /// <summary>Free cores and memory per node.</summary>
+    private ResourceLedger Ledger => _placer.Ledger;
+
     /// <summary>The backfill shadow computation (see <see cref="ShadowPlanner"/>).</summary>
     private readonly ShadowPlanner _shadow;
 
@@ -77,6 +83,7 @@ public sealed partial class SchedulerEngine
         }
 
         _c = new ClusterState(fleet);
+        _placer = new Placer(fleet, Options, _c, _partitionOrder, (job, p, held) => Admit(job, p, held, _walkNow).Reason is null);
         _shadow = new ShadowPlanner(fleet, _c, _jobs, () => Ledger);
 
         _admission = new Admission(new QuotaTracker(capacity), Options);
