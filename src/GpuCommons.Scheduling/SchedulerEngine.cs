@@ -83,12 +83,13 @@ public sealed partial class SchedulerEngine
         }
 
         _c = new ClusterState(fleet);
-        _placer = new Placer(fleet, Options, _c, _partitionOrder, (job, p, held) => Admit(job, p, held, _walkNow).Reason is null);
-        _shadow = new ShadowPlanner(fleet, _c, _jobs, () => Ledger);
+        var ledger = new ResourceLedger(fleet);
+        _placer = new Placer(fleet, Options, _c, ledger, _partitionOrder, (job, p, held) => Admit(job, p, held, _walkNow).Reason is null);
+        _shadow = new ShadowPlanner(fleet, _c, _jobs, ledger);
 
         _admission = new Admission(new QuotaTracker(capacity), Options);
         _fairShare = new FairShare(tenancy.TypeShares);
-        _preemption = new PreemptionPlanner(fleet, Options, _c, _jobs, _admission, _shadow, () => Ledger);
+        _preemption = new PreemptionPlanner(fleet, Options, _c, _jobs, _admission, ledger);
         foreach (var o in tenancy.Organisations)
         {
             AddOrganisation(o);

@@ -200,6 +200,18 @@ internal sealed class ClusterState
     /// <summary>Whether the node is up, so its free capacity is in its pool's indexes.</summary>
     public bool IsAttached(int n) => NodeState[n] == (int)Core.Fleet.NodeState.Up;
 
+    /// <summary>Whether a job may use the node once it is free (a shadow, a preemption): it is up, and its pool is one the job may use.</summary>
+    public bool NodeUsableFor(int n, JobRecord job) => IsAttached(n) && PoolUsableFor(Pools[Assigned[n]], job);
+
+    /// <summary>Whether a job may use a pool's nodes whenever they are free: the general pool, its own hold, or its project's reservation in its window.</summary>
+    public static bool PoolUsableFor(Pool pool, JobRecord job) => pool.Kind switch
+    {
+        PoolKind.General => true,
+        PoolKind.Hold => pool.HolderJob == job.Id,
+        PoolKind.Advance => pool.UsableUntil == long.MinValue && pool.OwnerProject == job.Project && pool.OwnerProject >= 0,
+        _ => false,
+    };
+
     /// <summary>Whether no GPU of the node is used, not even in part.</summary>
     public bool IsFullyFree(int n) => Free[n] == _fleet.Nodes[n].Gpus && Shared[n] == 0;
 

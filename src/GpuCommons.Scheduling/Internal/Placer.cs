@@ -11,7 +11,7 @@ namespace GpuCommons.Scheduling.Internal;
 /// <see cref="Ledger"/>), and the reason a job that found no room is given (<see cref="ExplainResources"/>). It reads the
 /// cluster state and changes nothing: the engine commits a plan.
 /// </summary>
-internal sealed class Placer(Fleet fleet, SchedulerOptions options, ClusterState cluster, int[] partitionOrder, Func<JobRecord, int, long, bool> admitted)
+internal sealed class Placer(Fleet fleet, SchedulerOptions options, ClusterState cluster, ResourceLedger ledger, int[] partitionOrder, Func<JobRecord, int, long, bool> admitted)
 {
     private const int Milli = JobSpec.MilliPerGpu;
     private readonly Fleet _fleet = fleet;
@@ -21,7 +21,25 @@ internal sealed class Placer(Fleet fleet, SchedulerOptions options, ClusterState
 
     private readonly List<int> _leafScratch = [];
     private readonly List<int> _nodeScratch = [];
+    private readonly FragmentationModel _fragmentation = new();
+    private readonly List<(int Node, int Gpu)> _fgdCandidates = [];
 
+    /// <summary>Free cores and memory per node.</summary>
+    public ResourceLedger Ledger { get; } = ledger;
+
+    /// <summary>The popularity window of shapes that fragmentation-aware placement scores against.</summary>
+    public FragmentationModel Fragmentation => _fragmentation;
+
+    // The job being placed: set by BeginFit for one TryPlace.
+    private JobRecord? _fitJob;
+    private ResourceDemand _fitDemand;
+    /// <summary>False when every node passes (nothing tracked in the partition, no model or feature asked): today's fast path.</summary>
+    private bool _fitCheck;
+    private bool _fitConstrained;
+    /// <summary>Place this job fragmentation-aware.</summary>
+    private bool _fitFgd;
+
+    /// <summary>Where a job would run: its pool, and its node and GPU (one node) or its nodes (a gang).</summary>
     public struct Plan
     {
         public int Pool;
@@ -342,25 +360,7 @@ internal sealed class Placer(Fleet fleet, SchedulerOptions options, ClusterState
         return held;
     }
 
-    private ResourceLedger? _ledgerState;
-    private readonly FragmentationModel _fragmentation = new();
-    private readonly List<(int Node, int Gpu)> _fgdCandidates = [];
-
-    /// <summary>Free cores and memory per node.</summary>
-    public ResourceLedger Ledger => _ledgerState ??= new ResourceLedger(_fleet);
-
-    /// <summary>The popularity window of shapes that fragmentation-aware placement scores against.</summary>
-    public FragmentationModel Fragmentation => _fragmentation;
-
-    // The job being placed: set by BeginFit for one TryPlace.
-    private JobRecord? _fitJob;
-    private ResourceDemand _fitDemand;
-    /// <summary>False when every node passes (nothing tracked in the partition, no model or feature asked): today's fast path.</summary>
-    private bool _fitCheck;
-    private bool _fitConstrained;
-    /// <summary>Place this job fragmentation-aware.</summary>
-    private bool _fitFgd;
-
+    /// <summary>Sets up the fit checks for one placement of <paramref name="job"/> in partition <paramref name="p"/>.</summary>
     private void BeginFit(JobRecord job, int p, in Shape shape)
     {
         var part = _fleet.Partitions[p];

@@ -11,7 +11,7 @@ namespace GpuCommons.Scheduling.Internal;
 /// from (its scratch lists aside, and the quota sums it applies and takes back); the engine commits a plan.
 /// </summary>
 internal sealed class PreemptionPlanner(Fleet fleet, SchedulerOptions options, ClusterState cluster, Dictionary<long, JobRecord> jobs, Admission admission,
-    ShadowPlanner shadow, Func<ResourceLedger> ledger)
+    ResourceLedger ledger)
 {
     private const int Milli = JobSpec.MilliPerGpu;
     private readonly Fleet _fleet = fleet;
@@ -19,9 +19,8 @@ internal sealed class PreemptionPlanner(Fleet fleet, SchedulerOptions options, C
     private readonly ClusterState _c = cluster;
     private readonly Dictionary<long, JobRecord> _jobs = jobs;
     private readonly Admission _admission = admission;
-    private readonly ShadowPlanner _shadow = shadow;
 
-    private ResourceLedger Ledger => ledger();
+    private ResourceLedger Ledger { get; } = ledger;
 
     private readonly Dictionary<int, List<JobRecord>> _victimsByNode = [];
     private readonly Stack<List<JobRecord>> _spareVictimLists = new();
@@ -135,7 +134,7 @@ internal sealed class PreemptionPlanner(Fleet fleet, SchedulerOptions options, C
 
                 foreach (var n in v.Placement!.Nodes)
                 {
-                    if (!_shadow.NodeUsableFor(n, job) || !NodeCouldHold(job, p, shape, n))
+                    if (!_c.NodeUsableFor(n, job) || !NodeCouldHold(job, p, shape, n))
                     {
                         continue;
                     }
@@ -251,7 +250,7 @@ internal sealed class PreemptionPlanner(Fleet fleet, SchedulerOptions options, C
         cost.Clear();
         foreach (var n in part.Nodes)
         {
-            if (!_shadow.NodeUsableFor(n, job) || _fleet.Nodes[n].Gpus < shape.Amount)
+            if (!_c.NodeUsableFor(n, job) || _fleet.Nodes[n].Gpus < shape.Amount)
             {
                 continue;
             }

@@ -9,14 +9,14 @@ namespace GpuCommons.Scheduling.Internal;
 /// (per GPU and per node, and the resource ledger's shadow), never into the cluster state, so it leaves no trace: the
 /// engine turns its answer into a hold pool.
 /// </summary>
-internal sealed class ShadowPlanner(Fleet fleet, ClusterState cluster, Dictionary<long, JobRecord> jobs, Func<ResourceLedger> ledger)
+internal sealed class ShadowPlanner(Fleet fleet, ClusterState cluster, Dictionary<long, JobRecord> jobs, ResourceLedger ledger)
 {
     private const int Milli = JobSpec.MilliPerGpu;
     private readonly Fleet _fleet = fleet;
     private readonly ClusterState _c = cluster;
     private readonly Dictionary<long, JobRecord> _jobs = jobs;
 
-    private ResourceLedger Ledger => ledger();
+    private ResourceLedger Ledger { get; } = ledger;
 
     // What a shadow computation has released so far, per GPU (thousandths) and per node (whole GPUs), with the indexes
     // it touched, so that the next one resets only those instead of clearing arrays the size of the fleet.
@@ -26,24 +26,6 @@ internal sealed class ShadowPlanner(Fleet fleet, ClusterState cluster, Dictionar
     private readonly List<int> _relNodeTouched = [];
     private readonly List<int> _freedNodes = [];
     private int[] _domainCount = [];
-
-    /// <summary>Whether a job may use the node: it is up, and in the general pool, the job's own hold, or its project's reservation in its window.</summary>
-    public bool NodeUsableFor(int n, JobRecord job)
-    {
-        if (!_c.IsAttached(n))
-        {
-            return false;
-        }
-
-        var pool = _c.Pools[_c.Assigned[n]];
-        return pool.Kind switch
-        {
-            PoolKind.General => true,
-            PoolKind.Hold => pool.HolderJob == job.Id,
-            PoolKind.Advance => pool.UsableUntil == long.MinValue && pool.OwnerProject == job.Project && pool.OwnerProject >= 0,
-            _ => false,
-        };
-    }
 
     /// <summary>
     /// Walks running jobs of the partition by walltime end and releases their GPUs until the job fits: returns that time
@@ -67,7 +49,7 @@ internal sealed class ShadowPlanner(Fleet fleet, ClusterState cluster, Dictionar
             foreach (var id in _c.ActivePools[p])
             {
                 var pool = _c.Pools[id];
-                if (pool.Kind == PoolKind.General || pool.HolderJob == job.Id || (pool.Kind == PoolKind.Advance && pool.UsableUntil == long.MinValue && pool.OwnerProject == job.Project))
+                if (ClusterState.PoolUsableFor(pool, job))
                 {
                     if (!mixed)
                     {
@@ -112,7 +94,7 @@ internal sealed class ShadowPlanner(Fleet fleet, ClusterState cluster, Dictionar
             var running = _jobs[id];
             foreach (var n in running.Placement!.Nodes)
             {
-                if (!NodeUsableFor(n, job))
+                if (!_c.NodeUsableFor(n, job))
                 {
                     continue;
                 }
@@ -276,7 +258,7 @@ internal sealed class ShadowPlanner(Fleet fleet, ClusterState cluster, Dictionar
                 for (var i = 0; i < set.Count && picked.Count < shape.Nodes; i++)
                 {
                     var n = set[i];
-                    if (NodeUsableFor(n, job) && _fleet.Nodes[n].Gpus >= shape.Amount)
+                    if (_c.NodeUsableFor(n, job) && _fleet.Nodes[n].Gpus >= shape.Amount)
                     {
                         picked.Add(n);
                     }
