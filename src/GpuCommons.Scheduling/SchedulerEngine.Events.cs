@@ -140,23 +140,14 @@ public sealed partial class SchedulerEngine
     {
         var node = Fleet.FindNode(nodeName) ?? throw new SpecException("node", $"unknown node '{nodeName}'");
         var n = node.Index;
-        var old = (NodeState)_c.NodeState[n];
-        if (old == state)
+        if ((NodeState)_c.NodeState[n] == state)
         {
             return [];
         }
 
-        if (old == NodeState.Up)
-        {
-            _c.Detach(n);
-            _c.UpNodes[node.PartitionIndex]--;
-        }
-
-        _c.NodeState[n] = (int)state;
+        _c.SetNodeState(n, state);
         if (state == NodeState.Up)
         {
-            _c.UpNodes[node.PartitionIndex]++;
-            _c.Attach(n);
             _capacityDirty = true;
         }
 

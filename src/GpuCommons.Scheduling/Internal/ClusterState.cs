@@ -7,7 +7,7 @@ namespace GpuCommons.Scheduling.Internal;
 /// What the fleet holds now: each node's state and free GPUs, each GPU's used share, the pools the nodes belong to with
 /// their free-capacity indexes, and the running jobs by end time per partition. It owns every change to a node's free
 /// capacity: <see cref="ChangeGpu"/> and <see cref="ChangeGpus"/> take or release GPUs, <see cref="Reassign"/> moves a
-/// node between pools, and each goes <see cref="Detach"/> → change → <see cref="Attach"/> so the pool indexes always agree
+/// node between pools, <see cref="SetNodeState"/> takes it out of service or back, and each goes <see cref="Detach"/> → change → <see cref="Attach"/> so the pool indexes always agree
 /// with the per-GPU state. <see cref="FreeVersion"/> moves on with every such change, so a cached answer about free
 /// capacity knows when it is stale.
 /// </summary>
@@ -199,6 +199,24 @@ internal sealed class ClusterState
 
     /// <summary>Whether the node is up, so its free capacity is in its pool's indexes.</summary>
     public bool IsAttached(int n) => NodeState[n] == (int)Core.Fleet.NodeState.Up;
+
+    /// <summary>Changes a node's state: only an up node's free capacity is in its pool's indexes and counts as up.</summary>
+    public void SetNodeState(int n, Core.Fleet.NodeState state)
+    {
+        var partition = _fleet.Nodes[n].PartitionIndex;
+        if (NodeState[n] == (int)Core.Fleet.NodeState.Up)
+        {
+            Detach(n);
+            UpNodes[partition]--;
+        }
+
+        NodeState[n] = (int)state;
+        if (state == Core.Fleet.NodeState.Up)
+        {
+            UpNodes[partition]++;
+            Attach(n);
+        }
+    }
 
     /// <summary>Whether a job may use the node once it is free (a shadow, a preemption): it is up, and its pool is one the job may use.</summary>
     public bool NodeUsableFor(int n, JobRecord job) => IsAttached(n) && PoolUsableFor(Pools[Assigned[n]], job);
