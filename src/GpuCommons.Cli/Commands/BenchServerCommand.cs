@@ -45,7 +45,7 @@ internal static class BenchServerCommand
         var concurrentStarts = new Option<int>("--max-concurrent-starts")
         {
             Description = "With --slurm-wave: the server's starts in flight at once (sbatch processes at a time)",
-            DefaultValueFactory = _ => new GpuCommons.Server.ServerOptions().MaxConcurrentStarts,
+            DefaultValueFactory = _ => GpuCommons.Server.ServerOptions.DefaultConcurrentStarts,
         };
         var niceness = new Option<int>("--slurm-niceness")
         {

@@ -42,6 +42,7 @@ internal static partial class ClientCommands
         list.SetAction(async (parse, ct) =>
         {
             using var api = Api.From(parse.GetValue(c1.Server), parse.GetValue(c1.Token));
+            var json = parse.GetValue(c1.Json);
             var raw = new List<JsonNode?>();
             var all = new List<UserDto>();
             string? after = null;
@@ -49,13 +50,20 @@ internal static partial class ClientCommands
             {
                 var page = await api.SendAsync(HttpMethod.Get, "/api/users?limit=1000" + (after is null ? "" : "&after=" + Uri.EscapeDataString(after)), null, ct);
                 var users = Read(page, ContractsJson.Default.PageUserDto);
-                raw.AddRange(RawItems(page));
-                all.AddRange(users.Items ?? []);
+                if (json)
+                {
+                    raw.AddRange(RawItems(page));
+                }
+                else
+                {
+                    all.AddRange(users.Items ?? []);
+                }
+
                 after = users.Next;
             }
             while (after is not null);
 
-            if (parse.GetValue(c1.Json))
+            if (json)
             {
                 PrintAll(raw);
                 return 0;

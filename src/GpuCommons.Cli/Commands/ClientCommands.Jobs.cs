@@ -414,9 +414,16 @@ internal static partial class ClientCommands
     /// <summary>A page of jobs: each as the server sent it (for <c>--json</c>) and as read; <paramref name="next"/> the next page's cursor.</summary>
     private static List<(JsonNode Raw, JobDto Job)> Jobs(JsonNode? page, out string? next)
     {
+        var typed = Read(page, ContractsJson.Default.PageJobDto);
+        next = typed.Next;
         var raw = RawItems(page);
-        next = Read(page, ContractsJson.Default.PageJobDto).Next;
-        return raw.Select(j => (j?.DeepClone() ?? throw new CliException("the server's page of jobs holds a null", CliRunner.Failure), Read(j, ContractsJson.Default.JobDto))).ToList();
+        var jobs = typed.Items ?? [];
+        if (raw.Count != jobs.Count || raw.Any(r => r is null) || jobs.Any(j => j is null))
+        {
+            throw new CliException("the server's page of jobs holds a null", CliRunner.Failure);
+        }
+
+        return [.. raw.Zip(jobs, (r, j) => (r!, j))];
     }
 
     /// <summary>A job id as given on the command line: <c>12</c>, or <c>12_7</c> for task 7 of array 12.</summary>

@@ -167,7 +167,7 @@ internal static partial class ClientCommands
                 }
 
                 var t = new Output.Sheet("ID", "PROJECT", "ASKED GPU-H", "STATE", "SCORE", "AWARDED GPU-H", "BY");
-                foreach (var r in Read(page, ContractsJson.Default.PageAllocationRequestDto).Items)
+                foreach (var r in Read(page, ContractsJson.Default.PageAllocationRequestDto).Items ?? [])
                 {
                     t.Add(Inv(r.Id), r.Project, Num(r.GpuHours), r.State, Inv(r.Score), Num(r.AwardedGpuHours), r.RequestedBy);
                 }
@@ -291,13 +291,13 @@ internal static partial class ClientCommands
                     if (kind == "organisation")
                     {
                         var orgs = Read(page, ContractsJson.Default.PageOrganisationDto);
-                        rows.AddRange(orgs.Items.Select(x => new TenantQuotas(kind, x.Name, x.Quotas)));
+                        rows.AddRange((orgs.Items ?? []).Select(x => new TenantQuotas(kind, x.Name, x.Quotas)));
                         after = orgs.Next;
                     }
                     else
                     {
                         var projects = Read(page, ContractsJson.Default.PageProjectDto);
-                        rows.AddRange(projects.Items.Select(x => new TenantQuotas(kind, x.Name, x.Quotas)));
+                        rows.AddRange((projects.Items ?? []).Select(x => new TenantQuotas(kind, x.Name, x.Quotas)));
                         after = projects.Next;
                     }
                 }
@@ -425,8 +425,8 @@ internal static partial class ClientCommands
     /// <summary>The items of a page (<see cref="GpuCommons.Contracts.Page{T}"/>) as the server sent them, for <c>--json</c>.</summary>
     private static IReadOnlyList<JsonNode?> RawItems(JsonNode? page) => Read(page, CliJson.Default.PageJsonNode).Items ?? [];
 
-    /// <summary>Items as the server sent them, as one JSON array for <c>--json</c>.</summary>
-    private static void PrintAll(IEnumerable<JsonNode?> items) => Print(new JsonArray(items.Select(i => i?.DeepClone()).ToArray()));
+    /// <summary>Items as the server sent them (<see cref="RawItems"/>: nodes of their own), as one JSON array for <c>--json</c>.</summary>
+    private static void PrintAll(IEnumerable<JsonNode?> items) => Print(new JsonArray([.. items]));
 
     /// <summary>A server answer read as its contract type; a clear error (not a stack trace) when it is not one.</summary>
     private static T Read<T>(JsonNode? answer, JsonTypeInfo<T> type)

@@ -24,7 +24,7 @@ public sealed class FleetModel : PortalPage
     public IReadOnlyList<Reports.LostJob> Lost => Report.Lost;
     public Reports.Snapshot Report { get; private set; } = null!;
     /// <summary>Reconciliation with the cluster manager: the last pass, and what it found still open or resolved lately.</summary>
-    public ReconcileStatus Reconcile { get; private set; } = null!;
+    public GpuCommons.Contracts.ReconciliationDto Reconcile { get; private set; } = null!;
     public int OpenCount { get; private set; }
     public List<DiscrepancyRow> Open { get; private set; } = [];
     public List<DiscrepancyRow> Resolved { get; private set; } = [];

@@ -114,9 +114,6 @@ internal static class FleetApi
         }).WithTags("events").Produces<Page<EventDto>>().WithSummary("Audit events and allocation alerts (kind=allocation.alert)");
     }
 
-    private static ReconciliationDto ToDto(ReconcileStatus s) =>
-        new(s.Enabled, s.LastPass, s.Reachable, s.ExpectedJobs, s.BackendJobs, s.ElapsedMs, s.Passes, s.NextAttempt, s.Problem);
-
     private static async Task<IResult> DiscrepanciesAsync(HttpContext ctx, GpucDbFactory f, ServerOptions o, ReconciliationService rec, string? state, string? kind, int? limit)
     {
         var c = ctx.Caller();
@@ -143,7 +140,7 @@ internal static class FleetApi
         var take = Http.Limit(limit, o);
         var rows = await q.OrderByDescending(d => d.LastSeen).ThenByDescending(d => d.Id).Take(take).ToListAsync();
         var open = await db.Discrepancies.CountAsync(d => d.Resolved == null);
-        return Results.Ok(new DiscrepancyReport(ToDto(rec.Status), open, rows.Select(d => new DiscrepancyDto(d.Id, d.Kind, d.JobId, d.Attempt, d.ExternalId, d.Node,
+        return Results.Ok(new DiscrepancyReport(rec.Status, open, rows.Select(d => new DiscrepancyDto(d.Id, d.Kind, d.JobId, d.Attempt, d.ExternalId, d.Node,
             d.Detail, d.SuggestedAction, d.FirstSeen, d.LastSeen, d.Seen, d.Resolved, d.Action)).ToList()));
     }
 

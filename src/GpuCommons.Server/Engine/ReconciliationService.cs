@@ -9,22 +9,6 @@ using Microsoft.Extensions.Logging;
 
 namespace GpuCommons.Server.Engine;
 
-/// <summary>Where reconciliation stands, for the operator view.</summary>
-/// <param name="Enabled">False when the backend has nothing to reconcile (local processes).</param>
-/// <param name="Reachable">Whether the last pass reached the cluster manager.</param>
-/// <param name="NextAttempt">Next pass; later than the interval while the manager backs off.</param>
-/// <param name="Problem">Why the last pass concluded nothing about jobs (manager down, unreadable output), in words.</param>
-public sealed record ReconcileStatus(
-    bool Enabled,
-    DateTimeOffset? LastPass,
-    bool Reachable,
-    int ExpectedJobs,
-    int BackendJobs,
-    double ElapsedMs,
-    long Passes,
-    DateTimeOffset? NextAttempt,
-    string? Problem);
-
 /// <summary>
 /// Every <see cref="ServerOptions.ReconcileInterval"/> (longer while the cluster manager backs off), compares the runs the
 /// loop holds with the backend (<see cref="IBackendReconciler"/>), keeps every discrepancy in the <c>discrepancies</c>
@@ -44,7 +28,7 @@ public sealed partial class ReconciliationService : BackgroundService
     private readonly IBackendReconciler? _reconciler;
     private readonly SemaphoreSlim _pass = new(1, 1);
     private long _passes;
-    private ReconcileStatus _last;
+    private ReconciliationDto _last;
     private DateTimeOffset? _next;
 
     public ReconciliationService(Coordinator co, GpucDbFactory db, ServerOptions options, TimeProvider time, ILogger<ReconciliationService> log, IBackendReconciler? reconciler)
@@ -55,11 +39,11 @@ public sealed partial class ReconciliationService : BackgroundService
         _time = time;
         _log = log;
         _reconciler = reconciler;
-        _last = new ReconcileStatus(reconciler is not null, null, false, 0, 0, 0, 0, null, null);
+        _last = new ReconciliationDto(reconciler is not null, null, false, 0, 0, 0, 0, null, null);
     }
 
     /// <summary>The last pass, for the API and the portal.</summary>
-    public ReconcileStatus Status => _last with { NextAttempt = _next };
+    public ReconciliationDto Status => _last with { NextAttempt = _next };
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -137,7 +121,7 @@ public sealed partial class ReconciliationService : BackgroundService
                 problem = $"{malformed} line(s) of backend output could not be read and were skipped";
             }
 
-            _last = new ReconcileStatus(true, report.Time, report.Reachable, report.ExpectedJobs, report.BackendJobs, report.Elapsed.TotalMilliseconds,
+            _last = new ReconciliationDto(true, report.Time, report.Reachable, report.ExpectedJobs, report.BackendJobs, report.Elapsed.TotalMilliseconds,
                 Interlocked.Increment(ref _passes), null, problem);
             LogPass(report.ExpectedJobs, report.BackendJobs, report.Discrepancies.Count, report.Reachable);
             return report;
