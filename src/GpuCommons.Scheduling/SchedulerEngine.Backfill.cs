@@ -22,6 +22,7 @@ public sealed partial class SchedulerEngine
             var shape = job.Shapes[p];
 
             _holdAttempts[p]++;
+            _holdTries++;
             if (_shadow.Find(job, p, shape, now, bestT) is ({ } t, { } nodes) && t < bestT)
             {
                 bestT = t;

@@ -40,6 +40,9 @@ public sealed partial class SchedulerEngine
 
     /// <summary>Reservation computations tried per partition in this pass; a partition whose jobs cannot get one stops trying.</summary>
     private int[] _holdAttempts = [];
+
+    /// <summary>Reservation computations tried so far (every pass): a change of it means a partition's attempts changed.</summary>
+    private long _holdTries;
     private int _holdAttemptLimit;
 
     private ulong HoldSlots(ulong partitions, int depth)
@@ -406,6 +409,8 @@ public sealed partial class SchedulerEngine
         var walls = ReferenceEquals(jobs, _queue.Order) && !full ? _queue.OrderWall : null;
         var examined = 0;
         var looked = 0;
+        (long Free, long Tries, int Started) restMark = (-1, -1, -1);
+        var restHoldSlots = 0UL;
         for (var i = 0; i < jobs.Count; i++)
         {
             if (wholeOrder && i == _queue.SortedUntil)
@@ -420,6 +425,7 @@ public sealed partial class SchedulerEngine
                 if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle)
                     && --_checkedRestWait <= 0)
                 {
+                    restMark = (-1L, -1L, -1);
                     if (TryDecideCheckedRest(jobs, i, now, depth, result))
                     {
                         // Checked job by job: no job of the rest could be placed or reserved, so none changes the state.
@@ -475,6 +481,37 @@ public sealed partial class SchedulerEngine
             {
                 SetReason(job, PendingReason.Priority);
                 continue;
+            }
+
+            // 3-. On a full pass with no preemption left, once a job is blocked, a job whose step would change nothing (no
+            // partition that admits it may fit it, no reservation is open to it) is decided from its class's entries,
+            // worked out again whenever the state changes.
+            if (full && blockedSeen && Options.ClassDecisions && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
+            {
+                // Admission changes with a start; the pools' room with a start or a reservation; the reservations still
+                // to give with every try.
+                if (result.Started.Count != restMark.Started)
+                {
+                    _classes.BeginPass(CheckedBank);
+                }
+
+                if (_c.FreeVersion != restMark.Free)
+                {
+                    RefreshRestRoom();
+                }
+
+                if (_holdTries != restMark.Tries)
+                {
+                    restHoldSlots = HoldSlots(ulong.MaxValue, depth);
+                }
+
+                restMark = (_c.FreeVersion, _holdTries, result.Started.Count);
+                if (DecideRestJob(job, now, CheckedBank, checkFit: true, restHoldSlots, out var restReason, out var restEstimate))
+                {
+                    ClassDecided++;
+                    Decide(job, restReason, restEstimate);
+                    continue;
+                }
             }
 
             var end = now + job.WalltimeTicks;
@@ -778,7 +815,11 @@ public sealed partial class SchedulerEngine
         _classes.BeginPass(SnapshotBank);
         for (var c = 0; c < _classes.Count; c++)
         {
-            FillClass(SnapshotBank, c, now);
+            // Every job of the rest is pending, so a class without pending jobs has none in it.
+            if (_classes.Pending(c) > 0)
+            {
+                FillClass(SnapshotBank, c, now);
+            }
         }
     }
 
@@ -868,8 +909,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            if (checkFit && (e.Fit == DecisionClasses.Entry.FitState.Always
-                || (e.Fit == DecisionClasses.Entry.FitState.PerJob && MayFit(job.Shapes[e.Partition], e.Partition, job, end))))
+            if (checkFit && RoomFor(job, e.Partition, end))
             {
                 reason = default;
                 estimate = -1;
@@ -929,7 +969,8 @@ public sealed partial class SchedulerEngine
 
     /// <summary>
     /// Works out a class's entries in <paramref name="bank"/> for its pass: per partition it may use (in the walk's
-    /// order), quota, grants and nodes up, and in the checked bank whether a pool may fit it.
+    /// order), quota, grants and nodes up. Whether a pool may fit a job is not kept: it is read from the pools' room
+    /// (<see cref="RoomFor"/>), which reservations change without changing admission.
     /// </summary>
     private void FillClass(int bank, int c, long now)
     {
@@ -963,15 +1004,6 @@ public sealed partial class SchedulerEngine
                 e.Grants = anyActive ? DecisionClasses.Entry.GrantState.Active : DecisionClasses.Entry.GrantState.NoneActive;
             }
 
-            // As MayFit: a general pool takes any job; other pools depend on the job (its end, its hold).
-            e.Fit = DecisionClasses.Entry.FitState.Never;
-            if (bank == CheckedBank)
-            {
-                ref readonly var room = ref _restRoom[p];
-                e.Fit = Fits(room.General, shape) ? DecisionClasses.Entry.FitState.Always
-                    : Fits(room.Other, shape) ? DecisionClasses.Entry.FitState.PerJob
-                    : DecisionClasses.Entry.FitState.Never;
-            }
         }
 
         if (n != entries.Length)
@@ -985,7 +1017,7 @@ public sealed partial class SchedulerEngine
     /// <summary>The most room any one pool of a kind offers (see <see cref="MayFit"/>'s signature test).</summary>
     private readonly record struct PoolRoom(int Whole, int Share, int FullFree);
 
-    /// <summary>Per partition, the most room in its general pools and in its other pools, for <see cref="FillClass"/>.</summary>
+    /// <summary>Per partition, the most room in its general pools and in its other pools, for <see cref="RoomFor"/>.</summary>
     private (PoolRoom General, PoolRoom Other)[] _restRoom = [];
 
     private static bool Fits(PoolRoom room, in Shape shape) => Fits(room.Whole, room.Share, room.FullFree, shape);
@@ -998,10 +1030,28 @@ public sealed partial class SchedulerEngine
         _ => fullFree >= shape.Nodes,
     };
 
-    /// <summary>Starts a checked rest: classes are filled anew in the checked bank, against the pools' room as it is now (the rest changes none).</summary>
+    /// <summary>
+    /// As <see cref="MayFit"/>, from the most room of the partition's pools (<see cref="RefreshRestRoom"/>): a general
+    /// pool takes any job; other pools depend on the job (its end, its hold), and are looked at only when their most room
+    /// could hold it.
+    /// </summary>
+    private bool RoomFor(JobRecord job, int p, long end)
+    {
+        ref readonly var room = ref _restRoom[p];
+        ref readonly var shape = ref job.Shapes[p];
+        return Fits(room.General, shape) || (Fits(room.Other, shape) && MayFit(shape, p, job, end));
+    }
+
+    /// <summary>Starts a checked rest: classes are filled anew in the checked bank, and the pools' room is taken as it is now (the rest changes none).</summary>
     private void BeginCheckedRest()
     {
         _classes.BeginPass(CheckedBank);
+        RefreshRestRoom();
+    }
+
+    /// <summary>Per partition, the most room in its general pools and in its other pools, as the pools are now.</summary>
+    private void RefreshRestRoom()
+    {
         if (_restRoom.Length != Fleet.Partitions.Count)
         {
             _restRoom = new (PoolRoom, PoolRoom)[Fleet.Partitions.Count];
@@ -1020,6 +1070,9 @@ public sealed partial class SchedulerEngine
             _restRoom[p] = (general, other);
         }
     }
+
+    /// <summary>Jobs a full pass's walk decided from their decision class, not nominated (<see cref="SchedulerOptions.ClassDecisions"/>); for tests.</summary>
+    internal long ClassDecided { get; private set; }
 
     /// <summary>Full passes whose rest <see cref="TryDecideCheckedRest"/> decided; for tests.</summary>
     internal int CheckedRests { get; private set; }

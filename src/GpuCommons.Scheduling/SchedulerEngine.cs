@@ -413,12 +413,14 @@ public sealed partial class SchedulerEngine
         Decide(job, PendingReason.New, -1);
         job.Priority = double.PositiveInfinity;
         _queue.Add(job, _time.GetUtcNow().UtcTicks);
+        _classes.CountPending(job.DecisionClass, +1);
     }
 
     private void RemovePending(JobRecord job)
     {
         job.Priority = PriorityOf(job); // the last sort's key, kept: it is worked out only while the job is queued
         _queue.Remove(job);
+        _classes.CountPending(job.DecisionClass, -1);
         _reasons.Forget(job);
         if (job.HeldPool >= 0)
         {

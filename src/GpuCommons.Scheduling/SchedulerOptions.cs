@@ -143,6 +143,14 @@ public sealed class SchedulerOptions
     /// </summary>
     internal bool ColumnarKeys { get; set; } = true;
 
+    /// <summary>
+    /// Whether a full pass, once no preemption is left and a job is blocked, decides a job whose step would change
+    /// nothing from its decision class (admission worked out once per class and state, room from the pools' most room)
+    /// instead of nominating it on every partition. False: every job is nominated, as before. The decisions and reasons
+    /// are the same either way (a property checks it); the switch is kept for that property.
+    /// </summary>
+    internal bool ClassDecisions { get; set; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
     {

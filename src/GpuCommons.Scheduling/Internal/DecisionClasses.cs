@@ -19,6 +19,7 @@ internal sealed class DecisionClasses
     private Shape[][] _shapes = new Shape[64][];
     private ulong[] _mask = new ulong[64];
     private int[] _offset = new int[64];
+    private int[] _pending = new int[64];
     private int _entryCount;
     private readonly Bank[] _banks = [new(), new()];
 
@@ -41,6 +42,7 @@ internal sealed class DecisionClasses
             Array.Resize(ref _shapes, size);
             Array.Resize(ref _mask, size);
             Array.Resize(ref _offset, size);
+            Array.Resize(ref _pending, size);
             foreach (var bank in _banks)
             {
                 Array.Resize(ref bank.Stamp, size);
@@ -71,6 +73,12 @@ internal sealed class DecisionClasses
     public void BeginPass(int bank) => _banks[bank].Pass++;
 
     public int Project(int id) => _project[id];
+
+    /// <summary>Pending jobs of the class (a class outlives its jobs: only those with some are worth filling for a whole pass).</summary>
+    public int Pending(int id) => _pending[id];
+
+    /// <summary>A job of the class was queued (+1) or left the queue (-1).</summary>
+    public void CountPending(int id, int delta) => _pending[id] += delta;
 
     public Shape[] Shapes(int id) => _shapes[id];
 
@@ -106,20 +114,11 @@ internal sealed class DecisionClasses
             Active,
         }
 
-        /// <summary>Whether a pool may take the shape: no pool has room for it, a general pool has, or only pools that depend on the job (its end, its hold).</summary>
-        public enum FitState : byte
-        {
-            Never,
-            Always,
-            PerJob,
-        }
-
         public byte Partition;
         /// <summary>The quota's refusal; <see cref="PendingReason.New"/> when quota admits (New is never a refusal).</summary>
         public PendingReason Quota;
         public bool NodesUp;
         public GrantState Grants;
-        public FitState Fit;
         /// <summary>With active grants and none of them NaN: the most any one covers (its remaining GPU-hours plus the grants' tolerance).</summary>
         public bool AnyGrantNaN;
         public double MaxCover;

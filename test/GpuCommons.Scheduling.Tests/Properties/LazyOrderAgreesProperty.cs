@@ -31,13 +31,14 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
     {
         var settled = 0;
         var checkedRests = 0;
+        var byClass = 0L;
         var cases = 0;
         Deterministic.Sample(Cases, c =>
         {
             // Fewer preemptors per pass (the same on both) let more passes reach the settled rest.
             // The plain engine sorts the whole queue every full pass, and its keys read and write each job: it decides and
-            // writes every job's reason, estimate and priority in every full pass.
-            var plain = Fingerprints(c.World, o => { o.LazyOrder = false; o.ColumnarKeys = false; o.MaxPreemptorsPerCycle = c.Preemptors; }, out _);
+            // writes every job's reason, estimate and priority in every full pass, each by nominating it.
+            var plain = Fingerprints(c.World, o => { o.LazyOrder = false; o.ColumnarKeys = false; o.ClassDecisions = false; o.MaxPreemptorsPerCycle = c.Preemptors; }, out _);
             var lazy = Fingerprints(c.World, o => { o.LazyOrder = true; o.SortedHead = c.Head; o.MaxPreemptorsPerCycle = c.Preemptors; }, out var engine);
             for (var i = 0; i < plain.Count; i++)
             {
@@ -49,14 +50,16 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
 
             settled += engine.Engine.SettledRests;
             checkedRests += engine.Engine.CheckedRests;
+            byClass += engine.Engine.ClassDecided;
             cases++;
         }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors}\n{c.World}", writeLine: output.WriteLine);
 
-        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} of them checked job by job");
+        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} of them checked job by job; {byClass} jobs decided from their class in the walk");
 
         // The property must reach the unsorted rest often, both ways, or it checks nothing.
         settled.ShouldBeGreaterThan(200);
         checkedRests.ShouldBeGreaterThan(50);
+        byClass.ShouldBeGreaterThan(1000);
     }
 
     /// <summary>
