@@ -411,9 +411,13 @@ public sealed partial class SchedulerEngine
         var looked = 0;
         (long Free, long Tries, int Started) restMark = (-1, -1, -1);
         var restHoldSlots = 0UL;
-        for (var i = 0; i < jobs.Count; i++)
+        List<JobRecord>? restCandidates = null;
+        var candidate = 0;
+        var restCounted = false;
+        var restFrom = 0;
+        for (var i = 0; i < jobs.Count || restCandidates is not null; i++)
         {
-            if (wholeOrder && i == _queue.SortedUntil)
+            if (wholeOrder && i == _queue.SortedUntil && restCandidates is null)
             {
                 if (full && RestIsSettled(blocked, allBlocked, preemptors, depth))
                 {
@@ -422,28 +426,59 @@ public sealed partial class SchedulerEngine
                     break;
                 }
 
-                if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle)
-                    && --_checkedRestWait <= 0)
+                if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
                 {
                     restMark = (-1L, -1L, -1);
-                    if (TryDecideCheckedRest(jobs, i, now, depth, result))
+                    var candidates = FindRestCandidates(i, now, depth);
+                    CheckedRests++;
+                    LeaveRestLazy(jobs, i, now, result);
+                    if (candidates.Count == 0)
                     {
-                        // Checked job by job: no job of the rest could be placed or reserved, so none changes the state.
-                        _checkedRestBackoff = 1;
+                        // No job of the rest could be placed or reserved: none changes the state, in any order.
+                        SettledRests++;
                         break;
                     }
 
-                    // The check was wasted: wait longer before the next (1, 2, 4 … 32 full passes). Either way every job
-                    // is decided the same; this only bounds the cost of checks that fail.
-                    _checkedRestWait = _checkedRestBackoff;
-                    _checkedRestBackoff = Math.Min(32, _checkedRestBackoff * 2);
+                    // The rest is decided as the state is now, but for its candidates (in the order of the whole sort),
+                    // each stepped here unless it would change the state: then the walk goes on in order from it.
+                    restCounted = true;
+                    restCandidates = candidates;
+                    restFrom = i;
+                    candidate = 0;
                 }
-
-                // The last full sort ordered only the head of the queue, and this pass needs the order beyond it.
-                _queue.SortTail();
+                else
+                {
+                    // The last full sort ordered only the head of the queue, and this pass needs the order beyond it.
+                    _queue.SortTail();
+                }
             }
 
-            if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon && Options.Backfill != BackfillMode.None)
+            JobRecord job;
+            if (restCandidates is not null)
+            {
+                // The rest's candidates, one per turn (i only counts the turns from here).
+                if (candidate == restCandidates.Count)
+                {
+                    // Every candidate was stepped and none changed the state: the rest stays as decided.
+                    SettledRests++;
+                    break;
+                }
+
+                job = restCandidates[candidate++];
+                if (WouldChangeState(job, now, depth))
+                {
+                    // Its step changes the state that the jobs after it are decided on: from it on, the rest is walked in
+                    // the whole sort's order (the jobs before it stay as the rest decided them).
+                    ContinuedRests++;
+                    restCandidates = null;
+                    _queue.SortTail();
+                    i = PlaceOf(jobs, job, restFrom);
+                }
+
+                // Otherwise its step changes nothing the rest's decisions read (it writes its reason; a reservation may be
+                // tried in vain), as at its place in the order.
+            }
+            else if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon && Options.Backfill != BackfillMode.None)
             {
                 // Only short jobs could use the free GPUs (held until a reserved job starts); this one is not short.
                 // Holders of those GPUs are tried after the pass. Skip to the next short job at once (a vectorised
@@ -453,8 +488,11 @@ public sealed partial class SchedulerEngine
                 i = next < 0 ? stop - 1 : i + next;
                 continue;
             }
+            else
+            {
+                job = jobs[i];
+            }
 
-            var job = jobs[i];
             if (job.State != JobState.Pending)
             {
                 continue;
@@ -474,7 +512,12 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            result.Considered++;
+            if (!restCounted)
+            {
+                // (A rest decided as a whole counted its jobs.)
+                result.Considered++;
+            }
+
             looked++;
             var mask = job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked;
             if (Options.Backfill == BackfillMode.None && (blocked & mask) == mask)
@@ -826,45 +869,249 @@ public sealed partial class SchedulerEngine
     private const int SnapshotBank = 0;
     private const int CheckedBank = 1;
 
-    /// <summary>Full passes to skip before <see cref="TryDecideCheckedRest"/> is tried again after one that failed, and the next such wait.</summary>
-    private int _checkedRestWait;
-    private int _checkedRestBackoff = 1;
-
     /// <summary>
-    /// The rest of a full pass decided unsorted when <see cref="RestIsSettled"/> cannot tell from the partitions alone,
-    /// checked job by job instead: with a blocked job already seen and no preemption left, the walk's step for a job
-    /// changes nothing but the job's reason when no partition that admits it may fit it (<see cref="MayFit"/>) and it
-    /// can take no reservation (<see cref="HoldSlotsFor"/> is empty, or it holds one). If every job of the rest is so,
-    /// nothing changes the state while the rest is walked, in any order, and each job is decided as the sorted walk would
-    /// decide it: the rest is then left to be decided lazily, as a settled one (<see cref="LeaveRestLazy"/>; without the
-    /// checks, a job's step is the same). Otherwise nothing is written and false is returned (the walk sorts the tail
-    /// and goes on). Typical of a backlog: every partition full to the jobs waiting, and the partitions that still have
-    /// a reservation to give closed to jobs that may run on several (only the first blocked one gets those).
+    /// The rest of a full pass (the unsorted tail, from <paramref name="from"/>), once a blocked job was seen and no
+    /// preemption is left: the jobs whose step would place them or reserve for them in the state of now, in the order the
+    /// whole sort would walk them (by key, then place in the tail). Every other job's step changes nothing but its reason,
+    /// in this state and in any state later in the pass (a pass only takes capacity, quota, grants and reservations away),
+    /// and is the one <see cref="DecideRestJob"/> gives. The tail is read without touching its jobs: per class, the
+    /// longest walltime a job of it could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes
+    /// kept beside the order; only the jobs within it are checked one by one.
     /// </summary>
-    private bool TryDecideCheckedRest(List<JobRecord> jobs, int from, long now, int depth, ScheduleResult result)
+    private List<JobRecord> FindRestCandidates(int from, long now, int depth)
     {
-        // The partitions that still have a reservation to give (HoldSlots of every partition): the same for every job.
-        var holdSlots = HoldSlots(ulong.MaxValue, depth);
+        _restCandidates.Clear();
+        _restCandidateKeys.Clear();
         BeginCheckedRest();
-        for (var i = from; i < jobs.Count; i++)
+        var holdSlots = HoldSlots(ulong.MaxValue, depth);
+        _candidateScan++;
+        if (_candidateStamp.Length < _classes.Count)
         {
-            var job = jobs[i];
-            if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
+            Array.Resize(ref _candidateStamp, Math.Max(_classes.Count, _candidateStamp.Length * 2));
+            Array.Resize(ref _candidateWall, _candidateStamp.Length);
+        }
+
+        // A job holding a pool may fit its own pool whatever its walltime: its class is checked job by job.
+        foreach (var pool in _c.Pools)
+        {
+            if (pool.Active && pool.HolderJob >= 0 && _jobs.TryGetValue(pool.HolderJob, out var holder) && holder.State == JobState.Pending)
             {
-                // The walk would place it or reserve for it.
-                return false;
+                _candidateStamp[holder.DecisionClass] = _candidateScan;
+                _candidateWall[holder.DecisionClass] = long.MaxValue;
             }
         }
 
-        SettledRests++;
-        CheckedRests++;
-        LeaveRestLazy(jobs, from, now, result);
-        return true;
+        var keys = _queue.TailKeys;
+        var classes = _queue.TailDecisions;
+        var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_queue.OrderWall).Slice(from, keys.Length);
+        var order = _queue.Order;
+        for (var t = 0; t < keys.Length; t++)
+        {
+            var c = classes[t];
+            if (_candidateStamp[c] != _candidateScan)
+            {
+                _candidateStamp[c] = _candidateScan;
+                _candidateWall[c] = CandidateWalltime(c, now, holdSlots);
+            }
+
+            if (walls[t] > _candidateWall[c])
+            {
+                continue;
+            }
+
+            var job = order[from + t];
+            if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
+            {
+                _restCandidateKeys.Add((keys[t], t));
+            }
+        }
+
+        _restCandidateKeys.Sort();
+        foreach (var (_, t) in _restCandidateKeys)
+        {
+            _restCandidates.Add(order[from + t]);
+        }
+
+        return _restCandidates;
+    }
+
+    /// <summary>The place of <paramref name="job"/> in <paramref name="jobs"/> from <paramref name="from"/> on (by reference: no job is touched).</summary>
+    private static int PlaceOf(List<JobRecord> jobs, JobRecord job, int from)
+    {
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(jobs);
+        for (var i = from; i < span.Length; i++)
+        {
+            if (ReferenceEquals(span[i], job))
+            {
+                return i;
+            }
+        }
+
+        throw new InvalidOperationException($"job {job.Id}: not in the order it was found in");
+    }
+
+    private readonly List<JobRecord> _restCandidates = [];
+    private readonly List<(ulong Key, int Tail)> _restCandidateKeys = [];
+    private int[] _candidateStamp = [];
+    private long[] _candidateWall = [];
+    private int _candidateScan;
+
+    /// <summary>
+    /// At least the longest walltime with which a job of class <paramref name="c"/> could be placed or reserved for in the
+    /// state of now (<see cref="long.MinValue"/>: none): over the partitions that admit the class, the walltime its grants
+    /// cover (with an hour to spare), if a general pool has room for it or a reservation is open there: any; else, if
+    /// another pool has room for it, the longest a job may run to use one of them (as <see cref="Placer.Eligible"/>).
+    /// A bound, not the decision: the jobs within it are checked one by one.
+    /// </summary>
+    private long CandidateWalltime(int c, long now, ulong holdSlots)
+    {
+        if (!_classes.IsCurrent(CheckedBank, c))
+        {
+            FillClass(CheckedBank, c, now);
+        }
+
+        var project = _classes.Project(c);
+        var shapes = _classes.Shapes(c);
+        var entries = _classes.Entries(CheckedBank, c);
+
+        // The walltime each partition's admission covers (long.MinValue: refused whatever the walltime).
+        Span<long> covers = stackalloc long[entries.Length];
+        for (var k = 0; k < entries.Length; k++)
+        {
+            ref readonly var e = ref entries[k];
+            covers[k] = long.MinValue;
+            if (e.Quota != PendingReason.New || e.Grants == DecisionClasses.Entry.GrantState.NoneActive)
+            {
+                continue;
+            }
+
+            covers[k] = long.MaxValue;
+            if (e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.HeldMilli > 0)
+            {
+                var hours = e.MaxCover / (e.HeldMilli / (double)Milli);
+                covers[k] = !(hours >= -1) ? long.MinValue : hours >= 1e9 ? long.MaxValue : (long)((hours + 1) * TimeSpan.TicksPerHour);
+            }
+        }
+
+        var longest = long.MinValue;
+        for (var k = 0; k < entries.Length; k++)
+        {
+            ref readonly var e = ref entries[k];
+            var covered = covers[k];
+            if (covered == long.MinValue)
+            {
+                continue;
+            }
+
+            if ((holdSlots & (1UL << e.Partition)) != 0)
+            {
+                // A reservation goes only to a job admitted on this partition alone (HoldSlotsFor, a blocked job seen):
+                // one whose walltime the others do not cover.
+                var others = long.MinValue;
+                for (var q = 0; q < entries.Length; q++)
+                {
+                    others = q == k ? others : Math.Max(others, covers[q]);
+                }
+
+                if (covered > others)
+                {
+                    longest = Math.Max(longest, covered);
+                }
+            }
+
+            ref readonly var shape = ref shapes[e.Partition];
+            ref readonly var room = ref _restRoom[e.Partition];
+            long usable;
+            if (Fits(room.General, shape))
+            {
+                usable = long.MaxValue;
+            }
+            else if (Fits(room.Other, shape))
+            {
+                usable = long.MinValue;
+                foreach (var id in _c.ActivePools[e.Partition])
+                {
+                    var pool = _c.Pools[id];
+                    if (pool.Kind == PoolKind.General || !Fits(pool.SigWhole, pool.SigShare, pool.FullFree, shape))
+                    {
+                        continue;
+                    }
+
+                    var until = pool.Kind switch
+                    {
+                        PoolKind.Hold => pool.HoldsReserved ? long.MinValue : pool.UsableUntil,
+                        PoolKind.Advance when pool.UsableUntil == long.MinValue => pool.OwnerProject == project && project >= 0 ? long.MaxValue : long.MinValue,
+                        PoolKind.Advance => pool.UsableUntil,
+                        _ => long.MinValue,
+                    };
+                    usable = Math.Max(usable, until == long.MaxValue ? long.MaxValue : until == long.MinValue ? long.MinValue : until - now);
+                }
+            }
+            else
+            {
+                continue;
+            }
+
+            longest = Math.Max(longest, Math.Min(covered, usable));
+        }
+
+        return longest;
+    }
+
+    /// <summary>
+    /// Whether the walk's step for a candidate of the rest would change the state the jobs after it are decided on: it
+    /// would be placed, or would get a reservation (a reservation tried in vain changes only which partitions still give
+    /// one, which the rest's decisions do not read). A what-if: nomination and the shadow computation change nothing.
+    /// Only for a full pass with a blocked job seen and no preemption left, with backfill.
+    /// </summary>
+    private bool WouldChangeState(JobRecord job, long now, int depth)
+    {
+        if (job.State != JobState.Pending || job.SubmitTicks > now)
+        {
+            return false;
+        }
+
+        var end = now + job.WalltimeTicks;
+        var admissible = 0UL;
+        foreach (var p in _partitionOrder)
+        {
+            if ((job.PartitionFilter >= 0 && p != job.PartitionFilter) || (job.ShapeMask & (1UL << p)) == 0)
+            {
+                continue;
+            }
+
+            var nomination = Nominate(job, p, job.Shapes[p], end, now, full: true, depth);
+            if (nomination.Mode == NominationMode.Fit)
+            {
+                return true;
+            }
+
+            if (nomination.Mode == NominationMode.NoFit)
+            {
+                admissible |= 1UL << p;
+            }
+        }
+
+        if (admissible == 0 || job.HeldPool >= 0)
+        {
+            return false;
+        }
+
+        var slots = HoldSlotsFor(job, admissible, depth, blockedSeen: true) & job.ShapeMask;
+        for (var p = 0; p < Fleet.Partitions.Count; p++)
+        {
+            if ((slots & (1UL << p)) != 0 && _shadow.Find(job, p, job.Shapes[p], now, long.MaxValue).Nodes is not null)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
     /// One job's step of the walk in a rest that changes no state (<see cref="DecideSettledRest"/>,
-    /// <see cref="TryDecideCheckedRest"/>): admission on every partition it may use, then the reason and estimate the walk
+    /// <see cref="FindRestCandidates"/>): admission on every partition it may use, then the reason and estimate the walk
     /// gives a job that is neither placed, reserved for nor a preemptor. With <paramref name="checkFit"/>, false when the
     /// walk would instead try to place the job (a partition that admits it may fit it) or reserve for it (a slot of
     /// <paramref name="holdSlots"/> is open to it); nothing is decided then. What does not depend on the job's walltime
@@ -1074,8 +1321,11 @@ public sealed partial class SchedulerEngine
     /// <summary>Jobs a full pass's walk decided from their decision class, not nominated (<see cref="SchedulerOptions.ClassDecisions"/>); for tests.</summary>
     internal long ClassDecided { get; private set; }
 
-    /// <summary>Full passes whose rest <see cref="TryDecideCheckedRest"/> decided; for tests.</summary>
+    /// <summary>Full passes that looked for the candidates of their rest (<see cref="FindRestCandidates"/>); for tests.</summary>
     internal int CheckedRests { get; private set; }
+
+    /// <summary>Full passes whose rest had a candidate that changed the state, from which the rest was walked in order; for tests.</summary>
+    internal int ContinuedRests { get; private set; }
 
     /// <summary>Full passes that decided the rest of the queue unsorted (<see cref="DecideSettledRest"/>); for tests.</summary>
     internal int SettledRests { get; private set; }

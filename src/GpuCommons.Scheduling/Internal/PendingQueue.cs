@@ -33,6 +33,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
     private int[] _subUser = [];
     private byte[] _subClass = [];
     private double[] _subSize = [];
+    private int[] _subDecision = [];
     private bool[] _subAlive = [];
     /// <summary>Set for the jobs a sort puts at the head (see <see cref="Sort"/>), and cleared by it.</summary>
     private bool[] _subHead = [];
@@ -55,10 +56,13 @@ internal sealed class PendingQueue(SchedulerOptions options)
     private JobRecord[] _sorted2 = [];
     private long[] _sortedWall = [];
     private long[] _sortedWall2 = [];
+    /// <summary>The decision class of each job of the key pass, in submit order (read only for the tail it leaves unsorted).</summary>
+    private int[] _sortedDecision = [];
     private readonly int[] _digitCounts = new int[8 * 256];
 
     // The lazy order (see Sort): the keys of the unsorted tail, in the tail's order, and the head selection's scratch.
     private ulong[] _tailKeys = [];
+    private int[] _tailDecision = [];
     private int _tailCount;
     private int[] _headHeap = [];
     private bool[] _inHead = [];
@@ -81,6 +85,15 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     /// <summary>Entries of <see cref="Order"/> after <see cref="SortedUntil"/> still to be sorted (0: none).</summary>
     public int UnsortedCount => _tailCount;
+
+    /// <summary>
+    /// The sort keys of the unsorted tail, entry by entry (<see cref="Order"/> from <see cref="SortedUntil"/>): the tail's
+    /// order is by key, then by place in the tail (<see cref="SortTail"/> is stable).
+    /// </summary>
+    public ReadOnlySpan<ulong> TailKeys => _tailKeys.AsSpan(0, _tailCount);
+
+    /// <summary>The decision class of each entry of the unsorted tail, as its job was queued: read without touching the jobs.</summary>
+    public ReadOnlySpan<int> TailDecisions => _tailDecision.AsSpan(0, _tailCount);
 
     /// <summary>Entries at the head of <see cref="Order"/> that the last full pass put first (jobs waiting for their preemptions).</summary>
     public int OrderHead { get; private set; }
@@ -162,6 +175,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             Array.Resize(ref _subUser, size);
             Array.Resize(ref _subClass, size);
             Array.Resize(ref _subSize, size);
+            Array.Resize(ref _subDecision, size);
             Array.Resize(ref _subAlive, size);
             Array.Resize(ref _subHead, size);
         }
@@ -173,6 +187,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         _subUser[i] = job.User;
         _subClass[i] = (byte)job.PriorityClass;
         _subSize[i] = job.SizeTerm;
+        _subDecision[i] = job.DecisionClass;
         _subAlive[i] = true;
         _subHead[i] = false;
         job.SubmitIndex = i;
@@ -202,6 +217,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
                 _subUser[w] = _subUser[i];
                 _subClass[w] = _subClass[i];
                 _subSize[w] = _subSize[i];
+                _subDecision[w] = _subDecision[i];
                 _subAlive[w] = true;
                 j.SubmitIndex = w;
             }
@@ -331,6 +347,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
                     }
                     else if (i < sorted + tail)
                     {
+                        _tailDecision[keptTail] = _tailDecision[i - sorted];
                         _tailKeys[keptTail++] = _tailKeys[i - sorted];
                     }
                 }
@@ -373,6 +390,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             _sorted2 = new JobRecord[size];
             _sortedWall = new long[size];
             _sortedWall2 = new long[size];
+            _sortedDecision = new int[size];
         }
 
         if (_bySubmitUnsorted || _subDead > _subCount / 8)
@@ -414,6 +432,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             minWall = Math.Min(minWall, wall);
             _keys[n] = key;
             _sortedWall[n] = wall;
+            _sortedDecision[n] = _subDecision[i];
             _sorted[n++] = _sub[i];
         }
 
@@ -537,6 +556,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         if (_tailKeys.Length < n - size)
         {
             _tailKeys = new ulong[Math.Max(n - size, _tailKeys.Length * 2)];
+            _tailDecision = new int[_tailKeys.Length];
         }
 
         var t = 0;
@@ -550,6 +570,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
             order[size + t] = _sorted[i];
             walls[size + t] = _sortedWall[i];
+            _tailDecision[t] = _sortedDecision[i];
             _tailKeys[t++] = _keys[i];
         }
 

@@ -32,6 +32,7 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
         var settled = 0;
         var checkedRests = 0;
         var byClass = 0L;
+        var continued = 0;
         var cases = 0;
         Deterministic.Sample(Cases, c =>
         {
@@ -51,10 +52,11 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
             settled += engine.Engine.SettledRests;
             checkedRests += engine.Engine.CheckedRests;
             byClass += engine.Engine.ClassDecided;
+            continued += engine.Engine.ContinuedRests;
             cases++;
         }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors}\n{c.World}", writeLine: output.WriteLine);
 
-        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} of them checked job by job; {byClass} jobs decided from their class in the walk");
+        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} walked it on from one; {byClass} jobs decided from their class in the walk");
 
         // The property must reach the unsorted rest often, both ways, or it checks nothing.
         settled.ShouldBeGreaterThan(200);
