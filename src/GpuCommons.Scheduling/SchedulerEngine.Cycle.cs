@@ -526,10 +526,11 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            // 3-. On a full pass with no preemption left, once a job is blocked, a job whose step would change nothing (no
-            // partition that admits it may fit it, no reservation is open to it) is decided from its class's entries,
-            // worked out again whenever the state changes.
-            if (full && blockedSeen && Options.ClassDecisions && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
+            // 3-. A job whose step would change nothing (no partition that admits it may fit it, no reservation is open to
+            // it) is decided from its class's entries, worked out again whenever the state changes: on a full pass once a
+            // job is blocked and no preemption is left; on an incremental pass always (it never preempts).
+            if (Options.ClassDecisions && Options.Backfill != BackfillMode.None
+                && (!full || (blockedSeen && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))))
             {
                 // Admission changes with a start; the pools' room with a start or a reservation; the reservations still
                 // to give with every try.
@@ -549,7 +550,17 @@ public sealed partial class SchedulerEngine
                 }
 
                 restMark = (_c.FreeVersion, _holdTries, result.Started.Count);
-                if (DecideRestJob(job, now, CheckedBank, checkFit: true, restHoldSlots, out var restReason, out var restEstimate))
+                if (!full)
+                {
+                    if (DecideIncrementalJob(job, now, depth, blockedSeen, out var nominated, out var blocks))
+                    {
+                        ClassDecidedIncremental++;
+                        examined += nominated;
+                        blockedSeen |= blocks;
+                        continue;
+                    }
+                }
+                else if (DecideRestJob(job, now, CheckedBank, checkFit: true, restHoldSlots, out var restReason, out var restEstimate))
                 {
                     ClassDecided++;
                     Decide(job, restReason, restEstimate);
@@ -1198,6 +1209,101 @@ public sealed partial class SchedulerEngine
         return true;
     }
 
+    /// <summary>
+    /// One job's step of an incremental pass (with backfill) taken from its class's entries in the checked bank, when it
+    /// changes nothing but the job's reason: no partition it may use has a pool with room for it (<see cref="RoomFor"/>),
+    /// so each is skipped (it has its reservations) or gives admission's answer, as <see cref="Nominate"/> would; and no
+    /// reservation is open to it. Then the walk's reason is written, <paramref name="nominated"/> is the count of
+    /// partitions not skipped, and <paramref name="blocks"/> whether the job counts as blocked (admitted somewhere).
+    /// False, with nothing written, when the walk must step the job itself (a pool may fit it, it holds a pool, or a
+    /// reservation is open to it).
+    /// </summary>
+    private bool DecideIncrementalJob(JobRecord job, long now, int depth, bool blockedSeen, out int nominated, out bool blocks)
+    {
+        nominated = 0;
+        blocks = false;
+        if (job.HeldPool >= 0)
+        {
+            return false;
+        }
+
+        var c = job.DecisionClass;
+        if (!_classes.IsCurrent(CheckedBank, c))
+        {
+            FillClass(CheckedBank, c, now);
+        }
+
+        var admissionReason = PendingReason.NoAllocation;
+        var admissible = 0UL;
+        var unavailable = true;
+        var skipped = false;
+        var end = now + job.WalltimeTicks;
+        foreach (ref readonly var e in _classes.Entries(CheckedBank, c))
+        {
+            if (RoomFor(job, e.Partition, end))
+            {
+                return false;
+            }
+
+            if (_holdCount[e.Partition] >= depth)
+            {
+                skipped = true;
+                continue;
+            }
+
+            nominated++;
+            if (e.Quota != PendingReason.New)
+            {
+                admissionReason = Worse(admissionReason, e.Quota);
+                continue;
+            }
+
+            if (e.Grants == DecisionClasses.Entry.GrantState.NoneActive)
+            {
+                admissionReason = Worse(admissionReason, PendingReason.NoAllocation);
+                continue;
+            }
+
+            if (e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.MaxCover < Admission.GpuHours(e.HeldMilli, job.WalltimeTicks))
+            {
+                admissionReason = Worse(admissionReason, PendingReason.GrantExhausted);
+                continue;
+            }
+
+            admissible |= 1UL << e.Partition;
+            unavailable &= !e.NodesUp;
+        }
+
+        if (skipped && admissible == 0)
+        {
+            if (IsNew(job))
+            {
+                SetReason(job, PendingReason.Resources);
+            }
+
+            return true;
+        }
+
+        if (admissible == 0)
+        {
+            Decide(job, admissionReason, -1);
+            return true;
+        }
+
+        if (HoldSlotsFor(job, admissible, depth, blockedSeen) != 0)
+        {
+            return false;
+        }
+
+        // No pool of an admitting partition may take the job's GPUs: the walk's ExplainResources gives the plain reason.
+        Decide(job, unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources), -1);
+        blocks = true;
+        return true;
+    }
+
+    /// <summary>Whether a pending job's reason is still <see cref="PendingReason.New"/> (a lazily decided one is only while its submit time is to come).</summary>
+    private bool IsNew(JobRecord job) => IsLazy(job) ? job.SubmitTicks > _reasons.LazyNow : job.StoredReason == PendingReason.New;
+
     /// <summary><see cref="FreeCapacity"/> as it was at the last lazily decided rest.</summary>
     private long LazyFreeCapacity(ulong partitions)
     {
@@ -1320,6 +1426,9 @@ public sealed partial class SchedulerEngine
 
     /// <summary>Jobs a full pass's walk decided from their decision class, not nominated (<see cref="SchedulerOptions.ClassDecisions"/>); for tests.</summary>
     internal long ClassDecided { get; private set; }
+
+    /// <summary>Jobs an incremental pass decided from their decision class (<see cref="DecideIncrementalJob"/>); for tests.</summary>
+    internal long ClassDecidedIncremental { get; private set; }
 
     /// <summary>Full passes that looked for the candidates of their rest (<see cref="FindRestCandidates"/>); for tests.</summary>
     internal int CheckedRests { get; private set; }

@@ -33,6 +33,7 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
         var checkedRests = 0;
         var byClass = 0L;
         var continued = 0;
+        var byClassIncremental = 0L;
         var cases = 0;
         Deterministic.Sample(Cases, c =>
         {
@@ -53,15 +54,17 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
             checkedRests += engine.Engine.CheckedRests;
             byClass += engine.Engine.ClassDecided;
             continued += engine.Engine.ContinuedRests;
+            byClassIncremental += engine.Engine.ClassDecidedIncremental;
             cases++;
         }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors}\n{c.World}", writeLine: output.WriteLine);
 
-        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} walked it on from one; {byClass} jobs decided from their class in the walk");
+        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} walked it on from one; {byClass} jobs decided from their class in full passes' walks, {byClassIncremental} in incremental passes");
 
         // The property must reach the unsorted rest often, both ways, or it checks nothing.
         settled.ShouldBeGreaterThan(200);
         checkedRests.ShouldBeGreaterThan(50);
         byClass.ShouldBeGreaterThan(1000);
+        byClassIncremental.ShouldBeGreaterThan(1000);
     }
 
     /// <summary>
