@@ -431,20 +431,28 @@ public sealed partial class SchedulerEngine
                     restMark = (-1L, -1L, -1);
                     var candidates = FindRestCandidates(i, now, depth);
                     CheckedRests++;
-                    LeaveRestLazy(jobs, i, now, result);
-                    if (candidates.Count == 0)
+                    if (candidates is null)
+                    {
+                        // Too many candidates: the rest is walked in order.
+                        _queue.SortTail();
+                    }
+                    else if (candidates.Count == 0)
                     {
                         // No job of the rest could be placed or reserved: none changes the state, in any order.
+                        LeaveRestLazy(jobs, i, now, result);
                         SettledRests++;
                         break;
                     }
-
-                    // The rest is decided as the state is now, but for its candidates (in the order of the whole sort),
-                    // each stepped here unless it would change the state: then the walk goes on in order from it.
-                    restCounted = true;
-                    restCandidates = candidates;
-                    restFrom = i;
-                    candidate = 0;
+                    else
+                    {
+                        // The rest is decided as the state is now, but for its candidates (in the order of the whole
+                        // sort), each stepped here unless it would change the state: then the walk goes on in order from it.
+                        LeaveRestLazy(jobs, i, now, result);
+                        restCounted = true;
+                        restCandidates = candidates;
+                        restFrom = i;
+                        candidate = 0;
+                    }
                 }
                 else
                 {
@@ -889,7 +897,7 @@ public sealed partial class SchedulerEngine
     /// longest walltime a job of it could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes
     /// kept beside the order; only the jobs within it are checked one by one.
     /// </summary>
-    private List<JobRecord> FindRestCandidates(int from, long now, int depth)
+    private List<JobRecord>? FindRestCandidates(int from, long now, int depth)
     {
         _restCandidates.Clear();
         _restCandidateKeys.Clear();
@@ -934,6 +942,11 @@ public sealed partial class SchedulerEngine
             if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
             {
                 _restCandidateKeys.Add((keys[t], t));
+                if (_restCandidateKeys.Count > MaxRestCandidates)
+                {
+                    // Most of the rest may change the state: walking it in order is as cheap.
+                    return null;
+                }
             }
         }
 
@@ -960,6 +973,9 @@ public sealed partial class SchedulerEngine
 
         throw new InvalidOperationException($"job {job.Id}: not in the order it was found in");
     }
+
+    /// <summary>More candidates than this, and the rest is walked in order instead (see <see cref="FindRestCandidates"/>).</summary>
+    private const int MaxRestCandidates = 1024;
 
     private readonly List<JobRecord> _restCandidates = [];
     private readonly List<(ulong Key, int Tail)> _restCandidateKeys = [];
@@ -1000,7 +1016,7 @@ public sealed partial class SchedulerEngine
             if (e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.HeldMilli > 0)
             {
                 var hours = e.MaxCover / (e.HeldMilli / (double)Milli);
-                covers[k] = !(hours >= -1) ? long.MinValue : hours >= 1e9 ? long.MaxValue : (long)((hours + 1) * TimeSpan.TicksPerHour);
+                covers[k] = !(hours >= -1) ? long.MinValue : hours >= CoverHoursLimit ? long.MaxValue : (long)((hours + 1) * TimeSpan.TicksPerHour);
             }
         }
 
@@ -1055,7 +1071,7 @@ public sealed partial class SchedulerEngine
                         PoolKind.Advance => pool.UsableUntil,
                         _ => long.MinValue,
                     };
-                    usable = Math.Max(usable, until == long.MaxValue ? long.MaxValue : until == long.MinValue ? long.MinValue : until - now);
+                    usable = Math.Max(usable, until == long.MaxValue ? long.MaxValue : until < now ? long.MinValue : until - now);
                 }
             }
             else
@@ -1068,6 +1084,9 @@ public sealed partial class SchedulerEngine
 
         return longest;
     }
+
+    /// <summary>Grants covering more hours than this are taken to cover any walltime (the ticks would not fit a long).</summary>
+    private const double CoverHoursLimit = long.MaxValue / (double)TimeSpan.TicksPerHour / 2;
 
     /// <summary>
     /// Whether the walk's step for a candidate of the rest would change the state the jobs after it are decided on: it

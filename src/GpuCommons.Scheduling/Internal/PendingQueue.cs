@@ -56,12 +56,15 @@ internal sealed class PendingQueue(SchedulerOptions options)
     private JobRecord[] _sorted2 = [];
     private long[] _sortedWall = [];
     private long[] _sortedWall2 = [];
-    /// <summary>The decision class of each job of the key pass, in submit order (read only for the tail it leaves unsorted).</summary>
-    private int[] _sortedDecision = [];
     private readonly int[] _digitCounts = new int[8 * 256];
 
     // The lazy order (see Sort): the keys of the unsorted tail, in the tail's order, and the head selection's scratch.
     private ulong[] _tailKeys = [];
+
+    /// <summary>
+    /// The decision class of each entry of the unsorted tail. A sort writes every job's here first, in the key pass's
+    /// order (submit order), and the head's selection moves the tail's to the front, in place (an entry never moves up).
+    /// </summary>
     private int[] _tailDecision = [];
     private int _tailCount;
     private int[] _headHeap = [];
@@ -390,7 +393,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             _sorted2 = new JobRecord[size];
             _sortedWall = new long[size];
             _sortedWall2 = new long[size];
-            _sortedDecision = new int[size];
+            _tailDecision = new int[size];
         }
 
         if (_bySubmitUnsorted || _subDead > _subCount / 8)
@@ -432,7 +435,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             minWall = Math.Min(minWall, wall);
             _keys[n] = key;
             _sortedWall[n] = wall;
-            _sortedDecision[n] = _subDecision[i];
+            _tailDecision[n] = _subDecision[i];
             _sorted[n++] = _sub[i];
         }
 
@@ -556,7 +559,6 @@ internal sealed class PendingQueue(SchedulerOptions options)
         if (_tailKeys.Length < n - size)
         {
             _tailKeys = new ulong[Math.Max(n - size, _tailKeys.Length * 2)];
-            _tailDecision = new int[_tailKeys.Length];
         }
 
         var t = 0;
@@ -570,7 +572,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
             order[size + t] = _sorted[i];
             walls[size + t] = _sortedWall[i];
-            _tailDecision[t] = _sortedDecision[i];
+            _tailDecision[t] = _tailDecision[i];
             _tailKeys[t++] = _keys[i];
         }
 
