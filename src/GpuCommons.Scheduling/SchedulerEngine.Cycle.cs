@@ -1167,22 +1167,9 @@ public sealed partial class SchedulerEngine
         var end = now + job.WalltimeTicks;
         foreach (ref readonly var e in _classes.Entries(bank, c))
         {
-            if (e.Quota != PendingReason.New)
+            if (Refusal(e, job) is var refused && refused != PendingReason.New)
             {
-                admissionReason = Worse(admissionReason, e.Quota);
-                continue;
-            }
-
-            if (e.Grants == DecisionClasses.Entry.GrantState.NoneActive)
-            {
-                admissionReason = Worse(admissionReason, PendingReason.NoAllocation);
-                continue;
-            }
-
-            // As GrantTracker.Find: refused when every active grant covers less than the job's GPU-hours.
-            if (e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.MaxCover < Admission.GpuHours(e.HeldMilli, job.WalltimeTicks))
-            {
-                admissionReason = Worse(admissionReason, PendingReason.GrantExhausted);
+                admissionReason = Worse(admissionReason, refused);
                 continue;
             }
 
@@ -1271,21 +1258,9 @@ public sealed partial class SchedulerEngine
             }
 
             nominated++;
-            if (e.Quota != PendingReason.New)
+            if (Refusal(e, job) is var refused && refused != PendingReason.New)
             {
-                admissionReason = Worse(admissionReason, e.Quota);
-                continue;
-            }
-
-            if (e.Grants == DecisionClasses.Entry.GrantState.NoneActive)
-            {
-                admissionReason = Worse(admissionReason, PendingReason.NoAllocation);
-                continue;
-            }
-
-            if (e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.MaxCover < Admission.GpuHours(e.HeldMilli, job.WalltimeTicks))
-            {
-                admissionReason = Worse(admissionReason, PendingReason.GrantExhausted);
+                admissionReason = Worse(admissionReason, refused);
                 continue;
             }
 
@@ -1319,6 +1294,17 @@ public sealed partial class SchedulerEngine
         blocks = true;
         return true;
     }
+
+    /// <summary>
+    /// Admission's answer for a job from its class's entry on one partition, as <see cref="Admission.Admit"/> gives it:
+    /// <see cref="PendingReason.New"/> when admitted (New is never a refusal), else the refusal (quota; no active grant;
+    /// or, as GrantTracker.Find, every active grant covering less than the job's GPU-hours).
+    /// </summary>
+    private static PendingReason Refusal(in DecisionClasses.Entry e, JobRecord job) =>
+        e.Quota != PendingReason.New ? e.Quota
+        : e.Grants == DecisionClasses.Entry.GrantState.NoneActive ? PendingReason.NoAllocation
+        : e.Grants == DecisionClasses.Entry.GrantState.Active && !e.AnyGrantNaN && e.MaxCover < Admission.GpuHours(e.HeldMilli, job.WalltimeTicks) ? PendingReason.GrantExhausted
+        : PendingReason.New;
 
     /// <summary>Whether a pending job's reason is still <see cref="PendingReason.New"/> (a lazily decided one is only while its submit time is to come).</summary>
     private bool IsNew(JobRecord job) => IsLazy(job) ? job.SubmitTicks > _reasons.LazyNow : job.StoredReason == PendingReason.New;
