@@ -107,8 +107,10 @@ public sealed partial class SchedulerEngine
         _capacityDirty = true;
     }
 
-    private void ExpireHolds(long now, bool full)
+    /// <summary>Dissolves the claims that expired and, with <paramref name="all"/>, every reservation; true when any went.</summary>
+    private bool ExpireHolds(long now, bool all)
     {
+        var any = false;
         for (var p = 0; p < Fleet.Partitions.Count; p++)
         {
             var pools = _c.ActivePools[p];
@@ -126,12 +128,15 @@ public sealed partial class SchedulerEngine
                 }
 
                 var sticky = pool.StickyUntil >= 0;
-                if ((!sticky && full) || (sticky && now >= pool.StickyUntil))
+                if ((!sticky && all) || (sticky && now >= pool.StickyUntil))
                 {
                     DissolveHold(pool);
+                    any = true;
                 }
             }
         }
+
+        return any;
     }
 
     // ---- Advance reservations ----------------------------------------------------------------------------------

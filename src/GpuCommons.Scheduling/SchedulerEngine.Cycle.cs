@@ -58,67 +58,11 @@ public sealed partial class SchedulerEngine
 
         return slots;
     }
-    /// <summary>
-    /// Per pool, an upper bound of what it could place right now: the most free GPUs on one node, the most room on one
-    /// GPU, and the number of free nodes. Jobs that exceed it in every pool they may use are skipped at once.
-    /// </summary>
-    private long _walkGeneralFree;
-    private long _walkHorizon;
+    /// <summary>The time of the pass that is walking (what the placer's admission check reads).</summary>
     private long _walkNow;
-    private readonly List<int> _walkOwners = [];
-
-    /// <summary>
-    /// Where free capacity is: in pools anyone may use, or only in pools that take jobs ending within a horizon or jobs
-    /// of an owner project. Lets an incremental pass skip at once the jobs that could not use any of it.
-    /// </summary>
-    private void RefreshWalkCapacity()
-    {
-        _walkGeneralFree = 0;
-        _walkHorizon = -1;
-        _walkOwners.Clear();
-        for (var p = 0; p < _c.ActivePools.Length; p++)
-        {
-            foreach (var id in _c.ActivePools[p])
-            {
-                var pool = _c.Pools[id];
-                if (pool.FreeMilli == 0)
-                {
-                    continue;
-                }
-
-                if (pool.Kind == PoolKind.General)
-                {
-                    _walkGeneralFree += pool.FreeMilli;
-                }
-                else if (pool.Kind == PoolKind.Advance && pool.UsableUntil == long.MinValue)
-                {
-                    _walkOwners.Add(pool.OwnerProject);
-                }
-                else
-                {
-                    _walkHorizon = Math.Max(_walkHorizon, pool.UsableUntil - _walkNow);
-                }
-            }
-        }
-
-        var holdsComplete = true;
-        for (var p = 0; p < _holdCount.Length; p++)
-        {
-            holdsComplete &= _holdCount[p] >= _walkDepth || _holdAttempts[p] >= _holdAttemptLimit;
-        }
-
-        _walkHoldsComplete = holdsComplete;
-        _walkSkipLong = _walkGeneralFree == 0 && _walkOwners.Count == 0 && holdsComplete;
-    }
-
-    /// <summary>True while the only free GPUs are in pools for jobs ending by <see cref="_walkHorizon"/> and every partition has its reservations.</summary>
-    private bool _walkSkipLong;
-    private bool _walkHoldsComplete;
-    private int _walkDepth;
 
     private void RefreshCapacitySignature(int p)
     {
-        RefreshWalkCapacity();
         foreach (var id in _c.ActivePools[p])
         {
             var pool = _c.Pools[id];
@@ -178,11 +122,23 @@ public sealed partial class SchedulerEngine
 
         // Phase 1: time-driven changes (reservation windows, expired claims).
         UpdateAdvanceWindows(now);
-        ExpireHolds(now, full);
-
-        if (_queue.ReleaseDueSubmits(now))
+        if (ExpireHolds(now, all: false) | _queue.ReleaseDueSubmits(now) | _admission.Grants.AnyEdgeIn(_lastPassTicks, now))
         {
+            // A claim expired; jobs whose submit time came, to walk wherever they sort; or an allocation's window opened or
+            // closed, and jobs refused before may be admitted now (or the reverse): the whole order is walked again.
             _capacityDirty = true;
+        }
+
+        _lastPassTicks = now;
+
+        // A pass that walks the whole order makes the reservations again as it walks, as a full cycle at this instant would
+        // (jobs ahead of a holder are walked as if it held nothing; a hold's nodes may place its holder where the pools they
+        // came from would not).
+        // (With nothing free, an incremental pass stops at once: it keeps them.)
+        RemadeHolds = full || (_capacityDirty && _c.FreeMilliTotal > 0);
+        if (RemadeHolds)
+        {
+            ExpireHolds(now, all: true);
         }
 
         var t1 = _time.GetTimestamp();
@@ -194,34 +150,19 @@ public sealed partial class SchedulerEngine
             UpdateFairShare(now);
             Order(now);
         }
+        else if (!HeadIsCurrent())
+        {
+            // The jobs waiting for their preemptions are not the ones the last sort put first: a full cycle now would walk
+            // them first, and so does this pass.
+            Order(now);
+        }
 
         var t2 = _time.GetTimestamp();
 
         // Phase 3: walk the queue in order: admit, place, reserve, backfill, preempt.
-        if (!full && _capacityDirty && _queue.Arrivals.Count == 0 && !AnyoneCanUseFreeCapacity(now))
-        {
-            // The only free GPUs are held for reserved jobs until times that no pending job can finish by:
-            // only the holders themselves may start. A holder that starts leaves its partition without a reservation:
-            // the walk then gives it to the next job in line.
-            WalkHolders(now, result);
-            if (result.Started.Count > 0)
-            {
-                Walk(_queue.Order, now, false, result);
-            }
-        }
-        else if (full || _capacityDirty)
+        if (full || _capacityDirty)
         {
             Walk(_queue.Order, now, full, result);
-            if (!full)
-            {
-                var before = result.Started.Count;
-                WalkHolders(now, result);
-                if (result.Started.Count > before)
-                {
-                    // A holder started: its partition's reservation goes to the next job in line.
-                    Walk(_queue.Order, now, false, result);
-                }
-            }
 
             // After a full pass's sort the order holds only pending jobs; only its starts (and, between full passes,
             // requeues and departures) leave entries to drop.
@@ -242,7 +183,11 @@ public sealed partial class SchedulerEngine
         }
 
         _queue.Arrivals.Clear();
-        _capacityDirty = false;
+
+        // A job decided before a start in this walk may be decided otherwise now (a reservation or admission reads what
+        // runs: a partition found full is a matter for placement, not quota). The next pass walks the whole order again
+        // rather than arrivals alone behind these decisions.
+        _capacityDirty = result.Started.Count > 0;
         _admission.Quota.SettleOver();
         var t3 = _time.GetTimestamp();
         result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
@@ -282,6 +227,48 @@ public sealed partial class SchedulerEngine
 
         var keys = _keys;
         _queue.Sort(ref keys, _goFirst);
+    }
+
+    /// <summary>When set, the jobs the walks step, in the order they step them; for tests.</summary>
+    internal List<long>? WalkRecord { get; set; }
+
+    /// <summary>Whether the last pass dropped the reservations and made them again in its walk; for tests.</summary>
+    internal bool RemadeHolds { get; private set; }
+
+    /// <summary>When the last pass ran (<see cref="long.MinValue"/>: none yet).</summary>
+    private long _lastPassTicks = long.MinValue;
+
+    /// <summary>Whether the jobs at the head of the order (first in the last sort) are the pending jobs a sort now would put first.</summary>
+    private bool HeadIsCurrent()
+    {
+        var order = _queue.Order;
+        var waiting = 0;
+        for (var i = 0; i < _queue.OrderHead; i++)
+        {
+            var j = order[i];
+            if (j.State != JobState.Pending || IsLazy(j))
+            {
+                continue;
+            }
+
+            if (ReasonOf(j) != PendingReason.WaitingForPreemption)
+            {
+                return false;
+            }
+
+            waiting++;
+        }
+
+        var pending = 0;
+        foreach (var j in _reasons.WaitingForPreemption)
+        {
+            if (j.State == JobState.Pending && !IsLazy(j))
+            {
+                pending++;
+            }
+        }
+
+        return pending == waiting;
     }
 
     /// <summary>The last full pass's sort keys (what <see cref="PriorityOf"/> recomputes a priority with).</summary>
@@ -388,11 +375,14 @@ public sealed partial class SchedulerEngine
         // that a job never starts ahead of a blocked one (a full cycle at that instant would not start it either).
         var wholeOrder = ReferenceEquals(jobs, _queue.Order);
         var blocked = wholeOrder ? 0UL : _blockedPartitions;
+
+        // Partitions close behind a blocked job without backfill, and on an incremental pass: it never backfills, so
+        // that it starts only jobs a full cycle at that instant would start too (the full cycle backfills).
+        var closes = Options.Backfill == BackfillMode.None || !full;
         var brokeEarly = false;
         var preemptors = 0;
         var blockedSeen = false;
         _walkNow = now;
-        _walkDepth = depth;
         if (_holdAttempts.Length != Fleet.Partitions.Count)
         {
             _holdAttempts = new int[Fleet.Partitions.Count];
@@ -406,7 +396,6 @@ public sealed partial class SchedulerEngine
         }
 
         var allBlocked = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
-        var walls = ReferenceEquals(jobs, _queue.Order) && !full ? _queue.OrderWall : null;
         var examined = 0;
         var looked = 0;
         (long Free, long Tries, int Started) restMark = (-1, -1, -1);
@@ -415,8 +404,25 @@ public sealed partial class SchedulerEngine
         var candidate = 0;
         var restCounted = false;
         var restFrom = 0;
+        // With backfill, a job an incremental pass passes over on a partition closed behind a waiting job might start
+        // there in a full cycle and spend its project's GPU-hours, which its allocation may pay on any partition: its
+        // project's later jobs wait too. (A pass over arrivals alone goes on from the last pass over the whole order, as
+        // with the partitions.)
+        var closesProjects = !full && Options.Backfill != BackfillMode.None;
+        JobRecord? passedOver = null;
+        if (wholeOrder)
+        {
+            _closedProjects.Clear();
+        }
+
         for (var i = 0; i < jobs.Count || restCandidates is not null; i++)
         {
+            if (passedOver is not null)
+            {
+                ClosePassedOver(passedOver);
+                passedOver = null;
+            }
+
             if (wholeOrder && i == _queue.SortedUntil && restCandidates is null)
             {
                 if (full && RestIsSettled(blocked, allBlocked, preemptors, depth))
@@ -441,14 +447,14 @@ public sealed partial class SchedulerEngine
                         // No job of the rest could be placed or reserved: none changes the state, in any order.
                         LeaveRestLazy(jobs, i, now, result);
                         SettledRests++;
-                        break;
+                            break;
                     }
                     else
                     {
                         // The rest is decided as the state is now, but for its candidates (in the order of the whole
                         // sort), each stepped here unless it would change the state: then the walk goes on in order from it.
                         LeaveRestLazy(jobs, i, now, result);
-                        restCounted = true;
+                            restCounted = true;
                         restCandidates = candidates;
                         restFrom = i;
                         candidate = 0;
@@ -486,16 +492,6 @@ public sealed partial class SchedulerEngine
                 // Otherwise its step changes nothing the rest's decisions read (it writes its reason; a reservation may be
                 // tried in vain), as at its place in the order.
             }
-            else if (walls is not null && _walkSkipLong && walls[i] > _walkHorizon && Options.Backfill != BackfillMode.None)
-            {
-                // Only short jobs could use the free GPUs (held until a reserved job starts); this one is not short.
-                // Holders of those GPUs are tried after the pass. Skip to the next short job at once (a vectorised
-                // search of the walltimes), but not past the end of the sorted head: the tail is sorted there first.
-                var stop = Math.Min(jobs.Count, _queue.SortedUntil);
-                var next = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(walls)[(i + 1)..stop].IndexOfAnyExceptInRange(_walkHorizon + 1, long.MaxValue);
-                i = next < 0 ? stop - 1 : i + next;
-                continue;
-            }
             else
             {
                 job = jobs[i];
@@ -507,7 +503,7 @@ public sealed partial class SchedulerEngine
             }
 
             // With nothing free, only a missing reservation is left to give: once every partition has its own, stop.
-            if (!full && ((_c.FreeMilliTotal == 0 && (_walkHoldsComplete || Options.Backfill == BackfillMode.None)) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
+            if (!full && (_c.FreeMilliTotal == 0 || (wholeOrder && (blocked & allBlocked) == allBlocked) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
             {
                 brokeEarly = true;
                 break;
@@ -527,11 +523,20 @@ public sealed partial class SchedulerEngine
             }
 
             looked++;
-            var mask = job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked;
-            if (Options.Backfill == BackfillMode.None && (blocked & mask) == mask)
+            WalkRecord?.Add(job.Id);
+            var mask = (job.PartitionFilter >= 0 ? 1UL << job.PartitionFilter : allBlocked) & job.ShapeMask;
+            if (closes && ((blocked & mask) == mask || (closesProjects && _closedProjects.Count > 0 && _closedProjects.Contains(job.Project))))
             {
+                // (Passed over, it might wait on any partition it may use: they close behind it.)
                 SetReason(job, PendingReason.Priority);
+                blocked |= mask;
+                passedOver = closesProjects ? job : null;
                 continue;
+            }
+
+            if (closesProjects && (blocked & mask) != 0)
+            {
+                passedOver = job;
             }
 
             // 3-. A job whose step would change nothing (no partition that admits it may fit it, no reservation is open to
@@ -560,11 +565,12 @@ public sealed partial class SchedulerEngine
                 restMark = (_c.FreeVersion, _holdTries, result.Started.Count);
                 if (!full)
                 {
-                    if (DecideIncrementalJob(job, now, depth, blockedSeen, out var nominated, out var blocks))
+                    if (DecideIncrementalJob(job, now, depth, blockedSeen, blocked, out var nominated, out var waitsOn))
                     {
                         ClassDecidedIncremental++;
                         examined += nominated;
-                        blockedSeen |= blocks;
+                        blockedSeen |= waitsOn != 0;
+                        blocked |= waitsOn;
                         continue;
                     }
                 }
@@ -581,7 +587,6 @@ public sealed partial class SchedulerEngine
             var admissible = 0UL;
             var started = false;
             var unavailable = true;
-            var skipped = false;
             foreach (var p in _partitionOrder)
             {
                 if (job.PartitionFilter >= 0 && p != job.PartitionFilter)
@@ -589,7 +594,7 @@ public sealed partial class SchedulerEngine
                     continue;
                 }
 
-                if ((blocked & (1UL << p)) != 0 && Options.Backfill == BackfillMode.None)
+                if (closes && (blocked & (1UL << p)) != 0)
                 {
                     continue;
                 }
@@ -601,11 +606,8 @@ public sealed partial class SchedulerEngine
 
                 // 3a. Nominate.
                 ref readonly var shape = ref job.Shapes[p];
-                var nomination = Nominate(job, p, shape, end, now, full, depth);
-                if (nomination.Mode != NominationMode.Skipped)
-                {
-                    examined++;
-                }
+                var nomination = Nominate(job, p, shape, end, now);
+                examined++;
 
                 if (nomination.NodesUp)
                 {
@@ -614,9 +616,6 @@ public sealed partial class SchedulerEngine
 
                 switch (nomination.Mode)
                 {
-                    case NominationMode.Skipped:
-                        skipped = true;
-                        continue;
                     case NominationMode.Refused:
                         admissionReason = Worse(admissionReason, nomination.Reason!.Value);
                         continue;
@@ -637,16 +636,6 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            if (skipped && admissible == 0)
-            {
-                if (ReasonOf(job) == PendingReason.New)
-                {
-                    SetReason(job, PendingReason.Resources);
-                }
-
-                continue;
-            }
-
             // 3c. Refused on every partition.
             if (admissible == 0)
             {
@@ -661,9 +650,9 @@ public sealed partial class SchedulerEngine
             }
 
             // 3d. Admitted but no room: the partitions close behind it (no backfill), or a reservation, or the reason.
+            blocked |= admissible;
             if (Options.Backfill == BackfillMode.None)
             {
-                blocked |= admissible;
                 Decide(job, _placer.ExplainResources(job, admissible, end, PendingReason.Resources), -1);
                 continue;
             }
@@ -695,11 +684,20 @@ public sealed partial class SchedulerEngine
             }
         }
 
-        if (Options.Backfill == BackfillMode.None)
+        if (passedOver is not null)
         {
+            ClosePassedOver(passedOver);
+        }
+
+        if (closes || (wholeOrder && Options.Backfill != BackfillMode.None))
+        {
+            // What a pass over arrivals alone starts from: the partitions a waiting job closed to the jobs behind it. A full
+            // pass with backfill that decided jobs without walking them (by class, or a lazy rest) closes them all.
             // A pass over the whole order that stopped early did not see every blocked job: close every partition until
             // the next whole pass (an arrival then waits for it, as it would wait behind the jobs not seen).
-            _blockedPartitions = wholeOrder && brokeEarly ? allBlocked : blocked;
+            // (Once a job waits and no preemption is left, a full pass may decide jobs by class or leave the rest lazy.)
+            var decidedUnwalked = full && blockedSeen && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle);
+            _blockedPartitions = wholeOrder && (brokeEarly || decidedUnwalked) ? allBlocked : blocked;
         }
     }
 
@@ -1110,7 +1108,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            var nomination = Nominate(job, p, job.Shapes[p], end, now, full: true, depth);
+            var nomination = Nominate(job, p, job.Shapes[p], end, now);
             if (nomination.Mode == NominationMode.Fit)
             {
                 return true;
@@ -1218,16 +1216,16 @@ public sealed partial class SchedulerEngine
     /// <summary>
     /// One job's step of an incremental pass (with backfill) taken from its class's entries in the checked bank, when it
     /// changes nothing but the job's reason: no partition it may use has a pool with room for it (<see cref="RoomFor"/>),
-    /// so each is skipped (it has its reservations) or gives admission's answer, as <see cref="Nominate"/> would; and no
-    /// reservation is open to it. Then the walk's reason is written, <paramref name="nominated"/> is the count of
-    /// partitions not skipped, and <paramref name="blocks"/> whether the job counts as blocked (admitted somewhere).
+    /// so each gives admission's answer, as <see cref="Nominate"/> would; and no reservation is open to it. Then the walk's
+    /// reason is written, <paramref name="nominated"/> is the count of partitions looked at, and
+    /// <paramref name="waitsOn"/> the partitions on which the job waits (admitted, no room), which close behind it.
     /// False, with nothing written, when the walk must step the job itself (a pool may fit it, it holds a pool, or a
     /// reservation is open to it).
     /// </summary>
-    private bool DecideIncrementalJob(JobRecord job, long now, int depth, bool blockedSeen, out int nominated, out bool blocks)
+    private bool DecideIncrementalJob(JobRecord job, long now, int depth, bool blockedSeen, ulong closed, out int nominated, out ulong waitsOn)
     {
         nominated = 0;
-        blocks = false;
+        waitsOn = 0;
         if (job.HeldPool >= 0)
         {
             return false;
@@ -1242,19 +1240,17 @@ public sealed partial class SchedulerEngine
         var admissionReason = PendingReason.NoAllocation;
         var admissible = 0UL;
         var unavailable = true;
-        var skipped = false;
         var end = now + job.WalltimeTicks;
         foreach (ref readonly var e in _classes.Entries(CheckedBank, c))
         {
+            if ((closed & (1UL << e.Partition)) != 0)
+            {
+                continue;
+            }
+
             if (RoomFor(job, e.Partition, end))
             {
                 return false;
-            }
-
-            if (_holdCount[e.Partition] >= depth)
-            {
-                skipped = true;
-                continue;
             }
 
             nominated++;
@@ -1266,16 +1262,6 @@ public sealed partial class SchedulerEngine
 
             admissible |= 1UL << e.Partition;
             unavailable &= !e.NodesUp;
-        }
-
-        if (skipped && admissible == 0)
-        {
-            if (IsNew(job))
-            {
-                SetReason(job, PendingReason.Resources);
-            }
-
-            return true;
         }
 
         if (admissible == 0)
@@ -1291,7 +1277,7 @@ public sealed partial class SchedulerEngine
 
         // No pool of an admitting partition may take the job's GPUs: the walk's ExplainResources gives the plain reason.
         Decide(job, unavailable ? PendingReason.NodesUnavailable : (FreeCapacity(admissible) >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources), -1);
-        blocks = true;
+        waitsOn = admissible;
         return true;
     }
 
@@ -1444,56 +1430,20 @@ public sealed partial class SchedulerEngine
     /// <summary>Full passes that decided the rest of the queue unsorted (<see cref="DecideSettledRest"/>); for tests.</summary>
     internal int SettledRests { get; private set; }
 
+    /// <summary>Projects whose jobs an incremental pass with backfill no longer starts (see <see cref="Walk"/>).</summary>
+    private readonly HashSet<int> _closedProjects = [];
+
+    /// <summary>A job passed over on a closed partition that did not start elsewhere: its project closes, if it pays with an allocation.</summary>
+    private void ClosePassedOver(JobRecord job)
+    {
+        if (job.State == JobState.Pending && _admission.Grants.HasAny(job.Project))
+        {
+            _closedProjects.Add(job.Project);
+        }
+    }
+
     /// <summary>Partitions a waiting job closed to the jobs behind it in the last pass (without backfill only).</summary>
     private ulong _blockedPartitions;
-
-    /// <summary>
-    /// False when all free capacity sits in pools that only take jobs ending by some time, and no pending job is short
-    /// enough for any of them (holders of those pools aside).
-    /// </summary>
-    private bool AnyoneCanUseFreeCapacity(long now)
-    {
-        foreach (var pool in _c.Pools)
-        {
-            if (!pool.Active || pool.FreeMilli == 0)
-            {
-                continue;
-            }
-
-            var horizon = pool.Kind switch
-            {
-                PoolKind.General => long.MaxValue,
-                PoolKind.Advance when pool.UsableUntil == long.MinValue => long.MaxValue,
-                _ => pool.UsableUntil == long.MinValue ? 0 : pool.UsableUntil - now,
-            };
-            if (horizon >= _queue.MinWalltime)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private readonly List<JobRecord> _holders = [];
-
-    private void WalkHolders(long now, ScheduleResult result)
-    {
-        _holders.Clear();
-        foreach (var pool in _c.Pools)
-        {
-            if (pool.Active && pool.Kind == PoolKind.Hold && pool.FreeMilli > 0 && _jobs.TryGetValue(pool.HolderJob, out var holder) && holder.State == JobState.Pending)
-            {
-                _holders.Add(holder);
-            }
-        }
-
-        if (_holders.Count > 0)
-        {
-            _holders.Sort((a, b) => PriorityOf(b).CompareTo(PriorityOf(a)));
-            Walk(_holders, now, false, result);
-        }
-    }
 
     private bool AnyWithinGuarantee(JobRecord job, ulong partitions)
     {
@@ -1559,8 +1509,6 @@ public sealed partial class SchedulerEngine
     /// <summary>What a job can have on one partition in this pass (see <see cref="Nomination"/>).</summary>
     private enum NominationMode
     {
-        /// <summary>Not looked at: an incremental pass, and nothing that could hold the job was freed there (its reason stands).</summary>
-        Skipped,
         /// <summary>Refused by admission (quota or grant): <see cref="Nomination.Reason"/> says which.</summary>
         Refused,
         /// <summary>Admitted, but no room now: a reservation or a preemption may follow.</summary>
@@ -1577,14 +1525,9 @@ public sealed partial class SchedulerEngine
     private readonly record struct Nomination(int Partition, NominationMode Mode, Placer.Plan Plan, int Allocation, PendingReason? Reason, bool NodesUp);
 
     /// <summary>Admission, then placement, of a job on one partition. Changes nothing; the walk commits a fit.</summary>
-    private Nomination Nominate(JobRecord job, int p, in Shape shape, long end, long now, bool full, int depth)
+    private Nomination Nominate(JobRecord job, int p, in Shape shape, long end, long now)
     {
         var mayFit = MayFit(shape, p, job, end);
-        if (!mayFit && !full && _holdCount[p] >= depth && Options.Backfill != BackfillMode.None)
-        {
-            return new Nomination(p, NominationMode.Skipped, default, -1, null, false);
-        }
-
         var admission = Admit(job, p, shape.HeldMilli, now);
         if (admission.Reason is { } refused)
         {

@@ -127,6 +127,7 @@ public sealed partial class SchedulerEngine
         }
 
         RemovePending(job);
+        _capacityDirty = true;
         job.State = JobState.Cancelled;
         _jobs.Remove(jobId);
         return new JobEnd(jobId, JobState.Cancelled, false, null, _time.GetUtcNow(), null, null, JobOutcome.Cancelled);
@@ -146,10 +147,7 @@ public sealed partial class SchedulerEngine
         }
 
         _c.SetNodeState(n, state);
-        if (state == NodeState.Up)
-        {
-            _capacityDirty = true;
-        }
+        _capacityDirty = true;
 
         if (state != NodeState.Down)
         {

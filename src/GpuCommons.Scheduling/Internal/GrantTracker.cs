@@ -27,11 +27,13 @@ internal sealed class GrantTracker
         {
             var g = _grants[existing];
             g.Spec = spec;
+            _edges = null;
             g.Spent = spec.SpentGpuHours;
             return existing;
         }
 
         EnsureProject(project);
+        _edges = null;
         var grant = new Grant(spec, project, partition) { Spent = spec.SpentGpuHours };
         _grants.Add(grant);
         _byProject[project].Add(_grants.Count - 1);
@@ -40,6 +42,40 @@ internal sealed class GrantTracker
     }
 
     public int Find(string id) => _byId.TryGetValue(id, out var i) ? i : -1;
+
+    /// <summary>The starts and ends of the grants' windows, sorted (null: to be worked out again).</summary>
+    private long[]? _edges;
+
+    /// <summary>Whether a grant's window opens or closes after <paramref name="after"/> and by <paramref name="upTo"/>: admission may have changed.</summary>
+    public bool AnyEdgeIn(long after, long upTo)
+    {
+        if (upTo <= after || _grants.Count == 0)
+        {
+            return false;
+        }
+
+        if (_edges is null)
+        {
+            _edges = new long[_grants.Count * 2];
+            for (var i = 0; i < _grants.Count; i++)
+            {
+                _edges[2 * i] = _grants[i].StartTicks;
+                _edges[(2 * i) + 1] = _grants[i].EndTicks;
+            }
+
+            Array.Sort(_edges);
+        }
+
+        // The first edge after `after`, if it is not after `upTo`.
+        var at = Array.BinarySearch(_edges, after + 1);
+        at = at < 0 ? ~at : at;
+        while (at > 0 && _edges[at - 1] > after)
+        {
+            at--;
+        }
+
+        return at < _edges.Length && _edges[at] <= upTo;
+    }
 
     public bool HasAny(int project) => project < _byProject.Count && _byProject[project].Count > 0;
 

@@ -48,7 +48,7 @@ public sealed class BackfillTests
     }
 
     [Fact]
-    public void Easy_IncrementalPass_KeepsTheReservation()
+    public void Easy_IncrementalPass_KeepsTheReservation_AndLeavesBackfillToTheFullCycle()
     {
         var e = Engine(1);
         e.Submit(Job(1).Gpus(4).Hours(2));
@@ -59,6 +59,14 @@ public sealed class BackfillTests
         e.Submit(Job(4).Gpus(2).Minutes(30));
         e.Schedule(full: false);
 
+        // Job 4 would fit before job 2's reservation, but an incremental pass does not start a job behind a waiting one:
+        // it starts only what a full cycle at that instant would start, and leaves the backfill to the full cycle.
+        e.IsRunning(3).ShouldBeFalse();
+        e.IsRunning(4).ShouldBeFalse();
+        e.Reason(4).ShouldBe(PendingReason.Priority);
+        e.Reason(2).ShouldBe(PendingReason.Reserved);
+
+        e.Schedule();
         e.IsRunning(3).ShouldBeFalse();
         e.IsRunning(4).ShouldBeTrue();
         e.Reason(2).ShouldBe(PendingReason.Reserved);

@@ -94,6 +94,7 @@ internal sealed class CheckedEngine
     public ScheduleResult Schedule(bool full = true)
     {
         var holdsBefore = Engine.HoldsForTests();
+        (Engine.WalkRecord ??= []).Clear();
         _claimants.Clear();
         _claimants.UnionWith(PendingIds.Where(id => View(id).Reason == PendingReason.WaitingForPreemption));
         var result = Engine.Schedule(full);
@@ -345,7 +346,9 @@ internal sealed class CheckedEngine
         var holdsAfter = Engine.HoldsForTests();
         // A full pass makes its holds while it walks the queue in priority order (jobs walked before the holder were free
         // to start anywhere); an incremental pass keeps the holds it found, unless one expired or its holder started.
-        var holds = full
+        // (An incremental pass that walks the whole order makes them again, as a full pass does.)
+        var remade = Engine.RemadeHolds;
+        var holds = remade
             ? holdsAfter
             : holdsBefore.Where(h => holdsAfter.Any(a => a.Holder == h.Holder && a.UsableUntil == h.UsableUntil && a.Sticky == h.Sticky && a.Nodes.Order().SequenceEqual(h.Nodes.Order())));
         foreach (var (holder, usableUntil, _, nodes) in holds)
@@ -358,7 +361,7 @@ internal sealed class CheckedEngine
                     continue;
                 }
 
-                if (full && WalkedBefore(s.JobId, holder))
+                if (full ? WalkedBefore(s.JobId, holder) : remade && SteppedBefore(s.JobId, holder))
                 {
                     continue;
                 }
@@ -373,6 +376,15 @@ internal sealed class CheckedEngine
     }
 
     /// <summary>Whether the full pass looked at <paramref name="a"/> before <paramref name="b"/> (priority, then submit time, then id).</summary>
+    /// <summary>Whether the last pass stepped <paramref name="a"/> before <paramref name="b"/> (an incremental pass walks the last full pass's order).</summary>
+    private bool SteppedBefore(long a, long b)
+    {
+        var record = Engine.WalkRecord!;
+        var ia = record.IndexOf(a);
+        var ib = record.IndexOf(b);
+        return ia >= 0 && (ib < 0 || ia < ib);
+    }
+
     private bool WalkedBefore(long a, long b)
     {
         if (_claimants.Contains(a) != _claimants.Contains(b))
