@@ -150,10 +150,10 @@ public sealed partial class SchedulerEngine
             UpdateFairShare(now);
             Order(now);
         }
-        else if (!HeadIsCurrent())
+        else if (_capacityDirty && (_orderStale || !HeadIsCurrent()))
         {
-            // The jobs waiting for their preemptions are not the ones the last sort put first: a full cycle now would walk
-            // them first, and so does this pass.
+            // This pass walks the whole order, and the last sort's is not the one a full cycle would walk now: a job queued
+            // since sorts ahead of a pending one, or the jobs waiting for their preemptions are not the ones it put first.
             Order(now);
         }
 
@@ -177,6 +177,15 @@ public sealed partial class SchedulerEngine
             {
                 // Arrivals in the order a full cycle walks them (a job may arrive with an earlier submit time).
                 _queue.Arrivals.Sort(static (a, b) => PendingQueue.FifoBefore(a, b) ? -1 : PendingQueue.FifoBefore(b, a) ? 1 : 0);
+            }
+            else if (_queue.Arrivals.Count > 1 && _sorted)
+            {
+                // By the key a sort would give them, then submit time and id.
+                _queue.Arrivals.Sort((a, b) =>
+                {
+                    var c = Descending(KeyNow(a)).CompareTo(Descending(KeyNow(b)));
+                    return c != 0 ? c : PendingQueue.FifoBefore(a, b) ? -1 : PendingQueue.FifoBefore(b, a) ? 1 : 0;
+                });
             }
 
             Walk(_queue.Arrivals, now, false, result);
@@ -227,7 +236,66 @@ public sealed partial class SchedulerEngine
 
         var keys = _keys;
         _queue.Sort(ref keys, _goFirst);
+        _sorted = true;
+        _orderStale = false;
+        if (Options.Ordering is OrderingPolicy.LeastAttainedService or OrderingPolicy.ShortestRemainingFirst)
+        {
+            // The last place in this order: a job queued later with a key that goes after it goes last in the next sort too.
+            _lastKey = 0;
+            for (var i = 0; i < _queue.Count; i++)
+            {
+                _lastKey = Math.Max(_lastKey, Descending(_queue[i].Priority));
+            }
+        }
     }
+
+    /// <summary>
+    /// Under least attained service and shortest remaining time (whose keys do not change while a job waits): notes
+    /// whether a job joining the queue goes last in the order a sort now would make, as it goes in the kept order. If it
+    /// does not, the next pass over the whole order sorts first.
+    /// </summary>
+    private void NoteQueued(JobRecord job)
+    {
+        if (Options.Ordering is not (OrderingPolicy.LeastAttainedService or OrderingPolicy.ShortestRemainingFirst) || _orderStale)
+        {
+            return;
+        }
+
+        if (!_sorted)
+        {
+            // No keys yet: a second job makes the next pass sort.
+            _orderStale = _queue.Count > 0;
+            return;
+        }
+
+        var key = Descending(KeyNow(job));
+        if (_queue.Count > 0 && (key < _lastKey || (key == _lastKey && job.SubmitTicks <= _queue.SubmitBound)))
+        {
+            _orderStale = true;
+        }
+        else
+        {
+            _lastKey = key;
+        }
+    }
+
+    /// <summary>A pending job's key as the last sort's keys give it, without writing it to the job.</summary>
+    private double KeyNow(JobRecord job)
+    {
+        var kept = job.Priority;
+        var key = _keys.KeyOf(job);
+        job.Priority = kept;
+        return key;
+    }
+
+    /// <summary>Whether a sort has run (before it, the order is the order of arrival).</summary>
+    private bool _sorted;
+
+    /// <summary>Whether the kept order is not the one a sort now would make (see <see cref="NoteQueued"/>).</summary>
+    private bool _orderStale;
+
+    /// <summary>The key (as <see cref="Descending"/> maps it) of the last job in the order, under LAS and SRTF.</summary>
+    private ulong _lastKey;
 
     /// <summary>When set, the jobs the walks step, in the order they step them; for tests.</summary>
     internal List<long>? WalkRecord { get; set; }

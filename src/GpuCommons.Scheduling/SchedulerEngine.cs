@@ -412,6 +412,7 @@ public sealed partial class SchedulerEngine
         job.State = JobState.Pending;
         Decide(job, PendingReason.New, -1);
         job.Priority = double.PositiveInfinity;
+        NoteQueued(job);
         _queue.Add(job, _time.GetUtcNow().UtcTicks);
         _classes.CountPending(job.DecisionClass, +1);
     }
