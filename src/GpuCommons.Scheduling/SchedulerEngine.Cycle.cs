@@ -194,9 +194,11 @@ public sealed partial class SchedulerEngine
         _queue.Arrivals.Clear();
 
         // A job decided before a start in this walk may be decided otherwise now (a reservation or admission reads what
-        // runs: a partition found full is a matter for placement, not quota). The next pass walks the whole order again
-        // rather than arrivals alone behind these decisions.
-        _capacityDirty = result.Started.Count > 0;
+        // runs: a partition found full is a matter for placement, not quota). Unless every partition is closed (then an
+        // arrival walked alone starts nowhere), the next pass walks the whole order again rather than arrivals alone
+        // behind these decisions.
+        var allPartitions = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
+        _capacityDirty = result.Started.Count > 0 && (_blockedPartitions & allPartitions) != allPartitions;
         _admission.Quota.SettleOver();
         var t3 = _time.GetTimestamp();
         result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
