@@ -230,6 +230,10 @@ internal sealed class JobCgroups
             Directory.CreateDirectory(own);
         }
 
+        // The server runs with umask 077: a job (its researcher's account) must still reach its own cgroup to read its
+        // limits, without listing the others'.
+        EnsureMode(own, TraverseOnly);
+
         if (c.Version == 2)
         {
             EnableController(own, controller);
@@ -255,7 +259,20 @@ internal sealed class JobCgroups
         }
 
         Directory.CreateDirectory(dir);
+        EnsureMode(dir, Readable);
         return dir;
+    }
+
+    private const UnixFileMode TraverseOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    private const UnixFileMode Readable = TraverseOnly | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    private static void EnsureMode(string dir, UnixFileMode mode)
+    {
+        if (!OperatingSystem.IsWindows() && File.GetUnixFileMode(dir) != mode)
+        {
+            File.SetUnixFileMode(dir, mode);
+        }
     }
 
     private static void EnableController(string dir, string controller)

@@ -38,6 +38,31 @@ public sealed class ResourceLimitTests(TenantAccounts tenants) : IClassFixture<T
     private static JobFile State(TestBackend t, long id) => JobFile.Load(Path.Combine(t.StateDirectory, "jobs", id.ToString(CultureInfo.InvariantCulture), "job.json"))!;
 
     [RootFact]
+    public async Task Jobs_SeeTheirOwnMemoryLimit_WhenTheServerMadeTheCgroupsUnderUmask077()
+    {
+        RootFactAttribute.Require();
+
+        // `gpuc serve` runs with umask 077: the backend's own cgroup folder it made is 0700 (and so is a job's), and a job
+        // running as its researcher could not reach its own limits. The backend sets their modes whatever the umask.
+        var cgroups = JobCgroups.Detect("test");
+        foreach (var c in new[] { cgroups.Cpuset, cgroups.Memory })
+        {
+            if (c is not null)
+            {
+                var own = Path.Combine(c.Base, "gpucommons");
+                Directory.CreateDirectory(own);
+                File.SetUnixFileMode(own, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+
+        await using var t = NewBackend();
+        var a = await t.StartAsync(Placed(t.JobAs(1, tenants.A, ShowLimits + "\necho ready; exec sleep 300"), 1, 192));
+        await TestBackend.WaitForAsync(() => TestBackend.Out(a).Contains("ready", StringComparison.Ordinal), "the job to start");
+        Line(a, "mem=").ShouldBe("mem=" + (192L << 20).ToString(CultureInfo.InvariantCulture));
+        File.GetUnixFileMode(Path.Combine(cgroups.Memory!.Base, "gpucommons")).HasFlag(UnixFileMode.OtherRead).ShouldBeFalse("other accounts may pass through the backend's cgroup, not list the jobs in it");
+    }
+
+    [RootFact]
     public async Task Jobs_SeeTheirOwnCoresAndMemory_CoresAreDisjoint_AndCgroupsGoWithTheJob()
     {
         RootFactAttribute.Require();
