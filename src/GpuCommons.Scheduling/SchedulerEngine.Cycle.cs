@@ -197,8 +197,7 @@ public sealed partial class SchedulerEngine
         // runs: a partition found full is a matter for placement, not quota). Unless every partition is closed (then an
         // arrival walked alone starts nowhere), the next pass walks the whole order again rather than arrivals alone
         // behind these decisions.
-        var allPartitions = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
-        _capacityDirty = result.Started.Count > 0 && (_blockedPartitions & allPartitions) != allPartitions;
+        _capacityDirty = result.Started.Count > 0 && (_blockedPartitions & AllPartitions) != AllPartitions;
         _admission.Quota.SettleOver();
         var t3 = _time.GetTimestamp();
         result.Timings = new CycleTimings(_time.GetElapsedTime(t0, t1), _time.GetElapsedTime(t1, t2), _time.GetElapsedTime(t2, t3));
@@ -465,7 +464,7 @@ public sealed partial class SchedulerEngine
             RefreshCapacitySignature(p);
         }
 
-        var allBlocked = Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
+        var allBlocked = AllPartitions;
         var examined = 0;
         var looked = 0;
         (long Free, long Tries, int Started) restMark = (-1, -1, -1);
@@ -517,14 +516,14 @@ public sealed partial class SchedulerEngine
                         // No job of the rest could be placed or reserved: none changes the state, in any order.
                         LeaveRestLazy(jobs, i, now, result);
                         SettledRests++;
-                            break;
+                        break;
                     }
                     else
                     {
                         // The rest is decided as the state is now, but for its candidates (in the order of the whole
                         // sort), each stepped here unless it would change the state: then the walk goes on in order from it.
                         LeaveRestLazy(jobs, i, now, result);
-                            restCounted = true;
+                        restCounted = true;
                         restCandidates = candidates;
                         restFrom = i;
                         candidate = 0;
@@ -572,7 +571,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            // With nothing free, only a missing reservation is left to give: once every partition has its own, stop.
+            // An incremental pass stops once nothing is free, every partition is closed, or it looked deep enough.
             if (!full && (_c.FreeMilliTotal == 0 || (wholeOrder && (blocked & allBlocked) == allBlocked) || examined >= Options.IncrementalDepth || looked >= Options.IncrementalDepth))
             {
                 brokeEarly = true;
@@ -1512,8 +1511,14 @@ public sealed partial class SchedulerEngine
         }
     }
 
-    /// <summary>Partitions a waiting job closed to the jobs behind it in the last pass (without backfill only).</summary>
+    /// <summary>
+    /// Partitions a waiting job closed to the jobs behind it in the last pass: what a pass over arrivals alone starts
+    /// from (see <see cref="Walk"/>).
+    /// </summary>
     private ulong _blockedPartitions;
+
+    /// <summary>Every partition's bit.</summary>
+    private ulong AllPartitions => Fleet.Partitions.Count >= 64 ? ulong.MaxValue : (1UL << Fleet.Partitions.Count) - 1;
 
     private bool AnyWithinGuarantee(JobRecord job, ulong partitions)
     {
