@@ -130,6 +130,13 @@ public sealed partial class SchedulerEngine
         }
 
         _lastPassTicks = now;
+        if (Options.Ordering == OrderingPolicy.Multifactor && _sorted && PeriodStart(now) != _keysPeriod)
+        {
+            // A new priority period: a full cycle now would work the priorities out again and sort by them, so this pass
+            // does too, and walks the whole order.
+            _capacityDirty = true;
+            _orderStale = true;
+        }
 
         // A pass that walks the whole order makes the reservations again as it walks, as a full cycle at this instant would
         // (jobs ahead of a holder are walked as if it held nothing; a hold's nodes may place its holder where the pools they
@@ -204,6 +211,7 @@ public sealed partial class SchedulerEngine
         return result;
     }
 
+    /// <summary>Decays past usage to now and adds what the running jobs used since the last update.</summary>
     private void UpdateFairShare(long now)
     {
         if (Options.Ordering != OrderingPolicy.Multifactor)
@@ -217,14 +225,33 @@ public sealed partial class SchedulerEngine
         }
 
         _lastFairShareTicks = now;
-        _fairShare.Recompute();
     }
+
+    /// <summary>The start of the priority period that holds <paramref name="now"/> (see <see cref="SchedulerOptions.PriorityPeriod"/>).</summary>
+    private long PeriodStart(long now) => now - (now % Options.PriorityPeriod.Ticks);
+
+    /// <summary>The priority period the kept keys were worked out for (<see cref="long.MinValue"/>: none yet).</summary>
+    private long _keysPeriod = long.MinValue;
 
     private void Order(long now)
     {
-        // The keys read the fair-share factors of this pass; they are kept with the keys, for PriorityOf.
-        _fairShare.CopyFactors(ref _keyFactors);
-        _keys = new SortKeys(this, now, _keyFactors);
+        var keysAt = now;
+        if (Options.Ordering == OrderingPolicy.Multifactor)
+        {
+            // Priorities are worked out once per period, at its first sort: the fair-share factors as of that pass, ages as
+            // of the period's start. A full cycle anywhere in the period then sorts as that pass did.
+            keysAt = PeriodStart(now);
+            if (keysAt != _keysPeriod)
+            {
+                UpdateFairShare(now);
+                _fairShare.Recompute();
+                _fairShare.CopyFactors(ref _keyFactors);
+                _keysPeriod = keysAt;
+            }
+        }
+
+        // The keys read the fair-share factors of the period; they are kept with the keys, for PriorityOf.
+        _keys = new SortKeys(this, keysAt, _keyFactors);
         _goFirst.Clear();
         foreach (var j in _reasons.WaitingForPreemption)
         {
@@ -280,6 +307,33 @@ public sealed partial class SchedulerEngine
         }
     }
 
+    /// <summary>
+    /// Under multifactor, whose priorities do not change within a priority period: puts a job just queued at its sorted
+    /// place in the kept order (where the queue can), as the next sort of the period would. Otherwise the next pass over
+    /// the whole order sorts first.
+    /// </summary>
+    private void PlaceQueued(JobRecord job)
+    {
+        if (Options.Ordering != OrderingPolicy.Multifactor)
+        {
+            return;
+        }
+
+        if (!_sorted)
+        {
+            _orderStale = _queue.Count > 1;
+            return;
+        }
+
+        // Its priority is the period's, whether it is placed now or sorted later in the period.
+        var key = KeyNow(job);
+        job.Priority = key;
+        if (!_orderStale && !_queue.PlaceByKey(job, Descending(key), _keyOfPlaced ??= j => Descending(KeyNow(j))))
+        {
+            _orderStale = true;
+        }
+    }
+
     /// <summary>A pending job's key as the last sort's keys give it, without writing it to the job.</summary>
     private double KeyNow(JobRecord job)
     {
@@ -288,6 +342,9 @@ public sealed partial class SchedulerEngine
         job.Priority = kept;
         return key;
     }
+
+    /// <summary>The key a kept job sorts by, for <see cref="PendingQueue.PlaceByKey"/>.</summary>
+    private Func<JobRecord, ulong>? _keyOfPlaced;
 
     /// <summary>Whether a sort has run (before it, the order is the order of arrival).</summary>
     private bool _sorted;
@@ -352,7 +409,8 @@ public sealed partial class SchedulerEngine
     /// <summary>
     /// A job's priority: the key the last full sort gave it. Under the policies whose keys come from the queue's columns
     /// (FIFO, multifactor) the sort does not write it to the job: it is worked out again here, from the same keys.
-    /// +∞ for a job queued since (the engine reports it as 0).
+    /// For a job queued since: under multifactor the period's priority (<see cref="PlaceQueued"/>); otherwise +∞ (the
+    /// engine reports it as 0).
     /// </summary>
     private double PriorityOf(JobRecord job)
     {

@@ -414,6 +414,7 @@ public sealed partial class SchedulerEngine
         job.Priority = double.PositiveInfinity;
         NoteQueued(job);
         _queue.Add(job, _time.GetUtcNow().UtcTicks);
+        PlaceQueued(job);
         _classes.CountPending(job.DecisionClass, +1);
     }
 

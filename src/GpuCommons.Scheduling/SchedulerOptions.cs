@@ -83,6 +83,16 @@ public sealed class SchedulerOptions
     /// <value>Default 7 days.</value>
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// Under <see cref="OrderingPolicy.Multifactor"/>: how often priorities are worked out (Slurm's PriorityCalcPeriod).
+    /// The fair-share factors are worked out at the first pass of each period that sorts, and a job's age is its age at
+    /// the period's start (periods start at whole multiples of it since 0001-01-01 UTC). Within a period a job's priority
+    /// does not change, so every pass of the period, full or incremental, walks the same order (see docs/scheduling.md,
+    /// "Incremental passes decide less, never something else").
+    /// </summary>
+    /// <value>Default 5 minutes.</value>
+    public TimeSpan PriorityPeriod { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <value>Default 10,000: fair share dominates, so small tenants are not starved by big ones.</value>
     [Range(0, 1e9)]
     public double WeightFairShare { get; set; } = 10_000;
@@ -169,6 +179,11 @@ public sealed class SchedulerOptions
         if (MaxAge <= TimeSpan.Zero)
         {
             throw new ArgumentException("must be positive", nameof(MaxAge));
+        }
+
+        if (PriorityPeriod <= TimeSpan.Zero || PriorityPeriod > TimeSpan.FromDays(1))
+        {
+            throw new ArgumentException("must be positive and at most a day", nameof(PriorityPeriod));
         }
 
         for (var i = 0; i < LasThresholdsGpuHours.Count; i++)

@@ -126,6 +126,7 @@ public sealed class Simulator
             PreemptionGrace = o.PreemptionGrace,
             FairShareHalfLife = o.FairShareHalfLife,
             MaxAge = o.MaxAge,
+            PriorityPeriod = o.PriorityPeriod,
             WeightFairShare = o.WeightFairShare,
             WeightAge = o.WeightAge,
             WeightPriorityClass = o.WeightPriorityClass,

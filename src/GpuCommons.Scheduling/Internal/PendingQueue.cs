@@ -67,6 +67,12 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// </summary>
     private int[] _tailDecision = [];
     private int _tailCount;
+
+    /// <summary>At most the lowest key of the tail (as <see cref="Descending"/> maps it).</summary>
+    private ulong _tailLowKey;
+
+    /// <summary>At least the latest entry of the tail in submit order.</summary>
+    private JobRecord? _tailLatest;
     private int[] _headHeap = [];
     private bool[] _inHead = [];
 
@@ -287,7 +293,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <summary>
     /// Where a job that joins the queue goes in <see cref="Order"/> until the next full pass sorts it. FIFO's order does
     /// not change with time: the job goes where that sort will put it (by submit time, then id), so that a pass in between
-    /// walks the order a full cycle would. Other orders change with time and usage; the job goes last.
+    /// walks the order a full cycle would. Other orders go last here; the engine then moves a multifactor job to its place
+    /// (<see cref="PlaceByKey"/>) or marks the order for a sort.
     /// </summary>
     private int SlotFor(JobRecord job)
     {
@@ -298,6 +305,153 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         return LowerBound(Order, OrderHead, job);
     }
+
+    /// <summary>
+    /// Moves <paramref name="job"/>, just added (last in <see cref="Order"/>), to the place a sort by the kept keys would
+    /// give it: by <paramref name="key"/> (see <see cref="Descending"/>), then submit order, after the jobs a sort puts
+    /// first. <paramref name="keyOf"/> gives a kept entry's key (entries that left the queue keep theirs). Into the sorted
+    /// head by binary search; behind it, into the unsorted tail with its key and decision class. Returns false, leaving it
+    /// last, where the order is not one a sort made plus jobs so placed (the caller then sorts before it walks the order),
+    /// or where its place in the tail would not keep the tail in submit order.
+    /// </summary>
+    public bool PlaceByKey(JobRecord job, ulong key, Func<JobRecord, ulong> keyOf)
+    {
+        var n = Order.Count - 1;
+        if (n < 0 || !ReferenceEquals(Order[n], job))
+        {
+            return false;
+        }
+
+        if (_tailCount == 0)
+        {
+            if (SortedUntil != int.MaxValue)
+            {
+                return false;
+            }
+
+            var at = PlaceInHead(job, key, n, keyOf);
+            if (n - at > MaxPlacementMove)
+            {
+                // Cheaper to sort again than to move this much of the order for each job.
+                return false;
+            }
+
+            MoveLastTo(at, n);
+            return true;
+        }
+
+        var head = SortedUntil;
+        if (head + _tailCount != n)
+        {
+            return false;
+        }
+
+        if (head <= OrderHead || GoesBefore(Order[head - 1], keyOf(Order[head - 1]), job, key))
+        {
+            // Behind the head: it joins the tail, whose order is by key, then place (submit order among equal keys).
+            if (!FifoBefore(_tailLatest!, job))
+            {
+                return false;
+            }
+
+            AppendToTail(job, key);
+            return true;
+        }
+
+        // Into the head. Its last entry goes before every entry of the tail; where its key is below every key of the tail,
+        // its place in the tail does not matter (no tie to break), and it moves there: the head keeps its length, and
+        // only the head moves.
+        var slot = PlaceInHead(job, key, head, keyOf);
+        var last = Order[head - 1];
+        var lastKey = keyOf(last);
+        if (lastKey < _tailLowKey)
+        {
+            var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
+            var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall);
+            var wall = walls[n];
+            order[n] = last;
+            walls[n] = walls[head - 1];
+            order[slot..(head - 1)].CopyTo(order[(slot + 1)..head]);
+            walls[slot..(head - 1)].CopyTo(walls[(slot + 1)..head]);
+            order[slot] = job;
+            walls[slot] = wall;
+            AppendToTail(last, lastKey);
+            return true;
+        }
+
+        if (n - slot > MaxPlacementMove)
+        {
+            return false;
+        }
+
+        MoveLastTo(slot, n);
+        SortedUntil++;
+        return true;
+    }
+
+    /// <summary>The most entries of <see cref="Order"/> that placing one job may move (about 128 KB).</summary>
+    private const int MaxPlacementMove = 16_384;
+
+    /// <summary>Where <paramref name="job"/> goes among the sorted entries from <see cref="OrderHead"/> to <paramref name="end"/>.</summary>
+    private int PlaceInHead(JobRecord job, ulong key, int end, Func<JobRecord, ulong> keyOf)
+    {
+        int lo = OrderHead, hi = end;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (GoesBefore(Order[mid], keyOf(Order[mid]), job, key))
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo;
+    }
+
+    /// <summary>Moves the entry at <paramref name="n"/> (the last) to <paramref name="at"/>.</summary>
+    private void MoveLastTo(int at, int n)
+    {
+        if (at == n)
+        {
+            return;
+        }
+
+        var job = Order[n];
+        var wall = OrderWall[n];
+        Order.RemoveAt(n);
+        OrderWall.RemoveAt(n);
+        Order.Insert(at, job);
+        OrderWall.Insert(at, wall);
+    }
+
+    /// <summary>Adds the key and decision class of the entry just put last in <see cref="Order"/> to the tail.</summary>
+    private void AppendToTail(JobRecord job, ulong key)
+    {
+        if (_tailKeys.Length == _tailCount)
+        {
+            Array.Resize(ref _tailKeys, Math.Max(1024, _tailCount * 2));
+        }
+
+        if (_tailDecision.Length == _tailCount)
+        {
+            Array.Resize(ref _tailDecision, Math.Max(1024, _tailCount * 2));
+        }
+
+        _tailKeys[_tailCount] = key;
+        _tailDecision[_tailCount++] = job.DecisionClass;
+        _tailLowKey = Math.Min(_tailLowKey, key);
+        if (FifoBefore(_tailLatest!, job))
+        {
+            _tailLatest = job;
+        }
+    }
+
+    /// <summary>Whether entry <paramref name="a"/> (key <paramref name="ka"/>) goes before <paramref name="b"/> (key <paramref name="kb"/>) in a sort.</summary>
+    private static bool GoesBefore(JobRecord a, ulong ka, JobRecord b, ulong kb) => ka < kb || (ka == kb && FifoBefore(a, b));
 
     /// <summary>The first index at or after <paramref name="from"/> whose job does not go before <paramref name="job"/> in submit order.</summary>
     private static int LowerBound(List<JobRecord> list, int from, JobRecord job)
@@ -386,14 +540,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var count = _jobs.Count;
         if (_keys.Length < count)
         {
-            var size = Math.Max(count, _keys.Length + (_keys.Length / 4));
-            _keys = new ulong[size];
-            _keys2 = new ulong[size];
-            _sorted = new JobRecord[size];
-            _sorted2 = new JobRecord[size];
-            _sortedWall = new long[size];
-            _sortedWall2 = new long[size];
-            _tailDecision = new int[size];
+            GrowSortBuffers(Math.Max(count + (count / 4), _keys.Length + (_keys.Length / 4)));
+            _tailDecision = new int[_keys.Length];
         }
 
         if (_bySubmitUnsorted || _subDead > _subCount / 8)
@@ -481,6 +629,17 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
     }
 
+    /// <summary>Replaces the sort buffers (keys and jobs, twice for the radix passes) with empty ones of <paramref name="size"/> entries.</summary>
+    private void GrowSortBuffers(int size)
+    {
+        _keys = new ulong[size];
+        _keys2 = new ulong[size];
+        _sorted = new JobRecord[size];
+        _sorted2 = new JobRecord[size];
+        _sortedWall = new long[size];
+        _sortedWall2 = new long[size];
+    }
+
     /// <summary>Whether job <paramref name="a"/> of the key pass goes before job <paramref name="b"/> (key, then submit order).</summary>
     private bool Before(int a, int b) => _keys[a] < _keys[b] || (_keys[a] == _keys[b] && a < b);
 
@@ -562,6 +721,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         var t = 0;
+        var low = ulong.MaxValue;
         for (var i = 0; i < n; i++)
         {
             if (_inHead[i])
@@ -573,8 +733,13 @@ internal sealed class PendingQueue(SchedulerOptions options)
             order[size + t] = _sorted[i];
             walls[size + t] = _sortedWall[i];
             _tailDecision[t] = _tailDecision[i];
+            low = Math.Min(low, _keys[i]);
             _tailKeys[t++] = _keys[i];
         }
+
+        // The tail is in submit order: its last entry is its latest.
+        _tailLowKey = low;
+        _tailLatest = t > 0 ? order[size + t - 1] : null;
 
         Array.Clear(_sorted, 0, n);
 
@@ -596,6 +761,12 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         var from = SortedUntil;
         var t = _tailCount;
+        if (_keys.Length < t)
+        {
+            // Jobs queued since the sort joined the tail.
+            GrowSortBuffers(t + (t / 4));
+        }
+
         for (var i = 0; i < t; i++)
         {
             _sorted[i] = Order[from + i];

@@ -271,6 +271,52 @@ public sealed class AdmissionTests
         e.IsRunning(2).ShouldBeFalse();
     }
 
+    /// <summary>
+    /// Priorities are worked out once per priority period (Slurm's PriorityCalcPeriod): within a period, a's growing
+    /// usage does not move its job's priority, and two jobs alike but for their submit time (both within the period) have
+    /// the same one; the next period's first pass works them out again.
+    /// </summary>
+    [Fact]
+    public void Multifactor_Priorities_HoldForAPriorityPeriod()
+    {
+        var period = TimeSpan.FromHours(1);
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"), new SchedulerOptions { PriorityPeriod = period });
+        e.Advance(TimeSpan.FromTicks(period.Ticks - (e.Now.UtcTicks % period.Ticks)) + TimeSpan.FromMinutes(1));
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue();
+
+        e.Submit(Job(2).Project("a").Gpus(8));
+        e.Submit(Job(3).Project("b").Gpus(8));
+        e.Schedule();
+        var (p2, p3) = (e.View(2).Priority, e.View(3).Priority);
+
+        e.Advance(TimeSpan.FromMinutes(30));
+        e.Submit(Job(4).Project("a").Gpus(8));
+        e.Schedule();
+        e.Advance(TimeSpan.FromMinutes(28));
+        e.Schedule();
+        e.View(2).Priority.ShouldBe(p2, "a has run 8 GPUs for 58 minutes, within the period");
+        e.View(3).Priority.ShouldBe(p3);
+        e.View(4).Priority.ShouldBe(p2, "queued 30 minutes later in the same period: the same age, the same priority");
+
+        e.Advance(TimeSpan.FromMinutes(2));
+        e.Schedule();
+        e.View(2).Priority.ShouldBeLessThan(p2 - 1, "the next period counts a's hour of usage");
+        e.View(3).Priority.ShouldBeGreaterThan(p3, "b's job is an hour older");
+        e.View(4).Priority.ShouldBeLessThan(e.View(2).Priority, "at the next period's start, job 2 is 30 minutes older");
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-60)]
+    [InlineData(2 * 86_400)]
+    public void PriorityPeriod_OutOfRange_IsRefusedByName(int seconds)
+    {
+        var ex = Should.Throw<ArgumentException>(() => new SchedulerOptions { PriorityPeriod = TimeSpan.FromSeconds(seconds) }.Validate());
+        ex.ParamName.ShouldBe(nameof(SchedulerOptions.PriorityPeriod));
+    }
+
     [Fact]
     public void QuotaLowered_RunningJobsStay_NothingMoreIsAdmitted_UntilUsageFallsBelow()
     {
