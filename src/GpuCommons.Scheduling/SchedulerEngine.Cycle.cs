@@ -587,6 +587,13 @@ public sealed partial class SchedulerEngine
                         candidate = 0;
                     }
                 }
+                else if (!full)
+                {
+                    // The last full sort ordered only the head of the queue, and this pass needs the order beyond it: an
+                    // incremental pass looks at a bounded number of jobs, so the head grows by as many (the tail stays,
+                    // for the jobs queued later to join).
+                    _queue.ExtendHead(Options.SortedHead);
+                }
                 else
                 {
                     // The last full sort ordered only the head of the queue, and this pass needs the order beyond it.

@@ -330,9 +330,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
             }
 
             var at = PlaceInHead(job, key, n, keyOf);
-            if (n - at > MaxPlacementMove)
+            if (!MayMove(n - at))
             {
-                // Cheaper to sort again than to move this much of the order for each job.
                 return false;
             }
 
@@ -379,7 +378,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             return true;
         }
 
-        if (n - slot > MaxPlacementMove)
+        if (!MayMove(n - slot))
         {
             return false;
         }
@@ -389,8 +388,31 @@ internal sealed class PendingQueue(SchedulerOptions options)
         return true;
     }
 
-    /// <summary>The most entries of <see cref="Order"/> that placing one job may move (about 128 KB).</summary>
-    private const int MaxPlacementMove = 16_384;
+    /// <summary>
+    /// Whether placing a job may move <paramref name="entries"/> entries of <see cref="Order"/>: at most
+    /// <see cref="MaxPlacementMove"/> at once, and <see cref="MoveBudgetPerEntry"/> per entry of the last sort in all until
+    /// the next one (moving an entry costs some 40 times less than sorting it; beyond that, sorting again is cheaper).
+    /// </summary>
+    private bool MayMove(int entries)
+    {
+        if (entries > MaxPlacementMove || _moved + entries > _moveBudget)
+        {
+            return false;
+        }
+
+        _moved += entries;
+        return true;
+    }
+
+    /// <summary>The most entries of <see cref="Order"/> that placing one job may move (2 MB of references).</summary>
+    private const int MaxPlacementMove = 262_144;
+
+    /// <summary>Entries placing jobs may move between two sorts, per entry of the last sort (see <see cref="MayMove"/>).</summary>
+    private const int MoveBudgetPerEntry = 16;
+
+    /// <summary>Entries moved by placing jobs since the last sort, and how many may be.</summary>
+    private long _moved;
+    private long _moveBudget;
 
     /// <summary>Where <paramref name="job"/> goes among the sorted entries from <see cref="OrderHead"/> to <paramref name="end"/>.</summary>
     private int PlaceInHead(JobRecord job, ulong key, int end, Func<JobRecord, ulong> keyOf)
@@ -593,6 +615,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         LastSortSeq = _queuedSeq;
+        _moved = 0;
+        _moveBudget = MoveBudgetPerEntry * (n + 1024L);
         MinWalltime = minWall;
         Order.Clear();
         OrderWall.Clear();
@@ -640,25 +664,18 @@ internal sealed class PendingQueue(SchedulerOptions options)
         _sortedWall2 = new long[size];
     }
 
-    /// <summary>Whether job <paramref name="a"/> of the key pass goes before job <paramref name="b"/> (key, then submit order).</summary>
-    private bool Before(int a, int b) => _keys[a] < _keys[b] || (_keys[a] == _keys[b] && a < b);
+    /// <summary>The keys <see cref="Before"/> reads: the key pass's, or the tail's.</summary>
+    private ulong[] _selectKeys = [];
 
     /// <summary>
-    /// The lazy order: the first <paramref name="head"/> jobs of the exact order (selected with a bounded max-heap, then
-    /// sorted), followed by every other job in submit order with its key kept, for <see cref="SortTail"/> to sort if a
-    /// pass needs the order beyond the head. Sorting the head and then the tail gives exactly the full sort's order: every
-    /// head job goes before every tail job by (key, submit order), the full sort's own order.
+    /// Selects the first <paramref name="head"/> of the <paramref name="n"/> entries of <see cref="_selectKeys"/> by
+    /// (key, index) with a bounded max-heap, and sorts them into <see cref="_headHeap"/>; returns how many.
     /// </summary>
-    private void SortHeadOnly(int n, int head)
+    private int SelectHead(int n, int head)
     {
         if (_headHeap.Length < head)
         {
             _headHeap = new int[head];
-        }
-
-        if (_inHead.Length < n)
-        {
-            _inHead = new bool[Math.Max(n, _inHead.Length * 2)];
         }
 
         // A max-heap (by the order) of the best `head` indices seen so far.
@@ -704,6 +721,28 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         Array.Sort(heap, 0, size, Comparer<int>.Create((a, b) => a == b ? 0 : Before(a, b) ? -1 : 1));
+        return size;
+    }
+
+    /// <summary>Whether job <paramref name="a"/> of the key pass goes before job <paramref name="b"/> (key, then submit order).</summary>
+    private bool Before(int a, int b) => _selectKeys[a] < _selectKeys[b] || (_selectKeys[a] == _selectKeys[b] && a < b);
+
+    /// <summary>
+    /// The lazy order: the first <paramref name="head"/> jobs of the exact order (selected with a bounded max-heap, then
+    /// sorted), followed by every other job in submit order with its key kept, for <see cref="SortTail"/> to sort if a
+    /// pass needs the order beyond the head. Sorting the head and then the tail gives exactly the full sort's order: every
+    /// head job goes before every tail job by (key, submit order), the full sort's own order.
+    /// </summary>
+    private void SortHeadOnly(int n, int head)
+    {
+        if (_inHead.Length < n)
+        {
+            _inHead = new bool[Math.Max(n, _inHead.Length * 2)];
+        }
+
+        _selectKeys = _keys;
+        var size = SelectHead(n, head);
+        var heap = _headHeap;
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(Order, n);
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(OrderWall, n);
         var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
@@ -745,6 +784,66 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         SortedUntil = size;
         _tailCount = t;
+    }
+
+    /// <summary>
+    /// Moves the first <paramref name="count"/> entries of the unsorted tail (in the order <see cref="SortTail"/> would give
+    /// them) to the end of the sorted head, and leaves the others as the tail, in their order, with their keys. One pass
+    /// over the tail: for a pass that walks a little beyond the head (an incremental pass looks at a bounded number of
+    /// jobs), and keeps the tail for the jobs queued later (<see cref="PlaceByKey"/>).
+    /// </summary>
+    public void ExtendHead(int count)
+    {
+        var t = _tailCount;
+        if (count >= t)
+        {
+            SortTail();
+            return;
+        }
+
+        if (_inHead.Length < t)
+        {
+            _inHead = new bool[Math.Max(t, _inHead.Length * 2)];
+        }
+
+        if (_keys.Length < t)
+        {
+            GrowSortBuffers(t + (t / 4));
+        }
+
+        _selectKeys = _tailKeys;
+        var size = SelectHead(t, count);
+        var heap = _headHeap;
+        var from = SortedUntil;
+        var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
+        var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall);
+        order.Slice(from, t).CopyTo(_sorted);
+        walls.Slice(from, t).CopyTo(_sortedWall);
+        for (var k = 0; k < size; k++)
+        {
+            _inHead[heap[k]] = true;
+            order[from + k] = _sorted[heap[k]];
+            walls[from + k] = _sortedWall[heap[k]];
+        }
+
+        var w = 0;
+        for (var i = 0; i < t; i++)
+        {
+            if (_inHead[i])
+            {
+                _inHead[i] = false;
+                continue;
+            }
+
+            order[from + size + w] = _sorted[i];
+            walls[from + size + w] = _sortedWall[i];
+            _tailKeys[w] = _tailKeys[i];
+            _tailDecision[w++] = _tailDecision[i];
+        }
+
+        Array.Clear(_sorted, 0, t);
+        SortedUntil = from + size;
+        _tailCount = w;
     }
 
     /// <summary>
