@@ -109,10 +109,12 @@ public sealed partial class SchedulerEngine
     internal static ulong Descending(double key) => PendingQueue.Descending(key);
 
     /// <summary>
-    /// Decides what starts now. A full pass (<paramref name="full"/>) recomputes fair share and priorities, re-sorts the
-    /// queue, redoes the backfill reservations and may preempt. An incremental pass keeps the order and reservations of the
-    /// last full pass: after arrivals it tries only the new jobs; after capacity was freed it walks the queue in order and
-    /// stops as soon as no free capacity is left.
+    /// Decides what starts now. A full pass (<paramref name="full"/>) counts fair-share usage, re-sorts the queue, redoes
+    /// the backfill reservations, backfills and may preempt. An incremental pass decides less, never something else: after
+    /// arrivals alone it tries only the new jobs; otherwise it walks the order (sorting it first where a full pass would
+    /// sort it otherwise) and stops as soon as no free capacity is left or every partition is closed. Under multifactor,
+    /// the first pass of each priority period works the priorities out again (see
+    /// <see cref="SchedulerOptions.PriorityPeriod"/>).
     /// </summary>
     public ScheduleResult Schedule(bool full = true)
     {
