@@ -307,6 +307,31 @@ public sealed class AdmissionTests
         e.View(4).Priority.ShouldBeLessThan(e.View(2).Priority, "at the next period's start, job 2 is 30 minutes older");
     }
 
+    /// <summary>
+    /// A job queued into the sorted head of the lazy order pushes the head's last entry out; that entry may move to the
+    /// unsorted tail only where no job of the tail has its key (the tail breaks ties by place, not by submit time). Here
+    /// jobs 2, 3 and 4 tie: job 2 must stay ahead of 3 and 4.
+    /// </summary>
+    [Fact]
+    public void Multifactor_AJobQueuedIntoTheHead_KeepsEqualKeysInSubmitOrder()
+    {
+        var period = TimeSpan.FromHours(1);
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"), new SchedulerOptions { PriorityPeriod = period, SortedHead = 1, Preemption = false });
+        e.Advance(TimeSpan.FromTicks(period.Ticks - (e.Now.UtcTicks % period.Ticks)) + TimeSpan.FromMinutes(1));
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue();
+        e.Submit(Job(2).Project("a").Gpus(8));
+        e.Submit(Job(3).Project("a").Gpus(8));
+        e.Submit(Job(4).Project("a").Gpus(8));
+        e.Schedule();
+
+        e.Submit(Job(5).Project("a").Gpus(8).High());
+        e.Engine.OrderForTests().ShouldBe([5, 2, 3, 4]);
+        e.Schedule();
+        e.Engine.OrderForTests().ShouldBe([5, 2, 3, 4], "a full cycle's sort agrees");
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-60)]
