@@ -345,7 +345,9 @@ internal sealed class PendingQueue(SchedulerOptions options)
             return false;
         }
 
-        if (head <= OrderHead || GoesBefore(Order[head - 1], keyOf(Order[head - 1]), job, key))
+        var last = head > OrderHead ? Order[head - 1] : null;
+        var lastKey = last is null ? 0 : keyOf(last);
+        if (last is null || GoesBefore(last, lastKey, job, key))
         {
             // Behind the head: it joins the tail, whose order is by key, then place (submit order among equal keys).
             if (!FifoBefore(_tailLatest!, job))
@@ -361,8 +363,6 @@ internal sealed class PendingQueue(SchedulerOptions options)
         // its place in the tail does not matter (no tie to break), and it moves there: the head keeps its length, and
         // only the head moves.
         var slot = PlaceInHead(job, key, head, keyOf);
-        var last = Order[head - 1];
-        var lastKey = keyOf(last);
         if (lastKey < _tailLowKey)
         {
             var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
@@ -742,25 +742,43 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         _selectKeys = _keys;
         var size = SelectHead(n, head);
-        var heap = _headHeap;
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(Order, n);
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(OrderWall, n);
         var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
         var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall);
-        for (var k = 0; k < size; k++)
-        {
-            _inHead[heap[k]] = true;
-            order[k] = _sorted[heap[k]];
-            walls[k] = _sortedWall[heap[k]];
-        }
-
         if (_tailKeys.Length < n - size)
         {
             _tailKeys = new ulong[Math.Max(n - size, _tailKeys.Length * 2)];
         }
 
+        var t = ArrangeHeadAndTail(order, walls, 0, n, size, _keys, out _tailLowKey);
+
+        // The tail is in submit order: its last entry is its latest.
+        _tailLatest = t > 0 ? order[size + t - 1] : null;
+        SortedUntil = size;
+        _tailCount = t;
+    }
+
+    /// <summary>
+    /// Writes the <paramref name="n"/> entries held in <see cref="_sorted"/> and <see cref="_sortedWall"/> to
+    /// <paramref name="order"/> and <paramref name="walls"/> from <paramref name="from"/>: first the <paramref name="size"/>
+    /// selected ones (<see cref="_headHeap"/>, in its order), then the others in their order, whose keys (from
+    /// <paramref name="keys"/>) and decision classes go to the tail's columns. Returns the count of the others, and the
+    /// lowest of their keys in <paramref name="low"/>.
+    /// </summary>
+    private int ArrangeHeadAndTail(Span<JobRecord> order, Span<long> walls, int from, int n, int size, ulong[] keys, out ulong low)
+    {
+        var heap = _headHeap;
+        for (var k = 0; k < size; k++)
+        {
+            _inHead[heap[k]] = true;
+            order[from + k] = _sorted[heap[k]];
+            walls[from + k] = _sortedWall[heap[k]];
+        }
+
+        // In place when the keys are the tail's own (an entry never moves up).
         var t = 0;
-        var low = ulong.MaxValue;
+        low = ulong.MaxValue;
         for (var i = 0; i < n; i++)
         {
             if (_inHead[i])
@@ -769,21 +787,15 @@ internal sealed class PendingQueue(SchedulerOptions options)
                 continue;
             }
 
-            order[size + t] = _sorted[i];
-            walls[size + t] = _sortedWall[i];
+            order[from + size + t] = _sorted[i];
+            walls[from + size + t] = _sortedWall[i];
             _tailDecision[t] = _tailDecision[i];
-            low = Math.Min(low, _keys[i]);
-            _tailKeys[t++] = _keys[i];
+            low = Math.Min(low, keys[i]);
+            _tailKeys[t++] = keys[i];
         }
 
-        // The tail is in submit order: its last entry is its latest.
-        _tailLowKey = low;
-        _tailLatest = t > 0 ? order[size + t - 1] : null;
-
         Array.Clear(_sorted, 0, n);
-
-        SortedUntil = size;
-        _tailCount = t;
+        return t;
     }
 
     /// <summary>
@@ -813,37 +825,14 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         _selectKeys = _tailKeys;
         var size = SelectHead(t, count);
-        var heap = _headHeap;
         var from = SortedUntil;
         var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
         var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall);
         order.Slice(from, t).CopyTo(_sorted);
         walls.Slice(from, t).CopyTo(_sortedWall);
-        for (var k = 0; k < size; k++)
-        {
-            _inHead[heap[k]] = true;
-            order[from + k] = _sorted[heap[k]];
-            walls[from + k] = _sortedWall[heap[k]];
-        }
-
-        var w = 0;
-        for (var i = 0; i < t; i++)
-        {
-            if (_inHead[i])
-            {
-                _inHead[i] = false;
-                continue;
-            }
-
-            order[from + size + w] = _sorted[i];
-            walls[from + size + w] = _sortedWall[i];
-            _tailKeys[w] = _tailKeys[i];
-            _tailDecision[w++] = _tailDecision[i];
-        }
-
-        Array.Clear(_sorted, 0, t);
+        // (The tail's lowest key only rises: the kept one stays a bound.)
+        _tailCount = ArrangeHeadAndTail(order, walls, from, t, size, _tailKeys, out _);
         SortedUntil = from + size;
-        _tailCount = w;
     }
 
     /// <summary>

@@ -272,6 +272,21 @@ public sealed class AdmissionTests
     }
 
     /// <summary>
+    /// One 8-GPU node, projects a and b, an hour-long priority period: a minute into a period, a's 10-hour job (1) fills
+    /// the node, so the jobs queued next wait.
+    /// </summary>
+    private static CheckedEngine FullInAnHourLongPeriod(SchedulerOptions options)
+    {
+        options.PriorityPeriod = TimeSpan.FromHours(1);
+        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"), options);
+        e.Advance(TimeSpan.FromTicks(options.PriorityPeriod.Ticks - (e.Now.UtcTicks % options.PriorityPeriod.Ticks)) + TimeSpan.FromMinutes(1));
+        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
+        e.Schedule();
+        e.IsRunning(1).ShouldBeTrue();
+        return e;
+    }
+
+    /// <summary>
     /// Priorities are worked out once per priority period (Slurm's PriorityCalcPeriod): within a period, a's growing
     /// usage does not move its job's priority, and two jobs alike but for their submit time (both within the period) have
     /// the same one; the next period's first pass works them out again.
@@ -279,12 +294,7 @@ public sealed class AdmissionTests
     [Fact]
     public void Multifactor_Priorities_HoldForAPriorityPeriod()
     {
-        var period = TimeSpan.FromHours(1);
-        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"), new SchedulerOptions { PriorityPeriod = period });
-        e.Advance(TimeSpan.FromTicks(period.Ticks - (e.Now.UtcTicks % period.Ticks)) + TimeSpan.FromMinutes(1));
-        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
-        e.Schedule();
-        e.IsRunning(1).ShouldBeTrue();
+        var e = FullInAnHourLongPeriod(new SchedulerOptions());
 
         e.Submit(Job(2).Project("a").Gpus(8));
         e.Submit(Job(3).Project("b").Gpus(8));
@@ -315,12 +325,7 @@ public sealed class AdmissionTests
     [Fact]
     public void Multifactor_AJobQueuedIntoTheHead_KeepsEqualKeysInSubmitOrder()
     {
-        var period = TimeSpan.FromHours(1);
-        var e = new CheckedEngine(TestFleets.Flat(1, 8), TenancyBuilder.Simple("a", "b"), new SchedulerOptions { PriorityPeriod = period, SortedHead = 1, Preemption = false });
-        e.Advance(TimeSpan.FromTicks(period.Ticks - (e.Now.UtcTicks % period.Ticks)) + TimeSpan.FromMinutes(1));
-        e.Submit(Job(1).Project("a").Gpus(8).Hours(10));
-        e.Schedule();
-        e.IsRunning(1).ShouldBeTrue();
+        var e = FullInAnHourLongPeriod(new SchedulerOptions { SortedHead = 1, Preemption = false });
         e.Submit(Job(2).Project("a").Gpus(8));
         e.Submit(Job(3).Project("a").Gpus(8));
         e.Submit(Job(4).Project("a").Gpus(8));
