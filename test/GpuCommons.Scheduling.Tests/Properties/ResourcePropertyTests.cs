@@ -32,6 +32,23 @@ public sealed class ResourcePropertyTests(ITestOutputHelper output)
         withRequests.ShouldBeGreaterThan(200);
     }
 
+    /// <summary>
+    /// Two jobs wait for their preemptions; both go first, the earlier submitted first, whatever their priorities. The
+    /// earlier one (lower priority) starts on a node that the later one's new reservation then holds: it was walked
+    /// before the holder, so it may run past the holder's start. (The check once ordered the two by priority and called
+    /// this a broken hold.)
+    /// </summary>
+    [Fact]
+    public void JobsWaitingForPreemptions_GoFirstBySubmitTime_NotByPriority()
+    {
+        var w = RandomWorld.ResourceWorld(20, 200).Generate(PCG.Parse("fuICSBA0HCj3L"), null, out _);
+        var log = new List<string>();
+        Should.NotThrow(() => RandomWorld.Play(w, log.Add));
+        log.ShouldContain(l => l.Contains("preempted [26 for 28, 21 for 16]", StringComparison.Ordinal));
+        log.ShouldContain(l => l.Contains("started [16(prio 4687.696)@p0-n07:3:0.5", StringComparison.Ordinal));
+        log.ShouldContain(l => l.Contains("hold for 28 until 03-03 18:20 sticky=False nodes p0-n07", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void ResourceWorlds_LongBusyStreams_NeverOverCommitANode()
     {

@@ -375,7 +375,6 @@ internal sealed class CheckedEngine
         }
     }
 
-    /// <summary>Whether the full pass looked at <paramref name="a"/> before <paramref name="b"/> (priority, then submit time, then id).</summary>
     /// <summary>Whether the last pass stepped <paramref name="a"/> before <paramref name="b"/> (an incremental pass walks the last full pass's order).</summary>
     private bool SteppedBefore(long a, long b)
     {
@@ -385,6 +384,7 @@ internal sealed class CheckedEngine
         return ia >= 0 && (ib < 0 || ia < ib);
     }
 
+    /// <summary>Whether the full pass looked at <paramref name="a"/> before <paramref name="b"/> (jobs waiting for their preemptions first, then priority, then submit time, then id).</summary>
     private bool WalkedBefore(long a, long b)
     {
         if (_claimants.Contains(a) != _claimants.Contains(b))
@@ -392,9 +392,11 @@ internal sealed class CheckedEngine
             return _claimants.Contains(a);
         }
 
+        // The jobs waiting for their preemptions go first among themselves by submit time, then id: their priorities do
+        // not order them.
         var pa = View(a).Priority;
         var pb = View(b).Priority;
-        if (pa != pb)
+        if (pa != pb && !_claimants.Contains(a))
         {
             return pa > pb;
         }
