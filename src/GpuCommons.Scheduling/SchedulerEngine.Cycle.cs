@@ -173,9 +173,9 @@ public sealed partial class SchedulerEngine
         {
             Walk(_queue.Order, now, full, result);
 
-            // After a full pass's sort the order holds only pending jobs; only its starts (and, between full passes,
-            // requeues and departures) leave entries to drop.
-            if ((full && result.Started.Count > 0) || _queue.NeedsCompaction)
+            // Entries of jobs that left the queue (started, ended, requeued: a requeued job is queued again) stay until the
+            // next sort rebuilds the order, or until they make up half of it: every walk passes over them.
+            if (_queue.NeedsCompaction)
             {
                 _queue.Compact();
             }

@@ -29,6 +29,14 @@ public sealed class SimulationResult
     public long Events { get; init; }
     public long FullCycles { get; init; }
     public long Cycles { get; init; }
+    /// <summary>Jobs the full cycles looked at, one by one (a rest decided as a whole counts its jobs).</summary>
+    public long ConsideredFull { get; init; }
+    /// <summary>Jobs the incremental passes looked at.</summary>
+    public long ConsideredIncremental { get; init; }
+    /// <summary>Time the engine spent in full cycles (measured, like <see cref="WallSeconds"/>).</summary>
+    public double FullCycleSeconds { get; init; }
+    /// <summary>Time the engine spent in incremental passes (measured).</summary>
+    public double IncrementalCycleSeconds { get; init; }
     public long NodeFailures { get; init; }
     /// <summary>Starts decided by the engine (every attempt of every job).</summary>
     public long Placements { get; init; }
@@ -81,6 +89,10 @@ public sealed class SimulationResult
             ["events"] = Events,
             ["scheduling_cycles"] = Cycles,
             ["full_cycles"] = FullCycles,
+            ["jobs_considered_full"] = ConsideredFull,
+            ["jobs_considered_incremental"] = ConsideredIncremental,
+            ["full_cycle_seconds"] = Math.Round(FullCycleSeconds, 3),
+            ["incremental_cycle_seconds"] = Math.Round(IncrementalCycleSeconds, 3),
             ["by_class"] = ByClass.Where(g => g.Submitted > 0).ToDictionary(g => g.Name, g => (object)g.ToJson()),
             ["by_size"] = BySize.Where(g => g.Submitted > 0).ToDictionary(g => g.Name, g => (object)g.ToJson()),
         };

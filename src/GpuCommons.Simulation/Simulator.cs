@@ -67,6 +67,10 @@ public sealed class Simulator
     private long _eventsHandled;
     private long _cycles;
     private long _fullCycles;
+    private long _consideredFull;
+    private long _consideredIncremental;
+    private TimeSpan _fullCycleTime;
+    private TimeSpan _incrementalCycleTime;
     private long _nodeFailures;
     private long _placements;
     private long _lastWakeup = long.MinValue;
@@ -326,11 +330,19 @@ public sealed class Simulator
             changedSinceFull |= something;
             var result = _engine.Schedule(full);
             _cycles++;
+            var spent = result.Timings.TimeEvents + result.Timings.Order + result.Timings.Walk;
             if (full)
             {
                 _fullCycles++;
+                _consideredFull += result.Considered;
+                _fullCycleTime += spent;
                 lastFull = t;
                 changedSinceFull = false;
+            }
+            else
+            {
+                _consideredIncremental += result.Considered;
+                _incrementalCycleTime += spent;
             }
 
             Apply(result);
@@ -832,6 +844,10 @@ public sealed class Simulator
             Events = _eventsHandled + _arrived,
             Cycles = _cycles,
             FullCycles = _fullCycles,
+            ConsideredFull = _consideredFull,
+            ConsideredIncremental = _consideredIncremental,
+            FullCycleSeconds = _fullCycleTime.TotalSeconds,
+            IncrementalCycleSeconds = _incrementalCycleTime.TotalSeconds,
             NodeFailures = _nodeFailures,
             Placements = _placements,
         };

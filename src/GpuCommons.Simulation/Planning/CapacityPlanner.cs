@@ -171,6 +171,15 @@ public sealed class CapacityPlanner
             ["jobs"] = r.Result.Jobs,
             ["never_started"] = r.Result.Months.Take(plan.Months).Sum(m => (long)m.NeverStarted.Sum()),
             ["wall_seconds"] = Math.Round(r.Result.WallSeconds, 3),
+            ["scheduling"] = new Dictionary<string, object?>
+            {
+                ["cycles"] = r.Result.Cycles,
+                ["full_cycles"] = r.Result.FullCycles,
+                ["jobs_considered_full"] = r.Result.ConsideredFull,
+                ["jobs_considered_incremental"] = r.Result.ConsideredIncremental,
+                ["full_cycle_seconds"] = Math.Round(r.Result.FullCycleSeconds, 3),
+                ["incremental_cycle_seconds"] = Math.Round(r.Result.IncrementalCycleSeconds, 3),
+            },
             ["mean_wait_s"] = MetricGroup.R(r.Result.All.Wait.Mean),
             ["p95_wait_s"] = MetricGroup.R(r.Result.All.Wait.Quantile(0.95)),
             ["gpu_allocation"] = Math.Round(r.Result.GpuAllocation, 4),
