@@ -566,10 +566,17 @@ public sealed partial class SchedulerEngine
                     restMark = (-1L, -1L, -1);
                     var candidates = FindRestCandidates(i, now, depth);
                     CheckedRests++;
-                    if (candidates is null)
+                    if (RestCandidatesTruncated)
                     {
-                        // Too many candidates: the rest is walked in order.
+                        // Too many candidates to step one by one: the jobs before the first of them are decided as the
+                        // state is now (none of them changes it), and the walk goes on in the whole sort's order from it.
+                        LeaveRestLazy(jobs, i, now, result);
+                        restCounted = true;
+                        ContinuedRests++;
+                        TruncatedRests++;
                         _queue.SortTail();
+                        i = PlaceOf(jobs, candidates[0], i) - 1;
+                        continue;
                     }
                     else if (candidates.Count == 0)
                     {
@@ -1031,7 +1038,7 @@ public sealed partial class SchedulerEngine
     /// longest walltime a job of it could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes
     /// kept beside the order; only the jobs within it are checked one by one.
     /// </summary>
-    private List<JobRecord>? FindRestCandidates(int from, long now, int depth)
+    private List<JobRecord> FindRestCandidates(int from, long now, int depth)
     {
         _restCandidates.Clear();
         _restCandidateKeys.Clear();
@@ -1058,6 +1065,8 @@ public sealed partial class SchedulerEngine
         var classes = _queue.TailDecisions;
         var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_queue.OrderWall).Slice(from, keys.Length);
         var order = _queue.Order;
+        var truncated = false;
+        (ulong Key, int Tail) first = default;
         for (var t = 0; t < keys.Length; t++)
         {
             var c = classes[t];
@@ -1072,18 +1081,44 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
+            if (truncated && (keys[t], t).CompareTo(first) > 0)
+            {
+                // Only the first candidate in order is still wanted.
+                continue;
+            }
+
             var job = order[from + t];
             if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
             {
-                _restCandidateKeys.Add((keys[t], t));
-                if (_restCandidateKeys.Count > MaxRestCandidates)
+                if (truncated)
                 {
-                    // Most of the rest may change the state: walking it in order is as cheap.
-                    return null;
+                    first = (keys[t], t);
+                    continue;
+                }
+
+                _restCandidateKeys.Add((keys[t], t));
+                if (_restCandidateKeys.Count > Options.MaxRestCandidates)
+                {
+                    // Most of the rest may change the state: stepping the candidates one by one would cost as much as
+                    // walking it in order. Only the first in order is looked for, to walk on from.
+                    truncated = true;
+                    first = (ulong.MaxValue, int.MaxValue);
+                    foreach (var k in _restCandidateKeys)
+                    {
+                        first = k.CompareTo(first) < 0 ? k : first;
+                    }
+
+                    _restCandidateKeys.Clear();
                 }
             }
         }
 
+        if (truncated)
+        {
+            _restCandidateKeys.Add(first);
+        }
+
+        RestCandidatesTruncated = truncated;
         _restCandidateKeys.Sort();
         foreach (var (_, t) in _restCandidateKeys)
         {
@@ -1108,8 +1143,8 @@ public sealed partial class SchedulerEngine
         throw new InvalidOperationException($"job {job.Id}: not in the order it was found in");
     }
 
-    /// <summary>More candidates than this, and the rest is walked in order instead (see <see cref="FindRestCandidates"/>).</summary>
-    private const int MaxRestCandidates = 1024;
+    /// <summary>Whether the last <see cref="FindRestCandidates"/> found more than <see cref="SchedulerOptions.MaxRestCandidates"/> and gave only the first in order.</summary>
+    private bool RestCandidatesTruncated { get; set; }
 
     private readonly List<JobRecord> _restCandidates = [];
     private readonly List<(ulong Key, int Tail)> _restCandidateKeys = [];
@@ -1562,6 +1597,9 @@ public sealed partial class SchedulerEngine
 
     /// <summary>Full passes whose rest had a candidate that changed the state, from which the rest was walked in order; for tests.</summary>
     internal int ContinuedRests { get; private set; }
+
+    /// <summary>Of <see cref="ContinuedRests"/>, the passes whose rest had too many candidates to step one by one; for tests.</summary>
+    internal int TruncatedRests { get; private set; }
 
     /// <summary>Full passes that decided the rest of the queue unsorted (<see cref="DecideSettledRest"/>); for tests.</summary>
     internal int SettledRests { get; private set; }

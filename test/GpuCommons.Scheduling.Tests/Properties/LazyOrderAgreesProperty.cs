@@ -20,11 +20,13 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
 {
     // Busy worlds: a completion or a cancellation is a submission instead half of the time, so that the fleet fills and
     // passes reach the settled rest often.
-    private static readonly Gen<(WorldShape World, int Head, int Preemptors)> Cases =
+    // The cap on the rest's candidates is small in half the worlds, so that passes walk on from the first of too many.
+    private static readonly Gen<(WorldShape World, int Head, int Preemptors, int Candidates)> Cases =
         from w in RandomWorld.World(120, 400)
         from head in Gen.Int[1, 4]
         from preemptors in Gen.Int[0, 4]
-        select (w with { Ops = [.. w.Ops.Select(op => op.Kind is OpKind.Complete or OpKind.Cancel && op.D % 2 == 0 ? op with { Kind = OpKind.Submit } : op)] }, head, preemptors);
+        from candidates in Gen.OneOf(Gen.Const(1024), Gen.Int[0, 3])
+        select (w with { Ops = [.. w.Ops.Select(op => op.Kind is OpKind.Complete or OpKind.Cancel && op.D % 2 == 0 ? op with { Kind = OpKind.Submit } : op)] }, head, preemptors, candidates);
 
     [Fact]
     public void LazyOrder_DecidesAsTheWholeSort_AfterEveryEvent()
@@ -33,6 +35,7 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
         var checkedRests = 0;
         var byClass = 0L;
         var continued = 0;
+        var truncated = 0;
         var byClassIncremental = 0L;
         var cases = 0;
         Deterministic.Sample(Cases, c =>
@@ -41,7 +44,7 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
             // The plain engine sorts the whole queue every full pass, and its keys read and write each job: it decides and
             // writes every job's reason, estimate and priority in every full pass, each by nominating it.
             var plain = Fingerprints(c.World, o => { o.LazyOrder = false; o.ColumnarKeys = false; o.ClassDecisions = false; o.MaxPreemptorsPerCycle = c.Preemptors; }, out _);
-            var lazy = Fingerprints(c.World, o => { o.LazyOrder = true; o.SortedHead = c.Head; o.MaxPreemptorsPerCycle = c.Preemptors; }, out var engine);
+            var lazy = Fingerprints(c.World, o => { o.LazyOrder = true; o.SortedHead = c.Head; o.MaxPreemptorsPerCycle = c.Preemptors; o.MaxRestCandidates = c.Candidates; }, out var engine);
             for (var i = 0; i < plain.Count; i++)
             {
                 if (plain[i] != lazy[i])
@@ -54,15 +57,17 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
             checkedRests += engine.Engine.CheckedRests;
             byClass += engine.Engine.ClassDecided;
             continued += engine.Engine.ContinuedRests;
+            truncated += engine.Engine.TruncatedRests;
             byClassIncremental += engine.Engine.ClassDecidedIncremental;
             cases++;
-        }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors}\n{c.World}", writeLine: output.WriteLine);
+        }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors} candidates {c.Candidates}\n{c.World}", writeLine: output.WriteLine);
 
-        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} walked it on from one; {byClass} jobs decided from their class in full passes' walks, {byClassIncremental} in incremental passes");
+        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} walked it on from one ({truncated} from the first of too many); {byClass} jobs decided from their class in full passes' walks, {byClassIncremental} in incremental passes");
 
         // The property must reach the unsorted rest often, both ways, or it checks nothing.
         settled.ShouldBeGreaterThan(200);
         checkedRests.ShouldBeGreaterThan(50);
+        truncated.ShouldBeGreaterThan(20);
         byClass.ShouldBeGreaterThan(1000);
         byClassIncremental.ShouldBeGreaterThan(1000);
     }
