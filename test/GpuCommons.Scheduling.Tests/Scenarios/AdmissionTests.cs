@@ -157,6 +157,38 @@ public sealed class AdmissionTests
         e.Engine.GetAllocationUsage("a-1").ShouldBe((10, 0, 8));
     }
 
+    /// <summary>
+    /// A start spends its project's GPU-hours on every partition the allocation pays for: in the same pass, a later job
+    /// of the project waiting for another partition is refused by the grant, though an earlier job of the same shape and
+    /// partition, decided before that start, was not.
+    /// </summary>
+    [Fact]
+    public void Grant_SpentByAStartOnAnotherPartition_RefusesTheProjectsLaterJobsInTheSamePass()
+    {
+        var fleet = new Core.Fleet.FleetBuilder("test").AddPartition("p0", "H100", 1000).AddPartition("p1", "H100", 1000)
+            .AddNode("p0", "a1", 8).AddNode("p1", "b1", 8).Build();
+        var tenancy = Tenants().Org("org").Project("x").Project("a", unlimited: false).Allocation("a-1", "a", gpuHours: 10).Obj();
+        var e = new CheckedEngine(fleet, tenancy, new SchedulerOptions { Ordering = OrderingPolicy.Fifo, Preemption = false });
+        e.Submit(Job(1).Project("x").Partition("p1").Gpus(8).Hours(10));
+        e.Submit(Job(2).Project("x").Partition("p0").Gpus(4).Hours(10));
+        e.Schedule();
+        e.Advance(TimeSpan.FromMinutes(1));
+
+        // Job 3 waits for p1 (it gets the reservation); job 4 waits behind it; job 5 starts on p0 and commits 8 of the 10
+        // GPU-hours; job 6 (the shape and partition of job 4) would need 3 more.
+        e.Submit(Job(3).Project("x").Partition("p1").Gpus(8).Hours(10));
+        e.Submit(Job(4).Project("a").Partition("p1").Gpus(1).Hours(1));
+        e.Submit(Job(5).Project("a").Partition("p0").Gpus(4).Hours(2));
+        e.Submit(Job(6).Project("a").Partition("p1").Gpus(1).Hours(3));
+        e.Schedule();
+
+        e.IsRunning(5).ShouldBeTrue();
+        e.Reason(3).ShouldBe(PendingReason.Reserved);
+        e.Reason(4).ShouldNotBe(PendingReason.GrantExhausted);
+        e.Reason(6).ShouldBe(PendingReason.GrantExhausted, "job 5's start left 2 of the 10 GPU-hours");
+        e.Engine.ClassDecided.ShouldBeGreaterThanOrEqualTo(2, "jobs 4 and 6 are decided from their class");
+    }
+
     [Theory]
     [InlineData("none")]
     [InlineData("other partition")]
