@@ -1036,7 +1036,9 @@ public sealed partial class SchedulerEngine
     /// in this state and in any state later in the pass (a pass only takes capacity, quota, grants and reservations away),
     /// and is the one <see cref="DecideRestJob"/> gives. The tail is read without touching its jobs: per class, the
     /// longest walltime a job of it could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes
-    /// kept beside the order; only the jobs within it are checked one by one.
+    /// kept beside the order; only the jobs within it are checked one by one. Past
+    /// <see cref="SchedulerOptions.MaxRestCandidates"/>, only the first candidate in order is looked for and given
+    /// (<see cref="RestCandidatesTruncated"/>): the walk goes on from it.
     /// </summary>
     private List<JobRecord> FindRestCandidates(int from, long now, int depth)
     {
