@@ -1607,7 +1607,7 @@ public sealed partial class SchedulerEngine
     internal int SettledRests { get; private set; }
 
     /// <summary>Projects whose jobs an incremental pass with backfill no longer starts (see <see cref="Walk"/>).</summary>
-    private readonly HashSet<int> _closedProjects = [];
+    private readonly ProjectSet _closedProjects = new();
 
     /// <summary>A job passed over on a closed partition that did not start elsewhere: its project closes, if it pays with an allocation.</summary>
     private void ClosePassedOver(JobRecord job)
