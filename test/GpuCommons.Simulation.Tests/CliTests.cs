@@ -59,6 +59,12 @@ public sealed class CliTests : IDisposable
         root.GetProperty("jobs").GetInt64().ShouldBe(160);
         root.GetProperty("avg_jct_s").GetDouble().ShouldBeGreaterThanOrEqualTo(root.GetProperty("avg_jct_lower_bound_s").GetDouble());
 
+        // What scheduling cost: every job was looked at by some pass, and the passes took some time.
+        (root.GetProperty("jobs_considered_full").GetInt64() + root.GetProperty("jobs_considered_incremental").GetInt64()).ShouldBeGreaterThanOrEqualTo(160);
+        root.GetProperty("full_cycles").GetInt64().ShouldBeGreaterThan(0);
+        root.GetProperty("scheduling_cycles").GetInt64().ShouldBeGreaterThanOrEqualTo(root.GetProperty("full_cycles").GetInt64());
+        (root.GetProperty("full_cycle_seconds").GetDouble() + root.GetProperty("incremental_cycle_seconds").GetDouble()).ShouldBeGreaterThan(0);
+
         // The jobs CSV is the GpuCommons job CSV; replaying it gives the same schedule.
         var jobs = TraceReader.Read(jobsOut);
         jobs.Count.ShouldBe(160);
