@@ -1068,7 +1068,7 @@ public sealed partial class SchedulerEngine
         var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_queue.OrderWall).Slice(from, keys.Length);
         var order = _queue.Order;
         var truncated = false;
-        (ulong Key, int Tail) first = default;
+        (ulong Key, int Tail) first = (ulong.MaxValue, int.MaxValue);
         for (var t = 0; t < keys.Length; t++)
         {
             var c = classes[t];
@@ -1092,25 +1092,18 @@ public sealed partial class SchedulerEngine
             var job = order[from + t];
             if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
             {
-                if (truncated)
-                {
-                    first = (keys[t], t);
-                    continue;
-                }
-
-                _restCandidateKeys.Add((keys[t], t));
-                if (_restCandidateKeys.Count > Options.MaxRestCandidates)
+                first = (keys[t], t).CompareTo(first) < 0 ? (keys[t], t) : first;
+                if (!truncated && _restCandidateKeys.Count == Options.MaxRestCandidates)
                 {
                     // Most of the rest may change the state: stepping the candidates one by one would cost as much as
                     // walking it in order. Only the first in order is looked for, to walk on from.
                     truncated = true;
-                    first = (ulong.MaxValue, int.MaxValue);
-                    foreach (var k in _restCandidateKeys)
-                    {
-                        first = k.CompareTo(first) < 0 ? k : first;
-                    }
-
                     _restCandidateKeys.Clear();
+                }
+
+                if (!truncated)
+                {
+                    _restCandidateKeys.Add((keys[t], t));
                 }
             }
         }
