@@ -461,6 +461,23 @@ public sealed partial class SchedulerEngine
             return (_weightFairShare * factor) + (_weightAge * age) + (_weightClass * ((int)cls / 2.0)) + (_weightSize * size);
         }
 
+        /// <summary>These keys with a copy of the fair-share factors they read, in <paramref name="into"/> (reused when it fits).</summary>
+        public SortKeys WithOwnFactors(ref double[] into)
+        {
+            if (factors is null)
+            {
+                return this;
+            }
+
+            if (into.Length != factors.Length)
+            {
+                into = new double[factors.Length];
+            }
+
+            factors.CopyTo(into, 0);
+            return new SortKeys(engine, now, into);
+        }
+
         public double KeyOf(JobRecord j)
         {
             double key;
@@ -529,10 +546,13 @@ public sealed partial class SchedulerEngine
         var looked = 0;
         (long Free, long Tries, int Started) restMark = (-1, -1, -1);
         var restHoldSlots = 0UL;
-        List<JobRecord>? restCandidates = null;
-        var candidate = 0;
+        var inRest = false;
         var restCounted = false;
         var restFrom = 0;
+        JobRecord? segmentAfter = null;
+        var segmentAt = UInt128.Zero;
+        var segmentHeld = false;
+        var segmentStarts = 0;
         // With backfill, a job an incremental pass passes over on a partition closed behind a waiting job might start
         // there in a full cycle and spend its project's GPU-hours, which its allocation may pay on any partition: its
         // project's later jobs wait too. (A pass over arrivals alone goes on from the last pass over the whole order, as
@@ -544,7 +564,7 @@ public sealed partial class SchedulerEngine
             _closedProjects.Clear();
         }
 
-        for (var i = 0; i < jobs.Count || restCandidates is not null; i++)
+        for (var i = 0; i < jobs.Count || inRest; i++)
         {
             if (passedOver is not null)
             {
@@ -552,7 +572,7 @@ public sealed partial class SchedulerEngine
                 passedOver = null;
             }
 
-            if (wholeOrder && i == _queue.SortedUntil && restCandidates is null)
+            if (wholeOrder && i == _queue.SortedUntil && !inRest)
             {
                 if (full && RestIsSettled(blocked, allBlocked, preemptors, depth))
                 {
@@ -564,37 +584,23 @@ public sealed partial class SchedulerEngine
                 if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
                 {
                     restMark = (-1L, -1L, -1);
-                    var candidates = FindRestCandidates(i, now, depth);
+                    FindRestCandidates(i, now, depth, after: null);
                     CheckedRests++;
-                    if (RestCandidatesTruncated)
-                    {
-                        // Too many candidates to step one by one: the jobs before the first of them are decided as the
-                        // state is now (none of them changes it), and the walk goes on in the whole sort's order from it.
-                        LeaveRestLazy(jobs, i, now, result);
-                        restCounted = true;
-                        ContinuedRests++;
-                        TruncatedRests++;
-                        _queue.SortTail();
-                        i = PlaceOf(jobs, candidates[0], i) - 1;
-                        continue;
-                    }
-                    else if (candidates.Count == 0)
+                    LeaveRestLazy(jobs, i, now, result);
+                    if (_restCandidates.FoundCount == 0)
                     {
                         // No job of the rest could be placed or reserved: none changes the state, in any order.
-                        LeaveRestLazy(jobs, i, now, result);
                         SettledRests++;
                         break;
                     }
-                    else
-                    {
-                        // The rest is decided as the state is now, but for its candidates (in the order of the whole
-                        // sort), each stepped here unless it would change the state: then the walk goes on in order from it.
-                        LeaveRestLazy(jobs, i, now, result);
-                        restCounted = true;
-                        restCandidates = candidates;
-                        restFrom = i;
-                        candidate = 0;
-                    }
+
+                    // The rest is decided as the state is now, but for its candidates, each stepped here in the order of
+                    // the whole sort. A step that changes the state begins a segment of the rest: the jobs after it are
+                    // decided on the state it leaves (none of them changes it, in that state or any later one).
+                    _restCandidates.TakeAll();
+                    restCounted = true;
+                    inRest = true;
+                    restFrom = i;
                 }
                 else if (!full)
                 {
@@ -611,25 +617,84 @@ public sealed partial class SchedulerEngine
             }
 
             JobRecord job;
-            if (restCandidates is not null)
+            if (inRest)
             {
                 // The rest's candidates, one per turn (i only counts the turns from here).
-                if (candidate == restCandidates.Count)
+                if (segmentAfter is not null)
                 {
-                    // Every candidate was stepped and none changed the state: the rest stays as decided.
-                    SettledRests++;
+                    // The last candidate's step changed the state: the jobs of the rest after it are decided on this one,
+                    // and candidates are looked for again where a step may have opened what it did not close (a holder
+                    // that starts gives its reservation's place back; a start may change a class's admission).
+                    var rescan = BeginRestSegment(segmentAfter, RestCandidates.KeyOf(segmentAt), now, result.Started.Count > segmentStarts ? result.Started[^1] : null, segmentHeld);
+                    segmentAfter = null;
+                    if (rescan != Rescan.None)
+                    {
+                        FindRestCandidates(restFrom, now, depth, segmentAt, dirtyOnly: rescan == Rescan.Classes);
+                        if (rescan == Rescan.All)
+                        {
+                            _restCandidates.TakeAll();
+                        }
+                        else
+                        {
+                            _restCandidates.TakeMore();
+                        }
+
+                        // (The bounds were worked out for that search.)
+                        restMark = (_c.FreeVersion, _holdTries, result.Started.Count);
+                        restHoldSlots = HoldSlots(ulong.MaxValue, depth);
+                    }
+                }
+
+                if (!_restCandidates.TryNext(out var place))
+                {
+                    // Every candidate was stepped.
+                    if (_reasons.Segments > 1)
+                    {
+                        ContinuedRests++;
+                    }
+                    else
+                    {
+                        SettledRests++;
+                    }
+
                     break;
                 }
 
-                job = restCandidates[candidate++];
+                var t = RestCandidates.TailOf(place);
+                job = jobs[restFrom + t];
+                if (Options.ClassDecisions)
+                {
+                    if (RefreshClassState(ref restMark, ref restHoldSlots, result, depth))
+                    {
+                        StampCandidateBounds();
+                    }
+
+                    if (_queue.OrderWall[restFrom + t] > BoundOf(_queue.TailDecisions[t], now, restHoldSlots))
+                    {
+                        // No longer a candidate (a step before it took the room or the reservation it might have had), nor
+                        // any job of its class with its walltime: it stays as the rest decides it, in the segment of its place.
+                        continue;
+                    }
+
+                    if (job.State == JobState.Pending && job.SubmitTicks <= now
+                        && DecideRestJob(job, now, CheckedBank, checkFit: true, restHoldSlots, out var nowReason, out var nowEstimate))
+                    {
+                        // No longer a candidate: its step is its class's, as in the walk.
+                        looked++;
+                        WalkRecord?.Add(job.Id);
+                        ClassDecided++;
+                        Decide(job, nowReason, nowEstimate);
+                        continue;
+                    }
+                }
+
                 if (WouldChangeState(job, now, depth))
                 {
-                    // Its step changes the state that the jobs after it are decided on: from it on, the rest is walked in
-                    // the whole sort's order (the jobs before it stay as the rest decided them).
-                    ContinuedRests++;
-                    restCandidates = null;
-                    _queue.SortTail();
-                    i = PlaceOf(jobs, job, restFrom);
+                    // Its step changes the state that the jobs after it are decided on.
+                    segmentAfter = job;
+                    segmentAt = place;
+                    segmentHeld = job.HeldPool >= 0;
+                    segmentStarts = result.Started.Count;
                 }
 
                 // Otherwise its step changes nothing the rest's decisions read (it writes its reason; a reservation may be
@@ -688,24 +753,7 @@ public sealed partial class SchedulerEngine
             if (Options.ClassDecisions && Options.Backfill != BackfillMode.None
                 && (!full || (blockedSeen && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))))
             {
-                // Admission changes with a start; the pools' room with a start or a reservation; the reservations still
-                // to give with every try.
-                if (result.Started.Count != restMark.Started)
-                {
-                    _classes.BeginPass(CheckedBank);
-                }
-
-                if (_c.FreeVersion != restMark.Free)
-                {
-                    RefreshRestRoom();
-                }
-
-                if (_holdTries != restMark.Tries)
-                {
-                    restHoldSlots = HoldSlots(ulong.MaxValue, depth);
-                }
-
-                restMark = (_c.FreeVersion, _holdTries, result.Started.Count);
+                _ = RefreshClassState(ref restMark, ref restHoldSlots, result, depth);
                 if (!full)
                 {
                     if (DecideIncrementalJob(job, now, depth, blockedSeen, blocked, out var nominated, out var waitsOn))
@@ -845,6 +893,36 @@ public sealed partial class SchedulerEngine
     }
 
     /// <summary>
+    /// Brings what a class decision reads up to date (see the walk's step 3-): the classes' admission after a start, the
+    /// pools' room after a start or a reservation, the reservations still to give after a try. <paramref name="mark"/>
+    /// is what they were worked out at.
+    /// </summary>
+    private bool RefreshClassState(ref (long Free, long Tries, int Started) mark, ref ulong holdSlots, ScheduleResult result, int depth)
+    {
+        var changed = false;
+        if (result.Started.Count != mark.Started)
+        {
+            _classes.BeginPass(CheckedBank);
+            changed = true;
+        }
+
+        if (_c.FreeVersion != mark.Free)
+        {
+            RefreshRestRoom();
+            changed = true;
+        }
+
+        if (_holdTries != mark.Tries)
+        {
+            holdSlots = HoldSlots(ulong.MaxValue, depth);
+            changed = true;
+        }
+
+        mark = (_c.FreeVersion, _holdTries, result.Started.Count);
+        return changed;
+    }
+
+    /// <summary>
     /// Whether nothing a full pass does for the jobs still to walk can change the state that later jobs are decided on,
     /// so that walking them in any order decides each of them the same (see docs/scheduling.md, "The queue knows what
     /// would unblock a job"). Without backfill: every partition is closed behind a waiting job, so each of them waits
@@ -915,7 +993,7 @@ public sealed partial class SchedulerEngine
 
         if (Options.Backfill != BackfillMode.None)
         {
-            SnapshotRest(now, free);
+            SnapshotRest(now, free, SnapshotBank);
         }
 
         foreach (var pool in _c.Pools)
@@ -966,6 +1044,12 @@ public sealed partial class SchedulerEngine
             return job.StoredEstimate;
         }
 
+        if (Options.Backfill != BackfillMode.None && job.HeldPool < 0)
+        {
+            // A lazily decided job with backfill has an estimate only when it holds a pool (see DecideRestJob).
+            return -1;
+        }
+
         LazyDecision(job, out _, out var estimate);
         return estimate;
     }
@@ -1003,25 +1087,181 @@ public sealed partial class SchedulerEngine
         }
         else
         {
-            DecideRestJob(job, _reasons.LazyNow, SnapshotBank, checkFit: false, 0, out reason, out estimate);
+            var segment = _reasons.Segments == 1 ? 0 : _reasons.SegmentOf(LazyPlace(job));
+            DecideRestJob(job, _reasons.LazyNow, SegmentBankOf(segment, job.DecisionClass), checkFit: false, 0, out reason, out estimate, segment);
         }
     }
 
-    /// <summary>Keeps what the rest's steps read: every class's entries (snapshot bank) and the set-aside GPUs per partition.</summary>
-    private void SnapshotRest(long now, long[] free)
+    /// <summary>What a new segment of the rest asks of the rest's candidates (see <see cref="BeginRestSegment"/>).</summary>
+    private enum Rescan
+    {
+        /// <summary>None: no job that was not a candidate can be one now.</summary>
+        None,
+        /// <summary>The jobs of the classes whose admission changed (marked in <see cref="_dirtyStamp"/>).</summary>
+        Classes,
+        /// <summary>Every job of the rest after the step.</summary>
+        All,
+    }
+
+    /// <summary>
+    /// Begins a segment of the lazily decided rest after <paramref name="after"/>, a candidate whose step changed the state
+    /// (at <paramref name="key"/> in the tail's order): keeps the state the jobs after it are decided on, and says which of
+    /// them may have become candidates. A reservation changes no admission and only takes room and reservations away: the
+    /// last segment's entries stand, and no job becomes a candidate. A start takes room but changes admission on its
+    /// partition (quota) and for its project (grants): those entries are worked out again, and the classes whose answer
+    /// changed are looked at again (a refusal on one partition may leave a job one partition to reserve on, and a start may
+    /// turn a cohort's refusal into a full partition). A holder that starts gives its reservation back: everything is
+    /// worked out again.
+    /// </summary>
+    private Rescan BeginRestSegment(JobRecord after, ulong key, long now, JobStart? started, bool heldBefore)
+    {
+        if (_reasons.Segments == 1)
+        {
+            // A job of the rest finds its segment by its key, as the sort that made this order keyed it (an incremental
+            // pass may sort again with other keys before it is asked).
+            _lazyKeys = _keys.WithOwnFactors(ref _lazyFactors);
+            _segmentBanks.Clear();
+            _segmentBanks.Add(SnapshotBank);
+            _nextSegmentBank = CheckedBank + 1;
+        }
+
+        System.Diagnostics.Debug.Assert(Descending(LazyKey(after)) == key, $"job {after.Id}: its key in the tail is not the one the rest's keys give it");
+        var free = _reasons.BeginSegment((key, after.SubmitTicks, after.Id), Fleet.Partitions.Count);
+        RestSegments++;
+        for (var p = 0; p < free.Length; p++)
+        {
+            free[p] = ComputeFreeCapacity(1UL << p);
+        }
+
+        var last = _segmentBanks[^1];
+        if (started is null)
+        {
+            _segmentBanks.Add(last);
+            return Rescan.None;
+        }
+
+        var bank = _nextSegmentBank++;
+        _segmentBanks.Add(bank);
+        if (heldBefore)
+        {
+            SnapshotRest(now, free, bank);
+            return Rescan.All;
+        }
+
+        // The new segment's bank keeps only the classes whose answer changed; the others are read from the last segment
+        // that kept them (SegmentBankOf).
+        var project = after.Project;
+        var partition = started.Placement.Partition;
+        var segment = _reasons.Segments - 1;
+        _classes.BeginPass(bank);
+        _dirtyScan++;
+        if (_dirtyStamp.Length < _classes.Count)
+        {
+            Array.Resize(ref _dirtyStamp, Math.Max(_classes.Count, _dirtyStamp.Length * 2));
+        }
+
+        var any = false;
+        for (var c = 0; c < _classes.Count; c++)
+        {
+            var own = _classes.Project(c) == project;
+            if (_classes.Pending(c) == 0 || (!own && (_classes.Mask(c) & (1UL << partition)) == 0))
+            {
+                continue;
+            }
+
+            var shapes = _classes.Shapes(c);
+            var was = _classes.Entries(SegmentBankOf(segment - 1, c), c);
+            var dirty = false;
+            for (var k = 0; k < was.Length && !dirty; k++)
+            {
+                if (own || was[k].Partition == partition)
+                {
+                    var e = was[k];
+                    FillEntry(ref e, _classes.Project(c), shapes[e.Partition], e.Partition, now);
+                    dirty = !SameAnswer(was[k], e);
+                }
+            }
+
+            if (dirty)
+            {
+                var entries = _classes.Entries(bank, c);
+                was.CopyTo(entries);
+                foreach (ref var e in entries)
+                {
+                    if (own || e.Partition == partition)
+                    {
+                        FillEntry(ref e, _classes.Project(c), shapes[e.Partition], e.Partition, now);
+                    }
+                }
+
+                _classes.MarkCurrent(bank, c);
+                _dirtyStamp[c] = _dirtyScan;
+                any = true;
+            }
+        }
+
+        return any ? Rescan.Classes : Rescan.None;
+    }
+
+    /// <summary>The bank of each segment of the lazily decided rest (a segment after a reservation shares the last one's).</summary>
+    private readonly List<int> _segmentBanks = [];
+    private int _nextSegmentBank;
+
+    /// <summary>Classes marked for a rescan of the rest's candidates: those whose stamp is <see cref="_dirtyScan"/>.</summary>
+    private int[] _dirtyStamp = [];
+    private int _dirtyScan;
+
+    /// <summary>Where a lazily decided job is in the order of its rest: its key as the rest's sort gave it, submit time, id.</summary>
+    private (ulong Key, long Submit, long Id) LazyPlace(JobRecord job) => (Descending(LazyKey(job)), job.SubmitTicks, job.Id);
+
+    /// <summary>A job's key as the sort of the last lazily decided rest gave it, without writing it to the job.</summary>
+    private double LazyKey(JobRecord job)
+    {
+        var kept = job.Priority;
+        var key = _lazyKeys.KeyOf(job);
+        job.Priority = kept;
+        return key;
+    }
+
+    /// <summary>The sort keys of the last lazily decided rest that was cut into segments (see <see cref="BeginRestSegment"/>).</summary>
+    private SortKeys _lazyKeys;
+
+    /// <summary>The fair-share factors <see cref="_lazyKeys"/> read (their own copy).</summary>
+    private double[] _lazyFactors = [];
+
+    /// <summary>
+    /// The bank that keeps the entries of class <paramref name="c"/> for a segment of the lazily decided rest: the
+    /// segment's own if it kept the class (its answer changed there), else the last earlier one that did; the first
+    /// segment's keeps every class with pending jobs. (The checked rest works in its own bank.)
+    /// </summary>
+    private int SegmentBankOf(int segment, int c)
+    {
+        for (var k = segment; k > 0; k--)
+        {
+            if (_classes.IsCurrent(_segmentBanks[k], c))
+            {
+                return _segmentBanks[k];
+            }
+        }
+
+        return SnapshotBank;
+    }
+
+    /// <summary>Keeps what the rest's steps read: every class's entries (in <paramref name="bank"/>) and the set-aside GPUs per partition.</summary>
+    private void SnapshotRest(long now, long[] free, int bank)
     {
         for (var p = 0; p < free.Length; p++)
         {
             free[p] = ComputeFreeCapacity(1UL << p);
         }
 
-        _classes.BeginPass(SnapshotBank);
+        _classes.BeginPass(bank);
         for (var c = 0; c < _classes.Count; c++)
         {
             // Every job of the rest is pending, so a class without pending jobs has none in it.
             if (_classes.Pending(c) > 0)
             {
-                FillClass(SnapshotBank, c, now);
+                FillClass(bank, c, now);
             }
         }
     }
@@ -1036,16 +1276,36 @@ public sealed partial class SchedulerEngine
     /// in this state and in any state later in the pass (a pass only takes capacity, quota, grants and reservations away),
     /// and is the one <see cref="DecideRestJob"/> gives. The tail is read without touching its jobs: per class, the
     /// longest walltime a job of it could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes
-    /// kept beside the order; only the jobs within it are checked one by one. Past
-    /// <see cref="SchedulerOptions.MaxRestCandidates"/>, only the first candidate in order is looked for and given
-    /// (<see cref="RestCandidatesTruncated"/>): the walk goes on from it.
+    /// kept beside the order; only the jobs within it are checked one by one.
     /// </summary>
-    private List<JobRecord> FindRestCandidates(int from, long now, int depth)
+    private void FindRestCandidates(int from, long now, int depth, UInt128? after, bool dirtyOnly = false)
     {
-        _restCandidates.Clear();
-        _restCandidateKeys.Clear();
+        _restCandidates.BeginFind();
         BeginCheckedRest();
         var holdSlots = HoldSlots(ulong.MaxValue, depth);
+        StampCandidateBounds();
+        var keys = _queue.TailKeys;
+        var classes = _queue.TailDecisions;
+        var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_queue.OrderWall).Slice(from, keys.Length);
+        for (var t = 0; t < keys.Length; t++)
+        {
+            var c = classes[t];
+            if ((dirtyOnly && _dirtyStamp[c] != _dirtyScan) || walls[t] > BoundOf(c, now, holdSlots)
+                || (after is { } a && RestCandidates.Place(keys[t], t) <= a))
+            {
+                continue;
+            }
+
+            _restCandidates.Found(keys[t], t);
+        }
+    }
+
+    /// <summary>
+    /// Forgets the classes' candidate walltimes (the state changed), but for the classes of jobs that hold a pool: such
+    /// a job may fit its own pool whatever its walltime, so its class is checked job by job.
+    /// </summary>
+    private void StampCandidateBounds()
+    {
         _candidateScan++;
         if (_candidateStamp.Length < _classes.Count)
         {
@@ -1053,7 +1313,6 @@ public sealed partial class SchedulerEngine
             Array.Resize(ref _candidateWall, _candidateStamp.Length);
         }
 
-        // A job holding a pool may fit its own pool whatever its walltime: its class is checked job by job.
         foreach (var pool in _c.Pools)
         {
             if (pool.Active && pool.HolderJob >= 0 && _jobs.TryGetValue(pool.HolderJob, out var holder) && holder.State == JobState.Pending)
@@ -1062,87 +1321,23 @@ public sealed partial class SchedulerEngine
                 _candidateWall[holder.DecisionClass] = long.MaxValue;
             }
         }
-
-        var keys = _queue.TailKeys;
-        var classes = _queue.TailDecisions;
-        var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_queue.OrderWall).Slice(from, keys.Length);
-        var order = _queue.Order;
-        var truncated = false;
-        (ulong Key, int Tail) first = (ulong.MaxValue, int.MaxValue);
-        for (var t = 0; t < keys.Length; t++)
-        {
-            var c = classes[t];
-            if (_candidateStamp[c] != _candidateScan)
-            {
-                _candidateStamp[c] = _candidateScan;
-                _candidateWall[c] = CandidateWalltime(c, now, holdSlots);
-            }
-
-            if (walls[t] > _candidateWall[c])
-            {
-                continue;
-            }
-
-            if (truncated && (keys[t], t).CompareTo(first) > 0)
-            {
-                // Only the first candidate in order is still wanted.
-                continue;
-            }
-
-            var job = order[from + t];
-            if (job.State == JobState.Pending && job.SubmitTicks <= now && !DecideRestJob(job, now, CheckedBank, checkFit: true, holdSlots, out _, out _))
-            {
-                first = (keys[t], t).CompareTo(first) < 0 ? (keys[t], t) : first;
-                if (!truncated && _restCandidateKeys.Count == Options.MaxRestCandidates)
-                {
-                    // Most of the rest may change the state: stepping the candidates one by one would cost as much as
-                    // walking it in order. Only the first in order is looked for, to walk on from.
-                    truncated = true;
-                    _restCandidateKeys.Clear();
-                }
-
-                if (!truncated)
-                {
-                    _restCandidateKeys.Add((keys[t], t));
-                }
-            }
-        }
-
-        if (truncated)
-        {
-            _restCandidateKeys.Add(first);
-        }
-
-        RestCandidatesTruncated = truncated;
-        _restCandidateKeys.Sort();
-        foreach (var (_, t) in _restCandidateKeys)
-        {
-            _restCandidates.Add(order[from + t]);
-        }
-
-        return _restCandidates;
     }
 
-    /// <summary>The place of <paramref name="job"/> in <paramref name="jobs"/> from <paramref name="from"/> on (by reference: no job is touched).</summary>
-    private static int PlaceOf(List<JobRecord> jobs, JobRecord job, int from)
+    /// <summary>The longest walltime a job of class <paramref name="c"/> may be a candidate with now (<see cref="CandidateWalltime"/>, kept until the state changes).</summary>
+    private long BoundOf(int c, long now, ulong holdSlots)
     {
-        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(jobs);
-        for (var i = from; i < span.Length; i++)
+        if (_candidateStamp[c] != _candidateScan)
         {
-            if (ReferenceEquals(span[i], job))
-            {
-                return i;
-            }
+            _candidateStamp[c] = _candidateScan;
+            _candidateWall[c] = CandidateWalltime(c, now, holdSlots);
         }
 
-        throw new InvalidOperationException($"job {job.Id}: not in the order it was found in");
+        return _candidateWall[c];
     }
 
-    /// <summary>Whether the last <see cref="FindRestCandidates"/> found more than <see cref="SchedulerOptions.MaxRestCandidates"/> and gave only the first in order.</summary>
-    private bool RestCandidatesTruncated { get; set; }
+    /// <summary>The rest's candidates (see <see cref="FindRestCandidates"/>).</summary>
+    private readonly RestCandidates _restCandidates = new();
 
-    private readonly List<JobRecord> _restCandidates = [];
-    private readonly List<(ulong Key, int Tail)> _restCandidateKeys = [];
     private int[] _candidateStamp = [];
     private long[] _candidateWall = [];
     private int _candidateScan;
@@ -1312,12 +1507,12 @@ public sealed partial class SchedulerEngine
     /// and GPUs is worked out once per pass for its class, in <paramref name="bank"/> (<see cref="DecisionClasses"/>);
     /// the snapshot bank also reads the set-aside GPUs kept with it.
     /// </summary>
-    private bool DecideRestJob(JobRecord job, long now, int bank, bool checkFit, ulong holdSlots, out PendingReason reason, out long estimate)
+    private bool DecideRestJob(JobRecord job, long now, int bank, bool checkFit, ulong holdSlots, out PendingReason reason, out long estimate, int lazySegment = 0)
     {
         var c = job.DecisionClass;
         if (!_classes.IsCurrent(bank, c))
         {
-            if (bank == SnapshotBank)
+            if (bank != CheckedBank)
             {
                 throw new InvalidOperationException($"job {job.Id}: its class was not kept with the rest it belongs to");
             }
@@ -1371,7 +1566,7 @@ public sealed partial class SchedulerEngine
         {
             // No resource reason (ExplainResources) is needed here: the rest is decided only when no pool may take the
             // job's GPUs (RestIsSettled, or MayFit above), and then the walk's ExplainResources gives the plain reason too.
-            var free = bank == SnapshotBank ? LazyFreeCapacity(admissible) : FreeCapacity(admissible);
+            var free = bank != CheckedBank ? LazyFreeCapacity(admissible, lazySegment) : FreeCapacity(admissible);
             reason = unavailable ? PendingReason.NodesUnavailable : (free >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
             estimate = -1;
         }
@@ -1462,10 +1657,10 @@ public sealed partial class SchedulerEngine
     private bool IsNew(JobRecord job) => IsLazy(job) ? job.SubmitTicks > _reasons.LazyNow : job.StoredReason == PendingReason.New;
 
     /// <summary><see cref="FreeCapacity"/> as it was at the last lazily decided rest.</summary>
-    private long LazyFreeCapacity(ulong partitions)
+    private long LazyFreeCapacity(ulong partitions, int segment)
     {
         long free = 0;
-        var kept = _reasons.LazyFree;
+        var kept = _reasons.LazyFree(segment);
         for (var p = 0; p < kept.Length; p++)
         {
             if ((partitions & (1UL << p)) != 0)
@@ -1496,24 +1691,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            ref readonly var shape = ref shapes[p];
-            ref var e = ref entries[n++];
-            e.Partition = (byte)p;
-            e.HeldMilli = shape.HeldMilli;
-            e.NodesUp = _c.UpNodes[p] >= shape.Nodes;
-            e.Quota = _admission.Quota.Check(project, p, shape.HeldMilli) ?? PendingReason.New;
-            e.AnyGrantNaN = false;
-            e.MaxCover = double.NegativeInfinity;
-            if (!Options.RequireAllocation)
-            {
-                e.Grants = DecisionClasses.Entry.GrantState.NotRequired;
-            }
-            else
-            {
-                e.MaxCover = _admission.Grants.Cover(project, p, now, out var anyActive, out e.AnyGrantNaN);
-                e.Grants = anyActive ? DecisionClasses.Entry.GrantState.Active : DecisionClasses.Entry.GrantState.NoneActive;
-            }
-
+            FillEntry(ref entries[n++], project, shapes[p], p, now);
         }
 
         if (n != entries.Length)
@@ -1523,6 +1701,31 @@ public sealed partial class SchedulerEngine
 
         _classes.MarkCurrent(bank, c);
     }
+
+    /// <summary>One entry of a class (see <see cref="FillClass"/>): quota, grants and nodes up on partition <paramref name="p"/>.</summary>
+    private void FillEntry(ref DecisionClasses.Entry e, int project, in Shape shape, int p, long now)
+    {
+        e.Partition = (byte)p;
+        e.HeldMilli = shape.HeldMilli;
+        e.NodesUp = _c.UpNodes[p] >= shape.Nodes;
+        e.Quota = _admission.Quota.Check(project, p, shape.HeldMilli) ?? PendingReason.New;
+        e.AnyGrantNaN = false;
+        e.MaxCover = double.NegativeInfinity;
+        if (!Options.RequireAllocation)
+        {
+            e.Grants = DecisionClasses.Entry.GrantState.NotRequired;
+        }
+        else
+        {
+            e.MaxCover = _admission.Grants.Cover(project, p, now, out var anyActive, out e.AnyGrantNaN);
+            e.Grants = anyActive ? DecisionClasses.Entry.GrantState.Active : DecisionClasses.Entry.GrantState.NoneActive;
+        }
+    }
+
+    /// <summary>Whether two entries of a class give any job the same admission answer.</summary>
+    private static bool SameAnswer(in DecisionClasses.Entry a, in DecisionClasses.Entry b) =>
+        a.Quota == b.Quota && a.Grants == b.Grants && a.AnyGrantNaN == b.AnyGrantNaN && a.NodesUp == b.NodesUp
+        && (a.MaxCover == b.MaxCover || (double.IsNaN(a.MaxCover) && double.IsNaN(b.MaxCover)));
 
     /// <summary>The most room any one pool of a kind offers (see <see cref="MayFit"/>'s signature test).</summary>
     private readonly record struct PoolRoom(int Whole, int Share, int FullFree);
@@ -1590,11 +1793,11 @@ public sealed partial class SchedulerEngine
     /// <summary>Full passes that looked for the candidates of their rest (<see cref="FindRestCandidates"/>); for tests.</summary>
     internal int CheckedRests { get; private set; }
 
-    /// <summary>Full passes whose rest had a candidate that changed the state, from which the rest was walked in order; for tests.</summary>
+    /// <summary>Full passes whose rest had a candidate that changed the state, after which the rest was cut into segments; for tests.</summary>
     internal int ContinuedRests { get; private set; }
 
-    /// <summary>Of <see cref="ContinuedRests"/>, the passes whose rest had too many candidates to step one by one; for tests.</summary>
-    internal int TruncatedRests { get; private set; }
+    /// <summary>Segments that steps of candidates began in lazily decided rests (see <see cref="BeginRestSegment"/>); for tests.</summary>
+    internal long RestSegments { get; private set; }
 
     /// <summary>Full passes that decided the rest of the queue unsorted (<see cref="DecideSettledRest"/>); for tests.</summary>
     internal int SettledRests { get; private set; }

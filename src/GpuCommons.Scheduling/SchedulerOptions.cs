@@ -146,13 +146,6 @@ public sealed class SchedulerOptions
     internal int SortedHead { get; set; } = 2048;
 
     /// <summary>
-    /// With <see cref="LazyOrder"/>: how many candidates of the rest (jobs that might be placed or reserved for) a full
-    /// pass steps one by one; with more, it walks the rest in order from the first of them. The decisions are the same
-    /// either way (a property checks it with small values).
-    /// </summary>
-    internal int MaxRestCandidates { get; set; } = 1024;
-
-    /// <summary>
     /// Whether FIFO's and multifactor's sort keys come from the pending queue's columns, without touching each job (a
     /// pending job's priority is then worked out when read). False: every key reads its job and is written to it, as
     /// before. The decisions and priorities are the same either way (a property checks it); the switch is kept for that

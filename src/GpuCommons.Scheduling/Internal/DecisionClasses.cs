@@ -21,7 +21,7 @@ internal sealed class DecisionClasses
     private int[] _offset = new int[64];
     private int[] _pending = new int[64];
     private int _entryCount;
-    private readonly Bank[] _banks = [new(), new()];
+    private readonly List<Bank> _banks = [new(), new()];
 
     /// <summary>Classes interned so far.</summary>
     public int Count { get; private set; }
@@ -69,8 +69,17 @@ internal sealed class DecisionClasses
         return id;
     }
 
-    /// <summary>Starts a pass of <paramref name="bank"/>: every class's entries there are stale until filled again.</summary>
-    public void BeginPass(int bank) => _banks[bank].Pass++;
+    /// <summary>Starts a pass of <paramref name="bank"/> (made if it is the next one): every class's entries there are stale until filled again.</summary>
+    public void BeginPass(int bank)
+    {
+        if (bank == _banks.Count)
+        {
+            var added = new Bank { Stamp = new int[_project.Length], Entries = new Entry[Math.Max(_entryCount, 256)] };
+            _banks.Add(added);
+        }
+
+        _banks[bank].Pass++;
+    }
 
     public int Project(int id) => _project[id];
 
@@ -93,8 +102,8 @@ internal sealed class DecisionClasses
     public void MarkCurrent(int bank, int id) => _banks[bank].Stamp[id] = _banks[bank].Pass;
 
     /// <summary>
-    /// One set of entries for every class, with its own pass: the engine keeps the entries of its last lazily decided
-    /// rest in one bank (they must outlive that pass) and works the checked rest in the other.
+    /// One set of entries for every class, with its own pass: the engine works the checked rest in one bank and keeps
+    /// the entries of its last lazily decided rest in the others, one per segment (they must outlive that pass).
     /// </summary>
     private sealed class Bank
     {

@@ -20,13 +20,11 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
 {
     // Busy worlds: a completion or a cancellation is a submission instead half of the time, so that the fleet fills and
     // passes reach the settled rest often.
-    // The cap on the rest's candidates is small in half the worlds, so that passes walk on from the first of too many.
-    private static readonly Gen<(WorldShape World, int Head, int Preemptors, int Candidates)> Cases =
+    private static readonly Gen<(WorldShape World, int Head, int Preemptors)> Cases =
         from w in RandomWorld.World(120, 400)
         from head in Gen.Int[1, 4]
         from preemptors in Gen.Int[0, 4]
-        from candidates in Gen.OneOf(Gen.Const(1024), Gen.Int[0, 3])
-        select (w with { Ops = [.. w.Ops.Select(op => op.Kind is OpKind.Complete or OpKind.Cancel && op.D % 2 == 0 ? op with { Kind = OpKind.Submit } : op)] }, head, preemptors, candidates);
+        select (w with { Ops = [.. w.Ops.Select(op => op.Kind is OpKind.Complete or OpKind.Cancel && op.D % 2 == 0 ? op with { Kind = OpKind.Submit } : op)] }, head, preemptors);
 
     [Fact]
     public void LazyOrder_DecidesAsTheWholeSort_AfterEveryEvent()
@@ -35,7 +33,7 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
         var checkedRests = 0;
         var byClass = 0L;
         var continued = 0;
-        var truncated = 0;
+        var segments = 0L;
         var byClassIncremental = 0L;
         var cases = 0;
         Deterministic.Sample(Cases, c =>
@@ -44,7 +42,7 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
             // The plain engine sorts the whole queue every full pass, and its keys read and write each job: it decides and
             // writes every job's reason, estimate and priority in every full pass, each by nominating it.
             var plain = Fingerprints(c.World, o => { o.LazyOrder = false; o.ColumnarKeys = false; o.ClassDecisions = false; o.MaxPreemptorsPerCycle = c.Preemptors; }, out _);
-            var lazy = Fingerprints(c.World, o => { o.LazyOrder = true; o.SortedHead = c.Head; o.MaxPreemptorsPerCycle = c.Preemptors; o.MaxRestCandidates = c.Candidates; }, out var engine);
+            var lazy = Fingerprints(c.World, o => { o.LazyOrder = true; o.SortedHead = c.Head; o.MaxPreemptorsPerCycle = c.Preemptors; }, out var engine);
             for (var i = 0; i < plain.Count; i++)
             {
                 if (plain[i] != lazy[i])
@@ -57,17 +55,18 @@ public sealed class LazyOrderAgreesProperty(ITestOutputHelper output)
             checkedRests += engine.Engine.CheckedRests;
             byClass += engine.Engine.ClassDecided;
             continued += engine.Engine.ContinuedRests;
-            truncated += engine.Engine.TruncatedRests;
+            segments += engine.Engine.RestSegments;
             byClassIncremental += engine.Engine.ClassDecidedIncremental;
             cases++;
-        }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors} candidates {c.Candidates}\n{c.World}", writeLine: output.WriteLine);
+        }, iter: 300, stream: 61, print: c => $"head {c.Head} preemptors {c.Preemptors}\n{c.World}", writeLine: output.WriteLine);
 
-        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} walked it on from one ({truncated} from the first of too many); {byClass} jobs decided from their class in full passes' walks, {byClassIncremental} in incremental passes");
+        output.WriteLine($"{cases} worlds; {settled} full passes decided the rest of the queue unsorted, {checkedRests} full passes looked for the candidates of their rest, {continued} cut it into segments ({segments} segments after the first); {byClass} jobs decided from their class in full passes' walks, {byClassIncremental} in incremental passes");
 
         // The property must reach the unsorted rest often, both ways, or it checks nothing.
         settled.ShouldBeGreaterThan(200);
         checkedRests.ShouldBeGreaterThan(50);
-        truncated.ShouldBeGreaterThan(20);
+        continued.ShouldBeGreaterThan(20);
+        segments.ShouldBeGreaterThan(40);
         byClass.ShouldBeGreaterThan(1000);
         byClassIncremental.ShouldBeGreaterThan(1000);
     }

@@ -1,0 +1,103 @@
+namespace GpuCommons.Scheduling.Internal;
+
+/// <summary>
+/// The candidates of a full pass's lazily decided rest (see <c>SchedulerEngine.FindRestCandidates</c>), as places in the
+/// unsorted tail (<see cref="Place"/>: the sort key, then the place in the tail), taken in that order, which is the whole
+/// sort's. A search fills <see cref="Found"/>; its finds then replace every candidate (<see cref="TakeAll"/>), or join
+/// those still to take (<see cref="TakeMore"/>), each place once.
+/// </summary>
+internal sealed class RestCandidates
+{
+    private UInt128[] _main = new UInt128[256];
+    private int _mainCount;
+    private int _mainAt;
+    private UInt128[] _more = new UInt128[64];
+    private int _moreCount;
+    private int _moreAt;
+    private UInt128[] _found = new UInt128[256];
+    private int _foundCount;
+    private UInt128[] _merged = new UInt128[64];
+
+    /// <summary>A place in the tail's order: <paramref name="key"/> (as <c>PendingQueue.Descending</c> maps it), then <paramref name="tail"/>.</summary>
+    public static UInt128 Place(ulong key, int tail) => ((UInt128)key << 64) | (uint)tail;
+
+    public static ulong KeyOf(UInt128 place) => unchecked((ulong)(place >> 64));
+
+    public static int TailOf(UInt128 place) => unchecked((int)(uint)place);
+
+    /// <summary>Places found by the search under way.</summary>
+    public int FoundCount => _foundCount;
+
+    /// <summary>Begins a search.</summary>
+    public void BeginFind() => _foundCount = 0;
+
+    /// <summary>A candidate the search found (in any order; each place at most once per search).</summary>
+    public void Found(ulong key, int tail)
+    {
+        if (_foundCount == _found.Length)
+        {
+            Array.Resize(ref _found, _found.Length * 2);
+        }
+
+        _found[_foundCount++] = Place(key, tail);
+    }
+
+    /// <summary>The search found every candidate: they replace all those still to take.</summary>
+    public void TakeAll()
+    {
+        Array.Sort(_found, 0, _foundCount);
+        (_main, _found) = (_found, _main);
+        _mainCount = _foundCount;
+        _mainAt = 0;
+        _moreCount = 0;
+        _moreAt = 0;
+        _foundCount = 0;
+    }
+
+    /// <summary>The search found the candidates of some classes: they join those still to take.</summary>
+    public void TakeMore()
+    {
+        if (_foundCount == 0)
+        {
+            return;
+        }
+
+        Array.Sort(_found, 0, _foundCount);
+        var size = (_moreCount - _moreAt) + _foundCount;
+        if (_merged.Length < size)
+        {
+            _merged = new UInt128[Math.Max(size, _merged.Length * 2)];
+        }
+
+        int a = _moreAt, b = 0, n = 0;
+        while (a < _moreCount || b < _foundCount)
+        {
+            var next = a == _moreCount ? _found[b] : b == _foundCount ? _more[a] : UInt128.Min(_more[a], _found[b]);
+            a += a < _moreCount && _more[a] == next ? 1 : 0;
+            b += b < _foundCount && _found[b] == next ? 1 : 0;
+            _merged[n++] = next;
+        }
+
+        (_more, _merged) = (_merged, _more);
+        _moreCount = n;
+        _moreAt = 0;
+        _foundCount = 0;
+    }
+
+    /// <summary>Takes the next candidate in order (a place found twice is taken once); false when none is left.</summary>
+    public bool TryNext(out UInt128 place)
+    {
+        var hasMain = _mainAt < _mainCount;
+        var hasMore = _moreAt < _moreCount;
+        if (!hasMain && !hasMore)
+        {
+            place = default;
+            return false;
+        }
+
+        place = !hasMore ? _main[_mainAt] : !hasMain ? _more[_moreAt] : UInt128.Min(_main[_mainAt], _more[_moreAt]);
+        _mainAt += hasMain && _main[_mainAt] == place ? 1 : 0;
+        _moreAt += hasMore && _more[_moreAt] == place ? 1 : 0;
+        return true;
+    }
+}
