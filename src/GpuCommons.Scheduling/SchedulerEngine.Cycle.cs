@@ -1088,7 +1088,7 @@ public sealed partial class SchedulerEngine
         else
         {
             var segment = _reasons.Segments == 1 ? 0 : _reasons.SegmentOf(LazyPlace(job));
-            DecideRestJob(job, _reasons.LazyNow, SegmentBankOf(segment, job.DecisionClass), checkFit: false, 0, out reason, out estimate, segment);
+            DecideRestJobFrom(job, _reasons.LazyNow, SegmentEntries(segment, job.DecisionClass), segment, checkFit: false, 0, out reason, out estimate);
         }
     }
 
@@ -1123,6 +1123,10 @@ public sealed partial class SchedulerEngine
             _segmentBanks.Clear();
             _segmentBanks.Add(SnapshotBank);
             _nextSegmentBank = CheckedBank + 1;
+            foreach (var kept in _segmentOverlays)
+            {
+                kept?.Clear();
+            }
         }
 
         System.Diagnostics.Debug.Assert(Descending(LazyKey(after)) == key, $"job {after.Id}: its key in the tail is not the one the rest's keys give it");
@@ -1133,27 +1137,33 @@ public sealed partial class SchedulerEngine
             free[p] = ComputeFreeCapacity(1UL << p);
         }
 
-        var last = _segmentBanks[^1];
+        var segment = _reasons.Segments - 1;
+        while (_segmentOverlays.Count <= segment)
+        {
+            _segmentOverlays.Add(null);
+        }
+
         if (started is null)
         {
-            _segmentBanks.Add(last);
+            // Entries are read from the segments before it.
+            _segmentBanks.Add(-1);
             return Rescan.None;
         }
 
-        var bank = _nextSegmentBank++;
-        _segmentBanks.Add(bank);
         if (heldBefore)
         {
+            var bank = _nextSegmentBank++;
+            _segmentBanks.Add(bank);
             SnapshotRest(now, free, bank);
             return Rescan.All;
         }
 
-        // The new segment's bank keeps only the classes whose answer changed; the others are read from the last segment
-        // that kept them (SegmentBankOf).
+        // The new segment keeps only the classes whose answer changed; the others are read from the segments before it
+        // (SegmentEntries).
+        _segmentBanks.Add(-1);
+        var overlay = _segmentOverlays[segment] ??= [];
         var project = after.Project;
         var partition = started.Placement.Partition;
-        var segment = _reasons.Segments - 1;
-        _classes.BeginPass(bank);
         _dirtyScan++;
         if (_dirtyStamp.Length < _classes.Count)
         {
@@ -1170,7 +1180,7 @@ public sealed partial class SchedulerEngine
             }
 
             var shapes = _classes.Shapes(c);
-            var was = _classes.Entries(SegmentBankOf(segment - 1, c), c);
+            var was = SegmentEntries(segment - 1, c);
             var dirty = false;
             for (var k = 0; k < was.Length && !dirty; k++)
             {
@@ -1184,9 +1194,8 @@ public sealed partial class SchedulerEngine
 
             if (dirty)
             {
-                var entries = _classes.Entries(bank, c);
-                was.CopyTo(entries);
-                foreach (ref var e in entries)
+                var entries = was.ToArray();
+                foreach (ref var e in entries.AsSpan())
                 {
                     if (own || e.Partition == partition)
                     {
@@ -1194,7 +1203,7 @@ public sealed partial class SchedulerEngine
                     }
                 }
 
-                _classes.MarkCurrent(bank, c);
+                overlay[c] = entries;
                 _dirtyStamp[c] = _dirtyScan;
                 any = true;
             }
@@ -1203,8 +1212,13 @@ public sealed partial class SchedulerEngine
         return any ? Rescan.Classes : Rescan.None;
     }
 
-    /// <summary>The bank of each segment of the lazily decided rest (a segment after a reservation shares the last one's).</summary>
+    /// <summary>
+    /// Per segment of the lazily decided rest, where its class entries are kept: a bank that keeps every class (the first
+    /// segment, and one after a holder started), or -1: only the classes whose answer changed there, in
+    /// <see cref="_segmentOverlays"/>, the others read from the segments before it.
+    /// </summary>
     private readonly List<int> _segmentBanks = [];
+    private readonly List<Dictionary<int, DecisionClasses.Entry[]>?> _segmentOverlays = [];
     private int _nextSegmentBank;
 
     /// <summary>Classes marked for a rescan of the rest's candidates: those whose stamp is <see cref="_dirtyScan"/>.</summary>
@@ -1229,22 +1243,29 @@ public sealed partial class SchedulerEngine
     /// <summary>The fair-share factors <see cref="_lazyKeys"/> read (their own copy).</summary>
     private double[] _lazyFactors = [];
 
-    /// <summary>
-    /// The bank that keeps the entries of class <paramref name="c"/> for a segment of the lazily decided rest: the
-    /// segment's own if it kept the class (its answer changed there), else the last earlier one that did; the first
-    /// segment's keeps every class with pending jobs. (The checked rest works in its own bank.)
-    /// </summary>
-    private int SegmentBankOf(int segment, int c)
+    /// <summary>The entries of class <paramref name="c"/> kept for a segment of the lazily decided rest (see <see cref="_segmentBanks"/>).</summary>
+    private ReadOnlySpan<DecisionClasses.Entry> SegmentEntries(int segment, int c)
     {
         for (var k = segment; k > 0; k--)
         {
-            if (_classes.IsCurrent(_segmentBanks[k], c))
+            if (_segmentBanks[k] >= 0)
             {
-                return _segmentBanks[k];
+                if (_classes.IsCurrent(_segmentBanks[k], c))
+                {
+                    return _classes.Entries(_segmentBanks[k], c);
+                }
+
+                break;
+            }
+
+            if (_segmentOverlays[k] is { } overlay && overlay.TryGetValue(c, out var entries))
+            {
+                return entries;
             }
         }
 
-        return SnapshotBank;
+        return _classes.IsCurrent(SnapshotBank, c) ? _classes.Entries(SnapshotBank, c)
+            : throw new InvalidOperationException($"decision class {c}: not kept with the rest it belongs to");
     }
 
     /// <summary>Keeps what the rest's steps read: every class's entries (in <paramref name="bank"/>) and the set-aside GPUs per partition.</summary>
@@ -1507,24 +1528,29 @@ public sealed partial class SchedulerEngine
     /// and GPUs is worked out once per pass for its class, in <paramref name="bank"/> (<see cref="DecisionClasses"/>);
     /// the snapshot bank also reads the set-aside GPUs kept with it.
     /// </summary>
-    private bool DecideRestJob(JobRecord job, long now, int bank, bool checkFit, ulong holdSlots, out PendingReason reason, out long estimate, int lazySegment = 0)
+    private bool DecideRestJob(JobRecord job, long now, int bank, bool checkFit, ulong holdSlots, out PendingReason reason, out long estimate)
     {
         var c = job.DecisionClass;
         if (!_classes.IsCurrent(bank, c))
         {
-            if (bank != CheckedBank)
-            {
-                throw new InvalidOperationException($"job {job.Id}: its class was not kept with the rest it belongs to");
-            }
-
             FillClass(bank, c, now);
         }
 
+        return DecideRestJobFrom(job, now, _classes.Entries(bank, c), -1, checkFit, holdSlots, out reason, out estimate);
+    }
+
+    /// <summary>
+    /// <see cref="DecideRestJob"/> from the class's
+    /// <paramref name="entries"/>: those of the checked state (<paramref name="lazySegment"/> -1), or those kept with a
+    /// segment of the lazily decided rest, whose set-aside GPUs it then reads.
+    /// </summary>
+    private bool DecideRestJobFrom(JobRecord job, long now, ReadOnlySpan<DecisionClasses.Entry> entries, int lazySegment, bool checkFit, ulong holdSlots, out PendingReason reason, out long estimate)
+    {
         var admissionReason = PendingReason.NoAllocation;
         var admissible = 0UL;
         var unavailable = true;
         var end = now + job.WalltimeTicks;
-        foreach (ref readonly var e in _classes.Entries(bank, c))
+        foreach (ref readonly var e in entries)
         {
             if (Refusal(e, job) is var refused && refused != PendingReason.New)
             {
@@ -1566,7 +1592,7 @@ public sealed partial class SchedulerEngine
         {
             // No resource reason (ExplainResources) is needed here: the rest is decided only when no pool may take the
             // job's GPUs (RestIsSettled, or MayFit above), and then the walk's ExplainResources gives the plain reason too.
-            var free = bank != CheckedBank ? LazyFreeCapacity(admissible, lazySegment) : FreeCapacity(admissible);
+            var free = lazySegment >= 0 ? LazyFreeCapacity(admissible, lazySegment) : FreeCapacity(admissible);
             reason = unavailable ? PendingReason.NodesUnavailable : (free >= (long)(job.Gpus * Milli) ? PendingReason.BehindReservation : PendingReason.Resources);
             estimate = -1;
         }
