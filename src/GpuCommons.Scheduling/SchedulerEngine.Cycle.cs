@@ -895,7 +895,7 @@ public sealed partial class SchedulerEngine
     /// <summary>
     /// Brings what a class decision reads up to date (see the walk's step 3-): the classes' admission after a start, the
     /// pools' room after a start or a reservation, the reservations still to give after a try. <paramref name="mark"/>
-    /// is what they were worked out at.
+    /// is what they were worked out at. True when any of them changed.
     /// </summary>
     private bool RefreshClassState(ref (long Free, long Tries, int Started) mark, ref ulong holdSlots, ScheduleResult result, int depth)
     {
@@ -914,8 +914,10 @@ public sealed partial class SchedulerEngine
 
         if (_holdTries != mark.Tries)
         {
-            holdSlots = HoldSlots(ulong.MaxValue, depth);
-            changed = true;
+            // A try in vain changes only the count of tries, unless it was a partition's last.
+            var slots = HoldSlots(ulong.MaxValue, depth);
+            changed |= slots != holdSlots;
+            holdSlots = slots;
         }
 
         mark = (_c.FreeVersion, _holdTries, result.Started.Count);
@@ -1184,11 +1186,16 @@ public sealed partial class SchedulerEngine
             var dirty = false;
             for (var k = 0; k < was.Length && !dirty; k++)
             {
-                if (own || was[k].Partition == partition)
+                if (own)
                 {
                     var e = was[k];
                     FillEntry(ref e, _classes.Project(c), shapes[e.Partition], e.Partition, now);
                     dirty = !SameAnswer(was[k], e);
+                }
+                else if (was[k].Partition == partition)
+                {
+                    // Another project's grants did not change: only its quota on the start's partition may have.
+                    dirty = (_admission.Quota.Check(_classes.Project(c), partition, was[k].HeldMilli) ?? PendingReason.New) != was[k].Quota;
                 }
             }
 

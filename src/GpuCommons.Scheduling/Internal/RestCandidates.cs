@@ -14,6 +14,8 @@ internal sealed class RestCandidates
     private UInt128[] _more = new UInt128[64];
     private int _moreCount;
     private int _moreAt;
+    private ulong[] _foundKeys = new ulong[256];
+    private int[] _foundTails = new int[256];
     private UInt128[] _found = new UInt128[256];
     private int _foundCount;
     private UInt128[] _merged = new UInt128[64];
@@ -34,18 +36,55 @@ internal sealed class RestCandidates
     /// <summary>A candidate the search found (in any order; each place at most once per search).</summary>
     public void Found(ulong key, int tail)
     {
-        if (_foundCount == _found.Length)
+        if (_foundCount == _foundKeys.Length)
         {
-            Array.Resize(ref _found, _found.Length * 2);
+            Array.Resize(ref _foundKeys, _foundKeys.Length * 2);
+            Array.Resize(ref _foundTails, _foundKeys.Length);
         }
 
-        _found[_foundCount++] = Place(key, tail);
+        _foundKeys[_foundCount] = key;
+        _foundTails[_foundCount++] = tail;
+    }
+
+    /// <summary>
+    /// Sorts what the search found into <see cref="_found"/> by place: by key with the primitive sort, then each run of
+    /// equal keys by place in the tail (a run is short: the places of one key).
+    /// </summary>
+    private void SortFound()
+    {
+        var n = _foundCount;
+        Array.Sort(_foundKeys, _foundTails, 0, n);
+        for (var i = 0; i < n;)
+        {
+            var j = i + 1;
+            while (j < n && _foundKeys[j] == _foundKeys[i])
+            {
+                j++;
+            }
+
+            if (j - i > 1)
+            {
+                Array.Sort(_foundTails, i, j - i);
+            }
+
+            i = j;
+        }
+
+        if (_found.Length < n)
+        {
+            _found = new UInt128[Math.Max(n, _found.Length * 2)];
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            _found[i] = Place(_foundKeys[i], _foundTails[i]);
+        }
     }
 
     /// <summary>The search found every candidate: they replace all those still to take.</summary>
     public void TakeAll()
     {
-        Array.Sort(_found, 0, _foundCount);
+        SortFound();
         (_main, _found) = (_found, _main);
         _mainCount = _foundCount;
         _mainAt = 0;
@@ -62,7 +101,7 @@ internal sealed class RestCandidates
             return;
         }
 
-        Array.Sort(_found, 0, _foundCount);
+        SortFound();
         var size = (_moreCount - _moreAt) + _foundCount;
         if (_merged.Length < size)
         {
