@@ -596,7 +596,8 @@ public sealed partial class SchedulerEngine
 
                     // The rest is decided as the state is now, but for its candidates, each stepped here in the order of
                     // the whole sort. A step that changes the state begins a segment of the rest: the jobs after it are
-                    // decided on the state it leaves (none of them changes it, in that state or any later one).
+                    // decided on the state it leaves (none of them changes it, unless the step opened something: then
+                    // candidates are looked for again).
                     _restCandidates.TakeAll();
                     restCounted = true;
                     inRest = true;
@@ -1298,13 +1299,16 @@ public sealed partial class SchedulerEngine
     private const int CheckedBank = 1;
 
     /// <summary>
-    /// The rest of a full pass (the unsorted tail, from <paramref name="from"/>), once a blocked job was seen and no
-    /// preemption is left: the jobs whose step would place them or reserve for them in the state of now, in the order the
-    /// whole sort would walk them (by key, then place in the tail). Every other job's step changes nothing but its reason,
-    /// in this state and in any state later in the pass (a pass only takes capacity, quota, grants and reservations away),
-    /// and is the one <see cref="DecideRestJob"/> gives. The tail is read without touching its jobs: per class, the
-    /// longest walltime a job of it could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes
-    /// kept beside the order; only the jobs within it are checked one by one.
+    /// Looks for the candidates of the rest of a full pass (the unsorted tail, from <paramref name="from"/>), once a
+    /// blocked job was seen and no preemption is left: the jobs whose step might place them or reserve for them in the
+    /// state of now, into <see cref="_restCandidates"/> (after <paramref name="after"/>; with <paramref name="dirtyOnly"/>,
+    /// only the jobs of the classes marked by <see cref="BeginRestSegment"/>). Every other job's step changes nothing but
+    /// its reason, and is the one <see cref="DecideRestJob"/> gives, until a step changes the state. A reservation or a
+    /// start only takes room and reservations away; but a start may change a class's admission either way, and a holder
+    /// that starts gives its reservation back: those are looked for again then (<see cref="Rescan"/>). The tail is read
+    /// without touching its jobs: per class, the longest walltime a job of it could be a candidate with
+    /// (<see cref="CandidateWalltime"/>), against the walltimes kept beside the order. Each candidate is looked at again
+    /// at its turn.
     /// </summary>
     private void FindRestCandidates(int from, long now, int depth, UInt128? after, bool dirtyOnly = false)
     {
