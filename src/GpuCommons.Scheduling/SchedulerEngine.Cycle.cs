@@ -586,7 +586,7 @@ public sealed partial class SchedulerEngine
                     restMark = (-1L, -1L, -1);
                     FindRestCandidates(i, now, depth, after: null);
                     CheckedRests++;
-                    LeaveRestLazy(jobs, i, now, result);
+                    LeaveRestLazy(jobs, i, now, result, checkedNow: true);
                     if (_restCandidates.FoundCount == 0)
                     {
                         // No job of the rest could be placed or reserved: none changes the state, in any order.
@@ -978,14 +978,15 @@ public sealed partial class SchedulerEngine
     private void DecideSettledRest(List<JobRecord> jobs, int from, long now, ScheduleResult result)
     {
         SettledRests++;
-        LeaveRestLazy(jobs, from, now, result);
+        LeaveRestLazy(jobs, from, now, result, checkedNow: false);
     }
 
     /// <summary>
     /// Decides the rest of a full pass lazily (see <see cref="DecideSettledRest"/>): keeps the state its steps read, marks
-    /// the head decided, and decides the jobs holding a pool at once.
+    /// the head decided, and decides the jobs holding a pool at once. <paramref name="checkedNow"/>: the checked bank's
+    /// pass began in the state of now (<see cref="FindRestCandidates"/> just looked), so its classes are copied.
     /// </summary>
-    private void LeaveRestLazy(List<JobRecord> jobs, int from, long now, ScheduleResult result)
+    private void LeaveRestLazy(List<JobRecord> jobs, int from, long now, ScheduleResult result, bool checkedNow)
     {
         // Everything written from here on is newer than the rest; the head's decisions stand as written.
         var free = _reasons.BeginLazyRest(now, Fleet.Partitions.Count);
@@ -996,7 +997,7 @@ public sealed partial class SchedulerEngine
 
         if (Options.Backfill != BackfillMode.None)
         {
-            SnapshotRest(now, free, SnapshotBank);
+            SnapshotRest(now, free, SnapshotBank, fromChecked: checkedNow);
         }
 
         foreach (var pool in _c.Pools)
@@ -1126,6 +1127,8 @@ public sealed partial class SchedulerEngine
             _segmentBanks.Clear();
             _segmentBanks.Add(SnapshotBank);
             _nextSegmentBank = CheckedBank + 1;
+            _latestScan++;
+            _latestBankSegment = 0;
             foreach (var kept in _segmentOverlays)
             {
                 kept?.Clear();
@@ -1157,7 +1160,9 @@ public sealed partial class SchedulerEngine
         {
             var bank = _nextSegmentBank++;
             _segmentBanks.Add(bank);
-            SnapshotRest(now, free, bank);
+            SnapshotRest(now, free, bank, fromChecked: false);
+            _latestScan++;
+            _latestBankSegment = segment;
             return Rescan.All;
         }
 
@@ -1173,6 +1178,12 @@ public sealed partial class SchedulerEngine
             Array.Resize(ref _dirtyStamp, Math.Max(_classes.Count, _dirtyStamp.Length * 2));
         }
 
+        if (_latestStamp.Length < _classes.Count)
+        {
+            Array.Resize(ref _latestStamp, Math.Max(_classes.Count, _latestStamp.Length * 2));
+            Array.Resize(ref _latest, _latestStamp.Length);
+        }
+
         var any = false;
         for (var c = 0; c < _classes.Count; c++)
         {
@@ -1183,7 +1194,7 @@ public sealed partial class SchedulerEngine
             }
 
             var shapes = _classes.Shapes(c);
-            var was = SegmentEntries(segment - 1, c);
+            var was = LatestEntries(c);
             var dirty = false;
             for (var k = 0; k < was.Length && !dirty; k++)
             {
@@ -1212,6 +1223,8 @@ public sealed partial class SchedulerEngine
                 }
 
                 overlay[c] = entries;
+                _latest[c] = entries;
+                _latestStamp[c] = _latestScan;
                 _dirtyStamp[c] = _dirtyScan;
                 any = true;
             }
@@ -1228,6 +1241,22 @@ public sealed partial class SchedulerEngine
     private readonly List<int> _segmentBanks = [];
     private readonly List<Dictionary<int, DecisionClasses.Entry[]>?> _segmentOverlays = [];
     private int _nextSegmentBank;
+
+    /// <summary>
+    /// The entries of class <paramref name="c"/> in the last segment begun, as <see cref="SegmentEntries"/> gives them
+    /// there, without looking back through the segments: the last overlay written for the class since the last segment
+    /// that keeps every class, else that segment's.
+    /// </summary>
+    private ReadOnlySpan<DecisionClasses.Entry> LatestEntries(int c) =>
+        _latestStamp[c] == _latestScan ? _latest[c] : SegmentEntries(_latestBankSegment, c);
+
+    /// <summary>Per class, the last overlay written for it (see <see cref="LatestEntries"/>), valid where its stamp is <see cref="_latestScan"/>.</summary>
+    private DecisionClasses.Entry[][] _latest = [];
+    private int[] _latestStamp = [];
+    private int _latestScan;
+
+    /// <summary>The last segment of the lazily decided rest that keeps every class (0: its first).</summary>
+    private int _latestBankSegment;
 
     /// <summary>Classes marked for a rescan of the rest's candidates: those whose stamp is <see cref="_dirtyScan"/>.</summary>
     private int[] _dirtyStamp = [];
@@ -1276,8 +1305,12 @@ public sealed partial class SchedulerEngine
             : throw new InvalidOperationException($"decision class {c}: not kept with the rest it belongs to");
     }
 
-    /// <summary>Keeps what the rest's steps read: every class's entries (in <paramref name="bank"/>) and the set-aside GPUs per partition.</summary>
-    private void SnapshotRest(long now, long[] free, int bank)
+    /// <summary>
+    /// Keeps what the rest's steps read: every class's entries (in <paramref name="bank"/>) and the set-aside GPUs per
+    /// partition. With <paramref name="fromChecked"/>, the state has not changed since the checked bank's pass began:
+    /// the classes filled there are copied, not worked out again.
+    /// </summary>
+    private void SnapshotRest(long now, long[] free, int bank, bool fromChecked)
     {
         for (var p = 0; p < free.Length; p++)
         {
@@ -1288,7 +1321,17 @@ public sealed partial class SchedulerEngine
         for (var c = 0; c < _classes.Count; c++)
         {
             // Every job of the rest is pending, so a class without pending jobs has none in it.
-            if (_classes.Pending(c) > 0)
+            if (_classes.Pending(c) == 0)
+            {
+                continue;
+            }
+
+            if (fromChecked && _classes.IsCurrent(CheckedBank, c))
+            {
+                _classes.Entries(CheckedBank, c).CopyTo(_classes.Entries(bank, c));
+                _classes.MarkCurrent(bank, c);
+            }
+            else
             {
                 FillClass(bank, c, now);
             }

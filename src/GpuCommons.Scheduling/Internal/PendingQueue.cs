@@ -73,7 +73,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     /// <summary>At least the latest entry of the tail in submit order.</summary>
     private JobRecord? _tailLatest;
-    private int[] _headHeap = [];
+    private int[] _headPicked = [];
     private bool[] _inHead = [];
 
     /// <summary>The order a pass walks (see the remarks).</summary>
@@ -664,68 +664,156 @@ internal sealed class PendingQueue(SchedulerOptions options)
         _sortedWall2 = new long[size];
     }
 
-    /// <summary>The keys <see cref="Before"/> reads: the key pass's, or the tail's.</summary>
+    /// <summary>The keys <see cref="SelectHead"/> reads: the key pass's, or the tail's.</summary>
     private ulong[] _selectKeys = [];
 
     /// <summary>
     /// Selects the first <paramref name="head"/> of the <paramref name="n"/> entries of <see cref="_selectKeys"/> by
-    /// (key, index) with a bounded max-heap, and sorts them into <see cref="_headHeap"/>; returns how many.
+    /// (key, index), and sorts them into <see cref="_headPicked"/>; returns how many.
     /// </summary>
+    /// <remarks>
+    /// A radix select: the highest byte in which the keys differ splits them into 256 buckets; the buckets below the one
+    /// where the count reaches <paramref name="head"/> are in, those above out, and the entries of that one bucket are
+    /// split again by their next byte, until the entries left are all in or all of one key (then the lowest indices are
+    /// in). Three reads of the keys and the short lists of the split buckets, instead of a heap step for each entry that
+    /// beats the worst kept so far.
+    /// </remarks>
     private int SelectHead(int n, int head)
     {
-        if (_headHeap.Length < head)
+        if (_headPicked.Length < head)
         {
-            _headHeap = new int[head];
+            _headPicked = new int[head];
         }
 
-        // A max-heap (by the order) of the best `head` indices seen so far.
-        var heap = _headHeap;
+        var keys = _selectKeys;
+        var picked = _headPicked;
         var size = 0;
-        for (var i = 0; i < n; i++)
+        if (n <= head)
         {
-            if (size < head)
+            for (var i = 0; i < n; i++)
             {
-                var c = size++;
-                while (c > 0 && Before(heap[(c - 1) / 2], i))
-                {
-                    heap[c] = heap[(c - 1) / 2];
-                    c = (c - 1) / 2;
-                }
-
-                heap[c] = i;
+                picked[size++] = i;
             }
-            else if (Before(i, heap[0]))
+        }
+        else
+        {
+            // The entries still undecided: at first all of them (null: 0..n), then one bucket's.
+            var min = ulong.MaxValue;
+            var max = 0UL;
+            for (var i = 0; i < n; i++)
             {
-                var c = 0;
-                while (true)
+                min = Math.Min(min, keys[i]);
+                max = Math.Max(max, keys[i]);
+            }
+
+            if (_splitBuffer.Length < n)
+            {
+                _splitBuffer = new int[Math.Max(n, _splitBuffer.Length * 2)];
+            }
+
+            int[]? undecided = null;
+            var count = n;
+            var wanted = head;
+            Span<int> buckets = stackalloc int[256];
+            while (wanted > 0 && min != max)
+            {
+                var shift = (63 - System.Numerics.BitOperations.LeadingZeroCount(min ^ max)) & ~7;
+                buckets.Clear();
+                for (var k = 0; k < count; k++)
                 {
-                    var l = (2 * c) + 1;
-                    if (l >= size)
-                    {
-                        break;
-                    }
-
-                    var r = l + 1;
-                    var big = r < size && Before(heap[l], heap[r]) ? r : l;
-                    if (!Before(i, heap[big]))
-                    {
-                        break;
-                    }
-
-                    heap[c] = heap[big];
-                    c = big;
+                    buckets[(int)((keys[undecided is null ? k : undecided[k]] >> shift) & 0xFF)]++;
                 }
 
-                heap[c] = i;
+                var split = 0;
+                var before = 0;
+                while (before + buckets[split] < wanted)
+                {
+                    before += buckets[split++];
+                }
+
+                // Below the split bucket: in. The split bucket: still undecided, in index order (kept in place).
+                var w = 0;
+                min = ulong.MaxValue;
+                max = 0;
+                for (var k = 0; k < count; k++)
+                {
+                    var i = undecided is null ? k : undecided[k];
+                    var digit = (int)((keys[i] >> shift) & 0xFF);
+                    if (digit < split)
+                    {
+                        picked[size++] = i;
+                    }
+                    else if (digit == split)
+                    {
+                        _splitBuffer[w++] = i;
+                        min = Math.Min(min, keys[i]);
+                        max = Math.Max(max, keys[i]);
+                    }
+                }
+
+                undecided = _splitBuffer;
+                count = w;
+                wanted -= before;
+                if (wanted == count)
+                {
+                    break;
+                }
+            }
+
+            // The undecided entries left are all wanted, or share one key: the lowest indices go first.
+            for (var k = 0; k < count && wanted > 0; k++, wanted--)
+            {
+                picked[size++] = undecided is null ? k : undecided[k];
             }
         }
 
-        Array.Sort(heap, 0, size, Comparer<int>.Create((a, b) => a == b ? 0 : Before(a, b) ? -1 : 1));
+        // In order: by key with the primitive sort, then each run of equal keys by index.
+        if (_headKeys.Length < size)
+        {
+            _headKeys = new ulong[_headPicked.Length];
+        }
+
+        for (var k = 0; k < size; k++)
+        {
+            _headKeys[k] = keys[picked[k]];
+        }
+
+        Array.Sort(_headKeys, picked, 0, size);
+        for (var k = 0; k < size;)
+        {
+            var j = k + 1;
+            var inOrder = true;
+            while (j < size && _headKeys[j] == _headKeys[k])
+            {
+                inOrder &= picked[j] > picked[j - 1];
+                j++;
+            }
+
+            if (!inOrder)
+            {
+                Array.Sort(picked, k, j - k);
+            }
+
+            k = j;
+        }
+
         return size;
     }
 
-    /// <summary>Whether job <paramref name="a"/> of the key pass goes before job <paramref name="b"/> (key, then submit order).</summary>
-    private bool Before(int a, int b) => _selectKeys[a] < _selectKeys[b] || (_selectKeys[a] == _selectKeys[b] && a < b);
+    /// <summary>For tests: the indices of the first <paramref name="head"/> of <paramref name="keys"/> by (key, index), in that order.</summary>
+    internal int[] SelectHeadForTests(ulong[] keys, int head)
+    {
+        _selectKeys = keys;
+        var size = SelectHead(keys.Length, head);
+        _selectKeys = [];
+        return _headPicked.AsSpan(0, size).ToArray();
+    }
+
+    /// <summary>The entries of the bucket a <see cref="SelectHead"/> split, in index order.</summary>
+    private int[] _splitBuffer = [];
+
+    /// <summary>The keys of the selected head, for sorting it (see <see cref="SelectHead"/>).</summary>
+    private ulong[] _headKeys = [];
 
     /// <summary>
     /// The lazy order: the first <paramref name="head"/> jobs of the exact order (selected with a bounded max-heap, then
@@ -762,13 +850,13 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <summary>
     /// Writes the <paramref name="n"/> entries held in <see cref="_sorted"/> and <see cref="_sortedWall"/> to
     /// <paramref name="order"/> and <paramref name="walls"/> from <paramref name="from"/>: first the <paramref name="size"/>
-    /// selected ones (<see cref="_headHeap"/>, in its order), then the others in their order, whose keys (from
+    /// selected ones (<see cref="_headPicked"/>, in its order), then the others in their order, whose keys (from
     /// <paramref name="keys"/>) and decision classes go to the tail's columns. Returns the count of the others, and the
     /// lowest of their keys in <paramref name="low"/>.
     /// </summary>
     private int ArrangeHeadAndTail(Span<JobRecord> order, Span<long> walls, int from, int n, int size, ulong[] keys, out ulong low)
     {
-        var heap = _headHeap;
+        var heap = _headPicked;
         for (var k = 0; k < size; k++)
         {
             _inHead[heap[k]] = true;

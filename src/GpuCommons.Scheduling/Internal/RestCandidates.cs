@@ -47,22 +47,34 @@ internal sealed class RestCandidates
     }
 
     /// <summary>
-    /// Sorts what the search found into <see cref="_found"/> by place: by key with the primitive sort, then each run of
-    /// equal keys by place in the tail (a run is short: the places of one key).
+    /// Sorts what the search found into <see cref="_found"/> by place: by key, then each run of equal keys by place in the
+    /// tail (a run is short: the places of one key). Many finds are sorted with a stable least-significant-digit radix sort,
+    /// a byte a pass, skipping the bytes in which all keys agree: a search finds in tail order, so a run of equal keys is
+    /// then in order already.
     /// </summary>
     private void SortFound()
     {
         var n = _foundCount;
-        Array.Sort(_foundKeys, _foundTails, 0, n);
+        if (n >= RadixFrom)
+        {
+            RadixSort(n);
+        }
+        else
+        {
+            Array.Sort(_foundKeys, _foundTails, 0, n);
+        }
+
         for (var i = 0; i < n;)
         {
             var j = i + 1;
+            var inOrder = true;
             while (j < n && _foundKeys[j] == _foundKeys[i])
             {
+                inOrder &= _foundTails[j] > _foundTails[j - 1];
                 j++;
             }
 
-            if (j - i > 1)
+            if (!inOrder)
             {
                 Array.Sort(_foundTails, i, j - i);
             }
@@ -78,6 +90,69 @@ internal sealed class RestCandidates
         for (var i = 0; i < n; i++)
         {
             _found[i] = Place(_foundKeys[i], _foundTails[i]);
+        }
+    }
+
+    /// <summary>From this many finds on, <see cref="SortFound"/> sorts by radix rather than by comparison.</summary>
+    private const int RadixFrom = 512;
+
+    private ulong[] _radixKeys = [];
+    private int[] _radixTails = [];
+    private readonly int[] _digitCounts = new int[8 * 256];
+
+    /// <summary>Stable radix sort of the first <paramref name="n"/> finds by key (their places go with them).</summary>
+    private void RadixSort(int n)
+    {
+        if (_radixKeys.Length < n)
+        {
+            _radixKeys = new ulong[_foundKeys.Length];
+            _radixTails = new int[_foundKeys.Length];
+        }
+
+        var counts = _digitCounts;
+        Array.Clear(counts);
+        var keys = _foundKeys;
+        for (var i = 0; i < n; i++)
+        {
+            var key = keys[i];
+            for (var d = 0; d < 8; d++)
+            {
+                counts[(d << 8) | (int)((key >> (d * 8)) & 0xFF)]++;
+            }
+        }
+
+        Span<int> next = stackalloc int[256];
+        for (var d = 0; d < 8; d++)
+        {
+            var shift = d * 8;
+            var digit = counts.AsSpan(d << 8, 256);
+            if (digit[(int)((_foundKeys[0] >> shift) & 0xFF)] == n)
+            {
+                // Every key has the same byte here: the pass would move nothing.
+                continue;
+            }
+
+            var sum = 0;
+            for (var b = 0; b < 256; b++)
+            {
+                next[b] = sum;
+                sum += digit[b];
+            }
+
+            var keysIn = _foundKeys;
+            var tailsIn = _foundTails;
+            var keysOut = _radixKeys;
+            var tailsOut = _radixTails;
+            for (var i = 0; i < n; i++)
+            {
+                var k = keysIn[i];
+                var at = next[(int)((k >> shift) & 0xFF)]++;
+                keysOut[at] = k;
+                tailsOut[at] = tailsIn[i];
+            }
+
+            (_foundKeys, _radixKeys) = (_radixKeys, _foundKeys);
+            (_foundTails, _radixTails) = (_radixTails, _foundTails);
         }
     }
 

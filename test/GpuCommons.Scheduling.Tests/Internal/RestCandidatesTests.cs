@@ -90,6 +90,33 @@ public sealed class RestCandidatesTests
             }, iter: 500);
     }
 
+    [Fact]
+    public void ManyCandidates_AreTakenByKeyThenPlace_LikeFewOnes()
+    {
+        // Enough finds to be sorted by radix: keys that differ in every byte or only in low ones, many equal, found in
+        // tail order (as a search finds them) or shuffled.
+        var keys = Gen.OneOf(Gen.ULong, Gen.ULong[0, 300], Gen.ULong[0, 5].Select(k => 0x3FF0_0000_0000_0000UL | (k << 40)));
+        Gen.Select(keys.Array[500, 3000], Gen.Bool, Gen.Int)
+            .Sample((found, shuffled, seed) =>
+            {
+                var places = found.Select((k, t) => (k, t)).ToArray();
+                if (shuffled)
+                {
+                    new Random(seed).Shuffle(places);
+                }
+
+                var rest = new RestCandidates();
+                rest.BeginFind();
+                foreach (var (k, t) in places)
+                {
+                    rest.Found(k, t);
+                }
+
+                rest.TakeAll();
+                Taken(rest).ShouldBe([.. places.OrderBy(p => p.k).ThenBy(p => p.t)]);
+            }, iter: 200);
+    }
+
     private static List<(ulong, int)> Taken(RestCandidates rest)
     {
         var taken = new List<(ulong, int)>();
