@@ -584,6 +584,7 @@ public sealed partial class SchedulerEngine
                 if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
                 {
                     restMark = (-1L, -1L, -1);
+                    _admission.Quota.ResetRootBounds();
                     FindRestCandidates(i, now, depth, after: null);
                     CheckedRests++;
                     LeaveRestLazy(jobs, i, now, result, checkedNow: true);
@@ -1184,9 +1185,15 @@ public sealed partial class SchedulerEngine
             Array.Resize(ref _latest, _latestStamp.Length);
         }
 
+        // Another organisation's projects can only get another answer at the root. While every answer given there since
+        // the rest began holds (QuotaTracker.RootAnswersHold), only the start's organisation's classes are looked at.
         var any = false;
-        for (var c = 0; c < _classes.Count; c++)
+        var orgOnly = _admission.Quota.RootAnswersHold(partition);
+        var org = _admission.Quota.OrgOf(project);
+        var count = orgOnly ? (org < _orgClasses.Count ? _orgClasses[org].Count : 0) : _classes.Count;
+        for (var k0 = 0; k0 < count; k0++)
         {
+            var c = orgOnly ? _orgClasses[org][k0] : k0;
             var own = _classes.Project(c) == project;
             if (_classes.Pending(c) == 0 || (!own && (_classes.Mask(c) & (1UL << partition)) == 0))
             {

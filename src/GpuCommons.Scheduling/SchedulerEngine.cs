@@ -404,8 +404,22 @@ public sealed partial class SchedulerEngine
         job.Shapes = resolved.Shapes;
         job.ShapeMask = resolved.Mask;
         RestrictShapesToEligible(job); // per job (its cores, memory, models, features): narrows its own mask, never the shared shapes
+        var known = _classes.Count;
         job.DecisionClass = _classes.Intern(job.Project, job.Shapes, job.ShapeMask);
+        if (_classes.Count > known)
+        {
+            var org = _admission.Quota.OrgOf(job.Project);
+            while (_orgClasses.Count <= org)
+            {
+                _orgClasses.Add([]);
+            }
+
+            _orgClasses[org].Add(job.DecisionClass);
+        }
     }
+
+    /// <summary>Per organisation, its projects' decision classes.</summary>
+    private readonly List<List<int>> _orgClasses = [];
 
     private void AddPending(JobRecord job)
     {

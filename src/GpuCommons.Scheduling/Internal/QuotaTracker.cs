@@ -21,6 +21,9 @@ internal sealed class QuotaTracker
     {
         _capacity = capacityMilli;
         _borrowers = new int[capacityMilli.Length];
+        _minLendTerm = new long[capacityMilli.Length];
+        _minUnusedTerm = new long[capacityMilli.Length];
+        ResetRootBounds();
         _root = new QuotaNode(capacityMilli.Length, [], _ => 0);
     }
 
@@ -142,19 +145,53 @@ internal sealed class QuotaTracker
             }
         }
 
-        var rootExcess = _root.ChildExcess[p] - org.Excess(p) + org.ExcessAt(p, newOrg);
-        var rootLend = _root.ChildLend[p] - org.Lendable(p) + org.LendableAt(p, newOrg);
+        // The root's test, rearranged so that what depends on this organisation and request (the terms) stands apart
+        // from what every start changes (the root's gaps, see RootAnswersHold):
+        //   excess + org's added excess <= lendable + org's change of lendable + free
+        //   ⇔ root excess − root lendable <= org's change of lendable − org's added excess + free.
+        var addedExcess = org.ExcessAt(p, newOrg) - org.Excess(p);
         var rootFree = Math.Max(0, _capacity[p] - _root.ChildNominal[p]);
-        if (rootExcess <= rootLend + rootFree)
+        var lendTerm = org.LendableAt(p, newOrg) - org.Lendable(p) - addedExcess + rootFree;
+        if (_root.ChildExcess[p] - _root.ChildLend[p] <= lendTerm)
         {
+            _minLendTerm[p] = Math.Min(_minLendTerm[p], lendTerm);
             return null;
         }
 
         // Would it fail even if every organisation lent all its unused quota? Then the partition is simply full:
         // that is a matter for placement (and a reservation), not a quota refusal.
-        var rootUnused = _root.ChildUnused[p] - org.Unused(p) + org.UnusedAt(p, newOrg);
-        return rootExcess > rootUnused + rootFree ? null : PendingReason.CohortQuota;
+        var unusedTerm = org.UnusedAt(p, newOrg) - org.Unused(p) - addedExcess + rootFree;
+        if (_root.ChildExcess[p] - _root.ChildUnused[p] > unusedTerm)
+        {
+            return null;
+        }
+
+        _minUnusedTerm[p] = Math.Min(_minUnusedTerm[p], unusedTerm);
+        return PendingReason.CohortQuota;
     }
+
+    // The least terms of the root's test among the checks since ResetRootBounds: of those it admitted by lending, and of
+    // those it refused.
+    private readonly long[] _minLendTerm;
+    private readonly long[] _minUnusedTerm;
+
+    /// <summary>Forgets the checks made so far (see <see cref="RootAnswersHold"/>).</summary>
+    public void ResetRootBounds()
+    {
+        Array.Fill(_minLendTerm, long.MaxValue);
+        Array.Fill(_minUnusedTerm, long.MaxValue);
+    }
+
+    /// <summary>
+    /// Whether every check of partition <paramref name="p"/> since <see cref="ResetRootBounds"/> that reached the root
+    /// would get the same answer there now, provided only starts happened since (then the root's gaps, excess minus
+    /// lendable and excess minus unused, only grew). A check admitted by lending stays so while the first gap is at most
+    /// its term; one refused stays refused while the second gap is at most its term; one admitted because the partition
+    /// is simply full stays so, as both gaps only grow. So a start changes the answer of no project outside its
+    /// organisation (whose own levels did not change) while this holds.
+    /// </summary>
+    public bool RootAnswersHold(int p) =>
+        _root.ChildExcess[p] - _root.ChildLend[p] <= _minLendTerm[p] && _root.ChildExcess[p] - _root.ChildUnused[p] <= _minUnusedTerm[p];
 
     /// <summary>True when the request stays inside the project's and the organisation's nominal quota.</summary>
     public bool WithinGuarantee(int project, int p, long milli)
