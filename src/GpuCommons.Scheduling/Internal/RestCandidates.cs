@@ -49,7 +49,7 @@ internal sealed class RestCandidates
     /// <summary>
     /// Sorts what the search found into <see cref="_found"/> by place: by key, then each run of equal keys by place in the
     /// tail (a run is short: the places of one key). Many finds are sorted with a stable least-significant-digit radix sort,
-    /// a byte a pass, skipping the bytes in which all keys agree: a search finds in tail order, so a run of equal keys is
+    /// 11 bits a pass, skipping the digits in which all keys agree: a search finds in tail order, so a run of equal keys is
     /// then in order already.
     /// </summary>
     private void SortFound()
@@ -64,23 +64,7 @@ internal sealed class RestCandidates
             Array.Sort(_foundKeys, _foundTails, 0, n);
         }
 
-        for (var i = 0; i < n;)
-        {
-            var j = i + 1;
-            var inOrder = true;
-            while (j < n && _foundKeys[j] == _foundKeys[i])
-            {
-                inOrder &= _foundTails[j] > _foundTails[j - 1];
-                j++;
-            }
-
-            if (!inOrder)
-            {
-                Array.Sort(_foundTails, i, j - i);
-            }
-
-            i = j;
-        }
+        KeyRuns.OrderPlacesWithinRuns(_foundKeys.AsSpan(0, n), _foundTails.AsSpan(0, n));
 
         if (_found.Length < n)
         {
@@ -98,7 +82,12 @@ internal sealed class RestCandidates
 
     private ulong[] _radixKeys = [];
     private int[] _radixTails = [];
-    private readonly int[] _digitCounts = new int[8 * 256];
+
+    /// <summary>The bits of a key that one pass of <see cref="RadixSort"/> sorts by: six passes cover 64 bits.</summary>
+    private const int DigitBits = 11;
+    private const int Digits = (64 + DigitBits - 1) / DigitBits;
+    private const int DigitMask = (1 << DigitBits) - 1;
+    private readonly int[] _digitCounts = new int[Digits << DigitBits];
 
     /// <summary>Stable radix sort of the first <paramref name="n"/> finds by key (their places go with them).</summary>
     private void RadixSort(int n)
@@ -115,25 +104,25 @@ internal sealed class RestCandidates
         for (var i = 0; i < n; i++)
         {
             var key = keys[i];
-            for (var d = 0; d < 8; d++)
+            for (var d = 0; d < Digits; d++)
             {
-                counts[(d << 8) | (int)((key >> (d * 8)) & 0xFF)]++;
+                counts[(d << DigitBits) | (int)((key >> (d * DigitBits)) & DigitMask)]++;
             }
         }
 
-        Span<int> next = stackalloc int[256];
-        for (var d = 0; d < 8; d++)
+        Span<int> next = stackalloc int[1 << DigitBits];
+        for (var d = 0; d < Digits; d++)
         {
-            var shift = d * 8;
-            var digit = counts.AsSpan(d << 8, 256);
-            if (digit[(int)((_foundKeys[0] >> shift) & 0xFF)] == n)
+            var shift = d * DigitBits;
+            var digit = counts.AsSpan(d << DigitBits, 1 << DigitBits);
+            if (digit[(int)((_foundKeys[0] >> shift) & DigitMask)] == n)
             {
-                // Every key has the same byte here: the pass would move nothing.
+                // Every key has the same digit here: the pass would move nothing.
                 continue;
             }
 
             var sum = 0;
-            for (var b = 0; b < 256; b++)
+            for (var b = 0; b < digit.Length; b++)
             {
                 next[b] = sum;
                 sum += digit[b];
@@ -146,7 +135,7 @@ internal sealed class RestCandidates
             for (var i = 0; i < n; i++)
             {
                 var k = keysIn[i];
-                var at = next[(int)((k >> shift) & 0xFF)]++;
+                var at = next[(int)((k >> shift) & DigitMask)]++;
                 keysOut[at] = k;
                 tailsOut[at] = tailsIn[i];
             }
