@@ -805,7 +805,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
     private ulong[] _headKeys = [];
 
     /// <summary>
-    /// The lazy order: the first <paramref name="head"/> jobs of the exact order (selected with a bounded max-heap, then
+    /// The lazy order: the first <paramref name="head"/> jobs of the exact order (selected by radix, then
     /// sorted), followed by every other job in submit order with its key kept, for <see cref="SortTail"/> to sort if a
     /// pass needs the order beyond the head. Sorting the head and then the tail gives exactly the full sort's order: every
     /// head job goes before every tail job by (key, submit order), the full sort's own order.
