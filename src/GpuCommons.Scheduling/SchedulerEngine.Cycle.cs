@@ -1202,6 +1202,11 @@ public sealed partial class SchedulerEngine
 
             var shapes = _classes.Shapes(c);
             var was = LatestEntries(c);
+            System.Diagnostics.Debug.Assert(
+                System.Runtime.CompilerServices.Unsafe.AreSame(
+                    ref System.Runtime.InteropServices.MemoryMarshal.GetReference(was),
+                    ref System.Runtime.InteropServices.MemoryMarshal.GetReference(SegmentEntries(segment - 1, c))),
+                $"decision class {c}: its latest entries are not those of the segment before");
             var dirty = false;
             for (var k = 0; k < was.Length && !dirty; k++)
             {
