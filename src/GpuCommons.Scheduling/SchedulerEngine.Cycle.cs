@@ -998,7 +998,12 @@ public sealed partial class SchedulerEngine
 
         if (Options.Backfill != BackfillMode.None)
         {
-            SnapshotRest(now, free, SnapshotBank, fromChecked: checkedNow);
+            for (var p = 0; p < free.Length; p++)
+            {
+                free[p] = ComputeFreeCapacity(1UL << p);
+            }
+
+            SnapshotRest(now, SnapshotBank, fromChecked: checkedNow);
         }
 
         foreach (var pool in _c.Pools)
@@ -1161,7 +1166,7 @@ public sealed partial class SchedulerEngine
         {
             var bank = _nextSegmentBank++;
             _segmentBanks.Add(bank);
-            SnapshotRest(now, free, bank, fromChecked: false);
+            SnapshotRest(now, bank, fromChecked: false);
             _latestScan++;
             _latestBankSegment = segment;
             return Rescan.All;
@@ -1318,17 +1323,12 @@ public sealed partial class SchedulerEngine
     }
 
     /// <summary>
-    /// Keeps what the rest's steps read: every class's entries (in <paramref name="bank"/>) and the set-aside GPUs per
-    /// partition. With <paramref name="fromChecked"/>, the state has not changed since the checked bank's pass began:
-    /// the classes filled there are copied, not worked out again.
+    /// Keeps every class's entries, which the rest's steps read, in <paramref name="bank"/> (the set-aside GPUs per
+    /// partition are kept by the caller). With <paramref name="fromChecked"/>, the state has not changed since the
+    /// checked bank's pass began: the classes filled there are copied, not worked out again.
     /// </summary>
-    private void SnapshotRest(long now, long[] free, int bank, bool fromChecked)
+    private void SnapshotRest(long now, int bank, bool fromChecked)
     {
-        for (var p = 0; p < free.Length; p++)
-        {
-            free[p] = ComputeFreeCapacity(1UL << p);
-        }
-
         _classes.BeginPass(bank);
         for (var c = 0; c < _classes.Count; c++)
         {
