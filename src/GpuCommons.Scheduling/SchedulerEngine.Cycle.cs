@@ -583,9 +583,12 @@ public sealed partial class SchedulerEngine
 
                 if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
                 {
-                    restMark = (-1L, -1L, -1);
                     _admission.Quota.ResetRootBounds();
                     FindRestCandidates(i, now, depth, after: null);
+
+                    // (The search worked out the classes, the room and the bounds in the state of now.)
+                    restMark = (_c.FreeVersion, _holdTries, result.Started.Count);
+                    restHoldSlots = HoldSlots(ulong.MaxValue, depth);
                     CheckedRests++;
                     LeaveRestLazy(jobs, i, now, result, checkedNow: true);
                     if (_restCandidates.FoundCount == 0)
@@ -647,7 +650,16 @@ public sealed partial class SchedulerEngine
                     }
                 }
 
-                if (!_restCandidates.TryNext(out var place))
+                if (Options.ClassDecisions && RefreshClassState(ref restMark, ref restHoldSlots, result, depth))
+                {
+                    StampCandidateBounds();
+                }
+
+                // Under class decisions, a candidate is no longer one when a step before it took the room or the
+                // reservation it might have had (nor is any job of its class with its walltime): it stays as the rest
+                // decides it, in the segment of its place.
+                var test = new CandidateTest(this, now, restHoldSlots);
+                if (!_restCandidates.TryNext(ref test, out var place))
                 {
                     // Every candidate was stepped.
                     if (_reasons.Segments > 1)
@@ -666,18 +678,6 @@ public sealed partial class SchedulerEngine
                 job = jobs[restFrom + t];
                 if (Options.ClassDecisions)
                 {
-                    if (RefreshClassState(ref restMark, ref restHoldSlots, result, depth))
-                    {
-                        StampCandidateBounds();
-                    }
-
-                    if (_queue.OrderWall[restFrom + t] > BoundOf(_queue.TailDecisions[t], now, restHoldSlots))
-                    {
-                        // No longer a candidate (a step before it took the room or the reservation it might have had), nor
-                        // any job of its class with its walltime: it stays as the rest decides it, in the segment of its place.
-                        continue;
-                    }
-
                     if (job.State == JobState.Pending && job.SubmitTicks <= now
                         && DecideRestJob(job, now, CheckedBank, checkFit: true, restHoldSlots, out var nowReason, out var nowEstimate))
                     {
@@ -1383,7 +1383,7 @@ public sealed partial class SchedulerEngine
                 continue;
             }
 
-            _restCandidates.Found(keys[t], t);
+            _restCandidates.Found(keys[t], t, c, walls[t]);
         }
     }
 
@@ -1420,6 +1420,18 @@ public sealed partial class SchedulerEngine
         }
 
         return _candidateWall[c];
+    }
+
+    /// <summary>
+    /// Whether a candidate of the rest is still one at its turn (under class decisions): its walltime within its class's
+    /// bound (<see cref="BoundOf"/>). A bound grows only where a segment looks for candidates again
+    /// (<see cref="BeginRestSegment"/>), so a candidate refused once is refused until a search finds it again.
+    /// </summary>
+    private readonly struct CandidateTest(SchedulerEngine engine, long now, ulong holdSlots) : RestCandidates.ICandidateTest
+    {
+        private readonly bool _classDecisions = engine.Options.ClassDecisions;
+
+        public bool Passes(int decisionClass, long walltime) => !_classDecisions || walltime <= engine.BoundOf(decisionClass, now, holdSlots);
     }
 
     /// <summary>The rest's candidates (see <see cref="FindRestCandidates"/>).</summary>

@@ -4,21 +4,46 @@ namespace GpuCommons.Scheduling.Internal;
 /// The candidates of a full pass's lazily decided rest (see <c>SchedulerEngine.FindRestCandidates</c>), as places in the
 /// unsorted tail (<see cref="Place"/>: the sort key, then the place in the tail), taken in that order, which is the whole
 /// sort's. A search fills <see cref="Found"/>; its finds then replace every candidate (<see cref="TakeAll"/>), or join
-/// those still to take (<see cref="TakeMore"/>), each place once.
+/// those still to take (<see cref="TakeMore"/>), each place once. A take gives the next candidate that passes the
+/// caller's test at its turn (<see cref="ICandidateTest"/>).
 /// </summary>
+/// <remarks>
+/// The candidates are not sorted as a whole. A search in a full cluster finds every job that fits the little room left,
+/// and the first few steps take that room: the others then fail their test. So the candidates are kept unsorted, and
+/// only the least of them are selected and sorted, a chunk at a time (32, then twice as many each time). Before each
+/// chunk, the candidates that fail the test are dropped.
+/// </remarks>
 internal sealed class RestCandidates
 {
-    private UInt128[] _main = new UInt128[256];
-    private int _mainCount;
-    private int _mainAt;
-    private UInt128[] _more = new UInt128[64];
-    private int _moreCount;
-    private int _moreAt;
-    private ulong[] _foundKeys = new ulong[256];
-    private int[] _foundTails = new int[256];
+    /// <summary>The candidates of the search under way: place, decision class, walltime.</summary>
     private UInt128[] _found = new UInt128[256];
+    private int[] _foundClass = new int[256];
+    private long[] _foundWall = new long[256];
     private int _foundCount;
-    private UInt128[] _merged = new UInt128[64];
+
+    /// <summary>The candidates still to take, unsorted (with some taken or dropped since the last chunk: see <see cref="_inPool"/>).</summary>
+    private UInt128[] _pool = new UInt128[256];
+    private int[] _poolClass = new int[256];
+    private long[] _poolWall = new long[256];
+    private int _poolCount;
+
+    /// <summary>Per place in the tail, <see cref="_inPoolScan"/> while the pool holds it still to take (each place once).</summary>
+    private int[] _inPool = new int[256];
+    private int _inPoolScan = 1;
+
+    /// <summary>The least candidates of the pool when the chunk was selected, as indices into it, sorted by place.</summary>
+    private int[] _chunk = new int[FirstChunk];
+    private UInt128[] _chunkPlaces = new UInt128[FirstChunk];
+    private int _chunkCount;
+    private int _chunkAt;
+    private int _chunkSize = FirstChunk;
+
+    /// <summary>The last place taken (every later one comes after it).</summary>
+    private UInt128 _last;
+    private bool _hasLast;
+
+    /// <summary>The size of the first chunk after a search.</summary>
+    private const int FirstChunk = 32;
 
     /// <summary>A place in the tail's order: <paramref name="key"/> (as <c>PendingQueue.Descending</c> maps it), then <paramref name="tail"/>.</summary>
     public static UInt128 Place(ulong key, int tail) => ((UInt128)key << 64) | (uint)tail;
@@ -33,174 +58,233 @@ internal sealed class RestCandidates
     /// <summary>Begins a search.</summary>
     public void BeginFind() => _foundCount = 0;
 
-    /// <summary>A candidate the search found (in any order; each place at most once per search).</summary>
-    public void Found(ulong key, int tail)
-    {
-        if (_foundCount == _foundKeys.Length)
-        {
-            Array.Resize(ref _foundKeys, _foundKeys.Length * 2);
-            Array.Resize(ref _foundTails, _foundKeys.Length);
-        }
-
-        _foundKeys[_foundCount] = key;
-        _foundTails[_foundCount++] = tail;
-    }
-
     /// <summary>
-    /// Sorts what the search found into <see cref="_found"/> by place: by key, then each run of equal keys by place in the
-    /// tail (a run is short: the places of one key). Many finds are sorted with a stable least-significant-digit radix sort,
-    /// 11 bits a pass, skipping the digits in which all keys agree: a search finds in tail order, so a run of equal keys is
-    /// then in order already.
+    /// A candidate the search found (in any order; each place at most once per search), with its decision class and
+    /// walltime, which <see cref="ICandidateTest"/> is given.
     /// </summary>
-    private void SortFound()
+    public void Found(ulong key, int tail, int decisionClass = 0, long walltime = 0)
     {
-        var n = _foundCount;
-        if (n >= RadixFrom)
+        if (_foundCount == _found.Length)
         {
-            RadixSort(n);
-        }
-        else
-        {
-            Array.Sort(_foundKeys, _foundTails, 0, n);
+            Array.Resize(ref _found, _found.Length * 2);
+            Array.Resize(ref _foundClass, _found.Length);
+            Array.Resize(ref _foundWall, _found.Length);
         }
 
-        KeyRuns.OrderPlacesWithinRuns(_foundKeys.AsSpan(0, n), _foundTails.AsSpan(0, n));
-
-        if (_found.Length < n)
-        {
-            _found = new UInt128[Math.Max(n, _found.Length * 2)];
-        }
-
-        for (var i = 0; i < n; i++)
-        {
-            _found[i] = Place(_foundKeys[i], _foundTails[i]);
-        }
-    }
-
-    /// <summary>From this many finds on, <see cref="SortFound"/> sorts by radix rather than by comparison.</summary>
-    private const int RadixFrom = 512;
-
-    private ulong[] _radixKeys = [];
-    private int[] _radixTails = [];
-
-    /// <summary>The bits of a key that one pass of <see cref="RadixSort"/> sorts by: six passes cover 64 bits.</summary>
-    private const int DigitBits = 11;
-    private const int Digits = (64 + DigitBits - 1) / DigitBits;
-    private const int DigitMask = (1 << DigitBits) - 1;
-    private readonly int[] _digitCounts = new int[Digits << DigitBits];
-
-    /// <summary>Stable radix sort of the first <paramref name="n"/> finds by key (their places go with them).</summary>
-    private void RadixSort(int n)
-    {
-        if (_radixKeys.Length < n)
-        {
-            _radixKeys = new ulong[_foundKeys.Length];
-            _radixTails = new int[_foundKeys.Length];
-        }
-
-        var counts = _digitCounts;
-        Array.Clear(counts);
-        var keys = _foundKeys;
-        for (var i = 0; i < n; i++)
-        {
-            var key = keys[i];
-            for (var d = 0; d < Digits; d++)
-            {
-                counts[(d << DigitBits) | (int)((key >> (d * DigitBits)) & DigitMask)]++;
-            }
-        }
-
-        Span<int> next = stackalloc int[1 << DigitBits];
-        for (var d = 0; d < Digits; d++)
-        {
-            var shift = d * DigitBits;
-            var digit = counts.AsSpan(d << DigitBits, 1 << DigitBits);
-            if (digit[(int)((_foundKeys[0] >> shift) & DigitMask)] == n)
-            {
-                // Every key has the same digit here: the pass would move nothing.
-                continue;
-            }
-
-            var sum = 0;
-            for (var b = 0; b < digit.Length; b++)
-            {
-                next[b] = sum;
-                sum += digit[b];
-            }
-
-            var keysIn = _foundKeys;
-            var tailsIn = _foundTails;
-            var keysOut = _radixKeys;
-            var tailsOut = _radixTails;
-            for (var i = 0; i < n; i++)
-            {
-                var k = keysIn[i];
-                var at = next[(int)((k >> shift) & DigitMask)]++;
-                keysOut[at] = k;
-                tailsOut[at] = tailsIn[i];
-            }
-
-            (_foundKeys, _radixKeys) = (_radixKeys, _foundKeys);
-            (_foundTails, _radixTails) = (_radixTails, _foundTails);
-        }
+        _found[_foundCount] = Place(key, tail);
+        _foundClass[_foundCount] = decisionClass;
+        _foundWall[_foundCount++] = walltime;
     }
 
     /// <summary>The search found every candidate: they replace all those still to take.</summary>
     public void TakeAll()
     {
-        SortFound();
-        (_main, _found) = (_found, _main);
-        _mainCount = _foundCount;
-        _mainAt = 0;
-        _moreCount = 0;
-        _moreAt = 0;
-        _foundCount = 0;
+        _inPoolScan++;
+        _poolCount = 0;
+        _hasLast = false;
+        AddFound();
     }
 
-    /// <summary>The search found the candidates of some classes: they join those still to take.</summary>
+    /// <summary>The search found the candidates of some classes: they join those still to take (each place once).</summary>
     public void TakeMore()
     {
-        if (_foundCount == 0)
+        if (_foundCount > 0)
         {
-            return;
+            AddFound();
+        }
+    }
+
+    /// <summary>Adds the search's finds to the pool, but for places it holds; the next take selects a chunk anew.</summary>
+    private void AddFound()
+    {
+        var n = _foundCount;
+        if (_pool.Length < _poolCount + n)
+        {
+            var size = Math.Max(_poolCount + n, _pool.Length * 2);
+            Array.Resize(ref _pool, size);
+            Array.Resize(ref _poolClass, size);
+            Array.Resize(ref _poolWall, size);
         }
 
-        SortFound();
-        var size = (_moreCount - _moreAt) + _foundCount;
-        if (_merged.Length < size)
+        for (var i = 0; i < n; i++)
         {
-            _merged = new UInt128[Math.Max(size, _merged.Length * 2)];
+            var tail = TailOf(_found[i]);
+            if (_inPool.Length <= tail)
+            {
+                Array.Resize(ref _inPool, Math.Max(tail + 1, _inPool.Length * 2));
+            }
+
+            if (_inPool[tail] == _inPoolScan)
+            {
+                continue;
+            }
+
+            _inPool[tail] = _inPoolScan;
+            _pool[_poolCount] = _found[i];
+            _poolClass[_poolCount] = _foundClass[i];
+            _poolWall[_poolCount++] = _foundWall[i];
         }
 
-        int a = _moreAt, b = 0, n = 0;
-        while (a < _moreCount || b < _foundCount)
-        {
-            var next = a == _moreCount ? _found[b] : b == _foundCount ? _more[a] : UInt128.Min(_more[a], _found[b]);
-            a += a < _moreCount && _more[a] == next ? 1 : 0;
-            b += b < _foundCount && _found[b] == next ? 1 : 0;
-            _merged[n++] = next;
-        }
-
-        (_more, _merged) = (_merged, _more);
-        _moreCount = n;
-        _moreAt = 0;
         _foundCount = 0;
+        _chunkCount = 0;
+        _chunkAt = 0;
+        _chunkSize = FirstChunk;
     }
 
     /// <summary>Takes the next candidate in order (a place found twice is taken once); false when none is left.</summary>
     public bool TryNext(out UInt128 place)
     {
-        var hasMain = _mainAt < _mainCount;
-        var hasMore = _moreAt < _moreCount;
-        if (!hasMain && !hasMore)
+        var all = default(AllPass);
+        return TryNext(ref all, out place);
+    }
+
+    /// <summary>
+    /// Takes the next candidate in order that passes <paramref name="test"/> at this turn; false when none is left. Those
+    /// before it that fail are dropped.
+    /// </summary>
+    public bool TryNext<TTest>(ref TTest test, out UInt128 place)
+        where TTest : struct, ICandidateTest
+    {
+        while (true)
         {
-            place = default;
-            return false;
+            while (_chunkAt < _chunkCount)
+            {
+                var i = _chunk[_chunkAt++];
+                var p = _pool[i];
+                var tail = TailOf(p);
+                if (_inPool[tail] != _inPoolScan)
+                {
+                    continue;
+                }
+
+                _inPool[tail] = 0;
+                if (test.Passes(_poolClass[i], _poolWall[i]))
+                {
+                    _last = p;
+                    _hasLast = true;
+                    place = p;
+                    return true;
+                }
+            }
+
+            if (!SelectChunk(ref test))
+            {
+                place = default;
+                return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Drops the candidates taken, or that fail <paramref name="test"/> now, and selects the least of those left into the
+    /// chunk, sorted; false when none is left.
+    /// </summary>
+    private bool SelectChunk<TTest>(ref TTest test)
+        where TTest : struct, ICandidateTest
+    {
+        var size = _chunkSize;
+        _chunkSize = size <= int.MaxValue / 2 ? size * 2 : size;
+        if (_chunk.Length < size)
+        {
+            _chunk = new int[size];
+            _chunkPlaces = new UInt128[size];
         }
 
-        place = !hasMore ? _main[_mainAt] : !hasMain ? _more[_moreAt] : UInt128.Min(_main[_mainAt], _more[_moreAt]);
-        _mainAt += hasMain && _main[_mainAt] == place ? 1 : 0;
-        _moreAt += hasMore && _more[_moreAt] == place ? 1 : 0;
-        return true;
+        // One pass: keep the candidates still to take, after the last taken, that pass; and the least of them in a
+        // bounded max-heap (a kept candidate's index never changes again in this pass: it only moves down).
+        var kept = 0;
+        var heap = _chunkPlaces;
+        var at = _chunk;
+        var count = 0;
+        for (var i = 0; i < _poolCount; i++)
+        {
+            var p = _pool[i];
+            var tail = TailOf(p);
+            if (_inPool[tail] != _inPoolScan)
+            {
+                continue;
+            }
+
+            if ((_hasLast && p <= _last) || !test.Passes(_poolClass[i], _poolWall[i]))
+            {
+                _inPool[tail] = 0;
+                continue;
+            }
+
+            _pool[kept] = p;
+            _poolClass[kept] = _poolClass[i];
+            _poolWall[kept] = _poolWall[i];
+            if (count < size)
+            {
+                heap[count] = p;
+                at[count] = kept;
+                SiftUp(heap, at, count++);
+            }
+            else if (p < heap[0])
+            {
+                heap[0] = p;
+                at[0] = kept;
+                SiftDown(heap, at, count);
+            }
+
+            kept++;
+        }
+
+        _poolCount = kept;
+        Array.Sort(heap, at, 0, count);
+        _chunkCount = count;
+        _chunkAt = 0;
+        return count > 0;
+    }
+
+    private static void SiftUp(UInt128[] heap, int[] at, int k)
+    {
+        while (k > 0)
+        {
+            var parent = (k - 1) / 2;
+            if (heap[parent] >= heap[k])
+            {
+                return;
+            }
+
+            (heap[parent], heap[k]) = (heap[k], heap[parent]);
+            (at[parent], at[k]) = (at[k], at[parent]);
+            k = parent;
+        }
+    }
+
+    private static void SiftDown(UInt128[] heap, int[] at, int count)
+    {
+        var k = 0;
+        while (true)
+        {
+            var largest = k;
+            var left = (2 * k) + 1;
+            var right = left + 1;
+            largest = left < count && heap[left] > heap[largest] ? left : largest;
+            largest = right < count && heap[right] > heap[largest] ? right : largest;
+            if (largest == k)
+            {
+                return;
+            }
+
+            (heap[largest], heap[k]) = (heap[k], heap[largest]);
+            (at[largest], at[k]) = (at[k], at[largest]);
+            k = largest;
+        }
+    }
+
+    /// <summary>
+    /// What a candidate must pass at its turn, from its decision class and walltime. A caller promises that a candidate the
+    /// test refuses would be refused at every later turn too, unless a search finds it again: the pool drops it at once.
+    /// </summary>
+    public interface ICandidateTest
+    {
+        bool Passes(int decisionClass, long walltime);
+    }
+
+    private struct AllPass : ICandidateTest
+    {
+        public readonly bool Passes(int decisionClass, long walltime) => true;
     }
 }

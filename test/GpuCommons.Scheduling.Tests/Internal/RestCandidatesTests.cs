@@ -60,27 +60,28 @@ public sealed class RestCandidatesTests
     [Fact]
     public void Merging_KeepsTheWholeOrder_AndEveryPlaceOnce()
     {
-        Gen.Select(Gen.Int[0, 40].Select(k => (ulong)k), Gen.Int[0, 60]).Array[0, 30].Array[1, 5]
-            .Sample(batches =>
+        // A place in the tail has one key (many places may share one); searches find places again.
+        Gen.Select(Gen.ULong[0, 40].Array[61], Gen.Int[0, 60].Array[0, 30].Array[1, 5])
+            .Sample((keys, batches) =>
             {
                 var rest = new RestCandidates();
                 var expected = new SortedSet<(ulong, int)>();
                 // A search finds each place at most once.
                 rest.BeginFind();
-                foreach (var (k, t) in batches[0].Distinct())
+                foreach (var t in batches[0].Distinct())
                 {
-                    rest.Found(k, t);
-                    expected.Add((k, t));
+                    rest.Found(keys[t], t);
+                    expected.Add((keys[t], t));
                 }
 
                 rest.TakeAll();
                 foreach (var batch in batches.Skip(1))
                 {
                     rest.BeginFind();
-                    foreach (var (k, t) in batch.Distinct())
+                    foreach (var t in batch.Distinct())
                     {
-                        rest.Found(k, t);
-                        expected.Add((k, t));
+                        rest.Found(keys[t], t);
+                        expected.Add((keys[t], t));
                     }
 
                     rest.TakeMore();
@@ -115,6 +116,109 @@ public sealed class RestCandidatesTests
                 rest.TakeAll();
                 Taken(rest).ShouldBe([.. places.OrderBy(p => p.k).ThenBy(p => p.t)]);
             }, iter: 200);
+    }
+
+    [Fact]
+    public void TestedCandidates_AreTakenAsAnOrderedWalkThatTestsEachAtItsTurn()
+    {
+        // The walk the pool stands for: every candidate in order, each tested at its turn, a failing one passed over; a
+        // step may lower classes' bounds, and a search that raises a class's bound finds its candidates again. Many
+        // candidates (several chunks), keys with many ties or none.
+        Gen.Select(Gen.Int[1, 3000], Gen.Int[1, 8], Gen.Bool, Gen.Int)
+            .Sample((n, classes, ties, seed) =>
+            {
+                var random = new Random(seed);
+                var keys = new ulong[n];
+                var cls = new int[n];
+                var wall = new long[n];
+                for (var t = 0; t < n; t++)
+                {
+                    keys[t] = ties ? (ulong)random.Next(20) : (ulong)random.NextInt64();
+                    cls[t] = random.Next(classes);
+                    wall[t] = random.Next(100);
+                }
+
+                var bound = new long[classes];
+                for (var c = 0; c < classes; c++)
+                {
+                    bound[c] = random.Next(100);
+                }
+
+                var rest = new RestCandidates();
+                var model = new SortedSet<UInt128>();
+                rest.BeginFind();
+                for (var t = 0; t < n; t++)
+                {
+                    if (wall[t] <= bound[cls[t]])
+                    {
+                        rest.Found(keys[t], t, cls[t], wall[t]);
+                        model.Add(RestCandidates.Place(keys[t], t));
+                    }
+                }
+
+                rest.TakeAll();
+                var test = new Bounds(bound);
+                UInt128? last = null;
+                while (true)
+                {
+                    // The model's turn: the least place left, tested now.
+                    UInt128? expected = null;
+                    while (model.Count > 0)
+                    {
+                        var p = model.Min;
+                        model.Remove(p);
+                        var t = RestCandidates.TailOf(p);
+                        if (wall[t] <= bound[cls[t]])
+                        {
+                            expected = p;
+                            break;
+                        }
+                    }
+
+                    var got = rest.TryNext(ref test, out var place);
+                    got.ShouldBe(expected is not null);
+                    if (!got)
+                    {
+                        break;
+                    }
+
+                    place.ShouldBe(expected!.Value);
+                    last = place;
+
+                    // The step takes room: some classes' bounds fall.
+                    if (random.Next(3) == 0)
+                    {
+                        var c = random.Next(classes);
+                        bound[c] = Math.Max(-1, bound[c] - random.Next(1, 40));
+                    }
+
+                    // A search after a step that opened something: the bounds of some classes rise, and their candidates
+                    // after the step are found again (with places the pool already holds).
+                    if (random.Next(8) == 0)
+                    {
+                        var c = random.Next(classes);
+                        bound[c] += random.Next(1, 50);
+                        rest.BeginFind();
+                        for (var t = 0; t < n; t++)
+                        {
+                            var p = RestCandidates.Place(keys[t], t);
+                            if (cls[t] == c && wall[t] <= bound[c] && p > last)
+                            {
+                                rest.Found(keys[t], t, cls[t], wall[t]);
+                                model.Add(p);
+                            }
+                        }
+
+                        rest.TakeMore();
+                    }
+                }
+            }, iter: 300);
+    }
+
+    /// <summary>A candidate passes while its walltime is within its class's bound (as the engine's rest tests it).</summary>
+    private readonly struct Bounds(long[] bound) : RestCandidates.ICandidateTest
+    {
+        public bool Passes(int decisionClass, long walltime) => walltime <= bound[decisionClass];
     }
 
     private static List<(ulong, int)> Taken(RestCandidates rest)
