@@ -584,6 +584,7 @@ public sealed partial class SchedulerEngine
                 if (full && blockedSeen && Options.Backfill != BackfillMode.None && (!Options.Preemption || preemptors >= Options.MaxPreemptorsPerCycle))
                 {
                     _admission.Quota.ResetRootBounds();
+                    _restSegmented = false;
                     FindRestCandidates(i, now, depth, after: null);
 
                     // (The search worked out the classes, the room and the bounds in the state of now.)
@@ -630,11 +631,20 @@ public sealed partial class SchedulerEngine
                     // The last candidate's step changed the state: the jobs of the rest after it are decided on this one,
                     // and candidates are looked for again where a step may have opened what it did not close (a holder
                     // that starts gives its reservation's place back; a start may change a class's admission).
-                    var rescan = BeginRestSegment(segmentAfter, RestCandidates.KeyOf(segmentAt), now, result.Started.Count > segmentStarts ? result.Started[^1] : null, segmentHeld);
+                    var segmentStart = result.Started.Count > segmentStarts ? result.Started[^1] : null;
+                    var rescan = BeginRestSegment(segmentAfter, RestCandidates.KeyOf(segmentAt), now, segmentStart, segmentHeld);
                     segmentAfter = null;
+                    var checkedCurrent = segmentStart is not null && rescan != Rescan.All && restMark.Started == segmentStarts && result.Started.Count == segmentStarts + 1;
+                    if (checkedCurrent)
+                    {
+                        // The segment brought the checked classes up to date with the start: those whose answer changed were
+                        // worked out again there, the others stand (the room is looked at again all the same).
+                        restMark.Started = result.Started.Count;
+                    }
+
                     if (rescan != Rescan.None)
                     {
-                        FindRestCandidates(restFrom, now, depth, segmentAt, dirtyOnly: rescan == Rescan.Classes);
+                        FindRestCandidates(restFrom, now, depth, segmentAt, dirtyOnly: rescan == Rescan.Classes, keepChecked: checkedCurrent);
                         if (rescan == Rescan.All)
                         {
                             _restCandidates.TakeAll();
@@ -1142,6 +1152,7 @@ public sealed partial class SchedulerEngine
         }
 
         System.Diagnostics.Debug.Assert(Descending(LazyKey(after)) == key, $"job {after.Id}: its key in the tail is not the one the rest's keys give it");
+        _restSegmented = true;
         var free = _reasons.BeginSegment((key, after.SubmitTicks, after.Id), Fleet.Partitions.Count);
         RestSegments++;
         for (var p = 0; p < free.Length; p++)
@@ -1237,6 +1248,12 @@ public sealed partial class SchedulerEngine
                     {
                         FillEntry(ref e, _classes.Project(c), shapes[e.Partition], e.Partition, now);
                     }
+                }
+
+                if (_classes.IsCurrent(CheckedBank, c))
+                {
+                    // The checked classes follow the segments (see the rest's turn in Walk).
+                    entries.CopyTo(_classes.Entries(CheckedBank, c));
                 }
 
                 overlay[c] = entries;
@@ -1357,7 +1374,8 @@ public sealed partial class SchedulerEngine
     /// Looks for the candidates of the rest of a full pass (the unsorted tail, from <paramref name="from"/>), once a
     /// blocked job was seen and no preemption is left: the jobs whose step might place them or reserve for them in the
     /// state of now, into <see cref="_restCandidates"/> (after <paramref name="after"/>; with <paramref name="dirtyOnly"/>,
-    /// only the jobs of the classes marked by <see cref="BeginRestSegment"/>). Every other job's step changes nothing but
+    /// only the jobs of the classes marked by <see cref="BeginRestSegment"/>; with <paramref name="keepChecked"/>, the checked
+    /// classes are up to date, as a segment left them, and only the room is looked at again). Every other job's step changes nothing but
     /// its reason, and is the one <see cref="DecideRestJob"/> gives, until a step changes the state. A reservation or a
     /// start only takes room and reservations away; but a start may change a class's admission either way, and a holder
     /// that starts gives its reservation back: those are looked for again then (<see cref="Rescan"/>). The tail is read
@@ -1365,10 +1383,18 @@ public sealed partial class SchedulerEngine
     /// (<see cref="CandidateWalltime"/>), against the walltimes kept beside the order. Each candidate is looked at again
     /// at its turn.
     /// </summary>
-    private void FindRestCandidates(int from, long now, int depth, UInt128? after, bool dirtyOnly = false)
+    private void FindRestCandidates(int from, long now, int depth, UInt128? after, bool dirtyOnly = false, bool keepChecked = false)
     {
         _restCandidates.BeginFind();
-        BeginCheckedRest();
+        if (keepChecked)
+        {
+            RefreshRestRoom();
+        }
+        else
+        {
+            BeginCheckedRest();
+        }
+
         var holdSlots = HoldSlots(ulong.MaxValue, depth);
         StampCandidateBounds();
         var keys = _queue.TailKeys;
@@ -1455,6 +1481,7 @@ public sealed partial class SchedulerEngine
             FillClass(CheckedBank, c, now);
         }
 
+        System.Diagnostics.Debug.Assert(!_restSegmented || CheckedAgreesWithSegments(c), $"decision class {c}: its checked entries are not those of the last segment");
         var project = _classes.Project(c);
         var shapes = _classes.Shapes(c);
         var entries = _classes.Entries(CheckedBank, c);
@@ -1541,6 +1568,30 @@ public sealed partial class SchedulerEngine
         }
 
         return longest;
+    }
+
+    /// <summary>Whether a segment of the rest was begun since the rest looked for its candidates (for an assertion).</summary>
+    private bool _restSegmented;
+
+    /// <summary>Whether class <paramref name="c"/>'s checked entries give the answers of the last segment's (for an assertion).</summary>
+    private bool CheckedAgreesWithSegments(int c)
+    {
+        var latest = c < _latestStamp.Length ? LatestEntries(c) : SegmentEntries(_latestBankSegment, c);
+        var mine = _classes.Entries(CheckedBank, c);
+        if (latest.Length != mine.Length)
+        {
+            return false;
+        }
+
+        for (var k = 0; k < mine.Length; k++)
+        {
+            if (!SameAnswer(mine[k], latest[k]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Grants covering more hours than this are taken to cover any walltime (the ticks would not fit a long).</summary>
