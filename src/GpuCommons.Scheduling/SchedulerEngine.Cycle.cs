@@ -1385,7 +1385,7 @@ public sealed partial class SchedulerEngine
     /// </summary>
     private void FindRestCandidates(int from, long now, int depth, UInt128? after, bool dirtyOnly = false, bool keepChecked = false)
     {
-        _restCandidates.BeginFind();
+        _restCandidates.BeginFind(replacing: !dirtyOnly);
         if (keepChecked)
         {
             RefreshRestRoom();

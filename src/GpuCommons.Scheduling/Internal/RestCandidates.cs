@@ -15,17 +15,16 @@ namespace GpuCommons.Scheduling.Internal;
 /// </remarks>
 internal sealed class RestCandidates
 {
-    /// <summary>The candidates of the search under way: place, decision class, walltime.</summary>
-    private UInt128[] _found = new UInt128[256];
-    private int[] _foundClass = new int[256];
-    private long[] _foundWall = new long[256];
-    private int _foundCount;
-
-    /// <summary>The candidates still to take, unsorted (with some taken or dropped since the last chunk: see <see cref="_inPool"/>).</summary>
+    /// <summary>
+    /// The candidates still to take, unsorted (with some taken or dropped since the last chunk: see <see cref="_inPool"/>):
+    /// place, decision class, walltime. A search writes its finds after them (from <see cref="_foundFrom"/>).
+    /// </summary>
     private UInt128[] _pool = new UInt128[256];
     private int[] _poolClass = new int[256];
     private long[] _poolWall = new long[256];
     private int _poolCount;
+    private int _foundFrom;
+    private int _foundCount;
 
     /// <summary>Per place in the tail, <see cref="_inPoolScan"/> while the pool holds it still to take (each place once).</summary>
     private int[] _inPool = new int[256];
@@ -55,8 +54,22 @@ internal sealed class RestCandidates
     /// <summary>Places found by the search under way.</summary>
     public int FoundCount => _foundCount;
 
-    /// <summary>Begins a search.</summary>
-    public void BeginFind() => _foundCount = 0;
+    /// <summary>
+    /// Begins a search; with <paramref name="replacing"/>, one whose finds will replace every candidate
+    /// (<see cref="TakeAll"/>): they are forgotten now, so that the finds need no room beside them.
+    /// </summary>
+    public void BeginFind(bool replacing = false)
+    {
+        if (replacing)
+        {
+            _inPoolScan++;
+            _poolCount = 0;
+            _hasLast = false;
+        }
+
+        _foundFrom = _poolCount;
+        _foundCount = 0;
+    }
 
     /// <summary>
     /// A candidate the search found (in any order; each place at most once per search), with its decision class and
@@ -64,16 +77,19 @@ internal sealed class RestCandidates
     /// </summary>
     public void Found(ulong key, int tail, int decisionClass = 0, long walltime = 0)
     {
-        if (_foundCount == _found.Length)
+        var at = _foundFrom + _foundCount;
+        if (at == _pool.Length)
         {
-            Array.Resize(ref _found, _found.Length * 2);
-            Array.Resize(ref _foundClass, _found.Length);
-            Array.Resize(ref _foundWall, _found.Length);
+            var size = _pool.Length * 2;
+            Array.Resize(ref _pool, size);
+            Array.Resize(ref _poolClass, size);
+            Array.Resize(ref _poolWall, size);
         }
 
-        _found[_foundCount] = Place(key, tail);
-        _foundClass[_foundCount] = decisionClass;
-        _foundWall[_foundCount++] = walltime;
+        _pool[at] = Place(key, tail);
+        _poolClass[at] = decisionClass;
+        _poolWall[at] = walltime;
+        _foundCount++;
     }
 
     /// <summary>The search found every candidate: they replace all those still to take.</summary>
@@ -88,27 +104,24 @@ internal sealed class RestCandidates
     /// <summary>The search found the candidates of some classes: they join those still to take (each place once).</summary>
     public void TakeMore()
     {
+        if (_poolCount != _foundFrom)
+        {
+            throw new InvalidOperationException("candidates were taken during a search");
+        }
+
         if (_foundCount > 0)
         {
             AddFound();
         }
     }
 
-    /// <summary>Adds the search's finds to the pool, but for places it holds; the next take selects a chunk anew.</summary>
+    /// <summary>Moves the search's finds to the end of the pool, but for places it holds; the next take selects a chunk anew.</summary>
     private void AddFound()
     {
-        var n = _foundCount;
-        if (_pool.Length < _poolCount + n)
+        var end = _foundFrom + _foundCount;
+        for (var i = _foundFrom; i < end; i++)
         {
-            var size = Math.Max(_poolCount + n, _pool.Length * 2);
-            Array.Resize(ref _pool, size);
-            Array.Resize(ref _poolClass, size);
-            Array.Resize(ref _poolWall, size);
-        }
-
-        for (var i = 0; i < n; i++)
-        {
-            var tail = TailOf(_found[i]);
+            var tail = TailOf(_pool[i]);
             if (_inPool.Length <= tail)
             {
                 Array.Resize(ref _inPool, Math.Max(tail + 1, _inPool.Length * 2));
@@ -119,12 +132,14 @@ internal sealed class RestCandidates
                 continue;
             }
 
+            // (Never ahead of i: the pool ends at or before the finds.)
             _inPool[tail] = _inPoolScan;
-            _pool[_poolCount] = _found[i];
-            _poolClass[_poolCount] = _foundClass[i];
-            _poolWall[_poolCount++] = _foundWall[i];
+            _pool[_poolCount] = _pool[i];
+            _poolClass[_poolCount] = _poolClass[i];
+            _poolWall[_poolCount++] = _poolWall[i];
         }
 
+        _foundFrom = _poolCount;
         _foundCount = 0;
         _chunkCount = 0;
         _chunkAt = 0;

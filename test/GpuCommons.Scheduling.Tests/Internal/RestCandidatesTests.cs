@@ -58,6 +58,33 @@ public sealed class RestCandidatesTests
     }
 
     [Fact]
+    public void AReplacingSearch_ForgetsTheCandidatesStillToTake_AndKeepsItsFinds()
+    {
+        var rest = new RestCandidates();
+        rest.BeginFind();
+        for (var t = 0; t < 300; t++)
+        {
+            rest.Found((ulong)(300 - t), t);
+        }
+
+        rest.TakeAll();
+        rest.TryNext(out _).ShouldBeTrue();
+
+        // Its finds include places the pool held: each is taken once, in order.
+        rest.BeginFind(replacing: true);
+        rest.Found(5, 299);
+        rest.Found(1, 7);
+        rest.Found(3, 1000);
+        rest.TakeAll();
+        Taken(rest).ShouldBe([(1UL, 7), (3UL, 1000), (5UL, 299)]);
+
+        rest.BeginFind(replacing: true);
+        rest.FoundCount.ShouldBe(0);
+        rest.TakeAll();
+        rest.TryNext(out _).ShouldBeFalse();
+    }
+
+    [Fact]
     public void Merging_KeepsTheWholeOrder_AndEveryPlaceOnce()
     {
         // A place in the tail has one key (many places may share one); searches find places again.
