@@ -1374,9 +1374,10 @@ public sealed partial class SchedulerEngine
     /// Looks for the candidates of the rest of a full pass (the unsorted tail, from <paramref name="from"/>), once a
     /// blocked job was seen and no preemption is left: the jobs whose step might place them or reserve for them in the
     /// state of now, into <see cref="_restCandidates"/> (after <paramref name="after"/>; with <paramref name="dirtyOnly"/>,
-    /// only the jobs of the classes marked by <see cref="BeginRestSegment"/>; with <paramref name="keepChecked"/>, the checked
-    /// classes are up to date, as a segment left them, and only the room is looked at again). Every other job's step changes nothing but
-    /// its reason, and is the one <see cref="DecideRestJob"/> gives, until a step changes the state. A reservation or a
+    /// only the jobs of the classes marked by <see cref="BeginRestSegment"/>; with <paramref name="keepChecked"/>, the
+    /// checked classes are up to date, as a segment left them, and only the room is looked at again). Every other job's
+    /// step changes nothing but its reason, and is the one <see cref="DecideRestJob"/> gives, until a step changes the
+    /// state. A reservation or a
     /// start only takes room and reservations away; but a start may change a class's admission either way, and a holder
     /// that starts gives its reservation back: those are looked for again then (<see cref="Rescan"/>). The tail is read
     /// without touching its jobs: per class, the longest walltime a job of it could be a candidate with
