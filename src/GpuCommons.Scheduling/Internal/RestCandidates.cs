@@ -62,9 +62,7 @@ internal sealed class RestCandidates
     {
         if (replacing)
         {
-            _inPoolScan++;
-            _poolCount = 0;
-            _hasLast = false;
+            ForgetAll();
         }
 
         _foundFrom = _poolCount;
@@ -95,10 +93,16 @@ internal sealed class RestCandidates
     /// <summary>The search found every candidate: they replace all those still to take.</summary>
     public void TakeAll()
     {
+        ForgetAll();
+        AddFound();
+    }
+
+    /// <summary>Forgets every candidate still to take, and the last taken.</summary>
+    private void ForgetAll()
+    {
         _inPoolScan++;
         _poolCount = 0;
         _hasLast = false;
-        AddFound();
     }
 
     /// <summary>The search found the candidates of some classes: they join those still to take (each place once).</summary>
