@@ -58,6 +58,9 @@ internal sealed class PendingQueue(SchedulerOptions options)
     private long[] _sortedWall2 = [];
     private readonly int[] _digitCounts = new int[8 * 256];
 
+    /// <summary>The key pass's entries: the submit-order column each comes from (its key is in <see cref="_keys"/>).</summary>
+    private int[] _subOf = [];
+
     // The lazy order (see Sort): the keys of the unsorted tail, in the tail's order, and the head selection's scratch.
     private ulong[] _tailKeys = [];
 
@@ -601,12 +604,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
             }
 
             headCount += key == HeadKey ? 1 : 0;
-            var wall = _subWall[i];
-            minWall = Math.Min(minWall, wall);
             _keys[n] = key;
-            _sortedWall[n] = wall;
-            _tailDecision[n] = _subDecision[i];
-            _sorted[n++] = _sub[i];
+            _subOf[n++] = i;
         }
 
         if (n != count)
@@ -617,7 +616,6 @@ internal sealed class PendingQueue(SchedulerOptions options)
         LastSortSeq = _queuedSeq;
         _moved = 0;
         _moveBudget = MoveBudgetPerEntry * (n + 1024L);
-        MinWalltime = minWall;
         Order.Clear();
         OrderWall.Clear();
         OrderHead = headCount;
@@ -630,6 +628,16 @@ internal sealed class PendingQueue(SchedulerOptions options)
             return;
         }
 
+        for (var k = 0; k < n; k++)
+        {
+            var i = _subOf[k];
+            var wall = _subWall[i];
+            minWall = Math.Min(minWall, wall);
+            _sortedWall[k] = wall;
+            _sorted[k] = _sub[i];
+        }
+
+        MinWalltime = minWall;
         CountDigits(n);
         RadixSort(n);
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(Order, n);
@@ -658,6 +666,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
     {
         _keys = new ulong[size];
         _keys2 = new ulong[size];
+        _subOf = new int[size];
         _sorted = new JobRecord[size];
         _sorted2 = new JobRecord[size];
         _sortedWall = new long[size];
@@ -828,12 +837,60 @@ internal sealed class PendingQueue(SchedulerOptions options)
             _tailKeys = new ulong[Math.Max(n - size, _tailKeys.Length * 2)];
         }
 
-        var t = ArrangeHeadAndTail(order, walls, 0, n, size, _keys, out _tailLowKey);
+        var t = ArrangeFromColumns(order, walls, n, size);
 
         // The tail is in submit order: its last entry is its latest.
         _tailLatest = t > 0 ? order[size + t - 1] : null;
         SortedUntil = size;
         _tailCount = t;
+    }
+
+    /// <summary>
+    /// Writes the <paramref name="n"/> entries of the key pass (<see cref="_subOf"/>, their keys in <see cref="_keys"/>) to
+    /// <paramref name="order"/> and <paramref name="walls"/>: first the <paramref name="size"/> selected ones
+    /// (<see cref="_headPicked"/>, in its order), then the others in submit order, whose keys and runs go to the tail's
+    /// columns. Reads the jobs, walltimes and runs from the submit-order columns; sets <see cref="MinWalltime"/> and the
+    /// tail's lowest key. Returns the count of the others.
+    /// </summary>
+    private int ArrangeFromColumns(Span<JobRecord> order, Span<long> walls, int n, int size)
+    {
+        var heap = _headPicked;
+        var minWall = long.MaxValue;
+        for (var k = 0; k < size; k++)
+        {
+            var j = heap[k];
+            _inHead[j] = true;
+            var i = _subOf[j];
+            var wall = _subWall[i];
+            minWall = Math.Min(minWall, wall);
+            order[k] = _sub[i];
+            walls[k] = wall;
+        }
+
+        var t = 0;
+        var low = ulong.MaxValue;
+        for (var j = 0; j < n; j++)
+        {
+            if (_inHead[j])
+            {
+                _inHead[j] = false;
+                continue;
+            }
+
+            var i = _subOf[j];
+            var wall = _subWall[i];
+            minWall = Math.Min(minWall, wall);
+            order[size + t] = _sub[i];
+            walls[size + t] = wall;
+            _tailDecision[t] = _subDecision[i];
+            var key = _keys[j];
+            low = Math.Min(low, key);
+            _tailKeys[t++] = key;
+        }
+
+        MinWalltime = minWall;
+        _tailLowKey = low;
+        return t;
     }
 
     /// <summary>
