@@ -799,6 +799,14 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
 
         var end = row.End ?? now;
+        if (!t.StartReported && start is null)
+        {
+            // It never ran in Slurm (ended while pending or held): it started as it ended, so that its run lasts 0 s and
+            // is charged nothing, as sacct counts it (a charge would otherwise run from when the engine placed it).
+            t.StartReported = true;
+            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, end, Message: $"Slurm job {t.SlurmId} never ran"));
+        }
+
         var text = $"Slurm job {t.SlurmId} {state.ToString().ToUpperInvariant()}: {message}; exit {exit}; {start:o} – {end:o}";
         lock (_lock)
         {

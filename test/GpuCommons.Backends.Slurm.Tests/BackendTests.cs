@@ -241,6 +241,27 @@ public class BackendTests
     }
 
     [Fact]
+    public async Task PollAsync_CancelledBeforeItRan_StartsAsItEnds_SoItsRunLastsNoTime()
+    {
+        // Cancelled while pending (or held): Slurm has no start. The run is reported as starting when it ended, so that
+        // its charge is 0 s as in sacct, not the time since the engine placed it.
+        await using var b = CreateSut();
+        await b.StartAsync(Jobs.Make(1, ["n1"], 2), default);
+        _slurm.Squeue = "1000|PENDING|JobHeldUser||2026-11-27T18:00:00|None|None|gpuc-1\n";
+        (await b.PollAsync(default)).ShouldBeEmpty();
+
+        _slurm.Squeue = "";
+        _slurm.Sacct = "1000|CANCELLED by 0|0:0|2026-11-27T18:00:00|None|2026-11-27T18:00:02|0|None assigned|gres/gpu=2|gpuc-1\n";
+        var events = await b.PollAsync(default);
+
+        events.Select(e => e.Kind).ShouldBe([BackendEventKind.Started, BackendEventKind.Cancelled]);
+        var ended = new DateTimeOffset(2026, 11, 27, 18, 0, 2, TimeSpan.Zero);
+        events[0].Time.ShouldBe(ended);
+        events[1].Time.ShouldBe(ended);
+        (await b.PollAsync(default)).ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task PollAsync_EndedButAccountingLags_TakesExitCodeFromController()
     {
         await using var b = CreateSut();
