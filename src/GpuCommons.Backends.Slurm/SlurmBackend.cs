@@ -733,6 +733,14 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             }
 
             Log.JobLost(_logger, t.JobId, t.SlurmId);
+            if (!t.StartReported)
+            {
+                // Never seen running (never submitted: its server stopped first, or gone before a poll saw it start):
+                // nothing shows it ran, so it is charged nothing.
+                t.StartReported = true;
+                events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, now, Message: $"Slurm job {t.SlurmId} was never seen running"));
+            }
+
             events.Add(new BackendEvent(BackendEventKind.Lost, t.JobId, now, Message: $"Slurm job {t.SlurmId} ({t.Name}) is in neither squeue nor sacct"));
             return;
         }

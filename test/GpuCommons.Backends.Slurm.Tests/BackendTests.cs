@@ -302,8 +302,23 @@ public class BackendTests
         (await b.PollAsync(default)).ShouldBeEmpty();
         var events = await b.PollAsync(default);
 
-        events.ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.Lost);
+        // Never seen running: it starts as it is lost, so its run is charged nothing.
+        events.Select(e => e.Kind).ShouldBe([BackendEventKind.Started, BackendEventKind.Lost]);
+        events[0].Time.ShouldBe(events[1].Time);
         (await b.PollAsync(default)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task PollAsync_RunningJobThatVanishes_IsLostWithTheStartItHad()
+    {
+        await using var b = CreateSut();
+        await b.StartAsync(Jobs.Make(1, ["n1"], 1), default);
+        _slurm.Squeue = "1000|RUNNING|None|n1|2026-11-27T18:00:00|2026-11-27T18:00:05|2026-11-27T18:05:05|gpuc-1\n";
+        (await b.PollAsync(default)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.Started);
+
+        _slurm.Squeue = "";
+        (await b.PollAsync(default)).ShouldBeEmpty();
+        (await b.PollAsync(default)).ShouldHaveSingleItem().Kind.ShouldBe(BackendEventKind.Lost);
     }
 
     [Fact]
