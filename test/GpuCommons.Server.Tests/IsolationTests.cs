@@ -106,10 +106,12 @@ public sealed class IsolationTests : IAsyncLifetime
         ((int)r.StatusCode).ShouldBe(expected, body);
         if (user == "sam" && (int)r.StatusCode >= 400)
         {
-            // Denials to an outsider never echo demo's private data.
-            body.ShouldNotContain("secret-science-plan");
-            body.ShouldNotContain("bob");
-            body.ShouldNotContain("alice");
+            // Denials to an outsider never echo demo's private data. (A problem's trace id is random, not data: ASP.NET
+            // Core's connection ids are base32 and may spell a name.)
+            var shown = System.Text.RegularExpressions.Regex.Replace(body, "\"traceId\"\\s*:\\s*\"[^\"]*\"", "\"traceId\":\"\"");
+            shown.ShouldNotContain("secret-science-plan");
+            shown.ShouldNotContain("bob");
+            shown.ShouldNotContain("alice");
         }
 
         if (action == "job.list-demo" && user == "sam")
