@@ -733,13 +733,9 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
             }
 
             Log.JobLost(_logger, t.JobId, t.SlurmId);
-            if (!t.StartReported)
-            {
-                // Never seen running (never submitted: its server stopped first, or gone before a poll saw it start):
-                // nothing shows it ran, so it is charged nothing.
-                t.StartReported = true;
-                events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, now, Message: $"Slurm job {t.SlurmId} was never seen running"));
-            }
+            // Never seen running (never submitted: its server stopped first, or gone before a poll saw it start): nothing
+            // shows it ran.
+            ReportNoRun(t, now, "was never seen running", events);
 
             events.Add(new BackendEvent(BackendEventKind.Lost, t.JobId, now, Message: $"Slurm job {t.SlurmId} ({t.Name}) is in neither squeue nor sacct"));
             return;
@@ -807,12 +803,10 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
         }
 
         var end = row.End ?? now;
-        if (!t.StartReported && start is null)
+        if (start is null)
         {
-            // It never ran in Slurm (ended while pending or held): it started as it ended, so that its run lasts 0 s and
-            // is charged nothing, as sacct counts it (a charge would otherwise run from when the engine placed it).
-            t.StartReported = true;
-            events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, end, Message: $"Slurm job {t.SlurmId} never ran"));
+            // It never ran in Slurm (ended while pending or held).
+            ReportNoRun(t, end, "never ran", events);
         }
 
         var text = $"Slurm job {t.SlurmId} {state.ToString().ToUpperInvariant()}: {message}; exit {exit}; {start:o} – {end:o}";
@@ -824,6 +818,22 @@ public sealed class SlurmBackend : IJobBackend, INodeControl
 
         events.Add(new BackendEvent(kind, t.JobId, end, exit, node ?? nodes.FirstOrDefault(), text));
         Log.JobEvent(_logger, t.JobId, t.SlurmId, kind, text);
+    }
+
+    /// <summary>
+    /// A job that ends (or is lost) with no start reported, because Slurm shows no run of it: reported as starting
+    /// <paramref name="at"/> its end, so that its run lasts 0 s and is charged nothing, as sacct counts it (a charge would
+    /// otherwise run from when the engine placed it).
+    /// </summary>
+    private static void ReportNoRun(TrackedJob t, DateTimeOffset at, string why, List<BackendEvent> events)
+    {
+        if (t.StartReported)
+        {
+            return;
+        }
+
+        t.StartReported = true;
+        events.Add(new BackendEvent(BackendEventKind.Started, t.JobId, at, Message: $"Slurm job {t.SlurmId} {why}"));
     }
 
     private void NodeEvents(IReadOnlyList<SlurmNodeRow> rows, List<BackendEvent> events)

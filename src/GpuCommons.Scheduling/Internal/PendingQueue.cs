@@ -848,8 +848,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <summary>
     /// Writes the <paramref name="n"/> entries of the key pass (<see cref="_subOf"/>, their keys in <see cref="_keys"/>) to
     /// <paramref name="order"/> and <paramref name="walls"/>: first the <paramref name="size"/> selected ones
-    /// (<see cref="_headPicked"/>, in its order), then the others in submit order, whose keys and runs go to the tail's
-    /// columns. Reads the jobs, walltimes and runs from the submit-order columns; sets <see cref="MinWalltime"/> and the
+    /// (<see cref="_headPicked"/>, in its order), then the others in submit order, whose keys and decision classes go to the
+    /// tail's columns. Reads the jobs, walltimes and decision classes from the submit-order columns; sets <see cref="MinWalltime"/> and the
     /// tail's lowest key. Returns the count of the others.
     /// </summary>
     private int ArrangeFromColumns(Span<JobRecord> order, Span<long> walls, int n, int size)
@@ -894,13 +894,12 @@ internal sealed class PendingQueue(SchedulerOptions options)
     }
 
     /// <summary>
-    /// Writes the <paramref name="n"/> entries held in <see cref="_sorted"/> and <see cref="_sortedWall"/> to
+    /// Writes the <paramref name="n"/> tail entries held in <see cref="_sorted"/> and <see cref="_sortedWall"/> back to
     /// <paramref name="order"/> and <paramref name="walls"/> from <paramref name="from"/>: first the <paramref name="size"/>
-    /// selected ones (<see cref="_headPicked"/>, in its order), then the others in their order, whose keys (from
-    /// <paramref name="keys"/>) and decision classes go to the tail's columns. Returns the count of the others, and the
-    /// lowest of their keys in <paramref name="low"/>.
+    /// selected ones (<see cref="_headPicked"/>, in its order), then the others in their order, whose keys and decision
+    /// classes stay the tail's (moved up in place: an entry never moves down). Returns the count of the others.
     /// </summary>
-    private int ArrangeHeadAndTail(Span<JobRecord> order, Span<long> walls, int from, int n, int size, ulong[] keys, out ulong low)
+    private int ArrangeHeadAndTail(Span<JobRecord> order, Span<long> walls, int from, int n, int size)
     {
         var heap = _headPicked;
         for (var k = 0; k < size; k++)
@@ -910,9 +909,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             walls[from + k] = _sortedWall[heap[k]];
         }
 
-        // In place when the keys are the tail's own (an entry never moves up).
         var t = 0;
-        low = ulong.MaxValue;
         for (var i = 0; i < n; i++)
         {
             if (_inHead[i])
@@ -924,8 +921,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             order[from + size + t] = _sorted[i];
             walls[from + size + t] = _sortedWall[i];
             _tailDecision[t] = _tailDecision[i];
-            low = Math.Min(low, keys[i]);
-            _tailKeys[t++] = keys[i];
+            _tailKeys[t++] = _tailKeys[i];
         }
 
         Array.Clear(_sorted, 0, n);
@@ -965,7 +961,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         order.Slice(from, t).CopyTo(_sorted);
         walls.Slice(from, t).CopyTo(_sortedWall);
         // (The tail's lowest key only rises: the kept one stays a bound.)
-        _tailCount = ArrangeHeadAndTail(order, walls, from, t, size, _tailKeys, out _);
+        _tailCount = ArrangeHeadAndTail(order, walls, from, t, size);
         SortedUntil = from + size;
     }
 
