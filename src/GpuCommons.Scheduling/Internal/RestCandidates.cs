@@ -44,6 +44,15 @@ internal sealed class RestCandidates
     /// <summary>The size of the first chunk after a search.</summary>
     private const int FirstChunk = 32;
 
+    /// <summary>
+    /// The least <see cref="FirstChunk"/> places of the search under way, in a bounded max-heap, with each one's index among
+    /// the search's finds: the first chunk of a search whose finds replace every candidate (<see cref="TakeAll"/>), which
+    /// then needs no pass over them.
+    /// </summary>
+    private readonly UInt128[] _searchLeast = new UInt128[FirstChunk];
+    private readonly int[] _searchLeastAt = new int[FirstChunk];
+    private int _searchLeastCount;
+
     /// <summary>A place in the tail's order: <paramref name="key"/> (as <c>PendingQueue.Descending</c> maps it), then <paramref name="tail"/>.</summary>
     public static UInt128 Place(ulong key, int tail) => ((UInt128)key << 64) | (uint)tail;
 
@@ -67,6 +76,7 @@ internal sealed class RestCandidates
 
         _foundFrom = _poolCount;
         _foundCount = 0;
+        _searchLeastCount = 0;
     }
 
     /// <summary>
@@ -84,17 +94,47 @@ internal sealed class RestCandidates
             Array.Resize(ref _poolWall, size);
         }
 
-        _pool[at] = Place(key, tail);
+        var place = Place(key, tail);
+        _pool[at] = place;
         _poolClass[at] = decisionClass;
         _poolWall[at] = walltime;
+        if (_searchLeastCount < FirstChunk)
+        {
+            _searchLeast[_searchLeastCount] = place;
+            _searchLeastAt[_searchLeastCount] = _foundCount;
+            SiftUp(_searchLeast, _searchLeastAt, _searchLeastCount++);
+        }
+        else if (place < _searchLeast[0])
+        {
+            _searchLeast[0] = place;
+            _searchLeastAt[0] = _foundCount;
+            SiftDown(_searchLeast, _searchLeastAt, FirstChunk);
+        }
+
         _foundCount++;
     }
 
-    /// <summary>The search found every candidate: they replace all those still to take.</summary>
+    /// <summary>
+    /// The search found every candidate: they replace all those still to take. The least of them, kept as they were found,
+    /// are the first chunk, without a pass over the finds to select it. That pass would also drop the finds that fail the
+    /// caller's test by now; none does where nothing changed since the search, and one that does is passed over at its
+    /// turn (a candidate is tested there) or dropped by the next chunk's pass, so the candidates taken are the same.
+    /// </summary>
     public void TakeAll()
     {
         ForgetAll();
+        var found = _foundCount;
         AddFound();
+
+        // (A search finds each place once, and the pool was forgotten: the finds keep their indices, from 0.)
+        System.Diagnostics.Debug.Assert(_poolCount == found, "a replacing take moved its finds");
+        var count = _searchLeastCount;
+        _searchLeast.AsSpan(0, count).CopyTo(_chunkPlaces);
+        _searchLeastAt.AsSpan(0, count).CopyTo(_chunk);
+        Array.Sort(_chunkPlaces, _chunk, 0, count);
+        _chunkCount = count;
+        _chunkAt = 0;
+        _chunkSize = 2 * FirstChunk;
     }
 
     /// <summary>Forgets every candidate still to take, and the last taken.</summary>

@@ -243,6 +243,36 @@ public sealed class RestCandidatesTests
     }
 
     /// <summary>A candidate passes while its walltime is within its class's bound (as the engine's rest tests it).</summary>
+    [Fact]
+    public void FindsThatFailByTheirFirstTurn_ArePassedOver_AndTheOthersTakenInOrder()
+    {
+        // The first chunk of a replacing take is the search's least finds, selected as they were found; a step before the
+        // first turn may have lowered bounds since. Class 0 is refused by then: among the least finds and beyond them.
+        var rest = new RestCandidates();
+        rest.BeginFind(replacing: true);
+        var expected = new List<(ulong, int)>();
+        for (var t = 0; t < 200; t++)
+        {
+            var key = (ulong)((t * 37) % 200);
+            var cls = key < 50 || t % 3 == 0 ? 0 : 1;
+            rest.Found(key, t, cls, walltime: 10);
+            if (cls == 1)
+            {
+                expected.Add((key, t));
+            }
+        }
+
+        rest.TakeAll();
+        var test = new Bounds([5, 10]);
+        var taken = new List<(ulong, int)>();
+        while (rest.TryNext(ref test, out var place))
+        {
+            taken.Add((RestCandidates.KeyOf(place), RestCandidates.TailOf(place)));
+        }
+
+        taken.ShouldBe([.. expected.OrderBy(p => p.Item1).ThenBy(p => p.Item2)]);
+    }
+
     private readonly struct Bounds(long[] bound) : RestCandidates.ICandidateTest
     {
         public bool Passes(int decisionClass, long walltime) => walltime <= bound[decisionClass];
