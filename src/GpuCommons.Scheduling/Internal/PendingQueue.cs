@@ -894,46 +894,17 @@ internal sealed class PendingQueue(SchedulerOptions options)
     }
 
     /// <summary>
-    /// Writes the <paramref name="n"/> tail entries held in <see cref="_sorted"/> and <see cref="_sortedWall"/> back to
-    /// <paramref name="order"/> and <paramref name="walls"/> from <paramref name="from"/>: first the <paramref name="size"/>
-    /// selected ones (<see cref="_headPicked"/>, in its order), then the others in their order, whose keys and decision
-    /// classes stay the tail's (moved up in place: an entry never moves down). Returns the count of the others.
-    /// </summary>
-    private int ArrangeHeadAndTail(Span<JobRecord> order, Span<long> walls, int from, int n, int size)
-    {
-        var heap = _headPicked;
-        for (var k = 0; k < size; k++)
-        {
-            _inHead[heap[k]] = true;
-            order[from + k] = _sorted[heap[k]];
-            walls[from + k] = _sortedWall[heap[k]];
-        }
-
-        var t = 0;
-        for (var i = 0; i < n; i++)
-        {
-            if (_inHead[i])
-            {
-                _inHead[i] = false;
-                continue;
-            }
-
-            order[from + size + t] = _sorted[i];
-            walls[from + size + t] = _sortedWall[i];
-            _tailDecision[t] = _tailDecision[i];
-            _tailKeys[t++] = _tailKeys[i];
-        }
-
-        Array.Clear(_sorted, 0, n);
-        return t;
-    }
-
-    /// <summary>
     /// Moves the first <paramref name="count"/> entries of the unsorted tail (in the order <see cref="SortTail"/> would give
-    /// them) to the end of the sorted head, and leaves the others as the tail, in their order, with their keys. One pass
-    /// over the tail: for a pass that walks a little beyond the head (an incremental pass looks at a bounded number of
-    /// jobs), and keeps the tail for the jobs queued later (<see cref="PlaceByKey"/>).
+    /// them) to the end of the sorted head, and leaves the others as the tail, in their order, with their keys: for a pass
+    /// that walks a little beyond the head (an incremental pass looks at a bounded number of jobs), and keeps the tail for
+    /// the jobs queued later (<see cref="PlaceByKey"/>).
     /// </summary>
+    /// <remarks>
+    /// The selection reads the tail's keys. The others then move in blocks, in place: between two selected entries, every
+    /// entry of <see cref="Order"/> moves right by as many places as there are selected entries after it (none after the
+    /// last one), and in the tail's own columns left by as many as there are before it. A block moves as one copy, so a
+    /// reference is not stored one entry at a time.
+    /// </remarks>
     public void ExtendHead(int count)
     {
         var t = _tailCount;
@@ -943,27 +914,70 @@ internal sealed class PendingQueue(SchedulerOptions options)
             return;
         }
 
-        if (_inHead.Length < t)
-        {
-            _inHead = new bool[Math.Max(t, _inHead.Length * 2)];
-        }
-
-        if (_keys.Length < t)
-        {
-            GrowSortBuffers(t + (t / 4));
-        }
-
         _selectKeys = _tailKeys;
         var size = SelectHead(t, count);
+        var picked = _headPicked.AsSpan(0, size);
+        if (_extendJobs.Length < size)
+        {
+            _extendJobs = new JobRecord[picked.Length];
+            _extendWalls = new long[picked.Length];
+            _extendAt = new int[picked.Length];
+        }
+
         var from = SortedUntil;
-        var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
-        var walls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall);
-        order.Slice(from, t).CopyTo(_sorted);
-        walls.Slice(from, t).CopyTo(_sortedWall);
+        var tail = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order).Slice(from, t);
+        var tailWalls = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(OrderWall).Slice(from, t);
+        for (var k = 0; k < size; k++)
+        {
+            _extendJobs[k] = tail[picked[k]];
+            _extendWalls[k] = tailWalls[picked[k]];
+        }
+
+        var at = _extendAt.AsSpan(0, size);
+        picked.CopyTo(at);
+        at.Sort();
+
+        // Order: from the last selected entry back, each block right by the selected entries after it.
+        var end = t;
+        for (var k = size - 1; k >= 0; k--)
+        {
+            var block = end - at[k] - 1;
+            var shift = size - 1 - k;
+            if (shift > 0 && block > 0)
+            {
+                tail.Slice(at[k] + 1, block).CopyTo(tail[(at[k] + 1 + shift)..]);
+                tailWalls.Slice(at[k] + 1, block).CopyTo(tailWalls[(at[k] + 1 + shift)..]);
+            }
+
+            end = at[k];
+        }
+
+        tail[..end].CopyTo(tail[size..]);
+        tailWalls[..end].CopyTo(tailWalls[size..]);
+        _extendJobs.AsSpan(0, size).CopyTo(tail);
+        _extendWalls.AsSpan(0, size).CopyTo(tailWalls);
+        Array.Clear(_extendJobs, 0, size);
+
+        // The tail's keys and decision classes: each block left by the selected entries before it.
+        var w = at[0];
+        for (var k = 0; k < size; k++)
+        {
+            var first = at[k] + 1;
+            var block = (k + 1 < size ? at[k + 1] : t) - first;
+            _tailKeys.AsSpan(first, block).CopyTo(_tailKeys.AsSpan(w));
+            _tailDecision.AsSpan(first, block).CopyTo(_tailDecision.AsSpan(w));
+            w += block;
+        }
+
         // (The tail's lowest key only rises: the kept one stays a bound.)
-        _tailCount = ArrangeHeadAndTail(order, walls, from, t, size);
+        _tailCount = t - size;
         SortedUntil = from + size;
     }
+
+    /// <summary>The entries <see cref="ExtendHead"/> moves to the head (in their order, then their places in the tail).</summary>
+    private JobRecord[] _extendJobs = [];
+    private long[] _extendWalls = [];
+    private int[] _extendAt = [];
 
     /// <summary>
     /// Sorts the tail that the last full pass left unsorted (see <see cref="SortHeadOnly"/>), in place in

@@ -93,6 +93,60 @@ public sealed class QueueSortProperty
         }, iter: 2_000, stream: 91);
     }
 
+    [Fact]
+    public void ExtendingTheHead_MovesTheNextEntriesInOrder_AndKeepsTheTailInSubmitOrderWithItsKeys()
+    {
+        // A lazy sort (a head of 4), then the head extended by 1–40 entries at a time until the tail is sorted: the order
+        // is always the full sort's up to the end of the head, the tail keeps its entries in submit order with each one's
+        // key and decision class, and the rest of the order is the tail sorted.
+        Gen.Select(Gen.Select(Gen.Int[0, 30], Gen.Int[0, 12]).Array[9, 400], Gen.Int[1, 40].Array[1, 30])
+            .Sample((jobs, steps) =>
+            {
+                var queue = new PendingQueue(new SchedulerOptions { Ordering = OrderingPolicy.Multifactor, SortedHead = 4 });
+                var start = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+                var keys = new Dictionary<long, double>();
+                var records = new List<JobRecord>();
+                for (var i = 0; i < jobs.Length; i++)
+                {
+                    var spec = new JobSpec { Id = 5000 - i, Project = "p", Gpus = 1, Walltime = TimeSpan.FromMinutes(1 + i), SubmitTime = start.AddMinutes(jobs[i].Item1) };
+                    var job = new JobRecord(spec, spec, 0, 0, -1) { DecisionClass = i % 7 };
+                    keys[job.Id] = jobs[i].Item2;
+                    records.Add(job);
+                    queue.Add(job, start.UtcTicks);
+                }
+
+                var expected = records
+                    .OrderBy(j => keys[j.Id], Comparer<double>.Create((a, b) => b.CompareTo(a)))
+                    .ThenBy(j => j.SubmitTicks)
+                    .ThenBy(j => j.Id)
+                    .Select(j => j.Id)
+                    .ToList();
+                var sortKeys = new Keys(keys, columnar: false);
+                queue.Sort(ref sortKeys, []);
+                foreach (var step in steps)
+                {
+                    var head = queue.SortedUntil;
+                    if (head == int.MaxValue)
+                    {
+                        break;
+                    }
+
+                    queue.Order.Take(head).Select(j => j.Id).ShouldBe(expected.Take(head));
+                    var tail = queue.Order.Skip(head).ToList();
+                    tail.Count.ShouldBe(queue.UnsortedCount);
+                    tail.ShouldBe([.. tail.OrderBy(j => j.SubmitTicks).ThenBy(j => j.Id)]);
+                    queue.TailKeys.ToArray().ShouldBe([.. tail.Select(j => PendingQueue.Descending(keys[j.Id]))]);
+                    queue.TailDecisions.ToArray().ShouldBe([.. tail.Select(j => j.DecisionClass)]);
+                    queue.OrderWall.ShouldBe([.. queue.Order.Select(j => j.WalltimeTicks)]);
+                    queue.ExtendHead(step);
+                }
+
+                queue.SortTail();
+                queue.Order.Select(j => j.Id).ShouldBe(expected);
+                queue.OrderWall.ShouldBe([.. queue.Order.Select(j => j.WalltimeTicks)]);
+            }, iter: 500);
+    }
+
     private static void Check(PendingQueue queue, List<JobRecord> pending, Dictionary<long, double> keys, bool columnar)
     {
         var sortKeys = new Keys(keys, columnar);
