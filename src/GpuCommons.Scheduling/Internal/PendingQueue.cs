@@ -74,6 +74,9 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <summary>At most the lowest key of the tail (as <see cref="Descending"/> maps it).</summary>
     private ulong _tailLowKey;
 
+    /// <summary>At least the highest key of the tail.</summary>
+    private ulong _tailHighKey;
+
     /// <summary>At least the latest entry of the tail in submit order.</summary>
     private JobRecord? _tailLatest;
     private int[] _headPicked = [];
@@ -469,6 +472,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         _tailKeys[_tailCount] = key;
         _tailDecision[_tailCount++] = job.DecisionClass;
         _tailLowKey = Math.Min(_tailLowKey, key);
+        _tailHighKey = Math.Max(_tailHighKey, key);
         if (FifoBefore(_tailLatest!, job))
         {
             _tailLatest = job;
@@ -586,6 +590,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         var minWall = long.MaxValue;
         var n = 0;
+        var low = ulong.MaxValue;
+        var high = 0UL;
         var columnar = keyOf.Columnar;
         for (var i = 0; i < _subCount; i++)
         {
@@ -604,6 +610,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
             }
 
             headCount += key == HeadKey ? 1 : 0;
+            low = Math.Min(low, key);
+            high = Math.Max(high, key);
             _keys[n] = key;
             _subOf[n++] = i;
         }
@@ -624,7 +632,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         var head = options.SortedHead;
         if (options.LazyOrder && options.Ordering != OrderingPolicy.Fifo && head > 0 && n > 2 * head && headCount < head)
         {
-            SortHeadOnly(n, head);
+            SortHeadOnly(n, head, low, high);
             return;
         }
 
@@ -678,16 +686,17 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
     /// <summary>
     /// Selects the first <paramref name="head"/> of the <paramref name="n"/> entries of <see cref="_selectKeys"/> by
-    /// (key, index), and sorts them into <see cref="_headPicked"/>; returns how many.
+    /// (key, index), and sorts them into <see cref="_headPicked"/>; returns how many. <paramref name="low"/> and
+    /// <paramref name="high"/> bound the keys (at most the lowest, at least the highest).
     /// </summary>
     /// <remarks>
     /// A radix select: the highest 12 bits in which the keys differ split them into 4,096 buckets; the buckets below the
     /// one where the count reaches <paramref name="head"/> are in, those above out, and the entries of that one bucket are
     /// split again by the highest bits in which they still differ, until the entries left are all in or all of one key
-    /// (then the lowest indices are in). Three reads of the keys and the short lists of the split buckets, instead of a
+    /// (then the lowest indices are in). Two reads of the keys and the short lists of the split buckets, instead of a
     /// heap step for each entry that beats the worst kept so far.
     /// </remarks>
-    private int SelectHead(int n, int head)
+    private int SelectHead(int n, int head, ulong low, ulong high)
     {
         if (_headPicked.Length < head)
         {
@@ -706,14 +715,10 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
         else
         {
-            // The entries still undecided: at first all of them (null: 0..n), then one bucket's.
-            var min = ulong.MaxValue;
-            var max = 0UL;
-            for (var i = 0; i < n; i++)
-            {
-                min = Math.Min(min, keys[i]);
-                max = Math.Max(max, keys[i]);
-            }
+            // The entries still undecided: at first all of them (null: 0..n), then one bucket's. The first split reads the
+            // caller's bounds of the keys (every key between them shares the bits above their highest difference).
+            var min = low;
+            var max = high;
 
             if (_splitBuffer.Length < n)
             {
@@ -794,11 +799,13 @@ internal sealed class PendingQueue(SchedulerOptions options)
         return size;
     }
 
-    /// <summary>For tests: the indices of the first <paramref name="head"/> of <paramref name="keys"/> by (key, index), in that order.</summary>
-    internal int[] SelectHeadForTests(ulong[] keys, int head)
+    /// <summary>For tests: the indices of the first <paramref name="head"/> of <paramref name="keys"/> by (key, index), in that order (with bounds of the keys looser by the amounts given).</summary>
+    internal int[] SelectHeadForTests(ulong[] keys, int head, ulong lowerBy = 0, ulong raiseBy = 0)
     {
         _selectKeys = keys;
-        var size = SelectHead(keys.Length, head);
+        var low = keys.Length == 0 ? 0 : keys.Min();
+        var high = keys.Length == 0 ? 0 : keys.Max();
+        var size = SelectHead(keys.Length, head, low - Math.Min(low, lowerBy), high + Math.Min(ulong.MaxValue - high, raiseBy));
         _selectKeys = [];
         return _headPicked.AsSpan(0, size).ToArray();
     }
@@ -819,7 +826,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// pass needs the order beyond the head. Sorting the head and then the tail gives exactly the full sort's order: every
     /// head job goes before every tail job by (key, submit order), the full sort's own order.
     /// </summary>
-    private void SortHeadOnly(int n, int head)
+    private void SortHeadOnly(int n, int head, ulong low, ulong high)
     {
         if (_inHead.Length < n)
         {
@@ -827,7 +834,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         _selectKeys = _keys;
-        var size = SelectHead(n, head);
+        var size = SelectHead(n, head, low, high);
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(Order, n);
         System.Runtime.InteropServices.CollectionsMarshal.SetCount(OrderWall, n);
         var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Order);
@@ -850,7 +857,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// <paramref name="order"/> and <paramref name="walls"/>: first the <paramref name="size"/> selected ones
     /// (<see cref="_headPicked"/>, in its order), then the others in submit order, whose keys and decision classes go to the
     /// tail's columns. Reads the jobs, walltimes and decision classes from the submit-order columns; sets <see cref="MinWalltime"/> and the
-    /// tail's lowest key. Returns the count of the others.
+    /// bounds of the tail's keys. Returns the count of the others.
     /// </summary>
     private int ArrangeFromColumns(Span<JobRecord> order, Span<long> walls, int n, int size)
     {
@@ -869,6 +876,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
 
         var t = 0;
         var low = ulong.MaxValue;
+        var high = 0UL;
         for (var j = 0; j < n; j++)
         {
             if (_inHead[j])
@@ -885,11 +893,13 @@ internal sealed class PendingQueue(SchedulerOptions options)
             _tailDecision[t] = _subDecision[i];
             var key = _keys[j];
             low = Math.Min(low, key);
+            high = Math.Max(high, key);
             _tailKeys[t++] = key;
         }
 
         MinWalltime = minWall;
         _tailLowKey = low;
+        _tailHighKey = high;
         return t;
     }
 
@@ -915,7 +925,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
         }
 
         _selectKeys = _tailKeys;
-        var size = SelectHead(t, count);
+        var size = SelectHead(t, count, _tailLowKey, _tailHighKey);
         var picked = _headPicked.AsSpan(0, size);
         if (_extendJobs.Length < size)
         {
@@ -969,7 +979,7 @@ internal sealed class PendingQueue(SchedulerOptions options)
             w += block;
         }
 
-        // (The tail's lowest key only rises: the kept one stays a bound.)
+        // (The tail's keys only narrow: the kept bounds stay bounds.)
         _tailCount = t - size;
         SortedUntil = from + size;
     }
