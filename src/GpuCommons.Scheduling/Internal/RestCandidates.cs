@@ -98,19 +98,7 @@ internal sealed class RestCandidates
         _pool[at] = place;
         _poolClass[at] = decisionClass;
         _poolWall[at] = walltime;
-        if (_searchLeastCount < FirstChunk)
-        {
-            _searchLeast[_searchLeastCount] = place;
-            _searchLeastAt[_searchLeastCount] = _foundCount;
-            SiftUp(_searchLeast, _searchLeastAt, _searchLeastCount++);
-        }
-        else if (place < _searchLeast[0])
-        {
-            _searchLeast[0] = place;
-            _searchLeastAt[0] = _foundCount;
-            SiftDown(_searchLeast, _searchLeastAt, FirstChunk);
-        }
-
+        KeepIfLeast(_searchLeast, _searchLeastAt, ref _searchLeastCount, FirstChunk, place, _foundCount);
         _foundCount++;
     }
 
@@ -273,19 +261,7 @@ internal sealed class RestCandidates
             _pool[kept] = p;
             _poolClass[kept] = _poolClass[i];
             _poolWall[kept] = _poolWall[i];
-            if (count < size)
-            {
-                heap[count] = p;
-                at[count] = kept;
-                SiftUp(heap, at, count++);
-            }
-            else if (p < heap[0])
-            {
-                heap[0] = p;
-                at[0] = kept;
-                SiftDown(heap, at, count);
-            }
-
+            KeepIfLeast(heap, at, ref count, size, p, kept);
             kept++;
         }
 
@@ -294,6 +270,24 @@ internal sealed class RestCandidates
         _chunkCount = count;
         _chunkAt = 0;
         return count > 0;
+    }
+
+    /// <summary>Offers <paramref name="place"/> (at <paramref name="index"/>) to a bounded max-heap of the <paramref name="size"/> least places.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void KeepIfLeast(UInt128[] heap, int[] at, ref int count, int size, UInt128 place, int index)
+    {
+        if (count < size)
+        {
+            heap[count] = place;
+            at[count] = index;
+            SiftUp(heap, at, count++);
+        }
+        else if (place < heap[0])
+        {
+            heap[0] = place;
+            at[0] = index;
+            SiftDown(heap, at, count);
+        }
     }
 
     private static void SiftUp(UInt128[] heap, int[] at, int k)
