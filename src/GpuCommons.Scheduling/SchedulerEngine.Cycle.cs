@@ -1379,10 +1379,9 @@ public sealed partial class SchedulerEngine
     /// step changes nothing but its reason, and is the one <see cref="DecideRestJob"/> gives, until a step changes the
     /// state. A reservation or a start only takes room and reservations away; but a start may change a class's admission
     /// either way, and a holder that starts gives its reservation back: those are looked for again then
-    /// (<see cref="Rescan"/>). The tail is read
-    /// without touching its jobs: per class, the longest walltime a job of it could be a candidate with
-    /// (<see cref="CandidateWalltime"/>), against the walltimes kept beside the order. Each candidate is looked at again
-    /// at its turn.
+    /// (<see cref="Rescan"/>). The tail is read without touching its jobs: per class, the longest walltime a job of it
+    /// could be a candidate with (<see cref="CandidateWalltime"/>), against the walltimes kept beside the order. Each
+    /// candidate is looked at again at its turn.
     /// </summary>
     private void FindRestCandidates(int from, long now, int depth, UInt128? after, bool dirtyOnly = false, bool keepChecked = false)
     {

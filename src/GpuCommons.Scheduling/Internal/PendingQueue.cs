@@ -856,8 +856,8 @@ internal sealed class PendingQueue(SchedulerOptions options)
     /// Writes the <paramref name="n"/> entries of the key pass (<see cref="_subOf"/>, their keys in <see cref="_keys"/>) to
     /// <paramref name="order"/> and <paramref name="walls"/>: first the <paramref name="size"/> selected ones
     /// (<see cref="_headPicked"/>, in its order), then the others in submit order, whose keys and decision classes go to the
-    /// tail's columns. Reads the jobs, walltimes and decision classes from the submit-order columns; sets <see cref="MinWalltime"/> and the
-    /// bounds of the tail's keys. Returns the count of the others.
+    /// tail's columns. Reads the jobs, walltimes and decision classes from the submit-order columns; sets
+    /// <see cref="MinWalltime"/> and the bounds of the tail's keys. Returns the count of the others.
     /// </summary>
     private int ArrangeFromColumns(Span<JobRecord> order, Span<long> walls, int n, int size)
     {

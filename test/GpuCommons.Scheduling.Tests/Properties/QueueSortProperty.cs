@@ -115,12 +115,7 @@ public sealed class QueueSortProperty
                     queue.Add(job, start.UtcTicks);
                 }
 
-                var expected = records
-                    .OrderBy(j => keys[j.Id], Comparer<double>.Create((a, b) => b.CompareTo(a)))
-                    .ThenBy(j => j.SubmitTicks)
-                    .ThenBy(j => j.Id)
-                    .Select(j => j.Id)
-                    .ToList();
+                var expected = FullSortOrder(records, keys);
                 var sortKeys = new Keys(keys, columnar: false);
                 queue.Sort(ref sortKeys, []);
                 foreach (var step in steps)
@@ -147,16 +142,19 @@ public sealed class QueueSortProperty
             }, iter: 500);
     }
 
+    /// <summary>The ids of <paramref name="jobs"/> as a comparison sort orders them: key (highest first), submit time, id.</summary>
+    private static List<long> FullSortOrder(IEnumerable<JobRecord> jobs, Dictionary<long, double> keys) => jobs
+        .OrderBy(j => keys[j.Id], Comparer<double>.Create((a, b) => b.CompareTo(a)))
+        .ThenBy(j => j.SubmitTicks)
+        .ThenBy(j => j.Id)
+        .Select(j => j.Id)
+        .ToList();
+
     private static void Check(PendingQueue queue, List<JobRecord> pending, Dictionary<long, double> keys, bool columnar)
     {
         var sortKeys = new Keys(keys, columnar);
         queue.Sort(ref sortKeys, []);
-        var expected = pending
-            .OrderBy(j => keys[j.Id], Comparer<double>.Create((a, b) => b.CompareTo(a)))
-            .ThenBy(j => j.SubmitTicks)
-            .ThenBy(j => j.Id)
-            .Select(j => j.Id)
-            .ToList();
+        var expected = FullSortOrder(pending, keys);
         queue.Order.Select(j => j.Id).ToList().ShouldBe(expected);
         queue.OrderHead.ShouldBe(pending.Count(j => double.IsPositiveInfinity(keys[j.Id])));
         queue.MinWalltime.ShouldBe(pending.Count == 0 ? long.MaxValue : pending.Min(j => j.WalltimeTicks));
